@@ -1,0 +1,9 @@
+//! One module per subcommand. Each exposes its clap arguments and `run(...) -> anyhow::Result<u8>`
+//! returning the exit code.
+
+pub mod audit;
+pub mod key;
+pub mod manifest;
+pub mod net;
+pub mod profile;
+pub mod run;

@@ -1,0 +1,78 @@
+//! The `watertight` command line: parses arguments and hands each subcommand to its module under
+//! `commands/`. Each command returns the process exit code; errors become one line on stderr.
+
+#![forbid(unsafe_code)]
+
+mod commands;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "watertight", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a program in a layered sandbox and report a verdict.
+    Run(commands::run::Args),
+    /// Show sandbox profiles (the built-in default, in the TOML profile format).
+    #[command(subcommand)]
+    Profile(commands::profile::Command),
+    /// Find isolation leaks on this host, in Kubernetes, Docker and OCI configs, and in the kernel.
+    #[command(subcommand)]
+    Audit(commands::audit::Command),
+    /// Anti-spoofing guards for container bridges.
+    #[command(subcommand)]
+    Net(commands::net::Command),
+    /// Signing keys for image manifests.
+    #[command(subcommand)]
+    Key(commands::key::Command),
+    /// Signed manifests of image trees.
+    #[command(subcommand)]
+    Manifest(commands::manifest::Command),
+}
+
+/// The exit code for watertight's own errors, by command family. `run` follows `timeout`/`env`
+/// conventions (125 = the tool failed, not the program); the others follow linters (2 = usage or
+/// input error, 1 = findings).
+fn own_error_code(args: &[String]) -> u8 {
+    match args.get(1).map(String::as_str) {
+        Some("run") | Some("profile") => 125,
+        _ => 2,
+    }
+}
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().collect();
+    let cli = match Cli::try_parse_from(&argv) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => 0,
+                _ => own_error_code(&argv),
+            };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let result = match cli.command {
+        Command::Run(args) => commands::run::run(args),
+        Command::Profile(cmd) => commands::profile::run(cmd),
+        Command::Audit(cmd) => commands::audit::run(cmd),
+        Command::Net(cmd) => commands::net::run(cmd),
+        Command::Key(cmd) => commands::key::run(cmd),
+        Command::Manifest(cmd) => commands::manifest::run(cmd),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            // One line: the outermost context first, then its causes.
+            eprintln!("watertight: {e:#}");
+            ExitCode::from(own_error_code(&argv))
+        }
+    }
+}
