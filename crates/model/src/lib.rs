@@ -1,1 +1,268 @@
+//! The normalized isolation model: one [`Workload`] per container, pod, sandbox or process group,
+//! whatever the source (live `/proc`, Kubernetes YAML, `docker inspect`, an OCI `config.json`, or
+//! `watertight run` describing itself). Auditing rules read only this model.
+//!
+//! Every field that a source may not know is an `Option` or has an explicit `Unknown` state: a
+//! missing fact must never read as "isolated".
+
 #![forbid(unsafe_code)]
+
+mod capability;
+mod mount;
+mod namespace;
+
+pub use capability::{CapSet, Capabilities, UnknownCapability, CAPABILITY_NAMES};
+pub use mount::{Device, DeviceKind, Mount, Propagation};
+pub use namespace::{NamespaceKind, NamespaceState, Namespaces};
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// What kind of thing a workload is; decides which expectations apply (a systemd unit sharing
+/// the host network is normal, a container doing so is a finding).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "type")]
+pub enum WorkloadKind {
+    /// A container run by a container runtime (`docker`, `containerd`, `cri-o`, `podman`, ...).
+    Container {
+        runtime: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        container_id: Option<String>,
+    },
+    /// A container of a Kubernetes pod (live: found under a `kubepods` cgroup).
+    KubernetesContainer {
+        runtime: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pod_uid: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        container_id: Option<String>,
+    },
+    /// A Kubernetes object carrying a pod template (Pod, Deployment, CronJob, ...).
+    KubernetesObject { api_version: String, kind: String },
+    /// A sandbox started by `watertight run`.
+    WatertightSandbox,
+    /// A systemd service or scope.
+    SystemdUnit { unit: String },
+    /// Processes in some other cgroup.
+    Cgroup,
+    /// Plain host processes (the root cgroup or no cgroup information).
+    HostProcesses,
+}
+
+impl WorkloadKind {
+    /// Whether the workload is meant to be isolated from the host. Host services legitimately
+    /// share the host's namespaces; containers and sandboxes must not.
+    pub fn expects_isolation(&self) -> bool {
+        !matches!(
+            self,
+            WorkloadKind::SystemdUnit { .. } | WorkloadKind::Cgroup | WorkloadKind::HostProcesses
+        )
+    }
+}
+
+/// Where a workload description came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "type")]
+pub enum Origin {
+    /// Measured on a running host.
+    Live { host: String },
+    /// Read from a file (for multi-document YAML, the 0-based document index).
+    File {
+        path: PathBuf,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        document: Option<usize>,
+    },
+    /// Described by the program that created it (e.g. `watertight run`).
+    SelfDescribed { tool: String },
+}
+
+/// One workload: a group of subjects (processes or containers) that belong together.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Workload {
+    /// Stable identifier: the cgroup path for live workloads, `namespace/Kind/name` for
+    /// Kubernetes, the container name or id for Docker, the bundle path for OCI.
+    pub id: String,
+    pub kind: WorkloadKind,
+    pub origin: Origin,
+    /// The workload's cgroup path as the host sees it (live) or as configured (static).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup_path: Option<String>,
+    pub subjects: Vec<Subject>,
+}
+
+/// One confined thing: a process (live) or a container (static). Everything a rule needs to judge
+/// its isolation.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Subject {
+    /// Container name, or the process's command name.
+    pub name: String,
+    /// Host pid (live sources only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    pub namespaces: Namespaces,
+    /// Runs privileged (Docker `--privileged`, Kubernetes `privileged: true`).
+    #[serde(default)]
+    pub privileged: bool,
+    pub capabilities: Capabilities,
+    pub seccomp: Seccomp,
+    /// `None` where the source does not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_new_privs: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lsm: Option<LsmLabel>,
+    pub user: User,
+    /// The user namespace's uid mapping (inside, outside, count); `None` if not known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid_map: Option<Vec<IdMapping>>,
+    #[serde(default)]
+    pub mounts: Vec<Mount>,
+    #[serde(default)]
+    pub devices: Vec<Device>,
+    #[serde(default)]
+    pub host_ports: Vec<HostPort>,
+    #[serde(default)]
+    pub sysctls: Vec<Sysctl>,
+    /// Paths the runtime masks (e.g. `/proc/kcore`); `None` if not known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub masked_paths: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readonly_rootfs: Option<bool>,
+    /// A Kubernetes service-account token is mounted automatically.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_token: Option<bool>,
+    /// The subject's cgroup path (host view); `Some("/")` means the root cgroup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup_path: Option<String>,
+}
+
+/// The seccomp state.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Seccomp {
+    pub mode: SeccompMode,
+    /// The profile's name or path where the source names one (`runtime/default`, a file, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SeccompMode {
+    Disabled,
+    Strict,
+    Filter,
+    #[default]
+    Unknown,
+}
+
+/// A Linux security module label (AppArmor profile, SELinux context, ...).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LsmLabel {
+    /// `apparmor`, `selinux`, `smack`, or another LSM's name.
+    pub lsm: String,
+    pub label: String,
+    /// Whether the label confines at all (`unconfined`, `spc_t` do not).
+    pub confined: bool,
+}
+
+/// The identity the subject runs as.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct User {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<u32>,
+    /// Kubernetes `runAsNonRoot`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_as_non_root: Option<bool>,
+}
+
+/// One line of a uid or gid map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdMapping {
+    pub inside: u32,
+    pub outside: u32,
+    pub count: u32,
+}
+
+impl IdMapping {
+    /// Whether this mapping makes some id inside the namespace the host's `outside` id.
+    pub fn maps_outside(&self, outside: u32) -> bool {
+        outside >= self.outside && (outside - self.outside) < self.count
+    }
+}
+
+/// A port of the host bound for the workload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostPort {
+    pub host_port: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_port: Option<u16>,
+    pub protocol: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_ip: Option<String>,
+}
+
+/// A kernel parameter set for the workload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sysctl {
+    pub name: String,
+    pub value: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_mapping_covers_its_range_only() {
+        let m = IdMapping {
+            inside: 0,
+            outside: 100_000,
+            count: 65_536,
+        };
+        assert!(!m.maps_outside(0));
+        assert!(m.maps_outside(100_000));
+        assert!(m.maps_outside(165_535));
+        assert!(!m.maps_outside(165_536));
+        let root = IdMapping {
+            inside: 0,
+            outside: 0,
+            count: 1,
+        };
+        assert!(root.maps_outside(0));
+    }
+
+    #[test]
+    fn workload_round_trips_through_json() {
+        let mut subject = Subject {
+            name: "app".into(),
+            pid: Some(42),
+            ..Subject::default()
+        };
+        subject
+            .namespaces
+            .set(NamespaceKind::Net, NamespaceState::Shared);
+        subject.capabilities.effective = Some(CapSet::from_names(["SYS_ADMIN"]).unwrap());
+        let w = Workload {
+            id: "/docker/abc".into(),
+            kind: WorkloadKind::Container {
+                runtime: "docker".into(),
+                container_id: Some("abc".into()),
+            },
+            origin: Origin::Live { host: "n1".into() },
+            cgroup_path: Some("/docker/abc".into()),
+            subjects: vec![subject],
+        };
+        let text = serde_json::to_string(&w).unwrap();
+        assert!(text.contains("\"net\":\"shared\""), "{text}");
+        assert!(text.contains("CAP_SYS_ADMIN"), "{text}");
+        let back: Workload = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, w);
+    }
+
+    #[test]
+    fn host_services_do_not_expect_isolation() {
+        assert!(!WorkloadKind::HostProcesses.expects_isolation());
+        assert!(WorkloadKind::WatertightSandbox.expects_isolation());
+    }
+}
