@@ -1,0 +1,409 @@
+//! `net check`: is the guard in place as the bindings say, and has any neighbour been poisoned?
+//!
+//! The expected table is not guessed: the ruleset the bindings produce is applied in a scratch
+//! network namespace and read back with `nft -j`, so both sides of the comparison come out of the
+//! same nft and kernel, in the same normal form.
+
+use crate::bindings::{Bindings, PortBinding};
+use crate::error::{Error, Result};
+use crate::guard::{effective_ports, require_root};
+use crate::mac::MacAddr;
+use crate::netns::{in_scratch_netns, Netns};
+use crate::{netlink, nft, ruleset};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+
+/// What kind of problem a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingKind {
+    TableMissing,
+    ChainMissing,
+    ChainUnexpected,
+    ChainAltered,
+    RuleMissing,
+    RuleUnexpected,
+    RulesReordered,
+    SetMissing,
+    SetUnexpected,
+    SetAltered,
+    ElementMissing,
+    ElementUnexpected,
+    PortNotOnBridge,
+    NeighbourMismatch,
+}
+
+/// One problem, with what it concerns and the evidence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub kind: FindingKind,
+    /// The chain, set, port or namespace concerned.
+    pub subject: String,
+    pub detail: String,
+}
+
+/// The outcome of `net check`.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckReport {
+    pub bridge: String,
+    pub table: String,
+    pub ports: usize,
+    pub rules_compared: usize,
+    pub neighbours_compared: usize,
+    pub findings: Vec<Finding>,
+}
+
+impl CheckReport {
+    pub fn is_clean(&self) -> bool {
+        self.findings.is_empty()
+    }
+}
+
+#[derive(Debug, Default, PartialEq)]
+struct ChainView {
+    spec: BTreeMap<String, Value>,
+    rules: Vec<Value>,
+}
+
+#[derive(Debug, Default, PartialEq)]
+struct SetView {
+    spec: BTreeMap<String, Value>,
+    elements: Vec<String>,
+}
+
+/// A table from `nft -j list table`, without handles, in a form two listings can be compared in.
+#[derive(Debug, Default, PartialEq)]
+struct TableView {
+    chains: BTreeMap<String, ChainView>,
+    sets: BTreeMap<String, SetView>,
+}
+
+fn without(obj: &serde_json::Map<String, Value>, drop: &[&str]) -> BTreeMap<String, Value> {
+    obj.iter()
+        .filter(|(k, _)| !drop.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+fn parse_table(json: &Value) -> Result<TableView> {
+    let items = json
+        .get("nftables")
+        .and_then(Value::as_array)
+        .ok_or_else(|| Error::RulesetJson("no \"nftables\" array".into()))?;
+    let mut view = TableView::default();
+    for item in items {
+        let Some(obj) = item.as_object() else {
+            return Err(Error::RulesetJson("an item is not an object".into()));
+        };
+        for (kind, body) in obj {
+            let body = body
+                .as_object()
+                .ok_or_else(|| Error::RulesetJson(format!("{kind} is not an object")))?;
+            let name = || {
+                body.get("name")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+                    .ok_or_else(|| Error::RulesetJson(format!("{kind} without a name")))
+            };
+            match kind.as_str() {
+                "chain" => {
+                    view.chains.entry(name()?).or_default().spec =
+                        without(body, &["handle", "name", "table", "family"]);
+                }
+                "rule" => {
+                    let chain = body
+                        .get("chain")
+                        .and_then(Value::as_str)
+                        .ok_or_else(|| Error::RulesetJson("rule without a chain".into()))?;
+                    let expr = body
+                        .get("expr")
+                        .cloned()
+                        .ok_or_else(|| Error::RulesetJson("rule without expr".into()))?;
+                    view.chains.entry(chain.to_string()).or_default().rules.push(expr);
+                }
+                "set" | "map" => {
+                    let mut elements: Vec<String> = body
+                        .get("elem")
+                        .and_then(Value::as_array)
+                        .map(|a| a.iter().map(Value::to_string).collect())
+                        .unwrap_or_default();
+                    elements.sort();
+                    let mut spec = without(body, &["handle", "name", "table", "family", "elem"]);
+                    spec.insert("kind".into(), Value::String(kind.clone()));
+                    view.sets.insert(name()?, SetView { spec, elements });
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(view)
+}
+
+fn finding(kind: FindingKind, subject: impl Into<String>, detail: impl Into<String>) -> Finding {
+    Finding {
+        kind,
+        subject: subject.into(),
+        detail: detail.into(),
+    }
+}
+
+/// Multiset difference `a - b`, keeping `a`'s order.
+fn minus<'a>(a: &'a [Value], b: &[Value]) -> Vec<&'a Value> {
+    let mut left: HashMap<String, usize> = HashMap::new();
+    for v in b {
+        *left.entry(v.to_string()).or_default() += 1;
+    }
+    a.iter()
+        .filter(|v| match left.get_mut(&v.to_string()) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                false
+            }
+            _ => true,
+        })
+        .collect()
+}
+
+/// Compares the live table with the expected one. `texts` maps an expected rule's JSON to the nft
+/// text it was written as, so missing rules are reported the way a person would type them.
+fn compare(expected: &TableView, live: &TableView, texts: &HashMap<String, String>) -> Vec<Finding> {
+    use FindingKind::*;
+    let mut out = Vec::new();
+    let show = |v: &Value| texts.get(&v.to_string()).cloned().unwrap_or_else(|| v.to_string());
+    for (name, exp) in &expected.chains {
+        let Some(got) = live.chains.get(name) else {
+            out.push(finding(ChainMissing, name, format!("{} rules", exp.rules.len())));
+            continue;
+        };
+        if got.spec != exp.spec {
+            out.push(finding(
+                ChainAltered,
+                name,
+                format!(
+                    "expected {}, found {}",
+                    serde_json::to_string(&exp.spec).unwrap_or_default(),
+                    serde_json::to_string(&got.spec).unwrap_or_default()
+                ),
+            ));
+        }
+        if got.rules != exp.rules {
+            let missing = minus(&exp.rules, &got.rules);
+            let extra = minus(&got.rules, &exp.rules);
+            for r in &missing {
+                out.push(finding(RuleMissing, name, show(r)));
+            }
+            for r in &extra {
+                out.push(finding(RuleUnexpected, name, show(r)));
+            }
+            if missing.is_empty() && extra.is_empty() {
+                out.push(finding(RulesReordered, name, "same rules in a different order"));
+            }
+        }
+    }
+    for name in live.chains.keys().filter(|n| !expected.chains.contains_key(*n)) {
+        out.push(finding(ChainUnexpected, name, "not produced by the bindings"));
+    }
+    for (name, exp) in &expected.sets {
+        let Some(got) = live.sets.get(name) else {
+            out.push(finding(SetMissing, name, format!("{} elements", exp.elements.len())));
+            continue;
+        };
+        if got.spec != exp.spec {
+            out.push(finding(
+                SetAltered,
+                name,
+                format!(
+                    "expected {}, found {}",
+                    serde_json::to_string(&exp.spec).unwrap_or_default(),
+                    serde_json::to_string(&got.spec).unwrap_or_default()
+                ),
+            ));
+        }
+        for e in exp.elements.iter().filter(|e| !got.elements.contains(e)) {
+            out.push(finding(ElementMissing, name, e.clone()));
+        }
+        for e in got.elements.iter().filter(|e| !exp.elements.contains(e)) {
+            out.push(finding(ElementUnexpected, name, e.clone()));
+        }
+    }
+    for name in live.sets.keys().filter(|n| !expected.sets.contains_key(*n)) {
+        out.push(finding(SetUnexpected, name, "not produced by the bindings"));
+    }
+    out
+}
+
+/// The table the bindings produce, as nft lists it, plus the text of each rule.
+fn expected_table(bridge: &str, ports: &[PortBinding]) -> Result<(TableView, HashMap<String, String>)> {
+    let refs: Vec<&PortBinding> = ports.iter().collect();
+    let script = ruleset::render_table(bridge, &refs);
+    let table = ruleset::table_name(bridge);
+    let json = in_scratch_netns(|| {
+        nft::apply(&script, "render the expected ruleset")?;
+        nft::list_table_json(&table)
+    })?
+    .ok_or_else(|| Error::RulesetJson("the expected table vanished from the scratch namespace".into()))?;
+    let view = parse_table(&json)?;
+    let mut texts = HashMap::new();
+    for port in ports {
+        if let Some(chain) = view.chains.get(&ruleset::port_chain_name(&port.iface)) {
+            for (json, text) in chain.rules.iter().zip(ruleset::port_rules(port)) {
+                texts.insert(json.to_string(), text);
+            }
+        }
+    }
+    Ok((view, texts))
+}
+
+/// Neighbour entries (in the calling thread's namespace) for a bound address whose MAC is not the
+/// bound one.
+fn poisoned_neighbours(place: &str, owners: &HashMap<IpAddr, (&str, MacAddr)>) -> Result<(usize, Vec<Finding>)> {
+    let links = netlink::links()?;
+    let neighbours = netlink::neighbours()?;
+    let mut compared = 0;
+    let mut out = Vec::new();
+    for n in &neighbours {
+        let (Some(mac), Some((iface, want))) = (n.mac, owners.get(&n.ip)) else {
+            continue;
+        };
+        compared += 1;
+        if mac != *want {
+            let dev = links
+                .iter()
+                .find(|l| l.index == n.ifindex)
+                .map(|l| l.name.clone())
+                .unwrap_or_else(|| format!("#{}", n.ifindex));
+            out.push(finding(
+                FindingKind::NeighbourMismatch,
+                place,
+                format!(
+                    "{} dev {dev} lladdr {mac} ({}) but port {iface:?} owns it with {want}",
+                    n.ip,
+                    n.state.to_lowercase()
+                ),
+            ));
+        }
+    }
+    Ok((compared, out))
+}
+
+/// Compares the live guard of `bridge` with `bindings` (plus running sandboxes' ports), and the
+/// neighbour tables of `namespaces` (the caller's own namespace, the bridge's host side, when
+/// empty) with the bound MACs.
+pub fn check_guard(bridge: &str, bindings: &Bindings, namespaces: &[Netns]) -> Result<CheckReport> {
+    require_root("net check")?;
+    crate::bindings::validate_ifname(bridge)?;
+    bindings.validate()?;
+    let links = netlink::links()?;
+    let bridge_link = netlink::find_bridge(&links, bridge)?;
+    let mut findings = Vec::new();
+    for port in &bindings.ports {
+        if let Err(e) = netlink::require_port(&links, bridge_link, &port.iface) {
+            findings.push(finding(FindingKind::PortNotOnBridge, &port.iface, e.to_string()));
+        }
+    }
+    let ports = effective_ports(bridge, bindings, &links, bridge_link)?;
+    let table = ruleset::table_name(bridge);
+    let (expected, texts) = expected_table(bridge, &ports)?;
+    let rules_compared = expected.chains.values().map(|c| c.rules.len()).sum();
+    match nft::list_table_json(&table)? {
+        None => findings.push(finding(
+            FindingKind::TableMissing,
+            &table,
+            format!("bridge {bridge} has no guard; run `watertight net guard --bridge {bridge} --bindings ...`"),
+        )),
+        Some(json) => findings.extend(compare(&expected, &parse_table(&json)?, &texts)),
+    }
+    let mut owners: HashMap<IpAddr, (&str, MacAddr)> = HashMap::new();
+    for p in &ports {
+        for a in p.addresses() {
+            owners.insert(a, (p.iface.as_str(), p.mac));
+        }
+    }
+    let mut neighbours_compared = 0;
+    if namespaces.is_empty() {
+        let (n, f) = poisoned_neighbours("host", &owners)?;
+        neighbours_compared += n;
+        findings.extend(f);
+    }
+    for ns in namespaces {
+        let place = ns.path().display().to_string();
+        let (n, f) = ns.run(|| poisoned_neighbours(&place, &owners))?;
+        neighbours_compared += n;
+        findings.extend(f);
+    }
+    Ok(CheckReport {
+        bridge: bridge.to_string(),
+        table,
+        ports: ports.len(),
+        rules_compared,
+        neighbours_compared,
+        findings,
+    })
+}
+
+/// Parses `nft -j list table` output; exposed for the fuzz test.
+#[doc(hidden)]
+pub fn parse_ruleset_json(text: &str) -> Result<usize> {
+    let json: Value = serde_json::from_str(text).map_err(|e| Error::RulesetJson(e.to_string()))?;
+    let view = parse_table(&json)?;
+    Ok(view.chains.values().map(|c| c.rules.len()).sum())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn listing(rules: Vec<Value>, elems: Vec<Value>) -> Value {
+        let mut items = vec![
+            json!({"metainfo": {"version": "1.0.6"}}),
+            json!({"table": {"family": "bridge", "name": "t", "handle": 1}}),
+            json!({"map": {"family": "bridge", "name": "ports", "table": "t", "type": "ifname", "handle": 3, "map": "verdict", "elem": elems}}),
+            json!({"chain": {"family": "bridge", "table": "t", "name": "c", "handle": 2}}),
+        ];
+        for (i, r) in rules.into_iter().enumerate() {
+            items.push(json!({"rule": {"family": "bridge", "table": "t", "chain": "c", "handle": 10 + i, "expr": r}}));
+        }
+        json!({ "nftables": items })
+    }
+
+    #[test]
+    fn identical_listings_compare_clean_despite_handles() {
+        let a = parse_table(&listing(vec![json!([{"drop": null}])], vec![json!(["a", {"jump": {"target": "c"}}])])).unwrap();
+        let mut b_json = listing(vec![json!([{"drop": null}])], vec![json!(["a", {"jump": {"target": "c"}}])]);
+        b_json["nftables"][1]["table"]["handle"] = json!(99);
+        let b = parse_table(&b_json).unwrap();
+        assert!(compare(&a, &b, &HashMap::new()).is_empty());
+    }
+
+    #[test]
+    fn reports_missing_extra_and_reordered_rules_and_elements() {
+        let r1 = json!([{"drop": null}]);
+        let r2 = json!([{"accept": null}]);
+        let e = json!(["a", {"jump": {"target": "c"}}]);
+        let exp = parse_table(&listing(vec![r1.clone(), r2.clone()], vec![e.clone()])).unwrap();
+        let kinds = |live: Value| -> Vec<FindingKind> {
+            compare(&exp, &parse_table(&live).unwrap(), &HashMap::new())
+                .into_iter()
+                .map(|f| f.kind)
+                .collect()
+        };
+        assert_eq!(kinds(listing(vec![r1.clone()], vec![e.clone()])), vec![FindingKind::RuleMissing]);
+        assert_eq!(
+            kinds(listing(vec![r1.clone(), r2.clone(), r2.clone()], vec![e.clone()])),
+            vec![FindingKind::RuleUnexpected]
+        );
+        assert_eq!(kinds(listing(vec![r2.clone(), r1.clone()], vec![e.clone()])), vec![FindingKind::RulesReordered]);
+        assert_eq!(kinds(listing(vec![r1.clone(), r2.clone()], vec![])), vec![FindingKind::ElementMissing]);
+    }
+
+    #[test]
+    fn malformed_listing_is_an_error() {
+        assert!(parse_ruleset_json("{}").is_err());
+        assert!(parse_ruleset_json("{\"nftables\": [1]}").is_err());
+        assert!(parse_ruleset_json("{\"nftables\": [{\"rule\": {}}]}").is_err());
+        assert_eq!(parse_ruleset_json("{\"nftables\": []}").unwrap(), 0);
+    }
+}
