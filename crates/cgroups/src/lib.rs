@@ -1,1 +1,30 @@
 #![forbid(unsafe_code)]
+//! cgroup drivers for watertight sandboxes on cgroup v1, pure cgroup v2 and hybrid hosts.
+//!
+//! [`detect`] finds where each controller lives once per supervisor; [`Cgroup::create`] makes
+//! one sandbox's cgroup in every hierarchy it needs (a handful of mkdir/write calls, rolled back
+//! on failure) and applies [`Limits`]; the handle then places processes, reads [`Stats`],
+//! freezes, thaws, kills, and removes everything on [`Cgroup::destroy`] or drop.
+//! [`cleanup_stale`] removes cgroups whose supervisor died.
+//!
+//! Module map: `layout` (mount detection), `limits` (what may be used), `cgroup` (the handle),
+//! `freezer` (freeze/thaw/kill), `stats` (accounting and file parsers), `device_program`
+//! (cgroup v2 BPF device allowlist), `owner` (owner tag in names), `stale` (cleanup).
+
+mod cgroup;
+pub mod device_program;
+mod error;
+mod freezer;
+mod layout;
+mod limits;
+pub mod owner;
+mod stale;
+pub mod stats;
+
+pub use cgroup::{validate_name, Cgroup, PARENT_DIR};
+pub use error::Error;
+pub use freezer::{parse_freezer_state, FreezerState};
+pub use layout::{detect, parse_mountinfo, CgroupMount, Controller, DeviceBackend, Layout, Mode, Placement};
+pub use limits::{CpuQuota, DeviceKind, DeviceRule, Limits};
+pub use stale::cleanup_stale;
+pub use stats::Stats;

@@ -1,0 +1,228 @@
+//! Freezing, thawing and killing a sandbox's processes: v1 `freezer.state`, cgroup2
+//! `cgroup.freeze` / `cgroup.events` / `cgroup.kill`, and the signal loop for hosts without
+//! `cgroup.kill`.
+
+use std::fs::File;
+use std::os::fd::AsFd;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use crate::cgroup::{read_procs, write_file, Cgroup, Role};
+use crate::stats::flat_keyed_value;
+use crate::Error;
+
+/// How long freeze/thaw/kill wait for the kernel before giving up.
+const WAIT_LIMIT: Duration = Duration::from_secs(10);
+const FIRST_DELAY: Duration = Duration::from_micros(50);
+const MAX_DELAY: Duration = Duration::from_millis(10);
+
+/// v1 freezer states as read from freezer.state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FreezerState {
+    Thawed,
+    Freezing,
+    Frozen,
+}
+
+/// Parses v1 `freezer.state`.
+pub fn parse_freezer_state(text: &str) -> Result<FreezerState, String> {
+    match text.trim() {
+        "THAWED" => Ok(FreezerState::Thawed),
+        "FREEZING" => Ok(FreezerState::Freezing),
+        "FROZEN" => Ok(FreezerState::Frozen),
+        other => Err(format!("unknown freezer state {other:?}")),
+    }
+}
+
+impl Cgroup {
+    fn freezer_role(&self) -> Result<&Role, Error> {
+        self.freezer.as_ref().ok_or(Error::ControllerMissing {
+            controller: "freezer",
+            mode: self.mode,
+            fix: "mount the v1 freezer hierarchy or cgroup2 (kernel 5.2+ for cgroup.freeze)",
+        })
+    }
+
+    /// Freezes every process and returns once the kernel reports the cgroup frozen. On timeout
+    /// the cgroup is thawed again so it is never left half-frozen.
+    pub fn freeze(&self) -> Result<(), Error> {
+        let role = self.freezer_role()?;
+        let result = if role.v2 {
+            write_file(&role.dir.join("cgroup.freeze"), "1")
+                .and_then(|()| wait_for_event(&role.dir.join("cgroup.events"), "frozen", 1, "freeze"))
+        } else {
+            let state = role.dir.join("freezer.state");
+            write_file(&state, "FROZEN").and_then(|()| wait_for_v1_state(&state, FreezerState::Frozen))
+        };
+        if result.is_err() {
+            let _ = self.thaw();
+        }
+        result
+    }
+
+    /// Lets every process run again; returns once the kernel reports the cgroup thawed.
+    pub fn thaw(&self) -> Result<(), Error> {
+        let role = self.freezer_role()?;
+        if role.v2 {
+            write_file(&role.dir.join("cgroup.freeze"), "0")?;
+            wait_for_event(&role.dir.join("cgroup.events"), "frozen", 0, "thaw")
+        } else {
+            let state = role.dir.join("freezer.state");
+            write_file(&state, "THAWED")?;
+            wait_for_v1_state(&state, FreezerState::Thawed)
+        }
+    }
+
+    /// Whether the kernel reports the cgroup frozen now.
+    pub fn is_frozen(&self) -> Result<bool, Error> {
+        let role = self.freezer_role()?;
+        if role.v2 {
+            let events = role.dir.join("cgroup.events");
+            let text = std::fs::read_to_string(&events).map_err(|e| Error::read(&events, e))?;
+            Ok(flat_keyed_value(&text, "frozen").map_err(|r| Error::parse(&events, r))? == Some(1))
+        } else {
+            Ok(read_v1_state(&role.dir.join("freezer.state"))? == FreezerState::Frozen)
+        }
+    }
+
+    /// Kills every process and returns once the cgroup is empty (also when it was frozen).
+    /// Uses cgroup2 `cgroup.kill` where the kernel has it (atomic against forks, acts on
+    /// frozen tasks); otherwise SIGKILLs every listed pid, thaws a v1 freezer (frozen tasks act
+    /// on SIGKILL only after thaw) and repeats until nothing is left.
+    pub fn kill_all(&self) -> Result<(), Error> {
+        let kill_file = self.unified.as_ref().map(|dir| dir.join("cgroup.kill"));
+        let mut have_cgroup_kill = kill_file.is_some();
+        let v1_freezer = self.freezer.as_ref().filter(|role| !role.v2);
+        let deadline = Instant::now() + WAIT_LIMIT;
+        let mut delay = FIRST_DELAY;
+        loop {
+            let mut signal_list = Vec::new();
+            let mut any = false;
+            for dir in &self.dirs {
+                let pids = read_procs(dir)?;
+                any |= !pids.is_empty();
+                // Processes in the unified directory are reached by cgroup.kill; signal by
+                // pid only what it cannot reach.
+                if !(have_cgroup_kill && Some(dir) == self.unified.as_ref()) {
+                    signal_list.extend(pids);
+                }
+            }
+            if !any {
+                return Ok(());
+            }
+            if let (true, Some(path)) = (have_cgroup_kill, &kill_file) {
+                match write_file(path, "1") {
+                    Ok(()) => {}
+                    Err(Error::Write { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                        // Kernel before 5.14: fall back to signals from the next round on.
+                        have_cgroup_kill = false;
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            signal_list.sort_unstable();
+            signal_list.dedup();
+            for pid in signal_list {
+                match kill(Pid::from_raw(pid), Signal::SIGKILL) {
+                    Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+                    Err(source) => {
+                        return Err(Error::Signal {
+                            pid,
+                            path: self.dirs[0].clone(),
+                            source,
+                        })
+                    }
+                }
+            }
+            if let Some(role) = v1_freezer {
+                let state = role.dir.join("freezer.state");
+                if read_v1_state(&state)? != FreezerState::Thawed {
+                    write_file(&state, "THAWED")?;
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Timeout {
+                    path: self.dirs[0].clone(),
+                    what: "become empty after SIGKILL",
+                    waited_ms: WAIT_LIMIT.as_millis() as u64,
+                });
+            }
+            std::thread::sleep(delay);
+            delay = (delay * 2).clamp(FIRST_DELAY, MAX_DELAY);
+        }
+    }
+}
+
+fn read_v1_state(path: &Path) -> Result<FreezerState, Error> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::read(path, e))?;
+    parse_freezer_state(&text).map_err(|reason| Error::parse(path, reason))
+}
+
+/// Polls v1 freezer.state (reading it is what advances FREEZING to FROZEN) until `want`.
+fn wait_for_v1_state(path: &Path, want: FreezerState) -> Result<(), Error> {
+    let deadline = Instant::now() + WAIT_LIMIT;
+    let mut delay = FIRST_DELAY;
+    loop {
+        if read_v1_state(path)? == want {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::Timeout {
+                path: path.to_owned(),
+                what: if want == FreezerState::Frozen { "reach FROZEN" } else { "reach THAWED" },
+                waited_ms: WAIT_LIMIT.as_millis() as u64,
+            });
+        }
+        std::thread::sleep(delay);
+        delay = (delay * 2).min(MAX_DELAY);
+    }
+}
+
+/// Waits until the flat-keyed `cgroup.events` shows `key want`, sleeping in poll(2): the kernel
+/// signals POLLPRI on the file whenever an event value changes.
+fn wait_for_event(path: &Path, key: &str, want: u64, what: &'static str) -> Result<(), Error> {
+    let file = File::open(path).map_err(|e| Error::read(path, e))?;
+    let deadline = Instant::now() + WAIT_LIMIT;
+    let mut buf = [0u8; 256];
+    loop {
+        let len = file.read_at(&mut buf, 0).map_err(|e| Error::read(path, e))?;
+        let text = String::from_utf8_lossy(&buf[..len]);
+        if flat_keyed_value(&text, key).map_err(|r| Error::parse(path, r))? == Some(want) {
+            return Ok(());
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(Error::Timeout {
+                path: path.to_owned(),
+                what,
+                waited_ms: WAIT_LIMIT.as_millis() as u64,
+            });
+        }
+        // Cap each sleep so a missed notification costs at most 50 ms.
+        let wait_ms = (deadline - now).as_millis().min(50) as u16;
+        let mut fds = [PollFd::new(file.as_fd(), PollFlags::POLLPRI)];
+        match nix::poll::poll(&mut fds, PollTimeout::from(wait_ms)) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(Error::read(path, e.into())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn freezer_states_parse() {
+        assert_eq!(parse_freezer_state("FROZEN\n"), Ok(FreezerState::Frozen));
+        assert_eq!(parse_freezer_state("THAWED"), Ok(FreezerState::Thawed));
+        assert_eq!(parse_freezer_state("FREEZING\n"), Ok(FreezerState::Freezing));
+        assert!(parse_freezer_state("frozen").is_err());
+    }
+}
