@@ -1,0 +1,51 @@
+//! Landlock layer: a ruleset that handles only EXECUTE, allowed beneath the verified roots.
+//! Reads and writes stay unrestricted here (other layers govern them).
+
+use crate::{Error, Result};
+use landlock::{
+    path_beneath_rules, Access, AccessFs, CompatLevel, Compatible, Ruleset, RulesetAttr, RulesetCreated,
+    RulesetCreatedAttr, RulesetStatus, ABI,
+};
+use std::path::Path;
+
+/// A Landlock ruleset built in the supervisor (where paths resolve) and applied in the child
+/// right before `execve` with [`PreparedRuleset::restrict_self`].
+pub struct PreparedRuleset {
+    ruleset: RulesetCreated,
+}
+
+/// Builds the ruleset: EXECUTE only beneath `exec_roots`. Fails when the kernel lacks Landlock or
+/// a root cannot be opened; nothing is applied until `restrict_self`.
+pub fn landlock_exec_ruleset(exec_roots: &[&Path]) -> Result<PreparedRuleset> {
+    if exec_roots.is_empty() {
+        return Err(Error::Landlock("no exec root given; pass the verified tree".into()));
+    }
+    for root in exec_roots {
+        std::fs::metadata(root).map_err(|e| Error::Landlock(format!("exec root {}: {e}", root.display())))?;
+    }
+    let execute = AccessFs::Execute;
+    let ruleset = Ruleset::default()
+        // Execute exists since ABI 1; anything less than full support is a refusal, not a
+        // silently weaker sandbox.
+        .set_compatibility(CompatLevel::HardRequirement)
+        .handle_access(AccessFs::from_all(ABI::V1) & execute)
+        .and_then(|r| r.create())
+        .and_then(|r| r.add_rules(path_beneath_rules(exec_roots, execute)))
+        .map_err(|e| Error::Landlock(format!("{e}; this kernel needs Landlock (CONFIG_SECURITY_LANDLOCK and lsm=landlock)")))?;
+    Ok(PreparedRuleset { ruleset })
+}
+
+impl PreparedRuleset {
+    /// Applies the ruleset to the calling thread (and everything it forks or execs later), with
+    /// `no_new_privs`. Call it in the child, just before `execve`.
+    pub fn restrict_self(self) -> Result<()> {
+        let status = self
+            .ruleset
+            .restrict_self()
+            .map_err(|e| Error::Landlock(format!("restrict_self: {e}")))?;
+        match status.ruleset {
+            RulesetStatus::FullyEnforced => Ok(()),
+            other => Err(Error::Landlock(format!("ruleset only {other:?}; refusing a weaker sandbox"))),
+        }
+    }
+}
