@@ -11,7 +11,7 @@ mod capability;
 mod mount;
 mod namespace;
 
-pub use capability::{CapSet, Capabilities, UnknownCapability, CAPABILITY_NAMES};
+pub use capability::{CapSet, Capabilities, UnknownCapability, CAPABILITY_NAMES, LAST_KNOWN_CAP};
 pub use mount::{Device, DeviceKind, Mount, Propagation};
 pub use namespace::{NamespaceKind, NamespaceState, Namespaces};
 

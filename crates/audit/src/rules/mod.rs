@@ -1,0 +1,257 @@
+//! Isolation rules. Each rule lives in its own file named after its id and reads only the
+//! normalized model ([`watertight_model`]); it never looks at a source format.
+
+mod dangerous_capabilities;
+mod full_capabilities;
+mod host_devices;
+mod host_ports;
+mod lsm_unconfined;
+mod mount_propagation;
+mod namespace_unknown;
+mod no_new_privs;
+mod privileged;
+mod root_cgroup;
+mod run_as_root;
+mod seccomp_disabled;
+mod sensitive_host_mount;
+mod service_account_token;
+mod shared_host_namespace;
+mod unmasked_proc;
+mod unsafe_sysctls;
+mod user_namespace_host_root;
+
+use crate::finding::{Finding, Severity};
+use std::collections::BTreeMap;
+use watertight_model::{NamespaceKind, NamespaceState, Origin, Subject, Workload};
+
+/// What a rule is, for catalogs (SARIF `rules[]`, documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RuleInfo {
+    pub id: &'static str,
+    /// The highest severity the rule reports.
+    pub severity: Severity,
+    pub title: &'static str,
+    /// What to do about it.
+    pub help: &'static str,
+}
+
+/// Everything a rule may look at: one subject of one workload.
+pub struct Context<'a> {
+    pub workload: &'a Workload,
+    pub subject: &'a Subject,
+    /// `host:<node>` or the file path.
+    pub source: &'a str,
+}
+
+impl Context<'_> {
+    /// Whether container rules apply: the workload is a container/sandbox/pod, or the process
+    /// set up isolation of its own (any of pid, net, ipc, user, cgroup, uts namespaces; a private
+    /// mount namespace alone is ordinary systemd service hardening and does not count).
+    pub fn expects_isolation(&self) -> bool {
+        if self.workload.kind.expects_isolation() {
+            return true;
+        }
+        [
+            NamespaceKind::Pid,
+            NamespaceKind::Net,
+            NamespaceKind::Ipc,
+            NamespaceKind::User,
+            NamespaceKind::Cgroup,
+            NamespaceKind::Uts,
+        ]
+        .iter()
+        .any(|k| self.subject.namespaces.get(*k) == NamespaceState::Isolated)
+    }
+
+    pub fn is_live(&self) -> bool {
+        matches!(self.workload.origin, Origin::Live { .. })
+    }
+
+    /// Capabilities held against the host: a separate user namespace makes them namespaced.
+    pub fn caps_count_on_host(&self) -> bool {
+        self.subject.namespaces.get(NamespaceKind::User) != NamespaceState::Isolated
+    }
+
+    /// A finding about this subject, with the locating fields filled in.
+    pub fn finding(&self, info: &RuleInfo, severity: Severity, message: String) -> Finding {
+        let (container, subject) = match self.subject.pid {
+            Some(_) => (None, self.workload.id.clone()),
+            None => (
+                Some(self.subject.name.clone()),
+                format!("{} container {}", self.workload.id, self.subject.name),
+            ),
+        };
+        let (file, document) = match &self.workload.origin {
+            Origin::File { path, document } => (Some(path.clone()), *document),
+            _ => (None, None),
+        };
+        Finding {
+            rule: info.id.to_string(),
+            severity,
+            message,
+            source: self.source.to_string(),
+            subject,
+            workload: self.workload.id.clone(),
+            container,
+            pid: self.subject.pid,
+            pids: self.subject.pid.into_iter().collect(),
+            namespace: None,
+            paths: Vec::new(),
+            file,
+            document,
+        }
+    }
+}
+
+type Check = fn(&Context, &mut Vec<Finding>);
+
+/// Every rule, in report order.
+const RULES: [(RuleInfo, Check); 18] = [
+    (privileged::INFO, privileged::check),
+    (shared_host_namespace::INFO, shared_host_namespace::check),
+    (namespace_unknown::INFO, namespace_unknown::check),
+    (full_capabilities::INFO, full_capabilities::check),
+    (dangerous_capabilities::INFO, dangerous_capabilities::check),
+    (
+        user_namespace_host_root::INFO,
+        user_namespace_host_root::check,
+    ),
+    (sensitive_host_mount::INFO, sensitive_host_mount::check),
+    (mount_propagation::INFO, mount_propagation::check),
+    (host_devices::INFO, host_devices::check),
+    (root_cgroup::INFO, root_cgroup::check),
+    (seccomp_disabled::INFO, seccomp_disabled::check),
+    (no_new_privs::INFO, no_new_privs::check),
+    (lsm_unconfined::INFO, lsm_unconfined::check),
+    (run_as_root::INFO, run_as_root::check),
+    (unmasked_proc::INFO, unmasked_proc::check),
+    (unsafe_sysctls::INFO, unsafe_sysctls::check),
+    (host_ports::INFO, host_ports::check),
+    (service_account_token::INFO, service_account_token::check),
+];
+
+/// The catalog of rules (for SARIF and documentation).
+pub fn catalog() -> Vec<RuleInfo> {
+    RULES.iter().map(|(info, _)| *info).collect()
+}
+
+/// Runs every rule on every subject of the workload. Findings that several processes of one
+/// workload share are merged into one carrying all their pids.
+pub fn evaluate(workload: &Workload, source: &str) -> Vec<Finding> {
+    let mut merged: BTreeMap<_, Finding> = BTreeMap::new();
+    let mut order = Vec::new();
+    for subject in &workload.subjects {
+        let cx = Context {
+            workload,
+            subject,
+            source,
+        };
+        let mut found = Vec::new();
+        for (_, check) in RULES.iter() {
+            check(&cx, &mut found);
+        }
+        for f in found {
+            let key = (f.merge_key(), f.container.clone());
+            match merged.get_mut(&key) {
+                Some(existing) => {
+                    for pid in f.pids {
+                        if !existing.pids.contains(&pid) {
+                            existing.pids.push(pid);
+                        }
+                    }
+                }
+                None => {
+                    order.push(key.clone());
+                    merged.insert(key, f);
+                }
+            }
+        }
+    }
+    order
+        .into_iter()
+        .filter_map(|k| merged.remove(&k))
+        .map(|mut f| {
+            f.pids.sort_unstable();
+            f.pid = f.pids.first().copied().or(f.pid);
+            f
+        })
+        .collect()
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use watertight_model::*;
+
+    /// A Docker-like container subject with nothing wrong.
+    pub fn isolated_container() -> (Workload, Subject) {
+        let mut s = Subject {
+            name: "app".into(),
+            namespaces: Namespaces::all(NamespaceState::Isolated),
+            no_new_privs: Some(true),
+            seccomp: Seccomp {
+                mode: SeccompMode::Filter,
+                profile: Some("runtime/default".into()),
+            },
+            ..Subject::default()
+        };
+        s.user.uid = Some(1000);
+        s.capabilities.effective = Some(CapSet::from_names(["CHOWN"]).unwrap());
+        let w = Workload {
+            id: "demo".into(),
+            kind: WorkloadKind::Container {
+                runtime: "docker".into(),
+                container_id: None,
+            },
+            origin: Origin::File {
+                path: "inspect.json".into(),
+                document: None,
+            },
+            cgroup_path: None,
+            subjects: vec![],
+        };
+        (w, s)
+    }
+
+    pub fn run(w: &Workload, s: Subject) -> Vec<crate::Finding> {
+        let mut w = w.clone();
+        w.subjects = vec![s];
+        super::evaluate(&w, "test")
+    }
+
+    pub fn rules(findings: &[crate::Finding]) -> Vec<String> {
+        findings.iter().map(|f| f.rule.clone()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::*;
+    use super::*;
+
+    #[test]
+    fn a_well_isolated_container_has_no_findings() {
+        let (w, s) = isolated_container();
+        assert_eq!(run(&w, s), vec![]);
+    }
+
+    #[test]
+    fn rule_ids_are_unique() {
+        let ids: std::collections::BTreeSet<_> = catalog().iter().map(|r| r.id).collect();
+        assert_eq!(ids.len(), catalog().len());
+    }
+
+    #[test]
+    fn processes_of_one_workload_merge_into_one_finding() {
+        let (mut w, mut s) = isolated_container();
+        s.namespaces.set(NamespaceKind::Net, NamespaceState::Shared);
+        s.pid = Some(20);
+        let mut s2 = s.clone();
+        s2.pid = Some(10);
+        w.subjects = vec![s, s2];
+        let f = evaluate(&w, "host:n");
+        assert_eq!(f.len(), 1, "{f:#?}");
+        assert_eq!(f[0].pids, vec![10, 20]);
+        assert_eq!(f[0].pid, Some(10));
+        assert_eq!(f[0].namespace.as_deref(), Some("net"));
+    }
+}

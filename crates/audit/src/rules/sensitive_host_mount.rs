@@ -1,0 +1,185 @@
+//! `sensitive-host-mount`: the workload sees a sensitive host path (the root filesystem, /proc,
+//! /sys, /dev, /etc, kubelet or runtime state, a container runtime's socket).
+
+use super::{Context, RuleInfo};
+use crate::finding::{Finding, Severity};
+
+pub const INFO: RuleInfo = RuleInfo {
+    id: "sensitive-host-mount",
+    severity: Severity::Critical,
+    title: "Mounts a sensitive host path",
+    help: "Remove the host mount; use a volume, a projected secret or a narrower read-only path.",
+};
+
+/// Control sockets of container runtimes: whoever reaches one controls every container.
+pub const RUNTIME_SOCKETS: [&str; 13] = [
+    "/var/run/docker.sock",
+    "/run/docker.sock",
+    "/var/run/containerd/containerd.sock",
+    "/run/containerd/containerd.sock",
+    "/var/run/crio/crio.sock",
+    "/run/crio/crio.sock",
+    "/var/run/cri-dockerd.sock",
+    "/run/cri-dockerd.sock",
+    "/run/podman/podman.sock",
+    "/var/run/podman/podman.sock",
+    "/run/k3s/containerd/containerd.sock",
+    "/var/run/dockershim.sock",
+    "/run/dockershim.sock",
+];
+
+/// Host trees whose contents (any part of them) give away the host.
+const SENSITIVE_TREES: [(&str, Severity); 10] = [
+    ("/proc", Severity::Critical),
+    ("/sys", Severity::High),
+    ("/dev", Severity::High),
+    ("/etc", Severity::High),
+    ("/boot", Severity::High),
+    ("/root", Severity::High),
+    ("/var/lib/kubelet", Severity::High),
+    ("/var/lib/docker", Severity::High),
+    ("/var/lib/containerd", Severity::High),
+    ("/var/log", Severity::Medium),
+];
+
+/// Subtrees that runtimes create per workload (its own hosts file, secrets, token): mounting
+/// them is how containers get their own files, not a leak.
+const PER_WORKLOAD_TREES: [&str; 5] = [
+    "/var/lib/kubelet/pods/",
+    "/var/lib/docker/containers/",
+    "/var/lib/containerd/io.containerd.grpc.v1.cri/sandboxes/",
+    "/var/lib/docker/volumes/",
+    "/var/lib/docker/overlay2/",
+];
+
+fn normalize(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for part in path.split('/').filter(|p| !p.is_empty() && *p != ".") {
+        out.push('/');
+        out.push_str(part);
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    out
+}
+
+fn is_under(path: &str, tree: &str) -> bool {
+    path == tree || (path.starts_with(tree) && path.as_bytes().get(tree.len()) == Some(&b'/'))
+}
+
+/// How sensitive a host path is, if at all.
+pub fn sensitivity(host_path: &str) -> Option<Severity> {
+    let path = normalize(host_path);
+    if path == "/" {
+        return Some(Severity::Critical);
+    }
+    // The socket itself, or a directory holding it (/var/run, /run/containerd, ...).
+    if RUNTIME_SOCKETS.iter().any(|s| is_under(s, &path)) {
+        return Some(Severity::Critical);
+    }
+    if PER_WORKLOAD_TREES
+        .iter()
+        .any(|t| path.starts_with(t) && path.len() > t.len())
+    {
+        return None;
+    }
+    SENSITIVE_TREES
+        .iter()
+        // /var exposes /var/lib/kubelet: a parent of a sensitive tree counts too.
+        .filter(|(tree, _)| is_under(&path, tree) || is_under(tree, &path))
+        .map(|(_, s)| *s)
+        .max()
+}
+
+pub fn check(cx: &Context, out: &mut Vec<Finding>) {
+    if !cx.expects_isolation() {
+        return;
+    }
+    for mount in &cx.subject.mounts {
+        let Some(host_path) = &mount.host_path else {
+            continue;
+        };
+        let Some(mut severity) = sensitivity(host_path) else {
+            continue;
+        };
+        let is_socket = RUNTIME_SOCKETS
+            .iter()
+            .any(|s| is_under(s, &normalize(host_path)));
+        // Read-only helps, except for a socket: connecting needs no write permission on the mount.
+        if mount.read_only && !is_socket {
+            severity = severity.lowered();
+        }
+        let access = if mount.read_only {
+            "read-only"
+        } else {
+            "read-write"
+        };
+        let what = if is_socket {
+            " (a container runtime socket: control of every container on the node)"
+        } else {
+            ""
+        };
+        let mut f = cx.finding(
+            &INFO,
+            severity,
+            format!(
+                "mounts host path {host_path} at {} {access}{what}",
+                mount.target
+            ),
+        );
+        f.paths = vec![host_path.clone(), mount.target.clone()];
+        out.push(f);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::test_support::*;
+    use watertight_model::Mount;
+
+    #[test]
+    fn sensitivity_of_paths() {
+        assert_eq!(sensitivity("/"), Some(Severity::Critical));
+        assert_eq!(
+            sensitivity("/var/run/docker.sock"),
+            Some(Severity::Critical)
+        );
+        assert_eq!(sensitivity("/var/run"), Some(Severity::Critical));
+        assert_eq!(sensitivity("/var/run/"), Some(Severity::Critical));
+        assert_eq!(sensitivity("/etc/ssl"), Some(Severity::High));
+        assert_eq!(sensitivity("/var"), Some(Severity::Critical));
+        assert_eq!(sensitivity("/var/lib/kubelet"), Some(Severity::High));
+        assert_eq!(sensitivity("/var/lib/kubelet/pods/u1/volumes/x"), None);
+        assert_eq!(sensitivity("/var/lib/docker/containers/abc/hosts"), None);
+        assert_eq!(sensitivity("/data"), None);
+        assert_eq!(sensitivity("/etcd"), None);
+        assert_eq!(sensitivity("/procfs"), None);
+    }
+
+    #[test]
+    fn read_only_lowers_except_sockets() {
+        let (w, mut s) = isolated_container();
+        s.mounts = vec![
+            Mount {
+                target: "/host-etc".into(),
+                source: "/etc".into(),
+                host_path: Some("/etc".into()),
+                read_only: true,
+                ..Mount::default()
+            },
+            Mount {
+                target: "/var/run/docker.sock".into(),
+                source: "/var/run/docker.sock".into(),
+                host_path: Some("/var/run/docker.sock".into()),
+                read_only: true,
+                ..Mount::default()
+            },
+        ];
+        let f = run(&w, s);
+        assert_eq!(f.len(), 2);
+        assert_eq!(f[0].severity, Severity::Medium);
+        assert_eq!(f[1].severity, Severity::Critical);
+    }
+}

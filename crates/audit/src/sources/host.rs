@@ -1,0 +1,584 @@
+//! The live host source: walks /proc and builds one workload per cgroup.
+//!
+//! Per process it reads `status` and `cgroup` and stats the eight `ns/*` links (their device
+//! and inode identify the namespace); per distinct mount namespace it reads `mountinfo` and lists
+//! `/dev` once, per distinct user namespace `uid_map` once. Namespaces are compared with a
+//! reference process (PID 1 by default): if the reference cannot be read the state is Unknown,
+//! never Isolated.
+
+mod proc_files;
+mod workload_kind;
+
+pub use proc_files::{
+    parse_cgroup, parse_id_map, parse_mountinfo, parse_status, MountInfo, Status,
+};
+pub use workload_kind::classify;
+
+use crate::error::AuditError;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use watertight_model::{
+    CapSet, Capabilities, Device, DeviceKind, LsmLabel, Mount, NamespaceKind, NamespaceState,
+    Namespaces, Origin, Propagation, Seccomp, SeccompMode, Subject, User, Workload,
+};
+
+/// What to scan.
+#[derive(Debug, Clone)]
+pub struct HostOptions {
+    /// Where procfs is mounted (`/proc`; a DaemonSet may mount the host's elsewhere).
+    pub proc_root: PathBuf,
+    /// The process whose namespaces are "the host's".
+    pub reference_pid: u32,
+    /// Audit only these pids (all if `None`).
+    pub pids: Option<Vec<u32>>,
+    /// The node name to report (default: the kernel hostname).
+    pub node: Option<String>,
+}
+
+impl Default for HostOptions {
+    fn default() -> Self {
+        HostOptions {
+            proc_root: PathBuf::from("/proc"),
+            reference_pid: 1,
+            pids: None,
+            node: None,
+        }
+    }
+}
+
+/// The result of a scan.
+#[derive(Debug, Clone)]
+pub struct HostScan {
+    pub node: String,
+    pub workloads: Vec<Workload>,
+    /// Processes examined (kernel threads and vanished processes excluded).
+    pub processes: usize,
+    /// Facts that limit the scan (unreadable reference, missing files), one line each.
+    pub warnings: Vec<String>,
+}
+
+/// A namespace identity: the nsfs device and inode behind `/proc/PID/ns/<kind>`.
+type NsId = (u64, u64);
+
+fn ns_id(path: &Path) -> Option<NsId> {
+    fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+struct Reference {
+    ns: BTreeMap<NamespaceKind, Option<NsId>>,
+    /// Mounts of the reference, by device, for mapping a workload's mounts to host paths.
+    mounts_by_dev: HashMap<(u32, u32), Vec<MountInfo>>,
+    /// Peer groups of the reference's shared mounts.
+    shared_groups: HashSet<u32>,
+    mountinfo_readable: bool,
+}
+
+/// The LSM in force, if any, judged by whether `attr/current` can be read at all.
+fn active_lsm(proc_root: &Path) -> Option<String> {
+    fs::read_to_string(proc_root.join("self/attr/current")).ok()?;
+    if Path::new("/sys/module/apparmor").exists() {
+        Some("apparmor".into())
+    } else if Path::new("/sys/fs/selinux").exists() {
+        Some("selinux".into())
+    } else {
+        fs::read_to_string("/sys/kernel/security/lsm")
+            .ok()
+            .and_then(|l| l.split(',').next().map(|s| s.trim().to_string()))
+            .or(Some("lsm".into()))
+    }
+}
+
+fn lsm_label(lsm: &str, raw: &str) -> LsmLabel {
+    let label = raw.trim_end_matches(['\n', '\0']).trim().to_string();
+    let confined = !(label == "unconfined"
+        || label.starts_with("unconfined ")
+        || label.contains(":unconfined_t:")
+        || label.contains(":spc_t:")
+        || label.contains(":kernel_t:"));
+    LsmLabel {
+        lsm: lsm.to_string(),
+        label,
+        confined,
+    }
+}
+
+fn read_reference(proc_root: &Path, pid: u32, warnings: &mut Vec<String>) -> Reference {
+    let base = proc_root.join(pid.to_string());
+    if !base.exists() {
+        warnings.push(format!(
+            "reference pid {pid} does not exist; every namespace is reported as unknown \
+             (pass --reference-pid of a host process)"
+        ));
+    }
+    let mut ns = BTreeMap::new();
+    let mut unreadable = Vec::new();
+    for kind in NamespaceKind::ALL {
+        let id = ns_id(&base.join("ns").join(kind.proc_name()));
+        if id.is_none()
+            && base
+                .join("ns")
+                .join(kind.proc_name())
+                .symlink_metadata()
+                .is_ok()
+        {
+            unreadable.push(kind.proc_name());
+        }
+        ns.insert(kind, id);
+    }
+    if !unreadable.is_empty() {
+        warnings.push(format!(
+            "reference pid {pid}: cannot read namespaces {} (run as root in the host PID \
+             namespace); reported as unknown",
+            unreadable.join(", ")
+        ));
+    }
+    let mut mounts_by_dev: HashMap<(u32, u32), Vec<MountInfo>> = HashMap::new();
+    let mut shared_groups = HashSet::new();
+    let mountinfo = fs::read_to_string(base.join("mountinfo"));
+    let mountinfo_readable = mountinfo.is_ok();
+    match mountinfo {
+        Ok(text) => {
+            for m in parse_mountinfo(&text) {
+                if let Some(g) = m.shared {
+                    shared_groups.insert(g);
+                }
+                mounts_by_dev.entry((m.major, m.minor)).or_default().push(m);
+            }
+        }
+        Err(e) => warnings.push(format!(
+            "reference pid {pid}: cannot read mountinfo ({e}); host paths and propagation unknown"
+        )),
+    }
+    Reference {
+        ns,
+        mounts_by_dev,
+        shared_groups,
+        mountinfo_readable,
+    }
+}
+
+/// `sub` relative to `base` if `sub` is `base` or below it, path-component-wise.
+fn strip_path_prefix<'a>(sub: &'a str, base: &str) -> Option<&'a str> {
+    if base == "/" {
+        return Some(sub);
+    }
+    let rest = sub.strip_prefix(base)?;
+    if rest.is_empty() || rest.starts_with('/') {
+        Some(rest)
+    } else {
+        None
+    }
+}
+
+fn join_host(mount_point: &str, rest: &str) -> String {
+    let rest = rest.trim_start_matches('/');
+    match (mount_point, rest.is_empty()) {
+        (mp, true) => mp.to_string(),
+        ("/", false) => format!("/{rest}"),
+        (mp, false) => format!("{mp}/{rest}"),
+    }
+}
+
+/// Maps a workload's mount to the host path it exposes: a host mount of the same device whose
+/// root contains this mount's root.
+fn host_path_of(m: &MountInfo, reference: &Reference) -> Option<String> {
+    // A cgroup mount of a sub-tree is the workload's own cgroup, not the host's hierarchy.
+    if (m.fs_type == "cgroup" || m.fs_type == "cgroup2") && m.root != "/" {
+        return None;
+    }
+    let candidates = reference.mounts_by_dev.get(&(m.major, m.minor))?;
+    candidates
+        .iter()
+        .filter_map(|h| strip_path_prefix(&m.root, &h.root).map(|rest| (h, rest)))
+        .max_by_key(|(h, _)| h.root.len())
+        .map(|(h, rest)| join_host(&h.mount_point, rest))
+}
+
+fn propagation_of(m: &MountInfo, reference: &Reference) -> Propagation {
+    if !reference.mountinfo_readable {
+        return Propagation::Unknown;
+    }
+    if m.shared
+        .is_some_and(|g| reference.shared_groups.contains(&g))
+    {
+        Propagation::Bidirectional
+    } else if m
+        .master
+        .is_some_and(|g| reference.shared_groups.contains(&g))
+    {
+        Propagation::HostToContainer
+    } else {
+        Propagation::Private
+    }
+}
+
+/// Block devices and kernel-memory devices visible in the process's /dev.
+fn visible_devices(proc_pid: &Path) -> Vec<Device> {
+    let dev = proc_pid.join("root/dev");
+    let Ok(entries) = fs::read_dir(&dev) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for e in entries.flatten() {
+        let Ok(meta) = e.path().symlink_metadata() else {
+            continue;
+        };
+        let ft = meta.file_type();
+        let name = e.file_name().to_string_lossy().into_owned();
+        let path = format!("/dev/{name}");
+        let kind = if ft.is_block_device() {
+            DeviceKind::Block
+        } else if ft.is_char_device() && matches!(name.as_str(), "mem" | "kmem" | "port") {
+            DeviceKind::Char
+        } else {
+            continue;
+        };
+        let rdev = meta.rdev();
+        // Linux dev_t encoding (glibc's gnu_dev_major/minor).
+        let major = (((rdev >> 32) & 0xffff_f000) | ((rdev >> 8) & 0xfff)) as u32;
+        let minor = (((rdev >> 12) & 0xffff_ff00) | (rdev & 0xff)) as u32;
+        out.push(Device {
+            path,
+            host_path: None,
+            kind,
+            major: Some(major),
+            minor: Some(minor),
+        });
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    out
+}
+
+/// What one process looks like before grouping.
+struct ProcessView {
+    pid: u32,
+    status: Status,
+    cgroup: Option<(String, bool)>,
+    ns: BTreeMap<NamespaceKind, Option<NsId>>,
+    lsm: Option<String>,
+}
+
+fn read_process(
+    proc_root: &Path,
+    pid: u32,
+    lsm_active: bool,
+    path_buf: &mut PathBuf,
+) -> Option<ProcessView> {
+    path_buf.clear();
+    path_buf.push(proc_root);
+    path_buf.push(pid.to_string());
+    path_buf.push("status");
+    let status = parse_status(&fs::read_to_string(&*path_buf).ok()?);
+    if status.kthread == Some(true)
+        || (status.kthread.is_none() && (pid == 2 || status.ppid == Some(2)))
+    {
+        return None;
+    }
+    path_buf.set_file_name("cgroup");
+    let cgroup = fs::read_to_string(&*path_buf)
+        .ok()
+        .and_then(|t| parse_cgroup(&t));
+    let mut ns = BTreeMap::new();
+    path_buf.set_file_name("ns");
+    for kind in NamespaceKind::ALL {
+        path_buf.push(kind.proc_name());
+        ns.insert(kind, ns_id(path_buf));
+        path_buf.pop();
+    }
+    let lsm = if lsm_active {
+        path_buf.set_file_name("attr");
+        path_buf.push("current");
+        let l = fs::read_to_string(&*path_buf).ok();
+        path_buf.pop();
+        l
+    } else {
+        None
+    };
+    Some(ProcessView {
+        pid,
+        status,
+        cgroup,
+        ns,
+        lsm,
+    })
+}
+
+fn list_pids(proc_root: &Path) -> Result<Vec<u32>, AuditError> {
+    let entries =
+        fs::read_dir(proc_root).map_err(|source| AuditError::ProcUnreadable { source })?;
+    let mut pids: Vec<u32> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
+        .collect();
+    pids.sort_unstable();
+    Ok(pids)
+}
+
+fn node_name(proc_root: &Path) -> String {
+    fs::read_to_string(proc_root.join("sys/kernel/hostname"))
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Scans the live host.
+pub fn scan(opts: &HostOptions) -> Result<HostScan, AuditError> {
+    let proc_root = opts.proc_root.as_path();
+    let mut warnings = Vec::new();
+    let pids = match &opts.pids {
+        Some(p) => p.clone(),
+        None => list_pids(proc_root)?,
+    };
+    let reference = read_reference(proc_root, opts.reference_pid, &mut warnings);
+    let last_cap = fs::read_to_string(proc_root.join("sys/kernel/cap_last_cap"))
+        .ok()
+        .and_then(|s| s.trim().parse::<u8>().ok());
+    if last_cap.is_none() {
+        warnings.push(
+            "cannot read /proc/sys/kernel/cap_last_cap; judging capabilities against the 41 known"
+                .into(),
+        );
+    }
+    let lsm = active_lsm(proc_root);
+
+    // Reading processes is independent per pid: split across the cores.
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 8);
+    let chunk = pids.len().div_ceil(threads).max(256);
+    let views: Vec<ProcessView> = std::thread::scope(|s| {
+        let handles: Vec<_> = pids
+            .chunks(chunk)
+            .map(|part| {
+                let lsm_active = lsm.is_some();
+                s.spawn(move || {
+                    let mut buf = PathBuf::new();
+                    part.iter()
+                        .filter_map(|pid| read_process(proc_root, *pid, lsm_active, &mut buf))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    if opts.pids.is_some() && views.len() < pids.len() {
+        let found: HashSet<u32> = views.iter().map(|v| v.pid).collect();
+        let missing: Vec<String> = pids
+            .iter()
+            .filter(|p| !found.contains(p))
+            .map(|p| p.to_string())
+            .collect();
+        warnings.push(format!(
+            "pid(s) {} not found or kernel threads; skipped",
+            missing.join(", ")
+        ));
+    }
+
+    // Per distinct mount namespace (isolated from the reference): mounts and devices, once.
+    let mut mounts_cache: HashMap<NsId, (Vec<Mount>, Vec<Device>)> = HashMap::new();
+    let mut uid_map_cache: HashMap<NsId, Option<Vec<watertight_model::IdMapping>>> = HashMap::new();
+    let mut groups: BTreeMap<String, Vec<Subject>> = BTreeMap::new();
+    for v in &views {
+        let proc_pid = proc_root.join(v.pid.to_string());
+        let mut namespaces = Namespaces::default();
+        for kind in NamespaceKind::ALL {
+            let state = match (
+                v.ns.get(&kind).copied().flatten(),
+                reference.ns.get(&kind).copied().flatten(),
+            ) {
+                (Some(mine), Some(host)) if mine == host => NamespaceState::Shared,
+                (Some(_), Some(_)) => NamespaceState::Isolated,
+                _ => NamespaceState::Unknown,
+            };
+            // Kernels without a kind (no time namespaces) have the link on neither side.
+            if state == NamespaceState::Unknown
+                && v.ns.get(&kind).copied().flatten().is_none()
+                && reference.ns.get(&kind).copied().flatten().is_none()
+                && !proc_pid.join("ns").join(kind.proc_name()).exists()
+            {
+                continue;
+            }
+            namespaces.set(kind, state);
+        }
+        let (mounts, devices) = match (
+            namespaces.get(NamespaceKind::Mnt),
+            v.ns.get(&NamespaceKind::Mnt).copied().flatten(),
+        ) {
+            (NamespaceState::Isolated, Some(id)) => mounts_cache
+                .entry(id)
+                .or_insert_with(|| {
+                    let mounts = fs::read_to_string(proc_pid.join("mountinfo"))
+                        .map(|t| parse_mountinfo(&t))
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|m| Mount {
+                            host_path: host_path_of(&m, &reference),
+                            propagation: propagation_of(&m, &reference),
+                            target: m.mount_point,
+                            source: m.source,
+                            fs_type: Some(m.fs_type),
+                            read_only: m.read_only,
+                        })
+                        .collect();
+                    (mounts, visible_devices(&proc_pid))
+                })
+                .clone(),
+            _ => (Vec::new(), Vec::new()),
+        };
+        let uid_map = match (
+            namespaces.get(NamespaceKind::User),
+            v.ns.get(&NamespaceKind::User).copied().flatten(),
+        ) {
+            (NamespaceState::Isolated, Some(id)) => uid_map_cache
+                .entry(id)
+                .or_insert_with(|| {
+                    fs::read_to_string(proc_pid.join("uid_map"))
+                        .ok()
+                        .map(|t| parse_id_map(&t))
+                })
+                .clone(),
+            _ => None,
+        };
+        let seccomp = match v.status.seccomp {
+            Some(0) => SeccompMode::Disabled,
+            Some(1) => SeccompMode::Strict,
+            Some(2) => SeccompMode::Filter,
+            _ => SeccompMode::Unknown,
+        };
+        let (cgroup_path, _) = v.cgroup.clone().unwrap_or_else(|| ("/".into(), true));
+        let subject = Subject {
+            name: v.status.name.clone(),
+            pid: Some(v.pid),
+            namespaces,
+            privileged: false,
+            capabilities: Capabilities {
+                effective: v.status.cap_eff.map(CapSet),
+                permitted: v.status.cap_prm.map(CapSet),
+                bounding: v.status.cap_bnd.map(CapSet),
+                added: Vec::new(),
+                dropped: Vec::new(),
+                last_cap,
+            },
+            seccomp: Seccomp {
+                mode: seccomp,
+                profile: None,
+            },
+            no_new_privs: v.status.no_new_privs,
+            lsm: match (&lsm, &v.lsm) {
+                (Some(name), Some(raw)) => Some(lsm_label(name, raw)),
+                _ => None,
+            },
+            user: User {
+                uid: v.status.uid,
+                gid: v.status.gid,
+                run_as_non_root: None,
+            },
+            uid_map,
+            mounts,
+            devices,
+            cgroup_path: v.cgroup.as_ref().map(|c| c.0.clone()),
+            ..Subject::default()
+        };
+        groups.entry(cgroup_path).or_default().push(subject);
+    }
+    let node = opts.node.clone().unwrap_or_else(|| node_name(proc_root));
+    let workloads = groups
+        .into_iter()
+        .map(|(path, subjects)| Workload {
+            id: path.clone(),
+            kind: classify(&path),
+            origin: Origin::Live { host: node.clone() },
+            cgroup_path: Some(path),
+            subjects,
+        })
+        .collect();
+    Ok(HostScan {
+        node,
+        workloads,
+        processes: views.len(),
+        warnings,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_path_mapping_follows_bind_roots() {
+        let mut reference = Reference {
+            ns: BTreeMap::new(),
+            mounts_by_dev: HashMap::new(),
+            shared_groups: HashSet::from([1]),
+            mountinfo_readable: true,
+        };
+        for m in parse_mountinfo(
+            "22 1 8:1 / / rw shared:1 - ext4 /dev/sda1 rw\n\
+             25 22 0:25 / /run rw shared:5 - tmpfs tmpfs rw\n",
+        ) {
+            reference
+                .mounts_by_dev
+                .entry((m.major, m.minor))
+                .or_default()
+                .push(m);
+        }
+        let inside = parse_mountinfo(
+            "100 99 0:25 /docker.sock /var/run/docker.sock rw - tmpfs tmpfs rw\n\
+             101 99 8:1 /srv/data /data ro shared:1 - ext4 /dev/sda1 rw\n\
+             102 99 0:77 / / rw - overlay overlay rw\n\
+             103 99 8:1 / /host rw master:1 - ext4 /dev/sda1 rw\n",
+        );
+        let paths: Vec<_> = inside.iter().map(|m| host_path_of(m, &reference)).collect();
+        assert_eq!(
+            paths,
+            vec![
+                Some("/run/docker.sock".to_string()),
+                Some("/srv/data".to_string()),
+                None,
+                Some("/".to_string())
+            ]
+        );
+        let props: Vec<_> = inside
+            .iter()
+            .map(|m| propagation_of(m, &reference))
+            .collect();
+        assert_eq!(
+            props,
+            vec![
+                Propagation::Private,
+                Propagation::Bidirectional,
+                Propagation::Private,
+                Propagation::HostToContainer
+            ]
+        );
+    }
+
+    #[test]
+    fn lsm_labels() {
+        assert!(!lsm_label("apparmor", "unconfined\n").confined);
+        assert!(lsm_label("apparmor", "docker-default (enforce)\n").confined);
+        assert!(!lsm_label("selinux", "system_u:system_r:spc_t:s0\0").confined);
+    }
+
+    #[test]
+    fn unreadable_reference_is_unknown_never_isolated() {
+        let opts = HostOptions {
+            reference_pid: u32::MAX - 1,
+            pids: Some(vec![std::process::id()]),
+            ..HostOptions::default()
+        };
+        let scan = scan(&opts).unwrap();
+        let me = &scan.workloads[0].subjects[0];
+        for kind in [NamespaceKind::Net, NamespaceKind::Pid, NamespaceKind::Mnt] {
+            assert_eq!(me.namespaces.get(kind), NamespaceState::Unknown);
+        }
+        assert!(scan.warnings.is_empty() || scan.warnings.iter().all(|w| !w.contains("isolated")));
+    }
+}

@@ -1,0 +1,5 @@
+//! Sources: each turns one kind of input into normalized [`watertight_model::Workload`]s.
+
+pub mod docker;
+pub mod host;
+pub mod oci;
