@@ -6,7 +6,7 @@ use crate::bindings::PortBinding;
 use crate::error::{Error, Result};
 use crate::ruleset::table_name;
 use nix::fcntl::{Flock, FlockArg};
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::path::PathBuf;
 
 /// Where records live; under /run so they vanish at reboot, as the tables do.
@@ -16,24 +16,21 @@ fn bridge_dir(bridge: &str) -> PathBuf {
     PathBuf::from(STATE_ROOT).join(table_name(bridge))
 }
 
-/// Exclusive lock on one bridge's guard, released on drop.
+/// Exclusive lock over every bridge guard on this host, released on drop. One lock on the state
+/// directory itself (rather than a file per bridge) leaves no lock files behind; changes are rare
+/// and short, so bridges never wait long on each other.
 pub struct BridgeLock(#[allow(dead_code)] Flock<File>);
 
-pub fn lock(bridge: &str) -> Result<BridgeLock> {
+pub fn lock(_bridge: &str) -> Result<BridgeLock> {
     fs::create_dir_all(STATE_ROOT)
         .map_err(|e| Error::io(format!("cannot create {STATE_ROOT}"), e))?;
-    let path = PathBuf::from(STATE_ROOT).join(format!("{}.lock", table_name(bridge)));
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| Error::io(format!("cannot open lock {}", path.display()), e))?;
-    Flock::lock(file, FlockArg::LockExclusive)
+    let dir = File::open(STATE_ROOT)
+        .map_err(|e| Error::io(format!("cannot open {STATE_ROOT}"), e))?;
+    Flock::lock(dir, FlockArg::LockExclusive)
         .map(BridgeLock)
         .map_err(|(_, errno)| {
             Error::io(
-                format!("cannot lock {}", path.display()),
+                format!("cannot lock {STATE_ROOT}"),
                 std::io::Error::from(errno),
             )
         })
