@@ -116,20 +116,25 @@ fn probe_exec_gate() -> LayerStatus {
 }
 
 fn probe_bpf_lsm() -> LayerStatus {
-    let listed = std::fs::read_to_string("/sys/kernel/security/lsm")
-        .map(|s| s.split(',').any(|l| l.trim() == "bpf"))
-        .unwrap_or(false);
+    let listed = match std::fs::read_to_string("/sys/kernel/security/lsm") {
+        Ok(s) if s.split(',').any(|l| l.trim() == "bpf") => "`bpf` is in the LSM list",
+        Ok(_) => "`bpf` is not in the LSM list",
+        Err(_) => "LSM list unreadable: securityfs not mounted",
+    };
+    // The expected refusal would make libbpf print a misleading "try raising ulimit -l" hint;
+    // silence its log for this one load.
+    let previous = libbpf_rs::set_print(None);
     let result = object::open(object::LSM_PROBE_OBJECT, "open lsm probe").and_then(|o| object::load(o, "load lsm probe"));
+    libbpf_rs::set_print(previous);
     let (available, reason) = match result {
         Ok(_) => (true, "lsm/bprm_check_security loads: exec can be refused with EPERM".to_string()),
-        Err(e) => (
-            false,
-            format!(
-                "kernel refuses BPF LSM programs ({}; `bpf` {} in /sys/kernel/security/lsm); the exec gate kills instead",
-                short(&e.to_string()),
-                if listed { "is listed" } else { "is not listed" }
-            ),
-        ),
+        Err(e) => {
+            let why = match e {
+                crate::Error::Bpf { reason, .. } => reason,
+                other => other.to_string(),
+            };
+            (false, format!("kernel refuses BPF LSM programs at load ({}; {listed}); the exec gate kills instead", short(&why)))
+        }
     };
     LayerStatus { layer: Layer::BpfLsm, available, reason }
 }
