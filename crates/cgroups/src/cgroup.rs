@@ -294,7 +294,11 @@ impl Cgroup {
                 stats.memory_peak_bytes = stats::read_number(&dir.join("memory.max_usage_in_bytes"))?;
                 stats.memory_current_bytes = stats::read_number(&dir.join("memory.usage_in_bytes"))?;
                 stats.oom_kills = stats::read_keyed(&dir.join("memory.oom_control"), "oom_kill")?;
-                stats.memory_limit_hits = stats::read_number(&dir.join("memory.failcnt"))?;
+                // With swap accounting the memsw counter is charged first and records the
+                // failures when memsw = memory, so count both.
+                let failcnt = stats::read_number(&dir.join("memory.failcnt"))?;
+                let memsw_failcnt = stats::read_number(&dir.join("memory.memsw.failcnt"))?;
+                stats.memory_limit_hits = failcnt.map(|n| n + memsw_failcnt.unwrap_or(0));
             }
         }
         if let Some(role) = &self.pids {

@@ -18,7 +18,8 @@ pub struct Stats {
     /// Processes the OOM killer killed (v1 memory.oom_control oom_kill, v2 memory.events
     /// oom_kill).
     pub oom_kills: Option<u64>,
-    /// Times usage hit the limit (v1 memory.failcnt, v2 memory.events max).
+    /// Times usage hit the limit (v1 memory.failcnt + memory.memsw.failcnt, v2 memory.events
+    /// max).
     pub memory_limit_hits: Option<u64>,
     /// Tasks now (pids.current).
     pub pids_current: Option<u64>,
