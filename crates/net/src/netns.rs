@@ -41,19 +41,31 @@ impl Netns {
                 e,
             )
         })?;
-        std::thread::scope(|s| {
-            s.spawn(move || {
-                setns(&file, CloneFlags::CLONE_NEWNET).map_err(|source| Error::Namespace {
-                    path: self.0.clone(),
-                    action: "cannot join",
-                    source,
-                })?;
-                work()
-            })
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-        })
+        run_in(&file, &self.0, work)
     }
+}
+
+/// A handle on the calling thread's current network namespace, to come back to it later from any
+/// thread (the handle keeps the namespace alive).
+pub fn current() -> Result<File> {
+    File::open("/proc/thread-self/ns/net")
+        .map_err(|e| Error::io("cannot open /proc/thread-self/ns/net", e))
+}
+
+/// Runs `work` on a thread that has joined the namespace `file` refers to.
+pub fn run_in<T: Send>(file: &File, label: &Path, work: impl FnOnce() -> Result<T> + Send) -> Result<T> {
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            setns(file, CloneFlags::CLONE_NEWNET).map_err(|source| Error::Namespace {
+                path: label.to_path_buf(),
+                action: "cannot join",
+                source,
+            })?;
+            work()
+        })
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
 }
 
 /// Runs `work` on a thread inside a fresh, empty network namespace that vanishes when the thread

@@ -87,6 +87,9 @@ pub struct SandboxPort {
     pub inside_iface: String,
     pub mac: MacAddr,
     pub child_pid: i32,
+    /// The namespace the bridge lives in (where the port was attached), so removal acts there
+    /// whichever thread drops the port.
+    bridge_ns: std::fs::File,
     removed: bool,
 }
 
@@ -173,6 +176,7 @@ pub fn attach_sandbox_port(req: &SandboxPortRequest, child_pid: i32) -> Result<S
     others.ports.push(binding.clone());
     others.validate()?;
 
+    let bridge_ns = crate::netns::current()?;
     netlink::create_veth(&host_iface, &peer_iface, mac)?;
     let port = SandboxPort {
         bridge: req.bridge.clone(),
@@ -180,6 +184,7 @@ pub fn attach_sandbox_port(req: &SandboxPortRequest, child_pid: i32) -> Result<S
         inside_iface: req.inside_name.clone(),
         mac,
         child_pid,
+        bridge_ns,
         removed: false,
     };
     let setup = || -> Result<()> {
@@ -212,11 +217,14 @@ impl SandboxPort {
     }
 
     fn teardown(&self) -> Result<()> {
-        let _lock = state::lock(&self.bridge)?;
-        let guard = remove_guard_entry(&self.bridge, &self.host_iface);
-        let link = netlink::delete_link(&self.host_iface);
-        guard?;
-        link.map(|_| ())
+        let label = std::path::PathBuf::from(format!("(namespace of bridge {})", self.bridge));
+        crate::netns::run_in(&self.bridge_ns, &label, || {
+            let _lock = state::lock(&self.bridge)?;
+            let guard = remove_guard_entry(&self.bridge, &self.host_iface);
+            let link = netlink::delete_link(&self.host_iface);
+            guard?;
+            link.map(|_| ())
+        })
     }
 }
 

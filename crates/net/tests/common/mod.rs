@@ -205,22 +205,12 @@ impl Topology {
                 _ => SocketAddr::new(ip, port),
             }
         };
-        let server_addr = addr(to, 7, &target.ns);
-        let server = Netns::from_arg(&target.ns).run(|| Ok(UdpSocket::bind(server_addr).unwrap())).unwrap();
-        let any: IpAddr = if to.is_ipv4() { Ipv4Addr::UNSPECIFIED.into() } else { Ipv6Addr::UNSPECIFIED.into() };
-        let client = Netns::from_arg(&from.ns).run(|| Ok(UdpSocket::bind((any, 0)).unwrap())).unwrap();
-        server.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-        client.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-        let dest = addr(to, 7, &from.ns);
-        if client.send_to(b"ping", dest).is_err() {
-            return false;
-        }
-        let mut buf = [0u8; 16];
-        let Ok((n, peer)) = server.recv_from(&mut buf) else { return false };
-        if &buf[..n] != b"ping" || server.send_to(b"pong", peer).is_err() {
-            return false;
-        }
-        matches!(client.recv_from(&mut buf), Ok((4, _))) && &buf[..4] == b"pong"
+        round_trip(
+            &Netns::from_arg(&from.ns),
+            &Netns::from_arg(&target.ns),
+            addr(to, 7, &target.ns),
+            addr(to, 7, &from.ns),
+        )
     }
 
     /// The victim's neighbour entry for `ip`, if any.
@@ -249,28 +239,51 @@ impl Topology {
 
     /// Sends raw frames out of the attacker's eth0.
     pub fn inject(&self, frames: &[Vec<u8>]) {
-        let frames = frames.to_vec();
-        Netns::from_arg(&self.attacker.ns)
-            .run(move || {
-                let iface = pnet_datalink::interfaces()
-                    .into_iter()
-                    .find(|i| i.name == "eth0")
-                    .expect("attacker has eth0");
-                let Channel::Ethernet(mut tx, _rx) =
-                    pnet_datalink::channel(&iface, Default::default()).expect("raw socket")
-                else {
-                    panic!("not an Ethernet channel")
-                };
-                for _ in 0..3 {
-                    for f in &frames {
-                        tx.send_to(f, None).expect("frame queued").expect("frame sent");
-                    }
-                    std::thread::sleep(Duration::from_millis(30));
-                }
-                Ok(())
-            })
-            .unwrap();
+        inject_from(&Netns::from_arg(&self.attacker.ns), frames)
     }
+}
+
+/// A UDP round trip: a server bound to `server_addr` in `to`, a client in `from` sending to
+/// `dest` (the same address, scoped for `from` if link-local).
+pub fn round_trip(from: &Netns, to: &Netns, server_addr: SocketAddr, dest: SocketAddr) -> bool {
+    let server = to.run(|| Ok(UdpSocket::bind(server_addr).unwrap())).unwrap();
+    let any: IpAddr = if dest.is_ipv4() { Ipv4Addr::UNSPECIFIED.into() } else { Ipv6Addr::UNSPECIFIED.into() };
+    let client = from.run(|| Ok(UdpSocket::bind((any, 0)).unwrap())).unwrap();
+    server.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    client.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    if client.send_to(b"ping", dest).is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 16];
+    let Ok((n, peer)) = server.recv_from(&mut buf) else { return false };
+    if &buf[..n] != b"ping" || server.send_to(b"pong", peer).is_err() {
+        return false;
+    }
+    matches!(client.recv_from(&mut buf), Ok((4, _))) && &buf[..4] == b"pong"
+}
+
+/// Sends raw frames (three times, 30 ms apart) out of eth0 in `ns`.
+pub fn inject_from(ns: &Netns, frames: &[Vec<u8>]) {
+    let frames = frames.to_vec();
+    ns.run(move || {
+        let iface = pnet_datalink::interfaces()
+            .into_iter()
+            .find(|i| i.name == "eth0")
+            .expect("sender has eth0");
+        let Channel::Ethernet(mut tx, _rx) =
+            pnet_datalink::channel(&iface, Default::default()).expect("raw socket")
+        else {
+            panic!("not an Ethernet channel")
+        };
+        for _ in 0..3 {
+            for f in &frames {
+                tx.send_to(f, None).expect("frame queued").expect("frame sent");
+            }
+            std::thread::sleep(Duration::from_millis(30));
+        }
+        Ok(())
+    })
+    .unwrap();
 }
 
 impl Drop for Topology {
