@@ -1,0 +1,369 @@
+//! Profile → classic BPF program, with libseccomp.
+//!
+//! Only the native architecture (x86_64) is compiled in. Any other syscall ABI (i386 via
+//! `int 0x80`, x32 via nr | 0x40000000) hits libseccomp's bad-architecture check and kills the
+//! process: a 32-bit entry point can never bypass the filter. Profiles listing more architectures
+//! parse and round-trip, but compile to the native one only.
+//!
+//! Rule semantics follow runc: names unknown on this architecture are skipped; conditions on
+//! distinct arguments are ANDed; several conditions on the same argument are ORed (one libseccomp
+//! rule each); rules whose action equals the default are dropped (libseccomp rejects them).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Seek, SeekFrom};
+
+use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext};
+
+use crate::error::Error;
+use crate::profile::{
+    Action, ArgCondition, ArgOp, FilterFlag, KernelVersion, Profile, SyscallRule,
+};
+use crate::syscall_names;
+
+/// What a refused violation-class syscall does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ViolationAction {
+    /// Fail with this errno (EPERM by default), like any other refused syscall.
+    Errno(u16),
+    /// Kill the whole process with SIGSYS.
+    KillProcess,
+    /// Ask the supervisor over a seccomp user-notification fd (the filter is installed with
+    /// SECCOMP_FILTER_FLAG_NEW_LISTENER).
+    UserNotify,
+}
+
+impl Default for ViolationAction {
+    fn default() -> Self {
+        ViolationAction::Errno(libc::EPERM as u16)
+    }
+}
+
+impl ViolationAction {
+    fn to_scmp(self) -> ScmpAction {
+        match self {
+            ViolationAction::Errno(e) => ScmpAction::Errno(i32::from(e)),
+            ViolationAction::KillProcess => ScmpAction::KillProcess,
+            ViolationAction::UserNotify => ScmpAction::Notify,
+        }
+    }
+}
+
+/// How to compile a profile.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct CompileOptions {
+    /// Action for violation-class syscalls the profile refuses.
+    pub violation_action: ViolationAction,
+    /// Install with SECCOMP_FILTER_FLAG_LOG: every refusal is logged (audit type 1326).
+    pub log_denials: bool,
+    /// Capabilities the sandboxed process keeps (`CAP_*`), for Docker's `includes.caps` /
+    /// `excludes.caps`. Empty (the default) for a sandbox that drops all capabilities.
+    pub capabilities: BTreeSet<String>,
+}
+
+/// A compiled filter, ready for `watertight_sys::seccomp::install_filter`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompiledFilter {
+    program: Vec<libc::sock_filter>,
+    flags: u32,
+}
+
+impl CompiledFilter {
+    /// The BPF program.
+    pub fn program(&self) -> &[libc::sock_filter] {
+        &self.program
+    }
+
+    /// SECCOMP_FILTER_FLAG_* bits to pass at install.
+    pub fn flags(&self) -> u32 {
+        self.flags
+    }
+
+    /// Whether installing returns a user-notification fd.
+    pub fn wants_listener(&self) -> bool {
+        self.flags & libc::SECCOMP_FILTER_FLAG_NEW_LISTENER as u32 != 0
+    }
+
+    pub(crate) fn from_parts(program: Vec<libc::sock_filter>, flags: u32) -> Self {
+        CompiledFilter { program, flags }
+    }
+
+    /// The program as the raw 8-byte instructions (code, jt, jf, k; native endian).
+    pub fn program_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.program.len() * INSN_LEN);
+        for insn in &self.program {
+            out.extend_from_slice(&insn.code.to_ne_bytes());
+            out.push(insn.jt);
+            out.push(insn.jf);
+            out.extend_from_slice(&insn.k.to_ne_bytes());
+        }
+        out
+    }
+}
+
+pub(crate) const INSN_LEN: usize = 8;
+/// The kernel's BPF_MAXINSNS.
+pub(crate) const MAX_INSNS: usize = 4096;
+
+/// Parse raw 8-byte instructions back into `sock_filter`s.
+pub(crate) fn program_from_bytes(bytes: &[u8]) -> Option<Vec<libc::sock_filter>> {
+    if bytes.is_empty() || bytes.len() % INSN_LEN != 0 {
+        return None;
+    }
+    Some(
+        bytes
+            .chunks_exact(INSN_LEN)
+            .map(|c| libc::sock_filter {
+                code: u16::from_ne_bytes([c[0], c[1]]),
+                jt: c[2],
+                jf: c[3],
+                k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
+            })
+            .collect(),
+    )
+}
+
+/// Docker's Go architecture name for the machine we compile for.
+fn native_go_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" => "ppc64le",
+        other => other,
+    }
+}
+
+pub(crate) fn running_kernel() -> Option<KernelVersion> {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok()?;
+    KernelVersion::from_release(release.trim())
+}
+
+/// Everything outside the profile and options that changes the compiled program.
+pub(crate) fn environment_fingerprint() -> String {
+    format!(
+        "libseccomp={} arch={} kernel={}",
+        syscall_names::libseccomp_version(),
+        std::env::consts::ARCH,
+        running_kernel().map(|k| k.to_string()).unwrap_or_default()
+    )
+}
+
+fn scmp_action(action: Action, errno_ret: Option<u32>, default_errno: u32) -> ScmpAction {
+    match action {
+        Action::KillProcess => ScmpAction::KillProcess,
+        Action::KillThread | Action::Kill => ScmpAction::KillThread,
+        Action::Trap => ScmpAction::Trap,
+        Action::Errno => ScmpAction::Errno(errno_ret.unwrap_or(default_errno) as i32),
+        Action::Trace => ScmpAction::Trace(errno_ret.unwrap_or(0) as u16),
+        Action::Allow => ScmpAction::Allow,
+        Action::Log => ScmpAction::Log,
+        Action::Notify => ScmpAction::Notify,
+    }
+}
+
+fn scmp_condition(c: &ArgCondition) -> ScmpArgCompare {
+    let op = match c.op {
+        ArgOp::NotEqual => ScmpCompareOp::NotEqual,
+        ArgOp::Less => ScmpCompareOp::Less,
+        ArgOp::LessOrEqual => ScmpCompareOp::LessOrEqual,
+        ArgOp::Equal => ScmpCompareOp::Equal,
+        ArgOp::GreaterOrEqual => ScmpCompareOp::GreaterEqual,
+        ArgOp::Greater => ScmpCompareOp::Greater,
+        // Docker/runc order: `value` is the mask, `valueTwo` the expected masked value.
+        ArgOp::MaskedEqual => ScmpCompareOp::MaskedEqual(c.value),
+    };
+    let datum = match c.op {
+        ArgOp::MaskedEqual => c.value_two.unwrap_or(0),
+        _ => c.value,
+    };
+    ScmpArgCompare::new(c.index, op, datum)
+}
+
+/// Condition sets for one profile rule: one set if every condition is on a distinct argument,
+/// else one single-condition set per condition (runc's OR semantics).
+fn condition_sets(args: &[ArgCondition]) -> Vec<Vec<ScmpArgCompare>> {
+    let mut seen = [0u8; 6];
+    for a in args {
+        seen[a.index as usize % 6] += 1;
+    }
+    if seen.iter().any(|n| *n > 1) {
+        args.iter().map(|a| vec![scmp_condition(a)]).collect()
+    } else {
+        vec![args.iter().map(scmp_condition).collect()]
+    }
+}
+
+/// Per native syscall number: what the compiled rules already say about it.
+#[derive(Default)]
+struct SyscallState {
+    lets_through: bool,
+    unconditional: bool,
+}
+
+impl Profile {
+    /// Compile to a BPF program for the native architecture.
+    pub fn compile(&self, opts: &CompileOptions) -> Result<CompiledFilter, Error> {
+        let default_errno = self.default_errno_ret.unwrap_or(libc::EPERM as u32);
+        let default_action = scmp_action(self.default_action, None, default_errno);
+        let violation_action = opts.violation_action.to_scmp();
+        let violation_names: BTreeSet<&str> = self
+            .violation_syscalls()
+            .iter()
+            .map(String::as_str)
+            .collect();
+
+        if !self.architectures.is_empty()
+            && !self
+                .architectures
+                .iter()
+                .any(|a| *a == crate::profile::Arch::X86_64 || a.as_str() == "SCMP_ARCH_NATIVE")
+            && ScmpArch::native() == ScmpArch::X8664
+        {
+            return Err(Error::invalid(
+                "architectures",
+                "does not include SCMP_ARCH_X86_64, the architecture of this machine; add it",
+            ));
+        }
+
+        let mut ctx = ScmpFilterContext::new(default_action)
+            .map_err(|e| Error::libseccomp("create a filter context", e))?;
+        // Any non-native ABI (i386, x32) kills: the filter only speaks x86_64.
+        ctx.set_act_badarch(ScmpAction::KillProcess)
+            .map_err(|e| Error::libseccomp("set the bad-architecture action", e))?;
+        // Binary tree of syscall numbers instead of a linear chain: O(log n) per syscall.
+        ctx.set_ctl_optimize(2)
+            .map_err(|e| Error::libseccomp("enable binary-tree optimization", e))?;
+
+        let go_arch = native_go_arch();
+        let kernel = running_kernel();
+        let mut state: BTreeMap<i32, SyscallState> = BTreeMap::new();
+        let mut uses_notify = opts.violation_action == ViolationAction::UserNotify;
+
+        for (index, rule) in self.syscalls.iter().enumerate() {
+            if !rule_applies(rule, &opts.capabilities, go_arch, kernel) {
+                continue;
+            }
+            for name in rule.all_names() {
+                let Some(sys) = syscall_names::native(name) else {
+                    continue;
+                };
+                let is_violation = violation_names.contains(name);
+                let action = if is_violation && !rule.action.lets_through() {
+                    violation_action
+                } else {
+                    scmp_action(rule.action, rule.errno_ret, default_errno)
+                };
+                if action == default_action {
+                    continue;
+                }
+                uses_notify |= action == ScmpAction::Notify;
+                let entry = state.entry(i32::from(sys)).or_default();
+                entry.lets_through |= rule.action.lets_through();
+                for conditions in condition_sets(&rule.args) {
+                    if conditions.is_empty() {
+                        entry.unconditional = true;
+                        ctx.add_rule(action, sys)
+                    } else {
+                        ctx.add_rule_conditional(action, sys, &conditions)
+                    }
+                    .map_err(|e| {
+                        Error::libseccomp(
+                            format!("add rule syscalls[{index}] for {name} ({})", rule.action),
+                            e,
+                        )
+                    })?;
+                }
+            }
+        }
+
+        // Violation-class syscalls the profile never lets through: refuse them with the
+        // violation action rather than the default.
+        if violation_action != default_action {
+            for name in &violation_names {
+                let Some(sys) = syscall_names::native(name) else {
+                    continue;
+                };
+                let entry = state.entry(i32::from(sys)).or_default();
+                if entry.lets_through || entry.unconditional {
+                    continue;
+                }
+                entry.unconditional = true;
+                ctx.add_rule(violation_action, sys).map_err(|e| {
+                    Error::libseccomp(format!("add the violation rule for {name}"), e)
+                })?;
+            }
+        }
+
+        let program = export(&ctx)?;
+        let mut flags = 0u32;
+        if opts.log_denials || self.flags.contains(&FilterFlag::Log) {
+            flags |= libc::SECCOMP_FILTER_FLAG_LOG as u32;
+        }
+        if self.flags.contains(&FilterFlag::SpecAllow) {
+            flags |= libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW as u32;
+        }
+        if uses_notify {
+            flags |= libc::SECCOMP_FILTER_FLAG_NEW_LISTENER as u32;
+            if self.flags.contains(&FilterFlag::WaitKillableRecv) {
+                flags |= libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV as u32;
+            }
+        }
+        if self.flags.contains(&FilterFlag::Tsync) {
+            flags |= libc::SECCOMP_FILTER_FLAG_TSYNC as u32;
+            if uses_notify {
+                // The kernel refuses TSYNC with NEW_LISTENER unless TSYNC failures are ESRCH.
+                flags |= libc::SECCOMP_FILTER_FLAG_TSYNC_ESRCH as u32;
+            }
+        }
+        Ok(CompiledFilter { program, flags })
+    }
+}
+
+fn rule_applies(
+    rule: &SyscallRule,
+    caps: &BTreeSet<String>,
+    go_arch: &str,
+    kernel: Option<KernelVersion>,
+) -> bool {
+    let included = rule
+        .includes
+        .as_ref()
+        .is_none_or(|f| f.matches(caps, go_arch, kernel));
+    let excluded = rule
+        .excludes
+        .as_ref()
+        .is_some_and(|f| f.excludes(caps, go_arch, kernel));
+    included && !excluded
+}
+
+/// Export the program through a memfd (libseccomp 2.5 has no in-memory export).
+fn export(ctx: &ScmpFilterContext) -> Result<Vec<libc::sock_filter>, Error> {
+    let fd = nix::sys::memfd::memfd_create(
+        c"watertight-seccomp",
+        nix::sys::memfd::MFdFlags::MFD_CLOEXEC,
+    )
+    .map_err(|e| Error::io("create a memfd for the BPF export", e.into()))?;
+    let mut file = std::fs::File::from(fd);
+    ctx.export_bpf(&file)
+        .map_err(|e| Error::libseccomp("export the BPF program", e))?;
+    let mut bytes = Vec::new();
+    file.seek(SeekFrom::Start(0))
+        .and_then(|_| file.read_to_end(&mut bytes))
+        .map_err(|e| Error::io("read back the exported BPF program", e))?;
+    let program = program_from_bytes(&bytes).ok_or_else(|| {
+        Error::invalid(
+            "(export)",
+            format!(
+                "libseccomp exported {} bytes, not whole BPF instructions",
+                bytes.len()
+            ),
+        )
+    })?;
+    if program.len() > MAX_INSNS {
+        return Err(Error::ProgramTooLarge {
+            len: program.len(),
+            max: MAX_INSNS,
+        });
+    }
+    Ok(program)
+}
