@@ -53,7 +53,9 @@ fn lifecycle(c: &mut Criterion) {
         }
     };
     let mut group = c.benchmark_group("cgroup");
-    group.sample_size(30).measurement_time(Duration::from_secs(4));
+    group
+        .sample_size(30)
+        .measurement_time(Duration::from_secs(4));
     group.bench_function("detect", |b| b.iter(|| detect().unwrap()));
     let plain = sandbox_limits(false);
     let mut n = 0u64;

@@ -160,7 +160,11 @@ impl Cgroup {
         Ok(dir)
     }
 
-    fn make_role(&mut self, layout: &Layout, placement: Option<Placement<'_>>) -> Result<Option<Role>, Error> {
+    fn make_role(
+        &mut self,
+        layout: &Layout,
+        placement: Option<Placement<'_>>,
+    ) -> Result<Option<Role>, Error> {
         Ok(match placement {
             None => None,
             Some(Placement::Unified) => self.unified.clone().map(|dir| Role { dir, v2: true }),
@@ -171,7 +175,12 @@ impl Cgroup {
         })
     }
 
-    fn apply_limits(&mut self, layout: &Layout, limits: &Limits, devices_v1: Option<&Role>) -> Result<(), Error> {
+    fn apply_limits(
+        &mut self,
+        layout: &Layout,
+        limits: &Limits,
+        devices_v1: Option<&Role>,
+    ) -> Result<(), Error> {
         if let (Some(bytes), Some(role)) = (limits.memory_bytes, &self.memory) {
             let bytes = bytes.to_string();
             if role.v2 {
@@ -198,8 +207,14 @@ impl Cgroup {
                 write_controller_file(layout, &role.dir.join("cpu.max"), &value)?;
             } else {
                 // Period first: the quota is checked against the period in force.
-                write_file(&role.dir.join("cpu.cfs_period_us"), &quota.period_us.to_string())?;
-                write_file(&role.dir.join("cpu.cfs_quota_us"), &quota.quota_us.to_string())?;
+                write_file(
+                    &role.dir.join("cpu.cfs_period_us"),
+                    &quota.period_us.to_string(),
+                )?;
+                write_file(
+                    &role.dir.join("cpu.cfs_quota_us"),
+                    &quota.quota_us.to_string(),
+                )?;
             }
         }
         if let Some(rules) = &limits.devices {
@@ -231,7 +246,11 @@ impl Cgroup {
     /// Moves `pid` (all its threads) into every hierarchy of this cgroup.
     pub fn add_process(&self, pid: i32) -> Result<(), Error> {
         if pid <= 0 {
-            return Err(Error::write("cgroup.procs", pid.to_string(), std::io::Error::from_raw_os_error(nix::libc::ESRCH)));
+            return Err(Error::write(
+                "cgroup.procs",
+                pid.to_string(),
+                std::io::Error::from_raw_os_error(nix::libc::ESRCH),
+            ));
         }
         let pid = pid.to_string();
         for dir in &self.dirs {
@@ -286,13 +305,17 @@ impl Cgroup {
                 stats.memory_current_bytes = stats::read_number(&dir.join("memory.current"))?;
                 let events = dir.join("memory.events");
                 if let Some(text) = stats::read_optional(&events)? {
-                    let key = |key| stats::flat_keyed_value(&text, key).map_err(|r| Error::parse(&events, r));
+                    let key = |key| {
+                        stats::flat_keyed_value(&text, key).map_err(|r| Error::parse(&events, r))
+                    };
                     stats.oom_kills = key("oom_kill")?;
                     stats.memory_limit_hits = key("max")?;
                 }
             } else {
-                stats.memory_peak_bytes = stats::read_number(&dir.join("memory.max_usage_in_bytes"))?;
-                stats.memory_current_bytes = stats::read_number(&dir.join("memory.usage_in_bytes"))?;
+                stats.memory_peak_bytes =
+                    stats::read_number(&dir.join("memory.max_usage_in_bytes"))?;
+                stats.memory_current_bytes =
+                    stats::read_number(&dir.join("memory.usage_in_bytes"))?;
                 stats.oom_kills = stats::read_keyed(&dir.join("memory.oom_control"), "oom_kill")?;
                 // With swap accounting the memsw counter is charged first and records the
                 // failures when memsw = memory, so count both.
@@ -307,7 +330,8 @@ impl Cgroup {
         }
         // cpu.stat is a core file of every cgroup2 directory; v1 needs the cpuacct controller.
         if let Some(dir) = &self.unified {
-            stats.cpu_usage_ns = stats::read_keyed(&dir.join("cpu.stat"), "usage_usec")?.map(|us| us.saturating_mul(1000));
+            stats.cpu_usage_ns = stats::read_keyed(&dir.join("cpu.stat"), "usage_usec")?
+                .map(|us| us.saturating_mul(1000));
         } else if let Some(role) = &self.cpuacct {
             stats.cpu_usage_ns = stats::read_number(&role.dir.join("cpuacct.usage"))?;
         }
@@ -416,7 +440,10 @@ fn remove_dir(dir: &Path) -> Result<(), Error> {
         match std::fs::remove_dir(dir) {
             Ok(()) => return Ok(()),
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
-            Err(e) if e.raw_os_error() == Some(nix::libc::EBUSY) && std::time::Instant::now() < deadline => {
+            Err(e)
+                if e.raw_os_error() == Some(nix::libc::EBUSY)
+                    && std::time::Instant::now() < deadline =>
+            {
                 std::thread::sleep(delay);
                 delay = (delay * 2).min(std::time::Duration::from_millis(20));
             }
@@ -437,7 +464,12 @@ fn prepare_parent(layout: &Layout, root: &Path) -> Result<(), Error> {
     match std::fs::create_dir(&parent) {
         Ok(()) => {}
         Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
-        Err(source) => return Err(Error::Mkdir { path: parent, source }),
+        Err(source) => {
+            return Err(Error::Mkdir {
+                path: parent,
+                source,
+            })
+        }
     }
     if layout.unified_root() == Some(root) {
         enable_unified_controllers(layout)?;
@@ -461,7 +493,10 @@ fn enable_unified_controllers(layout: &Layout) -> Result<(), Error> {
     }
     let value = wanted.join(" ");
     write_file(&root.join("cgroup.subtree_control"), &value)?;
-    write_file(&root.join(PARENT_DIR).join("cgroup.subtree_control"), &value)
+    write_file(
+        &root.join(PARENT_DIR).join("cgroup.subtree_control"),
+        &value,
+    )
 }
 
 /// Writes a cgroup2 controller file; if it is missing because the parent was created without
@@ -488,11 +523,13 @@ struct Plan<'a> {
 impl<'a> Plan<'a> {
     fn new(layout: &'a Layout, limits: &Limits) -> Result<Plan<'a>, Error> {
         let required = |controller: Controller, fix: &'static str| {
-            layout.placement(controller).ok_or(Error::ControllerMissing {
-                controller: controller.name(),
-                mode: layout.mode(),
-                fix,
-            })
+            layout
+                .placement(controller)
+                .ok_or(Error::ControllerMissing {
+                    controller: controller.name(),
+                    mode: layout.mode(),
+                    fix,
+                })
         };
         let memory = match limits.memory_bytes {
             Some(_) => Some(required(Controller::Memory, "enable the memory controller (v2: cgroup.subtree_control; v1: mount it) or drop the memory limit")?),
@@ -500,12 +537,18 @@ impl<'a> Plan<'a> {
             None => layout.placement(Controller::Memory),
         };
         let pids = match limits.pids_max {
-            Some(_) => Some(required(Controller::Pids, "enable the pids controller or drop pids_max")?),
+            Some(_) => Some(required(
+                Controller::Pids,
+                "enable the pids controller or drop pids_max",
+            )?),
             None => layout.placement(Controller::Pids),
         };
         // No quota: joining the cpu hierarchy would buy nothing, so skip the mkdir.
         let cpu = match limits.cpu_quota {
-            Some(_) => Some(required(Controller::Cpu, "enable the cpu controller or drop cpu_quota")?),
+            Some(_) => Some(required(
+                Controller::Cpu,
+                "enable the cpu controller or drop cpu_quota",
+            )?),
             None => None,
         };
         // CPU usage comes from the unified cpu.stat when there is a unified hierarchy.
@@ -515,7 +558,10 @@ impl<'a> Plan<'a> {
         };
         let devices_v1 = match (&limits.devices, layout.device_backend()) {
             (None, _) | (Some(_), DeviceBackend::Bpf) => None,
-            (Some(_), DeviceBackend::V1) => Some(required(Controller::Devices, "mount the v1 devices hierarchy or use DeviceBackend::Bpf")?),
+            (Some(_), DeviceBackend::V1) => Some(required(
+                Controller::Devices,
+                "mount the v1 devices hierarchy or use DeviceBackend::Bpf",
+            )?),
             (Some(_), DeviceBackend::Unavailable) => {
                 return Err(Error::ControllerMissing {
                     controller: "devices",
@@ -543,8 +589,22 @@ mod tests {
     #[test]
     fn names_are_checked() {
         assert!(validate_name("job-42_a.b").is_ok());
-        for bad in ["", "..", ".hidden", "a/b", "../x", "a@b", "sp ace", "nl\n", "é", &"x".repeat(129)] {
-            assert!(matches!(validate_name(bad), Err(Error::InvalidName { .. })), "{bad:?}");
+        for bad in [
+            "",
+            "..",
+            ".hidden",
+            "a/b",
+            "../x",
+            "a@b",
+            "sp ace",
+            "nl\n",
+            "é",
+            &"x".repeat(129),
+        ] {
+            assert!(
+                matches!(validate_name(bad), Err(Error::InvalidName { .. })),
+                "{bad:?}"
+            );
         }
     }
 

@@ -117,11 +117,16 @@ impl AttachedDeviceProgram {
         let cgroup_fd = File::open(cgroup_dir).map_err(|e| Error::read(cgroup_dir, e))?;
         // ALLOW_MULTI: programs on ancestors keep applying too, and a nested sandbox can add
         // its own narrower program below ours.
-        bpf::prog_attach(cgroup_fd.as_fd(), prog.as_fd(), bpf::ATTACH_CGROUP_DEVICE, bpf::F_ALLOW_MULTI)
-            .map_err(|source| Error::DeviceProgram {
-                path: cgroup_dir.to_owned(),
-                source,
-            })?;
+        bpf::prog_attach(
+            cgroup_fd.as_fd(),
+            prog.as_fd(),
+            bpf::ATTACH_CGROUP_DEVICE,
+            bpf::F_ALLOW_MULTI,
+        )
+        .map_err(|source| Error::DeviceProgram {
+            path: cgroup_dir.to_owned(),
+            source,
+        })?;
         Ok(AttachedDeviceProgram {
             cgroup_dir: cgroup_dir.to_owned(),
             cgroup_fd,
@@ -131,12 +136,15 @@ impl AttachedDeviceProgram {
 
     /// Detaches the program; the fd closes when `self` drops.
     pub fn detach(self) -> Result<(), Error> {
-        bpf::prog_detach(self.cgroup_fd.as_fd(), self.prog.as_fd(), bpf::ATTACH_CGROUP_DEVICE).map_err(
-            |source| Error::DeviceProgram {
-                path: self.cgroup_dir.clone(),
-                source,
-            },
+        bpf::prog_detach(
+            self.cgroup_fd.as_fd(),
+            self.prog.as_fd(),
+            bpf::ATTACH_CGROUP_DEVICE,
         )
+        .map_err(|source| Error::DeviceProgram {
+            path: self.cgroup_dir.clone(),
+            source,
+        })
     }
 }
 
@@ -184,7 +192,11 @@ mod tests {
         let (c, b) = (DEV_CHAR as u32, DEV_BLOCK as u32);
         let (r, w, m) = (ACC_READ as u32, ACC_WRITE as u32, ACC_MKNOD as u32);
         assert_eq!(run(&prog, c, r | w, 1, 3), 1, "null rw");
-        assert_eq!(run(&prog, c, r | w | m, 1, 3), 0, "one rule must grant the whole request");
+        assert_eq!(
+            run(&prog, c, r | w | m, 1, 3),
+            0,
+            "one rule must grant the whole request"
+        );
         assert_eq!(run(&prog, c, r, 1, 5), 0, "zero not listed");
         assert_eq!(run(&prog, c, w, 136, 7), 1, "pty wildcard");
         assert_eq!(run(&prog, b, r, 8, 1), 1, "sda1 read");

@@ -44,7 +44,9 @@ pub enum Error {
     #[error("invalid limit {what}: {reason}")]
     InvalidLimit { what: &'static str, reason: String },
 
-    #[error("cgroup controller {controller} is not available on this host ({mode:?} layout): {fix}")]
+    #[error(
+        "cgroup controller {controller} is not available on this host ({mode:?} layout): {fix}"
+    )]
     ControllerMissing {
         controller: &'static str,
         mode: crate::Mode,
@@ -86,7 +88,9 @@ fn write_hint(err: &io::Error) -> &'static str {
         Some(nix::libc::EROFS) => " (the cgroup hierarchy is mounted read-only; remount it rw)",
         Some(nix::libc::ENOENT) => " (the controller file is missing: is the controller enabled?)",
         Some(nix::libc::ESRCH) => " (the process has already exited)",
-        Some(nix::libc::EBUSY) => " (cgroup v2 forbids processes in an inner cgroup with controllers enabled)",
+        Some(nix::libc::EBUSY) => {
+            " (cgroup v2 forbids processes in an inner cgroup with controllers enabled)"
+        }
         _ => "",
     }
 }
@@ -95,7 +99,9 @@ fn mkdir_hint(err: &io::Error) -> &'static str {
     match err.raw_os_error() {
         Some(nix::libc::EACCES) | Some(nix::libc::EPERM) => " (run as root or delegate the cgroup)",
         Some(nix::libc::EROFS) => " (the cgroup hierarchy is mounted read-only; remount it rw)",
-        Some(nix::libc::ENOENT) => " (the hierarchy is not mounted there any more; re-run detect())",
+        Some(nix::libc::ENOENT) => {
+            " (the hierarchy is not mounted there any more; re-run detect())"
+        }
         _ => "",
     }
 }
@@ -108,7 +114,11 @@ impl Error {
         }
     }
 
-    pub(crate) fn write(path: impl Into<PathBuf>, value: impl Into<String>, source: io::Error) -> Error {
+    pub(crate) fn write(
+        path: impl Into<PathBuf>,
+        value: impl Into<String>,
+        source: io::Error,
+    ) -> Error {
         Error::Write {
             path: path.into(),
             value: value.into(),

@@ -53,11 +53,13 @@ impl Cgroup {
     pub fn freeze(&self) -> Result<(), Error> {
         let role = self.freezer_role()?;
         let result = if role.v2 {
-            write_file(&role.dir.join("cgroup.freeze"), "1")
-                .and_then(|()| wait_for_event(&role.dir.join("cgroup.events"), "frozen", 1, "freeze"))
+            write_file(&role.dir.join("cgroup.freeze"), "1").and_then(|()| {
+                wait_for_event(&role.dir.join("cgroup.events"), "frozen", 1, "freeze")
+            })
         } else {
             let state = role.dir.join("freezer.state");
-            write_file(&state, "FROZEN").and_then(|()| wait_for_v1_state(&state, FreezerState::Frozen))
+            write_file(&state, "FROZEN")
+                .and_then(|()| wait_for_v1_state(&state, FreezerState::Frozen))
         };
         if result.is_err() {
             let _ = self.thaw();
@@ -101,24 +103,36 @@ impl Cgroup {
         let deadline = Instant::now() + WAIT_LIMIT;
         let mut delay = FIRST_DELAY;
         loop {
+            // Processes in the unified directory are reached by cgroup.kill; signal by pid
+            // only what it cannot reach (a pid can be recycled between read and kill).
+            let reached_by_cgroup_kill = match (&self.unified, have_cgroup_kill) {
+                (Some(dir), true) => read_procs(dir)?,
+                _ => Vec::new(),
+            };
             let mut signal_list = Vec::new();
-            let mut any = false;
             for dir in &self.dirs {
-                let pids = read_procs(dir)?;
-                any |= !pids.is_empty();
-                // Processes in the unified directory are reached by cgroup.kill; signal by
-                // pid only what it cannot reach.
-                if !(have_cgroup_kill && Some(dir) == self.unified.as_ref()) {
-                    signal_list.extend(pids);
+                if have_cgroup_kill && Some(dir) == self.unified.as_ref() {
+                    continue;
                 }
+                signal_list.extend(
+                    read_procs(dir)?
+                        .into_iter()
+                        .filter(|pid| !reached_by_cgroup_kill.contains(pid)),
+                );
             }
-            if !any {
+            if reached_by_cgroup_kill.is_empty() && signal_list.is_empty() {
                 return Ok(());
             }
-            if let (true, Some(path)) = (have_cgroup_kill, &kill_file) {
+            if let (true, false, Some(path)) = (
+                have_cgroup_kill,
+                reached_by_cgroup_kill.is_empty(),
+                &kill_file,
+            ) {
                 match write_file(path, "1") {
                     Ok(()) => {}
-                    Err(Error::Write { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                    Err(Error::Write { source, .. })
+                        if source.kind() == std::io::ErrorKind::NotFound =>
+                    {
                         // Kernel before 5.14: fall back to signals from the next round on.
                         have_cgroup_kill = false;
                         continue;
@@ -175,7 +189,11 @@ fn wait_for_v1_state(path: &Path, want: FreezerState) -> Result<(), Error> {
         if Instant::now() >= deadline {
             return Err(Error::Timeout {
                 path: path.to_owned(),
-                what: if want == FreezerState::Frozen { "reach FROZEN" } else { "reach THAWED" },
+                what: if want == FreezerState::Frozen {
+                    "reach FROZEN"
+                } else {
+                    "reach THAWED"
+                },
                 waited_ms: WAIT_LIMIT.as_millis() as u64,
             });
         }
@@ -191,7 +209,9 @@ fn wait_for_event(path: &Path, key: &str, want: u64, what: &'static str) -> Resu
     let deadline = Instant::now() + WAIT_LIMIT;
     let mut buf = [0u8; 256];
     loop {
-        let len = file.read_at(&mut buf, 0).map_err(|e| Error::read(path, e))?;
+        let len = file
+            .read_at(&mut buf, 0)
+            .map_err(|e| Error::read(path, e))?;
         let text = String::from_utf8_lossy(&buf[..len]);
         if flat_keyed_value(&text, key).map_err(|r| Error::parse(path, r))? == Some(want) {
             return Ok(());
@@ -222,7 +242,10 @@ mod tests {
     fn freezer_states_parse() {
         assert_eq!(parse_freezer_state("FROZEN\n"), Ok(FreezerState::Frozen));
         assert_eq!(parse_freezer_state("THAWED"), Ok(FreezerState::Thawed));
-        assert_eq!(parse_freezer_state("FREEZING\n"), Ok(FreezerState::Freezing));
+        assert_eq!(
+            parse_freezer_state("FREEZING\n"),
+            Ok(FreezerState::Freezing)
+        );
         assert!(parse_freezer_state("frozen").is_err());
     }
 }

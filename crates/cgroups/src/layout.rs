@@ -114,7 +114,8 @@ impl Layout {
     /// Builds a layout from mountinfo text and the unified root's cgroup.controllers content
     /// (empty when there is no cgroup2 mount). Lets callers and tests describe other hosts.
     pub fn from_mountinfo(mountinfo: &str, unified_controllers: &str) -> Result<Layout, Error> {
-        let mounts = parse_mountinfo(mountinfo).map_err(|reason| Error::parse(MOUNTINFO, reason))?;
+        let mounts =
+            parse_mountinfo(mountinfo).map_err(|reason| Error::parse(MOUNTINFO, reason))?;
         Layout::from_mounts(&mounts, unified_controllers)
     }
 
@@ -124,12 +125,8 @@ impl Layout {
         let mut any_v1_controller = false;
         for mount in mounts {
             match mount.fstype.as_str() {
-                "cgroup2" => {
-                    // The first cgroup2 mount wins; later ones are bind mounts of the same tree.
-                    if unified.is_none() {
-                        unified = Some(mount.mount_point.clone());
-                    }
-                }
+                // The first cgroup2 mount wins; later ones are bind mounts of the same tree.
+                "cgroup2" if unified.is_none() => unified = Some(mount.mount_point.clone()),
                 "cgroup" => {
                     for option in mount.super_options.split(',') {
                         if let Some(controller) = Controller::from_name(option) {
@@ -153,9 +150,7 @@ impl Layout {
         let unified_controllers = if unified.is_some() {
             unified_controllers
                 .split_whitespace()
-                .filter(|name| {
-                    Controller::from_name(name).is_none_or(|c| v1[c.index()].is_none())
-                })
+                .filter(|name| Controller::from_name(name).is_none_or(|c| v1[c.index()].is_none()))
                 .map(str::to_owned)
                 .collect()
         } else {
@@ -297,7 +292,9 @@ fn unescape_octal(field: &str) -> String {
         if bytes[i] == b'\\' && i + 3 < bytes.len() {
             let digits = &bytes[i + 1..i + 4];
             if digits.iter().all(|d| (b'0'..=b'7').contains(d)) {
-                let value = digits.iter().fold(0u32, |acc, d| acc * 8 + u32::from(d - b'0'));
+                let value = digits
+                    .iter()
+                    .fold(0u32, |acc, d| acc * 8 + u32::from(d - b'0'));
                 if let Ok(byte) = u8::try_from(value) {
                     out.push(byte);
                     i += 4;
@@ -340,7 +337,10 @@ mod tests {
     fn hybrid_host_uses_v1_controllers_and_unified_core() {
         let layout = Layout::from_mountinfo(HYBRID, "hugetlb\n").unwrap();
         assert_eq!(layout.mode(), Mode::Hybrid);
-        assert_eq!(layout.unified_root(), Some(Path::new("/sys/fs/cgroup/unified")));
+        assert_eq!(
+            layout.unified_root(),
+            Some(Path::new("/sys/fs/cgroup/unified"))
+        );
         assert_eq!(
             layout.placement(Controller::Memory),
             Some(Placement::V1(Path::new("/sys/fs/cgroup/memory")))
@@ -352,9 +352,15 @@ mod tests {
 
     #[test]
     fn pure_v2_host_places_everything_in_unified() {
-        let layout = Layout::from_mountinfo(PURE_V2, "cpuset cpu io memory hugetlb pids rdma misc").unwrap();
+        let layout =
+            Layout::from_mountinfo(PURE_V2, "cpuset cpu io memory hugetlb pids rdma misc").unwrap();
         assert_eq!(layout.mode(), Mode::V2);
-        for c in [Controller::Memory, Controller::Pids, Controller::Cpu, Controller::Freezer] {
+        for c in [
+            Controller::Memory,
+            Controller::Pids,
+            Controller::Cpu,
+            Controller::Freezer,
+        ] {
             assert_eq!(layout.placement(c), Some(Placement::Unified), "{c:?}");
         }
         assert_eq!(layout.placement(Controller::Devices), None);
@@ -365,7 +371,10 @@ mod tests {
     fn comounted_v1_controllers_share_a_root() {
         let layout = Layout::from_mountinfo(V1_COMOUNTED, "").unwrap();
         assert_eq!(layout.mode(), Mode::V1);
-        assert_eq!(layout.v1_root(Controller::Cpu), layout.v1_root(Controller::Cpuacct));
+        assert_eq!(
+            layout.v1_root(Controller::Cpu),
+            layout.v1_root(Controller::Cpuacct)
+        );
         assert_eq!(layout.roots().len(), 2);
         assert_eq!(layout.placement(Controller::Pids), None);
         assert_eq!(layout.device_backend(), DeviceBackend::Unavailable);

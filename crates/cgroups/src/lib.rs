@@ -24,7 +24,9 @@ pub mod stats;
 pub use cgroup::{validate_name, Cgroup, PARENT_DIR};
 pub use error::Error;
 pub use freezer::{parse_freezer_state, FreezerState};
-pub use layout::{detect, parse_mountinfo, CgroupMount, Controller, DeviceBackend, Layout, Mode, Placement};
+pub use layout::{
+    detect, parse_mountinfo, CgroupMount, Controller, DeviceBackend, Layout, Mode, Placement,
+};
 pub use limits::{CpuQuota, DeviceKind, DeviceRule, Limits};
 pub use stale::cleanup_stale;
 pub use stats::Stats;

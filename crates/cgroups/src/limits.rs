@@ -76,7 +76,10 @@ impl Limits {
             if cpu.quota_us < CFS_MIN_QUOTA_US || cpu.quota_us > i64::MAX as u64 / 1000 {
                 return Err(Error::InvalidLimit {
                     what: "cpu_quota.quota_us",
-                    reason: format!("{} is below the kernel minimum of 1000 microseconds or too large", cpu.quota_us),
+                    reason: format!(
+                        "{} is below the kernel minimum of 1000 microseconds or too large",
+                        cpu.quota_us
+                    ),
                 });
             }
         }
@@ -167,11 +170,24 @@ impl DeviceRule {
     /// any access", so a partial `All` rule is split into a char and a block rule.
     pub fn v1_allow_lines(&self) -> Vec<String> {
         let number = |n: Option<u32>| n.map_or_else(|| "*".to_owned(), |n| n.to_string());
-        let line = |kind: char| format!("{kind} {}:{} {}", number(self.major), number(self.minor), self.access());
+        let line = |kind: char| {
+            format!(
+                "{kind} {}:{} {}",
+                number(self.major),
+                number(self.minor),
+                self.access()
+            )
+        };
         match self.kind {
             DeviceKind::Char => vec![line('c')],
             DeviceKind::Block => vec![line('b')],
-            DeviceKind::All if self.major.is_none() && self.minor.is_none() && self.read && self.write && self.mknod => {
+            DeviceKind::All
+                if self.major.is_none()
+                    && self.minor.is_none()
+                    && self.read
+                    && self.write
+                    && self.mknod =>
+            {
                 vec!["a".to_owned()]
             }
             DeviceKind::All => vec![line('c'), line('b')],
@@ -187,7 +203,13 @@ impl fmt::Display for DeviceRule {
             DeviceKind::All => 'a',
         };
         let number = |n: Option<u32>| n.map_or_else(|| "*".to_owned(), |n| n.to_string());
-        write!(f, "{kind} {}:{} {}", number(self.major), number(self.minor), self.access())
+        write!(
+            f,
+            "{kind} {}:{} {}",
+            number(self.major),
+            number(self.minor),
+            self.access()
+        )
     }
 }
 
@@ -229,10 +251,14 @@ impl FromStr for DeviceRule {
             if n == "*" {
                 Ok(None)
             } else {
-                n.parse::<u32>().map(Some).map_err(|_| bad(format!("{n:?} is not a device number or *")))
+                n.parse::<u32>()
+                    .map(Some)
+                    .map_err(|_| bad(format!("{n:?} is not a device number or *")))
             }
         };
-        let access = parts.next().ok_or_else(|| bad("missing access (r, w, m)".to_owned()))?;
+        let access = parts
+            .next()
+            .ok_or_else(|| bad("missing access (r, w, m)".to_owned()))?;
         if parts.next().is_some() {
             return Err(bad("trailing text".to_owned()));
         }
@@ -276,7 +302,16 @@ mod tests {
 
     #[test]
     fn bad_rules_are_refused() {
-        for text in ["", "x 1:3 r", "c 1:3", "c 1-3 r", "c 1:3 rx", "c 1:3 r extra", "c -1:3 r", "c 1:3 "] {
+        for text in [
+            "",
+            "x 1:3 r",
+            "c 1:3",
+            "c 1-3 r",
+            "c 1:3 rx",
+            "c 1:3 r extra",
+            "c -1:3 r",
+            "c 1:3 ",
+        ] {
             assert!(text.parse::<DeviceRule>().is_err(), "{text:?}");
         }
     }
@@ -285,15 +320,39 @@ mod tests {
     fn limits_are_validated() {
         assert!(Limits::default().validate().is_ok());
         let bad = [
-            Limits { memory_bytes: Some(1), ..Limits::default() },
-            Limits { pids_max: Some(0), ..Limits::default() },
-            Limits { cpu_quota: Some(CpuQuota { quota_us: 50_000, period_us: 0 }), ..Limits::default() },
-            Limits { cpu_quota: Some(CpuQuota { quota_us: 10, period_us: 100_000 }), ..Limits::default() },
+            Limits {
+                memory_bytes: Some(1),
+                ..Limits::default()
+            },
+            Limits {
+                pids_max: Some(0),
+                ..Limits::default()
+            },
+            Limits {
+                cpu_quota: Some(CpuQuota {
+                    quota_us: 50_000,
+                    period_us: 0,
+                }),
+                ..Limits::default()
+            },
+            Limits {
+                cpu_quota: Some(CpuQuota {
+                    quota_us: 10,
+                    period_us: 100_000,
+                }),
+                ..Limits::default()
+            },
         ];
         for limits in bad {
             assert!(limits.validate().is_err(), "{limits:?}");
         }
-        assert_eq!(CpuQuota::cpus(0.5), CpuQuota { quota_us: 50_000, period_us: 100_000 });
+        assert_eq!(
+            CpuQuota::cpus(0.5),
+            CpuQuota {
+                quota_us: 50_000,
+                period_us: 100_000
+            }
+        );
     }
 
     #[test]

@@ -21,14 +21,19 @@ impl Owner {
     pub fn current() -> Result<Owner, std::io::Error> {
         static CACHE: Mutex<Option<Owner>> = Mutex::new(None);
         let pid = std::process::id();
-        let mut cached = CACHE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut cached = CACHE
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(owner) = *cached {
             if owner.pid == pid {
                 return Ok(owner);
             }
         }
         let owner = Owner::of_pid(pid)?.ok_or_else(|| {
-            std::io::Error::new(std::io::ErrorKind::InvalidData, "/proc/self/stat has no start time")
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "/proc/self/stat has no start time",
+            )
         })?;
         *cached = Some(owner);
         Ok(owner)
@@ -107,12 +112,17 @@ mod tests {
             start_time: me.start_time + 1,
             ..me
         };
-        assert!(!recycled.is_alive(), "same pid, other start time is another process");
+        assert!(
+            !recycled.is_alive(),
+            "same pid, other start time is another process"
+        );
     }
 
     #[test]
     fn foreign_names_are_ignored() {
-        for name in ["plain", "x@", "x@12", "x@a-1", "@1-2", "x@0-5", "x@1-", "x@-1-2"] {
+        for name in [
+            "plain", "x@", "x@12", "x@a-1", "@1-2", "x@0-5", "x@1-", "x@-1-2",
+        ] {
             assert_eq!(parse_dir_name(name), None, "{name}");
         }
     }

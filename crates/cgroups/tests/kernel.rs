@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use watertight_cgroups::owner::Owner;
 use watertight_cgroups::{
-    cleanup_stale, detect, Cgroup, Controller, CpuQuota, DeviceBackend, DeviceRule, Error, Layout, Limits, Mode,
-    PARENT_DIR,
+    cleanup_stale, detect, Cgroup, Controller, CpuQuota, DeviceBackend, DeviceRule, Error, Layout,
+    Limits, Mode, PARENT_DIR,
 };
 
 fn host_layout(test: &str) -> Option<Layout> {
@@ -75,7 +75,11 @@ impl Worker {
                 }
                 return (status, stderr);
             }
-            assert!(Instant::now() < deadline, "child {} did not exit in {limit:?}", self.pid());
+            assert!(
+                Instant::now() < deadline,
+                "child {} did not exit in {limit:?}",
+                self.pid()
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
     }
@@ -100,7 +104,9 @@ fn assert_gone(dirs: &[PathBuf]) {
 
 #[test]
 fn memory_limit_oom_kills_and_is_counted() {
-    let Some(layout) = host_layout("memory_limit_oom_kills_and_is_counted") else { return };
+    let Some(layout) = host_layout("memory_limit_oom_kills_and_is_counted") else {
+        return;
+    };
     let limits = Limits {
         memory_bytes: Some(64 << 20),
         ..Limits::default()
@@ -111,7 +117,11 @@ fn memory_limit_oom_kills_and_is_counted() {
     cgroup.add_process(worker.pid()).expect("add");
     worker.start();
     let (status, stderr) = worker.finish(Duration::from_secs(30));
-    assert_eq!(signal_of(status), Some(9), "expected OOM SIGKILL, got {status:?}: {stderr}");
+    assert_eq!(
+        signal_of(status),
+        Some(9),
+        "expected OOM SIGKILL, got {status:?}: {stderr}"
+    );
     let stats = cgroup.stats().expect("stats");
     assert!(stats.oom_kills >= Some(1), "{stats:?}");
     if layout.v1_root(Controller::Memory).is_none() {
@@ -128,7 +138,9 @@ fn memory_limit_oom_kills_and_is_counted() {
 
 #[test]
 fn pids_limit_stops_fork_loop() {
-    let Some(layout) = host_layout("pids_limit_stops_fork_loop") else { return };
+    let Some(layout) = host_layout("pids_limit_stops_fork_loop") else {
+        return;
+    };
     let limits = Limits {
         pids_max: Some(8),
         ..Limits::default()
@@ -149,7 +161,9 @@ fn pids_limit_stops_fork_loop() {
     assert!(stats.pids_current <= Some(8), "{stats:?}");
     assert!(cgroup.pids().expect("pids").len() <= 8);
     let dirs = cgroup.dirs().to_vec();
-    cgroup.destroy().expect("destroy kills the loop and its children");
+    cgroup
+        .destroy()
+        .expect("destroy kills the loop and its children");
     assert_gone(&dirs);
     // The shell either died of SIGKILL or already gave up when fork failed; either way it is
     // gone once destroy returns.
@@ -158,7 +172,9 @@ fn pids_limit_stops_fork_loop() {
 
 #[test]
 fn cpu_quota_is_written() {
-    let Some(layout) = host_layout("cpu_quota_is_written") else { return };
+    let Some(layout) = host_layout("cpu_quota_is_written") else {
+        return;
+    };
     let limits = Limits {
         cpu_quota: Some(CpuQuota {
             quota_us: 25_000,
@@ -167,7 +183,9 @@ fn cpu_quota_is_written() {
         ..Limits::default()
     };
     let cgroup = Cgroup::create(&layout, &unique("cpu"), &limits).expect("create");
-    let read = |path: PathBuf| std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let read = |path: PathBuf| {
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    };
     match layout.v1_root(Controller::Cpu) {
         Some(root) => {
             let dir = root.join(PARENT_DIR).join(cgroup.dir_name());
@@ -218,12 +236,19 @@ fn freeze_stops_and_thaw_resumes(layout: &Layout, name: &str) {
     assert!(cgroup.is_frozen().expect("state"));
     let frozen_at = read_counter(&counter);
     std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(read_counter(&counter), frozen_at, "counter advanced while frozen");
+    assert_eq!(
+        read_counter(&counter),
+        frozen_at,
+        "counter advanced while frozen"
+    );
     cgroup.thaw().expect("thaw");
     assert!(!cgroup.is_frozen().expect("state"));
     let thawed = Instant::now();
     while read_counter(&counter) <= frozen_at {
-        assert!(thawed.elapsed() < Duration::from_secs(10), "counter did not resume after thaw");
+        assert!(
+            thawed.elapsed() < Duration::from_secs(10),
+            "counter did not resume after thaw"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     // Freeze again and kill while frozen: kill_all must still empty the cgroup.
@@ -245,7 +270,9 @@ fn read_counter_opt(path: &Path) -> Option<u64> {
 
 #[test]
 fn freeze_thaw_and_kill_on_host_layout() {
-    let Some(layout) = host_layout("freeze_thaw_and_kill_on_host_layout") else { return };
+    let Some(layout) = host_layout("freeze_thaw_and_kill_on_host_layout") else {
+        return;
+    };
     freeze_stops_and_thaw_resumes(&layout, &unique("freeze"));
 }
 
@@ -258,26 +285,39 @@ fn unified_only_layout(test: &str) -> Option<Layout> {
         return None;
     };
     let controllers = std::fs::read_to_string(root.join("cgroup.controllers")).unwrap_or_default();
-    let mountinfo = format!("41 31 0:38 / {} rw,relatime - cgroup2 cgroup2 rw\n", root.display());
+    let mountinfo = format!(
+        "41 31 0:38 / {} rw,relatime - cgroup2 cgroup2 rw\n",
+        root.display()
+    );
     Some(Layout::from_mountinfo(&mountinfo, &controllers).expect("layout"))
 }
 
 #[test]
 fn freeze_thaw_and_kill_on_cgroup2_core_files() {
     let test = "freeze_thaw_and_kill_on_cgroup2_core_files";
-    let Some(layout) = unified_only_layout(test) else { return };
+    let Some(layout) = unified_only_layout(test) else {
+        return;
+    };
     assert_eq!(layout.mode(), Mode::V2);
     freeze_stops_and_thaw_resumes(&layout, &unique("freeze2"));
 }
 
 #[test]
 fn pure_v2_layout_gives_clone_into_cgroup_dir_and_id() {
-    let Some(layout) = unified_only_layout("pure_v2_layout_gives_clone_into_cgroup_dir_and_id") else { return };
+    let Some(layout) = unified_only_layout("pure_v2_layout_gives_clone_into_cgroup_dir_and_id")
+    else {
+        return;
+    };
     let cgroup = Cgroup::create(&layout, &unique("v2dir"), &Limits::default()).expect("create");
-    let dir = cgroup.v2_dir().expect("v2 dir on a unified-only layout").to_owned();
+    let dir = cgroup
+        .v2_dir()
+        .expect("v2 dir on a unified-only layout")
+        .to_owned();
     assert_eq!(
         cgroup.unified_id(),
-        Some(std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&dir).unwrap()))
+        Some(std::os::unix::fs::MetadataExt::ino(
+            &std::fs::metadata(&dir).unwrap()
+        ))
     );
     let mut worker = Worker::spawn("exec sleep 30");
     cgroup.add_process(worker.pid()).expect("add");
@@ -302,16 +342,35 @@ fn pure_v2_layout_gives_clone_into_cgroup_dir_and_id() {
             },
         )
         .expect_err("no memory controller");
-        assert!(matches!(err, Error::ControllerMissing { controller: "memory", .. }), "{err}");
-        assert!(!layout.unified_root().unwrap().join(PARENT_DIR).join(&name).exists());
+        assert!(
+            matches!(
+                err,
+                Error::ControllerMissing {
+                    controller: "memory",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(!layout
+            .unified_root()
+            .unwrap()
+            .join(PARENT_DIR)
+            .join(&name)
+            .exists());
     }
 }
 
 #[test]
 fn hybrid_v2_dir_is_none_but_unified_id_is_set() {
-    let Some(layout) = host_layout("hybrid_v2_dir_is_none_but_unified_id_is_set") else { return };
+    let Some(layout) = host_layout("hybrid_v2_dir_is_none_but_unified_id_is_set") else {
+        return;
+    };
     if layout.mode() != Mode::Hybrid {
-        println!("SKIP hybrid_v2_dir_is_none_but_unified_id_is_set: host is {:?}", layout.mode());
+        println!(
+            "SKIP hybrid_v2_dir_is_none_but_unified_id_is_set: host is {:?}",
+            layout.mode()
+        );
         return;
     }
     let cgroup = Cgroup::create(&layout, &unique("hyb"), &Limits::default()).expect("create");
@@ -338,7 +397,10 @@ fn device_allowlist_is_enforced(layout: &Layout, name: &str) -> Cgroup {
     let cgroup = Cgroup::create(layout, name, &limits).expect("create");
     let (ok, stderr) = can_open(&cgroup, "null");
     assert!(!ok, "/dev/null must be denied");
-    assert!(stderr.contains("Operation not permitted"), "expected EPERM, got {stderr:?}");
+    assert!(
+        stderr.contains("Operation not permitted"),
+        "expected EPERM, got {stderr:?}"
+    );
     let (ok, stderr) = can_open(&cgroup, "zero");
     assert!(ok, "/dev/zero must be allowed: {stderr}");
     cgroup
@@ -346,7 +408,9 @@ fn device_allowlist_is_enforced(layout: &Layout, name: &str) -> Cgroup {
 
 #[test]
 fn v1_device_allowlist() {
-    let Some(layout) = host_layout("v1_device_allowlist") else { return };
+    let Some(layout) = host_layout("v1_device_allowlist") else {
+        return;
+    };
     if layout.device_backend() != DeviceBackend::V1 {
         println!("SKIP v1_device_allowlist: no v1 devices hierarchy on this host");
         return;
@@ -358,7 +422,9 @@ fn v1_device_allowlist() {
 
 #[test]
 fn bpf_device_allowlist_on_unified_hierarchy() {
-    let Some(layout) = host_layout("bpf_device_allowlist_on_unified_hierarchy") else { return };
+    let Some(layout) = host_layout("bpf_device_allowlist_on_unified_hierarchy") else {
+        return;
+    };
     let layout = match layout.with_device_backend(DeviceBackend::Bpf) {
         Ok(layout) => layout,
         Err(e) => {
@@ -378,12 +444,15 @@ fn bpf_device_allowlist_on_unified_hierarchy() {
 
 #[test]
 fn kill_all_empties_and_destroy_leaves_nothing() {
-    let Some(layout) = host_layout("kill_all_empties_and_destroy_leaves_nothing") else { return };
+    let Some(layout) = host_layout("kill_all_empties_and_destroy_leaves_nothing") else {
+        return;
+    };
     let limits = Limits {
         memory_bytes: Some(128 << 20),
         pids_max: Some(64),
         cpu_quota: Some(CpuQuota::cpus(0.5)),
-        devices: (layout.device_backend() != DeviceBackend::Unavailable).then(DeviceRule::container_defaults),
+        devices: (layout.device_backend() != DeviceBackend::Unavailable)
+            .then(DeviceRule::container_defaults),
     };
     let cgroup = Cgroup::create(&layout, &unique("kill"), &limits).expect("create");
     let mut worker = Worker::spawn("sleep 30 & sleep 30 & sleep 30 & wait");
@@ -398,7 +467,11 @@ fn kill_all_empties_and_destroy_leaves_nothing() {
     assert!(cgroup.pids().expect("pids").is_empty());
     for dir in cgroup.dirs() {
         let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap();
-        assert!(procs.trim().is_empty(), "{} still has {procs}", dir.display());
+        assert!(
+            procs.trim().is_empty(),
+            "{} still has {procs}",
+            dir.display()
+        );
     }
     let dirs = cgroup.dirs().to_vec();
     assert!(dirs.len() >= 2 || layout.mode() == Mode::V2);
@@ -410,7 +483,9 @@ fn kill_all_empties_and_destroy_leaves_nothing() {
 
 #[test]
 fn drop_removes_the_cgroup() {
-    let Some(layout) = host_layout("drop_removes_the_cgroup") else { return };
+    let Some(layout) = host_layout("drop_removes_the_cgroup") else {
+        return;
+    };
     let dirs = {
         let cgroup = Cgroup::create(&layout, &unique("drop"), &Limits::default()).expect("create");
         cgroup.dirs().to_vec()
@@ -421,7 +496,9 @@ fn drop_removes_the_cgroup() {
 
 #[test]
 fn cleanup_stale_removes_dead_owners_only() {
-    let Some(layout) = host_layout("cleanup_stale_removes_dead_owners_only") else { return };
+    let Some(layout) = host_layout("cleanup_stale_removes_dead_owners_only") else {
+        return;
+    };
     // A pid that certainly ran and exited: our own reaped child.
     let mut child = Command::new("true").spawn().expect("spawn true");
     let dead_pid = child.id();
@@ -460,7 +537,9 @@ fn cleanup_stale_removes_dead_owners_only() {
 
 #[test]
 fn bad_names_and_duplicates_are_refused_cleanly() {
-    let Some(layout) = host_layout("bad_names_and_duplicates_are_refused_cleanly") else { return };
+    let Some(layout) = host_layout("bad_names_and_duplicates_are_refused_cleanly") else {
+        return;
+    };
     for name in ["", "../escape", "a/b", ".hidden", "with space", "x@1-2"] {
         let err = Cgroup::create(&layout, name, &Limits::default()).expect_err(name);
         assert!(matches!(err, Error::InvalidName { .. }), "{name:?}: {err}");
@@ -471,7 +550,11 @@ fn bad_names_and_duplicates_are_refused_cleanly() {
     let err = Cgroup::create(&layout, &name, &Limits::default()).expect_err("duplicate");
     assert!(matches!(err, Error::AlreadyExists { .. }), "{err}");
     for dir in first.dirs() {
-        assert!(dir.exists(), "failed duplicate removed the first cgroup's {}", dir.display());
+        assert!(
+            dir.exists(),
+            "failed duplicate removed the first cgroup's {}",
+            dir.display()
+        );
     }
     first.destroy().expect("destroy");
 }
@@ -481,7 +564,9 @@ fn bad_names_and_duplicates_are_refused_cleanly() {
 #[test]
 fn failed_limit_write_rolls_back_every_hierarchy() {
     let test = "failed_limit_write_rolls_back_every_hierarchy";
-    let Some(host) = host_layout(test) else { return };
+    let Some(host) = host_layout(test) else {
+        return;
+    };
     let (Some(unified), Some(pids)) = (host.unified_root(), host.v1_root(Controller::Pids)) else {
         println!("SKIP {test}: needs a cgroup2 mount and a v1 pids hierarchy");
         return;
@@ -505,9 +590,19 @@ fn failed_limit_write_rolls_back_every_hierarchy() {
     assert!(err.to_string().contains("memory.limit_in_bytes"), "{err}");
     for root in [unified, pids] {
         let leftovers: Vec<_> = std::fs::read_dir(root.join(PARENT_DIR))
-            .map(|entries| entries.flatten().map(|e| e.file_name()).filter(|n| n.to_string_lossy().starts_with(&name)).collect())
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| e.file_name())
+                    .filter(|n| n.to_string_lossy().starts_with(&name))
+                    .collect()
+            })
             .unwrap_or_default();
-        assert!(leftovers.is_empty(), "left behind in {}: {leftovers:?}", root.display());
+        assert!(
+            leftovers.is_empty(),
+            "left behind in {}: {leftovers:?}",
+            root.display()
+        );
     }
 }
 
@@ -522,7 +617,14 @@ impl ReadOnlyMount {
         let target = std::env::temp_dir().join(name);
         std::fs::create_dir_all(&target).map_err(|e| e.to_string())?;
         let guard = ReadOnlyMount { target };
-        mount(Some(source), &guard.target, None::<&str>, MsFlags::MS_BIND, None::<&str>).map_err(|e| e.to_string())?;
+        mount(
+            Some(source),
+            &guard.target,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(|e| e.to_string())?;
         mount(
             None::<&str>,
             &guard.target,
@@ -545,8 +647,13 @@ impl Drop for ReadOnlyMount {
 #[test]
 fn read_only_hierarchy_gives_clear_error_and_rolls_back() {
     let test = "read_only_hierarchy_gives_clear_error_and_rolls_back";
-    let Some(host) = host_layout(test) else { return };
-    let (Some(memory), Some(pids)) = (host.v1_root(Controller::Memory), host.v1_root(Controller::Pids)) else {
+    let Some(host) = host_layout(test) else {
+        return;
+    };
+    let (Some(memory), Some(pids)) = (
+        host.v1_root(Controller::Memory),
+        host.v1_root(Controller::Pids),
+    ) else {
         println!("SKIP {test}: needs v1 memory and pids hierarchies");
         return;
     };
@@ -576,7 +683,16 @@ fn read_only_hierarchy_gives_clear_error_and_rolls_back() {
     .expect_err("read-only pids hierarchy");
     assert!(err.to_string().contains("read-only"), "{err}");
     let leftovers: Vec<_> = std::fs::read_dir(memory.join(PARENT_DIR))
-        .map(|entries| entries.flatten().map(|e| e.file_name()).filter(|n| n.to_string_lossy().starts_with(&name)).collect())
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.file_name())
+                .filter(|n| n.to_string_lossy().starts_with(&name))
+                .collect()
+        })
         .unwrap_or_default();
-    assert!(leftovers.is_empty(), "memory cgroup left behind: {leftovers:?}");
+    assert!(
+        leftovers.is_empty(),
+        "memory cgroup left behind: {leftovers:?}"
+    );
 }

@@ -146,7 +146,10 @@ pub fn prog_load(
     // The kernel accepts [A-Za-z0-9_.] and needs a terminating NUL within 16 bytes.
     for (slot, byte) in prog_name
         .iter_mut()
-        .zip(name.bytes().filter(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'.'))
+        .zip(
+            name.bytes()
+                .filter(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'.'),
+        )
         .take(15)
     {
         *slot = byte;
@@ -255,8 +258,14 @@ mod tests {
         // `exit` without setting r0: the verifier must refuse it (or bpf() is unavailable, which
         // is also an error). Either way the call fails cleanly rather than returning an fd.
         let insns = [BpfInsn::new(0x95, 0, 0, 0, 0)];
-        let err = prog_load(PROG_TYPE_CGROUP_DEVICE, ATTACH_CGROUP_DEVICE, &insns, c"GPL", "t")
-            .expect_err("program without r0 must be refused");
+        let err = prog_load(
+            PROG_TYPE_CGROUP_DEVICE,
+            ATTACH_CGROUP_DEVICE,
+            &insns,
+            c"GPL",
+            "t",
+        )
+        .expect_err("program without r0 must be refused");
         assert_eq!(err.command, "BPF_PROG_LOAD");
         if err.source.raw_os_error() == Some(libc::EACCES) {
             assert!(err.verifier_log.contains("R0"), "log: {}", err.verifier_log);
