@@ -31,7 +31,9 @@ fn bench(c: &mut Criterion) {
             report
                 .workloads
                 .iter()
-                .filter(|w| evaluate(&w.pod_meta, &w.pod_spec, Level::Restricted, Version::Latest).allowed)
+                .filter(|w| {
+                    evaluate(&w.pod_meta, &w.pod_spec, Level::Restricted, Version::Latest).allowed
+                })
                 .count()
         })
     });
@@ -40,7 +42,9 @@ fn bench(c: &mut Criterion) {
             report
                 .workloads
                 .iter()
-                .filter(|w| evaluate(&w.pod_meta, &w.pod_spec, Level::Restricted, Version::Latest).allowed)
+                .filter(|w| {
+                    evaluate(&w.pod_meta, &w.pod_spec, Level::Restricted, Version::Latest).allowed
+                })
                 .count()
         })
     });
@@ -51,7 +55,12 @@ fn bench(c: &mut Criterion) {
         .workloads
         .iter()
         .take(215)
-        .map(|w| (w.file.clone(), std::fs::read_to_string(&w.file).expect("fixture readable")))
+        .map(|w| {
+            (
+                w.file.clone(),
+                std::fs::read_to_string(&w.file).expect("fixture readable"),
+            )
+        })
         .collect();
     let mut group = c.benchmark_group("pss_215_pods");
     group.throughput(Throughput::Elements(texts.len() as u64));
@@ -62,7 +71,8 @@ fn bench(c: &mut Criterion) {
                 let (workloads, _, _) = parse_documents(text, path);
                 for w in &workloads {
                     allowed += usize::from(
-                        evaluate(&w.pod_meta, &w.pod_spec, Level::Restricted, Version::Latest).allowed,
+                        evaluate(&w.pod_meta, &w.pod_spec, Level::Restricted, Version::Latest)
+                            .allowed,
                     );
                 }
             }

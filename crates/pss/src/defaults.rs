@@ -21,7 +21,10 @@ pub(crate) fn apply_pod_defaults(spec: &mut PodSpec) {
 }
 
 fn default_host_network_ports(containers: &mut [Container]) {
-    for port in containers.iter_mut().flat_map(|c| c.ports.iter_mut().flatten()) {
+    for port in containers
+        .iter_mut()
+        .flat_map(|c| c.ports.iter_mut().flatten())
+    {
         if port.host_port.unwrap_or(0) == 0 {
             port.host_port = Some(port.container_port);
         }
@@ -54,6 +57,9 @@ mod tests {
         spec.host_network = None;
         spec.containers[0].ports.as_mut().unwrap()[0].host_port = None;
         apply_pod_defaults(&mut spec);
-        assert_eq!(spec.containers[0].ports.as_ref().unwrap()[0].host_port, None);
+        assert_eq!(
+            spec.containers[0].ports.as_ref().unwrap()[0].host_port,
+            None
+        );
     }
 }

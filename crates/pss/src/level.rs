@@ -90,7 +90,9 @@ impl Serialize for Version {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid Pod Security version {input:?}: {problem}; use \"latest\" or a version like \"v1.30\"")]
+#[error(
+    "invalid Pod Security version {input:?}: {problem}; use \"latest\" or a version like \"v1.30\""
+)]
 pub struct ParseVersionError {
     pub input: String,
     pub problem: &'static str,
@@ -139,15 +141,34 @@ mod tests {
 
     #[test]
     fn versions_parse_and_print() {
-        assert_eq!("v1.30".parse::<Version>().unwrap(), Version::V { major: 1, minor: 30 });
-        assert_eq!("1.30".parse::<Version>().unwrap(), Version::V { major: 1, minor: 30 });
+        assert_eq!(
+            "v1.30".parse::<Version>().unwrap(),
+            Version::V {
+                major: 1,
+                minor: 30
+            }
+        );
+        assert_eq!(
+            "1.30".parse::<Version>().unwrap(),
+            Version::V {
+                major: 1,
+                minor: 30
+            }
+        );
         assert_eq!("latest".parse::<Version>().unwrap(), Version::Latest);
         assert_eq!(Version::V { major: 1, minor: 0 }.to_string(), "v1.0");
         assert_eq!(Version::Latest.to_string(), "latest");
         for bad in ["", "v1", "v2.3", "v1.05", "v1.x", "1.2.3", "v1.-1", "vv1.2"] {
             assert!(bad.parse::<Version>().is_err(), "{bad:?} should not parse");
         }
-        assert_eq!(Version::V { major: 1, minor: 99 }.effective_minor(), LATEST_MINOR);
+        assert_eq!(
+            Version::V {
+                major: 1,
+                minor: 99
+            }
+            .effective_minor(),
+            LATEST_MINOR
+        );
     }
 
     #[test]

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::{Pod, PodSpec, PodTemplate, PodTemplateSpec, ReplicationController};
+use k8s_openapi::api::core::v1::{
+    Pod, PodSpec, PodTemplate, PodTemplateSpec, ReplicationController,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -70,7 +72,9 @@ enum DocumentError {
     Yaml(#[from] serde_norway::Error),
     #[error("invalid JSON: {0}")]
     Json(#[from] serde_json::Error),
-    #[error("document is {0}, not a Kubernetes object; expected a mapping with apiVersion and kind")]
+    #[error(
+        "document is {0}, not a Kubernetes object; expected a mapping with apiVersion and kind"
+    )]
     NotAnObject(&'static str),
     #[error("object has no `{0}` string field; every Kubernetes object needs apiVersion and kind")]
     MissingField(&'static str),
@@ -116,7 +120,9 @@ impl DocumentError {
     /// The full message including nested list-item context.
     fn message(&self) -> String {
         match self {
-            DocumentError::ListItem { index, source } => format!("items[{index}]: {}", source.message()),
+            DocumentError::ListItem { index, source } => {
+                format!("items[{index}]: {}", source.message())
+            }
             DocumentError::Schema { source, .. } => format!("{self}: {source}"),
             other => other.to_string(),
         }
@@ -144,7 +150,12 @@ enum Shape {
 const WORKLOAD_KINDS: &[(&str, &str, &[&str], Shape)] = &[
     ("Pod", "v1", &[], Shape::Pod),
     ("PodTemplate", "v1", &[], Shape::PodTemplate),
-    ("ReplicationController", "v1", &[], Shape::ReplicationController),
+    (
+        "ReplicationController",
+        "v1",
+        &[],
+        Shape::ReplicationController,
+    ),
     (
         "Deployment",
         "apps/v1",
@@ -170,7 +181,12 @@ const WORKLOAD_KINDS: &[(&str, &str, &[&str], Shape)] = &[
         Shape::StatefulSet,
     ),
     ("Job", "batch/v1", &[], Shape::Job),
-    ("CronJob", "batch/v1", &["batch/v1beta1", "batch/v2alpha1"], Shape::CronJob),
+    (
+        "CronJob",
+        "batch/v1",
+        &["batch/v1beta1", "batch/v2alpha1"],
+        Shape::CronJob,
+    ),
 ];
 
 /// API groups whose kinds this loader knows; a known kind under another version of
@@ -217,9 +233,11 @@ pub fn load_path(path: &Path) -> LoadReport {
 }
 
 fn is_manifest(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| ["yaml", "yml", "json"].iter().any(|m| e.eq_ignore_ascii_case(m)))
+    path.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+        ["yaml", "yml", "json"]
+            .iter()
+            .any(|m| e.eq_ignore_ascii_case(m))
+    })
 }
 
 fn is_json(path: &Path) -> bool {
@@ -391,25 +409,22 @@ fn collect_objects(
 
     let name = object_name(map);
     let known = WORKLOAD_KINDS.iter().find(|(k, ..)| *k == kind);
-    match known {
-        Some((_, current, legacy, shape)) => {
-            if api_version == *current || legacy.contains(&api_version.as_str()) {
-                found.push(convert(value, *shape, current, &kind, &api_version, &name));
-                return Ok(());
-            }
-            if BUILT_IN_GROUPS.contains(&group_of(&api_version)) {
-                let mut supported = vec![*current];
-                supported.extend(legacy.iter().copied());
-                found.push(Err(DocumentError::UnsupportedApiVersion {
-                    kind,
-                    name,
-                    api_version,
-                    supported: supported.join(" or "),
-                }));
-                return Ok(());
-            }
+    if let Some((_, current, legacy, shape)) = known {
+        if api_version == *current || legacy.contains(&api_version.as_str()) {
+            found.push(convert(value, *shape, current, &kind, &api_version, &name));
+            return Ok(());
         }
-        None => {}
+        if BUILT_IN_GROUPS.contains(&group_of(&api_version)) {
+            let mut supported = vec![*current];
+            supported.extend(legacy.iter().copied());
+            found.push(Err(DocumentError::UnsupportedApiVersion {
+                kind,
+                name,
+                api_version,
+                supported: supported.join(" or "),
+            }));
+            return Ok(());
+        }
     }
     if looks_like_workload(&value) {
         found.push(Err(DocumentError::UnknownWorkload {
@@ -437,7 +452,10 @@ fn json_type(value: &Value) -> &'static str {
 fn object_name(map: &serde_json::Map<String, Value>) -> String {
     let meta = map.get("metadata");
     let field = |f: &str| meta.and_then(|m| m.get(f)).and_then(Value::as_str);
-    field("name").or_else(|| field("generateName")).unwrap_or_default().to_string()
+    field("name")
+        .or_else(|| field("generateName"))
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// Custom resources and unknown kinds that embed a pod spec where workloads do.
@@ -504,7 +522,11 @@ fn convert(
         }
         Shape::ReplicationController => {
             let rc: ReplicationController = typed(value, kind, name, api_version)?;
-            from_template(rc.metadata, rc.spec.and_then(|s| s.template), "spec.template.spec")?
+            from_template(
+                rc.metadata,
+                rc.spec.and_then(|s| s.template),
+                "spec.template.spec",
+            )?
         }
         Shape::Deployment => {
             let d: Deployment = typed(value, kind, name, api_version)?;

@@ -27,7 +27,8 @@ fn read_manifest(dir: &Path) -> Vec<Case> {
         .map(|line| {
             let cols: Vec<&str> = line.split('\t').collect();
             assert_eq!(cols.len(), 5, "MANIFEST.tsv row {line:?}");
-            let (level, version, expect, file, prefix) = (cols[0], cols[1], cols[2], cols[3], cols[4]);
+            let (level, version, expect, file, prefix) =
+                (cols[0], cols[1], cols[2], cols[3], cols[4]);
             assert!(expect == "pass" || expect == "fail", "row {line:?}");
             Case {
                 level: level.parse().expect("level"),
@@ -69,7 +70,11 @@ fn upstream_fixtures_evaluate_as_upstream() {
         return;
     }
     let cases = read_manifest(&dir);
-    assert!(cases.len() > 1000, "expected the full fixture set, got {}", cases.len());
+    assert!(
+        cases.len() > 1000,
+        "expected the full fixture set, got {}",
+        cases.len()
+    );
 
     let mut mismatches = Vec::new();
     let (mut passes, mut fails) = (0, 0);
@@ -86,7 +91,11 @@ fn upstream_fixtures_evaluate_as_upstream() {
             mismatches.push(format!(
                 "{label}: loaded {} workloads, errors: {:?}",
                 report.workloads.len(),
-                report.errors.iter().map(ToString::to_string).collect::<Vec<_>>()
+                report
+                    .errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
             ));
             continue;
         }

@@ -7,7 +7,11 @@ use super::{containers, is_windows, join_quote, pluralize, Forbidden};
 
 pub(crate) fn allow_privilege_escalation_1_8(_: &ObjectMeta, spec: &PodSpec) -> Option<Forbidden> {
     let bad: Vec<&str> = containers(spec)
-        .filter(|c| c.security_context.and_then(|sc| sc.allow_privilege_escalation) != Some(false))
+        .filter(|c| {
+            c.security_context
+                .and_then(|sc| sc.allow_privilege_escalation)
+                != Some(false)
+        })
         .map(|c| c.name)
         .collect();
     if bad.is_empty() {

@@ -35,7 +35,10 @@ pub(crate) fn app_armor_profile_1_0(meta: &ObjectMeta, spec: &PodSpec) -> Option
 
     let mut bad_containers = Vec::new();
     for c in containers(spec) {
-        if let Some(profile) = c.security_context.and_then(|sc| sc.app_armor_profile.as_ref()) {
+        if let Some(profile) = c
+            .security_context
+            .and_then(|sc| sc.app_armor_profile.as_ref())
+        {
             if !allowed_profile_type(&profile.type_) {
                 bad_containers.push(c.name);
                 bad_values.insert(profile.type_.clone());

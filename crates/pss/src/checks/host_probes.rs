@@ -3,7 +3,9 @@
 
 use std::collections::BTreeSet;
 
-use k8s_openapi::api::core::v1::{HTTPGetAction, LifecycleHandler, PodSpec, Probe, TCPSocketAction};
+use k8s_openapi::api::core::v1::{
+    HTTPGetAction, LifecycleHandler, PodSpec, Probe, TCPSocketAction,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::{containers, join_quote, pluralize, Forbidden};

@@ -119,7 +119,10 @@ const fn restricted(id: &'static str, versions: &'static [CheckVersion]) -> Chec
 /// Upstream's evaluation order: baseline ids sorted, then restricted ids sorted
 /// (byte order, as Go's sort.Strings). A unit test keeps this table sorted.
 static CHECKS: &[CheckInfo] = &[
-    baseline("appArmorProfile", &[rev(0, app_armor::app_armor_profile_1_0)]),
+    baseline(
+        "appArmorProfile",
+        &[rev(0, app_armor::app_armor_profile_1_0)],
+    ),
     baseline(
         "capabilities_baseline",
         &[rev(0, capabilities::capabilities_baseline_1_0)],
@@ -176,8 +179,14 @@ static CHECKS: &[CheckInfo] = &[
     restricted(
         "allowPrivilegeEscalation",
         &[
-            rev(8, allow_privilege_escalation::allow_privilege_escalation_1_8),
-            rev(25, allow_privilege_escalation::allow_privilege_escalation_1_25),
+            rev(
+                8,
+                allow_privilege_escalation::allow_privilege_escalation_1_8,
+            ),
+            rev(
+                25,
+                allow_privilege_escalation::allow_privilege_escalation_1_25,
+            ),
         ],
     ),
     restricted(
@@ -259,7 +268,9 @@ pub fn active_checks(
         .filter_map(|c| c.version_for(minor).map(|v| (c, v)));
     match level {
         Level::Privileged => Vec::new(),
-        Level::Baseline => in_force.filter(|(c, _)| c.level == Level::Baseline).collect(),
+        Level::Baseline => in_force
+            .filter(|(c, _)| c.level == Level::Baseline)
+            .collect(),
         Level::Restricted => {
             let all: Vec<_> = in_force.collect();
             let overridden: BTreeSet<&str> = all
@@ -413,12 +424,18 @@ mod tests {
         assert_eq!(baseline, sorted_b);
         assert_eq!(restricted, sorted_r);
         let ids: Vec<&str> = CHECKS.iter().map(|c| c.id).collect();
-        assert_eq!(ids, [baseline, restricted].concat(), "baseline before restricted");
+        assert_eq!(
+            ids,
+            [baseline, restricted].concat(),
+            "baseline before restricted"
+        );
         let mut newest = 0;
         for c in CHECKS {
             assert!(!c.versions.is_empty(), "{}", c.id);
             assert!(
-                c.versions.windows(2).all(|w| w[0].minimum_minor < w[1].minimum_minor),
+                c.versions
+                    .windows(2)
+                    .all(|w| w[0].minimum_minor < w[1].minimum_minor),
                 "{} revisions must be strictly increasing",
                 c.id
             );
@@ -431,7 +448,11 @@ mod tests {
                 }
             }
         }
-        assert_eq!(newest, crate::LATEST_MINOR, "LATEST_MINOR must track the newest revision");
+        assert_eq!(
+            newest,
+            crate::LATEST_MINOR,
+            "LATEST_MINOR must track the newest revision"
+        );
     }
 
     #[test]
@@ -443,9 +464,13 @@ mod tests {
                 .collect()
         };
         let r21 = ids(Level::Restricted, 21);
-        assert!(r21.contains(&"capabilities_baseline") && !r21.contains(&"capabilities_restricted"));
+        assert!(
+            r21.contains(&"capabilities_baseline") && !r21.contains(&"capabilities_restricted")
+        );
         let r22 = ids(Level::Restricted, 22);
-        assert!(!r22.contains(&"capabilities_baseline") && r22.contains(&"capabilities_restricted"));
+        assert!(
+            !r22.contains(&"capabilities_baseline") && r22.contains(&"capabilities_restricted")
+        );
         assert!(!ids(Level::Restricted, 0).contains(&"hostPathVolumes"));
         assert!(ids(Level::Baseline, 37).contains(&"procMount"));
         assert!(!ids(Level::Restricted, 35).contains(&"procMount"));

@@ -9,7 +9,11 @@ use super::{containers, in_user_namespace, join_quote, pluralize, Forbidden};
 pub(crate) fn run_as_non_root_1_0(_: &ObjectMeta, spec: &PodSpec) -> Option<Forbidden> {
     let mut setters = Vec::new();
     let mut pod_non_root = false;
-    match spec.security_context.as_ref().and_then(|sc| sc.run_as_non_root) {
+    match spec
+        .security_context
+        .as_ref()
+        .and_then(|sc| sc.run_as_non_root)
+    {
         Some(false) => setters.push("pod".to_string()),
         Some(true) => pod_non_root = true,
         None => {}

@@ -65,7 +65,10 @@ fn check(spec: &PodSpec, allowed: &[&str]) -> Option<Forbidden> {
     }
     let mut bad_containers = Vec::new();
     for c in containers(spec) {
-        if let Some(opts) = c.security_context.and_then(|sc| sc.se_linux_options.as_ref()) {
+        if let Some(opts) = c
+            .security_context
+            .and_then(|sc| sc.se_linux_options.as_ref())
+        {
             if !findings.valid(opts, allowed) {
                 bad_containers.push(c.name);
             }

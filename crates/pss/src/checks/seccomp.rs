@@ -72,7 +72,10 @@ fn seccomp_fields(spec: &PodSpec, require_profile: bool) -> Option<Forbidden> {
     let mut explicitly_bad = Vec::new();
     let mut implicitly_bad = Vec::new();
     for c in containers(spec) {
-        match c.security_context.and_then(|sc| sc.seccomp_profile.as_ref()) {
+        match c
+            .security_context
+            .and_then(|sc| sc.seccomp_profile.as_ref())
+        {
             Some(profile) => {
                 if !valid_type(&profile.type_) {
                     explicitly_bad.push(c.name);
@@ -125,7 +128,10 @@ pub(crate) fn seccomp_profile_restricted_1_19(_: &ObjectMeta, spec: &PodSpec) ->
 }
 
 /// From v1.25 Windows pods are exempt: seccomp does not exist there.
-pub(crate) fn seccomp_profile_restricted_1_25(meta: &ObjectMeta, spec: &PodSpec) -> Option<Forbidden> {
+pub(crate) fn seccomp_profile_restricted_1_25(
+    meta: &ObjectMeta,
+    spec: &PodSpec,
+) -> Option<Forbidden> {
     if is_windows(spec) {
         return None;
     }

@@ -59,5 +59,8 @@ pub(crate) fn sysctls_1_32(_: &ObjectMeta, spec: &PodSpec) -> Option<Forbidden> 
 }
 
 pub(crate) fn sysctls_1_37(_: &ObjectMeta, spec: &PodSpec) -> Option<Forbidden> {
-    check(spec, &[SAFE_1_0, ADDED_1_27, ADDED_1_29, ADDED_1_32, ADDED_1_37])
+    check(
+        spec,
+        &[SAFE_1_0, ADDED_1_27, ADDED_1_29, ADDED_1_32, ADDED_1_37],
+    )
 }
