@@ -1,1 +1,21 @@
+//! watertight's layered sandbox. `contain.rs` tells the whole story in order; each layer lives
+//! in its own module under `layers/`. The profile (`profile.rs`) says which layers apply and
+//! how; the verdict (`verdict.rs`) says what happened.
+
 #![forbid(unsafe_code)]
+
+pub mod contain;
+pub mod error;
+pub mod layers;
+pub mod profile;
+pub mod report;
+pub mod size;
+pub mod supervise;
+pub mod syscall;
+pub mod verdict;
+
+pub use contain::{run, Job};
+pub use error::Error;
+pub use profile::{default_profile, Profile};
+pub use size::Size;
+pub use verdict::{Status, Verdict};

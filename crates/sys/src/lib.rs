@@ -2,8 +2,16 @@
 //! here behind a small safe function with a `// SAFETY:` note; all other crates
 //! `#![forbid(unsafe_code)]`.
 //!
-//! One module per concern, each with one owner.
+//! One module per concern:
+//! - `process`: clone into new namespaces with a pidfd, fork, wait4 with rusage, close_range,
+//!   securebits.
+//! - `mount`: mount_setattr (recursive read-only / propagation changes in one call).
+//! - `netdev`: bring an interface (loopback) up in the current network namespace.
+//! - `seccomp`: install a compiled seccomp filter.
+//! - `bpf`: the bpf() calls for cgroup device programs.
 
 pub mod bpf;
+pub mod mount;
+pub mod netdev;
 pub mod process;
 pub mod seccomp;

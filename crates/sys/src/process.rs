@@ -1,1 +1,204 @@
-//! (filled in by its owner)
+//! Process creation and reaping that std and nix do not offer safely: clone(2) straight into new
+//! namespaces with a pidfd, fork guarded by a single-thread check, wait4 with resource usage.
+
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+
+/// What `clone_into_namespaces` and `fork` return on each side.
+#[derive(Debug)]
+pub enum Forked {
+    /// In the parent: the child's pid (in the parent's pid namespace) and a pidfd for it.
+    Parent { pid: i32, pidfd: Option<OwnedFd> },
+    /// In the child.
+    Child,
+}
+
+/// Number of threads in this process, from /proc/self/stat (field 20).
+pub fn thread_count() -> io::Result<usize> {
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    // The command name (field 2) may contain spaces and ')' so parse after the last ')'.
+    let after = stat
+        .rfind(')')
+        .map(|i| &stat[i + 1..])
+        .ok_or_else(|| io::Error::other("malformed /proc/self/stat"))?;
+    after
+        .split_whitespace()
+        .nth(17)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| io::Error::other("malformed /proc/self/stat"))
+}
+
+fn ensure_single_threaded() -> io::Result<()> {
+    match thread_count()? {
+        1 => Ok(()),
+        n => Err(io::Error::other(format!(
+            "refusing to fork: this process has {n} threads (a forked child could inherit a held lock)"
+        ))),
+    }
+}
+
+/// clone(2) like fork, but with `ns_flags` (CLONE_NEW*) so the child starts in fresh namespaces,
+/// and CLONE_PIDFD so the parent gets a pidfd it can poll for exit without signals.
+///
+/// Refuses when the calling process has more than one thread: the child of a multi-threaded
+/// process may only call async-signal-safe functions, and the sandbox child does far more.
+pub fn clone_into_namespaces(ns_flags: libc::c_int) -> io::Result<Forked> {
+    ensure_single_threaded()?;
+    let mut pidfd: libc::c_int = -1;
+    let flags = (ns_flags | libc::CLONE_PIDFD | libc::SIGCHLD) as libc::c_ulong;
+    // SAFETY: with a NULL stack, clone behaves like fork: the child gets a copy-on-write copy of
+    // the address space and continues on its own copy of this stack. The process is single-
+    // threaded (checked above), so no lock can be held by a thread that does not exist in the
+    // child. parent_tid points at a live c_int that receives the pidfd (CLONE_PIDFD). The
+    // argument order (flags, stack, parent_tid, child_tid, tls) is the x86_64/aarch64 one.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            flags,
+            0usize,
+            &mut pidfd as *mut libc::c_int,
+            0usize,
+            0usize,
+        )
+    };
+    match ret {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent {
+            pid: pid as i32,
+            // SAFETY: the kernel stored a new, owned file descriptor in pidfd for this child.
+            pidfd: (pidfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pidfd) }),
+        }),
+    }
+}
+
+/// fork(2), refused when the process has more than one thread (see `clone_into_namespaces`).
+pub fn fork() -> io::Result<Forked> {
+    ensure_single_threaded()?;
+    // SAFETY: single-threaded (checked above), so the child inherits no lock held by another
+    // thread and may allocate and run ordinary code.
+    match unsafe { nix::unistd::fork() }.map_err(io::Error::from)? {
+        nix::unistd::ForkResult::Parent { child } => Ok(Forked::Parent {
+            pid: child.as_raw(),
+            pidfd: None,
+        }),
+        nix::unistd::ForkResult::Child => Ok(Forked::Child),
+    }
+}
+
+/// Resource usage of a reaped child (and of the descendants it reaped itself).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub user_us: u64,
+    pub system_us: u64,
+    pub max_rss_kb: u64,
+}
+
+/// A reaped child: pid, raw wait status and its resource usage.
+#[derive(Debug, Clone, Copy)]
+pub struct Reaped {
+    pub pid: i32,
+    pub status: i32,
+    pub usage: Usage,
+}
+
+impl Reaped {
+    pub fn exit_code(&self) -> Option<i32> {
+        libc::WIFEXITED(self.status).then(|| libc::WEXITSTATUS(self.status))
+    }
+    pub fn signal(&self) -> Option<i32> {
+        libc::WIFSIGNALED(self.status).then(|| libc::WTERMSIG(self.status))
+    }
+}
+
+/// wait4(2): reap `pid` (-1 for any child). With `nohang`, Ok(None) means nothing to reap yet.
+/// EINTR is retried.
+pub fn wait4(pid: i32, nohang: bool) -> io::Result<Option<Reaped>> {
+    let mut status: libc::c_int = 0;
+    // SAFETY: rusage is plain old data; zeroed is a valid value and the kernel overwrites it.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    let options = if nohang { libc::WNOHANG } else { 0 } | libc::__WALL;
+    loop {
+        // SAFETY: both pointers refer to live locals of the right types.
+        let r = unsafe { libc::wait4(pid, &mut status, options, &mut ru) };
+        if r == -1 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if r == 0 {
+            return Ok(None);
+        }
+        let tv = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+        return Ok(Some(Reaped {
+            pid: r,
+            status,
+            usage: Usage {
+                user_us: tv(ru.ru_utime),
+                system_us: tv(ru.ru_stime),
+                max_rss_kb: ru.ru_maxrss.max(0) as u64,
+            },
+        }));
+    }
+}
+
+/// Marks every descriptor from `first` upward close-on-exec (close_range with
+/// CLOSE_RANGE_CLOEXEC), so nothing the sandbox inherited survives execve.
+pub fn cloexec_from(first: RawFd) -> io::Result<()> {
+    // SAFETY: close_range only changes descriptor flags; no memory is involved.
+    let r = unsafe {
+        libc::close_range(
+            first as libc::c_uint,
+            libc::c_uint::MAX,
+            libc::CLOSE_RANGE_CLOEXEC as libc::c_int,
+        )
+    };
+    if r == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// prctl(PR_SET_SECUREBITS, bits).
+pub fn set_securebits(bits: u32) -> io::Result<()> {
+    // SAFETY: PR_SET_SECUREBITS takes an integer argument; no memory is involved.
+    let r = unsafe { libc::prctl(libc::PR_SET_SECUREBITS, bits as libc::c_ulong, 0, 0, 0) };
+    if r == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// prctl(PR_GET_SECUREBITS).
+pub fn securebits() -> io::Result<u32> {
+    // SAFETY: PR_GET_SECUREBITS takes no pointer argument.
+    let r = unsafe { libc::prctl(libc::PR_GET_SECUREBITS, 0, 0, 0, 0) };
+    if r == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(r as u32)
+}
+
+/// Immediately terminates the process without running destructors or atexit handlers: the
+/// right exit for a forked child that must not flush its parent's buffers twice.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit never returns and touches no Rust state.
+    unsafe { libc::_exit(code) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thread_count_is_positive() {
+        assert!(thread_count().unwrap() >= 1);
+    }
+
+    #[test]
+    fn securebits_readable() {
+        securebits().unwrap();
+    }
+}

@@ -1,0 +1,200 @@
+/* Attacks a sandboxed program might try. Usage: attack NAME [ARG]. Prints one line and exits 0
+ * when the attack was stopped ("DENIED ..."), 1 when it succeeded ("ALLOWED ..."), 2 on misuse.
+ * Built by the integration tests with the system C compiler and run inside `watertight run`. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/personality.h>
+#include <sys/ptrace.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <dirent.h>
+
+static int denied(const char *what, int err) {
+    printf("DENIED %s: %s\n", what, strerror(err));
+    return 0;
+}
+static int allowed(const char *what) {
+    printf("ALLOWED %s\n", what);
+    return 1;
+}
+/* A raw syscall result: -1 with errno means denied. */
+static int check(const char *what, long r) {
+    if (r < 0) return denied(what, errno);
+    return allowed(what);
+}
+
+static int attack(const char *name, const char *arg) {
+    if (!strcmp(name, "mount")) return check(name, mount("none", "/tmp", "tmpfs", 0, NULL));
+    if (!strcmp(name, "umount")) return check(name, umount2("/proc", MNT_DETACH));
+    if (!strcmp(name, "pivot_root")) return check(name, syscall(SYS_pivot_root, "/tmp", "/tmp"));
+    if (!strcmp(name, "chroot")) return check(name, chroot("/tmp"));
+    if (!strcmp(name, "unshare")) return check(name, unshare(CLONE_NEWUSER | CLONE_NEWNET));
+    if (!strcmp(name, "unshare_mount")) return check(name, unshare(CLONE_NEWNS));
+    if (!strcmp(name, "setns")) {
+        int fd = open("/proc/self/ns/net", O_RDONLY);
+        if (fd < 0) return denied("setns (open ns)", errno);
+        return check(name, setns(fd, CLONE_NEWNET));
+    }
+    if (!strcmp(name, "clone_newuser")) {
+        long r = syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, 0, 0, 0, 0);
+        if (r == 0) _exit(0);
+        if (r > 0) { waitpid(r, NULL, 0); return allowed(name); }
+        return denied(name, errno);
+    }
+    if (!strcmp(name, "clone3")) {
+        uint64_t args[11] = {0};
+        args[0] = CLONE_NEWNET; /* flags */
+        args[4] = SIGCHLD;      /* exit_signal */
+        long r = syscall(SYS_clone3, args, sizeof(args));
+        if (r == 0) _exit(0);
+        if (r > 0) { waitpid(r, NULL, 0); return allowed(name); }
+        return denied(name, errno);
+    }
+    if (!strcmp(name, "ptrace")) return check(name, ptrace(PTRACE_ATTACH, 1, 0, 0));
+    if (!strcmp(name, "ptrace_traceme")) return check(name, ptrace(PTRACE_TRACEME, 0, 0, 0));
+    if (!strcmp(name, "process_vm_readv")) {
+        char buf[8];
+        struct iovec l = {buf, 8}, r = {buf, 8};
+        return check(name, syscall(SYS_process_vm_readv, getppid(), &l, 1, &r, 1, 0));
+    }
+    if (!strcmp(name, "kexec_load")) return check(name, syscall(SYS_kexec_load, 0, 0, 0, 0));
+    if (!strcmp(name, "kexec_file_load")) return check(name, syscall(SYS_kexec_file_load, -1, -1, 0, "", 0));
+    if (!strcmp(name, "bpf")) {
+        union bpf_attr a;
+        memset(&a, 0, sizeof(a));
+        a.map_type = BPF_MAP_TYPE_ARRAY; a.key_size = 4; a.value_size = 4; a.max_entries = 1;
+        return check(name, syscall(SYS_bpf, BPF_MAP_CREATE, &a, sizeof(a)));
+    }
+    if (!strcmp(name, "keyctl")) return check(name, syscall(SYS_keyctl, 0 /*GET_KEYRING_ID*/, -3, 0));
+    if (!strcmp(name, "add_key")) return check(name, syscall(SYS_add_key, "user", "wt", "x", 1, -3));
+    if (!strcmp(name, "request_key")) return check(name, syscall(SYS_request_key, "user", "wt", NULL, 0));
+    if (!strcmp(name, "io_uring")) {
+        char params[120];
+        memset(params, 0, sizeof(params));
+        return check(name, syscall(SYS_io_uring_setup, 1, params));
+    }
+    if (!strcmp(name, "userfaultfd")) return check(name, syscall(SYS_userfaultfd, 0));
+    if (!strcmp(name, "perf_event_open")) {
+        char attr[128];
+        memset(attr, 0, sizeof(attr));
+        *(uint32_t *)(attr + 4) = sizeof(attr); /* size */
+        return check(name, syscall(SYS_perf_event_open, attr, 0, -1, -1, 0));
+    }
+    if (!strcmp(name, "open_by_handle_at")) {
+        char h[64];
+        memset(h, 0, sizeof(h));
+        *(unsigned *)h = 8;
+        return check(name, syscall(SYS_open_by_handle_at, AT_FDCWD, h, O_RDONLY));
+    }
+    if (!strcmp(name, "fsopen")) return check(name, syscall(SYS_fsopen, "tmpfs", 0));
+    if (!strcmp(name, "open_tree")) return check(name, syscall(SYS_open_tree, AT_FDCWD, "/tmp", 1 /*OPEN_TREE_CLONE*/));
+    if (!strcmp(name, "move_mount")) return check(name, syscall(SYS_move_mount, AT_FDCWD, "/tmp", AT_FDCWD, "/usr", 0));
+    if (!strcmp(name, "fsmount")) return check(name, syscall(SYS_fsmount, -1, 0, 0));
+    if (!strcmp(name, "init_module")) return check(name, syscall(SYS_init_module, "", 0, ""));
+    if (!strcmp(name, "finit_module")) return check(name, syscall(SYS_finit_module, 0, "", 0));
+    if (!strcmp(name, "delete_module")) return check(name, syscall(SYS_delete_module, "loop", 0));
+    if (!strcmp(name, "reboot")) return check(name, syscall(SYS_reboot, 0xfee1dead, 672274793, 0x4321fedc, 0));
+    if (!strcmp(name, "iopl")) return check(name, syscall(SYS_iopl, 3));
+    if (!strcmp(name, "ioperm")) return check(name, syscall(SYS_ioperm, 0x80, 1, 1));
+    if (!strcmp(name, "personality")) return check(name, personality(READ_IMPLIES_EXEC) == -1 ? -1 : (personality(0xffffffff) & READ_IMPLIES_EXEC ? 0 : -1));
+    if (!strcmp(name, "af_packet")) return check(name, socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL)));
+    if (!strcmp(name, "af_vsock")) return check(name, socket(40 /*AF_VSOCK*/, SOCK_STREAM, 0));
+    if (!strcmp(name, "af_alg")) return check(name, socket(38 /*AF_ALG*/, SOCK_SEQPACKET, 0));
+    if (!strcmp(name, "mknod_block")) {
+        if (mknod("/tmp/wt-sda", S_IFBLK | 0600, makedev(8, 0)) < 0) return denied("mknod block device", errno);
+        int fd = open("/tmp/wt-sda", O_RDONLY);
+        if (fd < 0) return denied("open mknod'ed block device", errno);
+        return allowed(name);
+    }
+    if (!strcmp(name, "open")) { /* open ARG for reading and read a byte */
+        int fd = open(arg, O_RDONLY);
+        if (fd < 0) return denied(arg, errno);
+        char c;
+        ssize_t n = read(fd, &c, 1);
+        if (n < 0) return denied(arg, errno);
+        if (n == 0) { printf("DENIED %s: empty\n", arg); return 0; }
+        return allowed(arg);
+    }
+    if (!strcmp(name, "write")) { /* write to ARG */
+        int fd = open(arg, O_WRONLY | O_CREAT, 0644);
+        if (fd < 0) return denied(arg, errno);
+        if (write(fd, "c", 1) < 0) return denied(arg, errno);
+        return allowed(arg);
+    }
+    if (!strcmp(name, "syslog")) return check(name, syscall(SYS_syslog, 3 /*READ_ALL*/, malloc(4096), 4096));
+    if (!strcmp(name, "tcp")) { /* connect to 127.0.0.1:ARG */
+        int s = socket(AF_INET, SOCK_STREAM, 0);
+        if (s < 0) return denied("tcp socket", errno);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(atoi(arg)), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        return check(name, connect(s, (struct sockaddr *)&a, sizeof(a)));
+    }
+    if (!strcmp(name, "abstract")) { /* connect to abstract unix socket @ARG */
+        int s = socket(AF_UNIX, SOCK_STREAM, 0);
+        if (s < 0) return denied("unix socket", errno);
+        struct sockaddr_un a = {.sun_family = AF_UNIX};
+        strncpy(a.sun_path + 1, arg, sizeof(a.sun_path) - 2);
+        return check(name, connect(s, (struct sockaddr *)&a, offsetof(struct sockaddr_un, sun_path) + 1 + strlen(arg)));
+    }
+    if (!strcmp(name, "fd")) { /* is descriptor ARG open? */
+        struct stat st;
+        return check(name, fstat(atoi(arg), &st));
+    }
+    if (!strcmp(name, "processes")) { /* may see no more than ARG processes */
+        DIR *d = opendir("/proc");
+        if (!d) return denied("opendir /proc", errno);
+        int n = 0;
+        struct dirent *e;
+        while ((e = readdir(d))) if (e->d_name[0] >= '0' && e->d_name[0] <= '9') n++;
+        printf("%s %d processes visible\n", n <= atoi(arg) ? "DENIED" : "ALLOWED", n);
+        return n > atoi(arg);
+    }
+    if (!strcmp(name, "forkbomb")) { /* fork until refused; report how many */
+        int n = 0;
+        for (;;) {
+            pid_t p = fork();
+            if (p == 0) { pause(); _exit(0); }
+            if (p < 0) break;
+            n++;
+            if (n > 100000) return allowed(name);
+        }
+        printf("DENIED fork after %d children: %s\n", n, strerror(errno));
+        kill(0, SIGKILL);
+        return 0;
+    }
+    if (!strcmp(name, "hog")) { /* touch ARG MiB */
+        size_t n = (size_t)atoi(arg) << 20;
+        char *p = malloc(n);
+        if (!p) return denied("malloc", errno);
+        for (size_t i = 0; i < n; i += 4096) p[i] = 1;
+        return allowed(name);
+    }
+    if (!strcmp(name, "spin")) { for (volatile unsigned long i = 0;; i++) {} }
+    if (!strcmp(name, "exe")) return check(name, open("/proc/self/exe", O_WRONLY));
+    return 2;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) { fprintf(stderr, "usage: attack NAME [ARG]\n"); return 2; }
+    int r = attack(argv[1], argc > 2 ? argv[2] : "");
+    fflush(stdout);
+    if (r == 2) fprintf(stderr, "attack: unknown attack %s\n", argv[1]);
+    return r;
+}

@@ -1,0 +1,336 @@
+//! The whole sandbox as one ordered story. Read this file first: each step is one call into the
+//! module of its layer (`layers/`).
+//!
+//! Supervisor (host side, root):            Sandbox pid 1 (new user/pid/mount/net/uts/ipc ns):
+//!  1. prepare everything before fork         a. wait until the supervisor says go
+//!  2. user: take a slot = own host uid       b. cgroup: enter a cgroup namespace rooted at its own
+//!  3. cgroup: create it with limits          c. user: become the sandbox uid/gid, no groups
+//!  4. clone into the new namespaces          d. mount: private, new root, /proc, /dev, /tmp,
+//!  5. cgroup: move the child in                 secrets, pivot_root, root read-only
+//!  6. user: write its uid/gid maps           e. uts: hostname; net: loopback up
+//!  7. say go                                 f. fork the program; stay its reaper (pid 1)
+//!  8. supervise: time, output, signals       Program (pid 2), last steps before execve:
+//!  9. verdict from exit status + cgroup      g. new session; stdio; inherited fds cloexec
+//! 10. clean up: cgroup removed, slot freed   h. rlimits; i. all capabilities dropped, securebits
+//!                                               locked, no_new_privs; j. seccomp; k. execve
+
+use std::ffi::CString;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use nix::fcntl::OFlag;
+use nix::sys::resource::Resource;
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use watertight_seccomp::CompiledFilter;
+use watertight_sys::process::{clone_into_namespaces, exit_now, fork, Forked};
+
+use crate::error::{Error, IoContext};
+use crate::layers::mount::{MountPlan, MountRequest};
+use crate::layers::{
+    cgroup, env, fds, limits, mount, namespaces, privileges, seccomp, secrets, user,
+};
+use crate::profile::Profile;
+use crate::report::{self, Report};
+use crate::supervise::{self, Outcome};
+use crate::syscall::{Linux, Syscall};
+use crate::verdict::Verdict;
+
+/// One program to run and how.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub profile: Profile,
+    pub argv: Vec<String>,
+    pub workdir: Option<PathBuf>,
+    pub env: Vec<(String, String)>,
+    pub secrets: Vec<secrets::Secret>,
+}
+
+/// Everything the sandbox needs, computed before fork so the child only executes.
+pub(crate) struct Prepared {
+    pub profile: Profile,
+    pub mounts: MountPlan,
+    pub argv: Vec<CString>,
+    pub envp: Vec<CString>,
+    pub rlimits: Vec<(Resource, u64, u64)>,
+    pub filter: CompiledFilter,
+}
+
+/// Pipe ends the sandbox side holds.
+struct SandboxEnds {
+    go: OwnedFd,
+    report: OwnedFd,
+    stdout: Option<OwnedFd>,
+    stderr: Option<OwnedFd>,
+}
+
+/// Runs `job` to completion and returns its verdict. Errors are watertight's own failures
+/// before the program could run (bad input, missing privileges); everything after that is
+/// reported in the verdict.
+pub fn run(job: &Job) -> Result<Verdict, Error> {
+    // 1. Everything that can fail on bad input fails here, before anything is created.
+    preflight()?;
+    let prepared = prepare(job)?;
+    let profile = &prepared.profile;
+
+    // 2. user: a host uid of this sandbox's own.
+    let slot = user::acquire_slot(&profile.identity)?;
+    let sandbox_id = format!("wt-{}-{}", slot.index, std::process::id());
+
+    // 3. cgroup: limits and device allowlist, before the sandbox exists.
+    let (_layout, cgroup) = cgroup::create(&sandbox_id, profile)?;
+
+    let (go_rd, go_wr) = nix::unistd::pipe2(OFlag::O_CLOEXEC).ctx(|| "pipe".into())?;
+    let (report_rd, report_wr) = nix::unistd::pipe2(OFlag::O_CLOEXEC).ctx(|| "pipe".into())?;
+    let output = match profile.limits.output {
+        Some(_) => Some((
+            nix::unistd::pipe2(OFlag::O_CLOEXEC).ctx(|| "pipe".into())?,
+            nix::unistd::pipe2(OFlag::O_CLOEXEC).ctx(|| "pipe".into())?,
+        )),
+        None => None,
+    };
+    let blocked = supervise::block_signals()?;
+    let started = Instant::now();
+
+    // 4. Clone into the new namespaces.
+    let forked = clone_into_namespaces(namespaces::clone_flags(&profile.namespaces).bits());
+    let (pid, pidfd) = match forked {
+        Ok(Forked::Child) => {
+            drop((go_wr, report_rd));
+            let (stdout, stderr) = match output {
+                Some(((_, out_wr), (_, err_wr))) => (Some(out_wr), Some(err_wr)),
+                None => (None, None),
+            };
+            sandbox_init(
+                &prepared,
+                SandboxEnds {
+                    go: go_rd,
+                    report: report_wr,
+                    stdout,
+                    stderr,
+                },
+            )
+        }
+        Ok(Forked::Parent { pid, pidfd }) => (pid, pidfd),
+        Err(e) => {
+            supervise::restore_signals(&blocked);
+            let _ = cgroup.destroy();
+            return Err(Error::io("clone into new namespaces", e));
+        }
+    };
+    drop((go_rd, report_wr));
+    let (out_rd, err_rd) = match output {
+        Some(((out_rd, _), (err_rd, _))) => (Some(out_rd), Some(err_rd)),
+        None => (None, None),
+    };
+    // From here the child exists: any failure kills it before returning.
+    let child = supervise::ChildGuard::new(pid);
+
+    // 5-7. cgroup membership and id maps, then go.
+    let setup = (|| -> Result<(), Error> {
+        cgroup.add_process(pid)?;
+        user::write_id_maps(pid, &profile.identity, slot.host_id)?;
+        nix::unistd::write(&go_wr, b"g").ctx(|| "release the sandbox".into())?;
+        Ok(())
+    })();
+    if let Err(e) = setup {
+        drop(child);
+        supervise::restore_signals(&blocked);
+        let _ = cgroup.destroy();
+        return Err(e);
+    }
+    drop(go_wr);
+
+    // 8. Supervise until the sandbox's pid 1 is gone.
+    let outcome: Outcome = supervise::supervise(supervise::Watch {
+        pid,
+        pidfd: pidfd.as_ref().map(|f| f.as_fd()),
+        report: report_rd,
+        stdout: out_rd,
+        stderr: err_rd,
+        limits: &profile.limits,
+        cgroup: &cgroup,
+        started,
+        signals: &blocked,
+    });
+    child.disarm();
+    supervise::restore_signals(&blocked);
+
+    // 9. The verdict, from what the supervisor saw and the cgroup's accounting.
+    let stats = cgroup.stats().ok();
+    let verdict = supervise::verdict(&outcome, stats.as_ref(), profile, &sandbox_id);
+
+    // 10. Clean up: kill anything left and remove the cgroup; the slot is freed on drop.
+    cgroup.destroy()?;
+    drop(slot);
+    Ok(verdict)
+}
+
+fn preflight() -> Result<(), Error> {
+    if !nix::unistd::geteuid().is_root() {
+        return Err(Error::NotRoot);
+    }
+    if let Ok(s) = std::fs::read_to_string("/proc/sys/user/max_user_namespaces") {
+        if s.trim() == "0" {
+            return Err(Error::Config(
+                "user namespaces are disabled (user.max_user_namespaces = 0); enable them with sysctl -w user.max_user_namespaces=15000".into(),
+            ));
+        }
+    }
+    std::fs::create_dir_all(mount::STAGE).ctx(|| format!("create {}", mount::STAGE))?;
+    Ok(())
+}
+
+pub(crate) fn prepare(job: &Job) -> Result<Prepared, Error> {
+    let profile = job.profile.clone();
+    profile.validate().map_err(|m| Error::Profile {
+        origin: "(effective profile)".into(),
+        message: m,
+    })?;
+    if job.argv.is_empty() {
+        return Err(Error::Config(
+            "no command given: watertight run [OPTIONS] -- COMMAND [ARGS...]".into(),
+        ));
+    }
+    let argv = job
+        .argv
+        .iter()
+        .map(|a| {
+            CString::new(a.as_bytes())
+                .map_err(|_| Error::Config(format!("argument {a:?} contains a NUL byte")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let req = MountRequest {
+        cwd: std::env::current_dir().ok(),
+        workdir: job.workdir.clone(),
+        secrets: job.secrets.clone(),
+    };
+    let mounts = mount::plan(&profile, &req)?;
+    let envp = env::build(&profile.env, &job.env)?;
+    let rlimits = limits::rlimits(&profile.limits);
+    let filter = seccomp::compile(&profile.seccomp)?;
+    Ok(Prepared {
+        profile,
+        mounts,
+        argv,
+        envp,
+        rlimits,
+        filter,
+    })
+}
+
+/// The sandbox's pid 1. Never returns: exits with 0 after reporting the program's status, or
+/// with 1 after reporting a setup error.
+fn sandbox_init(p: &Prepared, mut ends: SandboxEnds) -> ! {
+    let result = (|| -> Result<(), Error> {
+        let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+        nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+            .ctx(|| "reset signal mask".into())?;
+        // a. The supervisor has moved us into our cgroup and written our id maps.
+        let mut b = [0u8; 1];
+        match nix::unistd::read(&ends.go, &mut b) {
+            Ok(1) => {}
+            _ => exit_now(1), // the supervisor is gone
+        }
+        let sys = Linux;
+        namespaces::enter_cgroup_namespace(&p.profile.namespaces)?; // b. cgroup
+        user::become_sandbox_user(&p.profile.identity)?; // c. user
+        mount::apply(&p.mounts.ops, &sys)?; // d. mount, proc, dev, tmp, secrets
+        namespaces::set_hostname(&p.profile.namespaces, &p.profile.hostname, &sys)?; // e. uts
+        namespaces::loopback_up(&p.profile.namespaces, &sys)?; // e. net
+        sys.chdir(&p.mounts.workdir)
+            .ctx(|| format!("chdir {}", p.mounts.workdir.display()))?;
+        // f. The program runs as pid 2 so that pid 1 (which the kernel shields from signals it
+        // has no handler for) is us, reaping orphans and reporting the program's true status.
+        match fork().ctx(|| "fork the program".into())? {
+            Forked::Child => exec_program(p, &ends),
+            Forked::Parent { pid, .. } => {
+                // Only the program writes its output pipes: their EOF tells the supervisor it is done.
+                ends.stdout = None;
+                ends.stderr = None;
+                // Our own privileges go too: pid 1 only waits from here on.
+                let _ = nix::sys::prctl::set_dumpable(false);
+                privileges::drop_all()?;
+                let status = reap_until(pid);
+                report::send(&ends.report, &Report::Exited { status });
+                Ok(())
+            }
+        }
+    })();
+    match result {
+        Ok(()) => exit_now(0),
+        Err(e) => {
+            report::send(&ends.report, &Report::from_error(&e));
+            exit_now(1)
+        }
+    }
+}
+
+/// Reaps every child (orphans are reparented to pid 1) until `program` exits; returns its raw
+/// wait status.
+fn reap_until(program: i32) -> i32 {
+    loop {
+        match watertight_sys::process::wait4(-1, false) {
+            Ok(Some(r)) if r.pid == program => return r.status,
+            Ok(_) => continue,
+            Err(_) => return 0x7f00, // no children left: cannot happen while program lives
+        }
+    }
+}
+
+/// The program's last steps (g-k) before execve. Never returns.
+fn exec_program(p: &Prepared, ends: &SandboxEnds) -> ! {
+    let result = (|| -> Result<(), Error> {
+        nix::unistd::setsid().ctx(|| "setsid".into())?; // g. no controlling terminal to push input into
+        if let Some(out) = &ends.stdout {
+            nix::unistd::dup2_stdout(out.as_fd()).ctx(|| "redirect stdout".into())?;
+        }
+        if let Some(err) = &ends.stderr {
+            nix::unistd::dup2_stderr(err.as_fd()).ctx(|| "redirect stderr".into())?;
+        }
+        fds::close_inherited()?; // g. nothing but stdio survives execve
+        limits::apply(&p.rlimits)?; // h. rlimits
+        privileges::drop_all()?; // i. capabilities, securebits, no_new_privs
+        seccomp::install(&p.filter)?; // j. seccomp, last
+        Ok(())
+    })();
+    if let Err(e) = result {
+        report::send(&ends.report, &Report::from_error(&e));
+        exit_now(126);
+    }
+    // k. execve, searching PATH like execvp when the command has no slash.
+    let errno = exec_search(&p.argv, &p.envp);
+    report::send(
+        &ends.report,
+        &Report::ExecFailed {
+            errno: errno as i32,
+        },
+    );
+    exit_now(if errno == nix::errno::Errno::ENOENT {
+        127
+    } else {
+        126
+    })
+}
+
+fn exec_search(argv: &[CString], envp: &[CString]) -> nix::errno::Errno {
+    let cmd = argv[0].as_bytes();
+    if cmd.contains(&b'/') {
+        return nix::unistd::execve(&argv[0], argv, envp).unwrap_err();
+    }
+    let mut last = nix::errno::Errno::ENOENT;
+    for dir in env::path_of(envp).split(':').filter(|d| !d.is_empty()) {
+        let mut full = dir.as_bytes().to_vec();
+        full.push(b'/');
+        full.extend_from_slice(cmd);
+        let Ok(path) = CString::new(full) else {
+            continue;
+        };
+        let e = nix::unistd::execve(&path, argv, envp).unwrap_err();
+        // Like execvp: remember a more telling error than "not here".
+        if e != nix::errno::Errno::ENOENT && e != nix::errno::Errno::ENOTDIR {
+            last = e;
+        }
+    }
+    last
+}

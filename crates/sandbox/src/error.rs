@@ -1,0 +1,51 @@
+//! Errors of the sandbox library. Each names what failed and, where there is one, the fix.
+
+use std::io;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("profile {origin}: {message}")]
+    Profile { origin: String, message: String },
+    #[error("{0}")]
+    Config(String),
+    #[error("{what}: {source}")]
+    Io { what: String, source: io::Error },
+    #[error("watertight run needs root (it creates cgroups and maps the sandbox to its own host uid); run it as root, e.g. with sudo")]
+    NotRoot,
+    #[error("seccomp: {0}")]
+    Seccomp(#[from] watertight_seccomp::Error),
+    #[error("cgroups: {0}")]
+    Cgroup(#[from] watertight_cgroups::Error),
+    #[error(
+        "every sandbox slot ({slots}) is in use: wait for a sandbox to end or raise identity.slots"
+    )]
+    NoFreeSlot { slots: u32 },
+    #[error("sandbox setup failed at {stage}: {message}")]
+    Setup { stage: String, message: String },
+}
+
+impl Error {
+    pub fn io(what: impl Into<String>, source: io::Error) -> Error {
+        Error::Io {
+            what: what.into(),
+            source,
+        }
+    }
+}
+
+/// Adds context to io results: `.ctx(|| format!("mount {}", p))?`.
+pub trait IoContext<T> {
+    fn ctx<F: FnOnce() -> String>(self, what: F) -> Result<T, Error>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn ctx<F: FnOnce() -> String>(self, what: F) -> Result<T, Error> {
+        self.map_err(|e| Error::io(what(), e))
+    }
+}
+
+impl<T> IoContext<T> for nix::Result<T> {
+    fn ctx<F: FnOnce() -> String>(self, what: F) -> Result<T, Error> {
+        self.map_err(|e| Error::io(what(), io::Error::from(e)))
+    }
+}

@@ -1,0 +1,55 @@
+//! Per-process limits (rlimits) set in the sandbox before execve. The whole-sandbox limits
+//! (memory, pids, CPU bandwidth) are the cgroup layer's; CPU and wall time and output size are
+//! enforced by the supervisor, which sees the whole sandbox.
+
+use nix::sys::resource::{setrlimit, Resource};
+
+use crate::error::{Error, IoContext};
+use crate::profile::Limits;
+
+/// The rlimits for a profile's limits, as (resource, soft, hard).
+pub fn rlimits(limits: &Limits) -> Vec<(Resource, u64, u64)> {
+    let mut v = vec![(Resource::RLIMIT_CORE, 0, 0)];
+    if let Some(n) = limits.open_files {
+        v.push((Resource::RLIMIT_NOFILE, n, n));
+    }
+    if let Some(s) = limits.file_size {
+        v.push((Resource::RLIMIT_FSIZE, s.bytes(), s.bytes()));
+    }
+    if let Some(s) = limits.stack {
+        v.push((Resource::RLIMIT_STACK, s.bytes(), s.bytes()));
+    }
+    if let Some(t) = limits.cpu_time {
+        // Per process, a backstop to the supervisor's whole-sandbox accounting: SIGXCPU at the
+        // limit, SIGKILL a second later.
+        let soft = t.ceil() as u64;
+        v.push((Resource::RLIMIT_CPU, soft, soft + 1));
+    }
+    v
+}
+
+pub fn apply(rlimits: &[(Resource, u64, u64)]) -> Result<(), Error> {
+    for &(res, soft, hard) in rlimits {
+        setrlimit(res, soft, hard).ctx(|| format!("setrlimit {res:?} {soft}/{hard}"))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::default_profile;
+
+    #[test]
+    fn core_dumps_are_always_off() {
+        let r = rlimits(&default_profile().limits);
+        assert!(r.contains(&(Resource::RLIMIT_CORE, 0, 0)));
+    }
+
+    #[test]
+    fn cpu_limit_rounds_up_with_a_hard_backstop() {
+        let mut l = default_profile().limits;
+        l.cpu_time = Some(1.5);
+        assert!(rlimits(&l).contains(&(Resource::RLIMIT_CPU, 2, 3)));
+    }
+}

@@ -1,0 +1,14 @@
+//! The sandbox's layers, one module each, in the order `contain` applies them.
+
+pub mod cgroup;
+pub mod dev;
+pub mod env;
+pub mod fds;
+pub mod limits;
+pub mod mount;
+pub mod namespaces;
+pub mod privileges;
+pub mod proc;
+pub mod seccomp;
+pub mod secrets;
+pub mod user;

@@ -1,0 +1,564 @@
+//! Mount layer: the sandbox's file system, built in a private mount namespace.
+//!
+//! The supervisor plans every mount before fork (`plan`): a flat list of `MountOp`s that unit
+//! tests can read. The sandbox's pid 1 applies them in order (`apply`):
+//! 1. every mount private, so nothing propagates to or from the host;
+//! 2. a fresh tmpfs as the new root (host-directory root), or an overlay of `--rootfs` with a
+//!    tmpfs upper layer (read-only unless the profile makes the root writable);
+//! 3. the host directories and user binds, read-only unless asked otherwise, always nosuid/nodev;
+//! 4. host secrets hidden; /proc, /dev, /tmp, /run/secrets (their own modules plan those);
+//! 5. pivot_root into the new root and detach the old one, then the root itself read-only.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use nix::mount::MsFlags;
+use watertight_sys::mount::{ATTR_NODEV, ATTR_NOEXEC, ATTR_NOSUID, ATTR_RDONLY};
+
+use crate::error::Error;
+use crate::profile::Profile;
+use crate::syscall::Syscall;
+
+/// Where the new root is assembled in the sandbox's own mount namespace before pivot_root. It
+/// must exist on the host (the supervisor creates it); nothing is ever mounted there on the host.
+pub const STAGE: &str = "/run/watertight/stage";
+
+/// One step of building the sandbox's file system.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MountOp {
+    /// Change the propagation of `path` (and everything below it) to private.
+    MakePrivate {
+        path: PathBuf,
+    },
+    /// A tmpfs with `size` bytes, the root directory's `mode`, and `flags` (MS_NOSUID ...).
+    Tmpfs {
+        target: PathBuf,
+        size: u64,
+        mode: u32,
+        flags: MsFlags,
+    },
+    /// An overlay: `lower` read-only below, `upper`/`work` on a tmpfs.
+    Overlay {
+        lower: PathBuf,
+        upper: PathBuf,
+        work: PathBuf,
+        target: PathBuf,
+    },
+    /// A directory and its missing parents.
+    MkdirAll {
+        path: PathBuf,
+        mode: u32,
+    },
+    /// An empty file (a mount point for a file bind).
+    Touch {
+        path: PathBuf,
+    },
+    Symlink {
+        target: PathBuf,
+        link: PathBuf,
+    },
+    /// A recursive bind mount, then `attrs` (ATTR_RDONLY ...) on the whole bound tree.
+    Bind {
+        source: PathBuf,
+        target: PathBuf,
+        attrs: u64,
+    },
+    /// A fresh procfs for the sandbox's pid namespace.
+    Proc {
+        target: PathBuf,
+    },
+    /// A private devpts instance.
+    Devpts {
+        target: PathBuf,
+    },
+    /// A file with the given contents (secrets), created exclusively.
+    WriteFile {
+        path: PathBuf,
+        mode: u32,
+        contents: Vec<u8>,
+    },
+    /// Set attributes on an existing mount (not recursive).
+    SetAttributes {
+        target: PathBuf,
+        attrs: u64,
+    },
+    /// pivot_root into `new_root` and detach the old root.
+    PivotRoot {
+        new_root: PathBuf,
+    },
+}
+
+/// The planned file system plus facts the later layers need.
+#[derive(Debug, Clone)]
+pub struct MountPlan {
+    pub ops: Vec<MountOp>,
+    /// The program's working directory inside the sandbox.
+    pub workdir: PathBuf,
+}
+
+/// Inputs that come from the command line rather than the profile.
+#[derive(Debug, Clone, Default)]
+pub struct MountRequest {
+    /// The caller's working directory (used when the profile binds it).
+    pub cwd: Option<PathBuf>,
+    /// `--workdir`.
+    pub workdir: Option<PathBuf>,
+    /// `--secret NAME=FILE`, already read by the supervisor.
+    pub secrets: Vec<crate::layers::secrets::Secret>,
+}
+
+/// Flags every writable scratch mount gets: no setuid binaries, no device nodes.
+pub const SCRATCH_FLAGS: MsFlags = MsFlags::MS_NOSUID.union(MsFlags::MS_NODEV);
+
+pub fn plan(profile: &Profile, req: &MountRequest) -> Result<MountPlan, Error> {
+    let stage = PathBuf::from(STAGE);
+    let mut ops = vec![MountOp::MakePrivate { path: "/".into() }];
+    let host_root = profile.root.source == "host";
+
+    // The new root.
+    let root = if host_root {
+        // Only mount points and symlinks live on this tmpfs; it becomes read-only after pivot.
+        ops.push(MountOp::Tmpfs {
+            target: stage.clone(),
+            size: 1 << 20,
+            mode: 0o755,
+            flags: SCRATCH_FLAGS,
+        });
+        stage.clone()
+    } else {
+        let rootfs = PathBuf::from(&profile.root.source);
+        let meta = std::fs::metadata(&rootfs).map_err(|e| {
+            Error::Config(format!(
+                "root directory {}: {e} (pass an existing directory to --rootfs)",
+                rootfs.display()
+            ))
+        })?;
+        if !meta.is_dir() {
+            return Err(Error::Config(format!(
+                "root {} is not a directory (--rootfs takes a directory)",
+                rootfs.display()
+            )));
+        }
+        let upper_size = if profile.root.writable {
+            profile.tmp.size.bytes()
+        } else {
+            1 << 20
+        };
+        ops.push(MountOp::Tmpfs {
+            target: stage.clone(),
+            size: upper_size,
+            mode: 0o755,
+            flags: SCRATCH_FLAGS,
+        });
+        for d in ["upper", "work", "root"] {
+            ops.push(MountOp::MkdirAll {
+                path: stage.join(d),
+                mode: 0o755,
+            });
+        }
+        ops.push(MountOp::Overlay {
+            lower: rootfs,
+            upper: stage.join("upper"),
+            work: stage.join("work"),
+            target: stage.join("root"),
+        });
+        stage.join("root")
+    };
+    if host_root && profile.root.writable {
+        return Err(Error::Config(
+            "root.writable = true needs a root directory (--rootfs DIR); with the host's root use /tmp for writes".into(),
+        ));
+    }
+    let inside = |p: &Path| root.join(p.strip_prefix("/").unwrap_or(p));
+
+    if host_root {
+        for dir in &profile.root.host_dirs {
+            let Ok(meta) = std::fs::symlink_metadata(dir) else {
+                continue;
+            };
+            if meta.file_type().is_symlink() {
+                let target = std::fs::read_link(dir)
+                    .map_err(|e| Error::io(format!("read link {}", dir.display()), e))?;
+                ops.push(MountOp::Symlink {
+                    target,
+                    link: inside(dir),
+                });
+            } else if meta.is_dir() {
+                ops.push(MountOp::MkdirAll {
+                    path: inside(dir),
+                    mode: 0o755,
+                });
+                ops.push(MountOp::Bind {
+                    source: dir.clone(),
+                    target: inside(dir),
+                    attrs: ATTR_RDONLY | ATTR_NOSUID | ATTR_NODEV,
+                });
+            }
+        }
+    }
+    for d in ["/proc", "/dev", "/tmp", "/run"] {
+        ops.push(MountOp::MkdirAll {
+            path: inside(Path::new(d)),
+            mode: 0o755,
+        });
+    }
+
+    // User binds, then the caller's working directory.
+    let mut binds: Vec<(PathBuf, PathBuf, bool)> = profile
+        .binds
+        .iter()
+        .map(|b| (b.source.clone(), b.target.clone(), b.read_only))
+        .collect();
+    let mut workdir = req.workdir.clone();
+    if host_root && profile.root.bind_cwd {
+        if let Some(cwd) = &req.cwd {
+            let covered =
+                cwd == Path::new("/") || profile.root.host_dirs.iter().any(|d| cwd.starts_with(d));
+            if !covered && !binds.iter().any(|(_, t, _)| cwd.starts_with(t)) {
+                binds.push((cwd.clone(), cwd.clone(), true));
+            }
+            workdir.get_or_insert_with(|| cwd.clone());
+        }
+    }
+    for (source, target, read_only) in &binds {
+        let meta = std::fs::metadata(source).map_err(|e| {
+            Error::Config(format!(
+                "bind source {}: {e} (it must exist on the host)",
+                source.display()
+            ))
+        })?;
+        if !target.is_absolute() {
+            return Err(Error::Config(format!(
+                "bind target {} must be an absolute path",
+                target.display()
+            )));
+        }
+        if meta.is_dir() {
+            ops.push(MountOp::MkdirAll {
+                path: inside(target),
+                mode: 0o755,
+            });
+        } else {
+            if let Some(parent) = target.parent() {
+                ops.push(MountOp::MkdirAll {
+                    path: inside(parent),
+                    mode: 0o755,
+                });
+            }
+            ops.push(MountOp::Touch {
+                path: inside(target),
+            });
+        }
+        let attrs = if *read_only {
+            ATTR_RDONLY | ATTR_NOSUID | ATTR_NODEV
+        } else {
+            ATTR_NOSUID | ATTR_NODEV
+        };
+        ops.push(MountOp::Bind {
+            source: source.clone(),
+            target: inside(target),
+            attrs,
+        });
+    }
+
+    // Host secrets hidden: /dev/null (read-only) over files, an empty read-only tmpfs over dirs.
+    for path in &profile.root.hide {
+        let on_host = if host_root {
+            path.clone()
+        } else {
+            PathBuf::from(&profile.root.source).join(path.strip_prefix("/").unwrap_or(path))
+        };
+        match std::fs::symlink_metadata(&on_host) {
+            Ok(m) if m.is_dir() => ops.extend(hide_dir(&inside(path))),
+            Ok(m) if m.is_file() => ops.extend(hide_file(&inside(path))),
+            _ => {}
+        }
+    }
+
+    ops.extend(crate::layers::proc::plan(&profile.proc, &root));
+    ops.extend(crate::layers::dev::plan(&profile.dev, &root));
+    ops.push(MountOp::Tmpfs {
+        target: inside(Path::new("/tmp")),
+        size: profile.tmp.size.bytes(),
+        mode: 0o1777,
+        flags: SCRATCH_FLAGS,
+    });
+    ops.extend(crate::layers::secrets::plan(
+        &req.secrets,
+        &root,
+        profile.identity.uid,
+    )?);
+
+    // Private again: binds of host mounts made above must not carry any propagation peer.
+    ops.push(MountOp::MakePrivate { path: root.clone() });
+    ops.push(MountOp::PivotRoot { new_root: root });
+    if !(profile.root.writable && !host_root) {
+        ops.push(MountOp::SetAttributes {
+            target: "/".into(),
+            attrs: ATTR_RDONLY | ATTR_NOSUID | ATTR_NODEV,
+        });
+    }
+
+    let workdir = workdir.unwrap_or_else(|| PathBuf::from("/tmp"));
+    if !workdir.is_absolute() {
+        return Err(Error::Config(format!(
+            "workdir {} must be an absolute path",
+            workdir.display()
+        )));
+    }
+    Ok(MountPlan { ops, workdir })
+}
+
+/// Ops that hide a file: the host's /dev/null bound over it, read-only.
+pub fn hide_file(target: &Path) -> Vec<MountOp> {
+    vec![MountOp::Bind {
+        source: "/dev/null".into(),
+        target: target.to_path_buf(),
+        attrs: ATTR_RDONLY | ATTR_NOSUID | ATTR_NOEXEC,
+    }]
+}
+
+/// Ops that hide a directory: an empty, read-only, one-page tmpfs over it.
+pub fn hide_dir(target: &Path) -> Vec<MountOp> {
+    vec![MountOp::Tmpfs {
+        target: target.to_path_buf(),
+        size: 4096,
+        mode: 0o555,
+        flags: SCRATCH_FLAGS | MsFlags::MS_NOEXEC | MsFlags::MS_RDONLY,
+    }]
+}
+
+/// Applies the planned ops in order; the error names the op that failed.
+pub fn apply(ops: &[MountOp], sys: &impl Syscall) -> Result<(), Error> {
+    for op in ops {
+        apply_one(op, sys).map_err(|e| Error::Setup {
+            stage: "mount".into(),
+            message: format!("{}: {e}", describe(op)),
+        })?;
+    }
+    Ok(())
+}
+
+fn apply_one(op: &MountOp, sys: &impl Syscall) -> io::Result<()> {
+    match op {
+        MountOp::MakePrivate { path } => sys.mount(
+            None,
+            path,
+            None,
+            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+            None,
+        ),
+        MountOp::Tmpfs {
+            target,
+            size,
+            mode,
+            flags,
+        } => {
+            let data = format!("size={size},mode={mode:o}");
+            sys.mount(
+                Some(Path::new("tmpfs")),
+                target,
+                Some("tmpfs"),
+                *flags,
+                Some(&data),
+            )
+        }
+        MountOp::Overlay {
+            lower,
+            upper,
+            work,
+            target,
+        } => {
+            let data = format!(
+                "lowerdir={},upperdir={},workdir={}",
+                lower.display(),
+                upper.display(),
+                work.display()
+            );
+            sys.mount(
+                Some(Path::new("overlay")),
+                target,
+                Some("overlay"),
+                MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+                Some(&data),
+            )
+        }
+        MountOp::MkdirAll { path, mode } => {
+            let mut cur = PathBuf::from("/");
+            for c in path.components().skip(1) {
+                cur.push(c);
+                sys.mkdir(&cur, *mode)?;
+            }
+            Ok(())
+        }
+        MountOp::Touch { path } => match sys.write_file(path, 0o644, b"") {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+            r => r,
+        },
+        MountOp::Symlink { target, link } => sys.symlink(target, link),
+        MountOp::Bind {
+            source,
+            target,
+            attrs,
+        } => {
+            sys.mount(
+                Some(source),
+                target,
+                None,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None,
+            )?;
+            sys.set_mount_attributes(target, true, *attrs, 0)
+        }
+        MountOp::Proc { target } => sys.mount(
+            Some(Path::new("proc")),
+            target,
+            Some("proc"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            None,
+        ),
+        MountOp::Devpts { target } => sys.mount(
+            Some(Path::new("devpts")),
+            target,
+            Some("devpts"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+            Some("newinstance,ptmxmode=0666,mode=0620"),
+        ),
+        MountOp::WriteFile {
+            path,
+            mode,
+            contents,
+        } => sys.write_file(path, *mode, contents),
+        MountOp::SetAttributes { target, attrs } => {
+            sys.set_mount_attributes(target, false, *attrs, 0)
+        }
+        MountOp::PivotRoot { new_root } => sys.pivot_root(new_root),
+    }
+}
+
+fn describe(op: &MountOp) -> String {
+    match op {
+        MountOp::MakePrivate { path } => format!("make {} private", path.display()),
+        MountOp::Tmpfs { target, .. } => format!("tmpfs on {}", target.display()),
+        MountOp::Overlay { lower, target, .. } => {
+            format!("overlay of {} on {}", lower.display(), target.display())
+        }
+        MountOp::MkdirAll { path, .. } => format!("mkdir {}", path.display()),
+        MountOp::Touch { path } => format!("create {}", path.display()),
+        MountOp::Symlink { link, .. } => format!("symlink {}", link.display()),
+        MountOp::Bind { source, target, .. } => {
+            format!("bind {} on {}", source.display(), target.display())
+        }
+        MountOp::Proc { target } => format!("proc on {}", target.display()),
+        MountOp::Devpts { target } => format!("devpts on {}", target.display()),
+        MountOp::WriteFile { path, .. } => format!("write {}", path.display()),
+        MountOp::SetAttributes { target, .. } => format!("set attributes of {}", target.display()),
+        MountOp::PivotRoot { new_root } => format!("pivot_root into {}", new_root.display()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::default_profile;
+    use crate::syscall::recorder::Recorder;
+
+    fn host_plan() -> MountPlan {
+        plan(&default_profile(), &MountRequest::default()).unwrap()
+    }
+
+    #[test]
+    fn everything_is_private_before_anything_is_mounted() {
+        let ops = host_plan().ops;
+        assert_eq!(ops[0], MountOp::MakePrivate { path: "/".into() });
+    }
+
+    #[test]
+    fn host_dirs_are_read_only_nosuid_nodev() {
+        for op in host_plan().ops {
+            if let MountOp::Bind { source, attrs, .. } = op {
+                if source.starts_with("/usr") || source.starts_with("/etc") {
+                    assert_eq!(
+                        attrs & (ATTR_RDONLY | ATTR_NOSUID | ATTR_NODEV),
+                        ATTR_RDONLY | ATTR_NOSUID | ATTR_NODEV
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_tmpfs_is_nosuid_nodev_and_sized() {
+        for op in host_plan().ops {
+            if let MountOp::Tmpfs { size, flags, .. } = op {
+                assert!(size > 0);
+                assert!(flags.contains(MsFlags::MS_NOSUID | MsFlags::MS_NODEV));
+            }
+        }
+    }
+
+    #[test]
+    fn pivot_then_root_read_only_last() {
+        let ops = host_plan().ops;
+        let n = ops.len();
+        assert!(matches!(ops[n - 2], MountOp::PivotRoot { .. }));
+        assert!(
+            matches!(&ops[n - 1], MountOp::SetAttributes { target, attrs } if target == Path::new("/") && attrs & ATTR_RDONLY != 0)
+        );
+        assert!(matches!(&ops[n - 3], MountOp::MakePrivate { .. }));
+    }
+
+    #[test]
+    fn shadow_is_hidden() {
+        if !Path::new("/etc/shadow").exists() {
+            return;
+        }
+        let target = PathBuf::from(STAGE).join("etc/shadow");
+        assert!(host_plan().ops.iter().any(|op| matches!(op, MountOp::Bind { source, target: t, .. } if source == Path::new("/dev/null") && *t == target)));
+    }
+
+    #[test]
+    fn missing_rootfs_is_a_clear_error() {
+        let mut p = default_profile();
+        p.root.source = "/nonexistent/rootfs".into();
+        let e = plan(&p, &MountRequest::default()).unwrap_err().to_string();
+        assert!(
+            e.contains("/nonexistent/rootfs") && e.contains("--rootfs"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn missing_bind_source_is_a_clear_error() {
+        let mut p = default_profile();
+        p.binds.push(crate::profile::Bind {
+            source: "/no/such/dir".into(),
+            target: "/data".into(),
+            read_only: true,
+        });
+        let e = plan(&p, &MountRequest::default()).unwrap_err().to_string();
+        assert!(e.contains("/no/such/dir"), "{e}");
+    }
+
+    #[test]
+    fn cwd_is_bound_read_only_and_becomes_workdir() {
+        let req = MountRequest {
+            cwd: Some("/var/tmp".into()),
+            ..Default::default()
+        };
+        let plan = plan(&default_profile(), &req).unwrap();
+        assert_eq!(plan.workdir, Path::new("/var/tmp"));
+        assert!(plan.ops.iter().any(|op| matches!(op, MountOp::Bind { source, attrs, .. } if source == Path::new("/var/tmp") && attrs & ATTR_RDONLY != 0)));
+    }
+
+    #[test]
+    fn apply_names_the_failing_op() {
+        let rec = Recorder {
+            fail_at: Some(1),
+            ..Default::default()
+        };
+        let e = apply(&host_plan().ops, &rec).unwrap_err().to_string();
+        assert!(e.contains("tmpfs on /run/watertight/stage"), "{e}");
+        assert_eq!(rec.calls.borrow().len(), 2, "stops at the first failure");
+    }
+}

@@ -1,0 +1,78 @@
+//! Namespace layer: which namespaces the sandbox is cloned into, and the small setup the uts,
+//! net and cgroup namespaces need from inside.
+//!
+//! user, pid, mount: always (the other layers stand on them). The cgroup namespace is entered
+//! from inside with unshare() only after the supervisor has moved the sandbox into its own
+//! cgroup, so the sandbox's cgroup root is its own cgroup and not the supervisor's.
+
+use nix::sched::CloneFlags;
+
+use crate::error::{Error, IoContext};
+use crate::profile::Namespaces;
+use crate::syscall::Syscall;
+
+pub fn clone_flags(ns: &Namespaces) -> CloneFlags {
+    let mut f = CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS;
+    if ns.net {
+        f |= CloneFlags::CLONE_NEWNET;
+    }
+    if ns.uts {
+        f |= CloneFlags::CLONE_NEWUTS;
+    }
+    if ns.ipc {
+        f |= CloneFlags::CLONE_NEWIPC;
+    }
+    f
+}
+
+/// Inside the sandbox, once it is in its own cgroup.
+pub fn enter_cgroup_namespace(ns: &Namespaces) -> Result<(), Error> {
+    if ns.cgroup {
+        nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
+            .ctx(|| "unshare cgroup namespace".into())?;
+    }
+    Ok(())
+}
+
+/// uts: the sandbox's own host name.
+pub fn set_hostname(ns: &Namespaces, hostname: &str, sys: &impl Syscall) -> Result<(), Error> {
+    if ns.uts {
+        sys.sethostname(hostname)
+            .ctx(|| format!("sethostname {hostname}"))?;
+    }
+    Ok(())
+}
+
+/// net: a new network namespace has only `lo`, and it is down; bring it up so programs can use
+/// 127.0.0.1 among themselves. Nothing else exists: no route leaves the sandbox.
+pub fn loopback_up(ns: &Namespaces, sys: &impl Syscall) -> Result<(), Error> {
+    if ns.net {
+        sys.interface_up("lo").ctx(|| "bring up lo".into())?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::default_profile;
+
+    #[test]
+    fn default_profile_isolates_every_namespace() {
+        let f = clone_flags(&default_profile().namespaces);
+        for flag in [
+            CloneFlags::CLONE_NEWUSER,
+            CloneFlags::CLONE_NEWPID,
+            CloneFlags::CLONE_NEWNS,
+            CloneFlags::CLONE_NEWNET,
+            CloneFlags::CLONE_NEWUTS,
+            CloneFlags::CLONE_NEWIPC,
+        ] {
+            assert!(f.contains(flag), "{flag:?}");
+        }
+        assert!(
+            !f.contains(CloneFlags::CLONE_NEWCGROUP),
+            "entered later, from inside"
+        );
+    }
+}

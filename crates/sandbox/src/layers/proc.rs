@@ -1,0 +1,35 @@
+//! /proc layer: a fresh procfs for the sandbox's own pid namespace (so host processes are not
+//! there), with the kernel's dangerous files masked and the tunables read-only, as the OCI
+//! runtime-spec's maskedPaths/readonlyPaths do.
+
+use std::path::Path;
+
+use watertight_sys::mount::{ATTR_NODEV, ATTR_NOEXEC, ATTR_NOSUID, ATTR_RDONLY};
+
+use crate::layers::mount::{hide_dir, hide_file, MountOp};
+use crate::profile::Proc;
+
+pub fn plan(proc: &Proc, root: &Path) -> Vec<MountOp> {
+    let inside = |p: &Path| root.join(p.strip_prefix("/").unwrap_or(p));
+    let mut ops = vec![MountOp::Proc {
+        target: inside(Path::new("/proc")),
+    }];
+    // The host's /proc tells files from directories: the new procfs has the same layout.
+    for path in &proc.masked {
+        match std::fs::metadata(path) {
+            Ok(m) if m.is_dir() => ops.extend(hide_dir(&inside(path))),
+            Ok(_) => ops.extend(hide_file(&inside(path))),
+            Err(_) => {}
+        }
+    }
+    for path in &proc.read_only {
+        if Path::new(path).exists() {
+            ops.push(MountOp::Bind {
+                source: inside(path),
+                target: inside(path),
+                attrs: ATTR_RDONLY | ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC,
+            });
+        }
+    }
+    ops
+}

@@ -1,0 +1,96 @@
+//! User layer: the sandbox's uid/gid map to one unprivileged host id of its own, never to host
+//! root. Each concurrent sandbox takes a slot (an flock on /run/watertight/slots/N, released by
+//! the kernel when the supervisor dies), and slot N maps to host id `host_id_base + N`, as
+//! isolate's boxes do, so two sandboxes never share a host uid.
+
+use std::fs::File;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use nix::fcntl::{Flock, FlockArg};
+
+use crate::error::{Error, IoContext};
+use crate::profile::Identity;
+
+pub const SLOT_DIR: &str = "/run/watertight/slots";
+
+/// A held sandbox slot; dropping it releases the slot.
+#[derive(Debug)]
+pub struct Slot {
+    pub index: u32,
+    pub host_id: u32,
+    _lock: Flock<File>,
+}
+
+/// Takes the first free slot, starting from one derived from our pid so concurrent supervisors
+/// rarely contend for the same lock file.
+pub fn acquire_slot(identity: &Identity) -> Result<Slot, Error> {
+    std::fs::create_dir_all(SLOT_DIR).ctx(|| format!("create {SLOT_DIR}"))?;
+    let start = std::process::id() % identity.slots;
+    for i in 0..identity.slots {
+        let index = (start + i) % identity.slots;
+        let path = Path::new(SLOT_DIR).join(index.to_string());
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(&path)
+            .ctx(|| format!("open slot lock {}", path.display()))?;
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => {
+                return Ok(Slot {
+                    index,
+                    host_id: identity.host_id_base + index,
+                    _lock: lock,
+                });
+            }
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => continue,
+            Err((_, e)) => return Err(Error::io(format!("lock {}", path.display()), e.into())),
+        }
+    }
+    Err(Error::NoFreeSlot {
+        slots: identity.slots,
+    })
+}
+
+/// The contents of uid_map / gid_map: exactly one id, inside -> host.
+pub fn id_map_line(inside: u32, host: u32) -> String {
+    format!("{inside} {host} 1\n")
+}
+
+/// Writes the child's uid and gid maps (the supervisor is root in the parent namespace, so
+/// setgroups stays allowed and the sandbox can clear its supplementary groups itself).
+pub fn write_id_maps(child: i32, identity: &Identity, host_id: u32) -> Result<(), Error> {
+    let uid_map = format!("/proc/{child}/uid_map");
+    std::fs::write(&uid_map, id_map_line(identity.uid, host_id))
+        .ctx(|| format!("write {uid_map}"))?;
+    let gid_map = format!("/proc/{child}/gid_map");
+    std::fs::write(&gid_map, id_map_line(identity.gid, host_id))
+        .ctx(|| format!("write {gid_map}"))?;
+    Ok(())
+}
+
+/// In the sandbox, first thing after the maps exist: become the sandbox's uid/gid with no
+/// supplementary groups. The creator of a user namespace keeps its capabilities in it across
+/// this change (its old uid is not the namespace's root), so the mount layer can still work,
+/// and files it creates belong to the sandbox's own uid.
+pub fn become_sandbox_user(identity: &Identity) -> Result<(), Error> {
+    use nix::unistd::{setgroups, setresgid, setresuid, Gid, Uid};
+    let (uid, gid) = (Uid::from_raw(identity.uid), Gid::from_raw(identity.gid));
+    setgroups(&[]).ctx(|| "setgroups([])".into())?;
+    setresgid(gid, gid, gid).ctx(|| format!("setresgid({})", identity.gid))?;
+    setresuid(uid, uid, uid).ctx(|| format!("setresuid({})", identity.uid))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_one_id() {
+        assert_eq!(id_map_line(0, 0x7000_0005), "0 1879048197 1\n");
+    }
+}

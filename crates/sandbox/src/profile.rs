@@ -1,0 +1,400 @@
+//! The sandbox profile: a TOML file that says which layers apply and how. `default_profile()`
+//! is the built-in one (`watertight profile show default` prints it as TOML), and every CLI flag
+//! is an override on top of a profile.
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+use crate::error::Error;
+use crate::size::Size;
+
+/// One sandbox profile. Field names are the TOML keys.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    pub name: String,
+    pub hostname: String,
+    pub namespaces: Namespaces,
+    pub identity: Identity,
+    pub root: Root,
+    #[serde(default, rename = "bind")]
+    pub binds: Vec<Bind>,
+    pub tmp: Tmp,
+    pub proc: Proc,
+    pub dev: Dev,
+    pub seccomp: Seccomp,
+    pub limits: Limits,
+    pub env: Env,
+}
+
+/// Which namespaces the sandbox gets. user, pid and mount cannot be turned off: the other layers
+/// depend on them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Namespaces {
+    pub net: bool,
+    pub uts: bool,
+    pub ipc: bool,
+    pub cgroup: bool,
+}
+
+/// Who the program runs as inside, and which host ids back the sandboxes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Identity {
+    /// uid and gid inside the sandbox.
+    pub uid: u32,
+    pub gid: u32,
+    /// First host uid/gid of the range sandboxes are mapped to; sandbox slot N maps to base+N,
+    /// so two concurrent sandboxes never share a host uid.
+    pub host_id_base: u32,
+    /// How many slots (concurrent sandboxes) the range has.
+    pub slots: u32,
+}
+
+/// The sandbox's root file system.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Root {
+    /// `host`: the host's own directories in `host_dirs`, read-only. Otherwise the path of a
+    /// directory to use as the root (read-only).
+    pub source: String,
+    /// With `source = "host"`: the host directories shown (symlinks such as /bin -> usr/bin on
+    /// merged-/usr systems are reproduced as symlinks; missing ones are skipped).
+    pub host_dirs: Vec<PathBuf>,
+    /// Host files and directories hidden inside the sandbox (an empty file or directory is
+    /// mounted over them).
+    pub hide: Vec<PathBuf>,
+    /// true: the root is an overlay whose upper layer is a throwaway tmpfs, so writes anywhere
+    /// succeed and vanish with the sandbox; false: the root is read-only and only /tmp is writable.
+    pub writable: bool,
+    /// Show the caller's working directory read-only at the same path and start there (not when
+    /// it is / or already inside the root).
+    pub bind_cwd: bool,
+}
+
+/// An extra bind mount from the host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bind {
+    pub source: PathBuf,
+    pub target: PathBuf,
+    #[serde(default = "yes")]
+    pub read_only: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The writable scratch space.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tmp {
+    /// Size of the tmpfs at /tmp (and of the overlay's upper layer when the root is writable).
+    pub size: Size,
+}
+
+/// /proc of the sandbox's own pid namespace, with the kernel's dangerous files masked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Proc {
+    /// Hidden (an empty file or directory over them), as OCI `maskedPaths`.
+    pub masked: Vec<PathBuf>,
+    /// Read-only, as OCI `readonlyPaths`.
+    pub read_only: Vec<PathBuf>,
+}
+
+/// The minimal /dev.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dev {
+    /// Character devices from the host shown in /dev, by name: null, zero, full, random,
+    /// urandom, tty. /dev/pts (a private instance), /dev/ptmx and /dev/shm are always there.
+    pub devices: Vec<String>,
+    pub shm_size: Size,
+}
+
+/// The seccomp layer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Seccomp {
+    /// `default` for watertight's built-in allowlist, or the path of a Docker/OCI seccomp JSON.
+    pub profile: String,
+    /// What a call in the profile's violation class does: `deny` (fails with EPERM, the program
+    /// goes on) or `kill` (the sandbox is killed, status SV).
+    pub on_violation: OnViolation,
+    /// Log denials to the kernel audit log (SECCOMP_FILTER_FLAG_LOG).
+    pub log: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnViolation {
+    Deny,
+    Kill,
+}
+
+/// Resource limits. A zero or absent value means no limit of that kind.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Memory of the whole sandbox (cgroup), swap not allowed.
+    pub memory: Option<Size>,
+    /// Tasks in the whole sandbox (cgroup pids.max).
+    pub pids: Option<u64>,
+    /// CPU bandwidth in cores (cgroup CPU quota), e.g. 1.0.
+    pub cpus: Option<f64>,
+    /// CPU time of the whole sandbox, seconds (verdict TO).
+    pub cpu_time: Option<f64>,
+    /// Wall-clock time, seconds (verdict TO).
+    pub wall_time: Option<f64>,
+    /// Bytes the program may write to stdout and stderr together (verdict OL).
+    pub output: Option<Size>,
+    /// RLIMIT_NOFILE.
+    pub open_files: Option<u64>,
+    /// RLIMIT_FSIZE: the largest file the program may write.
+    pub file_size: Option<Size>,
+    /// RLIMIT_STACK.
+    pub stack: Option<Size>,
+}
+
+/// The program's environment: nothing from the caller except what is listed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Env {
+    /// Variables set inside the sandbox.
+    pub set: std::collections::BTreeMap<String, String>,
+    /// Names of caller variables passed through when set (e.g. TERM).
+    pub pass: Vec<String>,
+}
+
+impl Profile {
+    /// Parses a profile from TOML; the error names the file and the offending key.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Profile, Error> {
+        let p: Profile = toml::from_str(text).map_err(|e| Error::Profile {
+            origin: origin.to_string(),
+            message: e.message().to_string()
+                + &e.span()
+                    .map(|s| format!(" (at byte {})", s.start))
+                    .unwrap_or_default(),
+        })?;
+        p.validate().map_err(|message| Error::Profile {
+            origin: origin.to_string(),
+            message,
+        })?;
+        Ok(p)
+    }
+
+    pub fn load(path: &std::path::Path) -> Result<Profile, Error> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::io(format!("read profile {}", path.display()), e))?;
+        Profile::from_toml(&text, &path.display().to_string())
+    }
+
+    pub fn to_toml(&self) -> String {
+        let body = toml::to_string_pretty(self).expect("a profile always serializes");
+        format!(
+            "# watertight sandbox profile. Start a custom one from this: every key is documented in\n\
+             # the README (\"Profile format\"); sizes take K/M/G suffixes; omit a limit for none.\n\n{body}"
+        )
+    }
+
+    /// Checks what serde cannot: ranges and combinations.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.identity.slots == 0 {
+            return Err("identity.slots must be at least 1".into());
+        }
+        if (self.identity.host_id_base as u64) + (self.identity.slots as u64) > u32::MAX as u64 - 1
+        {
+            return Err("identity.host_id_base + identity.slots exceeds the uid range".into());
+        }
+        if self.identity.host_id_base == 0 {
+            return Err(
+                "identity.host_id_base must not be 0: the sandbox would map to host root".into(),
+            );
+        }
+        if self.hostname.is_empty() || self.hostname.len() > 64 {
+            return Err("hostname must be 1 to 64 bytes".into());
+        }
+        for b in &self.binds {
+            if !b.target.is_absolute() {
+                return Err(format!(
+                    "bind target {} must be an absolute path",
+                    b.target.display()
+                ));
+            }
+        }
+        for d in &self.dev.devices {
+            if crate::layers::dev::device_by_name(d).is_none() {
+                return Err(format!(
+                    "dev.devices: unknown device {d:?} (known: null, zero, full, random, urandom, tty)"
+                ));
+            }
+        }
+        if let Some(c) = self.limits.cpus {
+            if !(c > 0.0 && c.is_finite()) {
+                return Err("limits.cpus must be a positive number of cores".into());
+            }
+        }
+        for (name, v) in [
+            ("limits.cpu_time", self.limits.cpu_time),
+            ("limits.wall_time", self.limits.wall_time),
+        ] {
+            if let Some(v) = v {
+                if !(v > 0.0 && v.is_finite()) {
+                    return Err(format!("{name} must be a positive number of seconds"));
+                }
+            }
+        }
+        if self.tmp.size.bytes() == 0 {
+            return Err("tmp.size must be larger than 0".into());
+        }
+        Ok(())
+    }
+}
+
+/// The built-in default profile: the host's own read-only /usr, /bin, /lib*, /etc (secrets
+/// hidden), a private writable /tmp, every namespace, a minimal /dev, watertight's seccomp
+/// allowlist, and limits fit for running one untrusted program (an autograder's submission).
+pub fn default_profile() -> Profile {
+    let paths = |v: &[&str]| v.iter().map(PathBuf::from).collect::<Vec<_>>();
+    Profile {
+        name: "default".into(),
+        hostname: "watertight".into(),
+        namespaces: Namespaces {
+            net: true,
+            uts: true,
+            ipc: true,
+            cgroup: true,
+        },
+        identity: Identity {
+            uid: 0,
+            gid: 0,
+            // 0x70000000: far above the ranges distributions hand out in /etc/subuid.
+            host_id_base: 0x7000_0000,
+            slots: 65536,
+        },
+        root: Root {
+            source: "host".into(),
+            host_dirs: paths(&[
+                "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc",
+            ]),
+            hide: paths(&[
+                "/etc/shadow",
+                "/etc/shadow-",
+                "/etc/gshadow",
+                "/etc/gshadow-",
+                "/etc/sudoers",
+                "/etc/sudoers.d",
+                "/etc/ssh",
+                "/etc/ssl/private",
+                "/etc/security/opasswd",
+                "/etc/machine-id",
+            ]),
+            writable: false,
+            bind_cwd: true,
+        },
+        binds: Vec::new(),
+        tmp: Tmp {
+            size: Size::mib(64),
+        },
+        proc: Proc {
+            // The OCI runtime-spec defaults plus the kernel-log and memory views.
+            masked: paths(&[
+                "/proc/acpi",
+                "/proc/asound",
+                "/proc/kcore",
+                "/proc/keys",
+                "/proc/latency_stats",
+                "/proc/timer_list",
+                "/proc/timer_stats",
+                "/proc/sched_debug",
+                "/proc/scsi",
+                "/proc/kmsg",
+                "/proc/kallsyms",
+                "/proc/kpagecount",
+                "/proc/kpageflags",
+                "/proc/kpagecgroup",
+                "/proc/vmallocinfo",
+                "/proc/sysvipc",
+            ]),
+            read_only: paths(&[
+                "/proc/bus",
+                "/proc/fs",
+                "/proc/irq",
+                "/proc/sys",
+                "/proc/sysrq-trigger",
+            ]),
+        },
+        dev: Dev {
+            devices: ["null", "zero", "full", "random", "urandom", "tty"]
+                .map(String::from)
+                .to_vec(),
+            shm_size: Size::mib(16),
+        },
+        seccomp: Seccomp {
+            profile: "default".into(),
+            on_violation: OnViolation::Deny,
+            log: true,
+        },
+        limits: Limits {
+            memory: Some(Size::mib(512)),
+            pids: Some(128),
+            cpus: None,
+            cpu_time: None,
+            wall_time: None,
+            output: None,
+            open_files: Some(1024),
+            file_size: Some(Size::mib(64)),
+            stack: None,
+        },
+        env: Env {
+            set: [
+                ("PATH", "/usr/local/bin:/usr/bin:/bin"),
+                ("HOME", "/tmp"),
+                ("LANG", "C.UTF-8"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+            pass: vec!["TERM".into()],
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_round_trips_through_toml() {
+        let p = default_profile();
+        let text = p.to_toml();
+        let back = Profile::from_toml(&text, "test").unwrap();
+        assert_eq!(p, back);
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let text = default_profile()
+            .to_toml()
+            .replace("hostname =", "hostnam =");
+        let e = Profile::from_toml(&text, "p.toml").unwrap_err().to_string();
+        assert!(e.contains("p.toml") && e.contains("hostnam"), "{e}");
+    }
+
+    #[test]
+    fn zero_host_base_is_refused() {
+        let mut p = default_profile();
+        p.identity.host_id_base = 0;
+        assert!(p.validate().unwrap_err().contains("host root"));
+    }
+
+    #[test]
+    fn unknown_device_is_refused() {
+        let mut p = default_profile();
+        p.dev.devices.push("sda".into());
+        assert!(p.validate().unwrap_err().contains("sda"));
+    }
+}

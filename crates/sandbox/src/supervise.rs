@@ -1,0 +1,440 @@
+//! The supervisor's side of a run: wait for the sandbox while enforcing wall time, whole-
+//! sandbox CPU time and output size, pass the caller's SIGINT/SIGTERM on as a kill, and turn
+//! what happened into a verdict.
+
+use std::io::Write;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::unistd::Pid;
+use watertight_cgroups::{Cgroup, Stats};
+use watertight_sys::process::Reaped;
+
+use crate::error::{Error, IoContext};
+use crate::profile::{Limits, OnViolation, Profile};
+use crate::report::Report;
+use crate::verdict::{AppliedLimits, Status, Verdict};
+
+/// The caller's signals that end a run, received through a signalfd.
+pub struct Signals {
+    fd: SignalFd,
+    old: SigSet,
+}
+
+pub fn block_signals() -> Result<Signals, Error> {
+    let mut set = SigSet::empty();
+    for s in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+    ] {
+        set.add(s);
+    }
+    let mut old = SigSet::empty();
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), Some(&mut old))
+        .ctx(|| "block signals".into())?;
+    let fd = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .ctx(|| "signalfd".into())?;
+    Ok(Signals { fd, old })
+}
+
+pub fn restore_signals(s: &Signals) {
+    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&s.old), None);
+}
+
+/// Kills and reaps the sandbox's pid 1 if the supervisor leaves early (an error after clone).
+pub struct ChildGuard {
+    pid: Option<i32>,
+}
+
+impl ChildGuard {
+    pub fn new(pid: i32) -> ChildGuard {
+        ChildGuard { pid: Some(pid) }
+    }
+    pub fn disarm(mut self) {
+        self.pid = None;
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(pid) = self.pid {
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+            let _ = watertight_sys::process::wait4(pid, false);
+        }
+    }
+}
+
+pub struct Watch<'a> {
+    pub pid: i32,
+    pub pidfd: Option<BorrowedFd<'a>>,
+    pub report: OwnedFd,
+    pub stdout: Option<OwnedFd>,
+    pub stderr: Option<OwnedFd>,
+    pub limits: &'a Limits,
+    pub cgroup: &'a Cgroup,
+    pub started: Instant,
+    pub signals: &'a Signals,
+}
+
+/// Why the supervisor killed the sandbox, if it did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Stop {
+    WallTime,
+    CpuTime,
+    Output,
+    Interrupted(i32),
+}
+
+#[derive(Debug)]
+pub struct Outcome {
+    pub reaped: Option<Reaped>,
+    pub reports: Vec<Report>,
+    pub stop: Option<Stop>,
+    pub wall: Duration,
+    pub output_bytes: u64,
+    pub cgroup_cpu_ns: Option<u64>,
+}
+
+/// Number of CPUs the sandbox can use at once: CPU time cannot grow faster than this.
+fn parallelism(limits: &Limits) -> f64 {
+    let online = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1) as f64;
+    limits.cpus.map(|c| c.min(online)).unwrap_or(online)
+}
+
+pub fn supervise(w: Watch<'_>) -> Outcome {
+    let wall_limit = w.limits.wall_time.map(Duration::from_secs_f64);
+    let cpu_limit_ns = w.limits.cpu_time.map(|s| (s * 1e9) as u64);
+    let output_limit = w.limits.output.map(|s| s.bytes());
+    let cores = parallelism(w.limits);
+    let mut stop = None;
+    let mut output_bytes = 0u64;
+    let mut report_buf = Vec::new();
+    let mut streams: [Option<OwnedFd>; 2] = [w.stdout, w.stderr];
+    let mut report_fd = Some(w.report);
+    let mut cpu_used_ns = 0u64;
+    // When CPU time could first reach the limit, checked again then (no polling in between).
+    let mut next_cpu_check =
+        cpu_limit_ns.map(|l| w.started + Duration::from_secs_f64(l as f64 / 1e9 / cores));
+    let mut buf = vec![0u8; 64 << 10];
+
+    let kill = |stop_reason: &mut Option<Stop>, why: Stop| {
+        if stop_reason.is_none() {
+            *stop_reason = Some(why);
+        }
+        let _ = nix::sys::signal::kill(Pid::from_raw(w.pid), Signal::SIGKILL);
+        let _ = w.cgroup.kill_all();
+    };
+
+    let reaped = loop {
+        // Reaped already? (pidfd readable, or no pidfd: poll with a short tick.)
+        if let Ok(Some(r)) = watertight_sys::process::wait4(w.pid, true) {
+            break Some(r);
+        }
+        let now = Instant::now();
+        let mut deadline: Option<Instant> = None;
+        if stop.is_none() {
+            if let Some(l) = wall_limit {
+                deadline = Some(w.started + l);
+            }
+            if let Some(t) = next_cpu_check {
+                deadline = Some(deadline.map_or(t, |d| d.min(t)));
+            }
+        }
+        if w.pidfd.is_none() {
+            deadline = Some(deadline.map_or(now + Duration::from_millis(10), |d| {
+                d.min(now + Duration::from_millis(10))
+            }));
+        }
+        let timeout = match deadline {
+            Some(d) => PollTimeout::try_from(
+                d.saturating_duration_since(now).as_millis().min(60_000) as i32 + 1,
+            )
+            .unwrap_or(PollTimeout::MAX),
+            None => PollTimeout::NONE,
+        };
+
+        let mut fds: Vec<PollFd> = Vec::with_capacity(5);
+        let mut kinds: Vec<u8> = Vec::with_capacity(5);
+        if let Some(p) = w.pidfd {
+            fds.push(PollFd::new(p, PollFlags::POLLIN));
+            kinds.push(b'p');
+        }
+        fds.push(PollFd::new(w.signals.fd.as_fd(), PollFlags::POLLIN));
+        kinds.push(b's');
+        if let Some(r) = &report_fd {
+            fds.push(PollFd::new(r.as_fd(), PollFlags::POLLIN));
+            kinds.push(b'r');
+        }
+        for (i, s) in streams.iter().enumerate() {
+            if let Some(s) = s {
+                fds.push(PollFd::new(s.as_fd(), PollFlags::POLLIN));
+                kinds.push(if i == 0 { b'1' } else { b'2' });
+            }
+        }
+        let _ = nix::poll::poll(&mut fds, timeout);
+        let ready: Vec<u8> = fds
+            .iter()
+            .zip(&kinds)
+            .filter(|(f, _)| f.revents().is_some_and(|r| !r.is_empty()))
+            .map(|(_, k)| *k)
+            .collect();
+        drop(fds);
+
+        for k in ready {
+            match k {
+                b's' => {
+                    if let Ok(Some(info)) = w.signals.fd.read_signal() {
+                        kill(&mut stop, Stop::Interrupted(info.ssi_signo as i32));
+                    }
+                }
+                b'r' => {
+                    let fd = report_fd.as_ref().expect("polled");
+                    match nix::unistd::read(fd, &mut buf) {
+                        Ok(0) | Err(_) => report_fd = None,
+                        Ok(n) => report_buf.extend_from_slice(&buf[..n]),
+                    }
+                }
+                b'1' | b'2' => {
+                    let idx = (k - b'1') as usize;
+                    let fd = streams[idx].as_ref().expect("polled");
+                    match nix::unistd::read(fd, &mut buf) {
+                        Ok(0) | Err(_) => streams[idx] = None,
+                        Ok(n) => {
+                            let allowed = output_limit
+                                .map_or(n as u64, |l| l.saturating_sub(output_bytes).min(n as u64))
+                                as usize;
+                            output_bytes += n as u64;
+                            let _ = if idx == 0 {
+                                std::io::stdout().write_all(&buf[..allowed])
+                            } else {
+                                std::io::stderr().write_all(&buf[..allowed])
+                            };
+                            if output_limit.is_some_and(|l| output_bytes > l) {
+                                kill(&mut stop, Stop::Output);
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+
+        let now = Instant::now();
+        if stop.is_none() {
+            if wall_limit.is_some_and(|l| now >= w.started + l) {
+                kill(&mut stop, Stop::WallTime);
+            } else if let (Some(limit), Some(t)) = (cpu_limit_ns, next_cpu_check) {
+                if now >= t {
+                    cpu_used_ns = w
+                        .cgroup
+                        .stats()
+                        .ok()
+                        .and_then(|s| s.cpu_usage_ns)
+                        .unwrap_or(cpu_used_ns);
+                    if cpu_used_ns >= limit {
+                        kill(&mut stop, Stop::CpuTime);
+                    } else {
+                        let left = (limit - cpu_used_ns) as f64 / 1e9 / cores;
+                        next_cpu_check = Some(now + Duration::from_secs_f64(left.max(0.005)));
+                    }
+                }
+            }
+        }
+    };
+    let wall = w.started.elapsed();
+
+    // pid 1 is gone, so every process of the sandbox is gone and every pipe end is closed:
+    // drain what is left.
+    if let Some(fd) = report_fd {
+        while let Ok(n) = nix::unistd::read(&fd, &mut buf) {
+            if n == 0 {
+                break;
+            }
+            report_buf.extend_from_slice(&buf[..n]);
+        }
+    }
+    for (idx, s) in streams.into_iter().enumerate() {
+        let Some(fd) = s else { continue };
+        while let Ok(n) = nix::unistd::read(&fd, &mut buf) {
+            if n == 0 {
+                break;
+            }
+            let allowed = output_limit
+                .map_or(n as u64, |l| l.saturating_sub(output_bytes).min(n as u64))
+                as usize;
+            output_bytes += n as u64;
+            let _ = if idx == 0 {
+                std::io::stdout().write_all(&buf[..allowed])
+            } else {
+                std::io::stderr().write_all(&buf[..allowed])
+            };
+            if output_limit.is_some_and(|l| output_bytes > l) && stop.is_none() {
+                stop = Some(Stop::Output);
+            }
+        }
+    }
+    let _ = std::io::stdout().flush();
+    let cgroup_cpu_ns = w.cgroup.stats().ok().and_then(|s| s.cpu_usage_ns);
+    if let (Some(limit), Some(used), None) = (cpu_limit_ns, cgroup_cpu_ns, stop) {
+        if used >= limit {
+            stop = Some(Stop::CpuTime);
+        }
+    }
+    Outcome {
+        reaped,
+        reports: Report::decode_all(&report_buf),
+        stop,
+        wall,
+        output_bytes,
+        cgroup_cpu_ns,
+    }
+}
+
+fn signal_name(sig: i32) -> String {
+    Signal::try_from(sig)
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_else(|_| format!("signal {sig}"))
+}
+
+/// Turns what happened into a verdict. The order of the checks is the order of precedence.
+pub fn verdict(o: &Outcome, stats: Option<&Stats>, profile: &Profile, sandbox_id: &str) -> Verdict {
+    let l = &profile.limits;
+    let usage = o.reaped.map(|r| r.usage).unwrap_or_default();
+    let rusage_cpu = (usage.user_us + usage.system_us) as f64 / 1e6;
+    let cpu_time_s = o
+        .cgroup_cpu_ns
+        .map(|ns| ns as f64 / 1e9)
+        .unwrap_or(0.0)
+        .max(rusage_cpu);
+    let oom_killed = stats.is_some_and(|s| s.oom_kills.unwrap_or(0) > 0);
+    let mut v = Verdict {
+        status: Status::OK,
+        exit_code: None,
+        signal: None,
+        cpu_time_s,
+        wall_time_s: o.wall.as_secs_f64(),
+        max_rss_kb: usage.max_rss_kb,
+        oom_killed,
+        output_bytes: o.output_bytes,
+        limits: AppliedLimits {
+            memory_bytes: l.memory.map(|s| s.bytes()),
+            pids: l.pids,
+            cpus: l.cpus,
+            cpu_time_s: l.cpu_time,
+            wall_time_s: l.wall_time,
+            output_bytes: l.output.map(|s| s.bytes()),
+            open_files: l.open_files,
+            file_size_bytes: l.file_size.map(|s| s.bytes()),
+        },
+        message: None,
+        sandbox_id: sandbox_id.to_string(),
+    };
+    let program_status = o.reports.iter().find_map(|r| match r {
+        Report::Exited { status } => Some(*status),
+        _ => None,
+    });
+    if let Some(status) = program_status {
+        if libc::WIFEXITED(status) {
+            v.exit_code = Some(libc::WEXITSTATUS(status));
+        } else if libc::WIFSIGNALED(status) {
+            v.signal = Some(libc::WTERMSIG(status));
+        }
+    }
+    for r in &o.reports {
+        match r {
+            Report::SetupFailed { stage, message } => {
+                v.status = Status::XX;
+                v.message = Some(format!("sandbox setup failed at {stage}: {message}"));
+                return v;
+            }
+            Report::ExecFailed { errno } => {
+                v.status = Status::XX;
+                let e = nix::errno::Errno::from_raw(*errno);
+                v.exit_code = Some(if e == nix::errno::Errno::ENOENT {
+                    127
+                } else {
+                    126
+                });
+                v.message = Some(format!(
+                    "cannot execute {}: {}",
+                    profile_cmd_hint(),
+                    e.desc()
+                ));
+                return v;
+            }
+            Report::Exited { .. } => {}
+        }
+    }
+    match o.stop {
+        Some(Stop::Interrupted(sig)) => {
+            v.status = Status::XX;
+            v.message = Some(format!(
+                "interrupted by {}: the sandbox was killed",
+                signal_name(sig)
+            ));
+            return v;
+        }
+        Some(Stop::Output) => {
+            v.status = Status::OL;
+            v.message = Some("output limit exceeded".into());
+            return v;
+        }
+        Some(Stop::WallTime) => {
+            v.status = Status::TO;
+            v.message = Some("wall-time limit exceeded".into());
+            return v;
+        }
+        Some(Stop::CpuTime) => {
+            v.status = Status::TO;
+            v.message = Some("CPU-time limit exceeded".into());
+            return v;
+        }
+        None => {}
+    }
+    if program_status.is_none() {
+        v.status = Status::XX;
+        v.message = Some("the sandbox ended without reporting the program's status".into());
+        return v;
+    }
+    if oom_killed {
+        v.status = Status::ML;
+        v.message = Some("memory limit exceeded".into());
+        return v;
+    }
+    match (v.exit_code, v.signal) {
+        (Some(0), _) => v.status = Status::OK,
+        (Some(_), _) => v.status = Status::RE,
+        (_, Some(sig))
+            if sig == libc::SIGSYS && profile.seccomp.on_violation == OnViolation::Kill =>
+        {
+            v.status = Status::SV;
+            v.message =
+                Some("security violation: a forbidden system call killed the sandbox".into());
+        }
+        (_, Some(sig)) if sig == libc::SIGXCPU => {
+            v.status = Status::TO;
+            v.message = Some("CPU-time limit exceeded".into());
+        }
+        (_, Some(sig)) if sig == libc::SIGXFSZ => {
+            v.status = Status::OL;
+            v.message = Some("file-size limit exceeded".into());
+        }
+        (_, Some(sig)) => {
+            v.status = Status::SG;
+            v.message = Some(format!("killed by {}", signal_name(sig)));
+        }
+        (None, None) => v.status = Status::XX,
+    }
+    v
+}
+
+fn profile_cmd_hint() -> &'static str {
+    "the command"
+}

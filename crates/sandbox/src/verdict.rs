@@ -1,0 +1,78 @@
+//! The verdict of one run: what happened to the program, in the JSON an autograder reads
+//! (`--result FILE`), and the exit code watertight itself returns.
+
+use serde::Serialize;
+
+/// Outcome classes, as isolate and contest judges name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Status {
+    /// Exited with code 0.
+    OK,
+    /// Runtime error: exited with a non-zero code.
+    RE,
+    /// Killed by a signal.
+    SG,
+    /// CPU-time or wall-time limit.
+    TO,
+    /// Memory limit (the cgroup OOM-killed it).
+    ML,
+    /// Output limit.
+    OL,
+    /// Security violation (a violation-class syscall under `on_violation = "kill"`).
+    SV,
+    /// Internal error: the sandbox could not be set up or the program could not be started.
+    XX,
+}
+
+/// The limits that applied, echoed in the verdict.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct AppliedLimits {
+    pub memory_bytes: Option<u64>,
+    pub pids: Option<u64>,
+    pub cpus: Option<f64>,
+    pub cpu_time_s: Option<f64>,
+    pub wall_time_s: Option<f64>,
+    pub output_bytes: Option<u64>,
+    pub open_files: Option<u64>,
+    pub file_size_bytes: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Verdict {
+    pub status: Status,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub cpu_time_s: f64,
+    pub wall_time_s: f64,
+    pub max_rss_kb: u64,
+    pub oom_killed: bool,
+    pub output_bytes: u64,
+    pub limits: AppliedLimits,
+    /// Set for XX (and TO/OL/SV: which limit or rule): one line for people.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    pub sandbox_id: String,
+}
+
+impl Verdict {
+    /// watertight's own exit code: the program's exit code when it exited; 128+N when signal N
+    /// killed it; 124 for a time limit (as `timeout`); 137 for the memory limit (the OOM kill is
+    /// SIGKILL); 153 for the output limit (128+SIGXFSZ); 159 for a security violation
+    /// (128+SIGSYS); 125 when watertight itself failed; 126/127 when the command could not be
+    /// executed / was not found (as `env` and `timeout`).
+    pub fn exit_code(&self) -> u8 {
+        match self.status {
+            Status::OK => 0,
+            Status::RE => self.exit_code.unwrap_or(1).clamp(0, 255) as u8,
+            Status::SG => (128 + self.signal.unwrap_or(0)).clamp(0, 255) as u8,
+            Status::TO => 124,
+            Status::ML => 137,
+            Status::OL => 153,
+            Status::SV => 159,
+            Status::XX => match self.exit_code {
+                Some(c @ (126 | 127)) => c as u8,
+                _ => 125,
+            },
+        }
+    }
+}
