@@ -53,14 +53,14 @@ pub enum Error {
     #[error("cannot read the ruleset nft printed: {0}")]
     RulesetJson(String),
 
-    #[error("netlink request failed: {action}: {source}")]
+    #[error("netlink request failed: {action}")]
     Netlink {
         action: String,
         #[source]
         source: rtnetlink::Error,
     },
 
-    #[error("network namespace {path}: {action}: {source}")]
+    #[error("network namespace {}: {action}", path.display())]
     Namespace {
         path: PathBuf,
         action: &'static str,
@@ -68,7 +68,7 @@ pub enum Error {
         source: nix::Error,
     },
 
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Io {
         what: String,
         #[source]
