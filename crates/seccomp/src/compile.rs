@@ -184,7 +184,7 @@ fn scmp_condition(c: &ArgCondition) -> ScmpArgCompare {
 fn condition_sets(args: &[ArgCondition]) -> Vec<Vec<ScmpArgCompare>> {
     let mut seen = [0u8; 6];
     for a in args {
-        seen[a.index as usize % 6] += 1;
+        seen[a.index as usize] += 1;
     }
     if seen.iter().any(|n| *n > 1) {
         args.iter().map(|a| vec![scmp_condition(a)]).collect()
@@ -237,9 +237,19 @@ impl Profile {
         let go_arch = native_go_arch();
         let kernel = running_kernel();
         let mut state: BTreeMap<i32, SyscallState> = BTreeMap::new();
-        let mut uses_notify = opts.violation_action == ViolationAction::UserNotify;
+        let mut uses_notify = opts.violation_action == ViolationAction::UserNotify
+            || self.default_action == Action::Notify;
 
         for (index, rule) in self.syscalls.iter().enumerate() {
+            if let Some(bad) = rule.args.iter().find(|a| a.index > 5) {
+                return Err(Error::invalid(
+                    format!("syscalls[{index}].args"),
+                    format!(
+                        "index {} is out of range; syscalls have arguments 0..=5",
+                        bad.index
+                    ),
+                ));
+            }
             if !rule_applies(rule, &opts.capabilities, go_arch, kernel) {
                 continue;
             }

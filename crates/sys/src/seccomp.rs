@@ -66,6 +66,29 @@ pub fn install_filter(program: &[libc::sock_filter], flags: u32) -> io::Result<O
     Ok(None)
 }
 
+/// Make `command` install `program` (with `flags`) in its child right before `execve`, after
+/// setting `no_new_privs`. For running a real program under a filter (tests, `watertight audit`);
+/// the sandbox's own child calls [`install_filter`] itself. A listener fd, if requested, is
+/// closed in the child (the caller of this helper has no way to receive it).
+pub fn command_with_filter(
+    command: &mut std::process::Command,
+    program: Vec<libc::sock_filter>,
+    flags: u32,
+) -> &mut std::process::Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the hook runs in the forked child before execve. It only calls prctl and
+    // install_filter, which make raw syscalls on the already-allocated `program` and neither
+    // allocate nor lock, so it is async-signal-safe.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            install_filter(&program, flags).map(drop)
+        })
+    }
+}
+
 /// Sizes of the user-notification structs the running kernel uses (`SECCOMP_GET_NOTIF_SIZES`).
 pub fn notif_sizes() -> io::Result<libc::seccomp_notif_sizes> {
     let mut sizes = libc::seccomp_notif_sizes {
