@@ -103,6 +103,9 @@ pub const ALLOWED: &[&str] = &[
     "pkey_mprotect",
     "get_mempolicy",
     "map_shadow_stack",
+    "mseal",
+    // Return path of uretprobes (only valid from the kernel's trampoline).
+    "uretprobe",
     // Futexes and scheduling.
     "futex",
     "futex_waitv",
@@ -134,6 +137,7 @@ pub const ALLOWED: &[&str] = &[
     "times",
     "sysinfo",
     "uname",
+    "getrandom",
     // Time (reading it; setting it is refused).
     "clock_gettime",
     "clock_getres",
@@ -270,6 +274,12 @@ pub const ALLOWED: &[&str] = &[
     "removexattr",
     "lremovexattr",
     "fremovexattr",
+    "setxattrat",
+    "getxattrat",
+    "listxattrat",
+    "removexattrat",
+    "file_getattr",
+    "file_setattr",
     // Sockets (socket() itself is allowed per family below).
     "socketpair",
     "bind",
@@ -335,6 +345,7 @@ pub const VIOLATION_SYSCALLS: &[&str] = &[
     "open_tree",
     "move_mount",
     "mount_setattr",
+    "open_tree_attr",
     // Namespaces (clone with CLONE_NEW* is matched by argument).
     "unshare",
     "setns",

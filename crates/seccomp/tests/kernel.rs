@@ -72,6 +72,7 @@ const DENIED_WITH_EPERM: &[Probe] = &[
     Probe::IoctlTiocsti,
     Probe::IoctlTiocstiHighBits,
     Probe::IoctlTioclinux,
+    Probe::OpenTreeAttr,
 ];
 
 const ALLOWED: &[Probe] = &[
@@ -83,6 +84,7 @@ const ALLOWED: &[Probe] = &[
     Probe::SocketUnix,
     Probe::PersonalityQuery,
     Probe::IoctlTcgets,
+    Probe::Mseal,
 ];
 
 #[test]
@@ -153,6 +155,7 @@ fn kill_process_violation_action_kills_with_sigsys() {
         Probe::Bpf,
         Probe::IoUringSetup,
         Probe::SocketPacket,
+        Probe::OpenTreeAttr,
     ] {
         // Getpid first shows the child was alive and filtered before the violation.
         let report = probe(&filter, &[Probe::Getpid, dangerous, Probe::Getpid]);
