@@ -58,6 +58,34 @@ fn lifecycle(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(4));
     group.bench_function("detect", |b| b.iter(|| detect().unwrap()));
     let plain = sandbox_limits(false);
+    // The startup path: create (+ add), with teardown outside the clock.
+    group.bench_function("create/limits", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for i in 0..iters {
+                let start = Instant::now();
+                let cgroup = Cgroup::create(&layout, &format!("bench-create-{i}"), &plain).unwrap();
+                total += start.elapsed();
+                cgroup.destroy().unwrap();
+            }
+            total
+        })
+    });
+    group.bench_function("create+add/limits", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for i in 0..iters {
+                let mut child = spawn_sleeper();
+                let start = Instant::now();
+                let cgroup = Cgroup::create(&layout, &format!("bench-add-{i}"), &plain).unwrap();
+                cgroup.add_process(child.id() as i32).unwrap();
+                total += start.elapsed();
+                cgroup.destroy().unwrap();
+                let _ = child.wait();
+            }
+            total
+        })
+    });
     let mut n = 0u64;
     group.bench_function("create+destroy/limits", |b| {
         b.iter(|| {
