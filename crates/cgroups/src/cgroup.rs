@@ -243,14 +243,13 @@ impl Cgroup {
         Ok(())
     }
 
-    /// Moves `pid` (all its threads) into every hierarchy of this cgroup.
+    /// Moves `pid` (all its threads) into every hierarchy of this cgroup. A failure part-way
+    /// (e.g. the process exited) leaves it in the hierarchies already written; `kill_all` and
+    /// `destroy` cover every hierarchy regardless.
     pub fn add_process(&self, pid: i32) -> Result<(), Error> {
         if pid <= 0 {
-            return Err(Error::write(
-                "cgroup.procs",
-                pid.to_string(),
-                std::io::Error::from_raw_os_error(nix::libc::ESRCH),
-            ));
+            // 0 would move the caller itself; negative pids name nothing.
+            return Err(Error::InvalidPid { pid });
         }
         let pid = pid.to_string();
         for dir in &self.dirs {

@@ -41,6 +41,9 @@ pub enum Error {
     #[error("invalid cgroup name {name:?}: {reason} (use 1-128 characters from [A-Za-z0-9._-], not starting with '.')")]
     InvalidName { name: String, reason: &'static str },
 
+    #[error("invalid pid {pid}: pass the positive pid of a running child")]
+    InvalidPid { pid: i32 },
+
     #[error("invalid limit {what}: {reason}")]
     InvalidLimit { what: &'static str, reason: String },
 

@@ -696,3 +696,21 @@ fn read_only_hierarchy_gives_clear_error_and_rolls_back() {
         "memory cgroup left behind: {leftovers:?}"
     );
 }
+
+#[test]
+fn add_process_rejects_bad_and_exited_pids() {
+    let Some(layout) = host_layout("add_process_rejects_bad_and_exited_pids") else {
+        return;
+    };
+    let cgroup = Cgroup::create(&layout, &unique("badpid"), &Limits::default()).expect("create");
+    for pid in [0, -1] {
+        let err = cgroup.add_process(pid).expect_err("invalid pid");
+        assert!(matches!(err, Error::InvalidPid { .. }), "{err}");
+    }
+    let mut child = Command::new("true").spawn().expect("spawn true");
+    let gone = child.id() as i32;
+    child.wait().expect("reap");
+    let err = cgroup.add_process(gone).expect_err("exited pid");
+    assert!(err.to_string().contains("already exited"), "{err}");
+    cgroup.destroy().expect("destroy");
+}
