@@ -136,7 +136,9 @@ impl Report {
     /// The CI exit code: 2 when inputs had errors and nothing could be audited, 1 when a
     /// finding is at or above `fail_on` (`None`: never), else 0.
     pub fn exit_code(&self, fail_on: Option<Severity>) -> u8 {
-        if !self.errors.is_empty() && self.workloads == 0 {
+        let read_something =
+            self.workloads > 0 || self.fleet.as_ref().is_some_and(|f| f.nodes_total > 0);
+        if !self.errors.is_empty() && !read_something {
             return 2;
         }
         match fail_on {

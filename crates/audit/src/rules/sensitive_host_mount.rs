@@ -92,23 +92,53 @@ pub fn sensitivity(host_path: &str) -> Option<Severity> {
         .max()
 }
 
+/// `path` below `base` (or equal): the rest, starting with `/` or empty.
+fn rest_below<'a>(path: &'a str, base: &str) -> Option<&'a str> {
+    if base == "/" {
+        return Some(path);
+    }
+    let rest = path.strip_prefix(base)?;
+    (rest.is_empty() || rest.starts_with('/')).then_some(rest)
+}
+
 pub fn check(cx: &Context, out: &mut Vec<Finding>) {
     if !cx.expects_isolation() {
         return;
     }
-    for mount in &cx.subject.mounts {
-        let Some(host_path) = &mount.host_path else {
+    // Mounts in target order, so a tree's top comes before its submounts.
+    let mut mounts: Vec<_> = cx
+        .subject
+        .mounts
+        .iter()
+        .filter_map(|m| m.host_path.as_ref().map(|h| (m, normalize(h))))
+        .collect();
+    mounts.sort_by(|a, b| a.0.target.len().cmp(&b.0.target.len()));
+    // (host path, target, index into `found`) of reported trees.
+    let mut trees: Vec<(String, String, usize)> = Vec::new();
+    let mut found: Vec<Finding> = Vec::new();
+    for (mount, host_path) in mounts {
+        let Some(mut severity) = sensitivity(&host_path) else {
             continue;
         };
-        let Some(mut severity) = sensitivity(host_path) else {
-            continue;
-        };
-        let is_socket = RUNTIME_SOCKETS
-            .iter()
-            .any(|s| is_under(s, &normalize(host_path)));
+        let is_socket = RUNTIME_SOCKETS.iter().any(|s| is_under(s, &host_path));
         // Read-only helps, except for a socket: connecting needs no write permission on the mount.
         if mount.read_only && !is_socket {
             severity = severity.lowered();
+        }
+        // A submount that continues an already reported host tree at the same relative place
+        // (the host's own /proc under an exposed host /) is part of that finding.
+        let target = normalize(&mount.target);
+        let parent = trees.iter().find(|(h, t, _)| {
+            matches!(
+                (rest_below(&host_path, h), rest_below(&target, t)),
+                (Some(a), Some(b)) if a == b
+            )
+        });
+        if let Some((_, _, idx)) = parent {
+            let f = &mut found[*idx];
+            f.severity = f.severity.max(severity);
+            f.paths.push(host_path.clone());
+            continue;
         }
         let access = if mount.read_only {
             "read-only"
@@ -129,6 +159,16 @@ pub fn check(cx: &Context, out: &mut Vec<Finding>) {
             ),
         );
         f.paths = vec![host_path.clone(), mount.target.clone()];
+        trees.push((host_path, target, found.len()));
+        found.push(f);
+    }
+    for mut f in found {
+        if f.paths.len() > 2 {
+            f.message.push_str(&format!(
+                ", with {} sensitive host submounts",
+                f.paths.len() - 2
+            ));
+        }
         out.push(f);
     }
 }

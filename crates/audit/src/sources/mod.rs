@@ -2,4 +2,5 @@
 
 pub mod docker;
 pub mod host;
+pub mod k8s;
 pub mod oci;

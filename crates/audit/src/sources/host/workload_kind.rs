@@ -5,7 +5,7 @@
 use watertight_model::WorkloadKind;
 
 fn is_container_id(s: &str) -> bool {
-    s.len() >= 32 && s.bytes().all(|b| b.is_ascii_hexdigit())
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// The runtime and container id encoded in one cgroup path segment
