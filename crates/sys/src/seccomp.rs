@@ -713,3 +713,157 @@ fn i386_getpid() -> i64 {
 fn i386_getpid() -> i64 {
     -(libc::ENOSYS as i64)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    /// A hand-assembled filter: mount → USER_NOTIF, x86_64 only, everything else allowed.
+    fn notify_mount_program() -> Vec<libc::sock_filter> {
+        const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+        let stmt = |code: u32, k: u32| libc::sock_filter {
+            code: code as u16,
+            jt: 0,
+            jf: 0,
+            k,
+        };
+        let jump = |code: u32, k: u32, jt: u8, jf: u8| libc::sock_filter {
+            code: code as u16,
+            jt,
+            jf,
+            k,
+        };
+        vec![
+            // A = seccomp_data.arch
+            stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 4),
+            jump(
+                libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K,
+                AUDIT_ARCH_X86_64,
+                1,
+                0,
+            ),
+            stmt(libc::BPF_RET | libc::BPF_K, libc::SECCOMP_RET_KILL_PROCESS),
+            // A = seccomp_data.nr
+            stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0),
+            jump(
+                libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K,
+                libc::SYS_mount as u32,
+                0,
+                1,
+            ),
+            stmt(libc::BPF_RET | libc::BPF_K, libc::SECCOMP_RET_USER_NOTIF),
+            stmt(libc::BPF_RET | libc::BPF_K, libc::SECCOMP_RET_ALLOW),
+        ]
+    }
+
+    #[test]
+    fn empty_or_oversized_program_is_einval() {
+        let err = install_filter(&[], 0).expect_err("empty program");
+        assert_eq!(err.raw_os_error(), Some(libc::EINVAL));
+        let insn = libc::sock_filter {
+            code: (libc::BPF_RET | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 0,
+            k: libc::SECCOMP_RET_ALLOW,
+        };
+        let big = vec![insn; MAX_PROGRAM_LEN + 1];
+        let err = install_filter(&big, 0).expect_err("oversized program");
+        assert_eq!(err.raw_os_error(), Some(libc::EINVAL));
+    }
+
+    #[test]
+    fn notif_sizes_match_the_structs() {
+        let sizes = notif_sizes().expect("SECCOMP_GET_NOTIF_SIZES");
+        assert!(usize::from(sizes.seccomp_notif) >= std::mem::size_of::<libc::seccomp_notif>());
+        assert_eq!(
+            usize::from(sizes.seccomp_data),
+            std::mem::size_of::<libc::seccomp_data>()
+        );
+    }
+
+    /// Full user-notification round trip: a forked child installs the filter with a listener,
+    /// forks a grandchild that calls mount (notified), receives the notification, checks it is
+    /// still valid, answers EACCES, and exits with the errno the grandchild saw.
+    #[test]
+    fn user_notification_round_trip() {
+        let program = notify_mount_program();
+        // SAFETY: the child and grandchild only make raw syscalls (prctl, seccomp, fork,
+        // ioctl, waitpid, mount) on memory allocated before the fork, then _exit.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork: {}", io::Error::last_os_error());
+        if pid == 0 {
+            let code = notify_child(&program);
+            // SAFETY: leave the forked child without unwinding.
+            unsafe { libc::_exit(code) };
+        }
+        let status = waitpid_retry(pid).expect("wait for the child");
+        assert!(libc::WIFEXITED(status), "child status {status:#x}");
+        assert_eq!(
+            libc::WEXITSTATUS(status),
+            libc::EACCES,
+            "exit code: EACCES from the supervisor's answer; 100+ codes mark a failed step"
+        );
+    }
+
+    fn notify_child(program: &[libc::sock_filter]) -> i32 {
+        // SAFETY: integer-only prctl.
+        if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+            return 100;
+        }
+        let listener = match install_filter(program, FILTER_FLAG_NEW_LISTENER) {
+            Ok(Some(fd)) => fd,
+            _ => return 101,
+        };
+        // SAFETY: fork from a single-threaded child.
+        let grandchild = unsafe { libc::fork() };
+        if grandchild == 0 {
+            // SAFETY: static strings; mount is notified, the answer decides the result.
+            let ret = unsafe {
+                libc::syscall(
+                    libc::SYS_mount,
+                    c"none".as_ptr(),
+                    c"".as_ptr(),
+                    std::ptr::null::<libc::c_char>(),
+                    0usize,
+                    std::ptr::null::<libc::c_void>(),
+                )
+            };
+            let code = if ret < 0 { errno() } else { 0 };
+            // SAFETY: leave without unwinding.
+            unsafe { libc::_exit(code) };
+        }
+        if grandchild < 0 {
+            return 102;
+        }
+        let notif = match notif_recv(listener.as_fd()) {
+            Ok(n) => n,
+            Err(_) => return 103,
+        };
+        if notif.data.nr != libc::SYS_mount as i32 || notif.pid as i32 != grandchild {
+            return 104;
+        }
+        if !matches!(notif_id_valid(listener.as_fd(), notif.id), Ok(true)) {
+            return 105;
+        }
+        let response = libc::seccomp_notif_resp {
+            id: notif.id,
+            val: 0,
+            error: -libc::EACCES,
+            flags: 0,
+        };
+        if notif_send(listener.as_fd(), &response).is_err() {
+            return 106;
+        }
+        match waitpid_retry(grandchild) {
+            Ok(status) if libc::WIFEXITED(status) => {
+                // Once answered, the id is no longer pending.
+                if !matches!(notif_id_valid(listener.as_fd(), notif.id), Ok(false)) {
+                    return 107;
+                }
+                libc::WEXITSTATUS(status)
+            }
+            _ => 108,
+        }
+    }
+}
