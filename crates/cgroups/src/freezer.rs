@@ -143,16 +143,11 @@ impl Cgroup {
             signal_list.sort_unstable();
             signal_list.dedup();
             for pid in signal_list {
-                match kill(Pid::from_raw(pid), Signal::SIGKILL) {
-                    Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
-                    Err(source) => {
-                        return Err(Error::Signal {
-                            pid,
-                            path: self.dirs[0].clone(),
-                            source,
-                        })
-                    }
-                }
+                kill_member(pid, &self.dir_name).map_err(|source| Error::Signal {
+                    pid,
+                    path: self.dirs[0].clone(),
+                    source,
+                })?;
             }
             if let Some(role) = v1_freezer {
                 let state = role.dir.join("freezer.state");
@@ -171,6 +166,45 @@ impl Cgroup {
             delay = (delay * 2).clamp(FIRST_DELAY, MAX_DELAY);
         }
     }
+}
+
+/// SIGKILLs `pid` only if it is still a member of the cgroup named `dir_name`: the pid is pinned
+/// with a pidfd first and membership checked afterwards, so a pid recycled since cgroup.procs
+/// was read is never hit. Falls back to kill(2) on kernels without pidfd (< 5.3).
+fn kill_member(pid: i32, dir_name: &str) -> Result<(), nix::Error> {
+    let Some(target) = rustix::process::Pid::from_raw(pid) else {
+        return Ok(());
+    };
+    let pidfd = match rustix::process::pidfd_open(target, rustix::process::PidfdFlags::empty()) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::SRCH) => return Ok(()),
+        Err(rustix::io::Errno::NOSYS) => {
+            return match kill(Pid::from_raw(pid), Signal::SIGKILL) {
+                Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
+                Err(e) => Err(e),
+            };
+        }
+        Err(e) => return Err(nix::Error::from_raw(e.raw_os_error())),
+    };
+    // /proc/<pid>/cgroup lists one "id:controllers:/path" line per hierarchy.
+    let member = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .map(|text| text.lines().any(|line| is_member_line(line, dir_name)))
+        .unwrap_or(false);
+    if !member {
+        return Ok(());
+    }
+    match rustix::process::pidfd_send_signal(&pidfd, rustix::process::Signal::KILL) {
+        Ok(()) | Err(rustix::io::Errno::SRCH) => Ok(()),
+        Err(e) => Err(nix::Error::from_raw(e.raw_os_error())),
+    }
+}
+
+/// True when a /proc/<pid>/cgroup line places the task in `.../watertight/<dir_name>`.
+fn is_member_line(line: &str, dir_name: &str) -> bool {
+    line.splitn(3, ':')
+        .nth(2)
+        .and_then(|path| path.strip_suffix(dir_name))
+        .is_some_and(|prefix| prefix.ends_with(&format!("/{}/", crate::cgroup::PARENT_DIR)))
 }
 
 fn read_v1_state(path: &Path) -> Result<FreezerState, Error> {
@@ -237,6 +271,17 @@ fn wait_for_event(path: &Path, key: &str, want: u64, what: &'static str) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn membership_lines() {
+        let name = "job@1-2";
+        assert!(is_member_line("7:memory:/watertight/job@1-2", name));
+        assert!(is_member_line("0::/docker/x/watertight/job@1-2", name));
+        assert!(!is_member_line("7:memory:/watertight/xjob@1-2", name));
+        assert!(!is_member_line("7:memory:/other/job@1-2", name));
+        assert!(!is_member_line("7:memory:/watertight/job@1-2/sub", name));
+        assert!(!is_member_line("garbage", name));
+    }
 
     #[test]
     fn freezer_states_parse() {

@@ -714,3 +714,82 @@ fn add_process_rejects_bad_and_exited_pids() {
     assert!(err.to_string().contains("already exited"), "{err}");
     cgroup.destroy().expect("destroy");
 }
+
+/// This host's v1 hierarchies alone, as a pure cgroup v1 host would use them: no cgroup.kill, so
+/// kill_all goes through pidfd-checked SIGKILL and a frozen v1 freezer must be thawed.
+fn v1_only_layout(test: &str) -> Option<Layout> {
+    let host = host_layout(test)?;
+    let mut mountinfo = String::new();
+    for (i, controller) in [
+        Controller::Memory,
+        Controller::Pids,
+        Controller::Cpuacct,
+        Controller::Freezer,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let Some(root) = host.v1_root(controller) else {
+            println!("SKIP {test}: no v1 {} hierarchy", controller.name());
+            return None;
+        };
+        mountinfo.push_str(&format!(
+            "{i} 0 0:{i} / {} rw - cgroup cgroup rw,{}\n",
+            root.display(),
+            controller.name()
+        ));
+    }
+    Some(Layout::from_mountinfo(&mountinfo, "").expect("layout"))
+}
+
+#[test]
+fn freeze_thaw_and_kill_on_pure_v1_layout() {
+    let Some(layout) = v1_only_layout("freeze_thaw_and_kill_on_pure_v1_layout") else {
+        return;
+    };
+    assert_eq!(layout.mode(), Mode::V1);
+    freeze_stops_and_thaw_resumes(&layout, &unique("freeze1"));
+}
+
+#[test]
+fn pure_v1_layout_kills_forking_children_and_reads_cpuacct() {
+    let Some(layout) = v1_only_layout("pure_v1_layout_kills_forking_children_and_reads_cpuacct")
+    else {
+        return;
+    };
+    let cgroup = Cgroup::create(
+        &layout,
+        &unique("v1kill"),
+        &Limits {
+            pids_max: Some(32),
+            ..Limits::default()
+        },
+    )
+    .expect("create");
+    assert_eq!(cgroup.unified_id(), None);
+    assert!(cgroup.v2_dir().is_none());
+    // A shell that keeps forking short-lived children while kill_all runs.
+    let mut worker = Worker::spawn("while :; do sleep 5 & sleep 0.01; done");
+    cgroup.add_process(worker.pid()).expect("add");
+    worker.start();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while cgroup.pids().expect("pids").len() < 5 {
+        assert!(Instant::now() < deadline, "children never appeared");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(cgroup.stats().expect("stats").cpu_usage_ns > Some(0));
+    cgroup.kill_all().expect("kill_all");
+    for dir in cgroup.dirs() {
+        let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap();
+        assert!(
+            procs.trim().is_empty(),
+            "{} still has {procs}",
+            dir.display()
+        );
+    }
+    let (status, _) = worker.finish(Duration::from_secs(5));
+    assert_eq!(signal_of(status), Some(9));
+    let dirs = cgroup.dirs().to_vec();
+    cgroup.destroy().expect("destroy");
+    assert_gone(&dirs);
+}
