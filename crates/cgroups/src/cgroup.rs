@@ -581,6 +581,13 @@ impl<'a> Plan<'a> {
     }
 }
 
+/// The supervisor hands cgroups between threads (e.g. a reaper thread destroys them).
+const _: () = {
+    const fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Cgroup>();
+    assert_send_sync::<Layout>();
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
