@@ -110,6 +110,14 @@ fn lifecycle(c: &mut Criterion) {
             b.iter_custom(|iters| time_full_cycle(&bpf_layout, &with_devices, iters, "bpfdev"))
         });
     }
+    // What a pure cgroup v2 host does without controllers: the unified hierarchy alone.
+    if let Some(root) = layout.unified_root() {
+        let mountinfo = format!("1 0 0:1 / {} rw - cgroup2 cgroup2 rw\n", root.display());
+        let unified_only = Layout::from_mountinfo(&mountinfo, "").expect("unified-only layout");
+        group.bench_function("create+add+destroy/unified-only", |b| {
+            b.iter_custom(|iters| time_full_cycle(&unified_only, &Limits::default(), iters, "v2"))
+        });
+    }
     group.finish();
 }
 
