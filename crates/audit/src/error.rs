@@ -20,3 +20,16 @@ pub enum AuditError {
         source: std::io::Error,
     },
 }
+
+impl AuditError {
+    /// The message without the leading path, for reports that name the input separately.
+    pub fn detail(&self) -> String {
+        match self {
+            AuditError::Read { source, .. } => format!("cannot read: {source}"),
+            AuditError::Parse { message, .. } | AuditError::Invalid { message, .. } => {
+                message.clone()
+            }
+            AuditError::ProcUnreadable { .. } => self.to_string(),
+        }
+    }
+}

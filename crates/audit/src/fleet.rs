@@ -85,7 +85,7 @@ pub fn merge_files(paths: &[impl AsRef<Path>]) -> Report {
             Err(e) => errors.push(InputError {
                 source: p.display().to_string(),
                 document: None,
-                message: e.to_string(),
+                message: e.detail(),
             }),
         }
     }

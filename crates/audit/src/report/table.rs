@@ -72,11 +72,12 @@ pub fn render(report: &Report) -> String {
             let _ = writeln!(out, "{}", line([&row[0], &row[1], &row[2], &row[3]]));
         }
     }
-    for entry in &report.pss {
-        let verdict = if entry.allowed { "allowed" } else { "DENIED" };
+    // Denied objects with their violations; allowed ones only counted (a directory may hold
+    // thousands).
+    for entry in report.pss.iter().filter(|e| !e.allowed) {
         let _ = writeln!(
             out,
-            "PSS {}:{} {}/{}: {verdict} at {} {}",
+            "PSS DENIED {}:{} {}/{} at {}:{}",
             entry.file.display(),
             entry.document,
             entry.kind,
@@ -85,18 +86,21 @@ pub fn render(report: &Report) -> String {
             entry.version
         );
         for v in &entry.violations {
-            let _ = writeln!(
-                out,
-                "    {}: {}{}",
-                v.check,
-                v.reason,
-                if v.detail.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({})", v.detail)
-                }
-            );
+            let detail = if v.detail.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", v.detail)
+            };
+            let _ = writeln!(out, "    {}: {}{detail}", v.check, v.reason);
         }
+    }
+    if !report.pss.is_empty() {
+        let allowed = report.pss.iter().filter(|e| e.allowed).count();
+        let _ = writeln!(
+            out,
+            "Pod Security Standards: {allowed} object(s) allowed, {} denied",
+            report.pss.len() - allowed
+        );
     }
     for e in &report.errors {
         let doc = e

@@ -1,5 +1,5 @@
 //! `unmasked-proc`: the runtime does not mask sensitive /proc and /sys paths (/proc/kcore,
-//! /proc/keys, /proc/sysrq-trigger, ...), e.g. Kubernetes `procMount: Unmasked`.
+//! /proc/keys, /proc/timer_list, ...), e.g. Kubernetes `procMount: Unmasked`.
 
 use super::{Context, RuleInfo};
 use crate::finding::{Finding, Severity};
@@ -12,7 +12,7 @@ pub const INFO: RuleInfo = RuleInfo {
 };
 
 /// Paths every runtime masks by default; missing any of them is a finding.
-const MUST_MASK: [&str; 3] = ["/proc/kcore", "/proc/sysrq-trigger", "/proc/keys"];
+const MUST_MASK: [&str; 3] = ["/proc/kcore", "/proc/keys", "/proc/timer_list"];
 
 pub fn check(cx: &Context, out: &mut Vec<Finding>) {
     if !cx.expects_isolation() || cx.subject.privileged {

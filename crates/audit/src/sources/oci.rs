@@ -122,9 +122,10 @@ pub fn spec_to_workload(spec: &Spec, path: &Path) -> Workload {
                 source,
                 fs_type: m.typ().clone(),
                 read_only: options.iter().any(|o| o == "ro"),
-                // Mounts inherit the rootfs propagation unless they set their own.
+                // Bind mounts (the ones tied to host trees) inherit the rootfs propagation
+                // unless they set their own.
                 propagation: propagation_of(&options)
-                    .or(root_propagation)
+                    .or(if is_bind { root_propagation } else { None })
                     .unwrap_or(Propagation::Private),
             }
         })

@@ -36,7 +36,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             Err(e) => report.errors.push(InputError {
                 source: file.display().to_string(),
                 document: None,
-                message: e.to_string(),
+                message: e.detail(),
             }),
         }
     }

@@ -25,7 +25,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             Err(e) => report.errors.push(InputError {
                 source: path.display().to_string(),
                 document: None,
-                message: e.to_string(),
+                message: e.detail(),
             }),
         }
     }

@@ -1,0 +1,187 @@
+//! Docker and OCI sources end to end: fixture files -> model -> rules, with the exact expected
+//! findings, and clear per-file errors for broken input.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use watertight_audit::sources::{docker, oci};
+use watertight_audit::{audit_workloads, Finding, Severity};
+
+fn fixture(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel)
+}
+
+/// `container rule[namespace]` for every finding.
+fn keys(findings: &[Finding]) -> BTreeSet<String> {
+    findings
+        .iter()
+        .map(|f| {
+            let ns = f
+                .namespace
+                .as_ref()
+                .map(|n| format!("[{n}]"))
+                .unwrap_or_default();
+            format!("{} {}{ns}", f.container.as_deref().unwrap_or("-"), f.rule)
+        })
+        .collect()
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn docker_leaky_containers_give_the_exact_findings() {
+    let workloads = docker::load(&fixture("docker/leaky.json")).unwrap();
+    assert_eq!(workloads.len(), 2);
+    let findings = audit_workloads(&workloads);
+    assert_eq!(
+        keys(&findings),
+        set(&[
+            "node-agent privileged",
+            "node-agent sensitive-host-mount",
+            "node-agent mount-propagation",
+            "node-agent run-as-root",
+            "node-agent shared-host-namespace[net]",
+            "node-agent shared-host-namespace[pid]",
+            "node-agent shared-host-namespace[ipc]",
+            "node-agent shared-host-namespace[uts]",
+            "node-agent shared-host-namespace[user]",
+            "node-agent shared-host-namespace[cgroup]",
+            "web dangerous-capabilities",
+            "web host-devices",
+            "web host-ports",
+            "web seccomp-disabled",
+            "web unsafe-sysctls",
+            "web shared-host-namespace[user]",
+        ])
+    );
+    let socket = findings
+        .iter()
+        .find(|f| f.rule == "sensitive-host-mount" && f.paths[0] == "/var/run/docker.sock")
+        .unwrap();
+    assert_eq!(socket.severity, Severity::Critical);
+    let root = findings
+        .iter()
+        .find(|f| f.rule == "sensitive-host-mount" && f.paths[0] == "/")
+        .unwrap();
+    assert_eq!(
+        root.severity,
+        Severity::High,
+        "read-only / is one step lower"
+    );
+    let bidi = findings
+        .iter()
+        .find(|f| f.rule == "mount-propagation" && f.severity == Severity::High)
+        .unwrap();
+    assert_eq!(bidi.paths, vec!["/cache"]);
+    let sysctl = findings
+        .iter()
+        .find(|f| f.rule == "unsafe-sysctls")
+        .unwrap();
+    assert_eq!(sysctl.paths, vec!["net.ipv4.ip_forward"]);
+    for f in &findings {
+        assert_eq!(
+            f.file.as_deref(),
+            Some(fixture("docker/leaky.json").as_path())
+        );
+    }
+}
+
+#[test]
+fn docker_hardened_container_only_shares_the_user_namespace() {
+    let workloads = docker::load(&fixture("docker/hardened.json")).unwrap();
+    let findings = audit_workloads(&workloads);
+    assert_eq!(keys(&findings), set(&["api shared-host-namespace[user]"]));
+    assert_eq!(findings[0].severity, Severity::Low);
+}
+
+#[test]
+fn docker_bad_input_names_the_file_and_the_problem() {
+    let e = docker::load(&fixture("docker/truncated.json")).unwrap_err();
+    assert!(e.to_string().contains("truncated.json: not JSON"), "{e}");
+    let e = docker::load(&fixture("docker/wrong-type.json")).unwrap_err();
+    assert!(e.to_string().contains("element 0"), "{e}");
+    let e = docker::load(&fixture("does-not-exist.json")).unwrap_err();
+    assert!(e.to_string().starts_with("cannot read"), "{e}");
+    let e = docker::parse(
+        r#"[{"Id":"sha256:abc","RepoTags":[]}]"#,
+        Path::new("img.json"),
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("not container `docker inspect` output"),
+        "{e}"
+    );
+    let e = docker::parse("42", Path::new("n.json")).unwrap_err();
+    assert!(e.to_string().contains("expected a JSON array"), "{e}");
+}
+
+#[test]
+fn oci_runc_default_spec() {
+    let w = oci::load(&fixture("oci/runc-default")).unwrap();
+    let findings = audit_workloads(&[w]);
+    // runc's default spec: no seccomp, root, host user and time namespaces.
+    assert_eq!(
+        keys(&findings),
+        set(&[
+            "runc seccomp-disabled",
+            "runc run-as-root",
+            "runc shared-host-namespace[user]",
+            "runc shared-host-namespace[time]",
+        ])
+    );
+}
+
+#[test]
+fn oci_leaky_spec() {
+    let w = oci::load(&fixture("oci/leaky/config.json")).unwrap();
+    let subject = &w.subjects[0];
+    use watertight_model::{NamespaceKind as K, NamespaceState as S};
+    assert_eq!(subject.namespaces.get(K::Net), S::Unknown, "joined by path");
+    assert_eq!(subject.namespaces.get(K::Ipc), S::Shared);
+    assert_eq!(subject.namespaces.get(K::Pid), S::Isolated);
+    let findings = audit_workloads(&[w]);
+    assert_eq!(
+        keys(&findings),
+        set(&[
+            "container sensitive-host-mount",
+            "container host-devices",
+            "container mount-propagation",
+            "container user-namespace-host-root",
+            "container unmasked-proc",
+            "container unsafe-sysctls",
+            "container lsm-unconfined",
+            "container no-new-privs",
+            "container shared-host-namespace[ipc]",
+            "container shared-host-namespace[uts]",
+            "container shared-host-namespace[cgroup]",
+            "container shared-host-namespace[time]",
+        ])
+    );
+    let prop = findings
+        .iter()
+        .find(|f| f.rule == "mount-propagation")
+        .unwrap();
+    // Bind mounts inherit rshared from the rootfs; /proc is not tied to a host tree.
+    assert_eq!(prop.paths, vec!["/var/lib/kubelet", "/shared"]);
+    let socket = findings
+        .iter()
+        .find(|f| f.rule == "sensitive-host-mount" && f.severity == Severity::Critical)
+        .unwrap();
+    assert_eq!(socket.paths[0], "/run/containerd/containerd.sock");
+}
+
+#[test]
+fn oci_bad_input() {
+    let e = oci::parse("{\"ociVersion\": 1}", Path::new("config.json")).unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("config.json: not an OCI runtime config"),
+        "{e}"
+    );
+    let e = oci::load(Path::new("/nonexistent-bundle-dir")).unwrap_err();
+    assert!(e.to_string().contains("cannot read"), "{e}");
+}
