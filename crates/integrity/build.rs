@@ -6,7 +6,9 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 fn main() {
-    let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let manifest_dir = PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"),
+    );
     let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     let bpf_dir = manifest_dir.join("bpf");
     for name in ["exec_gate", "lsm_probe"] {
@@ -15,7 +17,11 @@ fn main() {
         if let Err(e) = libbpf_cargo::SkeletonBuilder::new()
             .source(&source)
             .obj(&object)
-            .clang_args([OsString::from("-I"), bpf_dir.clone().into_os_string(), OsString::from("-Wall")])
+            .clang_args([
+                OsString::from("-I"),
+                bpf_dir.clone().into_os_string(),
+                OsString::from("-Wall"),
+            ])
             .build()
         {
             panic!(
@@ -25,5 +31,8 @@ fn main() {
         }
         println!("cargo:rerun-if-changed={}", source.display());
     }
-    println!("cargo:rerun-if-changed={}", bpf_dir.join("wt_kernel_types.h").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        bpf_dir.join("wt_kernel_types.h").display()
+    );
 }

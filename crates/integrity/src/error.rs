@@ -16,7 +16,9 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path} already exists; refusing to overwrite a key (remove it or pick another --out)")]
+    #[error(
+        "{path} already exists; refusing to overwrite a key (remove it or pick another --out)"
+    )]
     KeyExists { path: PathBuf },
     #[error("{path} is not a valid ed25519 {what} key in PEM ({reason}); create one with `watertight key generate --out <file>`")]
     KeyFormat {
@@ -111,7 +113,10 @@ impl fmt::Display for TreeProblem {
                 write!(f, "size changed ({actual} bytes, manifest says {expected})")
             }
             TreeProblem::ModeChanged { expected, actual } => {
-                write!(f, "mode changed ({actual:04o}, manifest says {expected:04o})")
+                write!(
+                    f,
+                    "mode changed ({actual:04o}, manifest says {expected:04o})"
+                )
             }
             TreeProblem::KindChanged { expected, actual } => {
                 write!(f, "is a {actual}, manifest says {expected}")

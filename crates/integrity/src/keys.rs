@@ -154,7 +154,8 @@ impl VerifyingKey {
     }
 
     pub(crate) fn verify(&self, message: &[u8], signature: &Signature) -> bool {
-        self.0.verify_strict(message, signature).is_ok() && self.0.verify(message, signature).is_ok()
+        self.0.verify_strict(message, signature).is_ok()
+            && self.0.verify(message, signature).is_ok()
     }
 }
 

@@ -3,8 +3,8 @@
 
 use crate::{Error, Result};
 use landlock::{
-    path_beneath_rules, Access, AccessFs, CompatLevel, Compatible, Ruleset, RulesetAttr, RulesetCreated,
-    RulesetCreatedAttr, RulesetStatus, ABI,
+    path_beneath_rules, Access, AccessFs, CompatLevel, Compatible, Ruleset, RulesetAttr,
+    RulesetCreated, RulesetCreatedAttr, RulesetStatus, ABI,
 };
 use std::path::Path;
 
@@ -18,10 +18,13 @@ pub struct PreparedRuleset {
 /// a root cannot be opened; nothing is applied until `restrict_self`.
 pub fn landlock_exec_ruleset(exec_roots: &[&Path]) -> Result<PreparedRuleset> {
     if exec_roots.is_empty() {
-        return Err(Error::Landlock("no exec root given; pass the verified tree".into()));
+        return Err(Error::Landlock(
+            "no exec root given; pass the verified tree".into(),
+        ));
     }
     for root in exec_roots {
-        std::fs::metadata(root).map_err(|e| Error::Landlock(format!("exec root {}: {e}", root.display())))?;
+        std::fs::metadata(root)
+            .map_err(|e| Error::Landlock(format!("exec root {}: {e}", root.display())))?;
     }
     let execute = AccessFs::Execute;
     let ruleset = Ruleset::default()
@@ -31,7 +34,11 @@ pub fn landlock_exec_ruleset(exec_roots: &[&Path]) -> Result<PreparedRuleset> {
         .handle_access(AccessFs::from_all(ABI::V1) & execute)
         .and_then(|r| r.create())
         .and_then(|r| r.add_rules(path_beneath_rules(exec_roots, execute)))
-        .map_err(|e| Error::Landlock(format!("{e}; this kernel needs Landlock (CONFIG_SECURITY_LANDLOCK and lsm=landlock)")))?;
+        .map_err(|e| {
+            Error::Landlock(format!(
+                "{e}; this kernel needs Landlock (CONFIG_SECURITY_LANDLOCK and lsm=landlock)"
+            ))
+        })?;
     Ok(PreparedRuleset { ruleset })
 }
 
@@ -45,7 +52,9 @@ impl PreparedRuleset {
             .map_err(|e| Error::Landlock(format!("restrict_self: {e}")))?;
         match status.ruleset {
             RulesetStatus::FullyEnforced => Ok(()),
-            other => Err(Error::Landlock(format!("ruleset only {other:?}; refusing a weaker sandbox"))),
+            other => Err(Error::Landlock(format!(
+                "ruleset only {other:?}; refusing a weaker sandbox"
+            ))),
         }
     }
 }

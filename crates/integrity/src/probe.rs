@@ -71,12 +71,19 @@ impl fmt::Display for EnforcementReport {
 /// Probes every layer. Loading BPF needs root; as non-root the BPF layers say so.
 pub fn probe_enforcement() -> EnforcementReport {
     EnforcementReport {
-        layers: vec![probe_landlock(), probe_exec_gate(), probe_bpf_lsm(), probe_memfd_noexec()],
+        layers: vec![
+            probe_landlock(),
+            probe_exec_gate(),
+            probe_bpf_lsm(),
+            probe_memfd_noexec(),
+        ],
     }
 }
 
 fn probe_landlock() -> LayerStatus {
-    use landlock::{Access, AccessFs, LandlockStatus, Ruleset, RulesetAttr, RulesetCreatedAttr, ABI};
+    use landlock::{
+        Access, AccessFs, LandlockStatus, Ruleset, RulesetAttr, RulesetCreatedAttr, ABI,
+    };
     // restrict_self on a thread that exits right away tells the kernel's ABI without confining
     // anything else (a Landlock domain binds the calling thread only).
     let outcome = std::thread::spawn(|| {
@@ -91,20 +98,35 @@ fn probe_landlock() -> LayerStatus {
     })
     .join();
     let (available, reason) = match outcome {
-        Ok(Ok(LandlockStatus::Available { effective_abi, kernel_abi })) => {
+        Ok(Ok(LandlockStatus::Available {
+            effective_abi,
+            kernel_abi,
+        })) => {
             let abi = kernel_abi.unwrap_or(effective_abi as i32);
-            (true, format!("Landlock ABI {abi}: execute limited to the verified tree"))
+            (
+                true,
+                format!("Landlock ABI {abi}: execute limited to the verified tree"),
+            )
         }
-        Ok(Ok(LandlockStatus::NotEnabled)) => (false, "Landlock built in but not enabled (add landlock to lsm= on the kernel command line)".into()),
+        Ok(Ok(LandlockStatus::NotEnabled)) => (
+            false,
+            "Landlock built in but not enabled (add landlock to lsm= on the kernel command line)"
+                .into(),
+        ),
         Ok(Ok(LandlockStatus::NotImplemented)) => (false, "kernel built without Landlock".into()),
         Ok(Err(e)) => (false, format!("Landlock probe failed: {e}")),
         Err(_) => (false, "Landlock probe thread panicked".into()),
     };
-    LayerStatus { layer: Layer::Landlock, available, reason }
+    LayerStatus {
+        layer: Layer::Landlock,
+        available,
+        reason,
+    }
 }
 
 fn probe_exec_gate() -> LayerStatus {
-    let result = object::open(object::EXEC_GATE_OBJECT, "open object").and_then(|o| object::load(o, "load"));
+    let result =
+        object::open(object::EXEC_GATE_OBJECT, "open object").and_then(|o| object::load(o, "load"));
     let (available, reason) = match result {
         Ok(_loaded_then_dropped) => (
             true,
@@ -112,7 +134,11 @@ fn probe_exec_gate() -> LayerStatus {
         ),
         Err(e) => (false, e.to_string()),
     };
-    LayerStatus { layer: Layer::BpfExecGate, available, reason }
+    LayerStatus {
+        layer: Layer::BpfExecGate,
+        available,
+        reason,
+    }
 }
 
 fn probe_bpf_lsm() -> LayerStatus {
@@ -124,10 +150,14 @@ fn probe_bpf_lsm() -> LayerStatus {
     // The expected refusal would make libbpf print a misleading "try raising ulimit -l" hint;
     // silence its log for this one load.
     let previous = libbpf_rs::set_print(None);
-    let result = object::open(object::LSM_PROBE_OBJECT, "open lsm probe").and_then(|o| object::load(o, "load lsm probe"));
+    let result = object::open(object::LSM_PROBE_OBJECT, "open lsm probe")
+        .and_then(|o| object::load(o, "load lsm probe"));
     libbpf_rs::set_print(previous);
     let (available, reason) = match result {
-        Ok(_) => (true, "lsm/bprm_check_security loads: exec can be refused with EPERM".to_string()),
+        Ok(_) => (
+            true,
+            "lsm/bprm_check_security loads: exec can be refused with EPERM".to_string(),
+        ),
         Err(e) => {
             let why = match e {
                 crate::Error::Bpf { reason, .. } => reason,
@@ -136,7 +166,11 @@ fn probe_bpf_lsm() -> LayerStatus {
             (false, format!("kernel refuses BPF LSM programs at load ({}; {listed}); the exec gate kills instead", short(&why)))
         }
     };
-    LayerStatus { layer: Layer::BpfLsm, available, reason }
+    LayerStatus {
+        layer: Layer::BpfLsm,
+        available,
+        reason,
+    }
 }
 
 fn probe_memfd_noexec() -> LayerStatus {
@@ -147,7 +181,11 @@ fn probe_memfd_noexec() -> LayerStatus {
         ),
         Err(_) => (false, "no /proc/sys/vm/memfd_noexec (kernel older than 6.3): memfd exec is left to the BPF gate and seccomp".into()),
     };
-    LayerStatus { layer: Layer::MemfdNoexec, available, reason }
+    LayerStatus {
+        layer: Layer::MemfdNoexec,
+        available,
+        reason,
+    }
 }
 
 /// First line, at most 160 characters: libbpf errors can carry a whole verifier log.

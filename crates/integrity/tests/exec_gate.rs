@@ -14,7 +14,10 @@ const MEMFD_HELPER_ENV: &str = "WT_TEST_MEMFD_HELPER";
 
 /// BPF object ids whose names start with `wt_`, from `bpftool -j {prog|map} show`.
 fn wt_object_ids(kind: &str) -> BTreeSet<u64> {
-    let out = Command::new("bpftool").args(["-j", kind, "show"]).output().expect("bpftool runs");
+    let out = Command::new("bpftool")
+        .args(["-j", kind, "show"])
+        .output()
+        .expect("bpftool runs");
     assert!(out.status.success(), "bpftool {kind} show failed");
     let items: serde_json::Value = serde_json::from_slice(&out.stdout).expect("bpftool JSON");
     items
@@ -45,7 +48,11 @@ fn event_for(events: &[ExecEvent], pid: u32, what: ExecWhat) -> bool {
 }
 
 fn run_in(cg: &TestCgroup, argv: &[&str], lib: &Path) -> (u32, ExitStatus) {
-    let mut child = cg.command(argv).env("LD_LIBRARY_PATH", lib).spawn().expect("spawn sh");
+    let mut child = cg
+        .command(argv)
+        .env("LD_LIBRARY_PATH", lib)
+        .spawn()
+        .expect("spawn sh");
     let pid = child.id();
     (pid, child.wait().expect("wait"))
 }
@@ -73,10 +80,22 @@ fn exec_gate_allows_verified_and_kills_everything_else() {
     let maps_before = wt_object_ids("map");
     let mut gate = ExecGate::attach(cg.id(), &verified).expect("attach gate");
     assert_eq!(gate.allowed_keys(), 5, "true, sh, libc, ld.so, etc/motd");
-    let ours_progs: BTreeSet<u64> = wt_object_ids("prog").difference(&progs_before).copied().collect();
-    let ours_maps: BTreeSet<u64> = wt_object_ids("map").difference(&maps_before).copied().collect();
-    assert!(ours_progs.len() >= 2, "wt_exec and wt_sys_enter loaded: {ours_progs:?}");
-    assert!(ours_maps.len() >= 3, "config, allowed, events maps: {ours_maps:?}");
+    let ours_progs: BTreeSet<u64> = wt_object_ids("prog")
+        .difference(&progs_before)
+        .copied()
+        .collect();
+    let ours_maps: BTreeSet<u64> = wt_object_ids("map")
+        .difference(&maps_before)
+        .copied()
+        .collect();
+    assert!(
+        ours_progs.len() >= 2,
+        "wt_exec and wt_sys_enter loaded: {ours_progs:?}"
+    );
+    assert!(
+        ours_maps.len() >= 3,
+        "config, allowed, events maps: {ours_maps:?}"
+    );
 
     let t = |p: &str| tree.join(p).display().to_string();
     let copy = outside.join("true-copy").display().to_string();
@@ -84,36 +103,68 @@ fn exec_gate_allows_verified_and_kills_everything_else() {
     // A verified binary (loader, libc and binary all verified) runs normally.
     let (_, status) = run_in(&cg, &[&t("bin/true")], &lib);
     assert!(status.success(), "verified bin/true: {status:?}");
-    let (_, status) = run_in(&cg, &[&t("bin/sh"), "-c", &format!("exec {}", t("bin/true"))], &lib);
-    assert!(status.success(), "verified sh exec'ing verified true: {status:?}");
+    let (_, status) = run_in(
+        &cg,
+        &[&t("bin/sh"), "-c", &format!("exec {}", t("bin/true"))],
+        &lib,
+    );
+    assert!(
+        status.success(),
+        "verified sh exec'ing verified true: {status:?}"
+    );
     assert!(gate.poll_events().is_empty(), "no events for verified code");
 
     // An unverified copy is killed at exec, with an event.
     let (pid, status) = run_in(&cg, &[&copy], &lib);
     assert!(killed(status), "copy must be SIGKILLed: {status:?}");
     let events = gate.wait_events(Duration::from_secs(2));
-    assert!(event_for(&events, pid, ExecWhat::Exec), "exec event for {pid}: {events:?}");
+    assert!(
+        event_for(&events, pid, ExecWhat::Exec),
+        "exec event for {pid}: {events:?}"
+    );
 
     // The same copy through the (verified) dynamic loader: killed when mapped PROT_EXEC.
     let (pid, status) = run_in(&cg, &[&t("lib64/ld-linux-x86-64.so.2"), &copy], &lib);
     assert!(killed(status), "ld.so ./copy must be SIGKILLed: {status:?}");
     let events = gate.wait_events(Duration::from_secs(2));
-    assert!(event_for(&events, pid, ExecWhat::Mmap), "mmap event for {pid}: {events:?}");
+    assert!(
+        event_for(&events, pid, ExecWhat::Mmap),
+        "mmap event for {pid}: {events:?}"
+    );
 
     // LD_PRELOAD of an unverified library: killed when ld.so maps it.
     let preload = outside.join("libpreload.so").display().to_string();
-    let mut child = cg.command(&[&t("bin/true")]).env("LD_LIBRARY_PATH", &lib).env("LD_PRELOAD", &preload).spawn().unwrap();
+    let mut child = cg
+        .command(&[&t("bin/true")])
+        .env("LD_LIBRARY_PATH", &lib)
+        .env("LD_PRELOAD", &preload)
+        .spawn()
+        .unwrap();
     let pid = child.id();
     let status = child.wait().unwrap();
-    assert!(killed(status), "LD_PRELOAD of an unverified library must be SIGKILLed: {status:?}");
+    assert!(
+        killed(status),
+        "LD_PRELOAD of an unverified library must be SIGKILLed: {status:?}"
+    );
     let events = gate.wait_events(Duration::from_secs(2));
-    assert!(event_for(&events, pid, ExecWhat::Mmap), "mmap event for {pid}: {events:?}");
+    assert!(
+        event_for(&events, pid, ExecWhat::Mmap),
+        "mmap event for {pid}: {events:?}"
+    );
 
     // memfd exec of verified bytes: the memfd inode is not verified.
     let me = std::env::current_exe().unwrap();
     let mut child = Command::new(me)
-        .args(["--exact", "memfd_exec_helper", "--nocapture", "--test-threads=1"])
-        .env(MEMFD_HELPER_ENV, format!("{}\n{}", cg.path.display(), t("bin/true")))
+        .args([
+            "--exact",
+            "memfd_exec_helper",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(
+            MEMFD_HELPER_ENV,
+            format!("{}\n{}", cg.path.display(), t("bin/true")),
+        )
         .env("LD_LIBRARY_PATH", &lib)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -123,11 +174,17 @@ fn exec_gate_allows_verified_and_kills_everything_else() {
     let status = child.wait().unwrap();
     assert!(killed(status), "memfd exec must be SIGKILLed: {status:?}");
     let events = gate.wait_events(Duration::from_secs(2));
-    assert!(event_for(&events, pid, ExecWhat::Exec), "exec event for memfd {pid}: {events:?}");
+    assert!(
+        event_for(&events, pid, ExecWhat::Exec),
+        "exec event for memfd {pid}: {events:?}"
+    );
 
     // Outside the cgroup the gate changes nothing.
     let status = Command::new(&copy).status().unwrap();
-    assert!(status.success(), "unverified copy outside the sandbox runs: {status:?}");
+    assert!(
+        status.success(),
+        "unverified copy outside the sandbox runs: {status:?}"
+    );
     assert!(gate.poll_events().is_empty());
 
     drop(gate);
@@ -135,23 +192,38 @@ fn exec_gate_allows_verified_and_kills_everything_else() {
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     let (progs_after, maps_after) = loop {
         let (p, m) = (wt_object_ids("prog"), wt_object_ids("map"));
-        if (ours_progs.is_disjoint(&p) && ours_maps.is_disjoint(&m)) || std::time::Instant::now() > deadline {
+        if (ours_progs.is_disjoint(&p) && ours_maps.is_disjoint(&m))
+            || std::time::Instant::now() > deadline
+        {
             break (p, m);
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    assert!(ours_progs.is_disjoint(&progs_after), "programs left after drop: {ours_progs:?}");
-    assert!(ours_maps.is_disjoint(&maps_after), "maps left after drop: {ours_maps:?}");
+    assert!(
+        ours_progs.is_disjoint(&progs_after),
+        "programs left after drop: {ours_progs:?}"
+    );
+    assert!(
+        ours_maps.is_disjoint(&maps_after),
+        "maps left after drop: {ours_maps:?}"
+    );
 }
 
 /// Not a test on its own: the gate test re-runs this binary with MEMFD_HELPER_ENV set, so the
 /// process joins the cgroup and then execs a memfd copy of a verified binary.
 #[test]
 fn memfd_exec_helper() {
-    let Ok(spec) = std::env::var(MEMFD_HELPER_ENV) else { return };
+    let Ok(spec) = std::env::var(MEMFD_HELPER_ENV) else {
+        return;
+    };
     let (cgroup, binary) = spec.split_once('\n').expect("cgroup\\nbinary");
-    std::fs::write(Path::new(cgroup).join("cgroup.procs"), std::process::id().to_string()).unwrap();
-    let fd = nix::sys::memfd::memfd_create(c"wt-memfd", nix::sys::memfd::MFdFlags::MFD_CLOEXEC).unwrap();
+    std::fs::write(
+        Path::new(cgroup).join("cgroup.procs"),
+        std::process::id().to_string(),
+    )
+    .unwrap();
+    let fd =
+        nix::sys::memfd::memfd_create(c"wt-memfd", nix::sys::memfd::MFdFlags::MFD_CLOEXEC).unwrap();
     let mut file = std::fs::File::from(fd);
     std::io::copy(&mut std::fs::File::open(binary).unwrap(), &mut file).unwrap();
     let lib = std::env::var("LD_LIBRARY_PATH").unwrap();
@@ -173,6 +245,8 @@ fn attach_refuses_the_cgroup_root_and_unknown_ids() {
     let verified = verify_tree(dir.path(), &signed, &signing.verifying_key()).unwrap();
     let err = ExecGate::attach(1, &verified).unwrap_err().to_string();
     assert!(err.contains("cgroup2 root"), "{err}");
-    let err = ExecGate::attach(u64::MAX, &verified).unwrap_err().to_string();
+    let err = ExecGate::attach(u64::MAX, &verified)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("no cgroup with that id"), "{err}");
 }

@@ -9,12 +9,33 @@ use watertight_integrity::{Entry, Manifest, SignedManifest, SigningKey, Verifyin
 
 fn sample_manifest() -> Vec<u8> {
     let entries = vec![
-        Entry::Dir { path: "bin".into(), mode: 0o755 },
-        Entry::File { path: "bin/a b".into(), mode: 0o755, size: 3, sha256: "0".repeat(64) },
-        Entry::Symlink { path: "bin/l".into(), target: "a b".into() },
-        Entry::File { path: "ütf".into(), mode: 0o644, size: 0, sha256: "f".repeat(64) },
+        Entry::Dir {
+            path: "bin".into(),
+            mode: 0o755,
+        },
+        Entry::File {
+            path: "bin/a b".into(),
+            mode: 0o755,
+            size: 3,
+            sha256: "0".repeat(64),
+        },
+        Entry::Symlink {
+            path: "bin/l".into(),
+            target: "a b".into(),
+        },
+        Entry::File {
+            path: "ütf".into(),
+            mode: 0o644,
+            size: 0,
+            sha256: "f".repeat(64),
+        },
     ];
-    Manifest { format: "watertight-manifest/1".into(), entries }.sign(&common::key(5)).to_bytes()
+    Manifest {
+        format: "watertight-manifest/1".into(),
+        entries,
+    }
+    .sign(&common::key(5))
+    .to_bytes()
 }
 
 fn mutate(mut bytes: Vec<u8>, edits: &[(usize, u8, u8)]) -> Vec<u8> {

@@ -8,7 +8,10 @@ use watertight_integrity::{landlock_exec_ruleset, probe_enforcement, Layer};
 #[test]
 fn restricted_child_executes_only_beneath_the_roots() {
     if !probe_enforcement().available(Layer::Landlock) {
-        eprintln!("SKIP landlock: {}", probe_enforcement().get(Layer::Landlock).reason);
+        eprintln!(
+            "SKIP landlock: {}",
+            probe_enforcement().get(Layer::Landlock).reason
+        );
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -24,7 +27,9 @@ fn restricted_child_executes_only_beneath_the_roots() {
     let lib = tree.join("lib");
     let (inside, outside_result) = std::thread::spawn(move || {
         ruleset.restrict_self().unwrap();
-        let inside = std::process::Command::new(tree.join("bin/true")).env("LD_LIBRARY_PATH", &lib).status();
+        let inside = std::process::Command::new(tree.join("bin/true"))
+            .env("LD_LIBRARY_PATH", &lib)
+            .status();
         let out = std::process::Command::new(&outside).status();
         (inside, out)
     })
@@ -34,7 +39,10 @@ fn restricted_child_executes_only_beneath_the_roots() {
     let err = outside_result.expect_err("a binary outside the roots must not execute");
     assert_eq!(err.raw_os_error(), Some(13), "EACCES: {err}");
     // This thread was never restricted.
-    assert!(std::process::Command::new("/usr/bin/true").status().unwrap().success());
+    assert!(std::process::Command::new("/usr/bin/true")
+        .status()
+        .unwrap()
+        .success());
 }
 
 #[test]
@@ -43,6 +51,8 @@ fn missing_root_is_a_clear_error() {
         panic!("a missing root must be refused");
     };
     assert!(err.to_string().contains("/nonexistent/wt-root"), "{err}");
-    let Err(err) = landlock_exec_ruleset(&[]) else { panic!("no roots must be refused") };
+    let Err(err) = landlock_exec_ruleset(&[]) else {
+        panic!("no roots must be refused")
+    };
     assert!(err.to_string().contains("no exec root"), "{err}");
 }

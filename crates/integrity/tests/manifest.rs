@@ -5,13 +5,19 @@ mod common;
 use common::key;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use watertight_integrity::{verify_tree, Error, Manifest, SignedManifest, SigningKey, TreeProblem, VerifyingKey};
+use watertight_integrity::{
+    verify_tree, Error, Manifest, SignedManifest, SigningKey, TreeProblem, VerifyingKey,
+};
 
 fn sample_tree(root: &Path) {
     std::fs::create_dir_all(root.join("bin")).unwrap();
     std::fs::create_dir_all(root.join("etc/app")).unwrap();
     std::fs::write(root.join("bin/server"), b"#!/bin/sh\necho hi\n").unwrap();
-    std::fs::set_permissions(root.join("bin/server"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(
+        root.join("bin/server"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
     std::fs::write(root.join("etc/app/config.toml"), b"port = 8080\n").unwrap();
     std::fs::write(root.join("etc/big.bin"), vec![0xabu8; 3 * 1024 * 1024 + 17]).unwrap();
     std::fs::write(root.join("etc/empty"), b"").unwrap();
@@ -37,17 +43,34 @@ fn problem(err: Error) -> (String, TreeProblem) {
 fn create_then_verify_round_trips_and_is_deterministic() {
     let (dir, k, signed) = signed_sample();
     let bytes = signed.to_bytes();
-    assert_eq!(Manifest::create(dir.path(), &k).unwrap().to_bytes(), bytes, "same tree, same bytes");
+    assert_eq!(
+        Manifest::create(dir.path(), &k).unwrap().to_bytes(),
+        bytes,
+        "same tree, same bytes"
+    );
     let parsed = SignedManifest::from_bytes(&bytes).unwrap();
     assert_eq!(parsed.to_bytes(), bytes);
     let tree = verify_tree(dir.path(), &parsed, &k.verifying_key()).unwrap();
     let paths: Vec<&str> = tree.files.iter().map(|f| f.path.as_str()).collect();
-    assert_eq!(paths, ["bin/server", "etc/app/config.toml", "etc/big.bin", "etc/empty"]);
+    assert_eq!(
+        paths,
+        [
+            "bin/server",
+            "etc/app/config.toml",
+            "etc/big.bin",
+            "etc/empty"
+        ]
+    );
     let entries = &parsed.verify(&k.verifying_key()).unwrap().entries;
     assert_eq!(entries.len(), 8, "3 dirs, 4 files, 1 symlink: {entries:?}");
     let text = String::from_utf8(bytes).unwrap();
     assert!(text.starts_with("{\"format\":\"watertight-manifest/1\",\"entries\":[{\"kind\":\"dir\",\"path\":\"bin\",\"mode\":"));
-    assert!(text.contains("\"sha256\":\"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\""), "empty file hash");
+    assert!(
+        text.contains(
+            "\"sha256\":\"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\""
+        ),
+        "empty file hash"
+    );
 }
 
 #[test]
@@ -56,8 +79,13 @@ fn altered_file_is_named() {
     std::fs::write(dir.path().join("etc/app/config.toml"), b"port = 6666\n").unwrap();
     let err = verify_tree(dir.path(), &signed, &k.verifying_key()).unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("etc/app/config.toml: content altered"), "{msg}");
-    assert!(matches!(problem(err), (p, TreeProblem::ContentAltered { .. }) if p == "etc/app/config.toml"));
+    assert!(
+        msg.contains("etc/app/config.toml: content altered"),
+        "{msg}"
+    );
+    assert!(
+        matches!(problem(err), (p, TreeProblem::ContentAltered { .. }) if p == "etc/app/config.toml")
+    );
 }
 
 #[test]
@@ -75,23 +103,52 @@ fn extra_executable_is_named_and_extra_data_is_tolerated() {
     let tree = verify_tree(dir.path(), &signed, &k.verifying_key()).unwrap();
     assert_eq!(tree.unlisted, ["etc/notes.txt"]);
     std::fs::write(dir.path().join("bin/implant"), b"\x7fELF").unwrap();
-    std::fs::set_permissions(dir.path().join("bin/implant"), std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::set_permissions(
+        dir.path().join("bin/implant"),
+        std::fs::Permissions::from_mode(0o700),
+    )
+    .unwrap();
     let (path, p) = problem(verify_tree(dir.path(), &signed, &k.verifying_key()).unwrap_err());
-    assert_eq!((path.as_str(), p), ("bin/implant", TreeProblem::ExtraExecutable));
+    assert_eq!(
+        (path.as_str(), p),
+        ("bin/implant", TreeProblem::ExtraExecutable)
+    );
 }
 
 #[test]
 fn mode_size_kind_and_symlink_changes_are_named() {
     let (dir, k, signed) = signed_sample();
     let pk = k.verifying_key();
-    std::fs::set_permissions(dir.path().join("bin/server"), std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::fs::set_permissions(
+        dir.path().join("bin/server"),
+        std::fs::Permissions::from_mode(0o777),
+    )
+    .unwrap();
     let (path, p) = problem(verify_tree(dir.path(), &signed, &pk).unwrap_err());
-    assert_eq!((path.as_str(), p), ("bin/server", TreeProblem::ModeChanged { expected: 0o755, actual: 0o777 }));
+    assert_eq!(
+        (path.as_str(), p),
+        (
+            "bin/server",
+            TreeProblem::ModeChanged {
+                expected: 0o755,
+                actual: 0o777
+            }
+        )
+    );
 
     let (dir, k, signed) = signed_sample();
     std::fs::write(dir.path().join("etc/empty"), b"now not empty").unwrap();
     let (path, p) = problem(verify_tree(dir.path(), &signed, &k.verifying_key()).unwrap_err());
-    assert_eq!((path.as_str(), p), ("etc/empty", TreeProblem::SizeChanged { expected: 0, actual: 13 }));
+    assert_eq!(
+        (path.as_str(), p),
+        (
+            "etc/empty",
+            TreeProblem::SizeChanged {
+                expected: 0,
+                actual: 13
+            }
+        )
+    );
 
     let (dir, k, signed) = signed_sample();
     std::fs::remove_file(dir.path().join("bin/alias")).unwrap();
@@ -105,7 +162,16 @@ fn mode_size_kind_and_symlink_changes_are_named() {
     std::fs::create_dir(dir.path().join("etc/empty")).unwrap();
     let (path, p) = problem(verify_tree(dir.path(), &signed, &k.verifying_key()).unwrap_err());
     assert_eq!(path, "etc/empty");
-    assert!(matches!(p, TreeProblem::KindChanged { expected: "regular file", actual: "directory" }), "{p}");
+    assert!(
+        matches!(
+            p,
+            TreeProblem::KindChanged {
+                expected: "regular file",
+                actual: "directory"
+            }
+        ),
+        "{p}"
+    );
 }
 
 #[test]
@@ -113,16 +179,26 @@ fn first_problem_is_reported_with_a_count_of_the_rest() {
     let (dir, k, signed) = signed_sample();
     std::fs::remove_file(dir.path().join("etc/empty")).unwrap();
     std::fs::write(dir.path().join("bin/server"), b"#!/bin/sh\necho ho\n").unwrap();
-    let msg = verify_tree(dir.path(), &signed, &k.verifying_key()).unwrap_err().to_string();
-    assert!(msg.contains("bin/server: content altered") && msg.ends_with("(and 1 more problem)"), "{msg}");
+    let msg = verify_tree(dir.path(), &signed, &k.verifying_key())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("bin/server: content altered") && msg.ends_with("(and 1 more problem)"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn wrong_key_is_refused_naming_both_fingerprints() {
     let (dir, _k, signed) = signed_sample();
     let other = key(2).verifying_key();
-    let msg = verify_tree(dir.path(), &signed, &other).unwrap_err().to_string();
-    assert!(msg.contains("signed by key sha256:") && msg.contains(&other.fingerprint()), "{msg}");
+    let msg = verify_tree(dir.path(), &signed, &other)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("signed by key sha256:") && msg.contains(&other.fingerprint()),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -143,15 +219,23 @@ fn truncated_manifest_is_refused_clearly() {
     let (_dir, _k, signed) = signed_sample();
     let bytes = signed.to_bytes();
     for cut in [0, 1, bytes.len() / 2, bytes.len() - 90, bytes.len() - 1] {
-        let err = SignedManifest::from_bytes(&bytes[..cut]).unwrap_err().to_string();
-        assert!(err.starts_with("manifest is malformed:"), "cut at {cut}: {err}");
+        let err = SignedManifest::from_bytes(&bytes[..cut])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("manifest is malformed:"),
+            "cut at {cut}: {err}"
+        );
     }
 }
 
 #[test]
 fn non_canonical_but_valid_json_is_refused() {
     let k = key(3);
-    let m = Manifest { format: "watertight-manifest/1".into(), entries: vec![] };
+    let m = Manifest {
+        format: "watertight-manifest/1".into(),
+        entries: vec![],
+    };
     let body = b"{ \"format\":\"watertight-manifest/1\",\"entries\":[]}".to_vec();
     let good = m.sign(&k).to_bytes();
     let sig_line = &good[good.iter().position(|&b| b == b'\n').unwrap()..];
@@ -167,9 +251,14 @@ fn unsafe_paths_in_a_signed_manifest_are_refused() {
     for bad in ["../etc/passwd", "/abs", "a//b", "a/./b", ""] {
         let m = Manifest {
             format: "watertight-manifest/1".into(),
-            entries: vec![watertight_integrity::Entry::Symlink { path: bad.into(), target: "x".into() }],
+            entries: vec![watertight_integrity::Entry::Symlink {
+                path: bad.into(),
+                target: "x".into(),
+            }],
         };
-        let err = SignedManifest::from_bytes(&m.sign(&k).to_bytes()).unwrap_err().to_string();
+        let err = SignedManifest::from_bytes(&m.sign(&k).to_bytes())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("path"), "{bad:?}: {err}");
     }
 }
@@ -178,18 +267,31 @@ fn unsafe_paths_in_a_signed_manifest_are_refused() {
 fn setuid_file_is_refused_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     sample_tree(dir.path());
-    std::fs::set_permissions(dir.path().join("bin/server"), std::fs::Permissions::from_mode(0o4755)).unwrap();
+    std::fs::set_permissions(
+        dir.path().join("bin/server"),
+        std::fs::Permissions::from_mode(0o4755),
+    )
+    .unwrap();
     let err = Manifest::create(dir.path(), &key(1)).unwrap_err();
     assert!(matches!(err, Error::SetId { mode: 0o4755, .. }), "{err}");
-    assert!(err.to_string().contains("bin/server") && err.to_string().contains("chmod ug-s"), "{err}");
+    assert!(
+        err.to_string().contains("bin/server") && err.to_string().contains("chmod ug-s"),
+        "{err}"
+    );
 }
 
 #[test]
 fn device_node_fifo_and_socket_are_refused_naming_them() {
     let dir = tempfile::tempdir().unwrap();
     sample_tree(dir.path());
-    nix::unistd::mkfifo(&dir.path().join("etc/pipe"), nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
-    let err = Manifest::create(dir.path(), &key(1)).unwrap_err().to_string();
+    nix::unistd::mkfifo(
+        &dir.path().join("etc/pipe"),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    let err = Manifest::create(dir.path(), &key(1))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("etc/pipe: FIFO in the image"), "{err}");
     std::fs::remove_file(dir.path().join("etc/pipe")).unwrap();
 
@@ -201,8 +303,13 @@ fn device_node_fifo_and_socket_are_refused_naming_them() {
             nix::sys::stat::makedev(1, 3),
         )
         .unwrap();
-        let err = Manifest::create(dir.path(), &key(1)).unwrap_err().to_string();
-        assert!(err.contains("etc/null: character device in the image"), "{err}");
+        let err = Manifest::create(dir.path(), &key(1))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("etc/null: character device in the image"),
+            "{err}"
+        );
     } else {
         eprintln!("SKIP device node part: mknod needs root");
     }
@@ -215,8 +322,13 @@ fn not_a_directory_and_missing_root_are_clear() {
     std::fs::write(&file, b"x").unwrap();
     let err = Manifest::create(&file, &key(1)).unwrap_err().to_string();
     assert!(err.contains("is not a directory"), "{err}");
-    let err = Manifest::create(&dir.path().join("nope"), &key(1)).unwrap_err().to_string();
-    assert!(err.contains("nope") && err.contains("No such file"), "{err}");
+    let err = Manifest::create(&dir.path().join("nope"), &key(1))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("nope") && err.contains("No such file"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -226,10 +338,18 @@ fn keys_save_load_and_refuse_bad_files() {
     let k = SigningKey::generate().unwrap();
     let pub_path = k.save(&path).unwrap();
     assert_eq!(pub_path, dir.path().join("release.key.pub"));
-    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
-    assert_eq!(SigningKey::load(&path).unwrap().verifying_key(), k.verifying_key());
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(
+        SigningKey::load(&path).unwrap().verifying_key(),
+        k.verifying_key()
+    );
     assert_eq!(VerifyingKey::load(&pub_path).unwrap(), k.verifying_key());
-    assert!(std::fs::read_to_string(&path).unwrap().starts_with("-----BEGIN PRIVATE KEY-----"));
+    assert!(std::fs::read_to_string(&path)
+        .unwrap()
+        .starts_with("-----BEGIN PRIVATE KEY-----"));
 
     let err = k.save(&path).unwrap_err().to_string();
     assert!(err.contains("already exists"), "{err}");
@@ -243,10 +363,19 @@ fn keys_save_load_and_refuse_bad_files() {
     let err = VerifyingKey::load(&path).unwrap_err().to_string();
     assert!(err.contains("pass the .pub file"), "{err}");
     let garbled = dir.path().join("garbled.key");
-    std::fs::write(&garbled, "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").unwrap();
+    std::fs::write(
+        &garbled,
+        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
     std::fs::set_permissions(&garbled, std::fs::Permissions::from_mode(0o600)).unwrap();
     let err = SigningKey::load(&garbled).unwrap_err().to_string();
-    assert!(err.contains("garbled.key is not a valid ed25519 private key"), "{err}");
-    let err = SigningKey::load(&dir.path().join("absent.key")).unwrap_err().to_string();
+    assert!(
+        err.contains("garbled.key is not a valid ed25519 private key"),
+        "{err}"
+    );
+    let err = SigningKey::load(&dir.path().join("absent.key"))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("absent.key"), "{err}");
 }

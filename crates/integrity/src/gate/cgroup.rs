@@ -12,7 +12,9 @@ pub(crate) fn cgroup2_mount() -> Result<PathBuf> {
         reason: e.to_string(),
     })?;
     for line in info.lines() {
-        let Some((left, right)) = line.split_once(" - ") else { continue };
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
         if right.split_whitespace().next() == Some("cgroup2") {
             if let Some(mount_point) = left.split_whitespace().nth(4) {
                 return Ok(PathBuf::from(unescape_mountinfo(mount_point)));
@@ -31,7 +33,12 @@ fn unescape_mountinfo(s: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'\\' && i + 3 < bytes.len() && bytes[i + 1..i + 4].iter().all(|b| (b'0'..=b'7').contains(b)) {
+        if bytes[i] == b'\\'
+            && i + 3 < bytes.len()
+            && bytes[i + 1..i + 4]
+                .iter()
+                .all(|b| (b'0'..=b'7').contains(b))
+        {
             let v = (bytes[i + 1] - b'0') * 64 + (bytes[i + 2] - b'0') * 8 + (bytes[i + 3] - b'0');
             out.push(v);
             i += 4;
@@ -65,7 +72,11 @@ pub(crate) fn id_and_level(dir: &Path) -> Result<(u64, u32)> {
 /// The directory of the cgroup with id `id` (a walk of the cgroup2 tree).
 pub(crate) fn find_by_id(id: u64) -> Result<PathBuf> {
     let mount = cgroup2_mount()?;
-    for entry in walkdir::WalkDir::new(&mount).same_file_system(true).into_iter().flatten() {
+    for entry in walkdir::WalkDir::new(&mount)
+        .same_file_system(true)
+        .into_iter()
+        .flatten()
+    {
         if entry.file_type().is_dir() && entry.metadata().map(|m| m.ino() == id).unwrap_or(false) {
             return Ok(entry.into_path());
         }

@@ -43,7 +43,10 @@ impl ExecEvent {
             _ => return None,
         };
         let comm_raw = &raw[24..40];
-        let end = comm_raw.iter().position(|&b| b == 0).unwrap_or(comm_raw.len());
+        let end = comm_raw
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(comm_raw.len());
         Some(Self {
             pid: u32_at(0),
             what,
@@ -70,7 +73,10 @@ mod tests {
     fn kernel_dev_converts_like_glibc_makedev() {
         // 8:1 (sda1) and 259:65536 (a large minor) in both encodings.
         assert_eq!(user_dev((8 << 20) | 1), 0x801);
-        assert_eq!(user_dev((259 << 20) | 0x10000), (259 << 8) | (0x10000 << 12));
+        assert_eq!(
+            user_dev((259 << 20) | 0x10000),
+            (259 << 8) | (0x10000 << 12)
+        );
     }
 
     #[test]

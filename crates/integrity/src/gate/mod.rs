@@ -109,7 +109,9 @@ impl ExecGate {
                     0
                 })
                 .map_err(|e| object::bpf_error("ring buffer", e))?;
-            builder.build().map_err(|e| object::bpf_error("ring buffer", e))?
+            builder
+                .build()
+                .map_err(|e| object::bpf_error("ring buffer", e))?
         };
 
         let mut links = Vec::new();
@@ -117,12 +119,22 @@ impl ExecGate {
             let prog = object
                 .progs_mut()
                 .find(|p| p.name() == name)
-                .ok_or(Error::Bpf { step: "find program", reason: format!("{name} missing from the object") })?;
+                .ok_or(Error::Bpf {
+                    step: "find program",
+                    reason: format!("{name} missing from the object"),
+                })?;
             links.push(prog.attach().map_err(|e| object::bpf_error("attach", e))?);
         }
         // Armed last: from here on every exec and PROT_EXEC mapping in the cgroup is checked.
         write_config(&object, cgroup_id, level, std::process::id())?;
-        Ok(ExecGate { ring, _links: links, _object: object, events, cgroup_id, allowed_keys: keys.len() })
+        Ok(ExecGate {
+            ring,
+            _links: links,
+            _object: object,
+            events,
+            cgroup_id,
+            allowed_keys: keys.len(),
+        })
     }
 
     /// Refusals reported since the last call (non-blocking).
@@ -151,10 +163,10 @@ impl ExecGate {
 }
 
 fn find_map<'o>(object: &'o Object, name: &str) -> Result<libbpf_rs::Map<'o>> {
-    object
-        .maps()
-        .find(|m| m.name() == name)
-        .ok_or(Error::Bpf { step: "find map", reason: format!("{name} missing from the object") })
+    object.maps().find(|m| m.name() == name).ok_or(Error::Bpf {
+        step: "find map",
+        reason: format!("{name} missing from the object"),
+    })
 }
 
 fn write_config(object: &Object, cgroup_id: u64, level: u32, tgid: u32) -> Result<()> {
@@ -181,41 +193,73 @@ fn kernel_keys(object: &Object, tree: &VerifiedTree) -> Result<Vec<KernelKey>> {
     let iter_prog = object
         .progs_mut()
         .find(|p| p.name() == "wt_collect")
-        .ok_or(Error::Bpf { step: "find program", reason: "wt_collect missing from the object".into() })?;
+        .ok_or(Error::Bpf {
+            step: "find program",
+            reason: "wt_collect missing from the object".into(),
+        })?;
     let mut keys: HashMap<(u32, u64, u32), KernelKey> = HashMap::new();
     for batch in tree.files.chunks(OPEN_BATCH) {
         let mut opened: Vec<(File, &crate::VerifiedFile)> = Vec::with_capacity(batch.len());
         for vf in batch {
             let path = tree.path_of(vf);
-            let file = crate::manifest::scan::open_regular(&path)
-                .map_err(|e| Error::TreeChanged { path: path.clone(), what: e.to_string() })?;
-            let meta = file.metadata().map_err(|e| Error::TreeChanged { path: path.clone(), what: e.to_string() })?;
+            let file =
+                crate::manifest::scan::open_regular(&path).map_err(|e| Error::TreeChanged {
+                    path: path.clone(),
+                    what: e.to_string(),
+                })?;
+            let meta = file.metadata().map_err(|e| Error::TreeChanged {
+                path: path.clone(),
+                what: e.to_string(),
+            })?;
             if (meta.dev(), meta.ino()) != (vf.dev, vf.ino) {
                 return Err(Error::TreeChanged {
                     path,
-                    what: format!("inode {}:{} is now {}:{}", vf.dev, vf.ino, meta.dev(), meta.ino()),
+                    what: format!(
+                        "inode {}:{} is now {}:{}",
+                        vf.dev,
+                        vf.ino,
+                        meta.dev(),
+                        meta.ino()
+                    ),
                 });
             }
             opened.push((file, vf));
         }
-        let link = iter_prog.attach().map_err(|e| object::bpf_error("attach iterator", e))?;
-        let mut iter = libbpf_rs::Iter::new(&link).map_err(|e| object::bpf_error("create iterator", e))?;
+        let link = iter_prog
+            .attach()
+            .map_err(|e| object::bpf_error("attach iterator", e))?;
+        let mut iter =
+            libbpf_rs::Iter::new(&link).map_err(|e| object::bpf_error("create iterator", e))?;
         let mut raw = Vec::new();
-        iter.read_to_end(&mut raw)
-            .map_err(|e| Error::Bpf { step: "read iterator", reason: e.to_string() })?;
+        iter.read_to_end(&mut raw).map_err(|e| Error::Bpf {
+            step: "read iterator",
+            reason: e.to_string(),
+        })?;
         let by_fd: HashMap<u32, KernelKey> = raw
             .chunks_exact(FD_KEY_SIZE)
             .map(|r| {
-                let u32_at = |o: usize| u32::from_ne_bytes(r[o..o + 4].try_into().expect("4 bytes"));
-                let u64_at = |o: usize| u64::from_ne_bytes(r[o..o + 8].try_into().expect("8 bytes"));
-                (u32_at(0), KernelKey { dev: u32_at(4), ino: u64_at(8), generation: u32_at(16) })
+                let u32_at =
+                    |o: usize| u32::from_ne_bytes(r[o..o + 4].try_into().expect("4 bytes"));
+                let u64_at =
+                    |o: usize| u64::from_ne_bytes(r[o..o + 8].try_into().expect("8 bytes"));
+                (
+                    u32_at(0),
+                    KernelKey {
+                        dev: u32_at(4),
+                        ino: u64_at(8),
+                        generation: u32_at(16),
+                    },
+                )
             })
             .collect();
         for (file, vf) in &opened {
             let fd = file.as_raw_fd() as u32;
             let key = by_fd.get(&fd).ok_or_else(|| Error::Bpf {
                 step: "read iterator",
-                reason: format!("no kernel key reported for {} (fd {fd})", tree.path_of(vf).display()),
+                reason: format!(
+                    "no kernel key reported for {} (fd {fd})",
+                    tree.path_of(vf).display()
+                ),
             })?;
             // Cross-check: the kernel's view must be the inode user space hashed.
             if event::user_dev(key.dev) != vf.dev || key.ino != vf.ino {

@@ -4,10 +4,12 @@ use crate::{Error, Result};
 use libbpf_rs::{Object, ObjectBuilder, OpenObject};
 
 /// bpf/exec_gate.bpf.c compiled by clang (target bpf, CO-RE).
-pub(crate) static EXEC_GATE_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/exec_gate.bpf.o"));
+pub(crate) static EXEC_GATE_OBJECT: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/exec_gate.bpf.o"));
 /// bpf/lsm_probe.bpf.c: one empty `lsm/bprm_check_security` program, loaded only to learn
 /// whether this kernel accepts BPF LSM programs.
-pub(crate) static LSM_PROBE_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/lsm_probe.bpf.o"));
+pub(crate) static LSM_PROBE_OBJECT: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/lsm_probe.bpf.o"));
 
 pub(crate) fn open(bytes: &'static [u8], step: &'static str) -> Result<OpenObject> {
     ObjectBuilder::default()

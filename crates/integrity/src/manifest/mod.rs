@@ -50,7 +50,9 @@ pub enum Entry {
 impl Entry {
     pub fn path(&self) -> &str {
         match self {
-            Entry::Dir { path, .. } | Entry::File { path, .. } | Entry::Symlink { path, .. } => path,
+            Entry::Dir { path, .. } | Entry::File { path, .. } | Entry::Symlink { path, .. } => {
+                path
+            }
         }
     }
 
@@ -149,7 +151,10 @@ impl Manifest {
     fn validate(&self) -> Result<()> {
         let bad = |reason: String| Err(Error::ManifestFormat { reason });
         if self.format != FORMAT {
-            return bad(format!("format is {:?}, this watertight reads {FORMAT:?}", self.format));
+            return bad(format!(
+                "format is {:?}, this watertight reads {FORMAT:?}",
+                self.format
+            ));
         }
         let mut dirs: HashSet<&str> = HashSet::new();
         let mut previous: Option<&str> = None;
@@ -176,17 +181,25 @@ impl Manifest {
                 }
                 Entry::File { mode, sha256, .. } => {
                     if *mode > 0o7777 || mode & 0o6000 != 0 {
-                        return bad(format!("{path:?} has mode {mode:o} (setuid/setgid or beyond 7777)"));
+                        return bad(format!(
+                            "{path:?} has mode {mode:o} (setuid/setgid or beyond 7777)"
+                        ));
                     }
                     if sha256.len() != 64
-                        || !sha256.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+                        || !sha256
+                            .bytes()
+                            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
                     {
-                        return bad(format!("{path:?} has sha256 {sha256:?}, not 64 lowercase hex digits"));
+                        return bad(format!(
+                            "{path:?} has sha256 {sha256:?}, not 64 lowercase hex digits"
+                        ));
                     }
                 }
                 Entry::Symlink { target, .. } => {
                     if target.is_empty() || target.contains('\0') {
-                        return bad(format!("{path:?} has an empty or NUL-bearing symlink target"));
+                        return bad(format!(
+                            "{path:?} has an empty or NUL-bearing symlink target"
+                        ));
                     }
                 }
             }
@@ -262,9 +275,9 @@ impl SignedManifest {
             .ok_or_else(|| bad("no signature line (file truncated?)"))?;
         let (body, rest) = (&bytes[..newline], &bytes[newline + 1..]);
         let rest = std::str::from_utf8(rest).map_err(|_| bad("signature line is not text"))?;
-        let line = rest
-            .strip_suffix('\n')
-            .ok_or_else(|| bad("signature line is not terminated by a newline (file truncated?)"))?;
+        let line = rest.strip_suffix('\n').ok_or_else(|| {
+            bad("signature line is not terminated by a newline (file truncated?)")
+        })?;
         let line = line
             .strip_prefix(SIGNATURE_PREFIX)
             .ok_or_else(|| bad("second line is not a `watertight-signature ed25519` line"))?;
@@ -274,7 +287,11 @@ impl SignedManifest {
         let hex_part = signer
             .strip_prefix("sha256:")
             .ok_or_else(|| bad("key fingerprint does not start with sha256:"))?;
-        if hex_part.len() != 64 || !hex_part.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if hex_part.len() != 64
+            || !hex_part
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             return Err(bad("key fingerprint is not 64 lowercase hex digits"));
         }
         let sig_bytes = base64::engine::general_purpose::STANDARD

@@ -11,11 +11,20 @@ use std::path::{Path, PathBuf};
 /// What one path of the tree is, as seen by `lstat`.
 #[derive(Debug, Clone)]
 pub(crate) enum Found {
-    Dir { mode: u32 },
-    File { mode: u32, size: u64 },
-    Symlink { target: String },
+    Dir {
+        mode: u32,
+    },
+    File {
+        mode: u32,
+        size: u64,
+    },
+    Symlink {
+        target: String,
+    },
     /// Device node, FIFO or socket.
-    Special { kind: &'static str },
+    Special {
+        kind: &'static str,
+    },
 }
 
 #[derive(Debug, Clone)]

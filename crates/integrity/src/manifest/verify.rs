@@ -36,10 +36,15 @@ pub struct VerifiedTree {
 /// listed path present with the same kind, mode, size, sha256 and symlink target; no unlisted
 /// executable, device node, FIFO, socket or setuid/setgid file. The error names the first bad
 /// path in path order and counts the others.
-pub fn verify_tree(root: &Path, signed: &SignedManifest, pubkey: &VerifyingKey) -> Result<VerifiedTree> {
+pub fn verify_tree(
+    root: &Path,
+    signed: &SignedManifest,
+    pubkey: &VerifyingKey,
+) -> Result<VerifiedTree> {
     let manifest = signed.verify(pubkey)?;
     let found = scan::scan(root)?;
-    let mut on_disk: HashMap<&str, &Found> = found.iter().map(|f| (f.path.as_str(), &f.found)).collect();
+    let mut on_disk: HashMap<&str, &Found> =
+        found.iter().map(|f| (f.path.as_str(), &f.found)).collect();
 
     let mut problems: Vec<(String, TreeProblem)> = Vec::new();
     let mut to_hash: Vec<(&str, u64)> = Vec::new();
@@ -57,14 +62,32 @@ pub fn verify_tree(root: &Path, signed: &SignedManifest, pubkey: &VerifyingKey) 
         match (entry, actual) {
             (Entry::Dir { mode, .. }, Found::Dir { mode: m }) => {
                 if mode != m {
-                    problems.push((path.into(), TreeProblem::ModeChanged { expected: *mode, actual: *m }));
+                    problems.push((
+                        path.into(),
+                        TreeProblem::ModeChanged {
+                            expected: *mode,
+                            actual: *m,
+                        },
+                    ));
                 }
             }
             (Entry::File { mode, size, .. }, Found::File { mode: m, size: s }) => {
                 if mode != m {
-                    problems.push((path.into(), TreeProblem::ModeChanged { expected: *mode, actual: *m }));
+                    problems.push((
+                        path.into(),
+                        TreeProblem::ModeChanged {
+                            expected: *mode,
+                            actual: *m,
+                        },
+                    ));
                 } else if size != s {
-                    problems.push((path.into(), TreeProblem::SizeChanged { expected: *size, actual: *s }));
+                    problems.push((
+                        path.into(),
+                        TreeProblem::SizeChanged {
+                            expected: *size,
+                            actual: *s,
+                        },
+                    ));
                 } else {
                     to_hash.push((path, *size));
                     expected_hash.push((path, *mode, *size));
@@ -74,7 +97,10 @@ pub fn verify_tree(root: &Path, signed: &SignedManifest, pubkey: &VerifyingKey) 
                 if target != t {
                     problems.push((
                         path.into(),
-                        TreeProblem::TargetChanged { expected: target.clone(), actual: t.clone() },
+                        TreeProblem::TargetChanged {
+                            expected: target.clone(),
+                            actual: t.clone(),
+                        },
                     ));
                 }
             }
@@ -84,12 +110,18 @@ pub fn verify_tree(root: &Path, signed: &SignedManifest, pubkey: &VerifyingKey) 
 
     let mut unlisted = Vec::new();
     for f in &found {
-        let Some(actual) = on_disk.get(f.path.as_str()) else { continue };
+        let Some(actual) = on_disk.get(f.path.as_str()) else {
+            continue;
+        };
         match actual {
-            Found::Special { kind } => problems.push((f.path.clone(), TreeProblem::ExtraSpecial { kind })),
+            Found::Special { kind } => {
+                problems.push((f.path.clone(), TreeProblem::ExtraSpecial { kind }))
+            }
             Found::File { mode, .. } if mode & 0o6000 != 0 => problems.push((
                 f.path.clone(),
-                TreeProblem::ExtraSpecial { kind: "setuid/setgid file" },
+                TreeProblem::ExtraSpecial {
+                    kind: "setuid/setgid file",
+                },
             )),
             Found::File { mode, .. } if mode & 0o111 != 0 => {
                 problems.push((f.path.clone(), TreeProblem::ExtraExecutable))
@@ -109,7 +141,10 @@ pub fn verify_tree(root: &Path, signed: &SignedManifest, pubkey: &VerifyingKey) 
         })
         .collect();
     let mut files = Vec::with_capacity(to_hash.len());
-    for ((path, mode, size), hashed) in expected_hash.into_iter().zip(scan::hash_all(root, &to_hash)) {
+    for ((path, mode, size), hashed) in expected_hash
+        .into_iter()
+        .zip(scan::hash_all(root, &to_hash))
+    {
         let hashed = match hashed {
             Ok(h) => h,
             Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
@@ -122,17 +157,35 @@ pub fn verify_tree(root: &Path, signed: &SignedManifest, pubkey: &VerifyingKey) 
         if hashed.sha256 != expected {
             problems.push((
                 path.into(),
-                TreeProblem::ContentAltered { expected: expected.into(), actual: hashed.sha256 },
+                TreeProblem::ContentAltered {
+                    expected: expected.into(),
+                    actual: hashed.sha256,
+                },
             ));
         } else if hashed.size != size || hashed.mode != mode {
             // Changed between the scan and the read.
-            problems.push((path.into(), TreeProblem::SizeChanged { expected: size, actual: hashed.size }));
+            problems.push((
+                path.into(),
+                TreeProblem::SizeChanged {
+                    expected: size,
+                    actual: hashed.size,
+                },
+            ));
         } else {
-            files.push(VerifiedFile { path: path.into(), dev: hashed.dev, ino: hashed.ino, size, mode });
+            files.push(VerifiedFile {
+                path: path.into(),
+                dev: hashed.dev,
+                ino: hashed.ino,
+                size,
+                mode,
+            });
         }
     }
 
-    if let Some(first) = problems.iter().min_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes())) {
+    if let Some(first) = problems
+        .iter()
+        .min_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()))
+    {
         return Err(Error::Tree {
             root: root.to_path_buf(),
             path: first.0.clone(),
@@ -140,7 +193,11 @@ pub fn verify_tree(root: &Path, signed: &SignedManifest, pubkey: &VerifyingKey) 
             others: problems.len() - 1,
         });
     }
-    Ok(VerifiedTree { root: root.to_path_buf(), files, unlisted })
+    Ok(VerifiedTree {
+        root: root.to_path_buf(),
+        files,
+        unlisted,
+    })
 }
 
 fn found_kind(found: &Found) -> &'static str {

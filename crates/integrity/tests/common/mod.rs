@@ -8,7 +8,10 @@ use watertight_integrity::SigningKey;
 
 pub fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
-        .map(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0")))
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
+        })
         .unwrap_or(false)
 }
 
@@ -18,7 +21,8 @@ pub fn key(seed: u8) -> SigningKey {
 
 pub fn copy_exec(from: &Path, to: &Path) {
     std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-    std::fs::copy(from, to).unwrap_or_else(|e| panic!("copy {} -> {}: {e}", from.display(), to.display()));
+    std::fs::copy(from, to)
+        .unwrap_or_else(|e| panic!("copy {} -> {}: {e}", from.display(), to.display()));
     std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
@@ -35,7 +39,10 @@ pub fn host_libc() -> PathBuf {
 /// plus a data file and a symlink. Run its binaries with LD_LIBRARY_PATH=<tree>/lib.
 pub fn exec_tree(root: &Path) {
     copy_exec(Path::new("/usr/bin/true"), &root.join("bin/true"));
-    copy_exec(&std::fs::canonicalize("/bin/sh").unwrap(), &root.join("bin/sh"));
+    copy_exec(
+        &std::fs::canonicalize("/bin/sh").unwrap(),
+        &root.join("bin/sh"),
+    );
     copy_exec(&host_libc(), &root.join("lib/libc.so.6"));
     copy_exec(&host_loader(), &root.join("lib64/ld-linux-x86-64.so.2"));
     std::fs::create_dir_all(root.join("etc")).unwrap();
@@ -55,7 +62,9 @@ impl TestCgroup {
         let base = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
             .into_iter()
             .map(PathBuf::from)
-            .find(|p| p.join("cgroup.procs").exists() && p.join("cgroup.subtree_control").exists())?;
+            .find(|p| {
+                p.join("cgroup.procs").exists() && p.join("cgroup.subtree_control").exists()
+            })?;
         let path = base.join(format!(
             "wt-test-{}-{}",
             std::process::id(),
@@ -75,7 +84,10 @@ impl TestCgroup {
     pub fn command(&self, argv: &[&str]) -> std::process::Command {
         let mut cmd = std::process::Command::new("/bin/sh");
         cmd.arg("-c")
-            .arg(format!("echo $$ > {}/cgroup.procs && exec \"$@\"", self.path.display()))
+            .arg(format!(
+                "echo $$ > {}/cgroup.procs && exec \"$@\"",
+                self.path.display()
+            ))
             .arg("sh")
             .args(argv);
         cmd
