@@ -64,12 +64,16 @@ impl PortBinding {
         }
         for a in &self.ipv4 {
             if a.is_unspecified() || a.is_multicast() || a.is_broadcast() {
-                return Err(bad(format!("{a} cannot be a source address; list the port's own unicast IPv4 addresses")));
+                return Err(bad(format!(
+                    "{a} cannot be a source address; list the port's own unicast IPv4 addresses"
+                )));
             }
         }
         for a in &self.ipv6 {
             if a.is_unspecified() || a.is_multicast() {
-                return Err(bad(format!("{a} cannot be a source address; list the port's own unicast IPv6 addresses")));
+                return Err(bad(format!(
+                    "{a} cannot be a source address; list the port's own unicast IPv6 addresses"
+                )));
             }
         }
         Ok(())
@@ -116,12 +120,8 @@ impl Bindings {
     }
 
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Error::io(
-                format!("cannot read bindings file {}", path.display()),
-                e,
-            )
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::io(format!("cannot read bindings file {}", path.display()), e))?;
         Self::parse(&text, &path.display().to_string())
     }
 
@@ -193,7 +193,10 @@ ipv4 = ["10.0.0.80", "10.0.0.81"]
         assert!(b.ports[1].ipv6.is_empty());
         assert_eq!(
             b.ports[0].ipv6_sources(),
-            vec!["fd00::53".parse::<Ipv6Addr>().unwrap(), "fe80::42:acff:fe11:35".parse().unwrap()]
+            vec![
+                "fd00::53".parse::<Ipv6Addr>().unwrap(),
+                "fe80::42:acff:fe11:35".parse().unwrap()
+            ]
         );
     }
 
@@ -204,9 +207,15 @@ ipv4 = ["10.0.0.80", "10.0.0.81"]
     #[test]
     fn names_the_fault() {
         let e = err(&SAMPLE.replace("02:42:ac:11:00:50", "02:42:ac:11:00"));
-        assert!(e.contains("malformed MAC") && e.starts_with("ports.toml"), "{e}");
+        assert!(
+            e.contains("malformed MAC") && e.starts_with("ports.toml"),
+            "{e}"
+        );
         let e = err(&SAMPLE.replace("10.0.0.81", "10.0.0.53"));
-        assert!(e.contains("10.0.0.53") && e.contains("veth-dns") && e.contains("veth-web"), "{e}");
+        assert!(
+            e.contains("10.0.0.53") && e.contains("veth-dns") && e.contains("veth-web"),
+            "{e}"
+        );
         let e = err(&SAMPLE.replace("10.0.0.81", "10.0.0.300"));
         assert!(e.contains("ports.toml"), "{e}");
         let e = err(&SAMPLE.replace("veth-web", "veth-dns"));
@@ -219,7 +228,10 @@ ipv4 = ["10.0.0.80", "10.0.0.81"]
         assert!(e.contains("group"), "{e}");
         let e = err(&SAMPLE.replace("ipv4 = [\"10.0.0.53\"]", "ipv4 = [\"10.0.0.53\"]\nvlan = 3"));
         assert!(e.contains("vlan"), "{e}");
-        assert!(!err("[[port]]\niface = \"a\"\nmac = \"02:00:00:00:00:01\"\nipv6 = [\"ff02::1\"]").is_empty());
+        assert!(
+            !err("[[port]]\niface = \"a\"\nmac = \"02:00:00:00:00:01\"\nipv6 = [\"ff02::1\"]")
+                .is_empty()
+        );
     }
 
     #[test]

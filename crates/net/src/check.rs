@@ -121,7 +121,11 @@ fn parse_table(json: &Value) -> Result<TableView> {
                         .get("expr")
                         .cloned()
                         .ok_or_else(|| Error::RulesetJson("rule without expr".into()))?;
-                    view.chains.entry(chain.to_string()).or_default().rules.push(expr);
+                    view.chains
+                        .entry(chain.to_string())
+                        .or_default()
+                        .rules
+                        .push(expr);
                 }
                 "set" | "map" => {
                     let mut elements: Vec<String> = body
@@ -168,13 +172,26 @@ fn minus<'a>(a: &'a [Value], b: &[Value]) -> Vec<&'a Value> {
 
 /// Compares the live table with the expected one. `texts` maps an expected rule's JSON to the nft
 /// text it was written as, so missing rules are reported the way a person would type them.
-fn compare(expected: &TableView, live: &TableView, texts: &HashMap<String, String>) -> Vec<Finding> {
+fn compare(
+    expected: &TableView,
+    live: &TableView,
+    texts: &HashMap<String, String>,
+) -> Vec<Finding> {
     use FindingKind::*;
     let mut out = Vec::new();
-    let show = |v: &Value| texts.get(&v.to_string()).cloned().unwrap_or_else(|| v.to_string());
+    let show = |v: &Value| {
+        texts
+            .get(&v.to_string())
+            .cloned()
+            .unwrap_or_else(|| v.to_string())
+    };
     for (name, exp) in &expected.chains {
         let Some(got) = live.chains.get(name) else {
-            out.push(finding(ChainMissing, name, format!("{} rules", exp.rules.len())));
+            out.push(finding(
+                ChainMissing,
+                name,
+                format!("{} rules", exp.rules.len()),
+            ));
             continue;
         };
         if got.spec != exp.spec {
@@ -198,16 +215,32 @@ fn compare(expected: &TableView, live: &TableView, texts: &HashMap<String, Strin
                 out.push(finding(RuleUnexpected, name, show(r)));
             }
             if missing.is_empty() && extra.is_empty() {
-                out.push(finding(RulesReordered, name, "same rules in a different order"));
+                out.push(finding(
+                    RulesReordered,
+                    name,
+                    "same rules in a different order",
+                ));
             }
         }
     }
-    for name in live.chains.keys().filter(|n| !expected.chains.contains_key(*n)) {
-        out.push(finding(ChainUnexpected, name, "not produced by the bindings"));
+    for name in live
+        .chains
+        .keys()
+        .filter(|n| !expected.chains.contains_key(*n))
+    {
+        out.push(finding(
+            ChainUnexpected,
+            name,
+            "not produced by the bindings",
+        ));
     }
     for (name, exp) in &expected.sets {
         let Some(got) = live.sets.get(name) else {
-            out.push(finding(SetMissing, name, format!("{} elements", exp.elements.len())));
+            out.push(finding(
+                SetMissing,
+                name,
+                format!("{} elements", exp.elements.len()),
+            ));
             continue;
         };
         if got.spec != exp.spec {
@@ -235,7 +268,10 @@ fn compare(expected: &TableView, live: &TableView, texts: &HashMap<String, Strin
 }
 
 /// The table the bindings produce, as nft lists it, plus the text of each rule.
-fn expected_table(bridge: &str, ports: &[PortBinding]) -> Result<(TableView, HashMap<String, String>)> {
+fn expected_table(
+    bridge: &str,
+    ports: &[PortBinding],
+) -> Result<(TableView, HashMap<String, String>)> {
     let refs: Vec<&PortBinding> = ports.iter().collect();
     let script = ruleset::render_table(bridge, &refs);
     let table = ruleset::table_name(bridge);
@@ -243,7 +279,9 @@ fn expected_table(bridge: &str, ports: &[PortBinding]) -> Result<(TableView, Has
         nft::apply(&script, "render the expected ruleset")?;
         nft::list_table_json(&table)
     })?
-    .ok_or_else(|| Error::RulesetJson("the expected table vanished from the scratch namespace".into()))?;
+    .ok_or_else(|| {
+        Error::RulesetJson("the expected table vanished from the scratch namespace".into())
+    })?;
     let view = parse_table(&json)?;
     let mut texts = HashMap::new();
     for port in ports {
@@ -258,7 +296,10 @@ fn expected_table(bridge: &str, ports: &[PortBinding]) -> Result<(TableView, Has
 
 /// Neighbour entries (in the calling thread's namespace) for a bound address whose MAC is not the
 /// bound one.
-fn poisoned_neighbours(place: &str, owners: &HashMap<IpAddr, (&str, MacAddr)>) -> Result<(usize, Vec<Finding>)> {
+fn poisoned_neighbours(
+    place: &str,
+    owners: &HashMap<IpAddr, (&str, MacAddr)>,
+) -> Result<(usize, Vec<Finding>)> {
     let links = netlink::links()?;
     let neighbours = netlink::neighbours()?;
     let mut compared = 0;
@@ -300,7 +341,11 @@ pub fn check_guard(bridge: &str, bindings: &Bindings, namespaces: &[Netns]) -> R
     let mut findings = Vec::new();
     for port in &bindings.ports {
         if let Err(e) = netlink::require_port(&links, bridge_link, &port.iface) {
-            findings.push(finding(FindingKind::PortNotOnBridge, &port.iface, e.to_string()));
+            findings.push(finding(
+                FindingKind::PortNotOnBridge,
+                &port.iface,
+                e.to_string(),
+            ));
         }
     }
     let ports = effective_ports(bridge, bindings, &links, bridge_link)?;
@@ -371,8 +416,15 @@ mod tests {
 
     #[test]
     fn identical_listings_compare_clean_despite_handles() {
-        let a = parse_table(&listing(vec![json!([{"drop": null}])], vec![json!(["a", {"jump": {"target": "c"}}])])).unwrap();
-        let mut b_json = listing(vec![json!([{"drop": null}])], vec![json!(["a", {"jump": {"target": "c"}}])]);
+        let a = parse_table(&listing(
+            vec![json!([{"drop": null}])],
+            vec![json!(["a", {"jump": {"target": "c"}}])],
+        ))
+        .unwrap();
+        let mut b_json = listing(
+            vec![json!([{"drop": null}])],
+            vec![json!(["a", {"jump": {"target": "c"}}])],
+        );
         b_json["nftables"][1]["table"]["handle"] = json!(99);
         let b = parse_table(&b_json).unwrap();
         assert!(compare(&a, &b, &HashMap::new()).is_empty());
@@ -390,13 +442,25 @@ mod tests {
                 .map(|f| f.kind)
                 .collect()
         };
-        assert_eq!(kinds(listing(vec![r1.clone()], vec![e.clone()])), vec![FindingKind::RuleMissing]);
         assert_eq!(
-            kinds(listing(vec![r1.clone(), r2.clone(), r2.clone()], vec![e.clone()])),
+            kinds(listing(vec![r1.clone()], vec![e.clone()])),
+            vec![FindingKind::RuleMissing]
+        );
+        assert_eq!(
+            kinds(listing(
+                vec![r1.clone(), r2.clone(), r2.clone()],
+                vec![e.clone()]
+            )),
             vec![FindingKind::RuleUnexpected]
         );
-        assert_eq!(kinds(listing(vec![r2.clone(), r1.clone()], vec![e.clone()])), vec![FindingKind::RulesReordered]);
-        assert_eq!(kinds(listing(vec![r1.clone(), r2.clone()], vec![])), vec![FindingKind::ElementMissing]);
+        assert_eq!(
+            kinds(listing(vec![r2.clone(), r1.clone()], vec![e.clone()])),
+            vec![FindingKind::RulesReordered]
+        );
+        assert_eq!(
+            kinds(listing(vec![r1.clone(), r2.clone()], vec![])),
+            vec![FindingKind::ElementMissing]
+        );
     }
 
     #[test]

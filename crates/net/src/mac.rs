@@ -27,7 +27,9 @@ impl MacAddr {
 
     /// The address as one 48-bit integer, the form raw nft payload matches need.
     pub fn as_u64(&self) -> u64 {
-        self.0.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b))
+        self.0
+            .iter()
+            .fold(0u64, |acc, b| (acc << 8) | u64::from(*b))
     }
 
     /// The fe80::/64 address Linux gives an interface with this MAC under the default
@@ -121,7 +123,14 @@ mod tests {
 
     #[test]
     fn rejects_malformed() {
-        for bad in ["", "02:42:ac:11:00", "02:42:ac:11:00:35:00", "0g:42:ac:11:00:35", "2:42:ac:11:00:35", "+2:42:ac:11:00:35"] {
+        for bad in [
+            "",
+            "02:42:ac:11:00",
+            "02:42:ac:11:00:35:00",
+            "0g:42:ac:11:00:35",
+            "2:42:ac:11:00:35",
+            "+2:42:ac:11:00:35",
+        ] {
             assert!(bad.parse::<MacAddr>().is_err(), "{bad} accepted");
         }
     }

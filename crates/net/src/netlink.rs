@@ -175,8 +175,8 @@ pub fn attach_to_bridge(iface: &str, bridge_index: u32) -> Result<()> {
 
 /// Moves `iface` into the network namespace of process `pid`.
 pub fn move_to_pid(iface: &str, pid: i32) -> Result<()> {
-    let pid = u32::try_from(pid)
-        .map_err(|_| Error::InvalidRequest(format!("bad child pid {pid}")))?;
+    let pid =
+        u32::try_from(pid).map_err(|_| Error::InvalidRequest(format!("bad child pid {pid}")))?;
     with_handle(|h| async move {
         let index = index_of(&h, iface).await?;
         h.link()
@@ -215,16 +215,16 @@ pub fn delete_link(iface: &str) -> Result<bool> {
 
 /// Inside a sandbox's namespace: renames `iface` to `new_name`, adds the addresses, brings it and
 /// loopback up.
-pub fn configure_inside(
-    iface: &str,
-    new_name: &str,
-    addresses: &[ipnet::IpNet],
-) -> Result<()> {
+pub fn configure_inside(iface: &str, new_name: &str, addresses: &[ipnet::IpNet]) -> Result<()> {
     with_handle(|h| async move {
         let index = index_of(&h, iface).await?;
         if iface != new_name {
             h.link()
-                .set(LinkUnspec::new_with_index(index).name(new_name.to_string()).build())
+                .set(
+                    LinkUnspec::new_with_index(index)
+                        .name(new_name.to_string())
+                        .build(),
+                )
                 .execute()
                 .await
                 .map_err(|e| Error::netlink(format!("rename {iface} to {new_name}"), e))?;
@@ -259,7 +259,9 @@ pub fn add_permanent_neighbours(iface: &str, entries: &[(IpAddr, MacAddr)]) -> R
                 .replace()
                 .execute()
                 .await
-                .map_err(|e| Error::netlink(format!("add neighbour {ip} lladdr {mac} on {iface}"), e))?;
+                .map_err(|e| {
+                    Error::netlink(format!("add neighbour {ip} lladdr {mac} on {iface}"), e)
+                })?;
         }
         Ok(())
     })
@@ -280,7 +282,9 @@ fn neighbour_from(msg: &NeighbourMessage) -> Option<Neighbour> {
     for attr in &msg.attributes {
         match attr {
             NeighbourAttribute::Destination(NeighbourAddress::Inet(a)) => ip = Some(IpAddr::V4(*a)),
-            NeighbourAttribute::Destination(NeighbourAddress::Inet6(a)) => ip = Some(IpAddr::V6(*a)),
+            NeighbourAttribute::Destination(NeighbourAddress::Inet6(a)) => {
+                ip = Some(IpAddr::V6(*a))
+            }
             NeighbourAttribute::LinkLayerAddress(l) => mac = MacAddr::try_from(l.as_slice()).ok(),
             _ => {}
         }

@@ -53,7 +53,11 @@ pub fn current() -> Result<File> {
 }
 
 /// Runs `work` on a thread that has joined the namespace `file` refers to.
-pub fn run_in<T: Send>(file: &File, label: &Path, work: impl FnOnce() -> Result<T> + Send) -> Result<T> {
+pub fn run_in<T: Send>(
+    file: &File,
+    label: &Path,
+    work: impl FnOnce() -> Result<T> + Send,
+) -> Result<T> {
     std::thread::scope(|s| {
         s.spawn(move || {
             setns(file, CloneFlags::CLONE_NEWNET).map_err(|source| Error::Namespace {

@@ -24,7 +24,11 @@ fn spawn_error(e: std::io::Error) -> Error {
 
 fn one_line(stderr: &[u8]) -> String {
     let text = String::from_utf8_lossy(stderr);
-    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
     // nft prints "file:line:col: Error: ..." followed by the offending line and a caret line;
     // keep the error lines and the text they point at.
     lines

@@ -231,7 +231,10 @@ mod tests {
         let text = render_table("br0", &[&p]);
         assert!(text.contains("ether saddr != 02:42:ac:11:00:35 drop"));
         assert!(text.contains("arp saddr ip != { 10.0.0.53 } drop"));
-        assert!(text.contains("@th,192,64 != 0x02010242ac110035 drop"), "{text}");
+        assert!(
+            text.contains("@th,192,64 != 0x02010242ac110035 drop"),
+            "{text}"
+        );
         assert!(text.contains("\"veth-dns\" : jump port_veth_2ddns"));
         assert!(text.contains("hook prerouting"));
         // The link-local address derived from the MAC is allowed as a source.

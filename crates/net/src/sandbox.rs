@@ -29,7 +29,11 @@ pub struct SandboxPortRequest {
 }
 
 impl SandboxPortRequest {
-    pub fn new(bridge: impl Into<String>, addresses: Vec<IpNet>, name_hint: impl Into<String>) -> Self {
+    pub fn new(
+        bridge: impl Into<String>,
+        addresses: Vec<IpNet>,
+        name_hint: impl Into<String>,
+    ) -> Self {
         SandboxPortRequest {
             bridge: bridge.into(),
             addresses,
@@ -58,7 +62,11 @@ pub fn parse_static_neighbour(text: &str) -> Result<(IpAddr, MacAddr)> {
 }
 
 /// Installs permanent neighbour entries on `iface` inside `netns`.
-pub fn install_static_neighbours(netns: &Netns, iface: &str, entries: &[(IpAddr, MacAddr)]) -> Result<()> {
+pub fn install_static_neighbours(
+    netns: &Netns,
+    iface: &str,
+    entries: &[(IpAddr, MacAddr)],
+) -> Result<()> {
     require_root("installing static neighbours")?;
     validate_ifname(iface)?;
     netns.run(|| netlink::add_permanent_neighbours(iface, entries))
@@ -96,7 +104,10 @@ pub struct SandboxPort {
 /// Adds the port's guard entry, creating an empty guard table first if the bridge has none.
 fn add_guard_entry(bridge: &str, port: &PortBinding) -> Result<()> {
     if !crate::guard::guard_exists(bridge)? {
-        nft::apply(&ruleset::render_skeleton(bridge), &format!("create the guard of bridge {bridge}"))?;
+        nft::apply(
+            &ruleset::render_skeleton(bridge),
+            &format!("create the guard of bridge {bridge}"),
+        )?;
         state::mark_auto_table(bridge)?;
     }
     nft::apply(
@@ -124,7 +135,10 @@ fn remove_guard_entry(bridge: &str, iface: &str) -> Result<()> {
     }
     state::forget_sandbox_port(bridge, iface)?;
     if state::is_auto_table(bridge) && state::sandbox_ports(bridge)?.is_empty() {
-        nft::apply(&ruleset::render_removal(bridge), &format!("remove the guard of bridge {bridge}"))?;
+        nft::apply(
+            &ruleset::render_removal(bridge),
+            &format!("remove the guard of bridge {bridge}"),
+        )?;
         state::clear_auto_table(bridge)?;
     }
     Ok(())
@@ -139,7 +153,9 @@ pub fn attach_sandbox_port(req: &SandboxPortRequest, child_pid: i32) -> Result<S
     validate_ifname(&req.bridge)?;
     validate_ifname(&req.inside_name)?;
     if child_pid <= 0 {
-        return Err(Error::InvalidRequest(format!("child pid {child_pid} is not a process")));
+        return Err(Error::InvalidRequest(format!(
+            "child pid {child_pid} is not a process"
+        )));
     }
     let h = fnv1a(&[req.name_hint.as_bytes(), b"\0", &child_pid.to_le_bytes()]);
     let host_iface = format!("wth{:08x}", h as u32);
@@ -233,7 +249,10 @@ impl Drop for SandboxPort {
         if !self.removed {
             self.removed = true;
             if let Err(e) = self.teardown() {
-                eprintln!("watertight: removing sandbox port {} failed: {e}", self.host_iface);
+                eprintln!(
+                    "watertight: removing sandbox port {} failed: {e}",
+                    self.host_iface
+                );
             }
         }
     }
@@ -249,7 +268,13 @@ mod tests {
         assert_eq!(ip.to_string(), "10.0.0.53");
         assert_eq!(mac.to_string(), "02:42:ac:11:00:35");
         assert!(parse_static_neighbour("fd00::53=02:42:ac:11:00:35").is_ok());
-        for bad in ["10.0.0.53", "10.0.0.53=zz", "x=02:42:ac:11:00:35", "0.0.0.0=02:42:ac:11:00:35", "10.0.0.1=ff:ff:ff:ff:ff:ff"] {
+        for bad in [
+            "10.0.0.53",
+            "10.0.0.53=zz",
+            "x=02:42:ac:11:00:35",
+            "0.0.0.0=02:42:ac:11:00:35",
+            "10.0.0.1=ff:ff:ff:ff:ff:ff",
+        ] {
             assert!(parse_static_neighbour(bad).is_err(), "{bad}");
         }
     }

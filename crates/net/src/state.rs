@@ -24,8 +24,8 @@ pub struct BridgeLock(#[allow(dead_code)] Flock<File>);
 pub fn lock(_bridge: &str) -> Result<BridgeLock> {
     fs::create_dir_all(STATE_ROOT)
         .map_err(|e| Error::io(format!("cannot create {STATE_ROOT}"), e))?;
-    let dir = File::open(STATE_ROOT)
-        .map_err(|e| Error::io(format!("cannot open {STATE_ROOT}"), e))?;
+    let dir =
+        File::open(STATE_ROOT).map_err(|e| Error::io(format!("cannot open {STATE_ROOT}"), e))?;
     Flock::lock(dir, FlockArg::LockExclusive)
         .map(BridgeLock)
         .map_err(|(_, errno)| {
@@ -39,7 +39,8 @@ pub fn lock(_bridge: &str) -> Result<BridgeLock> {
 /// Records a sandbox port's binding.
 pub fn save_sandbox_port(bridge: &str, port: &PortBinding) -> Result<()> {
     let dir = bridge_dir(bridge);
-    fs::create_dir_all(&dir).map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
+    fs::create_dir_all(&dir)
+        .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
     let path = dir.join(format!("{}.json", port.iface));
     let text = serde_json::to_string(port).expect("a binding always serialises");
     fs::write(&path, text).map_err(|e| Error::io(format!("cannot write {}", path.display()), e))
@@ -95,7 +96,8 @@ const AUTO_MARKER: &str = "created-by-sandbox";
 /// sandbox port to leave removes it again.
 pub fn mark_auto_table(bridge: &str) -> Result<()> {
     let dir = bridge_dir(bridge);
-    fs::create_dir_all(&dir).map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
+    fs::create_dir_all(&dir)
+        .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
     let path = dir.join(AUTO_MARKER);
     fs::write(&path, b"").map_err(|e| Error::io(format!("cannot write {}", path.display()), e))
 }

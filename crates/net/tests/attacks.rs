@@ -16,7 +16,10 @@ const SHOW: Duration = Duration::from_millis(1500);
 /// took effect within `SHOW`.
 fn succeeds_unguarded_fails_guarded(name: &str, attack: impl Fn(&Topology) -> bool) {
     let topo = Topology::build();
-    assert!(attack(&topo), "{name}: expected to succeed on an unguarded bridge (test is broken)");
+    assert!(
+        attack(&topo),
+        "{name}: expected to succeed on an unguarded bridge (test is broken)"
+    );
     drop(topo);
 
     let topo = Topology::build();
@@ -26,12 +29,20 @@ fn succeeds_unguarded_fails_guarded(name: &str, attack: impl Fn(&Topology) -> bo
 
 /// The victim learns the real DNS host's MAC the normal way.
 fn victim_knows_dns(topo: &Topology) {
-    assert!(topo.reach(&topo.victim, IpAddr::V4(DNS_V4)), "victim cannot ping the DNS host");
-    assert_eq!(topo.neighbour_mac(&topo.victim, IpAddr::V4(DNS_V4)), Some(mac(DNS_MAC)));
+    assert!(
+        topo.reach(&topo.victim, IpAddr::V4(DNS_V4)),
+        "victim cannot ping the DNS host"
+    );
+    assert_eq!(
+        topo.neighbour_mac(&topo.victim, IpAddr::V4(DNS_V4)),
+        Some(mac(DNS_MAC))
+    );
 }
 
 fn victim_maps(topo: &Topology, ip: IpAddr, want: &str) -> bool {
-    eventually(SHOW, || topo.neighbour_mac(&topo.victim, ip) == Some(mac(want)))
+    eventually(SHOW, || {
+        topo.neighbour_mac(&topo.victim, ip) == Some(mac(want))
+    })
 }
 
 fn o(m: &str) -> [u8; 6] {
@@ -43,7 +54,15 @@ fn forged_arp_reply() {
     skip_unless_able!();
     succeeds_unguarded_fails_guarded("forged ARP reply", |t| {
         victim_knows_dns(t);
-        t.inject(&[arp(o(ATT_MAC), o(VIC_MAC), ARP_REPLY, o(ATT_MAC), DNS_V4, o(VIC_MAC), VIC_V4)]);
+        t.inject(&[arp(
+            o(ATT_MAC),
+            o(VIC_MAC),
+            ARP_REPLY,
+            o(ATT_MAC),
+            DNS_V4,
+            o(VIC_MAC),
+            VIC_V4,
+        )]);
         victim_maps(t, IpAddr::V4(DNS_V4), ATT_MAC)
     });
 }
@@ -53,7 +72,15 @@ fn gratuitous_arp() {
     skip_unless_able!();
     succeeds_unguarded_fails_guarded("gratuitous ARP", |t| {
         victim_knows_dns(t);
-        t.inject(&[arp(o(ATT_MAC), BROADCAST, ARP_REQUEST, o(ATT_MAC), DNS_V4, [0; 6], DNS_V4)]);
+        t.inject(&[arp(
+            o(ATT_MAC),
+            BROADCAST,
+            ARP_REQUEST,
+            o(ATT_MAC),
+            DNS_V4,
+            [0; 6],
+            DNS_V4,
+        )]);
         victim_maps(t, IpAddr::V4(DNS_V4), ATT_MAC)
     });
 }
@@ -66,7 +93,15 @@ fn arp_with_mismatched_sender() {
     const FAKE: &str = "02:13:00:00:00:99";
     succeeds_unguarded_fails_guarded("ARP with mismatched sender", |t| {
         assert!(t.reach(&t.victim, IpAddr::V4(ATT_V4)));
-        t.inject(&[arp(o(ATT_MAC), o(VIC_MAC), ARP_REPLY, o(FAKE), ATT_V4, o(VIC_MAC), VIC_V4)]);
+        t.inject(&[arp(
+            o(ATT_MAC),
+            o(VIC_MAC),
+            ARP_REPLY,
+            o(FAKE),
+            ATT_V4,
+            o(VIC_MAC),
+            VIC_V4,
+        )]);
         victim_maps(t, IpAddr::V4(ATT_V4), FAKE)
     });
 }
@@ -76,7 +111,16 @@ fn vid0_tagged_arp() {
     skip_unless_able!();
     succeeds_unguarded_fails_guarded("VID-0 tagged gratuitous ARP", |t| {
         victim_knows_dns(t);
-        t.inject(&[arp_tagged(0, o(ATT_MAC), BROADCAST, ARP_REQUEST, o(ATT_MAC), DNS_V4, [0; 6], DNS_V4)]);
+        t.inject(&[arp_tagged(
+            0,
+            o(ATT_MAC),
+            BROADCAST,
+            ARP_REQUEST,
+            o(ATT_MAC),
+            DNS_V4,
+            [0; 6],
+            DNS_V4,
+        )]);
         victim_maps(t, IpAddr::V4(DNS_V4), ATT_MAC)
     });
 }
@@ -89,7 +133,15 @@ fn mac_spoofing() {
     succeeds_unguarded_fails_guarded("MAC spoofing", |t| {
         victim_knows_dns(t);
         assert_eq!(t.fdb_port(DNS_MAC).as_deref(), Some("p-dns"));
-        t.inject(&[udp4(o(DNS_MAC), BROADCAST, ATT_V4, std::net::Ipv4Addr::BROADCAST, 4000, 4000, b"x")]);
+        t.inject(&[udp4(
+            o(DNS_MAC),
+            BROADCAST,
+            ATT_V4,
+            std::net::Ipv4Addr::BROADCAST,
+            4000,
+            4000,
+            b"x",
+        )]);
         eventually(SHOW, || t.fdb_port(DNS_MAC).as_deref() == Some("p-att"))
     });
 }
@@ -102,7 +154,15 @@ fn ip_source_spoofing() {
             .run(|| Ok(UdpSocket::bind((VIC_V4, 5353)).unwrap()))
             .unwrap();
         sock.set_read_timeout(Some(SHOW)).unwrap();
-        t.inject(&[udp4(o(ATT_MAC), o(VIC_MAC), DNS_V4, VIC_V4, 53, 5353, b"forged answer")]);
+        t.inject(&[udp4(
+            o(ATT_MAC),
+            o(VIC_MAC),
+            DNS_V4,
+            VIC_V4,
+            53,
+            5353,
+            b"forged answer",
+        )]);
         let mut buf = [0u8; 64];
         match sock.recv_from(&mut buf) {
             Ok((n, from)) => &buf[..n] == b"forged answer" && from.ip() == IpAddr::V4(DNS_V4),
@@ -116,8 +176,14 @@ fn forged_ipv6_neighbour_advertisement() {
     skip_unless_able!();
     let att_ll = mac(ATT_MAC).eui64_link_local();
     succeeds_unguarded_fails_guarded("forged IPv6 NA", |t| {
-        assert!(t.reach(&t.victim, IpAddr::V6(DNS_V6)), "victim cannot ping6 the DNS host");
-        assert_eq!(t.neighbour_mac(&t.victim, IpAddr::V6(DNS_V6)), Some(mac(DNS_MAC)));
+        assert!(
+            t.reach(&t.victim, IpAddr::V6(DNS_V6)),
+            "victim cannot ping6 the DNS host"
+        );
+        assert_eq!(
+            t.neighbour_mac(&t.victim, IpAddr::V6(DNS_V6)),
+            Some(mac(DNS_MAC))
+        );
         t.inject(&[neighbour_advert(o(ATT_MAC), att_ll, DNS_V6, o(ATT_MAC))]);
         victim_maps(t, IpAddr::V6(DNS_V6), ATT_MAC)
     });
@@ -144,10 +210,16 @@ fn legitimate_traffic_passes_the_guard() {
     t.apply_guard();
     // IPv4 and ARP.
     assert!(t.reach(&t.victim, IpAddr::V4(DNS_V4)));
-    assert_eq!(t.neighbour_mac(&t.victim, IpAddr::V4(DNS_V4)), Some(mac(DNS_MAC)));
+    assert_eq!(
+        t.neighbour_mac(&t.victim, IpAddr::V4(DNS_V4)),
+        Some(mac(DNS_MAC))
+    );
     // IPv6 with neighbour discovery, global and link-local.
     assert!(t.reach(&t.victim, IpAddr::V6(DNS_V6)));
-    assert_eq!(t.neighbour_mac(&t.victim, IpAddr::V6(DNS_V6)), Some(mac(DNS_MAC)));
+    assert_eq!(
+        t.neighbour_mac(&t.victim, IpAddr::V6(DNS_V6)),
+        Some(mac(DNS_MAC))
+    );
     let dns_ll = mac(DNS_MAC).eui64_link_local();
     assert!(t.reach(&t.victim, IpAddr::V6(dns_ll)));
     assert!(t.reach(&t.attacker, IpAddr::V6(VIC_V6)));
@@ -160,12 +232,17 @@ fn legitimate_traffic_passes_the_guard() {
         let (mut conn, _) = listener.accept().unwrap();
         let mut buf = [0u8; 5];
         conn.read_exact(&mut buf).unwrap();
-        conn.write_all(&buf.map(|b| b.to_ascii_uppercase())).unwrap();
+        conn.write_all(&buf.map(|b| b.to_ascii_uppercase()))
+            .unwrap();
     });
     let reply = Netns::from_arg(&t.victim.ns)
         .run(|| {
             use std::io::{Read, Write};
-            let mut c = std::net::TcpStream::connect_timeout(&(DNS_V4, 7000).into(), Duration::from_secs(2)).unwrap();
+            let mut c = std::net::TcpStream::connect_timeout(
+                &(DNS_V4, 7000).into(),
+                Duration::from_secs(2),
+            )
+            .unwrap();
             c.write_all(b"hello").unwrap();
             let mut buf = [0u8; 5];
             c.read_exact(&mut buf).unwrap();

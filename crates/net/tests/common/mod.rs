@@ -48,7 +48,9 @@ pub fn skip_reason() -> Option<String> {
             .map(|o| o.status.success())
             .unwrap_or(false);
         if !found {
-            return Some(format!("`{tool}` is not installed (apt-get install iproute2 nftables procps)"));
+            return Some(format!(
+                "`{tool}` is not installed (apt-get install iproute2 nftables procps)"
+            ));
         }
     }
     None
@@ -133,15 +135,63 @@ impl Topology {
         sh(&["ip", "-n", b, "link", "set", "lo", "up"]);
         for h in [&topo.dns, &topo.victim, &topo.attacker] {
             sh(&["ip", "netns", "add", &h.ns]);
-            sh(&["ip", "-n", b, "link", "add", h.port, "type", "veth", "peer", "name", "eth0", "netns", &h.ns]);
-            sh(&["ip", "-n", b, "link", "set", h.port, "master", &topo.bridge, "up"]);
-            sh(&["ip", "netns", "exec", &h.ns, "sysctl", "-qw", "net.ipv6.conf.eth0.accept_dad=0"]);
+            sh(&[
+                "ip", "-n", b, "link", "add", h.port, "type", "veth", "peer", "name", "eth0",
+                "netns", &h.ns,
+            ]);
+            sh(&[
+                "ip",
+                "-n",
+                b,
+                "link",
+                "set",
+                h.port,
+                "master",
+                &topo.bridge,
+                "up",
+            ]);
+            sh(&[
+                "ip",
+                "netns",
+                "exec",
+                &h.ns,
+                "sysctl",
+                "-qw",
+                "net.ipv6.conf.eth0.accept_dad=0",
+            ]);
             // Let a forged ARP reply override a fresh entry at once instead of after Linux's 1 s
             // lock time, so the tests are quick; gratuitous ARP overrides regardless.
-            sh(&["ip", "netns", "exec", &h.ns, "sysctl", "-qw", "net.ipv4.neigh.eth0.locktime=0"]);
+            sh(&[
+                "ip",
+                "netns",
+                "exec",
+                &h.ns,
+                "sysctl",
+                "-qw",
+                "net.ipv4.neigh.eth0.locktime=0",
+            ]);
             sh(&["ip", "-n", &h.ns, "link", "set", "eth0", "address", h.mac]);
-            sh(&["ip", "-n", &h.ns, "addr", "add", &format!("{}/24", h.v4), "dev", "eth0"]);
-            sh(&["ip", "-n", &h.ns, "addr", "add", &format!("{}/64", h.v6), "dev", "eth0", "nodad"]);
+            sh(&[
+                "ip",
+                "-n",
+                &h.ns,
+                "addr",
+                "add",
+                &format!("{}/24", h.v4),
+                "dev",
+                "eth0",
+            ]);
+            sh(&[
+                "ip",
+                "-n",
+                &h.ns,
+                "addr",
+                "add",
+                &format!("{}/64", h.v6),
+                "dev",
+                "eth0",
+                "nodad",
+            ]);
             sh(&["ip", "-n", &h.ns, "link", "set", "lo", "up"]);
             sh(&["ip", "-n", &h.ns, "link", "set", "eth0", "up"]);
         }
@@ -184,7 +234,9 @@ impl Topology {
     /// ping would. `to` may be a link-local address: it is then scoped to `from`'s eth0.
     pub fn reach(&self, from: &Host, to: IpAddr) -> bool {
         let Some(target) = self.hosts().into_iter().find(|h| {
-            to == IpAddr::V4(h.v4) || to == IpAddr::V6(h.v6) || to == IpAddr::V6(mac(h.mac).eui64_link_local())
+            to == IpAddr::V4(h.v4)
+                || to == IpAddr::V6(h.v6)
+                || to == IpAddr::V6(mac(h.mac).eui64_link_local())
         }) else {
             panic!("{to} is no host of the topology")
         };
@@ -228,12 +280,23 @@ impl Topology {
 
     /// The bridge port on which the bridge has learned `mac`, if any.
     pub fn fdb_port(&self, mac: &str) -> Option<String> {
-        let out = sh(&["bridge", "-n", &self.bridge_ns, "fdb", "show", "br", &self.bridge]);
+        let out = sh(&[
+            "bridge",
+            "-n",
+            &self.bridge_ns,
+            "fdb",
+            "show",
+            "br",
+            &self.bridge,
+        ]);
         out.lines()
             .filter(|l| l.starts_with(mac) && !l.contains("permanent"))
             .find_map(|l| {
                 let mut words = l.split_whitespace();
-                words.find(|w| *w == "dev").and_then(|_| words.next()).map(str::to_string)
+                words
+                    .find(|w| *w == "dev")
+                    .and_then(|_| words.next())
+                    .map(str::to_string)
             })
     }
 
@@ -246,16 +309,28 @@ impl Topology {
 /// A UDP round trip: a server bound to `server_addr` in `to`, a client in `from` sending to
 /// `dest` (the same address, scoped for `from` if link-local).
 pub fn round_trip(from: &Netns, to: &Netns, server_addr: SocketAddr, dest: SocketAddr) -> bool {
-    let server = to.run(|| Ok(UdpSocket::bind(server_addr).unwrap())).unwrap();
-    let any: IpAddr = if dest.is_ipv4() { Ipv4Addr::UNSPECIFIED.into() } else { Ipv6Addr::UNSPECIFIED.into() };
+    let server = to
+        .run(|| Ok(UdpSocket::bind(server_addr).unwrap()))
+        .unwrap();
+    let any: IpAddr = if dest.is_ipv4() {
+        Ipv4Addr::UNSPECIFIED.into()
+    } else {
+        Ipv6Addr::UNSPECIFIED.into()
+    };
     let client = from.run(|| Ok(UdpSocket::bind((any, 0)).unwrap())).unwrap();
-    server.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-    client.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    server
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
     if client.send_to(b"ping", dest).is_err() {
         return false;
     }
     let mut buf = [0u8; 16];
-    let Ok((n, peer)) = server.recv_from(&mut buf) else { return false };
+    let Ok((n, peer)) = server.recv_from(&mut buf) else {
+        return false;
+    };
     if &buf[..n] != b"ping" || server.send_to(b"pong", peer).is_err() {
         return false;
     }
@@ -277,7 +352,9 @@ pub fn inject_from(ns: &Netns, frames: &[Vec<u8>]) {
         };
         for _ in 0..3 {
             for f in &frames {
-                tx.send_to(f, None).expect("frame queued").expect("frame sent");
+                tx.send_to(f, None)
+                    .expect("frame queued")
+                    .expect("frame sent");
             }
             std::thread::sleep(Duration::from_millis(30));
         }
@@ -294,7 +371,12 @@ impl Drop for Topology {
         let _ = self
             .bridge_netns()
             .run(|| watertight_net::remove_guard(&bridge));
-        for ns in [&self.attacker.ns, &self.victim.ns, &self.dns.ns, &self.bridge_ns] {
+        for ns in [
+            &self.attacker.ns,
+            &self.victim.ns,
+            &self.dns.ns,
+            &self.bridge_ns,
+        ] {
             let _ = Command::new("ip").args(["netns", "del", ns]).output();
         }
     }
@@ -341,7 +423,15 @@ pub const ARP_REQUEST: u16 = 1;
 pub const ARP_REPLY: u16 = 2;
 
 #[allow(clippy::too_many_arguments)]
-pub fn arp(eth_src: [u8; 6], eth_dst: [u8; 6], op: u16, sha: [u8; 6], sip: Ipv4Addr, tha: [u8; 6], tip: Ipv4Addr) -> Vec<u8> {
+pub fn arp(
+    eth_src: [u8; 6],
+    eth_dst: [u8; 6],
+    op: u16,
+    sha: [u8; 6],
+    sip: Ipv4Addr,
+    tha: [u8; 6],
+    tip: Ipv4Addr,
+) -> Vec<u8> {
     let mut f = ether(eth_dst, eth_src, 0x0806);
     f.extend(arp_body(op, sha, sip, tha, tip));
     f
@@ -349,7 +439,16 @@ pub fn arp(eth_src: [u8; 6], eth_dst: [u8; 6], op: u16, sha: [u8; 6], sip: Ipv4A
 
 /// The same ARP packet inside an 802.1Q tag with the given VLAN id (0: priority-tagged).
 #[allow(clippy::too_many_arguments)]
-pub fn arp_tagged(vid: u16, eth_src: [u8; 6], eth_dst: [u8; 6], op: u16, sha: [u8; 6], sip: Ipv4Addr, tha: [u8; 6], tip: Ipv4Addr) -> Vec<u8> {
+pub fn arp_tagged(
+    vid: u16,
+    eth_src: [u8; 6],
+    eth_dst: [u8; 6],
+    op: u16,
+    sha: [u8; 6],
+    sip: Ipv4Addr,
+    tha: [u8; 6],
+    tip: Ipv4Addr,
+) -> Vec<u8> {
     let mut f = ether(eth_dst, eth_src, 0x8100);
     f.extend_from_slice(&(vid & 0x0fff).to_be_bytes());
     f.extend_from_slice(&0x0806u16.to_be_bytes());
@@ -371,7 +470,15 @@ fn sum16(data: &[u8]) -> u32 {
 }
 
 /// An IPv4/UDP frame (UDP checksum 0: none).
-pub fn udp4(eth_src: [u8; 6], eth_dst: [u8; 6], src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+pub fn udp4(
+    eth_src: [u8; 6],
+    eth_dst: [u8; 6],
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    sport: u16,
+    dport: u16,
+    payload: &[u8],
+) -> Vec<u8> {
     let mut f = ether(eth_dst, eth_src, 0x0800);
     let total = (20 + 8 + payload.len()) as u16;
     let mut ip = vec![0x45, 0];
@@ -392,7 +499,13 @@ pub fn udp4(eth_src: [u8; 6], eth_dst: [u8; 6], src: Ipv4Addr, dst: Ipv4Addr, sp
 
 /// An IPv6/ICMPv6 frame with hop limit 255 (as neighbour discovery requires) and a correct
 /// checksum; `icmp` starts at the type byte with a zero checksum.
-pub fn icmp6(eth_src: [u8; 6], eth_dst: [u8; 6], src: Ipv6Addr, dst: Ipv6Addr, mut icmp: Vec<u8>) -> Vec<u8> {
+pub fn icmp6(
+    eth_src: [u8; 6],
+    eth_dst: [u8; 6],
+    src: Ipv6Addr,
+    dst: Ipv6Addr,
+    mut icmp: Vec<u8>,
+) -> Vec<u8> {
     let mut f = ether(eth_dst, eth_src, 0x86dd);
     let len = icmp.len() as u16;
     f.extend_from_slice(&[0x60, 0, 0, 0]);
@@ -415,7 +528,12 @@ pub const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
 pub const ALL_NODES_MAC: [u8; 6] = [0x33, 0x33, 0, 0, 0, 1];
 
 /// A neighbour advertisement for `target` with the override flag and a target link-layer option.
-pub fn neighbour_advert(eth_src: [u8; 6], src: Ipv6Addr, target: Ipv6Addr, lladdr: [u8; 6]) -> Vec<u8> {
+pub fn neighbour_advert(
+    eth_src: [u8; 6],
+    src: Ipv6Addr,
+    target: Ipv6Addr,
+    lladdr: [u8; 6],
+) -> Vec<u8> {
     let mut icmp = vec![136, 0, 0, 0, 0x20, 0, 0, 0];
     icmp.extend_from_slice(&target.octets());
     icmp.extend_from_slice(&[2, 1]);
