@@ -1,8 +1,152 @@
-//! Placeholder until its owner lands it.
+//! `watertight audit kernel`: which published kernel CVEs affect this node's kernel (from the
+//! kernel CNA's records or a shipped index), which a default sandbox reaches, and the kernel's
+//! hardening posture. The work lives in crate `watertight-kernel-audit`.
+
+use anyhow::{bail, Context};
+use std::path::PathBuf;
+use watertight_kernel_audit::{
+    audit, render, AuditInput, CveDatabase, FailOn, Format, Gate, HardeningReader, KernelRelease,
+    ReachabilityMap,
+};
+
+/// How many skipped record files are named on stderr before summarizing the rest.
+const SKIPPED_SHOWN: usize = 20;
 
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// The kernel CNA's CVE JSON 5.1 records: the cve/published directory of a checkout of the
+    /// vulns repository.
+    #[arg(long, value_name = "DIR", conflicts_with = "cve_index")]
+    pub cve_db: Option<PathBuf>,
 
-pub fn run(_args: Args) -> anyhow::Result<u8> {
-    anyhow::bail!("not built yet")
+    /// A compact index written earlier with --index-out (instead of --cve-db).
+    #[arg(long, value_name = "FILE")]
+    pub cve_index: Option<PathBuf>,
+
+    /// Write a compact index of --cve-db to FILE (for shipping to nodes) and exit.
+    #[arg(long, value_name = "FILE", requires = "cve_db")]
+    pub index_out: Option<PathBuf>,
+
+    /// The kernel release to check, e.g. 6.1.100 or 6.1.0-18-amd64 (default: the running
+    /// kernel, read from <host-root>/proc/sys/kernel/osrelease like `uname -r`).
+    #[arg(long, value_name = "VERSION")]
+    pub kernel_version: Option<String>,
+
+    /// Decide a distro or vendor kernel by its upstream part anyway (backports make this an
+    /// over-estimate).
+    #[arg(long)]
+    pub assume_upstream: bool,
+
+    /// Output format.
+    #[arg(long, default_value = "table", value_parser = ["table", "json", "sarif", "prometheus"])]
+    pub format: String,
+
+    /// Exit 1 when an affected CVE (unscored CVEs count as low) or a failing hardening check is
+    /// at or above this severity; `never` always exits 0 after a successful audit.
+    #[arg(long, value_name = "SEVERITY", default_value = "high",
+          value_parser = ["low", "medium", "high", "critical", "never"])]
+    pub fail_on: String,
+
+    /// With --fail-on, count only CVEs reachable from a default watertight sandbox.
+    #[arg(long)]
+    pub fail_on_reachable_only: bool,
+
+    /// Root of the host's filesystem for the hardening checks and the running kernel's release
+    /// (e.g. /host in a DaemonSet that mounts the node's / there).
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub host_root: PathBuf,
+
+    /// Skip the hardening checks (CVE exposure only).
+    #[arg(long)]
+    pub no_hardening: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<u8> {
+    let format = Format::parse(&args.format).context("unknown --format")?;
+    let fail_on = FailOn::parse(&args.fail_on).context("unknown --fail-on")?;
+
+    let database = match (&args.cve_db, &args.cve_index) {
+        (Some(dir), _) => Some(
+            CveDatabase::from_records_dir(dir)
+                .with_context(|| format!("loading CVE records from {}", dir.display()))?,
+        ),
+        (None, Some(file)) => Some(CveDatabase::from_index(file)?),
+        (None, None) => None,
+    };
+    if let Some(db) = &database {
+        report_skipped(db);
+    }
+
+    if let Some(out) = &args.index_out {
+        let db = database
+            .as_ref()
+            .context("--index-out needs --cve-db DIR")?;
+        let bytes = db.write_index(out)?;
+        println!(
+            "wrote {} ({} CVEs, {} bytes, {} record files skipped)",
+            out.display(),
+            db.records.len(),
+            bytes,
+            db.source.skipped_count
+        );
+        return Ok(0);
+    }
+
+    let osrelease = args.host_root.join("proc/sys/kernel/osrelease");
+    let running = std::fs::read_to_string(&osrelease).map(|s| s.trim().to_string());
+    let release_text = match (&args.kernel_version, &running) {
+        (Some(v), _) => v.clone(),
+        (None, Ok(r)) => r.clone(),
+        (None, Err(e)) => bail!(
+            "cannot read the running kernel's release from {}: {e} (pass --kernel-version or --host-root)",
+            osrelease.display()
+        ),
+    };
+    let release = KernelRelease::parse(&release_text).context("--kernel-version")?;
+
+    let hardening = if args.no_hardening {
+        Vec::new()
+    } else {
+        HardeningReader::new(&args.host_root).read()
+    };
+    let reachability = ReachabilityMap::default_sandbox();
+    let mut report = audit(AuditInput {
+        release: &release,
+        assume_upstream: args.assume_upstream,
+        database: database.as_ref(),
+        reachability: &reachability,
+        hardening,
+    });
+    if !args.no_hardening {
+        if let (Some(given), Ok(running)) = (&args.kernel_version, &running) {
+            if given != running {
+                report.notes.push(format!(
+                    "hardening checks describe the host at {} (running {running}), not {given}",
+                    args.host_root.display()
+                ));
+            }
+        }
+    }
+    print!("{}", render(&report, format));
+    Ok(report.exit_code(Gate {
+        fail_on,
+        reachable_only: args.fail_on_reachable_only,
+    }))
+}
+
+/// Names skipped record files on stderr so they are seen whatever the output format.
+fn report_skipped(db: &CveDatabase) {
+    for s in db.source.skipped.iter().take(SKIPPED_SHOWN) {
+        eprintln!(
+            "watertight: skipped CVE record {}: {}",
+            s.path.display(),
+            s.reason
+        );
+    }
+    if db.source.skipped.len() > SKIPPED_SHOWN {
+        eprintln!(
+            "watertight: ... and {} more skipped record files",
+            db.source.skipped.len() - SKIPPED_SHOWN
+        );
+    }
 }

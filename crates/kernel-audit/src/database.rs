@@ -1,0 +1,102 @@
+//! The set of published kernel CVEs, loaded from the CNA's records or from a shipped index, and
+//! the per-version questions asked of it.
+
+use crate::cve::CveRecord;
+use crate::error::KernelAuditError;
+use crate::index::{self, IndexBody};
+use crate::records::{self, SkippedFile};
+use crate::version::KernelVersion;
+use rayon::prelude::*;
+use serde::Serialize;
+use std::path::Path;
+
+/// Where the CVEs came from.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SourceInfo {
+    /// `records` or `index`.
+    pub kind: &'static str,
+    pub path: String,
+    pub records: usize,
+    /// Record files that could not be used (only the count survives in an index).
+    pub skipped_count: u64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<SkippedFile>,
+    /// For an index: the records directory it was built from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub built_from: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct CveDatabase {
+    /// Published CVEs sorted by id.
+    pub records: Vec<CveRecord>,
+    pub source: SourceInfo,
+}
+
+impl CveDatabase {
+    /// Loads a `cve/published` directory of CVE JSON 5.1 records.
+    pub fn from_records_dir(dir: &Path) -> Result<Self, KernelAuditError> {
+        let loaded = records::load_records(dir)?;
+        Ok(Self {
+            source: SourceInfo {
+                kind: "records",
+                path: dir.display().to_string(),
+                records: loaded.records.len(),
+                skipped_count: loaded.skipped.len() as u64,
+                skipped: loaded.skipped,
+                built_from: None,
+            },
+            records: loaded.records,
+        })
+    }
+
+    /// Loads an index written by [`CveDatabase::write_index`].
+    pub fn from_index(path: &Path) -> Result<Self, KernelAuditError> {
+        let body = index::read(path)?;
+        Ok(Self {
+            source: SourceInfo {
+                kind: "index",
+                path: path.display().to_string(),
+                records: body.records.len(),
+                skipped_count: body.skipped_files,
+                skipped: Vec::new(),
+                built_from: Some(body.built_from),
+            },
+            records: body.records,
+        })
+    }
+
+    /// Writes the compact index; returns its size in bytes.
+    pub fn write_index(&self, path: &Path) -> Result<u64, KernelAuditError> {
+        index::write(path, &self.index_body())
+    }
+
+    /// The index contents for this database.
+    pub fn index_body(&self) -> IndexBody {
+        IndexBody {
+            built_from: self
+                .source
+                .built_from
+                .clone()
+                .unwrap_or_else(|| self.source.path.clone()),
+            skipped_files: self.source.skipped_count,
+            records: self.records.clone(),
+        }
+    }
+
+    /// The CVEs that affect upstream version `v`, in id order.
+    pub fn affecting(&self, v: &KernelVersion) -> Vec<&CveRecord> {
+        self.records
+            .par_iter()
+            .filter(|r| r.rule.is_affected(v))
+            .collect()
+    }
+
+    /// How many CVEs affect upstream version `v`.
+    pub fn affected_count(&self, v: &KernelVersion) -> usize {
+        self.records
+            .par_iter()
+            .filter(|r| r.rule.is_affected(v))
+            .count()
+    }
+}

@@ -1,0 +1,331 @@
+//! The kernel audit report: which CVEs affect the kernel, which a sandbox reaches, the upgrade that
+//! helps most, and the hardening posture; plus the `--fail-on` exit-code decision.
+
+use crate::cve::{CveRecord, Severity};
+use crate::database::{CveDatabase, SourceInfo};
+use crate::hardening::{CheckSeverity, CheckStatus, HardeningCheck};
+use crate::reachability::{Reachability, ReachabilityMap};
+use crate::version::{KernelRelease, KernelVersion};
+use rayon::prelude::*;
+use serde::Serialize;
+
+/// How the CVE exposure was decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Decision {
+    /// A plain upstream release: the records decide it.
+    Upstream,
+    /// A vendor kernel decided by its upstream part because the operator asked
+    /// (`--assume-upstream`); backports make this an over-estimate.
+    AssumedUpstream,
+    /// A vendor kernel: backports mean the upstream number cannot decide it.
+    Undecided,
+    /// No CVE records or index were given.
+    NoCveSource,
+}
+
+/// One affected CVE.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CveFinding {
+    pub id: String,
+    pub title: String,
+    /// CVSS 3.1 base score, where the record has one.
+    pub cvss: Option<f32>,
+    pub cvss_vector: Option<String>,
+    pub severity: Severity,
+    /// The first release of the kernel's own stable branch that is not affected.
+    pub fixed_in: Option<String>,
+    /// The first mainline release with the fix.
+    pub fixed_in_mainline: Option<String>,
+    pub program_files: Vec<String>,
+    pub reachable_from_sandbox: bool,
+    /// Why a default sandbox cannot reach it (empty when reachable).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unreachable_because: Vec<String>,
+}
+
+/// Counts for one severity.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SeverityCount {
+    pub severity: Severity,
+    pub affected: usize,
+    pub reachable: usize,
+}
+
+/// The smallest release in the kernel's own branch that removes the most affected CVEs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct UpgradeAdvice {
+    pub branch: String,
+    pub target: String,
+    /// Affected CVEs the target no longer has.
+    pub removes: usize,
+    /// CVEs the target still has (including any it newly has).
+    pub remaining: usize,
+    /// Affected CVEs no release of this branch fixes (they need a newer branch).
+    pub unfixed_in_branch: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct KernelReport {
+    /// The release as given (`uname -r` or `--kernel-version`).
+    pub kernel_version: String,
+    pub upstream_version: String,
+    /// The builder named by the release suffix, for vendor kernels.
+    pub vendor: Option<String>,
+    pub decision: Decision,
+    /// Null when the exposure could not be decided.
+    pub affected_count: Option<usize>,
+    pub reachable_count: Option<usize>,
+    pub severity_counts: Vec<SeverityCount>,
+    pub upgrade: Option<UpgradeAdvice>,
+    pub notes: Vec<String>,
+    pub cves: Vec<CveFinding>,
+    pub hardening: Vec<HardeningCheck>,
+    pub source: Option<SourceInfo>,
+}
+
+/// What to audit.
+pub struct AuditInput<'a> {
+    pub release: &'a KernelRelease,
+    /// Decide a vendor kernel by its upstream part anyway.
+    pub assume_upstream: bool,
+    pub database: Option<&'a CveDatabase>,
+    pub reachability: &'a ReachabilityMap,
+    pub hardening: Vec<HardeningCheck>,
+}
+
+/// Builds the report.
+pub fn audit(input: AuditInput<'_>) -> KernelReport {
+    let release = input.release;
+    let v = release.upstream;
+    let mut notes = Vec::new();
+    let decision = match (input.database, release.is_upstream(), input.assume_upstream) {
+        (None, _, _) => {
+            notes.push(
+                "no CVE source given: pass --cve-db DIR or --cve-index FILE to check CVE exposure"
+                    .into(),
+            );
+            Decision::NoCveSource
+        }
+        (Some(_), true, _) => Decision::Upstream,
+        (Some(_), false, true) => {
+            notes.push(format!(
+                "{} is a {} kernel; decided by its upstream part {} as asked (--assume-upstream): vendor backports may have fixed some of these",
+                release.release,
+                release.vendor.as_deref().unwrap_or("vendor"),
+                v
+            ));
+            Decision::AssumedUpstream
+        }
+        (Some(_), false, false) => {
+            notes.push(format!(
+                "{} is a {} kernel: vendors backport fixes without changing the upstream number {}, so the upstream records cannot decide it; check the vendor's advisories, or pass --assume-upstream to decide by the upstream part anyway",
+                release.release,
+                release.vendor.as_deref().unwrap_or("vendor"),
+                v
+            ));
+            Decision::Undecided
+        }
+    };
+    if let Some(db) = input.database {
+        if db.source.skipped_count > 0 {
+            notes.push(format!(
+                "{} record file(s) were skipped as unreadable or malformed (listed under source.skipped)",
+                db.source.skipped_count
+            ));
+        }
+    }
+
+    let mut report = KernelReport {
+        kernel_version: release.release.clone(),
+        upstream_version: v.to_string(),
+        vendor: release.vendor.clone(),
+        decision,
+        affected_count: None,
+        reachable_count: None,
+        severity_counts: Vec::new(),
+        upgrade: None,
+        notes,
+        cves: Vec::new(),
+        hardening: input.hardening,
+        source: input.database.map(|db| db.source.clone()),
+    };
+    let db = match (input.database, decision) {
+        (Some(db), Decision::Upstream | Decision::AssumedUpstream) => db,
+        _ => return report,
+    };
+
+    let affected = db.affecting(&v);
+    let fixes: Vec<Option<KernelVersion>> = affected
+        .par_iter()
+        .map(|r| r.rule.fixed_in_branch(&v))
+        .collect();
+    let mut findings: Vec<CveFinding> = affected
+        .par_iter()
+        .zip(fixes.par_iter())
+        .map(|(r, fix)| finding(r, *fix, input.reachability))
+        .collect();
+    // Most severe first, then by id.
+    findings.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then_with(|| crate::cve::cve_sort_key(&a.id).cmp(&crate::cve::cve_sort_key(&b.id)))
+    });
+    let reachable = findings.iter().filter(|f| f.reachable_from_sandbox).count();
+    report.severity_counts = Severity::ALL
+        .iter()
+        .map(|&s| SeverityCount {
+            severity: s,
+            affected: findings.iter().filter(|f| f.severity == s).count(),
+            reachable: findings
+                .iter()
+                .filter(|f| f.severity == s && f.reachable_from_sandbox)
+                .count(),
+        })
+        .collect();
+    report.upgrade = upgrade_advice(db, &v, &affected, &fixes);
+    report.affected_count = Some(findings.len());
+    report.reachable_count = Some(reachable);
+    report.cves = findings;
+    report
+}
+
+fn finding(r: &CveRecord, fixed_in: Option<KernelVersion>, map: &ReachabilityMap) -> CveFinding {
+    let reach = map.classify(r);
+    CveFinding {
+        id: r.id.clone(),
+        title: r.title.clone(),
+        cvss: r.cvss.as_ref().map(|c| c.score),
+        cvss_vector: r.cvss.as_ref().map(|c| c.vector.clone()),
+        severity: r.severity(),
+        fixed_in: fixed_in.map(|f| f.to_string()),
+        fixed_in_mainline: r.rule.fixed_in_mainline().map(|f| f.to_string()),
+        program_files: r.program_files.clone(),
+        reachable_from_sandbox: reach.is_reachable(),
+        unreachable_because: match reach {
+            Reachability::Reachable => Vec::new(),
+            Reachability::Unreachable(reasons) => reasons,
+        },
+    }
+}
+
+/// Among the releases of `v`'s branch that fix some affected CVE, the one removing the most
+/// affected CVEs (the smallest such release on a tie). `fixes[i]` is `affected[i]`'s first fixed
+/// release in the branch.
+pub fn upgrade_advice(
+    db: &CveDatabase,
+    v: &KernelVersion,
+    affected: &[&CveRecord],
+    fixes: &[Option<KernelVersion>],
+) -> Option<UpgradeAdvice> {
+    let unfixed = fixes.iter().filter(|f| f.is_none()).count();
+    let mut fixed_by: Vec<KernelVersion> = fixes.iter().flatten().copied().collect();
+    fixed_by.sort_unstable();
+    let mut candidates = fixed_by.clone();
+    candidates.dedup();
+    // A CVE is affected at every release between `v` and its first fix, so at most
+    // `#{fix <= T}` CVEs are gone at T. That bound grows with T, so evaluating candidates from the
+    // newest down can stop as soon as the bound falls below the best exact count (a later stable
+    // backport can re-introduce a bug, hence the exact count).
+    let mut best: Option<(KernelVersion, usize)> = None;
+    for target in candidates.iter().rev() {
+        let bound = fixed_by.partition_point(|f| f <= target);
+        if best.is_some_and(|(_, removes)| bound < removes) {
+            break;
+        }
+        let removes = affected
+            .par_iter()
+            .filter(|r| !r.rule.is_affected(target))
+            .count();
+        if best.is_none_or(|(_, b)| removes >= b) {
+            best = Some((*target, removes));
+        }
+    }
+    let (target, removes) = best?;
+    Some(UpgradeAdvice {
+        branch: v.branch().to_string(),
+        target: target.to_string(),
+        removes,
+        remaining: db.affected_count(&target),
+        unfixed_in_branch: unfixed,
+    })
+}
+
+/// The `--fail-on` threshold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum FailOn {
+    Low,
+    Medium,
+    High,
+    Critical,
+    /// Never fail on findings (exit 0 whenever the audit ran).
+    Never,
+}
+
+impl FailOn {
+    pub fn parse(text: &str) -> Option<FailOn> {
+        Some(match text.to_ascii_lowercase().as_str() {
+            "low" => FailOn::Low,
+            "medium" => FailOn::Medium,
+            "high" => FailOn::High,
+            "critical" => FailOn::Critical,
+            "never" | "none" => FailOn::Never,
+            _ => return None,
+        })
+    }
+
+    fn rank_cve(s: Severity) -> Option<FailOn> {
+        match s {
+            // An unscored CVE is an unknown risk: it counts as low.
+            Severity::Unscored | Severity::Low => Some(FailOn::Low),
+            Severity::None => None,
+            Severity::Medium => Some(FailOn::Medium),
+            Severity::High => Some(FailOn::High),
+            Severity::Critical => Some(FailOn::Critical),
+        }
+    }
+
+    fn rank_check(s: CheckSeverity) -> Option<FailOn> {
+        match s {
+            CheckSeverity::Info => None,
+            CheckSeverity::Low => Some(FailOn::Low),
+            CheckSeverity::Medium => Some(FailOn::Medium),
+            CheckSeverity::High => Some(FailOn::High),
+        }
+    }
+}
+
+/// What makes a run fail.
+#[derive(Clone, Copy, Debug)]
+pub struct Gate {
+    pub fail_on: FailOn,
+    /// Count only CVEs reachable from a default sandbox.
+    pub reachable_only: bool,
+}
+
+impl KernelReport {
+    /// The findings at or above the gate: affected CVEs and failing hardening checks.
+    pub fn gated_findings(&self, gate: Gate) -> usize {
+        if gate.fail_on == FailOn::Never {
+            return 0;
+        }
+        let cves = self
+            .cves
+            .iter()
+            .filter(|c| !gate.reachable_only || c.reachable_from_sandbox)
+            .filter(|c| FailOn::rank_cve(c.severity).is_some_and(|r| r >= gate.fail_on))
+            .count();
+        let checks = self
+            .hardening
+            .iter()
+            .filter(|h| h.status == CheckStatus::Fail)
+            .filter(|h| FailOn::rank_check(h.severity).is_some_and(|r| r >= gate.fail_on))
+            .count();
+        cves + checks
+    }
+
+    /// 0 when nothing reaches the gate, 1 otherwise (2 is left to errors).
+    pub fn exit_code(&self, gate: Gate) -> u8 {
+        u8::from(self.gated_findings(gate) > 0)
+    }
+}
