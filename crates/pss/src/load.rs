@@ -294,8 +294,10 @@ pub fn parse_documents(text: &str, file: &Path) -> (Vec<Workload>, Vec<LoadError
             Err(e) => out.error(0, DocumentError::Json(e)),
         }
     } else {
+        // Merge keys need the YAML tree; most manifests have none.
+        let may_merge = text.contains("<<");
         for (index, document) in serde_norway::Deserializer::from_str(text).enumerate() {
-            match yaml_to_json(document) {
+            match yaml_to_json(document, may_merge) {
                 Ok(value) => out.document(index, value),
                 Err(e) => {
                     let syntax = matches!(e, DocumentError::Yaml(_));
@@ -311,7 +313,14 @@ pub fn parse_documents(text: &str, file: &Path) -> (Vec<Workload>, Vec<LoadError
     (out.workloads, out.errors, out.skipped)
 }
 
-fn yaml_to_json(document: serde_norway::Deserializer<'_>) -> Result<Value, DocumentError> {
+fn yaml_to_json(
+    document: serde_norway::Deserializer<'_>,
+    may_merge: bool,
+) -> Result<Value, DocumentError> {
+    if !may_merge {
+        // Fast path: straight into JSON values, no intermediate YAML tree.
+        return Ok(Value::deserialize(document)?);
+    }
     let mut yaml = serde_norway::Value::deserialize(document)?;
     // `<<: *anchor` merge keys, which Kubernetes' YAML reader also honours.
     yaml.apply_merge()?;
@@ -477,6 +486,10 @@ fn typed<T: DeserializeOwned>(
     name: &str,
     api_version: &str,
 ) -> Result<T, DocumentError> {
+    // Path tracking costs; only pay for it to explain a failure.
+    if let Ok(typed) = T::deserialize(&value) {
+        return Ok(typed);
+    }
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         DocumentError::Schema {
