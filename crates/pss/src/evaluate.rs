@@ -49,7 +49,7 @@ impl Evaluation {
 /// way `pod-security-admission` does. The privileged level allows everything.
 pub fn evaluate(meta: &ObjectMeta, spec: &PodSpec, level: Level, version: Version) -> Evaluation {
     let violations: Vec<Violation> = active_checks(level, version)
-        .into_iter()
+        .iter()
         .filter_map(|(check, revision)| {
             (revision.run)(meta, spec).map(|f| Violation {
                 check: check.id.to_string(),

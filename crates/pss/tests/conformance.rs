@@ -51,7 +51,7 @@ fn accepted_checks(case: &Case) -> BTreeSet<&'static str> {
         .map(|c| c.id)
         .collect();
     let mut accepted: BTreeSet<&'static str> = named.iter().copied().collect();
-    for (check, revision) in &active {
+    for (check, revision) in active {
         if revision.overrides.iter().any(|o| named.contains(o)) {
             accepted.insert(check.id);
         }

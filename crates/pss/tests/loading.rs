@@ -289,3 +289,18 @@ fn dangling_link_is_a_per_file_error_and_others_still_load() {
     );
     assert_eq!(report.errors[0].document, None);
 }
+
+#[test]
+fn syntax_error_keeps_the_documents_before_it() {
+    let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: first}\nspec: {containers: [{name: c}]}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: [unclosed\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: third}\nspec: {containers: [{name: c}]}\n";
+    let (workloads, errors, _) = parse_documents(text, Path::new("s.yaml"));
+    assert_eq!(workloads.len(), 1);
+    assert_eq!(workloads[0].name, "first");
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].document, Some(1));
+    assert!(
+        errors[0].to_string().contains("invalid YAML"),
+        "{}",
+        errors[0]
+    );
+}

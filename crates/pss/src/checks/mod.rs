@@ -8,6 +8,7 @@
 //! then restricted ids, each sorted.
 
 use std::collections::BTreeSet;
+use std::sync::OnceLock;
 
 use k8s_openapi::api::core::v1::{
     Container, ContainerPort, EphemeralContainer, Lifecycle, PodSpec, Probe, SecurityContext,
@@ -261,8 +262,28 @@ pub fn checks() -> &'static [CheckInfo] {
 pub fn active_checks(
     level: Level,
     version: Version,
-) -> Vec<(&'static CheckInfo, &'static CheckVersion)> {
-    let minor = version.effective_minor();
+) -> &'static [(&'static CheckInfo, &'static CheckVersion)] {
+    // Resolved once per (level, version), as upstream's registry does at start-up.
+    static TABLE: OnceLock<Vec<[ActiveChecks; 3]>> = OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        (0..=crate::LATEST_MINOR)
+            .map(|minor| {
+                [Level::Privileged, Level::Baseline, Level::Restricted]
+                    .map(|level| resolve(level, minor))
+            })
+            .collect()
+    });
+    let by_level = &table[version.effective_minor() as usize];
+    match level {
+        Level::Privileged => &by_level[0],
+        Level::Baseline => &by_level[1],
+        Level::Restricted => &by_level[2],
+    }
+}
+
+type ActiveChecks = Vec<(&'static CheckInfo, &'static CheckVersion)>;
+
+fn resolve(level: Level, minor: u32) -> ActiveChecks {
     let in_force = CHECKS
         .iter()
         .filter_map(|c| c.version_for(minor).map(|v| (c, v)));
