@@ -30,6 +30,10 @@ fn benches(c: &mut Criterion) {
     c.bench_function("compile default (user notify)", |b| {
         b.iter(|| profile.compile(&notify).expect("compiles"))
     });
+    c.bench_function("to_json default", |b| b.iter(|| profile.to_json()));
+    c.bench_function("cache_key default", |b| {
+        b.iter(|| watertight_seccomp::cache_key(&profile, &opts))
+    });
     let dir = tempfile::tempdir().expect("temp dir");
     let cache = dir.path().join("cache");
     compile_cached(&profile, &opts, &cache).expect("fills the cache");

@@ -65,7 +65,9 @@ pub fn compile_cached_with_outcome(
 pub fn cache_key(profile: &Profile, opts: &CompileOptions) -> String {
     let mut hasher = Sha256::new();
     hasher.update(format!("watertight-seccomp-cache v{FORMAT_VERSION}\0").as_bytes());
-    hasher.update(profile.to_json().as_bytes());
+    // Stream the canonical JSON into the hash instead of building the string.
+    serde_json::to_writer(&mut hasher, profile)
+        .expect("serializing plain strings and integers into a hasher cannot fail");
     hasher.update(b"\0");
     hasher.update(format!("{:?}\0", opts.violation_action).as_bytes());
     hasher.update([u8::from(opts.log_denials)]);

@@ -138,14 +138,18 @@ pub(crate) fn running_kernel() -> Option<KernelVersion> {
     KernelVersion::from_release(release.trim())
 }
 
-/// Everything outside the profile and options that changes the compiled program.
-pub(crate) fn environment_fingerprint() -> String {
-    format!(
-        "libseccomp={} arch={} kernel={}",
-        syscall_names::libseccomp_version(),
-        std::env::consts::ARCH,
-        running_kernel().map(|k| k.to_string()).unwrap_or_default()
-    )
+/// Everything outside the profile and options that changes the compiled program (fixed for the
+/// life of the process, so computed once).
+pub(crate) fn environment_fingerprint() -> &'static str {
+    static FINGERPRINT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    FINGERPRINT.get_or_init(|| {
+        format!(
+            "libseccomp={} arch={} kernel={}",
+            syscall_names::libseccomp_version(),
+            std::env::consts::ARCH,
+            running_kernel().map(|k| k.to_string()).unwrap_or_default()
+        )
+    })
 }
 
 fn scmp_action(action: Action, errno_ret: Option<u32>, default_errno: u32) -> ScmpAction {
@@ -203,6 +207,29 @@ struct SyscallState {
 impl Profile {
     /// Compile to a BPF program for the native architecture.
     pub fn compile(&self, opts: &CompileOptions) -> Result<CompiledFilter, Error> {
+        let (ctx, flags) = self.build(opts)?;
+        Ok(CompiledFilter {
+            program: export(&ctx)?,
+            flags,
+        })
+    }
+
+    /// The filter as libseccomp's human-readable pseudo-filter code (PFC), for reviewing what a
+    /// profile compiles to.
+    pub fn explain(&self, opts: &CompileOptions) -> Result<String, Error> {
+        let (ctx, _) = self.build(opts)?;
+        let mut file = memfd("watertight-seccomp-pfc")?;
+        ctx.export_pfc(&file)
+            .map_err(|e| Error::libseccomp("export the pseudo-filter code", e))?;
+        let mut text = String::new();
+        file.seek(SeekFrom::Start(0))
+            .and_then(|_| file.read_to_string(&mut text))
+            .map_err(|e| Error::io("read back the pseudo-filter code", e))?;
+        Ok(text)
+    }
+
+    /// Build the libseccomp context and the install flags.
+    fn build(&self, opts: &CompileOptions) -> Result<(ScmpFilterContext, u32), Error> {
         let default_errno = self.default_errno_ret.unwrap_or(libc::EPERM as u32);
         let default_action = scmp_action(self.default_action, None, default_errno);
         let violation_action = opts.violation_action.to_scmp();
@@ -304,7 +331,6 @@ impl Profile {
             }
         }
 
-        let program = export(&ctx)?;
         let mut flags = 0u32;
         if opts.log_denials || self.flags.contains(&FilterFlag::Log) {
             flags |= libc::SECCOMP_FILTER_FLAG_LOG as u32;
@@ -325,7 +351,7 @@ impl Profile {
                 flags |= libc::SECCOMP_FILTER_FLAG_TSYNC_ESRCH as u32;
             }
         }
-        Ok(CompiledFilter { program, flags })
+        Ok((ctx, flags))
     }
 }
 
@@ -346,14 +372,15 @@ fn rule_applies(
     included && !excluded
 }
 
+fn memfd(name: &str) -> Result<std::fs::File, Error> {
+    let fd = nix::sys::memfd::memfd_create(name, nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
+        .map_err(|e| Error::io("create a memfd for the libseccomp export", e.into()))?;
+    Ok(std::fs::File::from(fd))
+}
+
 /// Export the program through a memfd (libseccomp 2.5 has no in-memory export).
 fn export(ctx: &ScmpFilterContext) -> Result<Vec<libc::sock_filter>, Error> {
-    let fd = nix::sys::memfd::memfd_create(
-        c"watertight-seccomp",
-        nix::sys::memfd::MFdFlags::MFD_CLOEXEC,
-    )
-    .map_err(|e| Error::io("create a memfd for the BPF export", e.into()))?;
-    let mut file = std::fs::File::from(fd);
+    let mut file = memfd("watertight-seccomp")?;
     ctx.export_bpf(&file)
         .map_err(|e| Error::libseccomp("export the BPF program", e))?;
     let mut bytes = Vec::new();

@@ -446,3 +446,14 @@ fn unsafe_cache_dir_is_refused() {
         .expect_err("refused");
     assert!(err.to_string().contains("owned by uid 65534"), "{err}");
 }
+
+#[test]
+fn explain_shows_the_compiled_rules() {
+    let text = default_profile()
+        .explain(&CompileOptions::default())
+        .expect("explains");
+    assert!(text.contains("filter for arch x86_64"), "{text}");
+    assert!(text.contains("syscall \"ioctl\""), "{text}");
+    assert!(text.contains("action ERRNO(38)"), "clone3's ENOSYS: {text}");
+    assert!(text.contains("default action"), "{text}");
+}
