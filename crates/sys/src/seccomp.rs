@@ -773,6 +773,22 @@ mod tests {
     }
 
     #[test]
+    fn failed_install_is_reported_not_ignored() {
+        // Through a Command hook: spawn fails with the install's errno.
+        let mut cmd = std::process::Command::new("/bin/true");
+        command_with_filter(&mut cmd, Vec::new(), 0);
+        let err = cmd
+            .status()
+            .expect_err("install of an empty program must fail the spawn");
+        assert_eq!(err.raw_os_error(), Some(libc::EINVAL));
+        // Through the probe: install_errno is set and no probe runs.
+        let report = probe_filter(Some(&[]), 0, &[Probe::Getpid]).expect("probe child runs");
+        assert_eq!(report.install_errno, Some(libc::EINVAL));
+        assert_eq!(report.outcome(Probe::Getpid), ProbeOutcome::NotRun);
+        assert_eq!(report.exit_code, Some(0));
+    }
+
+    #[test]
     fn notif_sizes_match_the_structs() {
         let sizes = notif_sizes().expect("SECCOMP_GET_NOTIF_SIZES");
         assert!(usize::from(sizes.seccomp_notif) >= std::mem::size_of::<libc::seccomp_notif>());
