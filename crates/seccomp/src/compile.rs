@@ -128,7 +128,6 @@ fn native_go_arch() -> &'static str {
         "x86_64" => "amd64",
         "aarch64" => "arm64",
         "x86" => "386",
-        "powerpc64" => "ppc64le",
         other => other,
     }
 }

@@ -31,8 +31,8 @@ pub use default::{
 };
 pub use error::Error;
 pub use profile::{
-    mentioned_syscalls, Action, Arch, ArchMapEntry, ArgCondition, ArgOp, FilterFlag, KernelVersion,
-    Profile, RuleFilter, SyscallRule, WatertightExtension,
+    Action, Arch, ArchMapEntry, ArgCondition, ArgOp, FilterFlag, KernelVersion, Profile,
+    RuleFilter, SyscallRule, WatertightExtension,
 };
 
 /// Whether libseccomp knows `name` as a syscall on some architecture.

@@ -656,15 +656,6 @@ fn rule_to_raw(rule: &SyscallRule) -> raw::Syscall {
     }
 }
 
-/// Names of every syscall the profile mentions (for reports and tests).
-pub fn mentioned_syscalls(profile: &Profile) -> BTreeSet<String> {
-    profile
-        .syscalls
-        .iter()
-        .flat_map(|r| r.all_names().map(str::to_string))
-        .collect()
-}
-
 impl RuleFilter {
     /// Whether the rule this filter belongs to applies, per Docker's semantics.
     pub(crate) fn matches(
