@@ -112,7 +112,7 @@ pub fn check(cx: &Context, out: &mut Vec<Finding>) {
         .iter()
         .filter_map(|m| m.host_path.as_ref().map(|h| (m, normalize(h))))
         .collect();
-    mounts.sort_by(|a, b| a.0.target.len().cmp(&b.0.target.len()));
+    mounts.sort_by_key(|m| m.0.target.len());
     // (host path, target, index into `found`) of reported trees.
     let mut trees: Vec<(String, String, usize)> = Vec::new();
     let mut found: Vec<Finding> = Vec::new();

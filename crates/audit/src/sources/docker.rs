@@ -257,14 +257,12 @@ fn container_to_workload(c: Inspect, path: &Path, index: usize) -> Workload {
                     confined: v != "unconfined",
                 })
             }
-            "label" => {
-                if value == Some("disable") {
-                    lsm = Some(LsmLabel {
-                        lsm: "selinux".into(),
-                        label: "disable".into(),
-                        confined: false,
-                    });
-                }
+            "label" if value == Some("disable") => {
+                lsm = Some(LsmLabel {
+                    lsm: "selinux".into(),
+                    label: "disable".into(),
+                    confined: false,
+                });
             }
             _ => {}
         }
