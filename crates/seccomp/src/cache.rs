@@ -64,7 +64,14 @@ pub fn compile_cached_with_outcome(
 /// Hex SHA-256 naming the cache entry for (profile, opts) on this machine.
 pub fn cache_key(profile: &Profile, opts: &CompileOptions) -> String {
     let mut hasher = Sha256::new();
-    hasher.update(format!("watertight-seccomp-cache v{FORMAT_VERSION}\0").as_bytes());
+    // The crate version: a new release may compile the same profile differently.
+    hasher.update(
+        format!(
+            "watertight-seccomp-cache v{FORMAT_VERSION} {}\0",
+            env!("CARGO_PKG_VERSION")
+        )
+        .as_bytes(),
+    );
     // Stream the canonical JSON into the hash instead of building the string.
     serde_json::to_writer(&mut hasher, profile)
         .expect("serializing plain strings and integers into a hasher cannot fail");

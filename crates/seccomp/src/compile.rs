@@ -207,10 +207,20 @@ impl Profile {
     /// Compile to a BPF program for the native architecture.
     pub fn compile(&self, opts: &CompileOptions) -> Result<CompiledFilter, Error> {
         let (ctx, flags) = self.build(opts)?;
-        Ok(CompiledFilter {
-            program: export(&ctx)?,
-            flags,
-        })
+        let mut program = export(&ctx)?;
+        if matches!(
+            self.default_action,
+            Action::Errno | Action::Kill | Action::KillThread | Action::KillProcess | Action::Trap
+        ) {
+            program = unknown_syscalls_enosys(program, syscall_names::highest_known_native());
+            if program.len() > MAX_INSNS {
+                return Err(Error::ProgramTooLarge {
+                    len: program.len(),
+                    max: MAX_INSNS,
+                });
+            }
+        }
+        Ok(CompiledFilter { program, flags })
     }
 
     /// The filter as libseccomp's human-readable pseudo-filter code (PFC), for reviewing what a
@@ -369,6 +379,59 @@ fn rule_applies(
         .as_ref()
         .is_some_and(|f| f.excludes(caps, go_arch, kernel));
     included && !excluded
+}
+
+const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+const SECCOMP_RET_ERRNO: u32 = 0x0005_0000;
+const SECCOMP_DATA_NR: u32 = 0;
+const SECCOMP_DATA_ARCH: u32 = 4;
+
+/// Prefix `program` so that x86_64 syscall numbers above `highest_known` (syscalls newer than
+/// this build, which no profile can name) fail with ENOSYS instead of the refusing default: a
+/// program probing a new syscall then falls back as on an older kernel, where EPERM would read as
+/// "forbidden" (runc patches its filters the same way). Everything else, including x32 numbers
+/// (bit 30) and foreign architectures, falls through to the unchanged libseccomp program; its
+/// jumps are relative, so prepending keeps them valid.
+fn unknown_syscalls_enosys(
+    program: Vec<libc::sock_filter>,
+    highest_known: i32,
+) -> Vec<libc::sock_filter> {
+    if std::env::consts::ARCH != "x86_64" || highest_known <= 0 {
+        return program;
+    }
+    let stmt = |code: u32, k: u32| libc::sock_filter {
+        code: code as u16,
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    let jump = |code: u32, k: u32, jt: u8, jf: u8| libc::sock_filter {
+        code: code as u16,
+        jt,
+        jf,
+        k,
+    };
+    let (ld, jeq, jgt, jge, ret) = (
+        libc::BPF_LD | libc::BPF_W | libc::BPF_ABS,
+        libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K,
+        libc::BPF_JMP | libc::BPF_JGT | libc::BPF_K,
+        libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K,
+        libc::BPF_RET | libc::BPF_K,
+    );
+    let mut out = Vec::with_capacity(program.len() + 6);
+    out.extend([
+        stmt(ld, SECCOMP_DATA_ARCH),
+        // Not x86_64: skip the 4 instructions below, into the original program.
+        jump(jeq, AUDIT_ARCH_X86_64, 0, 4),
+        stmt(ld, SECCOMP_DATA_NR),
+        // x32 (and negative) numbers: to the original program, which kills them.
+        jump(jge, X32_SYSCALL_BIT, 2, 0),
+        jump(jgt, highest_known as u32, 0, 1),
+        stmt(ret, SECCOMP_RET_ERRNO | libc::ENOSYS as u32),
+    ]);
+    out.extend(program);
+    out
 }
 
 fn memfd(name: &str) -> Result<std::fs::File, Error> {

@@ -90,3 +90,26 @@ pub fn libseccomp_version() -> String {
         Err(_) => "(unknown version)".to_string(),
     }
 }
+
+/// The highest native syscall number anything here knows a name for (libseccomp's table or
+/// [`NEWER_THAN_LIBSECCOMP`]). Numbers above it are syscalls newer than this build.
+pub fn highest_known_native() -> i32 {
+    static HIGHEST: std::sync::OnceLock<i32> = std::sync::OnceLock::new();
+    *HIGHEST.get_or_init(|| {
+        let from_table = NEWER_THAN_LIBSECCOMP
+            .iter()
+            .map(|(_, nr)| *nr)
+            .max()
+            .unwrap_or(0);
+        // A newer libseccomp may know numbers past the table: look a little beyond it.
+        let from_libseccomp = (from_table + 1..from_table + 128)
+            .filter(|nr| {
+                ScmpSyscall::from(*nr)
+                    .get_name_by_arch(ScmpArch::native())
+                    .is_ok()
+            })
+            .max()
+            .unwrap_or(0);
+        from_table.max(from_libseccomp)
+    })
+}

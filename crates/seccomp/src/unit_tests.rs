@@ -457,3 +457,29 @@ fn explain_shows_the_compiled_rules() {
     assert!(text.contains("action ERRNO(38)"), "clone3's ENOSYS: {text}");
     assert!(text.contains("default action"), "{text}");
 }
+
+#[test]
+fn refusing_profiles_get_the_enosys_prefix_and_allowing_ones_do_not() {
+    let refusing = default_profile()
+        .compile(&CompileOptions::default())
+        .expect("compiles");
+    let ret_enosys = libc::sock_filter {
+        code: (libc::BPF_RET | libc::BPF_K) as u16,
+        jt: 0,
+        jf: 0,
+        k: 0x0005_0000 | libc::ENOSYS as u32,
+    };
+    assert_eq!(refusing.program()[5], ret_enosys);
+    assert!(
+        refusing.program()[4].k >= 469,
+        "highest known syscall: {}",
+        refusing.program()[4].k
+    );
+    let allowing = Profile::from_json(
+        r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mount"], "action": "SCMP_ACT_ERRNO"}]}"#,
+    )
+    .expect("parses")
+    .compile(&CompileOptions::default())
+    .expect("compiles");
+    assert!(!allowing.program().contains(&ret_enosys));
+}

@@ -141,6 +141,29 @@ fn clone3_answers_enosys_so_glibc_falls_back_to_clone() {
 }
 
 #[test]
+fn syscalls_newer_than_the_build_answer_enosys() {
+    // The kernel itself answers ENOSYS for an unassigned number; under the filter it must stay
+    // ENOSYS (not EPERM), so programs probing a new syscall fall back.
+    let control = control(&[Probe::Unassigned]);
+    assert_eq!(
+        control.outcome(Probe::Unassigned),
+        ProbeOutcome::Errno(ENOSYS)
+    );
+    for opts in [
+        CompileOptions::default(),
+        CompileOptions {
+            violation_action: ViolationAction::KillProcess,
+            ..Default::default()
+        },
+    ] {
+        let filter = compiled(&opts);
+        let report = probe(&filter, &[Probe::Unassigned, Probe::Getpid]);
+        assert_errno(&report, Probe::Unassigned, ENOSYS);
+        assert_allowed(&report, Probe::Getpid);
+    }
+}
+
+#[test]
 fn kill_process_violation_action_kills_with_sigsys() {
     let opts = CompileOptions {
         violation_action: ViolationAction::KillProcess,

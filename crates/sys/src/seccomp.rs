@@ -253,6 +253,8 @@ pub enum Probe {
     X32Mount,
     /// getpid (nr 20) through the i386 ABI with `int 0x80`.
     I386Getpid,
+    /// syscall number 1000, which no kernel assigns yet: ENOSYS from the kernel.
+    Unassigned,
     /// mseal(0, 0, 0) (x86_64 nr 462, newer than Debian 12's libseccomp): 0 when allowed.
     Mseal,
     /// open_tree_attr(-1, "", 0, NULL, 0) (x86_64 nr 467, mount family, newer than Debian 12's
@@ -297,6 +299,7 @@ impl Probe {
         Probe::X32Getpid,
         Probe::X32Mount,
         Probe::I386Getpid,
+        Probe::Unassigned,
         Probe::Mseal,
         Probe::OpenTreeAttr,
     ];
@@ -588,6 +591,7 @@ const TIOCSTI_HIGH_BITS: libc::c_ulong = (1 << 32) | libc::TIOCSTI as libc::c_ul
 const ADDR_NO_RANDOMIZE: libc::c_ulong = 0x0040000;
 // x86_64 numbers (syscall_64.tbl); other arches never reach these probes through seccomp tests.
 const SYS_MSEAL: libc::c_long = 462;
+const SYS_UNASSIGNED: libc::c_long = 1000;
 const SYS_OPEN_TREE_ATTR: libc::c_long = 467;
 
 fn run_probe(probe: Probe) -> i64 {
@@ -683,6 +687,7 @@ fn run_probe(probe: Probe) -> i64 {
             )
         }),
         Probe::I386Getpid => i386_getpid(),
+        Probe::Unassigned => result(unsafe { libc::syscall(SYS_UNASSIGNED) }),
         Probe::Mseal => result(unsafe { libc::syscall(SYS_MSEAL, 0usize, 0usize, 0usize) }),
         Probe::OpenTreeAttr => close_created(result(unsafe {
             libc::syscall(SYS_OPEN_TREE_ATTR, -1, empty, 0, null, 0usize)
