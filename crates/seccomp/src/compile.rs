@@ -224,7 +224,7 @@ impl Profile {
     }
 
     /// The filter as libseccomp's human-readable pseudo-filter code (PFC), for reviewing what a
-    /// profile compiles to.
+    /// profile compiles to (without the 6-instruction ENOSYS prefix `compile` adds).
     pub fn explain(&self, opts: &CompileOptions) -> Result<String, Error> {
         let (ctx, _) = self.build(opts)?;
         let mut file = memfd("watertight-seccomp-pfc")?;
@@ -294,10 +294,11 @@ impl Profile {
                     continue;
                 };
                 let is_violation = violation_names.contains(name);
+                // A rule's ERRNO without errnoRet is EPERM, whatever defaultErrnoRet says (runc).
                 let action = if is_violation && !rule.action.lets_through() {
                     violation_action
                 } else {
-                    scmp_action(rule.action, rule.errno_ret, default_errno)
+                    scmp_action(rule.action, rule.errno_ret, libc::EPERM as u32)
                 };
                 if action == default_action {
                     continue;
