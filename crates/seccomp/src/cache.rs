@@ -24,7 +24,9 @@ use crate::profile::Profile;
 pub const DEFAULT_CACHE_DIR: &str = "/run/watertight/seccomp-cache";
 
 const MAGIC: &[u8; 8] = b"WTSECBPF";
-const FORMAT_VERSION: u32 = 1;
+/// Bump when the entry layout OR what `compile` emits for the same input changes (the key covers
+/// the crate version, but not unreleased changes made during development).
+const FORMAT_VERSION: u32 = 2;
 const HEADER_LEN: usize = 8 + 4 + 4 + 4 + 32;
 
 /// Whether [`compile_cached`] found the entry or compiled it.
