@@ -1,0 +1,262 @@
+//! `evidence show`: a readable account of a bundle: what happened (violation events, verdict),
+//! when, which task, the task list, the files in the writable layers and the sockets.
+//! It reads the bundle as it is; `verify` is what proves it unaltered.
+
+use crate::error::Error;
+use crate::manifest::MANIFEST_FILE;
+use crate::record::{CaptureRecord, CAPTURE_FILE};
+use serde_json::Value;
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// Layer entries listed before "... and N more".
+const MAX_LISTED_ENTRIES: usize = 200;
+
+pub fn summarize(bundle: &Path) -> Result<String, Error> {
+    if bundle.join(MANIFEST_FILE).symlink_metadata().is_err() {
+        return Err(Error::NotABundle {
+            path: bundle.to_path_buf(),
+        });
+    }
+    let read = |name: &str| {
+        let path = bundle.join(name);
+        std::fs::read(&path).map_err(|source| Error::Read { path, source })
+    };
+    let capture_path = bundle.join(CAPTURE_FILE);
+    let record: CaptureRecord =
+        serde_json::from_slice(&read(CAPTURE_FILE)?).map_err(|e| Error::Read {
+            path: capture_path,
+            source: std::io::Error::other(format!("not a capture record: {e}")),
+        })?;
+    let events = read("events.jsonl").unwrap_or_default();
+    let verdict: Option<Value> = read("verdict.json")
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+
+    let mut out = String::new();
+    let w = &mut out;
+    let _ = writeln!(w, "Evidence bundle {}", bundle.display());
+    let _ = writeln!(w, "  sandbox:  {}", record.sandbox_id);
+    let _ = writeln!(
+        w,
+        "  captured: {} (host kernel {})",
+        record.captured_at, record.host_kernel
+    );
+    let _ = writeln!(
+        w,
+        "  (contents as found; `watertight evidence verify {}` proves them unaltered)",
+        bundle.display()
+    );
+
+    let _ = writeln!(w, "\nWhat happened");
+    if let Some(v) = &verdict {
+        let status = v.get("status").and_then(Value::as_str).unwrap_or("?");
+        let message = v.get("message").and_then(Value::as_str).unwrap_or("");
+        let _ = writeln!(w, "  verdict: {status} {message}");
+    } else {
+        let _ = writeln!(w, "  verdict: (verdict.json missing or not JSON)");
+    }
+    let (violations, total, malformed) = violation_events(&events);
+    let mut culprits = Vec::new();
+    if violations.is_empty() {
+        let _ = writeln!(w, "  no violation event in the event log ({total} events)");
+    }
+    for ev in &violations {
+        let _ = writeln!(w, "  {}", describe_event(ev));
+        if let Some(pid) = pick_i64(ev, &["pid", "host_pid", "tid"]) {
+            culprits.push(pid);
+        }
+    }
+    if malformed > 0 {
+        let _ = writeln!(w, "  ({malformed} event log lines are not JSON)");
+    }
+
+    let _ = writeln!(
+        w,
+        "\nTasks ({}, * = named by a violation event)",
+        record.tasks.len()
+    );
+    let _ = writeln!(
+        w,
+        "  {:>8} {:>8}  {:<16} {:<14} CMDLINE",
+        "PID", "PPID", "COMM", "STATE"
+    );
+    for t in &record.tasks {
+        let mark = if culprits.contains(&(t.pid as i64)) {
+            "*"
+        } else {
+            " "
+        };
+        let ppid = t.ppid.map(|p| p.to_string()).unwrap_or_else(|| "?".into());
+        let _ = writeln!(
+            w,
+            "{mark} {:>8} {:>8}  {:<16} {:<14} {}",
+            t.pid,
+            ppid,
+            t.comm,
+            t.state,
+            shorten(&t.cmdline.join(" "), 100)
+        );
+        if !t.unreadable.is_empty() {
+            let names: Vec<&str> = t.unreadable.iter().map(|u| u.what.as_str()).collect();
+            let _ = writeln!(w, "  {:>8}   unreadable: {}", "", names.join(", "));
+        }
+    }
+
+    let _ = writeln!(
+        w,
+        "\nFiles in the writable layers (what the program changed)"
+    );
+    if record.layers.is_empty() {
+        let _ = writeln!(w, "  (no writable layer was captured)");
+    }
+    for layer in &record.layers {
+        let bytes: u64 = layer.entries.iter().map(|e| e.size).sum();
+        let _ = writeln!(
+            w,
+            "  {} ({}): {} entries, {} bytes{}",
+            layer.name,
+            layer.source,
+            layer.entries.len(),
+            bytes,
+            layer
+                .archive
+                .as_deref()
+                .map(|a| format!(", archived in {a}"))
+                .unwrap_or_default()
+        );
+        for e in layer.entries.iter().take(MAX_LISTED_ENTRIES) {
+            let link = e
+                .link_target
+                .as_deref()
+                .map(|t| format!(" -> {t}"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                w,
+                "    {:<7} {:>12}  {:04o}  {}{}",
+                e.kind, e.size, e.mode, e.path, link
+            );
+        }
+        if layer.entries.len() > MAX_LISTED_ENTRIES {
+            let _ = writeln!(
+                w,
+                "    ... and {} more",
+                layer.entries.len() - MAX_LISTED_ENTRIES
+            );
+        }
+        for s in &layer.skipped {
+            let _ = writeln!(w, "    not archived: {} ({})", s.what, s.error);
+        }
+    }
+
+    let _ = writeln!(w, "\nSockets in the sandbox's network namespace");
+    match record.net_from_pid {
+        None => {
+            let _ = writeln!(w, "  (no task's /proc/<pid>/net was readable)");
+        }
+        Some(pid) => {
+            let mut counts = Vec::new();
+            for name in &record.net_files {
+                // Each table has one header line, then one line per socket.
+                let n = std::fs::read(bundle.join("net").join(name))
+                    .map(|b| b.split(|&c| c == b'\n').filter(|l| !l.is_empty()).count())
+                    .unwrap_or(1)
+                    .saturating_sub(1);
+                counts.push(format!("{name} {n}"));
+            }
+            let _ = writeln!(w, "  from pid {pid}: {}", counts.join(", "));
+        }
+    }
+    Ok(out)
+}
+
+/// The events that record a violation, the number of events, and unparsable lines.
+fn violation_events(jsonl: &[u8]) -> (Vec<Value>, usize, usize) {
+    let mut found = Vec::new();
+    let (mut total, mut malformed) = (0, 0);
+    for line in jsonl.split(|&b| b == b'\n') {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        total += 1;
+        let Ok(v) = serde_json::from_slice::<Value>(line) else {
+            malformed += 1;
+            continue;
+        };
+        let kind = pick_str(&v, &["kind", "event", "type"]).unwrap_or_default();
+        if kind.to_ascii_lowercase().contains("violation") || v.get("syscall").is_some() {
+            found.push(v);
+        }
+    }
+    (found, total, malformed)
+}
+
+fn describe_event(v: &Value) -> String {
+    let time = pick_str(v, &["time", "ts", "timestamp"]).unwrap_or_else(|| "(no time)".into());
+    let pid = pick_i64(v, &["pid", "host_pid", "tid"])
+        .map(|p| format!("pid {p}"))
+        .unwrap_or_else(|| "pid ?".into());
+    let kind = pick_str(v, &["kind", "event", "type"]).unwrap_or_else(|| "event".into());
+    let call = match pick_str(v, &["syscall", "name"]) {
+        Some(name) => {
+            let args = v
+                .get("args")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().map(render_arg).collect::<Vec<_>>().join(", "))
+                .unwrap_or_default();
+            format!(" {name}({args})")
+        }
+        None => String::new(),
+    };
+    let detail = pick_str(v, &["message", "detail", "action"])
+        .map(|d| format!(" - {d}"))
+        .unwrap_or_default();
+    format!("{time}  {pid}  {kind}{call}{detail}")
+}
+
+fn render_arg(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn pick_str(v: &Value, keys: &[&str]) -> Option<String> {
+    keys.iter().find_map(|k| match v.get(*k)? {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    })
+}
+
+fn pick_i64(v: &Value, keys: &[&str]) -> Option<i64> {
+    keys.iter().find_map(|k| v.get(*k)?.as_i64())
+}
+
+fn shorten(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut cut: String = s.chars().take(max).collect();
+    cut.push_str("...");
+    cut
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_violations_and_describes_them() {
+        let log = br#"{"time":"2026-11-22T10:00:00Z","kind":"start","pid":5}
+not json
+{"time":"2026-11-22T10:00:01Z","kind":"violation","pid":7,"syscall":"ptrace","args":["PTRACE_ATTACH",1,0,0]}
+"#;
+        let (found, total, malformed) = violation_events(log);
+        assert_eq!((found.len(), total, malformed), (1, 3, 1));
+        assert_eq!(
+            describe_event(&found[0]),
+            "2026-11-22T10:00:01Z  pid 7  violation ptrace(PTRACE_ATTACH, 1, 0, 0)"
+        );
+    }
+}

@@ -1,0 +1,187 @@
+//! Per-task capture from /proc/<pid>: status, cmdline, environ, maps, open fds with their link
+//! targets, mountinfo, cgroup, namespaces and kernel stack, each where readable. A file the
+//! kernel refuses is recorded with the reason instead of failing the whole capture.
+
+use crate::bundle::BundleWriter;
+use crate::error::Error;
+use crate::record::{TaskRecord, Unreadable};
+use std::path::{Path, PathBuf};
+
+/// Files copied verbatim from /proc/<pid>/.
+const PROC_FILES: &[&str] = &[
+    "status",
+    "cmdline",
+    "environ",
+    "maps",
+    "mountinfo",
+    "cgroup",
+    "stack",
+];
+
+/// The network tables saved once per sandbox (all tasks share its network namespace).
+pub const NET_FILES: &[&str] = &[
+    "tcp", "tcp6", "udp", "udp6", "raw", "raw6", "unix", "packet",
+];
+
+pub fn capture_task(bundle: &BundleWriter, pid: i32) -> Result<TaskRecord, Error> {
+    let proc_dir = PathBuf::from(format!("/proc/{pid}"));
+    let dir = format!("tasks/{pid}");
+    bundle.create_dir(&dir)?;
+    let mut record = TaskRecord {
+        pid,
+        ppid: None,
+        comm: String::new(),
+        state: String::new(),
+        uids: String::new(),
+        cmdline: Vec::new(),
+        files: Vec::new(),
+        unreadable: Vec::new(),
+    };
+
+    for name in PROC_FILES {
+        match std::fs::read(proc_dir.join(name)) {
+            Ok(bytes) => {
+                bundle.write_file(&format!("{dir}/{name}"), &bytes)?;
+                record.files.push(name.to_string());
+                match *name {
+                    "status" => fill_from_status(&mut record, &String::from_utf8_lossy(&bytes)),
+                    "cmdline" => record.cmdline = split_nul(&bytes),
+                    _ => {}
+                }
+            }
+            Err(e) => record.unreadable.push(Unreadable {
+                what: name.to_string(),
+                error: e.to_string(),
+            }),
+        }
+    }
+
+    for (name, listing) in [
+        ("fds.txt", list_links(&proc_dir.join("fd"), true)),
+        ("ns.txt", list_links(&proc_dir.join("ns"), false)),
+    ] {
+        match listing {
+            Ok(text) => {
+                bundle.write_file(&format!("{dir}/{name}"), text.as_bytes())?;
+                record.files.push(name.to_string());
+            }
+            Err(e) => record.unreadable.push(Unreadable {
+                what: name.to_string(),
+                error: e.to_string(),
+            }),
+        }
+    }
+    Ok(record)
+}
+
+/// Saves /proc/<pid>/net/* of the first pid whose tables are readable.
+pub fn capture_net(
+    bundle: &BundleWriter,
+    pids: &[i32],
+) -> Result<(Option<i32>, Vec<String>), Error> {
+    for &pid in pids {
+        let net = PathBuf::from(format!("/proc/{pid}/net"));
+        // Read everything first so a task that vanished mid-way leaves no half set.
+        let tables: Vec<(&str, Vec<u8>)> = NET_FILES
+            .iter()
+            .filter_map(|name| std::fs::read(net.join(name)).ok().map(|b| (*name, b)))
+            .collect();
+        if tables.is_empty() {
+            continue;
+        }
+        bundle.create_dir("net")?;
+        let mut saved = Vec::with_capacity(tables.len());
+        for (name, bytes) in tables {
+            bundle.write_file(&format!("net/{name}"), &bytes)?;
+            saved.push(name.to_string());
+        }
+        return Ok((Some(pid), saved));
+    }
+    Ok((None, Vec::new()))
+}
+
+/// `name -> target` lines for every entry of a /proc link directory; fd numbers sort numerically.
+fn list_links(dir: &Path, numeric: bool) -> std::io::Result<String> {
+    let mut entries: Vec<(String, String)> = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let target = match std::fs::read_link(entry.path()) {
+            Ok(t) => t.to_string_lossy().into_owned(),
+            // The fd was closed between listing and reading; say so rather than dropping it.
+            Err(e) => format!("(unreadable: {e})"),
+        };
+        entries.push((name, escape_newlines(&target)));
+    }
+    if numeric {
+        entries.sort_by_key(|(n, _)| n.parse::<u64>().unwrap_or(u64::MAX));
+    } else {
+        entries.sort();
+    }
+    let mut out = String::new();
+    for (name, target) in entries {
+        out.push_str(&name);
+        out.push_str(" -> ");
+        out.push_str(&target);
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// A file name may hold a newline; keep one entry per line.
+fn escape_newlines(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('\n', "\\n")
+}
+
+fn split_nul(bytes: &[u8]) -> Vec<String> {
+    bytes
+        .split(|&b| b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect()
+}
+
+fn fill_from_status(record: &mut TaskRecord, status: &str) {
+    for line in status.lines() {
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
+        let value = value.trim();
+        match key {
+            "Name" => record.comm = value.to_string(),
+            "State" => record.state = value.to_string(),
+            "PPid" => record.ppid = value.parse().ok(),
+            "Uid" => record.uids = value.split_whitespace().collect::<Vec<_>>().join(" "),
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_fields() {
+        let mut r = TaskRecord {
+            pid: 1,
+            ppid: None,
+            comm: String::new(),
+            state: String::new(),
+            uids: String::new(),
+            cmdline: vec![],
+            files: vec![],
+            unreadable: vec![],
+        };
+        fill_from_status(
+            &mut r,
+            "Name:\tsleep\nState:\tS (sleeping)\nPPid:\t42\nUid:\t0\t0\t0\t0\n",
+        );
+        assert_eq!(r.comm, "sleep");
+        assert_eq!(r.state, "S (sleeping)");
+        assert_eq!(r.ppid, Some(42));
+        assert_eq!(r.uids, "0 0 0 0");
+        assert_eq!(split_nul(b"a\0b c\0"), vec!["a", "b c"]);
+        assert_eq!(escape_newlines("a\nb\\"), "a\\nb\\\\");
+    }
+}
