@@ -97,8 +97,13 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
     let (pid, pidfd) = match forked {
         Ok(Forked::Child) => {
             drop((go_wr, report_rd));
+            // Each side keeps only its own ends: a write end left open in the supervisor would
+            // keep it from ever seeing EOF on the program's output.
             let (stdout, stderr) = match output {
-                Some(((_, out_wr), (_, err_wr))) => (Some(out_wr), Some(err_wr)),
+                Some(((out_rd, out_wr), (err_rd, err_wr))) => {
+                    drop((out_rd, err_rd));
+                    (Some(out_wr), Some(err_wr))
+                }
                 None => (None, None),
             };
             sandbox_init(
@@ -120,7 +125,10 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
     };
     drop((go_rd, report_wr));
     let (out_rd, err_rd) = match output {
-        Some(((out_rd, _), (err_rd, _))) => (Some(out_rd), Some(err_rd)),
+        Some(((out_rd, out_wr), (err_rd, err_wr))) => {
+            drop((out_wr, err_wr));
+            (Some(out_rd), Some(err_rd))
+        }
         None => (None, None),
     };
     // From here the child exists: any failure kills it before returning.

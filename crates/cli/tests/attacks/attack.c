@@ -166,17 +166,20 @@ static int attack(const char *name, const char *arg) {
         printf("%s %d processes visible\n", n <= atoi(arg) ? "DENIED" : "ALLOWED", n);
         return n > atoi(arg);
     }
-    if (!strcmp(name, "forkbomb")) { /* fork until refused; report how many */
+    if (!strcmp(name, "forkbomb")) { /* fork until refused; report how many, then clean up */
+        static pid_t kids[100001];
         int n = 0;
         for (;;) {
             pid_t p = fork();
             if (p == 0) { pause(); _exit(0); }
             if (p < 0) break;
-            n++;
+            kids[n++] = p;
             if (n > 100000) return allowed(name);
         }
-        printf("DENIED fork after %d children: %s\n", n, strerror(errno));
-        kill(0, SIGKILL);
+        int err = errno;
+        for (int i = 0; i < n; i++) kill(kids[i], SIGKILL);
+        while (wait(NULL) > 0) {}
+        printf("DENIED fork after %d children: %s\n", n, strerror(err));
         return 0;
     }
     if (!strcmp(name, "hog")) { /* touch ARG MiB */

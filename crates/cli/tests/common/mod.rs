@@ -1,0 +1,126 @@
+//! Helpers shared by the `watertight run` integration tests: the binary, a compiled attack
+//! program, and skip rules (these tests need root and a C compiler).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+pub fn watertight() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_watertight"))
+}
+
+/// None (with a printed reason) when the sandbox cannot run here.
+pub fn can_run(test: &str) -> bool {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipping {test}: needs root (watertight run creates cgroups and id maps)");
+        return false;
+    }
+    true
+}
+
+/// A directory (world-readable, so the sandbox's unmapped uid can use it) holding a statically
+/// linked `attack` built from tests/attacks/attack.c.
+pub fn attack_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("wt-attack-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/attacks/attack.c");
+        let out = Command::new("cc")
+            .args(["-O1", "-static", "-o"])
+            .arg(dir.join("attack"))
+            .arg(&src)
+            .output()
+            .expect("a C compiler (cc) is needed to build the attack program");
+        assert!(
+            out.status.success(),
+            "cc failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        dir
+    })
+}
+
+/// Runs `attack NAME ARG` in a default sandbox with extra watertight flags.
+pub fn attack(name: &str, arg: &str, flags: &[&str]) -> Output {
+    let dir = attack_dir();
+    watertight()
+        .arg("run")
+        .arg(format!("--bind-ro={}:/attack", dir.display()))
+        .args(flags)
+        .args(["--", "/attack/attack", name, arg])
+        .output()
+        .unwrap()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Asserts the attack was stopped: the attack program printed DENIED and exited 0.
+pub fn assert_denied(name: &str, arg: &str, o: &Output) {
+    let out = stdout(o);
+    assert!(
+        o.status.code() == Some(0) && out.starts_with("DENIED"),
+        "attack {name} {arg} was not stopped: exit {:?}, stdout {out:?}, stderr {:?}",
+        o.status.code(),
+        stderr(o)
+    );
+}
+
+/// Runs a shell command in a default sandbox and returns the output.
+pub fn sh(script: &str, flags: &[&str]) -> Output {
+    watertight()
+        .arg("run")
+        .args(flags)
+        .args(["--", "/bin/sh", "-c", script])
+        .output()
+        .unwrap()
+}
+
+/// The verdict JSON of a run with --result.
+pub fn run_with_result(flags: &[&str], cmd: &[&str]) -> (Output, serde_json::Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let result = dir.path().join("result.json");
+    let o = watertight()
+        .arg("run")
+        .arg(format!("--result={}", result.display()))
+        .args(flags)
+        .arg("--")
+        .args(cmd)
+        .output()
+        .unwrap();
+    let text = std::fs::read_to_string(&result)
+        .unwrap_or_else(|_| panic!("no result file; stderr {}", stderr(&o)));
+    (o, serde_json::from_str(&text).unwrap())
+}
+
+/// watertight's cgroups on this host (every hierarchy), to check nothing is left behind.
+pub fn watertight_cgroups() -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    let Ok(roots) = std::fs::read_dir("/sys/fs/cgroup") else {
+        return v;
+    };
+    let mut candidates = vec![PathBuf::from("/sys/fs/cgroup/watertight")];
+    for r in roots.flatten() {
+        candidates.push(r.path().join("watertight"));
+    }
+    for c in candidates {
+        if let Ok(entries) = std::fs::read_dir(&c) {
+            v.extend(
+                entries
+                    .flatten()
+                    .filter(|e| e.path().is_dir())
+                    .map(|e| e.path()),
+            );
+        }
+    }
+    v
+}

@@ -1,0 +1,218 @@
+//! Limits and verdicts: each limit is hit for real and the host is unharmed.
+
+mod common;
+use common::*;
+
+fn attack_flags() -> String {
+    format!("--bind-ro={}:/attack", attack_dir().display())
+}
+
+#[test]
+fn fork_bomb_is_stopped_by_pids_limit() {
+    if !can_run("fork_bomb_is_stopped_by_pids_limit") {
+        return;
+    }
+    let o = attack("forkbomb", "", &["--pids-limit=32", "--wall-time-limit=20"]);
+    assert_denied("forkbomb", "", &o);
+    let n: u32 = stdout(&o)
+        .split_whitespace()
+        .nth(3)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(n < 32, "{n} children under a limit of 32");
+}
+
+#[test]
+fn endless_shell_fork_bomb_times_out() {
+    if !can_run("endless_shell_fork_bomb_times_out") {
+        return;
+    }
+    let (o, v) = run_with_result(
+        &["--pids-limit=64", "--wall-time-limit=2"],
+        &["/bin/sh", "-c", "b() { b | b & }; b; sleep 30"],
+    );
+    assert_eq!(v["status"], "TO", "{v}");
+    assert_eq!(o.status.code(), Some(124));
+}
+
+#[test]
+fn memory_hog_gets_ml() {
+    if !can_run("memory_hog_gets_ml") {
+        return;
+    }
+    let (o, v) = run_with_result(
+        &[&attack_flags(), "--memory-limit=64M"],
+        &["/attack/attack", "hog", "512"],
+    );
+    assert_eq!(v["status"], "ML", "{v} {}", stderr(&o));
+    assert_eq!(v["oom_killed"], true);
+    assert_eq!(o.status.code(), Some(137));
+}
+
+#[test]
+fn sleeper_gets_to_within_wall_limit() {
+    if !can_run("sleeper_gets_to_within_wall_limit") {
+        return;
+    }
+    let (o, v) = run_with_result(&["--wall-time-limit=1"], &["/bin/sleep", "30"]);
+    assert_eq!(v["status"], "TO", "{v}");
+    assert_eq!(o.status.code(), Some(124));
+    let wall = v["wall_time_s"].as_f64().unwrap();
+    assert!((1.0..10.0).contains(&wall), "wall {wall}");
+}
+
+#[test]
+fn spinner_gets_to_on_cpu_limit() {
+    if !can_run("spinner_gets_to_on_cpu_limit") {
+        return;
+    }
+    let (_, v) = run_with_result(
+        &[&attack_flags(), "--time-limit=1", "--wall-time-limit=10"],
+        &["/attack/attack", "spin"],
+    );
+    assert_eq!(v["status"], "TO", "{v}");
+    assert!(v["cpu_time_s"].as_f64().unwrap() >= 0.9, "{v}");
+}
+
+#[test]
+fn output_flood_gets_ol() {
+    if !can_run("output_flood_gets_ol") {
+        return;
+    }
+    let (o, v) = run_with_result(
+        &["--output-limit=1M", "--wall-time-limit=20"],
+        &["/usr/bin/yes"],
+    );
+    assert_eq!(v["status"], "OL", "{v}");
+    assert_eq!(o.status.code(), Some(153));
+    assert!(
+        o.stdout.len() <= 1 << 20,
+        "{} bytes passed the limit",
+        o.stdout.len()
+    );
+    assert!(
+        o.stdout.len() > 1000,
+        "output before the limit is delivered"
+    );
+}
+
+#[test]
+fn exit_codes_and_signals_pass_through() {
+    if !can_run("exit_codes_and_signals_pass_through") {
+        return;
+    }
+    let (o, v) = run_with_result(&[], &["/bin/sh", "-c", "exit 3"]);
+    assert_eq!(
+        (v["status"].as_str(), o.status.code()),
+        (Some("RE"), Some(3))
+    );
+    let (o, v) = run_with_result(&[], &["/bin/sh", "-c", "kill -SEGV $$"]);
+    assert_eq!(
+        (v["status"].as_str(), o.status.code()),
+        (Some("SG"), Some(139)),
+        "{v}"
+    );
+    assert_eq!(v["signal"], 11);
+    let (o, v) = run_with_result(&[], &["/bin/true"]);
+    assert_eq!(
+        (v["status"].as_str(), o.status.code()),
+        (Some("OK"), Some(0))
+    );
+    for key in [
+        "exit_code",
+        "signal",
+        "cpu_time_s",
+        "wall_time_s",
+        "max_rss_kb",
+        "oom_killed",
+        "limits",
+    ] {
+        assert!(v.get(key).is_some(), "verdict lacks {key}: {v}");
+    }
+}
+
+#[test]
+fn missing_command_is_127() {
+    if !can_run("missing_command_is_127") {
+        return;
+    }
+    let o = sh("", &[]);
+    assert_eq!(o.status.code(), Some(0));
+    let o = watertight()
+        .args(["run", "--", "no-such-command-wt"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(127), "{}", stderr(&o));
+    assert!(stderr(&o).contains("cannot execute"), "{}", stderr(&o));
+}
+
+#[test]
+fn bad_input_is_one_line_exit_125_and_leaves_nothing() {
+    if !can_run("bad_input_is_one_line_exit_125") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bad_profile = dir.path().join("bad.toml");
+    std::fs::write(&bad_profile, "name = \"x\"\n[limits\n").unwrap();
+    let bad_seccomp = dir.path().join("bad.json");
+    std::fs::write(
+        &bad_seccomp,
+        r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["no_such_syscall_wt"],"action":"SCMP_ACT_ALLOW"}]}"#,
+    )
+    .unwrap();
+    let profile_flag = format!("--profile={}", bad_profile.display());
+    let seccomp_flag = format!("--seccomp={}", bad_seccomp.display());
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["--memory-limit=12XB"], "12XB"),
+        (vec!["--rootfs=/no/such/rootfs"], "/no/such/rootfs"),
+        (vec![&profile_flag], "bad.toml"),
+        (vec![&seccomp_flag], "no_such_syscall_wt"),
+        (vec!["--bind=/no/such/src:/x"], "/no/such/src"),
+        (vec!["--time-limit=-1"], "time-limit"),
+        (vec!["--secret=a"], "NAME=HOSTFILE"),
+    ];
+    for (flags, needle) in cases {
+        let o = watertight()
+            .arg("run")
+            .args(&flags)
+            .args(["--", "/bin/true"])
+            .output()
+            .unwrap();
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(125), "{flags:?}: {err}");
+        assert!(
+            err.contains(needle),
+            "{flags:?}: error does not name {needle}: {err}"
+        );
+        assert_eq!(
+            err.trim_end().lines().count(),
+            1,
+            "{flags:?}: not one line: {err}"
+        );
+    }
+}
+
+#[test]
+fn non_root_caller_gets_a_clear_error() {
+    if !can_run("non_root_caller_gets_a_clear_error") {
+        return;
+    }
+    let o = std::process::Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            env!("CARGO_BIN_EXE_watertight"),
+            "run",
+            "--",
+            "/bin/true",
+        ])
+        .output();
+    let Ok(o) = o else {
+        eprintln!("skipping: setpriv (util-linux) not available");
+        return;
+    };
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert!(stderr(&o).contains("needs root"), "{}", stderr(&o));
+}

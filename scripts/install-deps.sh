@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs the Debian packages watertight builds and tests with (Debian 12, as root). Idempotent.
+# Rust itself (stable >= 1.85, cargo) is expected on PATH.
+set -euo pipefail
+pkgs=(
+  gcc libc6-dev pkg-config      # C toolchain for -sys crates and the attack programs in tests
+  libseccomp-dev                # libseccomp: compiles seccomp profiles to BPF
+  clang llvm libelf-dev zlib1g-dev bpftool  # the BPF exec gate (libbpf-rs, vmlinux.h)
+  nftables iproute2             # bridge anti-spoofing (nft), veth/bridges/netns in tests
+  util-linux libcap2-bin        # unshare, setpriv, capsh for the live-audit tests
+  bubblewrap hyperfine          # peers and the timer for benches/
+  python3 python3-venv          # bench scripts that compare with peers (checkov)
+)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+command -v cargo >/dev/null || { echo "install-deps: cargo not found: install Rust (rustup) first" >&2; exit 1; }
