@@ -65,6 +65,9 @@ pub struct HardeningCheck {
     pub why: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub breaks: Option<String>,
+    /// Why the check could not be judged, when it is absent or unreadable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -174,11 +177,40 @@ impl HardeningReader {
             severity: spec.severity,
             why: spec.why.clone(),
             breaks: spec.breaks.clone(),
+            note: (status == CheckStatus::Absent).then(|| {
+                format!(
+                    "{} does not exist: this kernel lacks the switch",
+                    file.display()
+                )
+            }),
+        }
+    }
+
+    /// Explains a missing securityfs file: unmounted securityfs is common in VMs and containers.
+    fn securityfs_note(&self, file: &Path) -> String {
+        let dir = self.path("sys/kernel/security");
+        let empty = std::fs::read_dir(&dir)
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(true);
+        if empty {
+            format!(
+                "securityfs is not mounted at {} (mount -t securityfs securityfs {}), so {} cannot be read",
+                dir.display(),
+                dir.display(),
+                file.display()
+            )
+        } else {
+            format!(
+                "{} does not exist: this kernel lacks the interface",
+                file.display()
+            )
         }
     }
 
     fn lsms(&self) -> Vec<HardeningCheck> {
         let file = self.path("sys/kernel/security/lsm");
+        let note = matches!(read_trimmed(&file), Err(ReadError::Missing))
+            .then(|| self.securityfs_note(&file));
         let listed = read_trimmed(&file);
         let active: Option<Vec<String>> = listed
             .as_ref()
@@ -205,6 +237,7 @@ impl HardeningReader {
                 severity: CheckSeverity::Medium,
                 why: "watertight layers Landlock filesystem and network rules in every sandbox; without Landlock that layer is missing (boot with lsm=...,landlock)".into(),
                 breaks: None,
+                note: note.clone(),
             },
             HardeningCheck {
                 name: "lsm.mac".into(),
@@ -215,6 +248,7 @@ impl HardeningReader {
                 severity: CheckSeverity::Low,
                 why: "a mandatory access control LSM confines container runtimes and host daemons beyond what watertight's own layers cover".into(),
                 breaks: None,
+                note,
             },
         ]
     }
@@ -237,6 +271,7 @@ impl HardeningReader {
             Err(ReadError::Missing) => (None, CheckStatus::Absent),
             Err(ReadError::Other(e)) => (Some(e), CheckStatus::Unreadable),
         };
+        let note = (status == CheckStatus::Absent).then(|| self.securityfs_note(&file));
         HardeningCheck {
             name: "lockdown".into(),
             kind: "lockdown",
@@ -246,6 +281,7 @@ impl HardeningReader {
             severity: CheckSeverity::Medium,
             why: "lockdown stops root (including a process that escaped a container) from altering the running kernel: /dev/mem, unsigned modules and kexec images, BPF writes to kernel memory".into(),
             breaks: Some("confidentiality also blocks reading kernel memory (kcore, some tracing and BPF reads)".into()),
+            note,
         }
     }
 }

@@ -110,18 +110,18 @@ pub fn audit(input: AuditInput<'_>) -> KernelReport {
         (Some(_), true, _) => Decision::Upstream,
         (Some(_), false, true) => {
             notes.push(format!(
-                "{} is a {} kernel; decided by its upstream part {} as asked (--assume-upstream): vendor backports may have fixed some of these",
+                "{} is a vendor kernel ({}); decided by its upstream part {} as asked (--assume-upstream): vendor backports may have fixed some of these",
                 release.release,
-                release.vendor.as_deref().unwrap_or("vendor"),
+                release.vendor.as_deref().unwrap_or("unknown vendor"),
                 v
             ));
             Decision::AssumedUpstream
         }
         (Some(_), false, false) => {
             notes.push(format!(
-                "{} is a {} kernel: vendors backport fixes without changing the upstream number {}, so the upstream records cannot decide it; check the vendor's advisories, or pass --assume-upstream to decide by the upstream part anyway",
+                "{} is a vendor kernel ({}): vendors backport fixes without changing the upstream number {}, so the upstream records cannot decide it; check the vendor's advisories, or pass --assume-upstream to decide by the upstream part anyway",
                 release.release,
-                release.vendor.as_deref().unwrap_or("vendor"),
+                release.vendor.as_deref().unwrap_or("unknown vendor"),
                 v
             ));
             Decision::Undecided

@@ -131,6 +131,16 @@ fn empty_root_reports_everything_absent() {
     let root = tempfile::tempdir().unwrap();
     let checks = HardeningReader::new(root.path()).read();
     assert!(checks.iter().all(|c| c.status == CheckStatus::Absent));
+    assert!(check(&checks, "lockdown")
+        .note
+        .as_deref()
+        .unwrap()
+        .contains("securityfs is not mounted"));
+    assert!(check(&checks, "kernel.kptr_restrict")
+        .note
+        .as_deref()
+        .unwrap()
+        .contains("lacks the switch"));
 }
 
 #[test]

@@ -73,6 +73,7 @@ fn failing_check(severity: CheckSeverity) -> HardeningCheck {
         severity,
         why: "hides \"kernel\" addresses".into(),
         breaks: None,
+        note: None,
     }
 }
 

@@ -11,7 +11,7 @@ pub fn render(r: &KernelReport) -> String {
     let mut out = String::new();
     let kind = match (&r.vendor, r.decision) {
         (None, _) => "upstream release".to_string(),
-        (Some(v), _) => format!("{v} kernel, upstream {}", r.upstream_version),
+        (Some(v), _) => format!("vendor kernel: {v}; upstream {}", r.upstream_version),
     };
     let _ = writeln!(out, "Kernel {} ({kind})", r.kernel_version);
     for note in &r.notes {
@@ -125,6 +125,9 @@ pub fn render(r: &KernelReport) -> String {
             ["CHECK", "STATUS", "SEVERITY", "CURRENT", "EXPECTED"],
             &rows,
         );
+        for h in r.hardening.iter().filter_map(|h| h.note.as_ref()) {
+            let _ = writeln!(out, "  note: {h}");
+        }
         for h in r.hardening.iter().filter(|h| h.status == CheckStatus::Fail) {
             let _ = writeln!(out, "  {}: {}", h.name, h.why);
             if let Some(b) = &h.breaks {
