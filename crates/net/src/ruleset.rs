@@ -5,22 +5,30 @@
 //!
 //! ```text
 //! table bridge watertight_br0 {
-//!     chain port_veth_2ddns { ...fixed list of checks for one port... }
-//!     map ports { type ifname : verdict; elements = { "veth-dns" : jump port_veth_2ddns } }
+//!     set ports          { type ifname; }                       guarded ports
+//!     set port_mac       { type ifname . ether_addr; }          each port's MAC
+//!     set port_ipv4      { type ifname . ipv4_addr; }           each port's IPv4 addresses
+//!     set port_ipv6      { type ifname . ipv6_addr; }           ... IPv6, EUI-64 link-local too
+//!     set port_nd_target { typeof iifname . @th,64,128; }       the IPv6 set as raw ND targets
+//!     set port_na_option / port_ns_option / port_rs_option      ND link-layer options with its MAC
+//!     chain guard { the same fixed list of checks for every port, each one set lookup }
 //!     chain prerouting { type filter hook prerouting priority filter; policy accept;
-//!                        iifname vmap @ports }
+//!                        iifname @ports jump guard }
 //! }
 //! ```
 //!
-//! A frame costs one hash lookup in `ports` plus the fixed checks of its own port, however many
-//! ports the bridge has. Ports not in the map (an uplink, the host) pass untouched.
+//! A frame costs a fixed number of hash lookups, however many ports the bridge has; adding or
+//! removing a port only adds or deletes set elements. Ports not in `ports` (an uplink, the host)
+//! pass untouched.
 
 use crate::bindings::PortBinding;
 use std::fmt::Write;
 use std::net::Ipv6Addr;
 
-/// Name of the verdict map from ingress interface to its port chain.
-pub const PORT_MAP: &str = "ports";
+/// Name of the set of guarded ports.
+pub const PORT_SET: &str = "ports";
+/// Name of the chain with the per-port checks.
+pub const GUARD_CHAIN: &str = "guard";
 /// Name of the base chain.
 pub const BASE_CHAIN: &str = "prerouting";
 
@@ -43,102 +51,125 @@ pub fn table_name(bridge: &str) -> String {
     ident("watertight_", bridge)
 }
 
-/// The chain that holds one port's checks.
-pub fn port_chain_name(iface: &str) -> String {
-    ident("port_", iface)
-}
-
 fn v6_int(a: &Ipv6Addr) -> String {
     format!("0x{:032x}", u128::from(*a))
 }
 
-fn set_of<T: ToString>(items: impl IntoIterator<Item = T>) -> String {
-    let v: Vec<String> = items.into_iter().map(|i| i.to_string()).collect();
-    format!("{{ {} }}", v.join(", "))
+/// The sets of the table, their key types, and each port's elements in them.
+struct SetSpec {
+    name: &'static str,
+    key: &'static str,
+    elements: fn(&PortBinding) -> Vec<String>,
 }
 
-/// The rules of one port's chain, in order. A frame that survives them all returns to the base
-/// chain, whose policy accepts it.
-pub fn port_rules(port: &PortBinding) -> Vec<String> {
-    let mac = port.mac;
-    let mac_int = mac.as_u64();
-    let v6 = port.ipv6_sources();
-    let v6_ints = set_of(v6.iter().map(v6_int));
-    let mut r = vec![
+fn q(port: &PortBinding) -> String {
+    format!("\"{}\"", port.iface)
+}
+
+const SETS: &[SetSpec] = &[
+    SetSpec {
+        name: PORT_SET,
+        key: "type ifname",
+        elements: |p| vec![q(p)],
+    },
+    SetSpec {
+        name: "port_mac",
+        key: "type ifname . ether_addr",
+        elements: |p| vec![format!("{} . {}", q(p), p.mac)],
+    },
+    SetSpec {
+        name: "port_ipv4",
+        key: "type ifname . ipv4_addr",
+        elements: |p| p.ipv4.iter().map(|a| format!("{} . {a}", q(p))).collect(),
+    },
+    SetSpec {
+        name: "port_ipv6",
+        key: "type ifname . ipv6_addr",
+        elements: |p| {
+            p.ipv6_sources()
+                .iter()
+                .map(|a| format!("{} . {a}", q(p)))
+                .collect()
+        },
+    },
+    // The target address of a neighbour solicitation/advertisement, ICMPv6 bytes 8-23. nft 1.0.6
+    // has no `icmpv6 taddr`, so it is matched as raw payload against the addresses as integers.
+    SetSpec {
+        name: "port_nd_target",
+        key: "typeof iifname . @th,64,128",
+        elements: |p| {
+            p.ipv6_sources()
+                .iter()
+                .map(|a| format!("{} . {}", q(p), v6_int(a)))
+                .collect()
+        },
+    },
+    // The single option of an NA (target link-layer address: type 2, length 1, MAC) at byte 24.
+    SetSpec {
+        name: "port_na_option",
+        key: "typeof iifname . @th,192,64",
+        elements: |p| vec![format!("{} . 0x0201{:012x}", q(p), p.mac.as_u64())],
+    },
+    // The single option of an NS (source link-layer address: type 1, length 1, MAC) at byte 24.
+    SetSpec {
+        name: "port_ns_option",
+        key: "typeof iifname . @th,192,64",
+        elements: |p| vec![format!("{} . 0x0101{:012x}", q(p), p.mac.as_u64())],
+    },
+    // The same option in a router solicitation, at byte 8.
+    SetSpec {
+        name: "port_rs_option",
+        key: "typeof iifname . @th,64,64",
+        elements: |p| vec![format!("{} . 0x0101{:012x}", q(p), p.mac.as_u64())],
+    },
+];
+
+/// The guard chain, in order. A frame that survives every rule returns to the base chain, whose
+/// policy accepts it.
+pub fn guard_rules() -> Vec<&'static str> {
+    vec![
         // The bridge learns the source MAC: it must be the port's own.
-        format!("ether saddr != {mac} drop"),
-        // Only untagged ARP, IPv4 and IPv6. This also drops 802.1Q/802.1ad frames, VID 0 included,
-        // whose inner ARP would otherwise be checked by no rule below.
-        "ether type != { arp, ip, ip6 } drop".to_string(),
-        // ARP: Ethernet/IPv4 only, so the sender fields below sit where the rules read them.
-        "arp htype != 1 drop".to_string(),
-        "arp ptype != ip drop".to_string(),
-        "arp hlen != 6 drop".to_string(),
-        "arp plen != 4 drop".to_string(),
-        "arp operation != { request, reply } drop".to_string(),
-        format!("arp saddr ether != {mac} drop"),
+        "iifname . ether saddr != @port_mac drop",
+        // Only untagged ARP, IPv4 and IPv6. This also drops 802.1Q/802.1ad frames, VID 0
+        // included, whose inner ARP would otherwise be checked by no rule below.
+        "ether type != { arp, ip, ip6 } drop",
+        // ARP: Ethernet/IPv4 only, so the sender fields sit where the rules below read them.
+        "arp htype != 1 drop",
+        "arp ptype != ip drop",
+        "arp hlen != 6 drop",
+        "arp plen != 4 drop",
+        "arp operation != { request, reply } drop",
+        "iifname . arp saddr ether != @port_mac drop",
         // RFC 5227 address probes carry sender IP 0.0.0.0 and teach no one anything.
-        "arp operation request arp saddr ip 0.0.0.0 accept".to_string(),
-    ];
-    if port.ipv4.is_empty() {
-        r.push("ether type arp drop".to_string());
-    } else {
-        r.push(format!("arp saddr ip != {} drop", set_of(&port.ipv4)));
-    }
-    // IPv4: a DHCP client's DISCOVER/REQUEST before it has an address; never a DHCP server.
-    r.push("ip saddr 0.0.0.0 ip daddr 255.255.255.255 udp sport 68 udp dport 67 accept".into());
-    r.push("udp sport { 67, 547 } drop".into());
-    if port.ipv4.is_empty() {
-        r.push("ether type ip drop".into());
-    } else {
-        r.push(format!("ip saddr != {} drop", set_of(&port.ipv4)));
-    }
-    // IPv6: containers are never routers.
-    r.push("icmpv6 type { nd-router-advert, nd-redirect, router-renumbering } drop".into());
-    // Duplicate address detection (from ::) only for the port's own addresses, plus the MLD
-    // reports that accompany it.
-    r.push(format!(
-        "ip6 saddr :: icmpv6 type nd-neighbor-solicit @th,64,128 != {v6_ints} drop"
-    ));
-    r.push("ip6 saddr :: icmpv6 type { nd-neighbor-solicit, mld2-listener-report } accept".into());
-    r.push(format!(
-        "ip6 saddr != {} drop",
-        set_of(v6.iter().map(|a| a.to_string()))
-    ));
-    // Neighbour advertisements: only for the port's own addresses (target at ICMPv6 byte 8),
-    // with no option or exactly one target link-layer option (type 2, length 1) carrying its MAC.
-    r.push(format!(
-        "icmpv6 type nd-neighbor-advert @th,64,128 != {v6_ints} drop"
-    ));
-    r.push("icmpv6 type nd-neighbor-advert ip6 length != { 24, 32 } drop".into());
-    r.push(format!(
-        "icmpv6 type nd-neighbor-advert ip6 length 32 @th,192,64 != 0x0201{mac_int:012x} drop"
-    ));
-    // Solicitations teach the receiver the sender's MAC through the source link-layer option
-    // (type 1): it must be the port's own.
-    r.push("icmpv6 type nd-neighbor-solicit ip6 length != { 24, 32 } drop".into());
-    r.push(format!(
-        "icmpv6 type nd-neighbor-solicit ip6 length 32 @th,192,64 != 0x0101{mac_int:012x} drop"
-    ));
-    r.push("icmpv6 type nd-router-solicit ip6 length != { 8, 16 } drop".into());
-    r.push(format!(
-        "icmpv6 type nd-router-solicit ip6 length 16 @th,64,64 != 0x0101{mac_int:012x} drop"
-    ));
-    r
+        "arp operation request arp saddr ip 0.0.0.0 accept",
+        "iifname . arp saddr ip != @port_ipv4 drop",
+        // IPv4: a DHCP client's DISCOVER/REQUEST before it has an address; never a DHCP server.
+        "ip saddr 0.0.0.0 ip daddr 255.255.255.255 udp sport 68 udp dport 67 accept",
+        "udp sport { 67, 547 } drop",
+        "iifname . ip saddr != @port_ipv4 drop",
+        // IPv6: containers are never routers.
+        "icmpv6 type { nd-router-advert, nd-redirect, router-renumbering } drop",
+        // Duplicate address detection (from ::) only for the port's own addresses, plus the MLD
+        // reports that accompany it.
+        "ip6 saddr :: icmpv6 type nd-neighbor-solicit iifname . @th,64,128 != @port_nd_target drop",
+        "ip6 saddr :: icmpv6 type { nd-neighbor-solicit, mld2-listener-report } accept",
+        "iifname . ip6 saddr != @port_ipv6 drop",
+        // Neighbour advertisements: only for the port's own addresses, with no option or exactly
+        // one target link-layer option carrying its MAC.
+        "icmpv6 type nd-neighbor-advert iifname . @th,64,128 != @port_nd_target drop",
+        "icmpv6 type nd-neighbor-advert ip6 length != { 24, 32 } drop",
+        "icmpv6 type nd-neighbor-advert ip6 length 32 iifname . @th,192,64 != @port_na_option drop",
+        // Solicitations teach the receiver the sender's MAC through the source link-layer
+        // option: it must be the port's own.
+        "icmpv6 type nd-neighbor-solicit ip6 length != { 24, 32 } drop",
+        "icmpv6 type nd-neighbor-solicit ip6 length 32 iifname . @th,192,64 != @port_ns_option drop",
+        "icmpv6 type nd-router-solicit ip6 length != { 8, 16 } drop",
+        "icmpv6 type nd-router-solicit ip6 length 16 iifname . @th,64,64 != @port_rs_option drop",
+    ]
 }
 
-fn push_port_chain(out: &mut String, port: &PortBinding) {
-    let _ = writeln!(out, "\tchain {} {{", port_chain_name(&port.iface));
-    for rule in port_rules(port) {
-        let _ = writeln!(out, "\t\t{rule}");
-    }
-    out.push_str("\t}\n");
-}
-
-fn map_element(port: &PortBinding) -> String {
-    format!("\"{}\" : jump {}", port.iface, port_chain_name(&port.iface))
-}
-
+/// The base chain's only rule.
+pub const BASE_RULE: &str = "iifname @ports jump guard";
 const BASE_CHAIN_SPEC: &str = "type filter hook prerouting priority filter; policy accept;";
 
 /// The whole table, replacing any previous one in the same transaction (`add` makes the `delete`
@@ -148,18 +179,22 @@ pub fn render_table(bridge: &str, ports: &[&PortBinding]) -> String {
     let mut out = format!(
         "# watertight net guard for bridge {bridge}\nadd table bridge {table}\ndelete table bridge {table}\ntable bridge {table} {{\n"
     );
-    for port in ports {
-        push_port_chain(&mut out, port);
+    for set in SETS {
+        let _ = writeln!(out, "\tset {} {{\n\t\t{}", set.name, set.key);
+        let elems: Vec<String> = ports.iter().flat_map(|p| (set.elements)(p)).collect();
+        if !elems.is_empty() {
+            let _ = writeln!(out, "\t\telements = {{ {} }}", elems.join(", "));
+        }
+        out.push_str("\t}\n");
     }
-    let _ = writeln!(out, "\tmap {PORT_MAP} {{\n\t\ttype ifname : verdict");
-    if !ports.is_empty() {
-        let elems: Vec<String> = ports.iter().map(|p| map_element(p)).collect();
-        let _ = writeln!(out, "\t\telements = {{ {} }}", elems.join(", "));
+    let _ = writeln!(out, "\tchain {GUARD_CHAIN} {{");
+    for rule in guard_rules() {
+        let _ = writeln!(out, "\t\t{rule}");
     }
     out.push_str("\t}\n");
     let _ = writeln!(
         out,
-        "\tchain {BASE_CHAIN} {{\n\t\t{BASE_CHAIN_SPEC}\n\t\tiifname vmap @{PORT_MAP}\n\t}}\n}}"
+        "\tchain {BASE_CHAIN} {{\n\t\t{BASE_CHAIN_SPEC}\n\t\t{BASE_RULE}\n\t}}\n}}"
     );
     out
 }
@@ -180,29 +215,36 @@ pub fn render_skeleton(bridge: &str) -> String {
         + "\n"
 }
 
-/// Adds one port to an existing table: its chain, then its map entry, in one transaction.
-pub fn render_add_port(bridge: &str, port: &PortBinding) -> String {
+fn port_elements(bridge: &str, port: &PortBinding, verb: &str) -> String {
     let table = table_name(bridge);
-    let chain = port_chain_name(&port.iface);
-    let mut out = format!("add chain bridge {table} {chain}\n");
-    for rule in port_rules(port) {
-        let _ = writeln!(out, "add rule bridge {table} {chain} {rule}");
+    let mut out = String::new();
+    // `ports` last on add (the port is guarded only once its facts are in), first on delete.
+    let mut order: Vec<&SetSpec> = SETS.iter().collect();
+    if verb == "add" {
+        order.rotate_left(1);
     }
-    let _ = writeln!(
-        out,
-        "add element bridge {table} {PORT_MAP} {{ {} }}",
-        map_element(port)
-    );
+    for set in order {
+        let elems = (set.elements)(port);
+        if !elems.is_empty() {
+            let _ = writeln!(
+                out,
+                "{verb} element bridge {table} {} {{ {} }}",
+                set.name,
+                elems.join(", ")
+            );
+        }
+    }
     out
 }
 
-/// Removes one port from the table: map entry first (it references the chain), then the chain.
-pub fn render_remove_port(bridge: &str, iface: &str) -> String {
-    let table = table_name(bridge);
-    let chain = port_chain_name(iface);
-    format!(
-        "delete element bridge {table} {PORT_MAP} {{ \"{iface}\" }}\nflush chain bridge {table} {chain}\ndelete chain bridge {table} {chain}\n"
-    )
+/// Adds one port to an existing table, in one transaction.
+pub fn render_add_port(bridge: &str, port: &PortBinding) -> String {
+    port_elements(bridge, port, "add")
+}
+
+/// Removes one port's elements from the table, in one transaction.
+pub fn render_remove_port(bridge: &str, port: &PortBinding) -> String {
+    port_elements(bridge, port, "delete")
 }
 
 #[cfg(test)]
@@ -221,32 +263,45 @@ mod tests {
     #[test]
     fn names_are_injective_identifiers() {
         assert_eq!(table_name("br0"), "watertight_br0");
-        assert_eq!(port_chain_name("veth-dns"), "port_veth_2ddns");
-        assert_ne!(port_chain_name("a-b"), port_chain_name("a_b"));
+        assert_eq!(table_name("br-0"), "watertight_br_2d0");
+        assert_ne!(table_name("a-b"), table_name("a_b"));
     }
 
     #[test]
-    fn table_contains_port_checks_and_map() {
+    fn table_holds_each_fact_of_the_port() {
         let p = port();
         let text = render_table("br0", &[&p]);
-        assert!(text.contains("ether saddr != 02:42:ac:11:00:35 drop"));
-        assert!(text.contains("arp saddr ip != { 10.0.0.53 } drop"));
-        assert!(
-            text.contains("@th,192,64 != 0x02010242ac110035 drop"),
-            "{text}"
-        );
-        assert!(text.contains("\"veth-dns\" : jump port_veth_2ddns"));
+        assert!(text.contains("\"veth-dns\" . 02:42:ac:11:00:35"), "{text}");
+        assert!(text.contains("\"veth-dns\" . 10.0.0.53"));
+        // The link-local address derived from the MAC is allowed as a source and ND target.
+        assert!(text.contains("\"veth-dns\" . fe80::42:acff:fe11:35"));
+        assert!(text.contains("\"veth-dns\" . 0xfe800000000000000042acfffe110035"));
+        assert!(text.contains("\"veth-dns\" . 0x02010242ac110035"));
         assert!(text.contains("hook prerouting"));
-        // The link-local address derived from the MAC is allowed as a source.
-        assert!(text.contains("fe80::42:acff:fe11:35"));
+        assert!(text.contains(BASE_RULE));
     }
 
     #[test]
-    fn port_without_ipv4_drops_ipv4() {
+    fn empty_table_has_empty_sets() {
+        let text = render_table("br0", &[]);
+        assert!(!text.contains("elements"));
+    }
+
+    #[test]
+    fn add_and_remove_touch_the_same_elements() {
         let mut p = port();
         p.ipv4.clear();
-        let rules = port_rules(&p);
-        assert!(rules.contains(&"ether type ip drop".to_string()));
-        assert!(rules.contains(&"ether type arp drop".to_string()));
+        let add = render_add_port("br0", &p);
+        let del = render_remove_port("br0", &p);
+        assert!(!add.contains("port_ipv4"), "no empty element list: {add}");
+        assert!(
+            add.lines().last().unwrap().contains(" ports "),
+            "ports last on add: {add}"
+        );
+        assert!(
+            del.lines().next().unwrap().contains(" ports "),
+            "ports first on delete: {del}"
+        );
+        assert_eq!(add.lines().count(), del.lines().count());
     }
 }

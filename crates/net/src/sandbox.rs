@@ -95,6 +95,8 @@ pub struct SandboxPort {
     pub inside_iface: String,
     pub mac: MacAddr,
     pub child_pid: i32,
+    /// What the guard allows this port.
+    pub binding: PortBinding,
     /// The namespace the bridge lives in (where the port was attached), so removal acts there
     /// whichever thread drops the port.
     bridge_ns: std::fs::File,
@@ -119,21 +121,45 @@ fn add_guard_entry(bridge: &str, port: &PortBinding) -> Result<()> {
 
 /// Removes the port's guard entry if present, and the table if a sandbox created it and this was
 /// its last port. Call with the bridge lock held.
-fn remove_guard_entry(bridge: &str, iface: &str) -> Result<()> {
+fn remove_guard_entry(bridge: &str, port: &PortBinding) -> Result<()> {
     let table = ruleset::table_name(bridge);
     if let Some(json) = nft::list_table_json(&table)? {
-        let chain = ruleset::port_chain_name(iface);
-        let has_chain = json["nftables"]
-            .as_array()
-            .is_some_and(|items| items.iter().any(|i| i["chain"]["name"] == chain.as_str()));
-        if has_chain {
-            nft::apply(
-                &ruleset::render_remove_port(bridge, iface),
-                &format!("remove port {iface} from the guard of bridge {bridge}"),
-            )?;
+        let guarded = json["nftables"].as_array().is_some_and(|items| {
+            items.iter().any(|i| {
+                i["set"]["name"] == ruleset::PORT_SET
+                    && i["set"]["elem"]
+                        .as_array()
+                        .is_some_and(|e| e.iter().any(|e| *e == port.iface.as_str()))
+            })
+        });
+        if guarded {
+            let script = ruleset::render_remove_port(bridge, port);
+            let action = format!(
+                "remove port {} from the guard of bridge {bridge}",
+                port.iface
+            );
+            if nft::apply(&script, &action).is_err() {
+                // Someone removed some of the port's elements by hand: delete what is left, one
+                // element list at a time, and fail only if the port is still guarded.
+                for line in script.lines() {
+                    let _ = nft::apply(line, &action);
+                }
+                nft::apply(
+                    &format!(
+                        "delete element bridge {table} {} {{ \"{}\" }}",
+                        ruleset::PORT_SET,
+                        port.iface
+                    ),
+                    &action,
+                )
+                .or_else(|e| match nft::list_table_json(&table)? {
+                    Some(j) if j.to_string().contains(&format!("\"{}\"", port.iface)) => Err(e),
+                    _ => Ok(()),
+                })?;
+            }
         }
     }
-    state::forget_sandbox_port(bridge, iface)?;
+    state::forget_sandbox_port(bridge, &port.iface)?;
     if state::is_auto_table(bridge) && state::sandbox_ports(bridge)?.is_empty() {
         nft::apply(
             &ruleset::render_removal(bridge),
@@ -200,6 +226,7 @@ pub fn attach_sandbox_port(req: &SandboxPortRequest, child_pid: i32) -> Result<S
         inside_iface: req.inside_name.clone(),
         mac,
         child_pid,
+        binding: binding.clone(),
         bridge_ns,
         removed: false,
     };
@@ -236,7 +263,7 @@ impl SandboxPort {
         let label = std::path::PathBuf::from(format!("(namespace of bridge {})", self.bridge));
         crate::netns::run_in(&self.bridge_ns, &label, || {
             let _lock = state::lock(&self.bridge)?;
-            let guard = remove_guard_entry(&self.bridge, &self.host_iface);
+            let guard = remove_guard_entry(&self.bridge, &self.binding);
             let link = netlink::delete_link(&self.host_iface);
             guard?;
             link.map(|_| ())

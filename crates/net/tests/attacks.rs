@@ -133,7 +133,8 @@ fn mac_spoofing() {
     succeeds_unguarded_fails_guarded("MAC spoofing", |t| {
         victim_knows_dns(t);
         assert_eq!(t.fdb_port(DNS_MAC).as_deref(), Some("p-dns"));
-        t.inject(&[udp4(
+        // The DNS host's own frames move the entry back, so keep sending while watching.
+        let frame = udp4(
             o(DNS_MAC),
             BROADCAST,
             ATT_V4,
@@ -141,8 +142,11 @@ fn mac_spoofing() {
             4000,
             4000,
             b"x",
-        )]);
-        eventually(SHOW, || t.fdb_port(DNS_MAC).as_deref() == Some("p-att"))
+        );
+        eventually(SHOW, || {
+            t.inject(std::slice::from_ref(&frame));
+            t.fdb_port(DNS_MAC).as_deref() == Some("p-att")
+        })
     });
 }
 

@@ -37,11 +37,13 @@ fn check_sees_tampering_and_poisoning_and_remove_leaves_nothing() {
     t.apply_guard();
     let report = check(&t, &bindings, &[]);
     assert!(report.is_clean(), "{:?}", report.findings);
-    assert!(report.rules_compared > 3 * 20, "{}", report.rules_compared);
+    assert_eq!(
+        report.rules_compared,
+        watertight_net::ruleset::guard_rules().len() + 1
+    );
 
-    // Someone deletes the DNS port's MAC rule and maps an extra port to accept.
+    // Someone deletes the MAC rule and marks an extra port as guarded.
     let table = watertight_net::ruleset::table_name(&t.bridge);
-    let chain = watertight_net::ruleset::port_chain_name("p-dns");
     let listing = sh(&[
         "ip",
         "netns",
@@ -53,11 +55,11 @@ fn check_sees_tampering_and_poisoning_and_remove_leaves_nothing() {
         "chain",
         "bridge",
         &table,
-        &chain,
+        "guard",
     ]);
     let handle = listing
         .lines()
-        .find(|l| l.contains("ether saddr != 02:13:00:00:00:53 drop"))
+        .find(|l| l.contains("iifname . ether saddr != @port_mac drop"))
         .and_then(|l| l.rsplit("handle ").next())
         .expect("rule listed with handle")
         .trim()
@@ -72,9 +74,22 @@ fn check_sees_tampering_and_poisoning_and_remove_leaves_nothing() {
         "rule",
         "bridge",
         &table,
-        &chain,
+        "guard",
         "handle",
         &handle,
+    ]);
+    sh(&[
+        "ip",
+        "netns",
+        "exec",
+        &t.bridge_ns,
+        "nft",
+        "delete",
+        "element",
+        "bridge",
+        &table,
+        "port_mac",
+        "{ \"p-dns\" . 02:13:00:00:00:53 }",
     ]);
     sh(&[
         "ip",
@@ -87,20 +102,31 @@ fn check_sees_tampering_and_poisoning_and_remove_leaves_nothing() {
         "bridge",
         &table,
         "ports",
-        "{ \"p-evil\" : accept }",
+        "{ \"p-evil\" }",
     ]);
     let report = check(&t, &bindings, &[]);
     assert_eq!(
         kinds(&report),
-        vec![FindingKind::RuleMissing, FindingKind::ElementUnexpected],
+        vec![
+            FindingKind::RuleMissing,
+            FindingKind::ElementMissing,
+            FindingKind::ElementUnexpected
+        ],
         "{:?}",
         report.findings
     );
-    assert_eq!(report.findings[0].subject, chain);
+    assert_eq!(report.findings[0].subject, "guard");
     assert_eq!(
         report.findings[0].detail,
-        "ether saddr != 02:13:00:00:00:53 drop"
+        "iifname . ether saddr != @port_mac drop"
     );
+    assert_eq!(report.findings[1].subject, "port_mac");
+    assert!(
+        report.findings[1].detail.contains("02:13:00:00:00:53"),
+        "{:?}",
+        report.findings[1]
+    );
+    assert_eq!(report.findings[2].subject, "ports");
 
     // A neighbour entry for the DNS host with the attacker's MAC, in the victim's namespace.
     sh(&[
