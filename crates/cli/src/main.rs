@@ -34,6 +34,9 @@ enum Command {
     /// Signed manifests of image trees.
     #[command(subcommand)]
     Manifest(commands::manifest::Command),
+    /// Forensic evidence bundles: show and verify.
+    #[command(subcommand)]
+    Evidence(commands::evidence::Command),
 }
 
 /// The exit code for watertight's own errors, by command family. `run` follows `timeout`/`env`
@@ -66,6 +69,7 @@ fn main() -> ExitCode {
         Command::Net(cmd) => commands::net::run(cmd),
         Command::Key(cmd) => commands::key::run(cmd),
         Command::Manifest(cmd) => commands::manifest::run(cmd),
+        Command::Evidence(cmd) => commands::evidence::run(cmd),
     };
     match result {
         Ok(code) => ExitCode::from(code),

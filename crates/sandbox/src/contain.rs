@@ -26,6 +26,8 @@ use watertight_seccomp::CompiledFilter;
 use watertight_sys::process::{clone_into_namespaces, exit_now, fork, Forked};
 
 use crate::error::{Error, IoContext};
+use crate::events::EventLog;
+use crate::forensic::ForensicConfig;
 use crate::layers::mount::{MountPlan, MountRequest};
 use crate::layers::{
     cgroup, env, fds, limits, mount, namespaces, privileges, seccomp, secrets, user,
@@ -44,6 +46,10 @@ pub struct Job {
     pub workdir: Option<PathBuf>,
     pub env: Vec<(String, String)>,
     pub secrets: Vec<secrets::Secret>,
+    /// `--events FILE`: the audit trail as JSON Lines.
+    pub events: Option<PathBuf>,
+    /// Where evidence goes under `on_violation = "forensic"`.
+    pub forensics: ForensicConfig,
 }
 
 /// Everything the sandbox needs, computed before fork so the child only executes.
@@ -60,6 +66,8 @@ pub(crate) struct Prepared {
 struct SandboxEnds {
     go: OwnedFd,
     report: OwnedFd,
+    /// Carries the seccomp listener to the supervisor.
+    notify: OwnedFd,
     stdout: Option<OwnedFd>,
     stderr: Option<OwnedFd>,
 }
@@ -79,9 +87,17 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
 
     // 3. cgroup: limits and device allowlist, before the sandbox exists.
     let (_layout, cgroup) = cgroup::create(&sandbox_id, profile)?;
+    let mut events = EventLog::new(&sandbox_id, job.events.as_deref())?;
 
     let (go_rd, go_wr) = nix::unistd::pipe2(OFlag::O_CLOEXEC).ctx(|| "pipe".into())?;
     let (report_rd, report_wr) = nix::unistd::pipe2(OFlag::O_CLOEXEC).ctx(|| "pipe".into())?;
+    let (notify_sup, notify_sbx) = nix::sys::socket::socketpair(
+        nix::sys::socket::AddressFamily::Unix,
+        nix::sys::socket::SockType::SeqPacket,
+        None,
+        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+    )
+    .ctx(|| "socketpair".into())?;
     let output = match profile.limits.output {
         Some(_) => Some((
             nix::unistd::pipe2(OFlag::O_CLOEXEC).ctx(|| "pipe".into())?,
@@ -96,7 +112,7 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
     let forked = clone_into_namespaces(namespaces::clone_flags(&profile.namespaces).bits());
     let (pid, pidfd) = match forked {
         Ok(Forked::Child) => {
-            drop((go_wr, report_rd));
+            drop((go_wr, report_rd, notify_sup));
             // Each side keeps only its own ends: a write end left open in the supervisor would
             // keep it from ever seeing EOF on the program's output.
             let (stdout, stderr) = match output {
@@ -111,6 +127,7 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
                 SandboxEnds {
                     go: go_rd,
                     report: report_wr,
+                    notify: notify_sbx,
                     stdout,
                     stderr,
                 },
@@ -123,7 +140,7 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
             return Err(Error::io("clone into new namespaces", e));
         }
     };
-    drop((go_rd, report_wr));
+    drop((go_rd, report_wr, notify_sbx));
     let (out_rd, err_rd) = match output {
         Some(((out_rd, out_wr), (err_rd, err_wr))) => {
             drop((out_wr, err_wr));
@@ -154,19 +171,26 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
         pid,
         pidfd: pidfd.as_ref().map(|f| f.as_fd()),
         report: report_rd,
+        notify: notify_sup,
         stdout: out_rd,
         stderr: err_rd,
         limits: &profile.limits,
         cgroup: &cgroup,
         started,
         signals: &blocked,
+        events: &mut events,
+        on_violation: profile.seccomp.on_violation,
+        forensics: &job.forensics,
+        sandbox_id: &sandbox_id,
     });
     child.disarm();
     supervise::restore_signals(&blocked);
 
     // 9. The verdict, from what the supervisor saw and the cgroup's accounting.
     let stats = cgroup.stats().ok();
-    let verdict = supervise::verdict(&outcome, stats.as_ref(), profile, &sandbox_id);
+    supervise::record_limit_events(&outcome, stats.as_ref(), profile, &mut events);
+    let mut verdict = supervise::verdict(&outcome, stats.as_ref(), profile, &sandbox_id);
+    verdict.events = events.summary();
 
     // 10. Clean up: kill anything left and remove the cgroup; the slot is freed on drop.
     cgroup.destroy()?;
@@ -299,7 +323,7 @@ fn exec_program(p: &Prepared, ends: &SandboxEnds) -> ! {
         fds::close_inherited()?; // g. nothing but stdio survives execve
         limits::apply(&p.rlimits)?; // h. rlimits
         privileges::drop_all()?; // i. capabilities, securebits, no_new_privs
-        seccomp::install(&p.filter)?; // j. seccomp, last
+        seccomp::install(&p.filter, ends.notify.as_fd())?; // j. seccomp, last
         Ok(())
     })();
     if let Err(e) = result {

@@ -6,6 +6,8 @@
 
 pub mod contain;
 pub mod error;
+pub mod events;
+pub mod forensic;
 pub mod layers;
 pub mod profile;
 pub mod report;
@@ -13,6 +15,7 @@ pub mod size;
 pub mod supervise;
 pub mod syscall;
 pub mod verdict;
+pub mod violation;
 
 pub use contain::{run, Job};
 pub use error::Error;

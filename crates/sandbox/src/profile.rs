@@ -122,7 +122,8 @@ pub struct Seccomp {
     /// `default` for watertight's built-in allowlist, or the path of a Docker/OCI seccomp JSON.
     pub profile: String,
     /// What a call in the profile's violation class does: `deny` (fails with EPERM, the program
-    /// goes on) or `kill` (the sandbox is killed, status SV).
+    /// goes on), `kill` (the sandbox is killed, status SV) or `forensic` (frozen, evidence
+    /// captured into a signed bundle, then killed, status SV). Each one is an event either way.
     pub on_violation: OnViolation,
     /// Log denials to the kernel audit log (SECCOMP_FILTER_FLAG_LOG).
     pub log: bool,
@@ -133,6 +134,7 @@ pub struct Seccomp {
 pub enum OnViolation {
     Deny,
     Kill,
+    Forensic,
 }
 
 /// Resource limits. A zero or absent value means no limit of that kind.

@@ -14,9 +14,12 @@ use watertight_cgroups::{Cgroup, Stats};
 use watertight_sys::process::Reaped;
 
 use crate::error::{Error, IoContext};
+use crate::events::EventLog;
+use crate::forensic::ForensicConfig;
 use crate::profile::{Limits, OnViolation, Profile};
 use crate::report::Report;
 use crate::verdict::{AppliedLimits, Status, Verdict};
+use crate::violation::{self, Decision};
 
 /// The caller's signals that end a run, received through a signalfd.
 pub struct Signals {
@@ -73,12 +76,18 @@ pub struct Watch<'a> {
     pub pid: i32,
     pub pidfd: Option<BorrowedFd<'a>>,
     pub report: OwnedFd,
+    /// Where the sandbox sends its seccomp listener.
+    pub notify: OwnedFd,
     pub stdout: Option<OwnedFd>,
     pub stderr: Option<OwnedFd>,
     pub limits: &'a Limits,
     pub cgroup: &'a Cgroup,
     pub started: Instant,
     pub signals: &'a Signals,
+    pub events: &'a mut EventLog,
+    pub on_violation: OnViolation,
+    pub forensics: &'a ForensicConfig,
+    pub sandbox_id: &'a str,
 }
 
 /// Why the supervisor killed the sandbox, if it did.
@@ -88,6 +97,8 @@ pub enum Stop {
     CpuTime,
     Output,
     Interrupted(i32),
+    /// A violation-class syscall under `kill` or `forensic`.
+    Violation,
 }
 
 #[derive(Debug)]
@@ -98,6 +109,8 @@ pub struct Outcome {
     pub wall: Duration,
     pub output_bytes: u64,
     pub cgroup_cpu_ns: Option<u64>,
+    /// After a forensic response: the bundle, or where it could not be written.
+    pub evidence: Option<Result<std::path::PathBuf, String>>,
 }
 
 /// Number of CPUs the sandbox can use at once: CPU time cannot grow faster than this.
@@ -123,6 +136,9 @@ pub fn supervise(w: Watch<'_>) -> Outcome {
     let mut next_cpu_check =
         cpu_limit_ns.map(|l| w.started + Duration::from_secs_f64(l as f64 / 1e9 / cores));
     let mut buf = vec![0u8; 64 << 10];
+    let mut notify_sock = Some(w.notify);
+    let mut listener: Option<OwnedFd> = None;
+    let mut evidence = None;
 
     let kill = |stop_reason: &mut Option<Stop>, why: Stop| {
         if stop_reason.is_none() {
@@ -172,6 +188,14 @@ pub fn supervise(w: Watch<'_>) -> Outcome {
             fds.push(PollFd::new(r.as_fd(), PollFlags::POLLIN));
             kinds.push(b'r');
         }
+        if let Some(n) = &notify_sock {
+            fds.push(PollFd::new(n.as_fd(), PollFlags::POLLIN));
+            kinds.push(b'n');
+        }
+        if let Some(l) = &listener {
+            fds.push(PollFd::new(l.as_fd(), PollFlags::POLLIN));
+            kinds.push(b'l');
+        }
         for (i, s) in streams.iter().enumerate() {
             if let Some(s) = s {
                 fds.push(PollFd::new(s.as_fd(), PollFlags::POLLIN));
@@ -192,6 +216,54 @@ pub fn supervise(w: Watch<'_>) -> Outcome {
                 b's' => {
                     if let Ok(Some(info)) = w.signals.fd.read_signal() {
                         kill(&mut stop, Stop::Interrupted(info.ssi_signo as i32));
+                    }
+                }
+                b'n' => {
+                    let sock = notify_sock.take().expect("polled");
+                    if let Ok(Some(fd)) = watertight_sys::fdpass::recv_fd(sock.as_fd()) {
+                        listener = Some(fd);
+                    }
+                }
+                b'l' => {
+                    let l = listener.as_ref().expect("polled");
+                    match violation::handle(l.as_fd(), w.on_violation, w.events) {
+                        Some(Decision::Denied) => {}
+                        Some(Decision::Forensic) if stop.is_none() => {
+                            stop = Some(Stop::Violation);
+                            let so_far = serde_json::json!({
+                                "status": "SV",
+                                "sandbox_id": w.sandbox_id,
+                                "message": "security violation: evidence captured before the kill",
+                                "wall_time_s": w.started.elapsed().as_secs_f64(),
+                            });
+                            let r = crate::forensic::respond(
+                                w.cgroup,
+                                w.pid,
+                                w.sandbox_id,
+                                w.forensics,
+                                w.events,
+                                &so_far,
+                            );
+                            match &r {
+                                Ok(path) => w
+                                    .events
+                                    .emit("evidence_captured", serde_json::json!({"bundle": path})),
+                                Err(e) => w
+                                    .events
+                                    .emit("evidence_failed", serde_json::json!({"error": e})),
+                            };
+                            evidence = Some(r);
+                            kill(&mut stop, Stop::Violation);
+                        }
+                        Some(Decision::Kill | Decision::Forensic) => {
+                            kill(&mut stop, Stop::Violation)
+                        }
+                        // Receiving fails once every filtered task is gone: stop polling it.
+                        None => {
+                            if !fd_pending(l.as_fd()) {
+                                listener = None;
+                            }
+                        }
                     }
                 }
                 b'r' => {
@@ -294,6 +366,59 @@ pub fn supervise(w: Watch<'_>) -> Outcome {
         wall,
         output_bytes,
         cgroup_cpu_ns,
+        evidence,
+    }
+}
+
+/// Whether a listener still has a notification to read (POLLIN without POLLHUP).
+fn fd_pending(fd: BorrowedFd<'_>) -> bool {
+    let mut p = [PollFd::new(fd, PollFlags::POLLIN)];
+    matches!(nix::poll::poll(&mut p, PollTimeout::ZERO), Ok(1))
+        && p[0]
+            .revents()
+            .is_some_and(|r| r.contains(PollFlags::POLLIN) && !r.contains(PollFlags::POLLHUP))
+}
+
+/// Events for the limits the sandbox ran into, from the supervisor's view and the cgroup's
+/// counters.
+pub fn record_limit_events(
+    o: &Outcome,
+    stats: Option<&Stats>,
+    profile: &Profile,
+    events: &mut EventLog,
+) {
+    let l = &profile.limits;
+    if let Some(s) = stats {
+        if s.oom_kills.unwrap_or(0) > 0 {
+            events.emit(
+                "memory_limit",
+                serde_json::json!({"oom_kills": s.oom_kills, "limit_bytes": l.memory.map(|m| m.bytes()), "peak_bytes": s.memory_peak_bytes}),
+            );
+        }
+        if s.pids_limit_hits.unwrap_or(0) > 0 {
+            events.emit(
+                "pids_limit",
+                serde_json::json!({"refused_forks": s.pids_limit_hits, "limit": l.pids}),
+            );
+        }
+    }
+    match o.stop {
+        Some(Stop::WallTime) => {
+            events.emit(
+                "time_limit",
+                serde_json::json!({"clock": "wall", "limit_s": l.wall_time}),
+            );
+        }
+        Some(Stop::CpuTime) => {
+            events.emit(
+                "time_limit",
+                serde_json::json!({"clock": "cpu", "limit_s": l.cpu_time}),
+            );
+        }
+        Some(Stop::Output) => {
+            events.emit("output_limit", serde_json::json!({"limit_bytes": l.output.map(|s| s.bytes()), "bytes": o.output_bytes}));
+        }
+        _ => {}
     }
 }
 
@@ -335,6 +460,8 @@ pub fn verdict(o: &Outcome, stats: Option<&Stats>, profile: &Profile, sandbox_id
         },
         message: None,
         sandbox_id: sandbox_id.to_string(),
+        events: Default::default(),
+        evidence: None,
     };
     let program_status = o.reports.iter().find_map(|r| match r {
         Report::Exited { status } => Some(*status),
@@ -379,6 +506,22 @@ pub fn verdict(o: &Outcome, stats: Option<&Stats>, profile: &Profile, sandbox_id
                 "interrupted by {}: the sandbox was killed",
                 signal_name(sig)
             ));
+            return v;
+        }
+        Some(Stop::Violation) => {
+            v.status = Status::SV;
+            v.message = Some(match &o.evidence {
+                Some(Ok(p)) => format!("security violation: evidence in {}", p.display()),
+                Some(Err(e)) => format!("security violation: the sandbox was killed, but {e}"),
+                None => {
+                    "security violation: a forbidden system call; the sandbox was killed".into()
+                }
+            });
+            v.evidence = o
+                .evidence
+                .as_ref()
+                .and_then(|e| e.as_ref().ok())
+                .map(|p| p.display().to_string());
             return v;
         }
         Some(Stop::Output) => {

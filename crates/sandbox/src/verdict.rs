@@ -52,6 +52,11 @@ pub struct Verdict {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     pub sandbox_id: String,
+    /// The audit trail's summary (the full log is `--events`).
+    pub events: crate::events::EventSummary,
+    /// The signed evidence bundle, after a forensic response.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<String>,
 }
 
 impl Verdict {

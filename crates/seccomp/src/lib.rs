@@ -40,6 +40,11 @@ pub fn is_known_syscall(name: &str) -> bool {
     syscall_names::is_known(name)
 }
 
+/// The name of native syscall number `nr`, e.g. 165 -> "mount" on x86_64.
+pub fn syscall_name(nr: i32) -> Option<String> {
+    syscall_names::native_name(nr)
+}
+
 /// The libseccomp version this process runs with.
 pub fn libseccomp_version() -> String {
     syscall_names::libseccomp_version()
@@ -47,3 +52,16 @@ pub fn libseccomp_version() -> String {
 
 #[cfg(test)]
 mod unit_tests;
+
+#[cfg(test)]
+mod name_tests {
+    #[test]
+    fn names_native_numbers() {
+        let mount = super::syscall_names::native("mount").unwrap();
+        assert_eq!(
+            super::syscall_name(i32::from(mount)).as_deref(),
+            Some("mount")
+        );
+        assert_eq!(super::syscall_name(-5), None);
+    }
+}

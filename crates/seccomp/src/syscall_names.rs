@@ -113,3 +113,14 @@ pub fn highest_known_native() -> i32 {
         from_table.max(from_libseccomp)
     })
 }
+
+/// The name of native syscall number `nr` (for audit events), from libseccomp's table or
+/// [`NEWER_THAN_LIBSECCOMP`].
+pub fn native_name(nr: i32) -> Option<String> {
+    if let Some((name, _)) = NEWER_THAN_LIBSECCOMP.iter().find(|(_, n)| *n == nr) {
+        return Some((*name).to_string());
+    }
+    ScmpSyscall::from(nr)
+        .get_name_by_arch(ScmpArch::native())
+        .ok()
+}

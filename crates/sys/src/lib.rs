@@ -5,12 +5,14 @@
 //! One module per concern:
 //! - `process`: clone into new namespaces with a pidfd, fork, wait4 with rusage, close_range,
 //!   securebits.
+//! - `fdpass`: send and receive a descriptor over a unix socket (SCM_RIGHTS).
 //! - `mount`: mount_setattr (recursive read-only / propagation changes in one call).
 //! - `netdev`: bring an interface (loopback) up in the current network namespace.
 //! - `seccomp`: install a compiled seccomp filter.
 //! - `bpf`: the bpf() calls for cgroup device programs.
 
 pub mod bpf;
+pub mod fdpass;
 pub mod mount;
 pub mod netdev;
 pub mod process;

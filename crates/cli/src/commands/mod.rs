@@ -2,6 +2,7 @@
 //! returning the exit code.
 
 pub mod audit;
+pub mod evidence;
 pub mod key;
 pub mod manifest;
 pub mod net;

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
+use watertight_sandbox::forensic::ForensicConfig;
 use watertight_sandbox::layers::{env, secrets};
 use watertight_sandbox::profile::{Bind, OnViolation};
 use watertight_sandbox::{default_profile, Job, Profile, Size, Status};
@@ -39,6 +40,15 @@ pub struct Args {
     /// What a violation-class syscall (mount, unshare, ptrace, bpf, ...) does.
     #[arg(long, value_enum, value_name = "MODE")]
     on_violation: Option<ViolationArg>,
+    /// Write the audit trail (denied syscalls, limits hit, evidence) as JSON Lines to FILE.
+    #[arg(long, value_name = "FILE")]
+    events: Option<PathBuf>,
+    /// With --on-violation forensic: where evidence bundles go.
+    #[arg(long, value_name = "DIR", default_value = watertight_sandbox::forensic::DEFAULT_EVIDENCE_DIR)]
+    evidence_dir: PathBuf,
+    /// With --on-violation forensic: the host's evidence signing key (created if missing).
+    #[arg(long, value_name = "FILE", default_value = watertight_sandbox::forensic::DEFAULT_KEY_PATH)]
+    evidence_key: PathBuf,
     /// CPU-time limit of the whole sandbox, seconds (verdict TO).
     #[arg(long, value_name = "S")]
     time_limit: Option<f64>,
@@ -81,8 +91,12 @@ pub struct Args {
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum ViolationArg {
+    /// The call fails with EPERM and the program goes on.
     Deny,
+    /// The sandbox is killed (status SV).
     Kill,
+    /// Freeze, capture a signed evidence bundle, kill (status SV).
+    Forensic,
 }
 
 fn split_bind(spec: &str, read_only: bool) -> anyhow::Result<Bind> {
@@ -144,6 +158,7 @@ fn effective_profile(a: &Args) -> anyhow::Result<Profile> {
         p.seccomp.on_violation = match v {
             ViolationArg::Deny => OnViolation::Deny,
             ViolationArg::Kill => OnViolation::Kill,
+            ViolationArg::Forensic => OnViolation::Forensic,
         };
     }
     if let Some(t) = a.time_limit {
@@ -190,12 +205,25 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
         .iter()
         .map(|s| secrets::parse(s))
         .collect::<Result<Vec<_>, _>>()?;
+    let mut forensics = ForensicConfig {
+        evidence_dir: a.evidence_dir.clone(),
+        key_path: a.evidence_key.clone(),
+        ..Default::default()
+    };
+    // Read-write binds are writable places too: their contents go into the evidence.
+    for (i, b) in profile.binds.iter().filter(|b| !b.read_only).enumerate() {
+        forensics
+            .writable
+            .push((format!("bind{i}"), b.target.clone()));
+    }
     let job = Job {
         profile,
         argv: a.command.clone(),
         workdir: a.workdir.clone(),
         env,
         secrets,
+        events: a.events.clone(),
+        forensics,
     };
     let verdict = watertight_sandbox::run(&job)?;
     if let Some(path) = &a.result {
@@ -207,7 +235,7 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
                 .with_context(|| format!("write result {}", path.display()))?;
         }
     }
-    if verdict.status == Status::XX {
+    if verdict.status == Status::XX || (verdict.status == Status::SV && !a.verbose) {
         eprintln!(
             "watertight: {}",
             verdict.message.as_deref().unwrap_or("internal error")

@@ -1,9 +1,15 @@
 //! seccomp layer: the filter is compiled by the supervisor before fork (libseccomp, cached) and
 //! installed in the sandbox as the very last step before execve, after no_new_privs.
+//!
+//! Violation-class syscalls go to the supervisor by user notification (it names them in the
+//! event log, then denies, kills or captures evidence); every other refused call gets the
+//! profile's default action (EPERM) and, with `log`, a kernel audit record.
 
 use watertight_seccomp::{
     CompileOptions, CompiledFilter, Profile as SeccompProfile, ViolationAction,
 };
+
+use std::os::fd::{AsFd, BorrowedFd};
 
 use crate::error::{Error, IoContext};
 use crate::profile::{OnViolation, Seccomp};
@@ -26,8 +32,10 @@ pub fn compile(seccomp: &Seccomp) -> Result<CompiledFilter, Error> {
     let profile = load(seccomp)?;
     let opts = CompileOptions {
         violation_action: match seccomp.on_violation {
-            OnViolation::Deny => ViolationAction::Errno(libc::EPERM as u16),
-            OnViolation::Kill => ViolationAction::KillProcess,
+            // Every mode is enforced by the supervisor, which first records the call.
+            OnViolation::Deny | OnViolation::Kill | OnViolation::Forensic => {
+                ViolationAction::UserNotify
+            }
         },
         log_denials: seccomp.log,
         // The program keeps no capabilities, so rules gated on one never apply.
@@ -40,9 +48,14 @@ pub fn compile(seccomp: &Seccomp) -> Result<CompiledFilter, Error> {
     )?)
 }
 
-/// In the sandbox: the last step before execve.
-pub fn install(filter: &CompiledFilter) -> Result<(), Error> {
-    watertight_sys::seccomp::install_filter(filter.program(), filter.flags())
-        .map(|_| ())
-        .ctx(|| "install seccomp filter".into())
+/// In the sandbox: the last step before execve. The user-notification listener, if the filter
+/// makes one, goes to the supervisor over `to_supervisor` and is closed here.
+pub fn install(filter: &CompiledFilter, to_supervisor: BorrowedFd<'_>) -> Result<(), Error> {
+    let listener = watertight_sys::seccomp::install_filter(filter.program(), filter.flags())
+        .ctx(|| "install seccomp filter".into())?;
+    if let Some(l) = listener {
+        watertight_sys::fdpass::send_fd(to_supervisor, l.as_fd())
+            .ctx(|| "hand the seccomp listener to the supervisor".into())?;
+    }
+    Ok(())
 }

@@ -1,0 +1,125 @@
+//! Violation-class syscalls reach the supervisor through seccomp user notification. Each one
+//! becomes an event that names the syscall, its arguments (with the strings a path argument
+//! points to, read from the task's memory) and the task; then the profile's `on_violation`
+//! decides: deny (fail it with EPERM, the program goes on), kill, or forensic.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::os::fd::BorrowedFd;
+
+use serde_json::{json, Value};
+
+use crate::events::EventLog;
+use crate::profile::OnViolation;
+
+/// Which arguments of a syscall are C strings worth showing (index list).
+fn string_args(name: &str) -> &'static [usize] {
+    match name {
+        "mount" => &[0, 1, 2],
+        "umount" | "umount2" | "chroot" | "acct" | "swapon" | "swapoff" | "delete_module" => &[0],
+        "pivot_root" => &[0, 1],
+        "add_key" | "request_key" => &[0, 1],
+        "fsopen" => &[0],
+        "open_tree" | "fspick" => &[1],
+        "move_mount" => &[1, 3],
+        "finit_module" => &[1],
+        _ => &[],
+    }
+}
+
+/// Reads a NUL-terminated string (at most 256 bytes) at `addr` in `pid`'s memory.
+fn read_c_string(pid: u32, addr: u64) -> Option<String> {
+    if addr == 0 {
+        return None;
+    }
+    let mut f = std::fs::File::open(format!("/proc/{pid}/mem")).ok()?;
+    f.seek(SeekFrom::Start(addr)).ok()?;
+    let mut buf = [0u8; 256];
+    let n = f.read(&mut buf).ok()?;
+    let end = buf[..n].iter().position(|&b| b == 0).unwrap_or(n);
+    Some(String::from_utf8_lossy(&buf[..end]).into_owned())
+}
+
+/// The task's pid inside the sandbox (last NSpid field).
+fn sandbox_pid(host_pid: u32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{host_pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))
+        .and_then(|r| r.split_whitespace().last()?.parse().ok())
+}
+
+fn comm(host_pid: u32) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/{host_pid}/comm"))
+        .ok()
+        .map(|s| s.trim_end().to_string())
+}
+
+/// What the supervisor must do after a notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// The call failed with EPERM; the program goes on.
+    Denied,
+    /// Kill the sandbox (status SV).
+    Kill,
+    /// Freeze, capture evidence, then kill (status SV).
+    Forensic,
+}
+
+/// Receives one pending notification, records it, answers it (deny) or leaves the task blocked
+/// in the kernel (kill, forensic: it never returns to user space). None if nothing was pending.
+pub fn handle(
+    listener: BorrowedFd<'_>,
+    mode: OnViolation,
+    events: &mut EventLog,
+) -> Option<Decision> {
+    let notif = watertight_sys::seccomp::notif_recv(listener).ok()?;
+    let nr = notif.data.nr;
+    let name = watertight_seccomp::syscall_name(nr).unwrap_or_else(|| format!("syscall_{nr}"));
+    let args: Vec<Value> = notif
+        .data
+        .args
+        .iter()
+        .map(|a| json!(format!("{a:#x}")))
+        .collect();
+    let mut strings = serde_json::Map::new();
+    for &i in string_args(&name) {
+        if let Some(s) = read_c_string(notif.pid, notif.data.args[i]) {
+            strings.insert(i.to_string(), json!(s));
+        }
+    }
+    // The strings are only trustworthy if the task is still blocked in this very call.
+    let still_pending =
+        watertight_sys::seccomp::notif_id_valid(listener, notif.id).unwrap_or(false);
+    let action = match mode {
+        OnViolation::Deny => "deny",
+        OnViolation::Kill => "kill",
+        OnViolation::Forensic => "forensic",
+    };
+    events.emit(
+        "syscall_denied",
+        json!({
+            "syscall": name,
+            "nr": nr,
+            "args": args,
+            "arg_strings": if still_pending { Value::Object(strings) } else { json!({}) },
+            "host_pid": notif.pid,
+            "pid": sandbox_pid(notif.pid),
+            "comm": comm(notif.pid),
+            "action": action,
+        }),
+    );
+    match mode {
+        OnViolation::Deny => {
+            let resp = libc::seccomp_notif_resp {
+                id: notif.id,
+                val: 0,
+                error: -libc::EPERM,
+                flags: 0,
+            };
+            let _ = watertight_sys::seccomp::notif_send(listener, &resp);
+            Some(Decision::Denied)
+        }
+        OnViolation::Kill => Some(Decision::Kill),
+        OnViolation::Forensic => Some(Decision::Forensic),
+    }
+}
