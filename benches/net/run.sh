@@ -3,7 +3,7 @@
 # guarded by `watertight net guard` over 2, 64 and 256 ports, against the same bridge unguarded.
 # Everything lives in network namespaces this script creates and removes (also on Ctrl-C/error).
 #
-# Needs root, iproute2, nftables, iperf3, iputils-ping, python3.
+# Needs root, iproute2, nftables, iperf3, iputils-ping, python3 (hyperfine for the apply timing).
 # Usage: benches/net/run.sh [seconds-per-iperf-run]   (WATERTIGHT=/path/to/watertight to skip the build)
 set -euo pipefail
 
@@ -108,3 +108,15 @@ for n in 2 64 256; do
     read -r g1 r1 <<< "${RES[$n-guard]}"
     python3 -c "print('  %4d ports: throughput x%.3f, latency x%.3f' % ($n, $g1 / $g0, $r1 / $r0))"
 done
+
+# How long applying and checking a 256-port guard takes (one nft transaction; check renders the
+# expected table in a scratch namespace and compares).
+if command -v hyperfine >/dev/null; then
+    build 256
+    echo
+    hyperfine -N --warmup 2 --runs 10 --export-markdown "$WORK/apply.md" \
+        "ip netns exec $BR $WATERTIGHT net guard --bridge br0 --bindings $WORK/ports.toml" \
+        "ip netns exec $BR $WATERTIGHT net check --bridge br0 --bindings $WORK/ports.toml" >/dev/null
+    cat "$WORK/apply.md"
+    teardown
+fi
