@@ -43,7 +43,11 @@ fn fixture() -> Fixture {
     }
     let pids: Vec<i32> = children.0.iter().map(|c| c.id() as i32).collect();
     let layer = tempfile::tempdir().unwrap();
-    std::fs::write(layer.path().join("dropped-payload.sh"), b"#!/bin/sh\necho pwned\n").unwrap();
+    std::fs::write(
+        layer.path().join("dropped-payload.sh"),
+        b"#!/bin/sh\necho pwned\n",
+    )
+    .unwrap();
     let evidence = tempfile::tempdir().unwrap();
     let keys = tempfile::tempdir().unwrap();
     let key = SigningKey::from_seed([5; 32]);
@@ -98,7 +102,11 @@ fn verify_exit_codes_name_the_altered_file() {
     let f = fixture();
     let out = verify(&f.bundle, &f.pubkey);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).starts_with("OK "), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).starts_with("OK "),
+        "{}",
+        text(&out.stdout)
+    );
 
     // One flipped byte in one task's environ.
     let environ = f.bundle.join(format!("tasks/{}/environ", f.pids[0]));
@@ -116,16 +124,28 @@ fn verify_exit_codes_name_the_altered_file() {
     // A forged manifest fails the signature.
     let manifest = f.bundle.join("manifest");
     let body = std::fs::read_to_string(&manifest).unwrap();
-    std::fs::write(&manifest, body.replace("sandbox cli-test", "sandbox cli-tesT")).unwrap();
+    std::fs::write(
+        &manifest,
+        body.replace("sandbox cli-test", "sandbox cli-tesT"),
+    )
+    .unwrap();
     let out = verify(&f.bundle, &f.pubkey);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("signature"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("signature"),
+        "{}",
+        text(&out.stderr)
+    );
     std::fs::write(&manifest, body).unwrap();
 
     // Another host's key.
     let out = verify(&f.bundle, &f.other_pubkey);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("--pubkey"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--pubkey"),
+        "{}",
+        text(&out.stderr)
+    );
 
     assert_eq!(verify(&f.bundle, &f.pubkey).status.code(), Some(0));
 }
@@ -136,11 +156,19 @@ fn verify_bad_input_exits_2() {
     let missing = f.bundle.join("no-such-bundle");
     let out = verify(&missing, &f.pubkey);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("no-such-bundle"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("no-such-bundle"),
+        "{}",
+        text(&out.stderr)
+    );
 
     let out = verify(&f.bundle, &f.bundle.join("no-such-key.pub"));
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("no-such-key.pub"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("no-such-key.pub"),
+        "{}",
+        text(&out.stderr)
+    );
 
     // A private key where the public one belongs.
     let private = f.pubkey.with_extension("");
@@ -149,7 +177,11 @@ fn verify_bad_input_exits_2() {
     assert!(text(&out.stderr).contains(".pub"), "{}", text(&out.stderr));
 
     let out = watertight().args(["evidence", "verify"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(2), "missing argument is a usage error");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "missing argument is a usage error"
+    );
 }
 
 #[test]
@@ -182,5 +214,9 @@ fn show_tells_what_happened() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("not an evidence bundle"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("not an evidence bundle"),
+        "{}",
+        text(&out.stderr)
+    );
 }

@@ -105,7 +105,7 @@ pub fn summarize(bundle: &Path) -> Result<String, Error> {
 
     let _ = writeln!(
         w,
-        "\nFiles in the writable layers (what the program changed)"
+        "\nFiles in the writable layers (what the program changed: kind, size, mode, mtime UTC, path)"
     );
     if record.layers.is_empty() {
         let _ = writeln!(w, "  (no writable layer was captured)");
@@ -133,8 +133,13 @@ pub fn summarize(bundle: &Path) -> Result<String, Error> {
                 .unwrap_or_default();
             let _ = writeln!(
                 w,
-                "    {:<7} {:>12}  {:04o}  {}{}",
-                e.kind, e.size, e.mode, e.path, link
+                "    {:<7} {:>12}  {:04o}  {}  {}{}",
+                e.kind,
+                e.size,
+                e.mode,
+                format_mtime(e.mtime),
+                e.path,
+                link
             );
         }
         if layer.entries.len() > MAX_LISTED_ENTRIES {
@@ -212,6 +217,17 @@ fn describe_event(v: &Value) -> String {
         .map(|d| format!(" - {d}"))
         .unwrap_or_default();
     format!("{time}  {pid}  {kind}{call}{detail}")
+}
+
+/// Modification time in UTC to the second ("when it changed"); `?` for times before 1970.
+fn format_mtime(secs: i64) -> String {
+    u64::try_from(secs)
+        .ok()
+        .map(|s| {
+            let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(s);
+            humantime::format_rfc3339_seconds(t).to_string()
+        })
+        .unwrap_or_else(|| "?".into())
 }
 
 fn render_arg(v: &Value) -> String {
