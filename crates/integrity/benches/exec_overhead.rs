@@ -42,7 +42,9 @@ fn best_of(n: usize, mut f: impl FnMut() -> Duration) -> Duration {
 fn exec_loop(tree: &Path, cgroup: Option<&Path>) -> Duration {
     let script = format!(
         "{}i=0; while [ $i -lt {EXECS} ]; do {}/bin/true; i=$((i+1)); done",
-        cgroup.map(|c| format!("echo $$ > {}/cgroup.procs; ", c.display())).unwrap_or_default(),
+        cgroup
+            .map(|c| format!("echo $$ > {}/cgroup.procs; ", c.display()))
+            .unwrap_or_default(),
         tree.display()
     );
     let start = Instant::now();
@@ -58,7 +60,12 @@ fn exec_loop(tree: &Path, cgroup: Option<&Path>) -> Duration {
 fn dd_syscalls() -> Duration {
     let start = Instant::now();
     let status = Command::new("dd")
-        .args(["if=/dev/zero", "of=/dev/null", "bs=1", &format!("count={DD_BYTES}")])
+        .args([
+            "if=/dev/zero",
+            "of=/dev/null",
+            "bs=1",
+            &format!("count={DD_BYTES}"),
+        ])
         .stderr(std::process::Stdio::null())
         .status()
         .unwrap();
@@ -68,7 +75,10 @@ fn dd_syscalls() -> Duration {
 
 fn main() {
     let root = std::fs::read_to_string("/proc/self/status")
-        .map(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0")))
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
+        })
         .unwrap_or(false);
     if !root || !Path::new("/sys/fs/cgroup/unified/cgroup.procs").exists() {
         eprintln!("SKIP exec_overhead: needs root and cgroup2 at /sys/fs/cgroup/unified");
@@ -77,13 +87,22 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let tree = dir.path().join("tree");
     copy_exec(Path::new("/usr/bin/true"), &tree.join("bin/true"));
-    copy_exec(&std::fs::canonicalize("/bin/sh").unwrap(), &tree.join("bin/sh"));
-    copy_exec(&std::fs::canonicalize("/lib/x86_64-linux-gnu/libc.so.6").unwrap(), &tree.join("lib/libc.so.6"));
+    copy_exec(
+        &std::fs::canonicalize("/bin/sh").unwrap(),
+        &tree.join("bin/sh"),
+    );
+    copy_exec(
+        &std::fs::canonicalize("/lib/x86_64-linux-gnu/libc.so.6").unwrap(),
+        &tree.join("lib/libc.so.6"),
+    );
     let key = SigningKey::from_seed([42; 32]);
     let signed = Manifest::create(&tree, &key).unwrap();
     let verified = verify_tree(&tree, &signed, &key.verifying_key()).unwrap();
 
-    let cg = Cgroup(PathBuf::from(format!("/sys/fs/cgroup/unified/wt-bench-{}", std::process::id())));
+    let cg = Cgroup(PathBuf::from(format!(
+        "/sys/fs/cgroup/unified/wt-bench-{}",
+        std::process::id()
+    )));
     std::fs::create_dir(&cg.0).unwrap();
     let id = std::fs::metadata(&cg.0).unwrap().ino();
 
@@ -100,7 +119,10 @@ fn main() {
     let attach = start.elapsed();
     let (in_on, out_on, dd_on) = measure();
     let events = gate.poll_events();
-    assert!(events.is_empty(), "verified loop must not be refused: {events:?}");
+    assert!(
+        events.is_empty(),
+        "verified loop must not be refused: {events:?}"
+    );
     drop(gate);
 
     let per = |d: Duration, n: u32| d.as_secs_f64() * 1e9 / f64::from(n);
@@ -113,8 +135,30 @@ fn main() {
             on.as_secs_f64() / off.as_secs_f64()
         );
     };
-    println!("gate attach (load + verify keys + attach): {:.1} ms for {} files", attach.as_secs_f64() * 1e3, verified.files.len());
-    row("fork+exec in the gated cgroup", in_off, in_on, EXECS, "per exec");
-    row("fork+exec outside the cgroup", out_off, out_on, EXECS, "per exec");
-    row("syscall outside (dd bs=1)", dd_off, dd_on, DD_BYTES * 2, "per syscall");
+    println!(
+        "gate attach (load + verify keys + attach): {:.1} ms for {} files",
+        attach.as_secs_f64() * 1e3,
+        verified.files.len()
+    );
+    row(
+        "fork+exec in the gated cgroup",
+        in_off,
+        in_on,
+        EXECS,
+        "per exec",
+    );
+    row(
+        "fork+exec outside the cgroup",
+        out_off,
+        out_on,
+        EXECS,
+        "per exec",
+    );
+    row(
+        "syscall outside (dd bs=1)",
+        dd_off,
+        dd_on,
+        DD_BYTES * 2,
+        "per syscall",
+    );
 }

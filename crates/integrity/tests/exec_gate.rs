@@ -12,6 +12,14 @@ use watertight_integrity::{verify_tree, ExecEvent, ExecGate, ExecWhat, Manifest}
 
 const MEMFD_HELPER_ENV: &str = "WT_TEST_MEMFD_HELPER";
 
+/// Gate tests run one at a time: the cleanup check attributes new `wt_*` BPF ids to the test
+/// that loaded them.
+static GATE_TESTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    GATE_TESTS.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// BPF object ids whose names start with `wt_`, from `bpftool -j {prog|map} show`.
 fn wt_object_ids(kind: &str) -> BTreeSet<u64> {
     let out = Command::new("bpftool")
@@ -63,6 +71,7 @@ fn exec_gate_allows_verified_and_kills_everything_else() {
         eprintln!("SKIP exec_gate: {reason}");
         return;
     }
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let tree = dir.path().join("tree");
     exec_tree(&tree);
@@ -249,4 +258,82 @@ fn attach_refuses_the_cgroup_root_and_unknown_ids() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("no cgroup with that id"), "{err}");
+}
+
+/// Unmounts on drop.
+struct Mount(std::path::PathBuf);
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn read_only_overlay_of_the_verified_tree_runs_when_both_views_are_allowed() {
+    if let Some(reason) = skip_reason() {
+        eprintln!("SKIP exec_gate overlay: {reason}");
+        return;
+    }
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let lower = dir.path().join("lower");
+    let empty = dir.path().join("empty");
+    let merged = dir.path().join("merged");
+    exec_tree(&lower);
+    std::fs::create_dir(&empty).unwrap();
+    std::fs::create_dir(&merged).unwrap();
+    // Two lower layers and no upper: a read-only overlay (no copy-up can happen).
+    let opts = format!("lowerdir={}:{}", lower.display(), empty.display());
+    let ok = Command::new("mount")
+        .args(["-t", "overlay", "overlay", "-o", &opts])
+        .arg(&merged)
+        .status();
+    if !ok.is_ok_and(|s| s.success()) {
+        eprintln!("SKIP exec_gate overlay: cannot mount overlayfs here");
+        return;
+    }
+    let _mount = Mount(merged.clone());
+
+    let signing = key(8);
+    let signed = Manifest::create(&lower, &signing).unwrap();
+    let lower_tree = verify_tree(&lower, &signed, &signing.verifying_key()).unwrap();
+    let merged_tree = verify_tree(&merged, &signed, &signing.verifying_key()).unwrap();
+    assert_ne!(
+        lower_tree.files[0].dev, merged_tree.files[0].dev,
+        "overlay has its own device"
+    );
+
+    let cg = TestCgroup::create().expect("create a cgroup2 test cgroup");
+    let mut gate = ExecGate::attach(cg.id(), &merged_tree).unwrap();
+    assert_eq!(
+        gate.allow_tree(&lower_tree).unwrap(),
+        lower_tree.files.len()
+    );
+
+    let lib = merged.join("lib");
+    let true_bin = merged.join("bin/true").display().to_string();
+    let (_, status) = run_in(&cg, &[&true_bin], &lib);
+    assert!(
+        status.success(),
+        "verified binary through the overlay: {status:?}"
+    );
+    assert!(gate.poll_events().is_empty());
+
+    // The lower view alone is also allowed now, the host's own copy is not.
+    let (_, status) = run_in(
+        &cg,
+        &[&lower.join("bin/true").display().to_string()],
+        &lower.join("lib"),
+    );
+    assert!(status.success(), "lower view: {status:?}");
+    let (pid, status) = run_in(&cg, &["/usr/bin/true"], &lib);
+    assert!(
+        killed(status),
+        "host binary in the sandbox cgroup: {status:?}"
+    );
+    assert!(event_for(
+        &gate.wait_events(Duration::from_secs(2)),
+        pid,
+        ExecWhat::Exec
+    ));
 }

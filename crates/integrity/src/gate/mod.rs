@@ -78,8 +78,9 @@ impl ExecGate {
             });
         }
         let mut open = object::open(object::EXEC_GATE_OBJECT, "open object")?;
-        // Room for every file twice over keeps the hash map sparse; 64 is the floor.
-        let capacity = (tree.files.len() * 2).max(64) as u32;
+        // Room for the tree four times over: sparse hash map, plus a second view of the same files
+        // added with `allow_tree` (overlayfs: merged and lower); 64 is the floor.
+        let capacity = (tree.files.len() * 4).max(64) as u32;
         if let Some(mut map) = open.maps_mut().find(|m| m.name() == "wt_allowed") {
             map.set_max_entries(capacity)
                 .map_err(|e| object::bpf_error("size wt_allowed", e))?;
@@ -135,6 +136,28 @@ impl ExecGate {
             cgroup_id,
             allowed_keys: keys.len(),
         })
+    }
+
+    /// Also allows the files of `tree` (verified separately). On overlayfs the sandbox sees the
+    /// overlay inodes (verify the merged mount and attach with that tree) while mappings of
+    /// them are backed by the lower inodes, which `mprotect` sees: allow the lower tree too.
+    /// Returns how many new keys were added.
+    pub fn allow_tree(&mut self, tree: &VerifiedTree) -> Result<usize> {
+        let keys = kernel_keys(&self._object, tree)?;
+        let allowed = find_map(&self._object, "wt_allowed")?;
+        for key in &keys {
+            allowed
+                .update(&key_bytes(key), &[1u8], MapFlags::ANY)
+                .map_err(|e| {
+                    object::bpf_error(
+                        "fill wt_allowed (map full: attach with the larger tree first)",
+                        e,
+                    )
+                })?;
+        }
+        let before = self.allowed_keys;
+        self.allowed_keys = allowed.keys().count();
+        Ok(self.allowed_keys - before)
     }
 
     /// Refusals reported since the last call (non-blocking).
