@@ -56,6 +56,17 @@ impl EnforcementReport {
     pub fn available(&self, layer: Layer) -> bool {
         self.get(layer).available
     }
+
+    /// The layers of `required` this kernel does not offer (empty: the profile can be met).
+    /// `watertight run` refuses to start on a non-empty answer unless told to accept weaker
+    /// integrity.
+    pub fn missing(&self, required: &[Layer]) -> Vec<Layer> {
+        required
+            .iter()
+            .copied()
+            .filter(|l| !self.available(*l))
+            .collect()
+    }
 }
 
 impl fmt::Display for EnforcementReport {
@@ -142,6 +153,13 @@ fn probe_exec_gate() -> LayerStatus {
 }
 
 fn probe_bpf_lsm() -> LayerStatus {
+    if !object::is_root() {
+        return LayerStatus {
+            layer: Layer::BpfLsm,
+            available: false,
+            reason: "not probed: loading BPF programs needs root (CAP_BPF and CAP_PERFMON)".into(),
+        };
+    }
     let listed = match std::fs::read_to_string("/sys/kernel/security/lsm") {
         Ok(s) if s.split(',').any(|l| l.trim() == "bpf") => "`bpf` is in the LSM list",
         Ok(_) => "`bpf` is not in the LSM list",
@@ -185,6 +203,34 @@ fn probe_memfd_noexec() -> LayerStatus {
         layer: Layer::MemfdNoexec,
         available,
         reason,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_lists_only_unavailable_required_layers() {
+        let status = |layer, available| LayerStatus {
+            layer,
+            available,
+            reason: "r".into(),
+        };
+        let report = EnforcementReport {
+            layers: vec![
+                status(Layer::Landlock, true),
+                status(Layer::BpfExecGate, true),
+                status(Layer::BpfLsm, false),
+                status(Layer::MemfdNoexec, true),
+            ],
+        };
+        assert_eq!(
+            report.missing(&[Layer::Landlock, Layer::BpfLsm]),
+            [Layer::BpfLsm]
+        );
+        assert!(report.missing(&[Layer::BpfExecGate]).is_empty());
+        assert!(report.to_string().contains("bpf-lsm        absent  r"));
     }
 }
 
