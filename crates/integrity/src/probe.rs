@@ -206,6 +206,12 @@ fn probe_memfd_noexec() -> LayerStatus {
     }
 }
 
+/// First line, at most 160 characters: libbpf errors can carry a whole verifier log.
+fn short(s: &str) -> String {
+    let line = s.lines().next().unwrap_or("");
+    line.chars().take(160).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,10 +238,4 @@ mod tests {
         assert!(report.missing(&[Layer::BpfExecGate]).is_empty());
         assert!(report.to_string().contains("bpf-lsm        absent  r"));
     }
-}
-
-/// First line, at most 160 characters: libbpf errors can carry a whole verifier log.
-fn short(s: &str) -> String {
-    let line = s.lines().next().unwrap_or("");
-    line.chars().take(160).collect()
 }
