@@ -63,7 +63,7 @@ pub fn summarize(bundle: &Path) -> Result<String, Error> {
     }
     for ev in &violations {
         let _ = writeln!(w, "  {}", describe_event(ev));
-        if let Some(pid) = pick_i64(ev, &["pid", "host_pid", "tid"]) {
+        if let Some(pid) = pick_i64(ev, &["host_pid", "pid", "tid"]) {
             culprits.push(pid);
         }
     }
@@ -198,16 +198,35 @@ fn violation_events(jsonl: &[u8]) -> (Vec<Value>, usize, usize) {
 
 fn describe_event(v: &Value) -> String {
     let time = pick_str(v, &["time", "ts", "timestamp"]).unwrap_or_else(|| "(no time)".into());
-    let pid = pick_i64(v, &["pid", "host_pid", "tid"])
-        .map(|p| format!("pid {p}"))
-        .unwrap_or_else(|| "pid ?".into());
+    // The sandbox sees its own pid namespace; the task list uses host pids.
+    let pid = match (pick_i64(v, &["pid", "tid"]), pick_i64(v, &["host_pid"])) {
+        (Some(p), Some(h)) if p != h => format!("pid {p} (host {h})"),
+        (Some(p), _) | (None, Some(p)) => format!("pid {p}"),
+        (None, None) => "pid ?".into(),
+    };
+    let comm = pick_str(v, &["comm"])
+        .map(|c| format!(" {c}"))
+        .unwrap_or_default();
     let kind = pick_str(v, &["kind", "event", "type"]).unwrap_or_else(|| "event".into());
     let call = match pick_str(v, &["syscall", "name"]) {
         Some(name) => {
+            // Arguments the supervisor could read as strings (paths) replace their raw value.
+            let strings = v.get("arg_strings").and_then(Value::as_object);
             let args = v
                 .get("args")
                 .and_then(Value::as_array)
-                .map(|a| a.iter().map(render_arg).collect::<Vec<_>>().join(", "))
+                .map(|a| {
+                    a.iter()
+                        .enumerate()
+                        .map(
+                            |(i, arg)| match strings.and_then(|m| m.get(&i.to_string())) {
+                                Some(Value::String(s)) => format!("{s:?}"),
+                                _ => render_arg(arg),
+                            },
+                        )
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
                 .unwrap_or_default();
             format!(" {name}({args})")
         }
@@ -216,7 +235,7 @@ fn describe_event(v: &Value) -> String {
     let detail = pick_str(v, &["message", "detail", "action"])
         .map(|d| format!(" - {d}"))
         .unwrap_or_default();
-    format!("{time}  {pid}  {kind}{call}{detail}")
+    format!("{time}  {pid}{comm}  {kind}{call}{detail}")
 }
 
 /// Modification time in UTC to the second ("when it changed"); `?` for times before 1970.
@@ -273,6 +292,16 @@ not json
         assert_eq!(
             describe_event(&found[0]),
             "2026-11-22T10:00:01Z  pid 7  violation ptrace(PTRACE_ATTACH, 1, 0, 0)"
+        );
+    }
+
+    #[test]
+    fn sandbox_event_shape_with_host_pid_and_strings() {
+        let log = br#"{"time":"t","sandbox_id":"wt-0-1","kind":"syscall_denied","syscall":"mount","nr":165,"args":["0x1","0x2","0x0"],"arg_strings":{"1":"/mnt"},"host_pid":4242,"pid":3,"comm":"a.out","action":"forensic"}"#;
+        let (found, _, _) = violation_events(log);
+        assert_eq!(
+            describe_event(&found[0]),
+            "t  pid 3 (host 4242) a.out  syscall_denied mount(0x1, \"/mnt\", 0x0) - forensic"
         );
     }
 }
