@@ -234,7 +234,7 @@ pub fn upgrade_advice(
             break;
         }
         let removes = affected
-            .par_iter()
+            .iter()
             .filter(|r| !r.rule.is_affected(target))
             .count();
         if best.is_none_or(|(_, b)| removes >= b) {

@@ -66,10 +66,8 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     let fail_on = FailOn::parse(&args.fail_on).context("unknown --fail-on")?;
 
     let database = match (&args.cve_db, &args.cve_index) {
-        (Some(dir), _) => Some(
-            CveDatabase::from_records_dir(dir)
-                .with_context(|| format!("loading CVE records from {}", dir.display()))?,
-        ),
+        // The library's errors already name the directory or file and the fix.
+        (Some(dir), _) => Some(CveDatabase::from_records_dir(dir)?),
         (None, Some(file)) => Some(CveDatabase::from_index(file)?),
         (None, None) => None,
     };
