@@ -9,7 +9,7 @@
  *                              when ld.so itself was exec'd: that one is caught at mmap);
  *   tp_btf/sys_enter           mmap(PROT_EXEC) of a file descriptor and mprotect(PROT_EXEC) of a
  *                              file-backed mapping (the paths of `ld.so ./copy` and LD_PRELOAD);
- *   iter/task_file             run once by the supervisor at attach time: reports the kernel's own
+ *   iter/task_file             run by the supervisor at attach time: reports the kernel's own
  *                              (s_dev, i_ino, i_generation) for each verified file it holds open,
  *                              so the keys compared here are read the same way they are set.
  */
@@ -41,7 +41,7 @@ struct wt_key {
 struct wt_config {
 	__u64 cgroup_id;    /* cgroup v2 id of the sandbox; 0 = gate idle */
 	__u32 cgroup_level; /* depth of that cgroup below the cgroup2 root */
-	__u32 iter_tgid;    /* the supervisor process whose open files the iterator reports */
+	__u32 reserved;
 };
 
 struct wt_event {
@@ -215,11 +215,12 @@ int wt_collect(struct bpf_iter__task_file *ctx)
 	struct seq_file *seq = ctx->meta->seq;
 	struct task_struct *task = ctx->task;
 	struct file *file = ctx->file;
-	struct wt_config *cfg = config();
 	struct wt_fd_key out = {};
 	struct inode *inode;
 
-	if (!task || !file || !cfg || task->tgid != cfg->iter_tgid)
+	/* The iterator runs in the reading process: report only its own descriptors. Comparing
+	 * kernel tgids (not a pid from user space) also holds inside pid namespaces. */
+	if (!task || !file || task->tgid != (__u32)(bpf_get_current_pid_tgid() >> 32))
 		return 0;
 	inode = file->f_inode;
 	if (!inode)

@@ -88,7 +88,7 @@ impl ExecGate {
         let object = object::load(open, "load programs (verifier)")?;
 
         // Idle configuration: the programs below do nothing until the cgroup id is written.
-        write_config(&object, 0, level, std::process::id())?;
+        write_config(&object, 0, level)?;
         let keys = kernel_keys(&object, tree)?;
         let allowed = find_map(&object, "wt_allowed")?;
         for key in &keys {
@@ -127,7 +127,7 @@ impl ExecGate {
             links.push(prog.attach().map_err(|e| object::bpf_error("attach", e))?);
         }
         // Armed last: from here on every exec and PROT_EXEC mapping in the cgroup is checked.
-        write_config(&object, cgroup_id, level, std::process::id())?;
+        write_config(&object, cgroup_id, level)?;
         Ok(ExecGate {
             ring,
             _links: links,
@@ -192,11 +192,11 @@ fn find_map<'o>(object: &'o Object, name: &str) -> Result<libbpf_rs::Map<'o>> {
     })
 }
 
-fn write_config(object: &Object, cgroup_id: u64, level: u32, tgid: u32) -> Result<()> {
+fn write_config(object: &Object, cgroup_id: u64, level: u32) -> Result<()> {
     let mut value = Vec::with_capacity(16);
     value.extend_from_slice(&cgroup_id.to_ne_bytes());
     value.extend_from_slice(&level.to_ne_bytes());
-    value.extend_from_slice(&tgid.to_ne_bytes());
+    value.extend_from_slice(&0u32.to_ne_bytes()); // reserved
     find_map(object, "wt_config")?
         .update(&0u32.to_ne_bytes(), &value, MapFlags::ANY)
         .map_err(|e| object::bpf_error("write wt_config", e))
