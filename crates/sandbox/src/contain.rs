@@ -50,6 +50,8 @@ pub struct Job {
     pub events: Option<PathBuf>,
     /// Where evidence goes under `on_violation = "forensic"`.
     pub forensics: ForensicConfig,
+    /// `--net bridge:BR`: a guarded port on a bridge instead of loopback only.
+    pub bridge_port: Option<watertight_net::SandboxPortRequest>,
 }
 
 /// Everything the sandbox needs, computed before fork so the child only executes.
@@ -152,18 +154,22 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
     let child = supervise::ChildGuard::new(pid);
 
     // 5-7. cgroup membership and id maps, then go.
-    let setup = (|| -> Result<(), Error> {
+    let setup = (|| -> Result<Option<watertight_net::SandboxPort>, Error> {
         cgroup.add_process(pid)?;
         user::write_id_maps(pid, &profile.identity, slot.host_id)?;
+        let port = namespaces::attach_bridge_port(job.bridge_port.as_ref(), pid)?;
         nix::unistd::write(&go_wr, b"g").ctx(|| "release the sandbox".into())?;
-        Ok(())
+        Ok(port)
     })();
-    if let Err(e) = setup {
-        drop(child);
-        supervise::restore_signals(&blocked);
-        let _ = cgroup.destroy();
-        return Err(e);
-    }
+    let port = match setup {
+        Ok(port) => port,
+        Err(e) => {
+            drop(child);
+            supervise::restore_signals(&blocked);
+            let _ = cgroup.destroy();
+            return Err(e);
+        }
+    };
     drop(go_wr);
 
     // 8. Supervise until the sandbox's pid 1 is gone.
@@ -193,6 +199,10 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
     verdict.events = events.summary();
 
     // 10. Clean up: kill anything left and remove the cgroup; the slot is freed on drop.
+    if let Some(p) = port {
+        p.remove()
+            .map_err(|e| Error::Config(format!("remove the sandbox's bridge port: {e}")))?;
+    }
     cgroup.destroy()?;
     drop(slot);
     Ok(verdict)

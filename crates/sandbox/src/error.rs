@@ -12,16 +12,30 @@ pub enum Error {
     Io { what: String, source: io::Error },
     #[error("watertight run needs root (it creates cgroups and maps the sandbox to its own host uid); run it as root, e.g. with sudo")]
     NotRoot,
+    // Not `#[from]`/`#[source]`: the inner message is already in ours, and a source would make
+    // the CLI print it twice.
     #[error("seccomp: {0}")]
-    Seccomp(#[from] watertight_seccomp::Error),
+    Seccomp(watertight_seccomp::Error),
     #[error("cgroups: {0}")]
-    Cgroup(#[from] watertight_cgroups::Error),
+    Cgroup(watertight_cgroups::Error),
     #[error(
         "every sandbox slot ({slots}) is in use: wait for a sandbox to end or raise identity.slots"
     )]
     NoFreeSlot { slots: u32 },
     #[error("sandbox setup failed at {stage}: {message}")]
     Setup { stage: String, message: String },
+}
+
+impl From<watertight_seccomp::Error> for Error {
+    fn from(e: watertight_seccomp::Error) -> Error {
+        Error::Seccomp(e)
+    }
+}
+
+impl From<watertight_cgroups::Error> for Error {
+    fn from(e: watertight_cgroups::Error) -> Error {
+        Error::Cgroup(e)
+    }
 }
 
 impl Error {

@@ -40,6 +40,16 @@ pub struct Args {
     /// What a violation-class syscall (mount, unshare, ptrace, bpf, ...) does.
     #[arg(long, value_enum, value_name = "MODE")]
     on_violation: Option<ViolationArg>,
+    /// Network: `none` (loopback only, the default) or `bridge:BR` (a veth on bridge BR with
+    /// per-port anti-spoofing; needs --ip).
+    #[arg(long, value_name = "none|bridge:BR", default_value = "none")]
+    net: String,
+    /// The sandbox's address on the bridge, with prefix (repeatable: IPv4 and IPv6).
+    #[arg(long, value_name = "ADDR/PREFIX")]
+    ip: Vec<String>,
+    /// A permanent neighbour entry inside the sandbox, e.g. 10.0.0.53=02:42:ac:11:00:35.
+    #[arg(long, value_name = "IP=MAC")]
+    static_neigh: Vec<String>,
     /// Write the audit trail (denied syscalls, limits hit, evidence) as JSON Lines to FILE.
     #[arg(long, value_name = "FILE")]
     events: Option<PathBuf>,
@@ -193,6 +203,44 @@ fn effective_profile(a: &Args) -> anyhow::Result<Profile> {
     Ok(p)
 }
 
+fn sandbox_hint() -> String {
+    format!("wt{}", std::process::id())
+}
+
+/// `--net`, `--ip`, `--static-neigh` as a bridge-port request (None for loopback only).
+fn bridge_port(a: &Args, hint: &str) -> anyhow::Result<Option<watertight_net::SandboxPortRequest>> {
+    let bridge = match a.net.as_str() {
+        "none" => {
+            anyhow::ensure!(
+                a.ip.is_empty() && a.static_neigh.is_empty(),
+                "--ip and --static-neigh need --net bridge:BR"
+            );
+            return Ok(None);
+        }
+        other => other
+            .strip_prefix("bridge:")
+            .filter(|b| !b.is_empty())
+            .ok_or_else(|| anyhow::anyhow!("--net {other:?}: expected none or bridge:BRIDGE"))?,
+    };
+    anyhow::ensure!(
+        !a.ip.is_empty(),
+        "--net bridge:{bridge} needs --ip ADDR/PREFIX (e.g. 10.0.0.10/24)"
+    );
+    let addresses =
+        a.ip.iter()
+            .map(|s| {
+                s.parse::<watertight_net::IpNet>()
+                    .map_err(|e| anyhow::anyhow!("--ip {s:?}: {e} (expected ADDR/PREFIX)"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut req = watertight_net::SandboxPortRequest::new(bridge, addresses, hint);
+    for s in &a.static_neigh {
+        req.static_neighbours
+            .push(watertight_net::sandbox::parse_static_neighbour(s)?);
+    }
+    Ok(Some(req))
+}
+
 pub fn run(a: Args) -> anyhow::Result<u8> {
     let profile = effective_profile(&a)?;
     let env = a
@@ -216,6 +264,7 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
             .writable
             .push((format!("bind{i}"), b.target.clone()));
     }
+    let bridge_port = bridge_port(&a, &sandbox_hint())?;
     let job = Job {
         profile,
         argv: a.command.clone(),
@@ -224,6 +273,7 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
         secrets,
         events: a.events.clone(),
         forensics,
+        bridge_port,
     };
     let verdict = watertight_sandbox::run(&job)?;
     if let Some(path) = &a.result {

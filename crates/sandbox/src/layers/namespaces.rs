@@ -44,12 +44,28 @@ pub fn set_hostname(ns: &Namespaces, hostname: &str, sys: &impl Syscall) -> Resu
 }
 
 /// net: a new network namespace has only `lo`, and it is down; bring it up so programs can use
-/// 127.0.0.1 among themselves. Nothing else exists: no route leaves the sandbox.
+/// 127.0.0.1 among themselves. Nothing else exists unless the job asks for a bridge port
+/// (`attach_bridge_port`): then no route leaves the sandbox but through that guarded port.
 pub fn loopback_up(ns: &Namespaces, sys: &impl Syscall) -> Result<(), Error> {
     if ns.net {
         sys.interface_up("lo").ctx(|| "bring up lo".into())?;
     }
     Ok(())
+}
+
+/// net, supervisor side: with `--net bridge:BR`, a veth into the sandbox's namespace whose
+/// host end joins the bridge, with the port's anti-spoofing guard entry added before the sandbox
+/// is released (watertight-net). Removed when the returned port is dropped.
+pub fn attach_bridge_port(
+    req: Option<&watertight_net::SandboxPortRequest>,
+    child: i32,
+) -> Result<Option<watertight_net::SandboxPort>, Error> {
+    match req {
+        None => Ok(None),
+        Some(r) => watertight_net::attach_sandbox_port(r, child)
+            .map(Some)
+            .map_err(|e| Error::Config(format!("--net bridge:{}: {e}", r.bridge))),
+    }
 }
 
 #[cfg(test)]
