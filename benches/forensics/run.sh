@@ -44,11 +44,17 @@ ln -s /etc/shadow "$layer/link"
 
 ms() { echo $(( $(date +%s%N) / 1000000 )); }
 
+# watertight first, then the shell tools, with a settle between (each side deletes its output).
+rust_out=$(cd "$ROOT" && WT_BENCH_TASKS=$TASKS WT_BENCH_LAYER_MB=$LAYER_MB WT_BENCH_RUNS=$RUNS WT_BENCH_EVIDENCE_DIR=$EVIDENCE_ROOT \
+    CARGO_TARGET_DIR=$TARGET cargo bench -q -p watertight-forensics --bench capture 2>/dev/null)
+sync
+sleep 5
+
 shell_times=()
 for run in $(seq "$RUNS"); do
     mkdir "$cg"
-    pids=()
-    for _ in $(seq "$TASKS"); do sleep 1000 & pids+=("$!"); echo "$!" > "$cg/cgroup.procs"; done
+    # Started from a subshell so they are not this shell's jobs (no "Killed" notices).
+    for _ in $(seq "$TASKS"); do ( sleep 1000 & echo "$!" > "$cg/cgroup.procs" ); done
     out="$work/shell-$run"
     t0=$(ms)
     echo FROZEN > "$cg/freezer.state"
@@ -71,14 +77,10 @@ for run in $(seq "$RUNS"); do
     { wait; } 2>/dev/null || true
     rmdir "$cg"
     shell_times+=($((t1 - t0)))
-    rm -rf "$out"
+    # Outputs stay until the end: deleting between runs (ext4 with discard) slows later creates.
 done
 shell_median=$(printf '%s\n' "${shell_times[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
 echo "shell tools: violation->dead ${shell_times[*]} ms (median $shell_median)"
-
-cd "$ROOT"
-rust_out=$(WT_BENCH_TASKS=$TASKS WT_BENCH_LAYER_MB=$LAYER_MB WT_BENCH_RUNS=$RUNS WT_BENCH_EVIDENCE_DIR=$EVIDENCE_ROOT \
-    CARGO_TARGET_DIR=$TARGET cargo bench -q -p watertight-forensics --bench capture 2>/dev/null)
 echo "$rust_out"
 rust_median=$(echo "$rust_out" | awk '/violation->dead/ {print $3}')
 awk -v s="$shell_median" -v r="$rust_median" 'BEGIN {printf "ratio shell/watertight: %.1fx\n", s / r}'

@@ -5,7 +5,7 @@
 
 use crate::bundle::BundleWriter;
 use crate::error::Error;
-use crate::record::{LayerEntry, LayerRecord, Unreadable};
+use crate::record::{LayerEntry, LayerRecord, Unreadable, MAX_LISTED_ENTRIES};
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 use std::fs::File;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -21,6 +21,7 @@ pub fn capture_layer(
         source: source.display().to_string(),
         archive: None,
         entries: Vec::new(),
+        entries_not_listed: 0,
         skipped: Vec::new(),
     };
     let root = match File::open(source) {
@@ -154,7 +155,11 @@ pub fn capture_layer(
             });
             continue;
         }
-        record.entries.push(listed);
+        if record.entries.len() < MAX_LISTED_ENTRIES {
+            record.entries.push(listed);
+        } else {
+            record.entries_not_listed += 1;
+        }
     }
     let out = tar.into_inner().map_err(|e| bundle.io_error(e))?;
     out.finish()?;

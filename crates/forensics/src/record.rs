@@ -56,10 +56,17 @@ pub struct LayerRecord {
     pub source: String,
     /// Bundle path of the archive, absent when the layer could not be opened at all.
     pub archive: Option<String>,
+    /// The first `MAX_LISTED_ENTRIES` entries in walk order (the archive holds them all).
     pub entries: Vec<LayerEntry>,
+    /// Archived entries beyond the listing limit (a program can create millions of files).
+    #[serde(default)]
+    pub entries_not_listed: u64,
     /// Entries left out of the archive and why (sockets, unreadable files).
     pub skipped: Vec<Unreadable>,
 }
+
+/// Layer entries listed in `capture.json`; the rest are only counted.
+pub const MAX_LISTED_ENTRIES: usize = 100_000;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LayerEntry {

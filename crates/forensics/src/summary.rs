@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 /// Layer entries listed before "... and N more".
-const MAX_LISTED_ENTRIES: usize = 200;
+const MAX_SHOWN_ENTRIES: usize = 200;
 
 pub fn summarize(bundle: &Path) -> Result<String, Error> {
     if bundle.join(MANIFEST_FILE).symlink_metadata().is_err() {
@@ -117,7 +117,7 @@ pub fn summarize(bundle: &Path) -> Result<String, Error> {
             "  {} ({}): {} entries, {} bytes{}",
             layer.name,
             layer.source,
-            layer.entries.len(),
+            layer.entries.len() as u64 + layer.entries_not_listed,
             bytes,
             layer
                 .archive
@@ -125,7 +125,7 @@ pub fn summarize(bundle: &Path) -> Result<String, Error> {
                 .map(|a| format!(", archived in {a}"))
                 .unwrap_or_default()
         );
-        for e in layer.entries.iter().take(MAX_LISTED_ENTRIES) {
+        for e in layer.entries.iter().take(MAX_SHOWN_ENTRIES) {
             let link = e
                 .link_target
                 .as_deref()
@@ -142,12 +142,10 @@ pub fn summarize(bundle: &Path) -> Result<String, Error> {
                 link
             );
         }
-        if layer.entries.len() > MAX_LISTED_ENTRIES {
-            let _ = writeln!(
-                w,
-                "    ... and {} more",
-                layer.entries.len() - MAX_LISTED_ENTRIES
-            );
+        let more =
+            layer.entries.len().saturating_sub(MAX_SHOWN_ENTRIES) as u64 + layer.entries_not_listed;
+        if more > 0 {
+            let _ = writeln!(w, "    ... and {more} more (all are in the archive)");
         }
         for s in &layer.skipped {
             let _ = writeln!(w, "    not archived: {} ({})", s.what, s.error);
