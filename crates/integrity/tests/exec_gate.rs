@@ -337,3 +337,60 @@ fn read_only_overlay_of_the_verified_tree_runs_when_both_views_are_allowed() {
         ExecWhat::Exec
     ));
 }
+
+/// mprotect(PROT_EXEC) of a mapping of an unverified file. The driver is Debian's python3: it
+/// loads ctypes (its own shared objects) BEFORE joining the cgroup, then maps the file and calls
+/// mprotect through libc, so the only gated act is the mprotect itself.
+const MPROTECT_DRIVER: &str = r#"
+import ctypes, mmap, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+open(sys.argv[1] + "/cgroup.procs", "w").write(str(os.getpid()))
+fd = os.open(sys.argv[2], os.O_RDONLY)
+m = mmap.mmap(fd, 4096, access=mmap.ACCESS_COPY)
+addr = ctypes.addressof(ctypes.c_char.from_buffer(m))
+rc = libc.mprotect(ctypes.c_void_p(addr), 4096, mmap.PROT_READ | mmap.PROT_EXEC)
+print("mprotect returned", rc, flush=True)
+sys.exit(3)
+"#;
+
+#[test]
+fn mprotect_exec_of_an_unverified_mapping_is_killed() {
+    if let Some(reason) = skip_reason() {
+        eprintln!("SKIP exec_gate mprotect: {reason}");
+        return;
+    }
+    if !Path::new("/usr/bin/python3").exists() {
+        eprintln!("SKIP exec_gate mprotect: needs /usr/bin/python3 (Debian python3) as the driver");
+        return;
+    }
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    exec_tree(&tree);
+    let unverified = dir.path().join("unverified.so");
+    common::copy_exec(&tree.join("lib/libc.so.6"), &unverified);
+    let signing = key(10);
+    let signed = Manifest::create(&tree, &signing).unwrap();
+    let verified = verify_tree(&tree, &signed, &signing.verifying_key()).unwrap();
+    let cg = TestCgroup::create().expect("create a cgroup2 test cgroup");
+    let mut gate = ExecGate::attach(cg.id(), &verified).unwrap();
+
+    let mut child = Command::new("/usr/bin/python3")
+        .args(["-S", "-c", MPROTECT_DRIVER])
+        .arg(&cg.path)
+        .arg(&unverified)
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let status = child.wait().unwrap();
+    assert!(
+        killed(status),
+        "mprotect(PROT_EXEC) of an unverified file must be SIGKILLed: {status:?}"
+    );
+    let events = gate.wait_events(Duration::from_secs(2));
+    assert!(
+        event_for(&events, pid, ExecWhat::Mprotect),
+        "mprotect event for {pid}: {events:?}"
+    );
+}
