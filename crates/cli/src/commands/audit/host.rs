@@ -140,6 +140,11 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     for w in &scanned.warnings {
         eprintln!("watertight: warning: {w}");
     }
+    if !args.pids.is_empty() && scanned.processes == 0 {
+        anyhow::bail!(
+            "none of the pids given with --pid is a running user-space process (check `ps -p`)"
+        );
+    }
     let mut report = Report::new("host");
     report.node = Some(scanned.node.clone());
     report.workloads = scanned.workloads.len();
