@@ -125,8 +125,10 @@ pub fn render(r: &KernelReport) -> String {
             ["CHECK", "STATUS", "SEVERITY", "CURRENT", "EXPECTED"],
             &rows,
         );
-        for h in r.hardening.iter().filter_map(|h| h.note.as_ref()) {
-            let _ = writeln!(out, "  note: {h}");
+        let mut notes: Vec<&String> = r.hardening.iter().filter_map(|h| h.note.as_ref()).collect();
+        notes.dedup();
+        for note in notes {
+            let _ = writeln!(out, "  note: {note}");
         }
         for h in r.hardening.iter().filter(|h| h.status == CheckStatus::Fail) {
             let _ = writeln!(out, "  {}: {}", h.name, h.why);
