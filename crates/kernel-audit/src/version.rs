@@ -181,7 +181,11 @@ impl KernelRelease {
 fn vendor_of(suffix: &str) -> &'static str {
     let s = suffix.to_ascii_lowercase();
     let has = |needle: &str| s.contains(needle);
-    if has(".el") && (has("el7") || has("el8") || has("el9") || has("el10")) {
+    // RHEL and rebuilds (CentOS, Rocky, Alma, Oracle RHCK): `.el<digit>`.
+    let rhel = s
+        .match_indices(".el")
+        .any(|(i, _)| s[i + 3..].starts_with(|c: char| c.is_ascii_digit()));
+    if rhel {
         if has("uek") {
             "Oracle Linux (UEK)"
         } else {
