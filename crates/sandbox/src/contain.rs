@@ -30,7 +30,7 @@ use crate::events::EventLog;
 use crate::forensic::ForensicConfig;
 use crate::layers::mount::{MountPlan, MountRequest};
 use crate::layers::{
-    cgroup, env, fds, limits, mount, namespaces, privileges, seccomp, secrets, user,
+    cgroup, env, fds, integrity, limits, mount, namespaces, privileges, seccomp, secrets, user,
 };
 use crate::profile::Profile;
 use crate::report::{self, Report};
@@ -52,6 +52,8 @@ pub struct Job {
     pub forensics: ForensicConfig,
     /// `--net bridge:BR`: a guarded port on a bridge instead of loopback only.
     pub bridge_port: Option<watertight_net::SandboxPortRequest>,
+    /// `--manifest`/`--pubkey`: exec-time integrity of the root directory.
+    pub integrity: Option<integrity::IntegrityRequest>,
 }
 
 /// Everything the sandbox needs, computed before fork so the child only executes.
@@ -62,6 +64,7 @@ pub(crate) struct Prepared {
     pub envp: Vec<CString>,
     pub rlimits: Vec<(Resource, u64, u64)>,
     pub filter: CompiledFilter,
+    pub integrity: Option<integrity::Verified>,
 }
 
 /// Pipe ends the sandbox side holds.
@@ -154,15 +157,19 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
     let child = supervise::ChildGuard::new(pid);
 
     // 5-7. cgroup membership and id maps, then go.
-    let setup = (|| -> Result<Option<watertight_net::SandboxPort>, Error> {
+    let setup = (|| -> Result<(Option<watertight_net::SandboxPort>, Option<watertight_integrity::ExecGate>), Error> {
         cgroup.add_process(pid)?;
         user::write_id_maps(pid, &profile.identity, slot.host_id)?;
         let port = namespaces::attach_bridge_port(job.bridge_port.as_ref(), pid)?;
+        let gate = match &prepared.integrity {
+            Some(v) => integrity::attach_gate(&cgroup, v)?,
+            None => None,
+        };
         nix::unistd::write(&go_wr, b"g").ctx(|| "release the sandbox".into())?;
-        Ok(port)
+        Ok((port, gate))
     })();
-    let port = match setup {
-        Ok(port) => port,
+    let (port, mut gate) = match setup {
+        Ok(v) => v,
         Err(e) => {
             drop(child);
             supervise::restore_signals(&blocked);
@@ -188,7 +195,9 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
         on_violation: profile.seccomp.on_violation,
         forensics: &job.forensics,
         sandbox_id: &sandbox_id,
+        gate: gate.as_mut(),
     });
+    drop(gate);
     child.disarm();
     supervise::restore_signals(&blocked);
 
@@ -197,6 +206,17 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
     supervise::record_limit_events(&outcome, stats.as_ref(), profile, &mut events);
     let mut verdict = supervise::verdict(&outcome, stats.as_ref(), profile, &sandbox_id);
     verdict.events = events.summary();
+    // A task the exec gate killed ran unverified code: that is a violation, whatever the
+    // program's own exit looked like.
+    if verdict.events.by_kind.contains_key("exec_denied")
+        && matches!(
+            verdict.status,
+            crate::verdict::Status::OK | crate::verdict::Status::RE | crate::verdict::Status::SG
+        )
+    {
+        verdict.status = crate::verdict::Status::SV;
+        verdict.message = Some("security violation: an unverified file was executed or mapped as code (the BPF exec gate killed the task)".into());
+    }
 
     // 10. Clean up: kill anything left and remove the cgroup; the slot is freed on drop.
     if let Some(p) = port {
@@ -242,10 +262,25 @@ pub(crate) fn prepare(job: &Job) -> Result<Prepared, Error> {
                 .map_err(|_| Error::Config(format!("argument {a:?} contains a NUL byte")))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let integrity = match &job.integrity {
+        None => None,
+        Some(req) => {
+            if profile.root.source == "host" || profile.root.writable {
+                return Err(Error::Config(
+                    "--manifest needs a read-only root directory: pass --rootfs DIR (without --writable-root)".into(),
+                ));
+            }
+            Some(integrity::verify(
+                std::path::Path::new(&profile.root.source),
+                req,
+            )?)
+        }
+    };
     let req = MountRequest {
         cwd: std::env::current_dir().ok(),
         workdir: job.workdir.clone(),
         secrets: job.secrets.clone(),
+        noexec_writable: integrity.is_some(),
     };
     let mounts = mount::plan(&profile, &req)?;
     let envp = env::build(&profile.env, &job.env)?;
@@ -258,6 +293,7 @@ pub(crate) fn prepare(job: &Job) -> Result<Prepared, Error> {
         envp,
         rlimits,
         filter,
+        integrity,
     })
 }
 
@@ -275,6 +311,9 @@ fn sandbox_init(p: &Prepared, mut ends: SandboxEnds) -> ! {
             _ => exit_now(1), // the supervisor is gone
         }
         let sys = Linux;
+        if p.integrity.as_ref().is_some_and(|v| v.memfd_noexec) {
+            integrity::refuse_memfd_exec()?; // b'. integrity: while still kuid 0
+        }
         namespaces::enter_cgroup_namespace(&p.profile.namespaces)?; // b. cgroup
         user::become_sandbox_user(&p.profile.identity)?; // c. user
         mount::apply(&p.mounts.ops, &sys)?; // d. mount, proc, dev, tmp, secrets
@@ -333,6 +372,9 @@ fn exec_program(p: &Prepared, ends: &SandboxEnds) -> ! {
         fds::close_inherited()?; // g. nothing but stdio survives execve
         limits::apply(&p.rlimits)?; // h. rlimits
         privileges::drop_all()?; // i. capabilities, securebits, no_new_privs
+        if let Some(v) = &p.integrity {
+            integrity::restrict_exec(&v.exec_roots, v.landlock)?; // i'. exec only what was verified
+        }
         seccomp::install(&p.filter, ends.notify.as_fd())?; // j. seccomp, last
         Ok(())
     })();

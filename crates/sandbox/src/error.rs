@@ -8,8 +8,9 @@ pub enum Error {
     Profile { origin: String, message: String },
     #[error("{0}")]
     Config(String),
-    #[error("{what}: {source}")]
-    Io { what: String, source: io::Error },
+    // `err`, not `source`: the message already carries it, and a source would be printed twice.
+    #[error("{what}: {err}")]
+    Io { what: String, err: io::Error },
     #[error("watertight run needs root (it creates cgroups and maps the sandbox to its own host uid); run it as root, e.g. with sudo")]
     NotRoot,
     // Not `#[from]`/`#[source]`: the inner message is already in ours, and a source would make
@@ -42,7 +43,7 @@ impl Error {
     pub fn io(what: impl Into<String>, source: io::Error) -> Error {
         Error::Io {
             what: what.into(),
-            source,
+            err: source,
         }
     }
 }

@@ -88,6 +88,8 @@ pub struct Watch<'a> {
     pub on_violation: OnViolation,
     pub forensics: &'a ForensicConfig,
     pub sandbox_id: &'a str,
+    /// The BPF exec gate, when exec-time integrity is on: its kills become events.
+    pub gate: Option<&'a mut watertight_integrity::ExecGate>,
 }
 
 /// Why the supervisor killed the sandbox, if it did.
@@ -121,7 +123,7 @@ fn parallelism(limits: &Limits) -> f64 {
     limits.cpus.map(|c| c.min(online)).unwrap_or(online)
 }
 
-pub fn supervise(w: Watch<'_>) -> Outcome {
+pub fn supervise(mut w: Watch<'_>) -> Outcome {
     let wall_limit = w.limits.wall_time.map(Duration::from_secs_f64);
     let cpu_limit_ns = w.limits.cpu_time.map(|s| (s * 1e9) as u64);
     let output_limit = w.limits.output.map(|s| s.bytes());
@@ -163,7 +165,7 @@ pub fn supervise(w: Watch<'_>) -> Outcome {
                 deadline = Some(deadline.map_or(t, |d| d.min(t)));
             }
         }
-        if w.pidfd.is_none() {
+        if w.pidfd.is_none() || w.gate.is_some() {
             deadline = Some(deadline.map_or(now + Duration::from_millis(10), |d| {
                 d.min(now + Duration::from_millis(10))
             }));
@@ -298,6 +300,9 @@ pub fn supervise(w: Watch<'_>) -> Outcome {
             }
         }
 
+        if let Some(g) = w.gate.as_deref_mut() {
+            record_gate_events(g, w.events);
+        }
         let now = Instant::now();
         if stop.is_none() {
             if wall_limit.is_some_and(|l| now >= w.started + l) {
@@ -321,6 +326,9 @@ pub fn supervise(w: Watch<'_>) -> Outcome {
         }
     };
     let wall = w.started.elapsed();
+    if let Some(g) = w.gate.as_deref_mut() {
+        record_gate_events(g, w.events);
+    }
 
     // pid 1 is gone, so every process of the sandbox is gone and every pipe end is closed:
     // drain what is left.
@@ -367,6 +375,15 @@ pub fn supervise(w: Watch<'_>) -> Outcome {
         output_bytes,
         cgroup_cpu_ns,
         evidence,
+    }
+}
+
+fn record_gate_events(g: &mut watertight_integrity::ExecGate, events: &mut EventLog) {
+    for e in g.poll_events() {
+        events.emit(
+            "exec_denied",
+            serde_json::json!({"host_pid": e.pid, "comm": e.comm, "dev": e.dev, "ino": e.ino, "what": format!("{:?}", e.what).to_lowercase()}),
+        );
     }
 }
 

@@ -181,6 +181,19 @@ pub fn securebits() -> io::Result<u32> {
     Ok(r as u32)
 }
 
+/// prctl(PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN): memory that is or was writable can never be
+/// made executable (mprotect/mmap refuse), closing the anonymous-memory path around an exec gate.
+pub fn refuse_exec_gain() -> io::Result<()> {
+    const PR_SET_MDWE: libc::c_int = 65;
+    const PR_MDWE_REFUSE_EXEC_GAIN: libc::c_ulong = 1;
+    // SAFETY: PR_SET_MDWE takes integer arguments only.
+    let r = unsafe { libc::prctl(PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN, 0, 0, 0) };
+    if r == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Immediately terminates the process without running destructors or atexit handlers: the
 /// right exit for a forked child that must not flush its parent's buffers twice.
 pub fn exit_now(code: i32) -> ! {

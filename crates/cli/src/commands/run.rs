@@ -50,6 +50,15 @@ pub struct Args {
     /// A permanent neighbour entry inside the sandbox, e.g. 10.0.0.53=02:42:ac:11:00:35.
     #[arg(long, value_name = "IP=MAC")]
     static_neigh: Vec<String>,
+    /// Signed manifest of the --rootfs tree: verify it, then allow executing only what was verified.
+    #[arg(long, value_name = "FILE", requires = "pubkey")]
+    manifest: Option<PathBuf>,
+    /// Public key the manifest must be signed with.
+    #[arg(long, value_name = "FILE", requires = "manifest")]
+    pubkey: Option<PathBuf>,
+    /// Run even when this kernel lacks some integrity enforcement layer (says which).
+    #[arg(long)]
+    allow_weaker_integrity: bool,
     /// Write the audit trail (denied syscalls, limits hit, evidence) as JSON Lines to FILE.
     #[arg(long, value_name = "FILE")]
     events: Option<PathBuf>,
@@ -265,6 +274,33 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
             .push((format!("bind{i}"), b.target.clone()));
     }
     let bridge_port = bridge_port(&a, &sandbox_hint())?;
+    let integrity = match (&a.manifest, &a.pubkey) {
+        (Some(manifest), Some(pubkey)) => {
+            let report = watertight_integrity::probe_enforcement();
+            let layers: Vec<String> = report
+                .layers
+                .iter()
+                .map(|l| {
+                    format!(
+                        "{} {}",
+                        l.layer.name(),
+                        if l.available { "on" } else { "off" }
+                    )
+                })
+                .collect();
+            eprintln!(
+                "watertight: integrity layers: noexec-writable on, {}",
+                layers.join(", ")
+            );
+            Some(watertight_sandbox::layers::integrity::IntegrityRequest {
+                manifest: manifest.clone(),
+                pubkey: pubkey.clone(),
+                allow_weaker: a.allow_weaker_integrity,
+                report,
+            })
+        }
+        _ => None,
+    };
     let job = Job {
         profile,
         argv: a.command.clone(),
@@ -274,6 +310,7 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
         events: a.events.clone(),
         forensics,
         bridge_port,
+        integrity,
     };
     let verdict = watertight_sandbox::run(&job)?;
     if let Some(path) = &a.result {

@@ -191,6 +191,39 @@ static int attack(const char *name, const char *arg) {
     }
     if (!strcmp(name, "spin")) { for (volatile unsigned long i = 0;; i++) {} }
     if (!strcmp(name, "exe")) return check(name, open("/proc/self/exe", O_WRONLY));
+    if (!strcmp(name, "exec")) { /* execute ARG */
+        char *args[] = {(char *)arg, "fd", "0", NULL};
+        execv(arg, args);
+        return denied(arg, errno);
+    }
+    if (!strcmp(name, "copyexec")) { /* copy this binary to ARG (a writable place) and run it */
+        int in = open("/proc/self/exe", O_RDONLY), out = open(arg, O_WRONLY | O_CREAT | O_TRUNC, 0755);
+        if (in < 0 || out < 0) return denied("copy", errno);
+        char buf[65536];
+        ssize_t n;
+        while ((n = read(in, buf, sizeof buf)) > 0) if (write(out, buf, n) != n) return denied("copy", errno);
+        close(out);
+        char *args[] = {(char *)arg, "fd", "0", NULL};
+        execv(arg, args);
+        return denied("exec of the copy", errno);
+    }
+    if (!strcmp(name, "ldso")) { /* run ARG through the dynamic loader (mmap PROT_EXEC, no execve of ARG) */
+        char *args[] = {"/lib64/ld-linux-x86-64.so.2", (char *)arg, "fd", "0", NULL};
+        execv(args[0], args);
+        return denied("exec of the loader", errno);
+    }
+    if (!strcmp(name, "memfd")) { /* copy this binary into a memfd and execute it */
+        int fd = syscall(SYS_memfd_create, "wt", 0);
+        if (fd < 0) return denied("memfd_create", errno);
+        int in = open("/proc/self/exe", O_RDONLY);
+        char buf[65536];
+        ssize_t n;
+        while ((n = read(in, buf, sizeof buf)) > 0) if (write(fd, buf, n) != n) return denied("memfd write", errno);
+        char *args[] = {"memfd", "fd", "0", NULL};
+        char *env[] = {NULL};
+        syscall(SYS_execveat, fd, "", args, env, AT_EMPTY_PATH);
+        return denied("execveat of the memfd", errno);
+    }
     return 2;
 }
 

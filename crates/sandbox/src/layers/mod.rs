@@ -4,6 +4,7 @@ pub mod cgroup;
 pub mod dev;
 pub mod env;
 pub mod fds;
+pub mod integrity;
 pub mod limits;
 pub mod mount;
 pub mod namespaces;

@@ -105,6 +105,9 @@ pub struct MountRequest {
     pub workdir: Option<PathBuf>,
     /// `--secret NAME=FILE`, already read by the supervisor.
     pub secrets: Vec<crate::layers::secrets::Secret>,
+    /// Exec-time integrity: every writable mount is noexec, so only the verified (read-only)
+    /// files can be executed or mapped as code.
+    pub noexec_writable: bool,
 }
 
 /// Flags every writable scratch mount gets: no setuid binaries, no device nodes.
@@ -115,9 +118,16 @@ pub fn plan(profile: &Profile, req: &MountRequest) -> Result<MountPlan, Error> {
     let mut ops = vec![MountOp::MakePrivate { path: "/".into() }];
     let host_root = profile.root.source == "host";
 
-    // The new root.
-    let root = if host_root {
+    // The new root. A read-only root (the host's directories, or a root directory) is a small
+    // tmpfs of mount points with each top-level entry bound read-only onto it: the sandbox sees
+    // the very inodes the host has (which exec-time integrity keys on). A writable root directory
+    // is an overlay with a throwaway tmpfs upper layer instead.
+    let read_only_rootfs = !host_root && !profile.root.writable;
+    let root = if host_root || read_only_rootfs {
         // Only mount points and symlinks live on this tmpfs; it becomes read-only after pivot.
+        if !host_root {
+            check_rootfs(Path::new(&profile.root.source))?;
+        }
         ops.push(MountOp::Tmpfs {
             target: stage.clone(),
             size: 1 << 20,
@@ -127,23 +137,8 @@ pub fn plan(profile: &Profile, req: &MountRequest) -> Result<MountPlan, Error> {
         stage.clone()
     } else {
         let rootfs = PathBuf::from(&profile.root.source);
-        let meta = std::fs::metadata(&rootfs).map_err(|e| {
-            Error::Config(format!(
-                "root directory {}: {e} (pass an existing directory to --rootfs)",
-                rootfs.display()
-            ))
-        })?;
-        if !meta.is_dir() {
-            return Err(Error::Config(format!(
-                "root {} is not a directory (--rootfs takes a directory)",
-                rootfs.display()
-            )));
-        }
-        let upper_size = if profile.root.writable {
-            profile.tmp.size.bytes()
-        } else {
-            1 << 20
-        };
+        check_rootfs(&rootfs)?;
+        let upper_size = profile.tmp.size.bytes();
         ops.push(MountOp::Tmpfs {
             target: stage.clone(),
             size: upper_size,
@@ -171,30 +166,60 @@ pub fn plan(profile: &Profile, req: &MountRequest) -> Result<MountPlan, Error> {
     }
     let inside = |p: &Path| root.join(p.strip_prefix("/").unwrap_or(p));
 
+    // (host path, path inside) of every top-level entry bound read-only into the root.
+    let mut entries: Vec<(PathBuf, PathBuf)> = Vec::new();
     if host_root {
-        for dir in &profile.root.host_dirs {
-            let Ok(meta) = std::fs::symlink_metadata(dir) else {
+        entries.extend(
+            profile
+                .root
+                .host_dirs
+                .iter()
+                .map(|d| (d.clone(), d.clone())),
+        );
+    } else if read_only_rootfs {
+        let rootfs = PathBuf::from(&profile.root.source);
+        let dir = std::fs::read_dir(&rootfs)
+            .map_err(|e| Error::io(format!("read root directory {}", rootfs.display()), e))?;
+        let mut names: Vec<_> = dir.flatten().map(|e| e.file_name()).collect();
+        names.sort();
+        for name in names {
+            // The sandbox gets its own /proc, /dev and /tmp.
+            if name == "proc" || name == "dev" || name == "tmp" {
                 continue;
-            };
-            if meta.file_type().is_symlink() {
-                let target = std::fs::read_link(dir)
-                    .map_err(|e| Error::io(format!("read link {}", dir.display()), e))?;
-                ops.push(MountOp::Symlink {
-                    target,
-                    link: inside(dir),
-                });
-            } else if meta.is_dir() {
-                ops.push(MountOp::MkdirAll {
-                    path: inside(dir),
-                    mode: 0o755,
-                });
-                ops.push(MountOp::Bind {
-                    source: dir.clone(),
-                    target: inside(dir),
-                    attrs: ATTR_RDONLY | ATTR_NOSUID | ATTR_NODEV,
-                });
             }
+            entries.push((rootfs.join(&name), Path::new("/").join(&name)));
         }
+    }
+    for (source, target) in &entries {
+        let Ok(meta) = std::fs::symlink_metadata(source) else {
+            continue;
+        };
+        if meta.file_type().is_symlink() {
+            let link = std::fs::read_link(source)
+                .map_err(|e| Error::io(format!("read link {}", source.display()), e))?;
+            ops.push(MountOp::Symlink {
+                target: link,
+                link: inside(target),
+            });
+            continue;
+        }
+        if meta.is_dir() {
+            ops.push(MountOp::MkdirAll {
+                path: inside(target),
+                mode: 0o755,
+            });
+        } else if meta.is_file() {
+            ops.push(MountOp::Touch {
+                path: inside(target),
+            });
+        } else {
+            continue; // device nodes, sockets, FIFOs at the top level are never shown
+        }
+        ops.push(MountOp::Bind {
+            source: source.clone(),
+            target: inside(target),
+            attrs: ATTR_RDONLY | ATTR_NOSUID | ATTR_NODEV,
+        });
     }
     for d in ["/proc", "/dev", "/tmp", "/run"] {
         ops.push(MountOp::MkdirAll {
@@ -251,6 +276,8 @@ pub fn plan(profile: &Profile, req: &MountRequest) -> Result<MountPlan, Error> {
         }
         let attrs = if *read_only {
             ATTR_RDONLY | ATTR_NOSUID | ATTR_NODEV
+        } else if req.noexec_writable {
+            ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC
         } else {
             ATTR_NOSUID | ATTR_NODEV
         };
@@ -281,7 +308,11 @@ pub fn plan(profile: &Profile, req: &MountRequest) -> Result<MountPlan, Error> {
         target: inside(Path::new("/tmp")),
         size: profile.tmp.size.bytes(),
         mode: 0o1777,
-        flags: SCRATCH_FLAGS,
+        flags: if req.noexec_writable {
+            SCRATCH_FLAGS | MsFlags::MS_NOEXEC
+        } else {
+            SCRATCH_FLAGS
+        },
     });
     ops.extend(crate::layers::secrets::plan(
         &req.secrets,
@@ -307,6 +338,22 @@ pub fn plan(profile: &Profile, req: &MountRequest) -> Result<MountPlan, Error> {
         )));
     }
     Ok(MountPlan { ops, workdir })
+}
+
+fn check_rootfs(rootfs: &Path) -> Result<(), Error> {
+    let meta = std::fs::metadata(rootfs).map_err(|e| {
+        Error::Config(format!(
+            "root directory {}: {e} (pass an existing directory to --rootfs)",
+            rootfs.display()
+        ))
+    })?;
+    if !meta.is_dir() {
+        return Err(Error::Config(format!(
+            "root {} is not a directory (--rootfs takes a directory)",
+            rootfs.display()
+        )));
+    }
+    Ok(())
 }
 
 /// Ops that hide a file: the host's /dev/null bound over it, read-only.

@@ -1,0 +1,146 @@
+//! Exec-time integrity layer (`--manifest`, `--pubkey`): the root directory is verified against
+//! its signed manifest before fork, then what was verified is the only thing the sandbox can
+//! execute, enforced by the kernel in layers:
+//! - the verified files are served read-only, as the very inodes that were verified (the mount
+//!   layer binds the root directory's entries; no overlay);
+//! - every writable mount is noexec (mount layer), and memfd execution is refused by
+//!   `vm.memfd_noexec = 2` in the sandbox's own pid namespace;
+//! - Landlock allows execute only beneath the root directory's verified top-level entries;
+//! - PR_SET_MDWE refuses turning writable memory executable;
+//! - the BPF exec gate (watertight-integrity) kills any task of the sandbox's cgroup that execs or
+//!   maps as code a file whose (dev, ino, generation) was not verified, with an event.
+
+use std::path::{Path, PathBuf};
+
+use watertight_integrity::{
+    EnforcementReport, ExecGate, Layer, SignedManifest, VerifiedTree, VerifyingKey,
+};
+
+use crate::error::{Error, IoContext};
+
+/// The layers a verified run demands; fewer only with `allow_weaker`.
+pub const REQUIRED: [Layer; 3] = [Layer::Landlock, Layer::BpfExecGate, Layer::MemfdNoexec];
+
+#[derive(Debug, Clone)]
+pub struct IntegrityRequest {
+    pub manifest: PathBuf,
+    pub pubkey: PathBuf,
+    pub allow_weaker: bool,
+    /// What this kernel offers (`watertight_integrity::probe_enforcement()`).
+    pub report: EnforcementReport,
+}
+
+/// The supervisor's side, prepared before fork.
+pub struct Verified {
+    pub tree: VerifiedTree,
+    /// Paths inside the sandbox beneath which Landlock allows execute.
+    pub exec_roots: Vec<PathBuf>,
+    pub landlock: bool,
+    pub memfd_noexec: bool,
+    pub gate: bool,
+}
+
+/// Verifies `rootfs` against the signed manifest and decides which layers apply.
+pub fn verify(rootfs: &Path, req: &IntegrityRequest) -> Result<Verified, Error> {
+    let missing = req.report.missing(&REQUIRED);
+    if !missing.is_empty() && !req.allow_weaker {
+        let why: Vec<String> = missing
+            .iter()
+            .map(|l| format!("{} ({})", l.name(), req.report.get(*l).reason))
+            .collect();
+        return Err(Error::Config(format!(
+            "this kernel cannot enforce exec-time integrity fully: missing {}; pass --allow-weaker-integrity to run anyway",
+            why.join(", ")
+        )));
+    }
+    let signed = SignedManifest::load(&req.manifest)
+        .map_err(|e| Error::Config(format!("manifest {}: {e}", req.manifest.display())))?;
+    let key = VerifyingKey::load(&req.pubkey)
+        .map_err(|e| Error::Config(format!("public key {}: {e}", req.pubkey.display())))?;
+    // Hash on a pool of our own and wait for its threads to end: the supervisor must be
+    // single-threaded again when it clones the sandbox.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .build()
+        .map_err(|e| Error::Config(format!("start hashing threads: {e}")))?;
+    let tree = pool.install(|| watertight_integrity::verify_tree(rootfs, &signed, &key));
+    drop(pool);
+    wait_single_threaded();
+    let tree = tree.map_err(|e| {
+        Error::Config(format!(
+            "{} does not match its manifest: {e}",
+            rootfs.display()
+        ))
+    })?;
+    let mut exec_roots = Vec::new();
+    for entry in std::fs::read_dir(rootfs)
+        .ctx(|| format!("read {}", rootfs.display()))?
+        .flatten()
+    {
+        let name = entry.file_name();
+        let ft = entry
+            .file_type()
+            .ctx(|| format!("stat {}", entry.path().display()))?;
+        if (ft.is_dir() || ft.is_file()) && name != "proc" && name != "dev" && name != "tmp" {
+            exec_roots.push(Path::new("/").join(name));
+        }
+    }
+    exec_roots.sort();
+    Ok(Verified {
+        tree,
+        exec_roots,
+        landlock: req.report.available(Layer::Landlock),
+        memfd_noexec: req.report.available(Layer::MemfdNoexec),
+        gate: req.report.available(Layer::BpfExecGate),
+    })
+}
+
+/// Waits (up to a second) for worker threads that were told to exit.
+fn wait_single_threaded() {
+    for _ in 0..1000 {
+        if watertight_sys::process::thread_count().unwrap_or(1) <= 1 {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+/// In the sandbox's pid 1, before it changes uid: the sysctl is per pid namespace, and its file
+/// only lets the global root write (which pid 1 still is, by kuid, at that point).
+pub fn refuse_memfd_exec() -> Result<(), Error> {
+    std::fs::write("/proc/sys/vm/memfd_noexec", "2")
+        .ctx(|| "write vm.memfd_noexec = 2 in the sandbox's pid namespace".into())
+}
+
+/// In the program, before seccomp: execute only beneath the verified entries, and no writable
+/// memory turned executable.
+pub fn restrict_exec(exec_roots: &[PathBuf], landlock: bool) -> Result<(), Error> {
+    if landlock {
+        let roots: Vec<&Path> = exec_roots.iter().map(PathBuf::as_path).collect();
+        watertight_integrity::landlock_exec_ruleset(&roots)
+            .and_then(|r| r.restrict_self())
+            .map_err(|e| Error::Setup {
+                stage: "integrity".into(),
+                message: format!("landlock: {e}"),
+            })?;
+    }
+    watertight_sys::process::refuse_exec_gain().ctx(|| "prctl(PR_SET_MDWE)".into())
+}
+
+/// In the supervisor, before the sandbox is released.
+pub fn attach_gate(
+    cgroup: &watertight_cgroups::Cgroup,
+    v: &Verified,
+) -> Result<Option<ExecGate>, Error> {
+    if !v.gate {
+        return Ok(None);
+    }
+    let id = cgroup.unified_id().ok_or_else(|| {
+        Error::Config(
+            "the BPF exec gate needs the sandbox in a cgroup v2 hierarchy, and none is mounted"
+                .into(),
+        )
+    })?;
+    ExecGate::attach(id, &v.tree)
+        .map(Some)
+        .map_err(|e| Error::Config(format!("BPF exec gate: {e}")))
+}
