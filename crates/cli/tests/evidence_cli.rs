@@ -108,18 +108,18 @@ fn verify_exit_codes_name_the_altered_file() {
         text(&out.stdout)
     );
 
-    // One flipped byte in one task's environ.
-    let environ = f.bundle.join(format!("tasks/{}/environ", f.pids[0]));
-    let original = std::fs::read(&environ).unwrap();
+    // One flipped byte in the verdict.
+    let verdict = f.bundle.join("verdict.json");
+    let original = std::fs::read(&verdict).unwrap();
     let mut flipped = original.clone();
-    flipped[0] ^= 0x20;
-    std::fs::write(&environ, &flipped).unwrap();
+    flipped[2] ^= 0x20;
+    std::fs::write(&verdict, &flipped).unwrap();
     let out = verify(&f.bundle, &f.pubkey);
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
-    assert!(err.contains(&environ.display().to_string()), "{err}");
+    assert!(err.contains(&verdict.display().to_string()), "{err}");
     assert_eq!(err.lines().count(), 1, "one line: {err}");
-    std::fs::write(&environ, &original).unwrap();
+    std::fs::write(&verdict, &original).unwrap();
 
     // A forged manifest fails the signature.
     let manifest = f.bundle.join("manifest");

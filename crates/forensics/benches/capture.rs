@@ -107,6 +107,18 @@ struct Samples {
     kill: Vec<Duration>,
     total: Vec<Duration>,
     verify: Vec<Duration>,
+    /// User + system CPU the capture consumed (all threads): on a shared, loaded machine this
+    /// says more than wall time about what an idle host would see.
+    capture_cpu: Vec<Duration>,
+}
+
+fn cpu_time() -> Duration {
+    use nix::sys::resource::{getrusage, UsageWho};
+    let u = getrusage(UsageWho::RUSAGE_SELF).expect("getrusage");
+    let tv = |t: nix::sys::time::TimeVal| {
+        Duration::from_secs(t.tv_sec() as u64) + Duration::from_micros(t.tv_usec() as u64)
+    };
+    tv(u.user_time()) + tv(u.system_time())
 }
 
 fn stats(v: &mut [Duration]) -> String {
@@ -163,8 +175,10 @@ fn main() {
             evidence_dir: evidence.path(),
             key: &key,
         };
+        let cpu_before = cpu_time();
         let bundle = capture(&req).expect("capture");
         let t2 = Instant::now();
+        s.capture_cpu.push(cpu_time() - cpu_before);
         sandbox.cgroup().kill_all().expect("kill");
         let t3 = Instant::now();
         assert_eq!(pids.len(), tasks);
@@ -193,6 +207,10 @@ fn main() {
     }
     println!("  freeze            {}", stats(&mut s.freeze));
     println!("  capture + sign    {}", stats(&mut s.capture));
+    println!(
+        "  capture CPU time  {}   (user+sys, all threads)",
+        stats(&mut s.capture_cpu)
+    );
     println!("  kill              {}", stats(&mut s.kill));
     println!(
         "  violation->dead   {}   (target < 300 ms)",

@@ -61,10 +61,14 @@ pub fn capture(req: &CaptureRequest) -> Result<PathBuf, Error> {
             })
             .collect();
         let t = Instant::now();
-        let tasks: Result<Vec<_>, Error> = pids
-            .par_iter()
-            .map(|&pid| task::capture_task(&bundle, pid))
-            .collect();
+        let captured: Vec<task::CapturedTask> =
+            pids.par_iter().map(|&pid| task::read_task(pid)).collect();
+        let mtime = now
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let tasks = task::write_tasks_archive(&bundle, &captured, mtime)
+            .map(|()| captured.into_iter().map(|t| t.record).collect::<Vec<_>>());
         let net = task::capture_net(&bundle, &pids);
         let tasks_ms = t.elapsed().as_millis() as u64;
         let mut layers = Vec::new();

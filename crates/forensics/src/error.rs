@@ -66,6 +66,12 @@ pub enum Error {
         expected: u64,
         actual: u64,
     },
+    #[error("{archive}: member {member} {reason}: the file was altered")]
+    MemberMismatch {
+        archive: PathBuf,
+        member: String,
+        reason: String,
+    },
     #[error("{path}: listed in the manifest but missing or unreadable ({reason})")]
     Missing { path: PathBuf, reason: String },
     #[error("{path}: not listed in the signed manifest: it was added after signing")]
@@ -84,6 +90,7 @@ impl Error {
                 | Error::BadSignature { .. }
                 | Error::HashMismatch { .. }
                 | Error::SizeMismatch { .. }
+                | Error::MemberMismatch { .. }
                 | Error::Missing { .. }
                 | Error::Unlisted { .. }
         )

@@ -38,9 +38,18 @@ pub struct TaskRecord {
     /// Real, effective, saved and filesystem uid as the host sees them.
     pub uids: String,
     pub cmdline: Vec<String>,
-    /// Files saved under `tasks/<pid>/`.
-    pub files: Vec<String>,
+    /// Files saved as `tasks/<pid>/<name>` members of `tasks.tar`, with their hashes (so
+    /// `verify` can name the member that was altered).
+    pub files: Vec<TaskFile>,
     pub unreadable: Vec<Unreadable>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskFile {
+    pub name: String,
+    pub size: u64,
+    /// Lowercase hex.
+    pub sha256: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

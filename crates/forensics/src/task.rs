@@ -1,11 +1,18 @@
 //! Per-task capture from /proc/<pid>: status, cmdline, environ, maps, open fds with their link
 //! targets, mountinfo, cgroup, namespaces and kernel stack, each where readable. A file the
 //! kernel refuses is recorded with the reason instead of failing the whole capture.
+//!
+//! Tasks are read in parallel into memory and then written as ONE archive, `tasks.tar`, with
+//! members `tasks/<pid>/<name>`: a bundle of 200 tasks would otherwise need ~2 000 inode creates,
+//! which cost 0.2-0.75 ms of CPU each on the ext4 measured here (see docs/forensics.md).
 
 use crate::bundle::BundleWriter;
 use crate::error::Error;
-use crate::record::{TaskRecord, Unreadable};
+use crate::record::{TaskFile, TaskRecord, Unreadable};
+use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
+
+pub const TASKS_ARCHIVE: &str = "tasks.tar";
 
 /// Files copied verbatim from /proc/<pid>/.
 const PROC_FILES: &[&str] = &[
@@ -23,10 +30,15 @@ pub const NET_FILES: &[&str] = &[
     "tcp", "tcp6", "udp", "udp6", "raw", "raw6", "unix", "packet",
 ];
 
-pub fn capture_task(bundle: &BundleWriter, pid: i32) -> Result<TaskRecord, Error> {
+/// One task's files, read but not yet written.
+pub struct CapturedTask {
+    pub record: TaskRecord,
+    pub files: Vec<(&'static str, Vec<u8>)>,
+}
+
+pub fn read_task(pid: i32) -> CapturedTask {
     let proc_dir = PathBuf::from(format!("/proc/{pid}"));
-    let dir = format!("tasks/{pid}");
-    bundle.create_dir(&dir)?;
+    let mut files: Vec<(&'static str, Vec<u8>)> = Vec::with_capacity(9);
     let mut record = TaskRecord {
         pid,
         ppid: None,
@@ -41,13 +53,12 @@ pub fn capture_task(bundle: &BundleWriter, pid: i32) -> Result<TaskRecord, Error
     for name in PROC_FILES {
         match std::fs::read(proc_dir.join(name)) {
             Ok(bytes) => {
-                bundle.write_file(&format!("{dir}/{name}"), &bytes)?;
-                record.files.push(name.to_string());
                 match *name {
                     "status" => fill_from_status(&mut record, &String::from_utf8_lossy(&bytes)),
                     "cmdline" => record.cmdline = split_nul(&bytes),
                     _ => {}
                 }
+                files.push((name, bytes));
             }
             Err(e) => record.unreadable.push(Unreadable {
                 what: name.to_string(),
@@ -61,17 +72,46 @@ pub fn capture_task(bundle: &BundleWriter, pid: i32) -> Result<TaskRecord, Error
         ("ns.txt", list_links(&proc_dir.join("ns"), false)),
     ] {
         match listing {
-            Ok(text) => {
-                bundle.write_file(&format!("{dir}/{name}"), text.as_bytes())?;
-                record.files.push(name.to_string());
-            }
+            Ok(text) => files.push((name, text.into_bytes())),
             Err(e) => record.unreadable.push(Unreadable {
                 what: name.to_string(),
                 error: e.to_string(),
             }),
         }
     }
-    Ok(record)
+    for (name, bytes) in &files {
+        record.files.push(TaskFile {
+            name: name.to_string(),
+            size: bytes.len() as u64,
+            sha256: hex::encode(Sha256::digest(bytes)),
+        });
+    }
+    CapturedTask { record, files }
+}
+
+/// Writes every task's files into `tasks.tar` (members `tasks/<pid>/<name>`, mode 0600, mtime
+/// = capture time), in pid order.
+pub fn write_tasks_archive(
+    bundle: &BundleWriter,
+    tasks: &[CapturedTask],
+    mtime: u64,
+) -> Result<(), Error> {
+    let out = bundle.create_file(TASKS_ARCHIVE)?;
+    let mut tar = tar::Builder::new(out);
+    for task in tasks {
+        for (name, bytes) in &task.files {
+            let mut header = tar::Header::new_gnu();
+            header.set_entry_type(tar::EntryType::Regular);
+            header.set_mode(0o600);
+            header.set_mtime(mtime);
+            header.set_size(bytes.len() as u64);
+            let path = format!("tasks/{}/{name}", task.record.pid);
+            tar.append_data(&mut header, &path, bytes.as_slice())
+                .map_err(|e| bundle.io_error(e))?;
+        }
+    }
+    let out = tar.into_inner().map_err(|e| bundle.io_error(e))?;
+    out.finish()
 }
 
 /// Saves /proc/<pid>/net/* of the first pid whose tables are readable.

@@ -4,10 +4,12 @@
 
 use crate::error::Error;
 use crate::manifest::{Manifest, SignatureFile, MANIFEST_FILE, SIGNATURE_FILE};
+use crate::record::{CaptureRecord, CAPTURE_FILE};
 use crate::signing;
+use crate::task::TASKS_ARCHIVE;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use watertight_integrity::VerifyingKey;
@@ -101,7 +103,7 @@ pub fn verify(bundle: &Path, pubkey: &VerifyingKey) -> Result<VerifyReport, Erro
         })
         .collect();
     if let Some(first) = results.into_iter().find_map(Result::err) {
-        return Err(first);
+        return Err(name_altered_member(bundle, first));
     }
 
     let listed: BTreeSet<&str> = manifest.files.iter().map(|f| f.path.as_str()).collect();
@@ -115,6 +117,82 @@ pub fn verify(bundle: &Path, pubkey: &VerifyingKey) -> Result<VerifyReport, Erro
         files: manifest.files.len(),
         bytes: manifest.files.iter().map(|f| f.size).sum(),
     })
+}
+
+/// When `tasks.tar` does not match, names the member inside it that changed, from the per-member
+/// hashes in `capture.json` (which sorts before `tasks.tar`, so it was already found intact).
+/// Falls back to the archive-level error when the damage is in a header or padding.
+fn name_altered_member(bundle: &Path, err: Error) -> Error {
+    let archive = bundle.join(TASKS_ARCHIVE);
+    let at_archive = match &err {
+        Error::HashMismatch { path, .. } | Error::SizeMismatch { path, .. } => *path == archive,
+        _ => false,
+    };
+    if !at_archive {
+        return err;
+    }
+    let Some(record) = std::fs::read(bundle.join(CAPTURE_FILE))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<CaptureRecord>(&b).ok())
+    else {
+        return err;
+    };
+    let mut expected: HashMap<String, (u64, &str)> = HashMap::new();
+    for task in &record.tasks {
+        for f in &task.files {
+            expected.insert(
+                format!("tasks/{}/{}", task.pid, f.name),
+                (f.size, f.sha256.as_str()),
+            );
+        }
+    }
+    let Ok(file) = std::fs::File::open(&archive) else {
+        return err;
+    };
+    let mut tar = tar::Archive::new(file);
+    let Ok(entries) = tar.entries() else {
+        return err;
+    };
+    for entry in entries {
+        let Ok(mut entry) = entry else {
+            return err;
+        };
+        let member = match entry.path() {
+            Ok(p) => p.to_string_lossy().into_owned(),
+            Err(_) => return err,
+        };
+        let mut hasher = Sha256::new();
+        let mut size = 0u64;
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            match entry.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    hasher.update(&buf[..n]);
+                    size += n as u64;
+                }
+                Err(_) => return err,
+            }
+        }
+        let reason = match expected.get(&member) {
+            None => Some("is not in capture.json".to_string()),
+            Some((want_size, _)) if *want_size != size => {
+                Some(format!("is {size} bytes, capture.json says {want_size}"))
+            }
+            Some((_, want_hash)) if *want_hash != hex::encode(hasher.finalize()) => {
+                Some("does not match its sha256 in capture.json".to_string())
+            }
+            Some(_) => None,
+        };
+        if let Some(reason) = reason {
+            return Error::MemberMismatch {
+                archive,
+                member,
+                reason,
+            };
+        }
+    }
+    err
 }
 
 /// Size and SHA-256 of a regular file, refusing symlinks (a swapped-in link is tampering).

@@ -69,8 +69,20 @@ fn bundle_holds_every_task_and_the_layer_and_verifies() {
 
     let pids = sandbox.pids();
     assert_eq!(pids.len(), 3);
+    let members: std::collections::HashMap<String, Vec<u8>> =
+        tar_entries(&bundle.join("tasks.tar"))
+            .into_iter()
+            .map(|(path, kind, _, data)| {
+                assert_eq!(kind, tar::EntryType::Regular);
+                (path, data)
+            })
+            .collect();
     for pid in &pids {
-        let dir = bundle.join(format!("tasks/{pid}"));
+        let member = |f: &str| {
+            members
+                .get(&format!("tasks/{pid}/{f}"))
+                .unwrap_or_else(|| panic!("tasks/{pid}/{f} missing from tasks.tar"))
+        };
         for f in [
             "status",
             "cmdline",
@@ -82,26 +94,22 @@ fn bundle_holds_every_task_and_the_layer_and_verifies() {
             "ns.txt",
             "stack",
         ] {
-            assert!(dir.join(f).is_file(), "tasks/{pid}/{f} missing");
+            member(f);
         }
-        let environ = std::fs::read(dir.join("environ")).unwrap();
         let wanted = format!("{ENV_MARKER}={}", sandbox.marker_value);
         assert!(
-            environ.split(|&b| b == 0).any(|v| v == wanted.as_bytes()),
+            member("environ")
+                .split(|&b| b == 0)
+                .any(|v| v == wanted.as_bytes()),
             "environ of {pid} lacks the marker"
         );
-        assert_eq!(
-            std::fs::read(dir.join("cmdline")).unwrap(),
-            b"sleep\x001000\x00"
-        );
-        let fds = std::fs::read_to_string(dir.join("fds.txt")).unwrap();
+        assert_eq!(member("cmdline"), b"sleep\x001000\x00");
+        let fds = String::from_utf8_lossy(member("fds.txt"));
         assert!(fds.starts_with("0 -> /dev/null\n"), "{fds}");
-        let ns = std::fs::read_to_string(dir.join("ns.txt")).unwrap();
+        let ns = String::from_utf8_lossy(member("ns.txt"));
         assert!(ns.contains("pid -> pid:["), "{ns}");
-        let status = std::fs::read_to_string(dir.join("status")).unwrap();
-        assert!(
-            status.contains("State:\tD") || status.contains("frozen") || status.contains("State:")
-        );
+        let status = String::from_utf8_lossy(member("status"));
+        assert!(status.contains(&format!("Pid:\t{pid}\n")), "{status}");
     }
     for table in ["tcp", "tcp6", "udp", "udp6", "unix", "packet"] {
         assert!(bundle.join("net").join(table).is_file(), "net/{table}");
@@ -132,8 +140,8 @@ fn bundle_holds_every_task_and_the_layer_and_verifies() {
     let report = verify(&bundle, &test_key().verifying_key()).expect("fresh bundle verifies");
     assert_eq!(report.sandbox_id, "sb-full");
     assert_eq!(report.signer, test_key().verifying_key().fingerprint());
-    // 9 files per task, 8 net tables at most, the tar, events, verdict, capture.json.
-    assert!(report.files >= 3 * 9 + 6 + 4, "{report:?}");
+    // tasks.tar, at least 6 net tables, the layer tar, events, verdict, capture.json.
+    assert!(report.files >= 6 + 5, "{report:?}");
 
     let text = summarize(&bundle).unwrap();
     for wanted in [
@@ -165,7 +173,7 @@ fn flipping_one_byte_of_any_file_names_that_file() {
     verify(&bundle, &key).expect("fresh bundle verifies");
 
     let files: Vec<PathBuf> = walk_files(&bundle);
-    assert!(files.len() > 20);
+    assert!(files.len() > 10, "{files:?}");
     for file in files {
         let original = std::fs::read(&file).unwrap();
         if original.is_empty() {
@@ -187,7 +195,7 @@ fn flipping_one_byte_of_any_file_names_that_file() {
     verify(&bundle, &key).expect("restored bundle verifies again");
 
     // A file added after signing, and one removed.
-    let extra = bundle.join("tasks/zz-added");
+    let extra = bundle.join("net/zz-added");
     std::fs::write(&extra, b"x").unwrap();
     let err = verify(&bundle, &key).unwrap_err();
     assert!(
@@ -205,6 +213,50 @@ fn flipping_one_byte_of_any_file_names_that_file() {
     );
     std::fs::write(&gone, saved).unwrap();
     verify(&bundle, &key).unwrap();
+}
+
+#[test]
+fn altered_task_file_is_named_inside_tasks_tar() {
+    let Some(sandbox) = FrozenSandbox::start(2, "member") else {
+        return;
+    };
+    let evidence = tempfile::tempdir().unwrap();
+    let bundle = capture_sandbox(&sandbox, evidence.path(), "sb-member");
+    let key = test_key().verifying_key();
+    let archive = bundle.join("tasks.tar");
+    let pid = sandbox.pids()[1];
+    for name in ["environ", "stack", "fds.txt"] {
+        let member = format!("tasks/{pid}/{name}");
+        let (offset, size) = member_data(&archive, &member);
+        assert!(size > 0, "{member} is empty");
+        let original = std::fs::read(&archive).unwrap();
+        let mut flipped = original.clone();
+        flipped[(offset + size / 2) as usize] ^= 0x04;
+        std::fs::write(&archive, &flipped).unwrap();
+        let err = verify(&bundle, &key).unwrap_err();
+        assert!(
+            matches!(err, Error::MemberMismatch { member: ref m, .. } if *m == member),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains(&archive.display().to_string()),
+            "{err}"
+        );
+        std::fs::write(&archive, &original).unwrap();
+    }
+    verify(&bundle, &key).unwrap();
+}
+
+/// Offset and size of a member's data inside a tar file.
+fn member_data(archive: &Path, member: &str) -> (u64, u64) {
+    let mut tar = tar::Archive::new(std::fs::File::open(archive).unwrap());
+    for e in tar.entries().unwrap() {
+        let e = e.unwrap();
+        if e.path().unwrap().to_str() == Some(member) {
+            return (e.raw_file_position(), e.size());
+        }
+    }
+    panic!("{member} not in {}", archive.display());
 }
 
 #[test]
@@ -372,6 +424,7 @@ fn vanished_pids_and_missing_layers_are_recorded_not_fatal() {
     let record: watertight_forensics::record::CaptureRecord =
         serde_json::from_slice(&std::fs::read(bundle.join("capture.json")).unwrap()).unwrap();
     assert_eq!(record.tasks[0].unreadable.len(), 9, "{:?}", record.tasks[0]);
+    assert!(record.tasks[0].files.is_empty());
     assert!(record.layers[0].archive.is_none());
     assert!(!record.layers[0].skipped.is_empty());
     let text = summarize(&bundle).unwrap();
