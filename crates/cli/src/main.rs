@@ -18,7 +18,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a program in a layered sandbox and report a verdict.
-    Run(commands::run::Args),
+    Run(Box<commands::run::Args>),
     /// Show sandbox profiles (the built-in default, in the TOML profile format).
     #[command(subcommand)]
     Profile(commands::profile::Command),
@@ -63,7 +63,7 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Run(args) => commands::run::run(args),
+        Command::Run(args) => commands::run::run(*args),
         Command::Profile(cmd) => commands::profile::run(cmd),
         Command::Audit(cmd) => commands::audit::run(cmd),
         Command::Net(cmd) => commands::net::run(cmd),

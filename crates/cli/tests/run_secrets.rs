@@ -64,7 +64,7 @@ fn secret_never_propagates_through_a_shared_bind() {
     std::fs::write(&secret, "do-not-leak").unwrap();
 
     // The debugging bind covers /run, so the secrets tmpfs is mounted beneath it.
-    let mut child = watertight()
+    let child = watertight()
         .args([
             "run",
             &format!("--bind={}:/run", shared.display()),

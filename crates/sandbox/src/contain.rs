@@ -1,18 +1,23 @@
 //! The whole sandbox as one ordered story. Read this file first: each step is one call into the
 //! module of its layer (`layers/`).
 //!
-//! Supervisor (host side, root):            Sandbox pid 1 (new user/pid/mount/net/uts/ipc ns):
-//!  1. prepare everything before fork         a. wait until the supervisor says go
-//!  2. user: take a slot = own host uid       b. cgroup: enter a cgroup namespace rooted at its own
-//!  3. cgroup: create it with limits          c. user: become the sandbox uid/gid, no groups
-//!  4. clone into the new namespaces          d. mount: private, new root, /proc, /dev, /tmp,
-//!  5. cgroup: move the child in                 secrets, pivot_root, root read-only
-//!  6. user: write its uid/gid maps           e. uts: hostname; net: loopback up
-//!  7. say go                                 f. fork the program; stay its reaper (pid 1)
-//!  8. supervise: time, output, signals       Program (pid 2), last steps before execve:
-//!  9. verdict from exit status + cgroup      g. new session; stdio; inherited fds cloexec
-//! 10. clean up: cgroup removed, slot freed   h. rlimits; i. all capabilities dropped, securebits
-//!                                               locked, no_new_privs; j. seccomp; k. execve
+//! ```text
+//! Supervisor (host side, root)               Sandbox pid 1 (new user/pid/mount/net/uts/ipc ns)
+//!  1. prepare everything before fork          a. wait until the supervisor says go
+//!     (integrity: verify the root dir)        b. cgroup: own cgroup namespace
+//!  2. user: take a slot = own host uid           (integrity: vm.memfd_noexec = 2)
+//!  3. cgroup: create it with limits           c. user: become the sandbox uid/gid, no groups
+//!  4. clone into the new namespaces           d. mount: private, new root, /proc, /dev, /tmp,
+//!  5. cgroup: move the child in                  secrets, pivot_root, root read-only
+//!  6. user: write its uid/gid maps            e. uts: hostname; net: loopback up
+//!     net: bridge port; integrity: exec gate  f. fork the program; stay its reaper (pid 1)
+//!  7. say go                                  Program (pid 2), last steps before execve:
+//!  8. supervise: time, output, signals,       g. new session; stdio; inherited fds cloexec
+//!     violations (deny/kill/forensic)         h. rlimits
+//!  9. verdict from exit status + cgroup       i. capabilities dropped, securebits locked,
+//! 10. clean up: port, cgroup, slot               no_new_privs (integrity: Landlock, MDWE)
+//!                                             j. seccomp; k. execve
+//! ```
 
 use std::ffi::CString;
 use std::os::fd::{AsFd, OwnedFd};

@@ -323,7 +323,7 @@ pub fn plan(profile: &Profile, req: &MountRequest) -> Result<MountPlan, Error> {
     // Private again: binds of host mounts made above must not carry any propagation peer.
     ops.push(MountOp::MakePrivate { path: root.clone() });
     ops.push(MountOp::PivotRoot { new_root: root });
-    if !(profile.root.writable && !host_root) {
+    if !profile.root.writable || host_root {
         ops.push(MountOp::SetAttributes {
             target: "/".into(),
             attrs: ATTR_RDONLY | ATTR_NOSUID | ATTR_NODEV,
