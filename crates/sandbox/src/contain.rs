@@ -70,6 +70,7 @@ pub(crate) struct Prepared {
     pub rlimits: Vec<(Resource, u64, u64)>,
     pub filter: CompiledFilter,
     pub integrity: Option<integrity::Verified>,
+    pub reaper_filter: CompiledFilter,
 }
 
 /// Pipe ends the sandbox side holds.
@@ -299,6 +300,7 @@ pub(crate) fn prepare(job: &Job) -> Result<Prepared, Error> {
         rlimits,
         filter,
         integrity,
+        reaper_filter: seccomp::compile_reaper()?,
     })
 }
 
@@ -337,6 +339,7 @@ fn sandbox_init(p: &Prepared, mut ends: SandboxEnds) -> ! {
                 // Our own privileges go too: pid 1 only waits from here on.
                 let _ = nix::sys::prctl::set_dumpable(false);
                 privileges::drop_all()?;
+                seccomp::install_reaper(&p.reaper_filter)?;
                 let status = reap_until(pid);
                 report::send(&ends.report, &Report::Exited { status });
                 Ok(())
