@@ -1,6 +1,6 @@
 //! Writing a bundle: files go into a private temp dir inside the evidence dir, each hashed as it
-//! is written; `seal` writes the signed manifest, syncs the filesystem once and renames the dir
-//! into place without replacing anything. A bundle that is not sealed is removed on drop.
+//! is written and fsynced when finished; `seal` writes the signed manifest, fsyncs the
+//! directories and renames the bundle into place without replacing anything. A bundle that is not sealed is removed on drop.
 
 use crate::error::Error;
 use crate::hashing::HashingWriter;
@@ -21,6 +21,8 @@ pub struct BundleWriter {
     temp_dir: PathBuf,
     final_dir: PathBuf,
     entries: Mutex<Vec<FileEntry>>,
+    /// Subdirectories created, to fsync at seal.
+    dirs: Mutex<Vec<String>>,
     sealed: bool,
 }
 
@@ -49,6 +51,7 @@ impl BundleWriter {
             final_dir: evidence_dir.join(name),
             temp_dir,
             entries: Mutex::new(Vec::new()),
+            dirs: Mutex::new(Vec::new()),
             sealed: false,
         })
     }
@@ -64,7 +67,12 @@ impl BundleWriter {
             .recursive(true)
             .mode(DIR_MODE)
             .create(self.temp_dir.join(rel))
-            .map_err(|e| self.io_error(e))
+            .map_err(|e| self.io_error(e))?;
+        let mut dirs = self.dirs.lock().expect("dirs lock");
+        if !dirs.iter().any(|d| d == rel) {
+            dirs.push(rel.to_string());
+        }
+        Ok(())
     }
 
     /// Opens bundle file `rel` (its directory must exist) for streaming writes.
@@ -114,9 +122,15 @@ impl BundleWriter {
             &SignatureFile { signer, signature }.encode(),
         )?;
 
-        // One syncfs instead of an fsync per file: a bundle has hundreds of small files.
-        let dir = File::open(&self.temp_dir).map_err(|e| self.io_error(e))?;
-        rustix::fs::syncfs(&dir).map_err(|e| self.io_error(e.into()))?;
+        // Files were synced as they were finished; now the directory entries.
+        for dir in self.dirs.lock().expect("dirs lock").iter() {
+            File::open(self.temp_dir.join(dir))
+                .and_then(|d| d.sync_all())
+                .map_err(|e| self.io_error(e))?;
+        }
+        File::open(&self.temp_dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| self.io_error(e))?;
         rustix::fs::renameat_with(
             rustix::fs::CWD,
             &self.temp_dir,
@@ -140,7 +154,8 @@ impl BundleWriter {
             .mode(FILE_MODE)
             .open(self.temp_dir.join(rel))
             .map_err(|e| self.io_error(e))?;
-        f.write_all(contents).map_err(|e| self.io_error(e))
+        f.write_all(contents).map_err(|e| self.io_error(e))?;
+        f.sync_data().map_err(|e| self.io_error(e))
     }
 }
 
@@ -167,10 +182,13 @@ impl BundleFile<'_> {
     pub fn finish(self) -> Result<(), Error> {
         let bundle = self.bundle;
         let (buffered, size, sha256) = self.writer.finish().map_err(|e| bundle.io_error(e))?;
-        // Surface a late write error (ENOSPC at close) instead of losing it in drop.
-        buffered
+        // Surface a late write error (ENOSPC at close) instead of losing it in drop, and make the
+        // file durable on the writing thread (files are few and large: one fsync each, in
+        // parallel, flushes only our data, unlike syncfs on a busy filesystem).
+        let file = buffered
             .into_inner()
             .map_err(|e| bundle.io_error(e.into_error()))?;
+        file.sync_data().map_err(|e| bundle.io_error(e))?;
         bundle
             .entries
             .lock()
