@@ -183,7 +183,7 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
             return Err(e);
         }
     };
-    drop(go_wr);
+    // go_wr stays open until the supervisor ends: its hang-up tells the sandbox the supervisor died.
 
     // 8. Supervise until the sandbox's pid 1 is gone.
     let outcome: Outcome = supervise::supervise(supervise::Watch {
@@ -205,6 +205,7 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
     });
     drop(gate);
     child.disarm();
+    drop(go_wr);
     supervise::restore_signals(&blocked);
 
     // 9. The verdict, from what the supervisor saw and the cgroup's accounting.
@@ -323,6 +324,12 @@ fn sandbox_init(p: &Prepared, mut ends: SandboxEnds) -> ! {
         }
         namespaces::enter_cgroup_namespace(&p.profile.namespaces)?; // b. cgroup
         user::become_sandbox_user(&p.profile.identity)?; // c. user
+                                                         // The kernel clears the parent-death signal on a uid change: set it again, then make sure
+                                                         // the supervisor did not die in between (it holds the go pipe open while it lives).
+        let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+        if supervisor_gone(&ends.go) {
+            exit_now(1);
+        }
         mount::apply(&p.mounts.ops, &sys)?; // d. mount, proc, dev, tmp, secrets
         namespaces::set_hostname(&p.profile.namespaces, &p.profile.hostname, &sys)?; // e. uts
         namespaces::loopback_up(&p.profile.namespaces, &sys)?; // e. net
@@ -353,6 +360,16 @@ fn sandbox_init(p: &Prepared, mut ends: SandboxEnds) -> ! {
             exit_now(1)
         }
     }
+}
+
+/// Whether the supervisor's end of the go pipe is closed (it died).
+fn supervisor_gone(go: &OwnedFd) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout};
+    let mut fds = [PollFd::new(go.as_fd(), PollFlags::POLLIN)];
+    matches!(nix::poll::poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
+        && fds[0]
+            .revents()
+            .is_some_and(|r| r.contains(PollFlags::POLLHUP))
 }
 
 /// Reaps every child (orphans are reparented to pid 1) until `program` exits; returns its raw
