@@ -171,16 +171,17 @@ fn forensic_mode_freezes_captures_signs_and_kills() {
         "{bundled_events}"
     );
     // Both tasks: the counting child and the one that called mount.
-    let mut comms = Vec::new();
-    for t in std::fs::read_dir(bundle.join("tasks")).unwrap().flatten() {
-        let status = std::fs::read_to_string(t.path().join("status")).unwrap_or_default();
-        comms.extend(
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix("Name:"))
-                .map(|n| n.trim().to_string()),
-        );
-    }
+    let statuses = Command::new("tar")
+        .arg("-xOf")
+        .arg(bundle.join("tasks.tar"))
+        .args(["--wildcards", "tasks/*/status"])
+        .output()
+        .unwrap();
+    let comms: Vec<String> = String::from_utf8_lossy(&statuses.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("Name:"))
+        .map(|n| n.trim().to_string())
+        .collect();
     assert!(comms.iter().any(|c| c == "attack"), "{comms:?}");
     assert!(
         comms.iter().filter(|c| *c == "sh").count() >= 2,
