@@ -73,12 +73,8 @@ pub fn respond(
             evidence_dir: &cfg.evidence_dir,
             key: &key,
         };
-        watertight_forensics::capture(&req).map_err(|e| {
-            format!(
-                "evidence could not be written to {}: {e}",
-                cfg.evidence_dir.display()
-            )
-        })
+        // The forensics error already names where the evidence could not go.
+        watertight_forensics::capture(&req).map_err(|e| e.to_string())
     })();
     // Whatever happened above, the sandbox never runs again.
     let _ = cgroup.kill_all();
