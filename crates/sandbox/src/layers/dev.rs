@@ -28,13 +28,15 @@ pub fn device_by_name(name: &str) -> Option<(u32, u32)> {
         .map(|&(_, ma, mi)| (ma, mi))
 }
 
+/// The /dev tmpfs itself is nodev: the device nodes are bind mounts of the host's, each its own
+/// mount with its own flags, so nothing made on the tmpfs can ever be a usable device.
 pub fn plan(dev: &Dev, root: &Path) -> Vec<MountOp> {
     let d = root.join("dev");
     let mut ops = vec![MountOp::Tmpfs {
         target: d.clone(),
         size: 64 << 10,
         mode: 0o755,
-        flags: MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        flags: MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV,
     }];
     for name in &dev.devices {
         let host = Path::new("/dev").join(name);

@@ -228,7 +228,34 @@ pub fn plan(profile: &Profile, req: &MountRequest) -> Result<MountPlan, Error> {
         });
     }
 
-    // User binds, then the caller's working directory.
+    // Host secrets hidden: /dev/null (read-only) over files, an empty read-only tmpfs over dirs.
+    for path in &profile.root.hide {
+        let on_host = if host_root {
+            path.clone()
+        } else {
+            PathBuf::from(&profile.root.source).join(path.strip_prefix("/").unwrap_or(path))
+        };
+        match std::fs::symlink_metadata(&on_host) {
+            Ok(m) if m.is_dir() => ops.extend(hide_dir(&inside(path))),
+            Ok(m) if m.is_file() => ops.extend(hide_file(&inside(path))),
+            _ => {}
+        }
+    }
+
+    ops.extend(crate::layers::proc::plan(&profile.proc, &root));
+    ops.extend(crate::layers::dev::plan(&profile.dev, &root));
+    ops.push(MountOp::Tmpfs {
+        target: inside(Path::new("/tmp")),
+        size: profile.tmp.size.bytes(),
+        mode: 0o1777,
+        flags: if req.noexec_writable {
+            SCRATCH_FLAGS | MsFlags::MS_NOEXEC
+        } else {
+            SCRATCH_FLAGS
+        },
+    });
+    // User binds, then the caller's working directory: after the scratch mounts, so a bind
+    // whose target is under /tmp (or a working directory there) is not hidden by them.
     let mut binds: Vec<(PathBuf, PathBuf, bool)> = profile
         .binds
         .iter()
@@ -288,32 +315,6 @@ pub fn plan(profile: &Profile, req: &MountRequest) -> Result<MountPlan, Error> {
         });
     }
 
-    // Host secrets hidden: /dev/null (read-only) over files, an empty read-only tmpfs over dirs.
-    for path in &profile.root.hide {
-        let on_host = if host_root {
-            path.clone()
-        } else {
-            PathBuf::from(&profile.root.source).join(path.strip_prefix("/").unwrap_or(path))
-        };
-        match std::fs::symlink_metadata(&on_host) {
-            Ok(m) if m.is_dir() => ops.extend(hide_dir(&inside(path))),
-            Ok(m) if m.is_file() => ops.extend(hide_file(&inside(path))),
-            _ => {}
-        }
-    }
-
-    ops.extend(crate::layers::proc::plan(&profile.proc, &root));
-    ops.extend(crate::layers::dev::plan(&profile.dev, &root));
-    ops.push(MountOp::Tmpfs {
-        target: inside(Path::new("/tmp")),
-        size: profile.tmp.size.bytes(),
-        mode: 0o1777,
-        flags: if req.noexec_writable {
-            SCRATCH_FLAGS | MsFlags::MS_NOEXEC
-        } else {
-            SCRATCH_FLAGS
-        },
-    });
     ops.extend(crate::layers::secrets::plan(
         &req.secrets,
         &root,
@@ -596,6 +597,25 @@ mod tests {
         let plan = plan(&default_profile(), &req).unwrap();
         assert_eq!(plan.workdir, Path::new("/var/tmp"));
         assert!(plan.ops.iter().any(|op| matches!(op, MountOp::Bind { source, attrs, .. } if source == Path::new("/var/tmp") && attrs & ATTR_RDONLY != 0)));
+    }
+
+    #[test]
+    fn binds_under_tmp_come_after_the_tmp_tmpfs() {
+        let req = MountRequest {
+            cwd: Some("/tmp/ci/checkout".into()),
+            ..Default::default()
+        };
+        let ops = plan(&default_profile(), &req).unwrap().ops;
+        let tmp = PathBuf::from(STAGE).join("tmp");
+        let tmpfs_at = ops
+            .iter()
+            .position(|op| matches!(op, MountOp::Tmpfs { target, .. } if *target == tmp))
+            .unwrap();
+        let bind_at = ops
+            .iter()
+            .position(|op| matches!(op, MountOp::Bind { source, .. } if source == Path::new("/tmp/ci/checkout")))
+            .unwrap();
+        assert!(bind_at > tmpfs_at, "the cwd bind would be hidden by /tmp");
     }
 
     #[test]
