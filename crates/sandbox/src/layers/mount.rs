@@ -601,8 +601,9 @@ mod tests {
 
     #[test]
     fn binds_under_tmp_come_after_the_tmp_tmpfs() {
+        let checkout = tempfile::Builder::new().tempdir_in("/tmp").unwrap();
         let req = MountRequest {
-            cwd: Some("/tmp/ci/checkout".into()),
+            cwd: Some(checkout.path().to_path_buf()),
             ..Default::default()
         };
         let ops = plan(&default_profile(), &req).unwrap().ops;
@@ -613,7 +614,7 @@ mod tests {
             .unwrap();
         let bind_at = ops
             .iter()
-            .position(|op| matches!(op, MountOp::Bind { source, .. } if source == Path::new("/tmp/ci/checkout")))
+            .position(|op| matches!(op, MountOp::Bind { source, .. } if source == checkout.path()))
             .unwrap();
         assert!(bind_at > tmpfs_at, "the cwd bind would be hidden by /tmp");
     }
