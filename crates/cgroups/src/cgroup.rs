@@ -142,19 +142,21 @@ impl Cgroup {
         if let Some(existing) = self.dirs.iter().find(|d| **d == dir) {
             return Ok(existing.clone()); // co-mounted v1 controllers share a directory
         }
-        match std::fs::create_dir(&dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                prepare_parent(layout, root)?;
-                std::fs::create_dir(&dir).map_err(|source| Error::Mkdir {
-                    path: dir.clone(),
-                    source,
-                })?;
+        // The shared parent is removed when the last sandbox ends, possibly by another
+        // supervisor between our mkdirs: recreate it and try again.
+        let mut attempts = 0;
+        loop {
+            match std::fs::create_dir(&dir) {
+                Ok(()) => break,
+                Err(e) if e.kind() == ErrorKind::NotFound && attempts < 5 => {
+                    attempts += 1;
+                    prepare_parent(layout, root)?;
+                }
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                    return Err(Error::AlreadyExists { path: dir });
+                }
+                Err(source) => return Err(Error::Mkdir { path: dir, source }),
             }
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-                return Err(Error::AlreadyExists { path: dir });
-            }
-            Err(source) => return Err(Error::Mkdir { path: dir, source }),
         }
         self.dirs.push(dir.clone());
         Ok(dir)
@@ -366,7 +368,13 @@ impl Cgroup {
             }
         }
         if removed.is_ok() {
-            self.dirs.clear();
+            // The last sandbox out removes the shared parent too, so an idle host keeps no
+            // watertight cgroups; a parent still in use refuses (ENOTEMPTY/EBUSY), which is fine.
+            for dir in self.dirs.drain(..) {
+                if let Some(parent) = dir.parent() {
+                    let _ = std::fs::remove_dir(parent);
+                }
+            }
         }
         killed.and(detached).and(removed)
     }

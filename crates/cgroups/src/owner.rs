@@ -40,8 +40,11 @@ impl Owner {
     }
 
     /// The process now running as `pid`, or `None` when there is none.
+    /// A zombie (or dying) process is none: it will never clean up after itself, and its pid
+    /// can linger for as long as its parent does not reap it.
     pub fn of_pid(pid: u32) -> Result<Option<Owner>, std::io::Error> {
         match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Ok(stat) if is_exiting(&stat) => Ok(None),
             Ok(stat) => Ok(parse_start_time(&stat).map(|start_time| Owner { pid, start_time })),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
@@ -62,6 +65,13 @@ impl Owner {
     pub fn tag(&self) -> String {
         format!("{}-{}", self.pid, self.start_time)
     }
+}
+
+/// Whether the state field (3) of /proc/<pid>/stat says zombie or dead.
+pub fn is_exiting(stat: &str) -> bool {
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .is_some_and(|state| matches!(state, "Z" | "X" | "x"))
 }
 
 /// Field 22 (starttime) of /proc/<pid>/stat. The command name (field 2) may contain spaces and
@@ -125,5 +135,18 @@ mod tests {
         ] {
             assert_eq!(parse_dir_name(name), None, "{name}");
         }
+    }
+}
+
+#[cfg(test)]
+mod exiting_tests {
+    use super::is_exiting;
+
+    #[test]
+    fn zombies_are_exiting() {
+        assert!(is_exiting("330 (watertight) Z 1 330 330 0 -1"));
+        assert!(is_exiting("7 (a) b) X 1"));
+        assert!(!is_exiting("330 (watertight) S 1 330 330 0 -1"));
+        assert!(!is_exiting("garbage"));
     }
 }
