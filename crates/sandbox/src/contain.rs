@@ -211,7 +211,8 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
     // 9. The verdict, from what the supervisor saw and the cgroup's accounting.
     let stats = cgroup.stats().ok();
     supervise::record_limit_events(&outcome, stats.as_ref(), profile, &mut events);
-    let mut verdict = supervise::verdict(&outcome, stats.as_ref(), profile, &sandbox_id);
+    let mut verdict =
+        supervise::verdict(&outcome, stats.as_ref(), profile, &sandbox_id, &job.argv[0]);
     verdict.events = events.summary();
     // A task the exec gate killed ran unverified code: that is a violation, whatever the
     // program's own exit looked like.

@@ -446,7 +446,14 @@ fn signal_name(sig: i32) -> String {
 }
 
 /// Turns what happened into a verdict. The order of the checks is the order of precedence.
-pub fn verdict(o: &Outcome, stats: Option<&Stats>, profile: &Profile, sandbox_id: &str) -> Verdict {
+/// `command` is the program as given (argv[0]), for the message when it cannot be executed.
+pub fn verdict(
+    o: &Outcome,
+    stats: Option<&Stats>,
+    profile: &Profile,
+    sandbox_id: &str,
+    command: &str,
+) -> Verdict {
     let l = &profile.limits;
     let usage = o.reaped.map(|r| r.usage).unwrap_or_default();
     let rusage_cpu = (usage.user_us + usage.system_us) as f64 / 1e6;
@@ -506,11 +513,7 @@ pub fn verdict(o: &Outcome, stats: Option<&Stats>, profile: &Profile, sandbox_id
                 } else {
                     126
                 });
-                v.message = Some(format!(
-                    "cannot execute {}: {}",
-                    profile_cmd_hint(),
-                    e.desc()
-                ));
+                v.message = Some(format!("cannot execute {}: {}", command, e.desc()));
                 return v;
             }
             Report::Exited { .. } => {}
@@ -593,8 +596,4 @@ pub fn verdict(o: &Outcome, stats: Option<&Stats>, profile: &Profile, sandbox_id
         (None, None) => v.status = Status::XX,
     }
     v
-}
-
-fn profile_cmd_hint() -> &'static str {
-    "the command"
 }
