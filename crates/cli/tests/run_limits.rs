@@ -216,3 +216,27 @@ fn non_root_caller_gets_a_clear_error() {
     assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
     assert!(stderr(&o).contains("needs root"), "{}", stderr(&o));
 }
+
+#[test]
+fn working_directory_under_a_private_directory_is_shown() {
+    if !can_run("working_directory_under_a_private_directory") {
+        return;
+    }
+    // Like a checkout under /root (mode 0700): the sandbox's own uid could not look it up, so
+    // the bind must be resolved as the caller.
+    let private = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        private.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    let work = private.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    std::fs::write(work.join("input.txt"), "42\n").unwrap();
+    let o = watertight()
+        .args(["run", "--", "/bin/cat", "input.txt"])
+        .current_dir(&work)
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&o), "42\n", "{}", stderr(&o));
+}

@@ -324,6 +324,7 @@ fn sandbox_init(p: &Prepared, mut ends: SandboxEnds) -> ! {
             integrity::refuse_memfd_exec()?; // b'. integrity: while still kuid 0
         }
         namespaces::enter_cgroup_namespace(&p.profile.namespaces)?; // b. cgroup
+        let (mount_ops, _pinned_sources) = mount::pin_bind_sources(&p.mounts.ops)?; // as the caller
         user::become_sandbox_user(&p.profile.identity)?; // c. user
                                                          // The kernel clears the parent-death signal on a uid change: set it again, then make sure
                                                          // the supervisor did not die in between (it holds the go pipe open while it lives).
@@ -331,7 +332,7 @@ fn sandbox_init(p: &Prepared, mut ends: SandboxEnds) -> ! {
         if supervisor_gone(&ends.go) {
             exit_now(1);
         }
-        mount::apply(&p.mounts.ops, &sys)?; // d. mount, proc, dev, tmp, secrets
+        mount::apply(&mount_ops, &sys)?; // d. mount, proc, dev, tmp, secrets
         namespaces::set_hostname(&p.profile.namespaces, &p.profile.hostname, &sys)?; // e. uts
         namespaces::loopback_up(&p.profile.namespaces, &sys)?; // e. net
         sys.chdir(&p.mounts.workdir)

@@ -376,6 +376,44 @@ pub fn hide_dir(target: &Path) -> Vec<MountOp> {
     }]
 }
 
+/// Opens every bind source on the host (outside the new root) with O_PATH while the sandbox's
+/// pid 1 still has the supervisor's host identity, and returns the ops with those sources
+/// replaced by `/proc/self/fd/N`. Path lookup of a source then happens as the caller, not as
+/// the sandbox's unprivileged uid, so a working directory under /root (mode 0700) still binds.
+/// The files must stay open until `apply` has run.
+pub fn pin_bind_sources(ops: &[MountOp]) -> Result<(Vec<MountOp>, Vec<std::fs::File>), Error> {
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::io::AsRawFd;
+    let mut pinned = Vec::new();
+    let mut out = Vec::with_capacity(ops.len());
+    for op in ops {
+        match op {
+            MountOp::Bind {
+                source,
+                target,
+                attrs,
+            } if !source.starts_with(STAGE) => {
+                let file = std::fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+                    .open(source)
+                    .map_err(|e| Error::Setup {
+                        stage: "mount".into(),
+                        message: format!("open bind source {}: {e}", source.display()),
+                    })?;
+                out.push(MountOp::Bind {
+                    source: PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd())),
+                    target: target.clone(),
+                    attrs: *attrs,
+                });
+                pinned.push(file);
+            }
+            other => out.push(other.clone()),
+        }
+    }
+    Ok((out, pinned))
+}
+
 /// Applies the planned ops in order; the error names the op that failed.
 pub fn apply(ops: &[MountOp], sys: &impl Syscall) -> Result<(), Error> {
     for op in ops {
