@@ -20,11 +20,28 @@ pub fn can_run(test: &str) -> bool {
 }
 
 /// A directory (world-readable, so the sandbox's unmapped uid can use it) holding a statically
-/// linked `attack` built from tests/attacks/attack.c.
+/// linked `attack` built from tests/attacks/attack.c. Leftovers of earlier test binaries are
+/// removed first.
 pub fn attack_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("wt-attack-{}", std::process::id()));
+        if let Ok(entries) = std::fs::read_dir(env!("CARGO_TARGET_TMPDIR")) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let owner_gone = name
+                    .strip_prefix("attack-")
+                    .and_then(|pid| pid.parse::<u32>().ok())
+                    .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists());
+                if owner_gone {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        // Under cargo's per-target temp dir (not /tmp), rebuilt by each test binary: nothing
+        // accumulates on the machine.
+        let dir =
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("attack-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755))
             .unwrap();
