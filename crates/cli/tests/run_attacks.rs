@@ -293,3 +293,45 @@ fn violation_kill_mode_reports_sv() {
     assert_eq!(v["status"], "SV", "{v}");
     assert_eq!(o.status.code(), Some(159));
 }
+
+#[test]
+fn concurrent_sandboxes_never_share_a_host_uid() {
+    if !can_run("concurrent_sandboxes_never_share_a_host_uid") {
+        return;
+    }
+    // Each sandbox holds its slot while it sleeps, so all eight overlap.
+    let children: Vec<_> = (0..8)
+        .map(|_| {
+            watertight()
+                .args([
+                    "run",
+                    "--",
+                    "/bin/sh",
+                    "-c",
+                    "cat /proc/self/uid_map; sleep 1",
+                ])
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut host_uids: Vec<String> = children
+        .into_iter()
+        .map(|c| {
+            let o = c.wait_with_output().unwrap();
+            String::from_utf8_lossy(&o.stdout)
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or("none")
+                .to_string()
+        })
+        .collect();
+    host_uids.sort();
+    let n = host_uids.len();
+    host_uids.dedup();
+    assert_eq!(
+        host_uids.len(),
+        n,
+        "two sandboxes shared a host uid: {host_uids:?}"
+    );
+}

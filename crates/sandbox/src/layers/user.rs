@@ -22,13 +22,12 @@ pub struct Slot {
     _lock: Flock<File>,
 }
 
-/// Takes the first free slot, starting from one derived from our pid so concurrent supervisors
-/// rarely contend for the same lock file.
+/// Takes the lowest free slot. Scanning from 0 keeps the lock files as few as the most sandboxes
+/// ever run at once (a taken slot costs one failed non-blocking flock), rather than letting them
+/// accumulate across the whole range.
 pub fn acquire_slot(identity: &Identity) -> Result<Slot, Error> {
     std::fs::create_dir_all(SLOT_DIR).ctx(|| format!("create {SLOT_DIR}"))?;
-    let start = std::process::id() % identity.slots;
-    for i in 0..identity.slots {
-        let index = (start + i) % identity.slots;
+    for index in 0..identity.slots {
         let path = Path::new(SLOT_DIR).join(index.to_string());
         let file = std::fs::OpenOptions::new()
             .create(true)
