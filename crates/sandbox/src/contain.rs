@@ -209,10 +209,9 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
     supervise::restore_signals(&blocked);
 
     // 9. The verdict, from what the supervisor saw and the cgroup's accounting.
-    let stats = cgroup.stats().ok();
-    supervise::record_limit_events(&outcome, stats.as_ref(), profile, &mut events);
-    let mut verdict =
-        supervise::verdict(&outcome, stats.as_ref(), profile, &sandbox_id, &job.argv[0]);
+    let stats = outcome.stats.as_ref();
+    supervise::record_limit_events(&outcome, stats, profile, &mut events);
+    let mut verdict = supervise::verdict(&outcome, stats, profile, &sandbox_id, &job.argv[0]);
     verdict.events = events.summary();
     // A task the exec gate killed ran unverified code: that is a violation, whatever the
     // program's own exit looked like.

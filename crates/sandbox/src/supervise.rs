@@ -111,6 +111,8 @@ pub struct Outcome {
     pub wall: Duration,
     pub output_bytes: u64,
     pub cgroup_cpu_ns: Option<u64>,
+    /// The cgroup's accounting, read once after the sandbox ended.
+    pub stats: Option<Stats>,
     /// After a forensic response: the bundle, or where it could not be written.
     pub evidence: Option<Result<std::path::PathBuf, String>>,
 }
@@ -126,10 +128,12 @@ fn parallelism(limits: &Limits) -> f64 {
 pub fn supervise(mut w: Watch<'_>) -> Outcome {
     let wall_limit = w.limits.wall_time.map(Duration::from_secs_f64);
     let cpu_limit_ns = w.limits.cpu_time.map(|s| (s * 1e9) as u64);
-    let output_limit = w.limits.output.map(|s| s.bytes());
     let cores = parallelism(w.limits);
     let mut stop = None;
-    let mut output_bytes = 0u64;
+    let mut output = OutputMeter {
+        limit: w.limits.output.map(|s| s.bytes()),
+        bytes: 0,
+    };
     let mut report_buf = Vec::new();
     let mut streams: [Option<OwnedFd>; 2] = [w.stdout, w.stderr];
     let mut report_fd = Some(w.report);
@@ -281,16 +285,7 @@ pub fn supervise(mut w: Watch<'_>) -> Outcome {
                     match nix::unistd::read(fd, &mut buf) {
                         Ok(0) | Err(_) => streams[idx] = None,
                         Ok(n) => {
-                            let allowed = output_limit
-                                .map_or(n as u64, |l| l.saturating_sub(output_bytes).min(n as u64))
-                                as usize;
-                            output_bytes += n as u64;
-                            let _ = if idx == 0 {
-                                std::io::stdout().write_all(&buf[..allowed])
-                            } else {
-                                std::io::stderr().write_all(&buf[..allowed])
-                            };
-                            if output_limit.is_some_and(|l| output_bytes > l) {
+                            if output.forward(idx, &buf[..n]) {
                                 kill(&mut stop, Stop::Output);
                             }
                         }
@@ -346,22 +341,15 @@ pub fn supervise(mut w: Watch<'_>) -> Outcome {
             if n == 0 {
                 break;
             }
-            let allowed = output_limit
-                .map_or(n as u64, |l| l.saturating_sub(output_bytes).min(n as u64))
-                as usize;
-            output_bytes += n as u64;
-            let _ = if idx == 0 {
-                std::io::stdout().write_all(&buf[..allowed])
-            } else {
-                std::io::stderr().write_all(&buf[..allowed])
-            };
-            if output_limit.is_some_and(|l| output_bytes > l) && stop.is_none() {
+            if output.forward(idx, &buf[..n]) && stop.is_none() {
                 stop = Some(Stop::Output);
             }
         }
     }
     let _ = std::io::stdout().flush();
-    let cgroup_cpu_ns = w.cgroup.stats().ok().and_then(|s| s.cpu_usage_ns);
+    // Read once: the CPU-time check here, the verdict and the limit events all use it.
+    let stats = w.cgroup.stats().ok();
+    let cgroup_cpu_ns = stats.as_ref().and_then(|s| s.cpu_usage_ns);
     if let (Some(limit), Some(used), None) = (cpu_limit_ns, cgroup_cpu_ns, stop) {
         if used >= limit {
             stop = Some(Stop::CpuTime);
@@ -372,9 +360,34 @@ pub fn supervise(mut w: Watch<'_>) -> Outcome {
         reports: Report::decode_all(&report_buf),
         stop,
         wall,
-        output_bytes,
+        output_bytes: output.bytes,
         cgroup_cpu_ns,
+        stats,
         evidence,
+    }
+}
+
+/// Copies the program's output to ours and counts it against the output limit; what passes the
+/// limit is counted but not written.
+struct OutputMeter {
+    limit: Option<u64>,
+    bytes: u64,
+}
+
+impl OutputMeter {
+    /// Forwards `data` from stream `idx` (0 stdout, 1 stderr); true once the limit is exceeded.
+    fn forward(&mut self, idx: usize, data: &[u8]) -> bool {
+        let n = data.len() as u64;
+        let allowed = self
+            .limit
+            .map_or(n, |l| l.saturating_sub(self.bytes).min(n)) as usize;
+        self.bytes += n;
+        let _ = if idx == 0 {
+            std::io::stdout().write_all(&data[..allowed])
+        } else {
+            std::io::stderr().write_all(&data[..allowed])
+        };
+        self.limit.is_some_and(|l| self.bytes > l)
     }
 }
 
