@@ -12,8 +12,37 @@ use crate::owner::{Owner, OWNER_SEPARATOR};
 use crate::stats::{self, Stats};
 use crate::{Error, Limits, Mode};
 
-/// Name of the directory under each hierarchy root that holds every watertight cgroup.
-pub const PARENT_DIR: &str = "watertight";
+/// Every watertight cgroup is a directory `watertight-<name>@<owner>` right under a hierarchy's
+/// root. No shared parent: creating and removing one per run would double the mkdir/rmdir work
+/// (the dearest part of a sandbox's start), and keeping one would leave state on an idle host.
+pub const DIR_PREFIX: &str = "watertight-";
+
+/// Where the watertight cgroup `dir_name` lives in the hierarchy mounted at `root`.
+pub fn dir_in(root: &Path, dir_name: &str) -> PathBuf {
+    root.join(dir_name)
+}
+
+/// What a cgroup must support beyond its [`Limits`]. On hybrid hosts each one can cost one
+/// more hierarchy to create, join and remove, so a sandbox asks only for what it uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Needs {
+    /// [`Cgroup::freeze`] (the forensic response).
+    pub freeze: bool,
+    /// Live CPU usage in [`Stats::cpu_usage_ns`] (a CPU-time limit). Without it, callers
+    /// account CPU time from wait4's rusage.
+    pub cpu_usage: bool,
+    /// BPF programs will be attached to the cgroup (cgroup v2 only).
+    pub bpf: bool,
+}
+
+impl Needs {
+    /// Everything: what [`Cgroup::create`] provides.
+    pub const ALL: Needs = Needs {
+        freeze: true,
+        cpu_usage: true,
+        bpf: true,
+    };
+}
 
 const MAX_NAME_LEN: usize = 128;
 
@@ -92,14 +121,25 @@ fn write_optional(path: &Path, value: &str) -> Result<bool, Error> {
 }
 
 impl Cgroup {
-    /// Creates `<root>/watertight/<name>@<owner>` in each hierarchy the sandbox needs and applies
-    /// `limits`. Any failure removes what was created; the shared `watertight` parents stay.
+    /// Creates `<root>/watertight-<name>@<owner>` in every hierarchy (freezer, CPU usage and the
+    /// unified hierarchy for BPF included) and applies `limits`. Any failure removes what was
+    /// created.
     pub fn create(layout: &Layout, name: &str, limits: &Limits) -> Result<Cgroup, Error> {
+        Cgroup::create_with(layout, name, limits, Needs::ALL)
+    }
+
+    /// Like [`Cgroup::create`], in only the hierarchies that `limits` and `needs` call for.
+    pub fn create_with(
+        layout: &Layout,
+        name: &str,
+        limits: &Limits,
+        needs: Needs,
+    ) -> Result<Cgroup, Error> {
         validate_name(name)?;
         limits.validate()?;
         let owner = Owner::current().map_err(|e| Error::read("/proc/self/stat", e))?;
-        let dir_name = format!("{name}{OWNER_SEPARATOR}{}", owner.tag());
-        let plan = Plan::new(layout, limits)?;
+        let dir_name = format!("{DIR_PREFIX}{name}{OWNER_SEPARATOR}{}", owner.tag());
+        let plan = Plan::new(layout, limits, needs)?;
 
         let mut cgroup = Cgroup {
             dir_name,
@@ -116,8 +156,12 @@ impl Cgroup {
             destroyed: false,
         };
         // From here on every early return drops `cgroup`, which removes what exists so far.
-        if let Some(root) = layout.unified_root() {
-            let dir = cgroup.make_dir(layout, root)?;
+        if let Some(root) = layout.unified_root().filter(|_| plan.unified) {
+            if layout.mode() == Mode::V2 {
+                // Controller files appear only where the parent delegates the controller.
+                enable_unified_controllers(layout)?;
+            }
+            let dir = cgroup.make_dir(root)?;
             cgroup.unified_id = Some(
                 std::fs::metadata(&dir)
                     .map_err(|e| Error::read(&dir, e))?
@@ -125,53 +169,40 @@ impl Cgroup {
             );
             cgroup.unified = Some(dir);
         }
-        cgroup.memory = cgroup.make_role(layout, plan.memory)?;
-        cgroup.pids = cgroup.make_role(layout, plan.pids)?;
-        cgroup.cpu = cgroup.make_role(layout, plan.cpu)?;
-        cgroup.cpuacct = cgroup.make_role(layout, plan.cpuacct)?;
-        let devices_v1 = cgroup.make_role(layout, plan.devices_v1)?;
-        cgroup.freezer = cgroup.make_role(layout, plan.freezer)?;
+        cgroup.memory = cgroup.make_role(plan.memory)?;
+        cgroup.pids = cgroup.make_role(plan.pids)?;
+        cgroup.cpu = cgroup.make_role(plan.cpu)?;
+        cgroup.cpuacct = cgroup.make_role(plan.cpuacct)?;
+        let devices_v1 = cgroup.make_role(plan.devices_v1)?;
+        cgroup.freezer = cgroup.make_role(plan.freezer)?;
 
         cgroup.apply_limits(layout, limits, devices_v1.as_ref())?;
         Ok(cgroup)
     }
 
-    /// mkdir `<root>/watertight/<dir_name>`, creating the parent on first use.
-    fn make_dir(&mut self, layout: &Layout, root: &Path) -> Result<PathBuf, Error> {
-        let dir = root.join(PARENT_DIR).join(&self.dir_name);
+    /// mkdir `<root>/<dir_name>`.
+    fn make_dir(&mut self, root: &Path) -> Result<PathBuf, Error> {
+        let dir = dir_in(root, &self.dir_name);
         if let Some(existing) = self.dirs.iter().find(|d| **d == dir) {
             return Ok(existing.clone()); // co-mounted v1 controllers share a directory
         }
-        // The shared parent is removed when the last sandbox ends, possibly by another
-        // supervisor between our mkdirs: recreate it and try again.
-        let mut attempts = 0;
-        loop {
-            match std::fs::create_dir(&dir) {
-                Ok(()) => break,
-                Err(e) if e.kind() == ErrorKind::NotFound && attempts < 5 => {
-                    attempts += 1;
-                    prepare_parent(layout, root)?;
-                }
-                Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-                    return Err(Error::AlreadyExists { path: dir });
-                }
-                Err(source) => return Err(Error::Mkdir { path: dir, source }),
+        match std::fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                return Err(Error::AlreadyExists { path: dir });
             }
+            Err(source) => return Err(Error::Mkdir { path: dir, source }),
         }
         self.dirs.push(dir.clone());
         Ok(dir)
     }
 
-    fn make_role(
-        &mut self,
-        layout: &Layout,
-        placement: Option<Placement<'_>>,
-    ) -> Result<Option<Role>, Error> {
+    fn make_role(&mut self, placement: Option<Placement<'_>>) -> Result<Option<Role>, Error> {
         Ok(match placement {
             None => None,
             Some(Placement::Unified) => self.unified.clone().map(|dir| Role { dir, v2: true }),
             Some(Placement::V1(root)) => Some(Role {
-                dir: self.make_dir(layout, root)?,
+                dir: self.make_dir(root)?,
                 v2: false,
             }),
         })
@@ -367,15 +398,6 @@ impl Cgroup {
                 }
             }
         }
-        if removed.is_ok() {
-            // The last sandbox out removes the shared parent too, so an idle host keeps no
-            // watertight cgroups; a parent still in use refuses (ENOTEMPTY/EBUSY), which is fine.
-            for dir in self.dirs.drain(..) {
-                if let Some(parent) = dir.parent() {
-                    let _ = std::fs::remove_dir(parent);
-                }
-            }
-        }
         killed.and(detached).and(removed)
     }
 
@@ -397,7 +419,7 @@ impl Cgroup {
             destroyed: false,
         };
         let existing = |root: &Path| {
-            let dir = root.join(PARENT_DIR).join(dir_name);
+            let dir = dir_in(root, dir_name);
             dir.is_dir().then_some(dir)
         };
         cgroup.unified = layout.unified_root().and_then(existing);
@@ -464,28 +486,9 @@ fn remove_dir(dir: &Path) -> Result<(), Error> {
     }
 }
 
-/// Creates `<root>/watertight` and, on the unified hierarchy, delegates the controllers the
-/// sandboxes use to it (root and parent `cgroup.subtree_control`).
-fn prepare_parent(layout: &Layout, root: &Path) -> Result<(), Error> {
-    let parent = root.join(PARENT_DIR);
-    match std::fs::create_dir(&parent) {
-        Ok(()) => {}
-        Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
-        Err(source) => {
-            return Err(Error::Mkdir {
-                path: parent,
-                source,
-            })
-        }
-    }
-    if layout.unified_root() == Some(root) {
-        enable_unified_controllers(layout)?;
-    }
-    Ok(())
-}
-
-/// Writes `+memory +pids +cpu` (those the unified root offers) to the root's and the parent's
-/// `cgroup.subtree_control`, so the sandboxes' controller files exist.
+/// Writes `+memory +pids +cpu` (those the unified root offers) to the root's
+/// `cgroup.subtree_control`, so the sandboxes' controller files exist. Skips the write when they
+/// are delegated already (the usual case under systemd).
 fn enable_unified_controllers(layout: &Layout) -> Result<(), Error> {
     let Some(root) = layout.unified_root() else {
         return Ok(());
@@ -498,12 +501,15 @@ fn enable_unified_controllers(layout: &Layout) -> Result<(), Error> {
     if wanted.is_empty() {
         return Ok(());
     }
-    let value = wanted.join(" ");
-    write_file(&root.join("cgroup.subtree_control"), &value)?;
-    write_file(
-        &root.join(PARENT_DIR).join("cgroup.subtree_control"),
-        &value,
-    )
+    let control = root.join("cgroup.subtree_control");
+    let enabled = std::fs::read_to_string(&control).unwrap_or_default();
+    if wanted
+        .iter()
+        .all(|w| enabled.split_whitespace().any(|e| e == &w[1..]))
+    {
+        return Ok(());
+    }
+    write_file(&control, &wanted.join(" "))
 }
 
 /// Writes a cgroup2 controller file; if it is missing because the parent was created without
@@ -525,10 +531,12 @@ struct Plan<'a> {
     cpuacct: Option<Placement<'a>>,
     devices_v1: Option<Placement<'a>>,
     freezer: Option<Placement<'a>>,
+    /// Whether the cgroup gets a unified-hierarchy directory.
+    unified: bool,
 }
 
 impl<'a> Plan<'a> {
-    fn new(layout: &'a Layout, limits: &Limits) -> Result<Plan<'a>, Error> {
+    fn new(layout: &'a Layout, limits: &Limits, needs: Needs) -> Result<Plan<'a>, Error> {
         let required = |controller: Controller, fix: &'static str| {
             layout
                 .placement(controller)
@@ -559,9 +567,9 @@ impl<'a> Plan<'a> {
             None => None,
         };
         // CPU usage comes from the unified cpu.stat when there is a unified hierarchy.
-        let cpuacct = match layout.unified_root() {
-            Some(_) => None,
-            None => layout.placement(Controller::Cpuacct),
+        let cpuacct = match (needs.cpu_usage, layout.unified_root()) {
+            (false, _) | (true, Some(_)) => None,
+            (true, None) => layout.placement(Controller::Cpuacct),
         };
         let devices_v1 = match (&limits.devices, layout.device_backend()) {
             (None, _) | (Some(_), DeviceBackend::Bpf) => None,
@@ -577,7 +585,17 @@ impl<'a> Plan<'a> {
                 })
             }
         };
-        let freezer = layout.placement(Controller::Freezer);
+        let freezer = match needs.freeze {
+            true => layout.placement(Controller::Freezer),
+            false => None,
+        };
+        let on_unified = |p: &Option<Placement<'_>>| matches!(p, Some(Placement::Unified));
+        let unified = layout.unified_root().is_some()
+            && (layout.mode() == Mode::V2
+                || needs.bpf
+                || (needs.cpu_usage && cpuacct.is_none())
+                || (limits.devices.is_some() && devices_v1.is_none())
+                || [&memory, &pids, &cpu, &freezer].into_iter().any(on_unified));
         Ok(Plan {
             memory,
             pids,
@@ -585,6 +603,7 @@ impl<'a> Plan<'a> {
             cpuacct,
             devices_v1,
             freezer,
+            unified,
         })
     }
 }

@@ -198,12 +198,13 @@ fn kill_member(pid: i32, dir_name: &str) -> Result<(), nix::Error> {
     }
 }
 
-/// True when a /proc/<pid>/cgroup line places the task in `.../watertight/<dir_name>`.
+/// True when a /proc/<pid>/cgroup line places the task in `.../<dir_name>` (the cgroup itself,
+/// not a child of it).
 fn is_member_line(line: &str, dir_name: &str) -> bool {
     line.splitn(3, ':')
         .nth(2)
         .and_then(|path| path.strip_suffix(dir_name))
-        .is_some_and(|prefix| prefix.ends_with(&format!("/{}/", crate::cgroup::PARENT_DIR)))
+        .is_some_and(|prefix| prefix.ends_with('/'))
 }
 
 fn read_v1_state(path: &Path) -> Result<FreezerState, Error> {
@@ -303,12 +304,13 @@ mod tests {
 
     #[test]
     fn membership_lines() {
-        let name = "job@1-2";
-        assert!(is_member_line("7:memory:/watertight/job@1-2", name));
-        assert!(is_member_line("0::/docker/x/watertight/job@1-2", name));
-        assert!(!is_member_line("7:memory:/watertight/xjob@1-2", name));
+        let name = "watertight-job@1-2";
+        assert!(is_member_line("7:memory:/watertight-job@1-2", name));
+        assert!(is_member_line("0::/docker/x/watertight-job@1-2", name));
+        assert!(!is_member_line("7:memory:/watertight-xjob@1-2", name));
         assert!(!is_member_line("7:memory:/other/job@1-2", name));
-        assert!(!is_member_line("7:memory:/watertight/job@1-2/sub", name));
+        assert!(!is_member_line("7:memory:/xwatertight-job@1-2", name));
+        assert!(!is_member_line("7:memory:/watertight-job@1-2/sub", name));
         assert!(!is_member_line("garbage", name));
     }
 

@@ -21,7 +21,7 @@ pub mod owner;
 mod stale;
 pub mod stats;
 
-pub use cgroup::{validate_name, Cgroup, PARENT_DIR};
+pub use cgroup::{dir_in, validate_name, Cgroup, Needs, DIR_PREFIX};
 pub use error::Error;
 pub use freezer::{parse_freezer_state, FreezerState};
 pub use layout::{

@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::io::ErrorKind;
 
-use crate::cgroup::{Cgroup, PARENT_DIR};
+use crate::cgroup::{Cgroup, DIR_PREFIX};
 use crate::layout::Layout;
 use crate::owner::parse_dir_name;
 use crate::Error;
@@ -14,18 +14,19 @@ use crate::Error;
 pub fn cleanup_stale(layout: &Layout) -> Result<usize, Error> {
     let mut stale = BTreeSet::new();
     for root in layout.roots() {
-        let parent = root.join(PARENT_DIR);
-        let entries = match std::fs::read_dir(&parent) {
+        let entries = match std::fs::read_dir(root) {
             Ok(entries) => entries,
             Err(e) if e.kind() == ErrorKind::NotFound => continue,
-            Err(e) => return Err(Error::read(&parent, e)),
+            Err(e) => return Err(Error::read(root, e)),
         };
         for entry in entries {
-            let entry = entry.map_err(|e| Error::read(&parent, e))?;
+            let entry = entry.map_err(|e| Error::read(root, e))?;
             let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
                 continue;
             };
-            if !entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            if !name.starts_with(DIR_PREFIX)
+                || !entry.file_type().map(|t| t.is_dir()).unwrap_or(false)
+            {
                 continue;
             }
             if let Some((_, owner)) = parse_dir_name(&name) {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use watertight_cgroups::owner::Owner;
 use watertight_cgroups::{
     cleanup_stale, detect, Cgroup, Controller, CpuQuota, DeviceBackend, DeviceRule, Error, Layout,
-    Limits, Mode, PARENT_DIR,
+    Limits, Mode, DIR_PREFIX,
 };
 
 fn host_layout(test: &str) -> Option<Layout> {
@@ -188,7 +188,7 @@ fn cpu_quota_is_written() {
     };
     match layout.v1_root(Controller::Cpu) {
         Some(root) => {
-            let dir = root.join(PARENT_DIR).join(cgroup.dir_name());
+            let dir = watertight_cgroups::dir_in(root, cgroup.dir_name());
             assert_eq!(read(dir.join("cpu.cfs_quota_us")).trim(), "25000");
             assert_eq!(read(dir.join("cpu.cfs_period_us")).trim(), "50000");
         }
@@ -352,12 +352,12 @@ fn pure_v2_layout_gives_clone_into_cgroup_dir_and_id() {
             ),
             "{err}"
         );
-        assert!(!layout
-            .unified_root()
+        let prefix = format!("{DIR_PREFIX}{name}");
+        let unified = layout.unified_root().unwrap();
+        assert!(!std::fs::read_dir(unified)
             .unwrap()
-            .join(PARENT_DIR)
-            .join(&name)
-            .exists());
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with(&prefix)));
     }
 }
 
@@ -510,9 +510,7 @@ fn cleanup_stale_removes_dead_owners_only() {
     let stale_name = format!("{}@{}", unique("stale"), dead.tag());
     let mut stale_dirs = Vec::new();
     for root in layout.roots() {
-        let parent = root.join(PARENT_DIR);
-        std::fs::create_dir_all(&parent).expect("parent");
-        let dir = parent.join(&stale_name);
+        let dir = root.join(format!("{DIR_PREFIX}{stale_name}"));
         std::fs::create_dir(&dir).expect("stale dir");
         stale_dirs.push(dir);
     }
@@ -589,12 +587,15 @@ fn failed_limit_write_rolls_back_every_hierarchy() {
     .expect_err("memory.limit_in_bytes is not in the pids hierarchy");
     assert!(err.to_string().contains("memory.limit_in_bytes"), "{err}");
     for root in [unified, pids] {
-        let leftovers: Vec<_> = std::fs::read_dir(root.join(PARENT_DIR))
+        let leftovers: Vec<_> = std::fs::read_dir(root)
             .map(|entries| {
                 entries
                     .flatten()
                     .map(|e| e.file_name())
-                    .filter(|n| n.to_string_lossy().starts_with(&name))
+                    .filter(|n| {
+                        n.to_string_lossy()
+                            .starts_with(&format!("{DIR_PREFIX}{name}"))
+                    })
                     .collect()
             })
             .unwrap_or_default();
@@ -682,12 +683,15 @@ fn read_only_hierarchy_gives_clear_error_and_rolls_back() {
     )
     .expect_err("read-only pids hierarchy");
     assert!(err.to_string().contains("read-only"), "{err}");
-    let leftovers: Vec<_> = std::fs::read_dir(memory.join(PARENT_DIR))
+    let leftovers: Vec<_> = std::fs::read_dir(&memory)
         .map(|entries| {
             entries
                 .flatten()
                 .map(|e| e.file_name())
-                .filter(|n| n.to_string_lossy().starts_with(&name))
+                .filter(|n| {
+                        n.to_string_lossy()
+                            .starts_with(&format!("{DIR_PREFIX}{name}"))
+                    })
                 .collect()
         })
         .unwrap_or_default();

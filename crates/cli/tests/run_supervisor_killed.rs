@@ -41,7 +41,11 @@ fn killed_supervisor_leaves_nothing_after_the_next_run() {
     // The supervisor moves pid 1 into its cgroup right after clone.
     let name = loop {
         let cgroups = std::fs::read_to_string(format!("/proc/{pid1}/cgroup")).unwrap_or_default();
-        if let Some(n) = cgroups.lines().find_map(|l| l.split("/watertight/").nth(1)) {
+        if let Some(n) = cgroups
+            .lines()
+            .filter_map(|l| l.rsplit('/').next())
+            .find(|n| n.starts_with("watertight-"))
+        {
             break n.to_string();
         }
         assert!(

@@ -121,23 +121,25 @@ pub fn run_with_result(flags: &[&str], cmd: &[&str]) -> (Output, serde_json::Val
 
 /// watertight's cgroups on this host (every hierarchy), to check nothing is left behind.
 pub fn watertight_cgroups() -> Vec<PathBuf> {
+    // Sandbox cgroups are `watertight-*` directories right under each hierarchy's root (and a
+    // leftover `watertight` directory of any kind counts too).
     let mut v = Vec::new();
     let Ok(roots) = std::fs::read_dir("/sys/fs/cgroup") else {
         return v;
     };
-    let mut candidates = vec![PathBuf::from("/sys/fs/cgroup/watertight")];
-    for r in roots.flatten() {
-        candidates.push(r.path().join("watertight"));
-    }
-    for c in candidates {
-        if let Ok(entries) = std::fs::read_dir(&c) {
+    let mut dirs = vec![PathBuf::from("/sys/fs/cgroup")];
+    dirs.extend(roots.flatten().map(|r| r.path()).filter(|p| p.is_dir()));
+    for d in dirs {
+        if let Ok(entries) = std::fs::read_dir(&d) {
             v.extend(
                 entries
                     .flatten()
+                    .filter(|e| e.file_name().to_string_lossy().starts_with("watertight"))
                     .filter(|e| e.path().is_dir())
                     .map(|e| e.path()),
             );
         }
     }
+    v.sort();
     v
 }

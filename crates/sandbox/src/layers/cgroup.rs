@@ -1,10 +1,10 @@
 //! cgroup layer: the sandbox's own cgroup with its memory (no swap), pids and CPU limits and the
 //! device allowlist, on cgroup v1, v2 or a hybrid of both (the cgroups crate detects which).
 
-use watertight_cgroups::{Cgroup, CpuQuota, Layout, Limits as CgLimits};
+use watertight_cgroups::{Cgroup, CpuQuota, Layout, Limits as CgLimits, Needs};
 
 use crate::error::Error;
-use crate::profile::Profile;
+use crate::profile::{OnViolation, Profile};
 
 pub fn limits(profile: &Profile) -> CgLimits {
     CgLimits {
@@ -15,14 +15,26 @@ pub fn limits(profile: &Profile) -> CgLimits {
     }
 }
 
+/// What the sandbox's cgroup must do besides its limits. Each hierarchy joined costs a mkdir, a
+/// write and an rmdir per run, so only what this run uses: the freezer for the forensic
+/// response, live CPU usage for a CPU-time limit (the verdict otherwise counts CPU from wait4's
+/// rusage, which covers every task pid 1 reaped), the unified hierarchy for the exec gate.
+pub fn needs(profile: &Profile, exec_gate: bool) -> Needs {
+    Needs {
+        freeze: profile.seccomp.on_violation == OnViolation::Forensic,
+        cpu_usage: profile.limits.cpu_time.is_some(),
+        bpf: exec_gate,
+    }
+}
+
 /// Detects the host's cgroup layout, removes cgroups of supervisors that died without cleaning
 /// up, and creates this sandbox's cgroup.
-pub fn create(name: &str, profile: &Profile) -> Result<(Layout, Cgroup), Error> {
+pub fn create(name: &str, profile: &Profile, needs: Needs) -> Result<(Layout, Cgroup), Error> {
     let layout = watertight_cgroups::detect()?;
     let limits = limits(profile);
     limits.validate()?;
     // Best effort: a failure to clean someone else's leftovers must not stop this run.
     let _ = watertight_cgroups::cleanup_stale(&layout);
-    let cg = Cgroup::create(&layout, name, &limits)?;
+    let cg = Cgroup::create_with(&layout, name, &limits, needs)?;
     Ok((layout, cg))
 }
