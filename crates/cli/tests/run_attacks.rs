@@ -263,6 +263,19 @@ fn privileges_are_gone() {
 }
 
 #[test]
+fn program_starts_with_default_signal_actions() {
+    if !can_run("program_starts_with_default_signal_actions") {
+        return;
+    }
+    // Found by hand: the supervisor (Rust) ignores SIGPIPE, and the program inherited that, so
+    // `yes | head -1` saw EPIPE instead of dying of SIGPIPE as it does on a terminal.
+    let o = sh("grep -E '^Sig(Ign|Blk):' /proc/self/status", &[]);
+    let out = stdout(&o);
+    assert!(out.contains("SigIgn:\t0000000000000000"), "{out}");
+    assert!(out.contains("SigBlk:\t0000000000000000"), "{out}");
+}
+
+#[test]
 fn sandbox_uid_is_not_host_root() {
     if !can_run("sandbox_uid_is_not_host_root") {
         return;

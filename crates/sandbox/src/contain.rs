@@ -3,19 +3,21 @@
 //!
 //! ```text
 //! Supervisor (host side, root)               Sandbox pid 1 (new user/pid/mount/net/uts/ipc ns)
-//!  1. prepare everything before fork          a. wait until the supervisor says go
-//!     (integrity: verify the root dir)        b. cgroup: own cgroup namespace
-//!  2. user: take a slot = own host uid           (integrity: vm.memfd_noexec = 2)
-//!  3. cgroup: create it with limits           c. user: become the sandbox uid/gid, no groups
-//!  4. clone into the new namespaces           d. mount: private, new root, /proc, /dev, /tmp,
-//!  5. cgroup: move the child in                  secrets, pivot_root, root read-only
-//!  6. user: write its uid/gid maps            e. uts: hostname; net: loopback up
-//!     net: bridge port; integrity: exec gate  f. fork the program; stay its reaper (pid 1)
-//!  7. say go                                  Program (pid 2), last steps before execve:
-//!  8. supervise: time, output, signals,       g. new session; stdio; inherited fds cloexec
-//!     violations (deny/kill/forensic)         h. rlimits
-//!  9. verdict from exit status + cgroup       i. capabilities dropped, securebits locked,
-//! 10. clean up: port, cgroup, slot               no_new_privs (integrity: Landlock, MDWE)
+//!  1. prepare everything before clone         a. wait for its id maps (first go)
+//!     (integrity: verify the root dir)           (integrity: vm.memfd_noexec = 2)
+//!  2. user: take a slot = own host uid        b. user: become the sandbox uid/gid, no groups
+//!  3. clone into the new namespaces           c. mount: private, new root, /proc, /dev, /tmp,
+//!  4. user: write its uid/gid maps; go           secrets, pivot_root, root read-only
+//!  5. cgroup: create it with limits, move     d. uts: hostname; net: loopback up
+//!     the child in (while it mounts);         e. wait until it is in its cgroup (second go);
+//!     net: bridge port; integrity: exec gate     cgroup: own cgroup namespace
+//!  6. say go again                            f. start the program (posix_spawn-like, sharing
+//!  7. supervise: time, output, signals,          memory until execve); stay its reaper (pid 1)
+//!     violations (deny/kill/forensic)         Program (pid 2), last steps before execve:
+//!  8. verdict from exit status + cgroup       g. default signal actions; new session; stdio;
+//!  9. clean up: port, cgroup, slot               inherited fds closed; h. rlimits
+//!                                             i. capabilities dropped, securebits locked,
+//!                                                no_new_privs (integrity: Landlock, MDWE)
 //!                                             j. seccomp; k. execve
 //! ```
 
@@ -28,7 +30,7 @@ use nix::fcntl::OFlag;
 use nix::sys::resource::Resource;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use watertight_seccomp::CompiledFilter;
-use watertight_sys::process::{clone_into_namespaces, exit_now, fork, Forked};
+use watertight_sys::process::{clone_into_namespaces, exit_now, spawn_shared_vm, Forked};
 
 use crate::error::{Error, IoContext};
 use crate::events::EventLog;
@@ -95,9 +97,6 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
     // 2. user: a host uid of this sandbox's own.
     let slot = user::acquire_slot(&profile.identity)?;
     let sandbox_id = format!("wt-{}-{}", slot.index, std::process::id());
-
-    // 3. cgroup: limits and device allowlist, before the sandbox exists.
-    let (_layout, cgroup) = cgroup::create(&sandbox_id, profile)?;
     let mut events = EventLog::new(&sandbox_id, job.events.as_deref())?;
 
     let (go_rd, go_wr) = nix::unistd::pipe2(OFlag::O_CLOEXEC).ctx(|| "pipe".into())?;
@@ -119,7 +118,7 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
     let blocked = supervise::block_signals()?;
     let started = Instant::now();
 
-    // 4. Clone into the new namespaces.
+    // 3. Clone into the new namespaces.
     let forked = clone_into_namespaces(namespaces::clone_flags(&profile.namespaces).bits());
     let (pid, pidfd) = match forked {
         Ok(Forked::Child) => {
@@ -147,7 +146,6 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
         Ok(Forked::Parent { pid, pidfd }) => (pid, pidfd),
         Err(e) => {
             supervise::restore_signals(&blocked);
-            let _ = cgroup.destroy();
             return Err(Error::io("clone into new namespaces", e));
         }
     };
@@ -162,30 +160,34 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
     // From here the child exists: any failure kills it before returning.
     let child = supervise::ChildGuard::new(pid);
 
-    // 5-7. cgroup membership and id maps, then go.
-    let setup = (|| -> Result<(Option<watertight_net::SandboxPort>, Option<watertight_integrity::ExecGate>), Error> {
-        cgroup.add_process(pid)?;
+    // 4. user: its uid/gid maps; then the sandbox builds its mounts (first go) while the
+    //    supervisor makes its cgroup, moves it in (the limits hold before the program exists)
+    //    and attaches the bridge port and the exec gate, then lets it start the program.
+    let setup = (|| -> Result<_, Error> {
         user::write_id_maps(pid, &profile.identity, slot.host_id)?;
+        nix::unistd::write(&go_wr, b"m").ctx(|| "release the sandbox".into())?;
+        let needs = cgroup::needs(profile, prepared.integrity.as_ref().is_some_and(|v| v.gate));
+        let (_layout, cgroup) = cgroup::create(&sandbox_id, profile, needs)?;
+        cgroup.add_process(pid)?;
         let port = namespaces::attach_bridge_port(job.bridge_port.as_ref(), pid)?;
         let gate = match &prepared.integrity {
             Some(v) => integrity::attach_gate(&cgroup, v)?,
             None => None,
         };
         nix::unistd::write(&go_wr, b"g").ctx(|| "release the sandbox".into())?;
-        Ok((port, gate))
+        Ok((cgroup, port, gate))
     })();
-    let (port, mut gate) = match setup {
+    let (cgroup, port, mut gate) = match setup {
         Ok(v) => v,
         Err(e) => {
             drop(child);
             supervise::restore_signals(&blocked);
-            let _ = cgroup.destroy();
             return Err(e);
         }
     };
     // go_wr stays open until the supervisor ends: its hang-up tells the sandbox the supervisor died.
 
-    // 8. Supervise until the sandbox's pid 1 is gone.
+    // 7. Supervise until the sandbox's pid 1 is gone.
     let outcome: Outcome = supervise::supervise(supervise::Watch {
         pid,
         pidfd: pidfd.as_ref().map(|f| f.as_fd()),
@@ -208,7 +210,7 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
     drop(go_wr);
     supervise::restore_signals(&blocked);
 
-    // 9. The verdict, from what the supervisor saw and the cgroup's accounting.
+    // 8. The verdict, from what the supervisor saw and the cgroup's accounting.
     let stats = outcome.stats.as_ref();
     supervise::record_limit_events(&outcome, stats, profile, &mut events);
     let mut verdict = supervise::verdict(&outcome, stats, profile, &sandbox_id, &job.argv[0]);
@@ -225,7 +227,7 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
         verdict.message = Some("security violation: an unverified file was executed or mapped as code (the BPF exec gate killed the task)".into());
     }
 
-    // 10. Clean up: kill anything left and remove the cgroup; the slot is freed on drop.
+    // 9. Clean up: kill anything left and remove the cgroup; the slot is freed on drop.
     if let Some(p) = port {
         p.remove()
             .map_err(|e| Error::Config(format!("remove the sandbox's bridge port: {e}")))?;
@@ -292,6 +294,8 @@ pub(crate) fn prepare(job: &Job) -> Result<Prepared, Error> {
     let mounts = mount::plan(&profile, &req)?;
     let envp = env::build(&profile.env, &job.env)?;
     let rlimits = limits::rlimits(&profile.limits);
+    // The cgroup is made after clone: its limits are checked here, before anything exists.
+    cgroup::limits(&profile).validate()?;
     let filter = seccomp::compile(&profile.seccomp)?;
     Ok(Prepared {
         profile,
@@ -312,47 +316,44 @@ fn sandbox_init(p: &Prepared, mut ends: SandboxEnds) -> ! {
         let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
         nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
             .ctx(|| "reset signal mask".into())?;
-        // a. The supervisor has moved us into our cgroup and written our id maps.
-        let mut b = [0u8; 1];
-        match nix::unistd::read(&ends.go, &mut b) {
-            Ok(1) => {}
-            _ => exit_now(1), // the supervisor is gone
-        }
+        // a. The supervisor has written our id maps.
+        wait_for_supervisor(&ends.go);
         let sys = Linux;
         if p.integrity.as_ref().is_some_and(|v| v.memfd_noexec) {
-            integrity::refuse_memfd_exec()?; // b'. integrity: while still kuid 0
+            integrity::refuse_memfd_exec()?; // a'. integrity: while still kuid 0
         }
-        namespaces::enter_cgroup_namespace(&p.profile.namespaces)?; // b. cgroup
         let (mount_ops, _pinned_sources) = mount::pin_bind_sources(&p.mounts.ops)?; // as the caller
-        user::become_sandbox_user(&p.profile.identity)?; // c. user
+        user::become_sandbox_user(&p.profile.identity)?; // b. user
                                                          // The kernel clears the parent-death signal on a uid change: set it again, then make sure
                                                          // the supervisor did not die in between (it holds the go pipe open while it lives).
         let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
         if supervisor_gone(&ends.go) {
             exit_now(1);
         }
-        mount::apply(&mount_ops, &sys)?; // d. mount, proc, dev, tmp, secrets
-        namespaces::set_hostname(&p.profile.namespaces, &p.profile.hostname, &sys)?; // e. uts
-        namespaces::loopback_up(&p.profile.namespaces, &sys)?; // e. net
+        mount::apply(&mount_ops, &sys)?; // c. mount, proc, dev, tmp, secrets
+        namespaces::set_hostname(&p.profile.namespaces, &p.profile.hostname, &sys)?; // d. uts
+        namespaces::loopback_up(&p.profile.namespaces, &sys)?; // d. net
         sys.chdir(&p.mounts.workdir)
             .ctx(|| format!("chdir {}", p.mounts.workdir.display()))?;
+        // e. The supervisor has moved us into our cgroup: it becomes our cgroup namespace's root.
+        wait_for_supervisor(&ends.go);
+        namespaces::enter_cgroup_namespace(&p.profile.namespaces)?;
         // f. The program runs as pid 2 so that pid 1 (which the kernel shields from signals it
         // has no handler for) is us, reaping orphans and reporting the program's true status.
-        match fork().ctx(|| "fork the program".into())? {
-            Forked::Child => exec_program(p, &ends),
-            Forked::Parent { pid, .. } => {
-                // Only the program writes its output pipes: their EOF tells the supervisor it is done.
-                ends.stdout = None;
-                ends.stderr = None;
-                // Our own privileges go too: pid 1 only waits from here on.
-                let _ = nix::sys::prctl::set_dumpable(false);
-                privileges::drop_all()?;
-                seccomp::install_reaper(&p.reaper_filter)?;
-                let status = reap_until(pid);
-                report::send(&ends.report, &Report::Exited { status });
-                Ok(())
-            }
-        }
+        // The program starts the way posix_spawn starts one (sharing our memory until its
+        // execve): copying this process's page tables would be most of the start-up cost.
+        let program =
+            spawn_shared_vm(&mut || exec_program(p, &ends)).ctx(|| "start the program".into())?;
+        // Only the program writes its output pipes: their EOF tells the supervisor it is done.
+        ends.stdout = None;
+        ends.stderr = None;
+        // Our own privileges go too: pid 1 only waits from here on.
+        let _ = nix::sys::prctl::set_dumpable(false);
+        privileges::drop_all()?;
+        seccomp::install_reaper(&p.reaper_filter)?;
+        let status = reap_until(program);
+        report::send(&ends.report, &Report::Exited { status });
+        Ok(())
     })();
     match result {
         Ok(()) => exit_now(0),
@@ -360,6 +361,14 @@ fn sandbox_init(p: &Prepared, mut ends: SandboxEnds) -> ! {
             report::send(&ends.report, &Report::from_error(&e));
             exit_now(1)
         }
+    }
+}
+
+/// Blocks until the supervisor says go; exits when it died instead.
+fn wait_for_supervisor(go: &OwnedFd) {
+    let mut b = [0u8; 1];
+    if nix::unistd::read(go, &mut b) != Ok(1) {
+        exit_now(1);
     }
 }
 
@@ -386,8 +395,9 @@ fn reap_until(program: i32) -> i32 {
 }
 
 /// The program's last steps (g-k) before execve. Never returns.
-fn exec_program(p: &Prepared, ends: &SandboxEnds) -> ! {
+fn exec_program(p: &Prepared, ends: &SandboxEnds) {
     let result = (|| -> Result<(), Error> {
+        watertight_sys::process::reset_signal_dispositions(); // g. nothing inherited from us
         nix::unistd::setsid().ctx(|| "setsid".into())?; // g. no controlling terminal to push input into
         if let Some(out) = &ends.stdout {
             nix::unistd::dup2_stdout(out.as_fd()).ctx(|| "redirect stdout".into())?;

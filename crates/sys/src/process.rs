@@ -86,6 +86,83 @@ pub fn fork() -> io::Result<Forked> {
     }
 }
 
+/// Starts `child` in a new process that shares this one's memory until it calls execve or
+/// exits, the way posix_spawn does (clone with CLONE_VM | CLONE_VFORK): no page tables are
+/// copied, so starting a program from a large process costs a fraction of fork. The caller is
+/// suspended until then. `child` runs on a stack of its own and must end in execve or
+/// [`exit_now`]; if it returns, the child exits with 127. Everything else about the child is
+/// its own (fd table, credentials, seccomp, rlimits, signal dispositions), so it may drop
+/// privileges without touching the caller. Refused when the caller is multi-threaded.
+pub fn spawn_shared_vm(child: &mut dyn FnMut()) -> io::Result<i32> {
+    ensure_single_threaded()?;
+    extern "C" fn trampoline(arg: *mut libc::c_void) -> libc::c_int {
+        // SAFETY: `arg` points at the `&mut dyn FnMut()` below, which outlives the child's use
+        // of it: the caller stays suspended (CLONE_VFORK) until the child execs or exits.
+        let f = unsafe { &mut *(arg as *mut &mut dyn FnMut()) };
+        f();
+        exit_now(127)
+    }
+    // Untouched pages of a fresh zeroed allocation cost nothing; the child uses a few.
+    let mut stack = vec![0u8; 256 << 10];
+    // SAFETY: the offset stays within the allocation (one past the end is allowed).
+    let top = unsafe { stack.as_mut_ptr().add(stack.len()) } as usize & !15;
+    let mut f: &mut dyn FnMut() = child;
+    // SAFETY: the child runs `trampoline` on `stack` (alive until we resume, which is after
+    // the child has left it), sharing our memory while we are suspended, so nothing else
+    // touches that memory meanwhile; the process is single-threaded (checked above), so no
+    // other thread holds a lock the child could need.
+    let pid = unsafe {
+        libc::clone(
+            trampoline,
+            top as *mut libc::c_void,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            &mut f as *mut &mut dyn FnMut() as *mut libc::c_void,
+        )
+    };
+    drop(stack);
+    match pid {
+        -1 => Err(io::Error::last_os_error()),
+        pid => Ok(pid),
+    }
+}
+
+/// Sets every catchable signal back to its default action. A program must not start with the
+/// dispositions of whoever started it (Rust ignores SIGPIPE, so `yes | head` would see EPIPE
+/// instead of dying; a parent may ignore glibc's internal signals 32 and 33), nor with a handler
+/// that lives in memory it shares until execve. Raw rt_sigaction: glibc refuses 32 and 33.
+pub fn reset_signal_dispositions() {
+    /// The kernel's struct sigaction on x86_64 and aarch64: handler, flags, restorer, mask.
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: usize,
+        flags: libc::c_ulong,
+        restorer: usize,
+        mask: u64,
+    }
+    let default = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: `default` is a live, correctly laid out kernel sigaction that the kernel only
+        // reads; installing SIG_DFL runs no code of ours.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                &default as *const KernelSigaction,
+                std::ptr::null_mut::<KernelSigaction>(),
+                8usize,
+            );
+        }
+    }
+}
+
 /// Resource usage of a reaped child (and of the descendants it reaped itself).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {
