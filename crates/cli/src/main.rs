@@ -39,6 +39,20 @@ enum Command {
     Evidence(commands::evidence::Command),
 }
 
+/// `watertight run` alone. Each sandbox start parses its arguments, and building the whole
+/// command tree above costs more than a tenth of a sandbox's start, so `run` is parsed by this
+/// one-subcommand parser (same arguments, help and errors).
+#[derive(Parser)]
+#[command(
+    name = "watertight run",
+    about = "Run a program in a layered sandbox and report a verdict",
+    long_about = None
+)]
+struct RunCli {
+    #[command(flatten)]
+    args: commands::run::Args,
+}
+
 /// The exit code for watertight's own errors, by command family. `run` follows `timeout`/`env`
 /// conventions (125 = the tool failed, not the program); the others follow linters (2 = usage or
 /// input error, 1 = findings).
@@ -51,16 +65,17 @@ fn own_error_code(args: &[String]) -> u8 {
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some("run") {
+        let run_argv =
+            std::iter::once("watertight run").chain(argv[2..].iter().map(String::as_str));
+        return match RunCli::try_parse_from(run_argv) {
+            Ok(cli) => finish(commands::run::run(cli.args), &argv),
+            Err(e) => parse_error(e, &argv),
+        };
+    }
     let cli = match Cli::try_parse_from(&argv) {
         Ok(cli) => cli,
-        Err(e) => {
-            let code = match e.kind() {
-                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => 0,
-                _ => own_error_code(&argv),
-            };
-            let _ = e.print();
-            return ExitCode::from(code);
-        }
+        Err(e) => return parse_error(e, &argv),
     };
     let result = match cli.command {
         Command::Run(args) => commands::run::run(*args),
@@ -71,12 +86,25 @@ fn main() -> ExitCode {
         Command::Manifest(cmd) => commands::manifest::run(cmd),
         Command::Evidence(cmd) => commands::evidence::run(cmd),
     };
+    finish(result, &argv)
+}
+
+fn parse_error(e: clap::Error, argv: &[String]) -> ExitCode {
+    let code = match e.kind() {
+        clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => 0,
+        _ => own_error_code(argv),
+    };
+    let _ = e.print();
+    ExitCode::from(code)
+}
+
+fn finish(result: anyhow::Result<u8>, argv: &[String]) -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             // One line: the outermost context first, then its causes.
             eprintln!("watertight: {e:#}");
-            ExitCode::from(own_error_code(&argv))
+            ExitCode::from(own_error_code(argv))
         }
     }
 }
