@@ -469,14 +469,7 @@ fn apply_one(op: &MountOp, sys: &impl Syscall) -> io::Result<()> {
                 Some(&data),
             )
         }
-        MountOp::MkdirAll { path, mode } => {
-            let mut cur = PathBuf::from("/");
-            for c in path.components().skip(1) {
-                cur.push(c);
-                sys.mkdir(&cur, *mode)?;
-            }
-            Ok(())
-        }
+        MountOp::MkdirAll { path, mode } => mkdir_all(path, *mode, sys),
         MountOp::Touch { path } => match sys.write_file(path, 0o644, b"") {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
             r => r,
@@ -519,6 +512,20 @@ fn apply_one(op: &MountOp, sys: &impl Syscall) -> io::Result<()> {
             sys.set_mount_attributes(target, false, *attrs, 0)
         }
         MountOp::PivotRoot { new_root } => sys.pivot_root(new_root),
+    }
+}
+
+/// mkdir -p, trying the directory itself first: its parents almost always exist already, and
+/// every mkdir walks the whole path.
+fn mkdir_all(path: &Path, mode: u32, sys: &impl Syscall) -> io::Result<()> {
+    match sys.mkdir(path, mode) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if let Some(parent) = path.parent() {
+                mkdir_all(parent, mode, sys)?;
+            }
+            sys.mkdir(path, mode)
+        }
+        r => r,
     }
 }
 
