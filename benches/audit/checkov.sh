@@ -28,7 +28,7 @@ fi
 checkov_version="$("$venv/bin/checkov" --version 2>/dev/null | tail -1)"
 
 (cd "$root" && cargo build --quiet --release -p watertight)
-watertight="$target/release/watertight"
+watertight="$target/$(rustc -vV | sed -n "s/^host: //p")/release/watertight"
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/wt-checkov-bench.XXXXXX")"
 trap 'rm -rf "$work"' EXIT

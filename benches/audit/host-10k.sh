@@ -11,7 +11,7 @@ target="${CARGO_TARGET_DIR:-$root/target}"
 command -v hyperfine >/dev/null || { echo "host-10k.sh: hyperfine not installed" >&2; exit 2; }
 
 (cd "$root" && cargo build --quiet --release -p watertight)
-watertight="$target/release/watertight"
+watertight="$target/$(rustc -vV | sed -n "s/^host: //p")/release/watertight"
 
 pids=()
 cleanup() {

@@ -16,7 +16,7 @@ work=$(mktemp -d /tmp/wt-hashbench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
 (cd "$here" && cargo build --release -q -p watertight)
-wt=$target/release/watertight
+wt=$target/$(rustc -vV | sed -n "s/^host: //p")/release/watertight
 
 tree=$work/tree
 mkdir -p "$tree/big" "$tree/mid" "$tree/small"

@@ -20,7 +20,7 @@ if [ -n "${WATERTIGHT:-}" ]; then
 else
     target=${CARGO_TARGET_DIR:-$root/target}
     (cd "$root" && CARGO_TARGET_DIR=$target cargo build --release -q -p watertight)
-    wt=$target/release/watertight
+    wt=$target/$(rustc -vV | sed -n "s/^host: //p")/release/watertight
 fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -16,7 +16,7 @@ done
 if [ -z "${WATERTIGHT:-}" ]; then
     TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
     (cd "$ROOT" && CARGO_TARGET_DIR=$TARGET cargo build -q --release -p watertight)
-    WATERTIGHT=$TARGET/release/watertight
+    WATERTIGHT=$TARGET/$(rustc -vV | sed -n "s/^host: //p")/release/watertight
 fi
 
 P=wtbench$$

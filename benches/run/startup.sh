@@ -11,7 +11,7 @@ command -v hyperfine >/dev/null || need+=(hyperfine)
 command -v bwrap >/dev/null || need+=(bubblewrap)
 if [ ${#need[@]} -gt 0 ]; then apt-get install -y -qq "${need[@]}" >/dev/null; fi
 cargo build --release -q -p watertight
-wt=$PWD/target/release/watertight
+wt=$PWD/target/$(rustc -vV | sed -n "s/^host: //p")/release/watertight
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 

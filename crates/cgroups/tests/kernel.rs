@@ -689,9 +689,9 @@ fn read_only_hierarchy_gives_clear_error_and_rolls_back() {
                 .flatten()
                 .map(|e| e.file_name())
                 .filter(|n| {
-                        n.to_string_lossy()
-                            .starts_with(&format!("{DIR_PREFIX}{name}"))
-                    })
+                    n.to_string_lossy()
+                        .starts_with(&format!("{DIR_PREFIX}{name}"))
+                })
                 .collect()
         })
         .unwrap_or_default();
