@@ -63,8 +63,35 @@ pub fn compile_cached_with_outcome(
     Ok((filter, CacheOutcome::Miss))
 }
 
-/// Hex SHA-256 naming the cache entry for (profile, opts) on this machine.
-pub fn cache_key(profile: &Profile, opts: &CompileOptions) -> String {
+/// A digest of this crate's source (recorded by the build script): it fixes the built-in
+/// profiles, so it names them in [`compile_cached_keyed`].
+pub const SOURCE_DIGEST: &str = env!("WATERTIGHT_SECCOMP_SOURCE_DIGEST");
+
+/// Like [`compile_cached`] for a profile whose content `identity` fixes (a built-in profile: its
+/// name and [`SOURCE_DIGEST`]; a constant JSON text: the text). On a hit the profile is never
+/// built nor serialised, which is most of a cached compile's cost; `build` runs only on a miss.
+pub fn compile_cached_keyed(
+    identity: &[u8],
+    build: impl FnOnce() -> Result<Profile, Error>,
+    opts: &CompileOptions,
+    cache_dir: &Path,
+) -> Result<CompiledFilter, Error> {
+    prepare_dir(cache_dir)?;
+    let mut hasher = key_hasher();
+    hasher.update(b"keyed\0");
+    hasher.update(identity);
+    hasher.update(b"\0");
+    let key = finish_key(hasher, opts);
+    let path = cache_dir.join(format!("{key}.bpf"));
+    if let Some(filter) = read_entry(&path) {
+        return Ok(filter);
+    }
+    let filter = build()?.compile(opts)?;
+    write_entry(cache_dir, &path, &filter)?;
+    Ok(filter)
+}
+
+fn key_hasher() -> Sha256 {
     let mut hasher = Sha256::new();
     // The crate version: a new release may compile the same profile differently.
     hasher.update(
@@ -74,10 +101,10 @@ pub fn cache_key(profile: &Profile, opts: &CompileOptions) -> String {
         )
         .as_bytes(),
     );
-    // Stream the canonical JSON into the hash instead of building the string.
-    serde_json::to_writer(&mut hasher, profile)
-        .expect("serializing plain strings and integers into a hasher cannot fail");
-    hasher.update(b"\0");
+    hasher
+}
+
+fn finish_key(mut hasher: Sha256, opts: &CompileOptions) -> String {
     hasher.update(format!("{:?}\0", opts.violation_action).as_bytes());
     hasher.update([u8::from(opts.log_denials)]);
     for cap in &opts.capabilities {
@@ -87,6 +114,16 @@ pub fn cache_key(profile: &Profile, opts: &CompileOptions) -> String {
     hasher.update(b"\0");
     hasher.update(crate::compile::environment_fingerprint().as_bytes());
     hex(&hasher.finalize())
+}
+
+/// Hex SHA-256 naming the cache entry for (profile, opts) on this machine.
+pub fn cache_key(profile: &Profile, opts: &CompileOptions) -> String {
+    let mut hasher = key_hasher();
+    // Stream the canonical JSON into the hash instead of building the string.
+    serde_json::to_writer(&mut hasher, profile)
+        .expect("serializing plain strings and integers into a hasher cannot fail");
+    hasher.update(b"\0");
+    finish_key(hasher, opts)
 }
 
 fn hex(bytes: &[u8]) -> String {

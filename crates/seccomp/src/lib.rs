@@ -22,7 +22,8 @@ mod profile;
 mod syscall_names;
 
 pub use cache::{
-    cache_key, compile_cached, compile_cached_with_outcome, CacheOutcome, DEFAULT_CACHE_DIR,
+    cache_key, compile_cached, compile_cached_keyed, compile_cached_with_outcome, CacheOutcome,
+    DEFAULT_CACHE_DIR, SOURCE_DIGEST,
 };
 pub use compile::{CompileOptions, CompiledFilter, ViolationAction};
 pub use default::{
