@@ -70,6 +70,8 @@ pub struct Cgroup {
     pub(crate) freezer: Option<Role>,
     pub(crate) device_program: Option<AttachedDeviceProgram>,
     pub(crate) destroyed: bool,
+    /// This cgroup's entry in a [`crate::Registry`], removed once the cgroup is gone.
+    pub(crate) registered: Option<PathBuf>,
 }
 
 /// Checks a caller-chosen cgroup name before anything touches the filesystem.
@@ -100,6 +102,16 @@ pub fn validate_name(name: &str) -> Result<(), Error> {
         });
     }
     Ok(())
+}
+
+/// The directory name of this process's cgroup `name`: `watertight-<name>@<owner tag>`.
+pub(crate) fn dir_name_of(name: &str) -> Result<String, Error> {
+    validate_name(name)?;
+    let owner = Owner::current().map_err(|e| Error::read("/proc/self/stat", e))?;
+    Ok(format!(
+        "{DIR_PREFIX}{name}{OWNER_SEPARATOR}{}",
+        owner.tag()
+    ))
 }
 
 /// Writes `value` with a single write(2) to an existing cgroup file (never creates one).
@@ -135,10 +147,8 @@ impl Cgroup {
         limits: &Limits,
         needs: Needs,
     ) -> Result<Cgroup, Error> {
-        validate_name(name)?;
+        let dir_name = dir_name_of(name)?;
         limits.validate()?;
-        let owner = Owner::current().map_err(|e| Error::read("/proc/self/stat", e))?;
-        let dir_name = format!("{DIR_PREFIX}{name}{OWNER_SEPARATOR}{}", owner.tag());
         let plan = Plan::new(layout, limits, needs)?;
 
         let mut cgroup = Cgroup {
@@ -154,6 +164,7 @@ impl Cgroup {
             freezer: None,
             device_program: None,
             destroyed: false,
+            registered: None,
         };
         // From here on every early return drops `cgroup`, which removes what exists so far.
         if let Some(root) = layout.unified_root().filter(|_| plan.unified) {
@@ -398,6 +409,11 @@ impl Cgroup {
                 }
             }
         }
+        if removed.is_ok() {
+            if let Some(entry) = self.registered.take() {
+                let _ = std::fs::remove_file(entry);
+            }
+        }
         killed.and(detached).and(removed)
     }
 
@@ -417,6 +433,7 @@ impl Cgroup {
             freezer: None,
             device_program: None,
             destroyed: false,
+            registered: None,
         };
         let existing = |root: &Path| {
             let dir = dir_in(root, dir_name);

@@ -28,5 +28,5 @@ pub use layout::{
     detect, parse_mountinfo, CgroupMount, Controller, DeviceBackend, Layout, Mode, Placement,
 };
 pub use limits::{CpuQuota, DeviceKind, DeviceRule, Limits};
-pub use stale::cleanup_stale;
+pub use stale::{cleanup_stale, Registry};
 pub use stats::Stats;

@@ -52,3 +52,83 @@ pub fn cleanup_stale(layout: &Layout) -> Result<usize, Error> {
         None => Ok(removed),
     }
 }
+
+/// A directory with one empty file per cgroup that a running supervisor created, named like the
+/// cgroup. Finding the leftovers of a supervisor that died is then one readdir of a directory
+/// that is almost always empty, instead of one readdir per hierarchy root ([`cleanup_stale`]).
+/// The entry is written before the cgroup's first mkdir and removed after its last rmdir, so a
+/// supervisor killed at any point leaves an entry for whatever it left.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    dir: std::path::PathBuf,
+}
+
+impl Registry {
+    /// Uses (and creates, mode 0700) `dir`.
+    pub fn open(dir: impl Into<std::path::PathBuf>) -> Result<Registry, Error> {
+        use std::os::unix::fs::DirBuilderExt;
+        let dir = dir.into();
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|source| Error::Mkdir {
+                path: dir.clone(),
+                source,
+            })?;
+        Ok(Registry { dir })
+    }
+
+    /// Kills and removes the cgroups of every registered supervisor that is no longer running,
+    /// and their entries. Returns how many were removed.
+    pub fn cleanup_stale(&self, layout: &Layout) -> Result<usize, Error> {
+        let entries = std::fs::read_dir(&self.dir).map_err(|e| Error::read(&self.dir, e))?;
+        let mut removed = 0;
+        let mut first_error = None;
+        for entry in entries.flatten() {
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            let Some((_, owner)) = parse_dir_name(&name) else {
+                continue;
+            };
+            if owner.is_alive() || !name.starts_with(DIR_PREFIX) {
+                continue;
+            }
+            let mut cgroup = Cgroup::adopt(layout, &name);
+            cgroup.registered = Some(entry.path());
+            match cgroup.destroy() {
+                Ok(()) => removed += 1,
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(removed),
+        }
+    }
+
+    /// [`Cgroup::create_with`], registered here for its whole life.
+    pub fn create(
+        &self,
+        layout: &Layout,
+        name: &str,
+        limits: &crate::Limits,
+        needs: crate::Needs,
+    ) -> Result<Cgroup, Error> {
+        let entry = self.dir.join(crate::cgroup::dir_name_of(name)?);
+        std::fs::write(&entry, b"").map_err(|e| Error::write(&entry, "", e))?;
+        match Cgroup::create_with(layout, name, limits, needs) {
+            Ok(mut cgroup) => {
+                cgroup.registered = Some(entry);
+                Ok(cgroup)
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&entry);
+                Err(e)
+            }
+        }
+    }
+}

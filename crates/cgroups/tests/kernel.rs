@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use watertight_cgroups::owner::Owner;
 use watertight_cgroups::{
     cleanup_stale, detect, Cgroup, Controller, CpuQuota, DeviceBackend, DeviceRule, Error, Layout,
-    Limits, Mode, DIR_PREFIX,
+    Limits, Mode, Registry, DIR_PREFIX,
 };
 
 fn host_layout(test: &str) -> Option<Layout> {
@@ -492,6 +492,54 @@ fn drop_removes_the_cgroup() {
     };
     assert!(!dirs.is_empty());
     assert_gone(&dirs);
+}
+
+#[test]
+fn registry_finds_a_dead_supervisors_cgroup_and_keeps_live_ones() {
+    let Some(layout) = host_layout("registry_finds_a_dead_supervisors_cgroup") else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let registry = Registry::open(dir.path().join("registry")).expect("open");
+    let mut child = Command::new("true").spawn().expect("spawn true");
+    let dead_pid = child.id();
+    child.wait().expect("reap");
+    let dead = Owner {
+        pid: dead_pid,
+        start_time: 1,
+    };
+    // What a supervisor killed after its mkdirs leaves: the entry and the directories.
+    let stale_name = format!("{DIR_PREFIX}{}@{}", unique("reg-stale"), dead.tag());
+    std::fs::write(dir.path().join("registry").join(&stale_name), b"").expect("entry");
+    let mut stale_dirs = Vec::new();
+    for root in layout.roots() {
+        let d = root.join(&stale_name);
+        std::fs::create_dir(&d).expect("stale dir");
+        stale_dirs.push(d);
+    }
+    let live = registry
+        .create(
+            &layout,
+            &unique("reg-live"),
+            &Limits::default(),
+            watertight_cgroups::Needs::ALL,
+        )
+        .expect("live");
+    let entries = || {
+        std::fs::read_dir(dir.path().join("registry"))
+            .unwrap()
+            .count()
+    };
+    assert_eq!(entries(), 2, "the live cgroup is registered too");
+
+    assert_eq!(registry.cleanup_stale(&layout).expect("cleanup"), 1);
+    assert_gone(&stale_dirs);
+    assert_eq!(entries(), 1, "only the live entry is left");
+    for d in live.dirs() {
+        assert!(d.exists(), "live cgroup {} was removed", d.display());
+    }
+    live.destroy().expect("destroy live");
+    assert_eq!(entries(), 0, "destroy removes the entry");
 }
 
 #[test]

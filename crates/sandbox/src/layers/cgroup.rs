@@ -1,7 +1,7 @@
 //! cgroup layer: the sandbox's own cgroup with its memory (no swap), pids and CPU limits and the
 //! device allowlist, on cgroup v1, v2 or a hybrid of both (the cgroups crate detects which).
 
-use watertight_cgroups::{Cgroup, CpuQuota, Layout, Limits as CgLimits, Needs};
+use watertight_cgroups::{Cgroup, CpuQuota, Layout, Limits as CgLimits, Needs, Registry};
 
 use crate::error::Error;
 use crate::profile::{OnViolation, Profile};
@@ -27,6 +27,9 @@ pub fn needs(profile: &Profile, exec_gate: bool) -> Needs {
     }
 }
 
+/// Where supervisors register the cgroups they create (see `watertight_cgroups::Registry`).
+pub const REGISTRY_DIR: &str = "/run/watertight/cgroups";
+
 /// Detects the host's cgroup layout, removes cgroups of supervisors that died without cleaning
 /// up, and creates this sandbox's cgroup.
 pub fn create(name: &str, profile: &Profile, needs: Needs) -> Result<(Layout, Cgroup), Error> {
@@ -34,7 +37,8 @@ pub fn create(name: &str, profile: &Profile, needs: Needs) -> Result<(Layout, Cg
     let limits = limits(profile);
     limits.validate()?;
     // Best effort: a failure to clean someone else's leftovers must not stop this run.
-    let _ = watertight_cgroups::cleanup_stale(&layout);
-    let cg = Cgroup::create_with(&layout, name, &limits, needs)?;
+    let registry = Registry::open(REGISTRY_DIR)?;
+    let _ = registry.cleanup_stale(&layout);
+    let cg = registry.create(&layout, name, &limits, needs)?;
     Ok((layout, cg))
 }
