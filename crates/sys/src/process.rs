@@ -248,6 +248,68 @@ pub fn set_securebits(bits: u32) -> io::Result<()> {
     Ok(())
 }
 
+/// Empties the ambient set and the bounding set: one PR_CAPBSET_DROP per capability this kernel
+/// knows (the first EINVAL is past the last one). Needs CAP_SETPCAP for the bounding set.
+pub fn clear_ambient_and_bounding() -> io::Result<()> {
+    // SAFETY: integer arguments only.
+    let r = unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    };
+    if r == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    for cap in 0..=63 {
+        // SAFETY: integer arguments only.
+        if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) } == -1 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EINVAL) && cap > 0 {
+                return Ok(());
+            }
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+/// Empties the effective, permitted and inheritable sets with one capset(2).
+pub fn clear_capability_sets() -> io::Result<()> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: libc::c_int,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    // _LINUX_CAPABILITY_VERSION_3: two 32-bit words per set.
+    let header = Header {
+        version: 0x2008_0522,
+        pid: 0,
+    };
+    let data = [Data {
+        effective: 0,
+        permitted: 0,
+        inheritable: 0,
+    }; 2];
+    // SAFETY: both pointers refer to live, correctly laid out structs (the v3 layout) that the
+    // kernel only reads.
+    let r = unsafe { libc::syscall(libc::SYS_capset, &header as *const Header, data.as_ptr()) };
+    if r == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// prctl(PR_GET_SECUREBITS).
 pub fn securebits() -> io::Result<u32> {
     // SAFETY: PR_GET_SECUREBITS takes no pointer argument.

@@ -2,8 +2,6 @@
 //! (bounding and ambient included), securebits set and locked so no later execve can give root
 //! its capabilities back, and no_new_privs so setuid binaries and file capabilities are inert.
 
-use caps::CapSet;
-
 use crate::error::{Error, IoContext};
 
 /// SECBIT_NOROOT, NO_SETUID_FIXUP, KEEP_CAPS_LOCKED, NO_CAP_AMBIENT_RAISE, each with its lock.
@@ -16,19 +14,12 @@ pub const LOCKED_SECUREBITS: u32 = (libc::SECBIT_NOROOT
     | libc::SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED) as u32;
 
 pub fn drop_all() -> Result<(), Error> {
-    let cap = |set: CapSet, r: Result<(), caps::errors::CapsError>| {
-        r.map_err(|e| Error::Setup {
-            stage: "privileges".into(),
-            message: format!("clear {set:?} capabilities: {e}"),
-        })
-    };
-    cap(CapSet::Ambient, caps::clear(None, CapSet::Ambient))?;
     // The bounding set and securebits need CAP_SETPCAP, so they go before the other sets.
-    cap(CapSet::Bounding, caps::clear(None, CapSet::Bounding))?;
+    watertight_sys::process::clear_ambient_and_bounding()
+        .ctx(|| "clear the ambient and bounding capability sets".into())?;
     watertight_sys::process::set_securebits(LOCKED_SECUREBITS).ctx(|| "lock securebits".into())?;
-    cap(CapSet::Inheritable, caps::clear(None, CapSet::Inheritable))?;
-    cap(CapSet::Effective, caps::clear(None, CapSet::Effective))?;
-    cap(CapSet::Permitted, caps::clear(None, CapSet::Permitted))?;
+    watertight_sys::process::clear_capability_sets()
+        .ctx(|| "clear the effective, permitted and inheritable capability sets".into())?;
     nix::sys::prctl::set_no_new_privs().ctx(|| "set no_new_privs".into())?;
     Ok(())
 }
