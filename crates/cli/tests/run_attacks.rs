@@ -126,6 +126,22 @@ fn host_processes_are_invisible() {
 }
 
 #[test]
+fn reaper_memory_is_closed_to_the_program() {
+    if !can_run("reaper_memory_is_closed_to_the_program") {
+        return;
+    }
+    // pid 1 reports the program's exit status; a program that could write its memory could
+    // forge its own verdict. pid 1 is not dumpable from before the program exists.
+    let o = sh(
+        "for f in mem maps environ; do cat /proc/1/$f >/dev/null 2>&1 && echo open $f; done; echo done",
+        &[],
+    );
+    let out = stdout(&o);
+    assert!(out.contains("done"), "{out}");
+    assert!(!out.contains("open"), "{out}");
+}
+
+#[test]
 fn host_loopback_tcp_is_unreachable() {
     if !can_run("host_loopback_tcp_is_unreachable") {
         return;

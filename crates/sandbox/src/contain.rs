@@ -11,14 +11,15 @@
 //!  5. cgroup: create it with limits, move     d. uts: hostname; net: loopback up
 //!     the child in (while it mounts);         e. wait until it is in its cgroup (second go);
 //!     net: bridge port; integrity: exec gate     cgroup: own cgroup namespace
-//!  6. say go again                            f. start the program (posix_spawn-like, sharing
-//!  7. supervise: time, output, signals,          memory until execve); stay its reaper (pid 1)
-//!     violations (deny/kill/forensic)         Program (pid 2), last steps before execve:
-//!  8. verdict from exit status + cgroup       g. default signal actions; new session; stdio;
-//!  9. clean up: port, cgroup, slot               inherited fds closed; h. rlimits
-//!                                             i. capabilities dropped, securebits locked,
-//!                                                no_new_privs (integrity: Landlock, MDWE)
-//!                                             j. seccomp; k. execve
+//!  6. say go again                            f. capabilities dropped, securebits locked,
+//!  7. supervise: time, output, signals,          no_new_privs (integrity: Landlock, MDWE);
+//!     violations (deny/kill/forensic)            seccomp, last: all inherited by the program
+//!  8. verdict from exit status + cgroup       g. start the program (posix_spawn-like, sharing
+//!  9. clean up: port, cgroup, slot               memory until execve); stay its reaper (pid 1)
+//!                                             Program (pid 2), last steps before execve:
+//!                                             h. default signal actions; new session; stdio;
+//!                                                inherited fds closed; rlimits
+//!                                             i. execve
 //! ```
 
 use std::ffi::CString;
@@ -72,7 +73,6 @@ pub(crate) struct Prepared {
     pub rlimits: Vec<(Resource, u64, u64)>,
     pub filter: CompiledFilter,
     pub integrity: Option<integrity::Verified>,
-    pub reaper_filter: CompiledFilter,
 }
 
 /// Pipe ends the sandbox side holds.
@@ -305,7 +305,6 @@ pub(crate) fn prepare(job: &Job) -> Result<Prepared, Error> {
         rlimits,
         filter,
         integrity,
-        reaper_filter: seccomp::compile_reaper()?,
     })
 }
 
@@ -338,19 +337,26 @@ fn sandbox_init(p: &Prepared, mut ends: SandboxEnds) -> ! {
         // e. The supervisor has moved us into our cgroup: it becomes our cgroup namespace's root.
         wait_for_supervisor(&ends.go);
         namespaces::enter_cgroup_namespace(&p.profile.namespaces)?;
-        // f. The program runs as pid 2 so that pid 1 (which the kernel shields from signals it
+        // f. The last layers, for pid 1 and the program alike (the program inherits them):
+        // capabilities, securebits, no_new_privs; integrity: Landlock, MDWE; seccomp, last.
+        privileges::drop_all()?;
+        if let Some(v) = &p.integrity {
+            integrity::restrict_exec(&v.exec_roots, v.landlock)?; // exec only what was verified
+        }
+        seccomp::install(&p.filter, ends.notify.as_fd())?;
+        // Before the program exists, so it never finds pid 1's memory open to it (/proc/1/mem)
+        // and cannot forge the status pid 1 reports. Per memory map: the program's execve
+        // gets a map of its own, dumpable as usual.
+        let _ = nix::sys::prctl::set_dumpable(false);
+        // g. The program runs as pid 2 so that pid 1 (which the kernel shields from signals it
         // has no handler for) is us, reaping orphans and reporting the program's true status.
-        // The program starts the way posix_spawn starts one (sharing our memory until its
-        // execve): copying this process's page tables would be most of the start-up cost.
+        // It starts the way posix_spawn starts one (sharing our memory until its execve):
+        // copying this process's page tables would be most of the start-up cost.
         let program =
             spawn_shared_vm(&mut || exec_program(p, &ends)).ctx(|| "start the program".into())?;
         // Only the program writes its output pipes: their EOF tells the supervisor it is done.
         ends.stdout = None;
         ends.stderr = None;
-        // Our own privileges go too: pid 1 only waits from here on.
-        let _ = nix::sys::prctl::set_dumpable(false);
-        privileges::drop_all()?;
-        seccomp::install_reaper(&p.reaper_filter)?;
         let status = reap_until(program);
         report::send(&ends.report, &Report::Exited { status });
         Ok(())
@@ -394,31 +400,26 @@ fn reap_until(program: i32) -> i32 {
     }
 }
 
-/// The program's last steps (g-k) before execve. Never returns.
+/// The program's last steps (h-i) before execve; it exits if execve fails.
 fn exec_program(p: &Prepared, ends: &SandboxEnds) {
     let result = (|| -> Result<(), Error> {
-        watertight_sys::process::reset_signal_dispositions(); // g. nothing inherited from us
-        nix::unistd::setsid().ctx(|| "setsid".into())?; // g. no controlling terminal to push input into
+        watertight_sys::process::reset_signal_dispositions(); // h. nothing inherited from us
+        nix::unistd::setsid().ctx(|| "setsid".into())?; // h. no controlling terminal to push input into
         if let Some(out) = &ends.stdout {
             nix::unistd::dup2_stdout(out.as_fd()).ctx(|| "redirect stdout".into())?;
         }
         if let Some(err) = &ends.stderr {
             nix::unistd::dup2_stderr(err.as_fd()).ctx(|| "redirect stderr".into())?;
         }
-        fds::close_inherited()?; // g. nothing but stdio survives execve
+        fds::close_inherited()?; // h. nothing but stdio survives execve
         limits::apply(&p.rlimits)?; // h. rlimits
-        privileges::drop_all()?; // i. capabilities, securebits, no_new_privs
-        if let Some(v) = &p.integrity {
-            integrity::restrict_exec(&v.exec_roots, v.landlock)?; // i'. exec only what was verified
-        }
-        seccomp::install(&p.filter, ends.notify.as_fd())?; // j. seccomp, last
         Ok(())
     })();
     if let Err(e) = result {
         report::send(&ends.report, &Report::from_error(&e));
         exit_now(126);
     }
-    // k. execve, searching PATH like execvp when the command has no slash.
+    // i. execve, searching PATH like execvp when the command has no slash.
     let errno = exec_search(&p.argv, &p.envp);
     report::send(
         &ends.report,

@@ -128,7 +128,12 @@ fn parallelism(limits: &Limits) -> f64 {
 pub fn supervise(mut w: Watch<'_>) -> Outcome {
     let wall_limit = w.limits.wall_time.map(Duration::from_secs_f64);
     let cpu_limit_ns = w.limits.cpu_time.map(|s| (s * 1e9) as u64);
-    let cores = parallelism(w.limits);
+    // Only a CPU-time limit needs it, and it reads the cgroup files of the supervisor's CPU quota.
+    let cores = if cpu_limit_ns.is_some() {
+        parallelism(w.limits)
+    } else {
+        1.0
+    };
     let mut stop = None;
     let mut output = OutputMeter {
         limit: w.limits.output.map(|s| s.bytes()),

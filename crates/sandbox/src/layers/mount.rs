@@ -384,7 +384,7 @@ pub fn hide_dir(target: &Path) -> Vec<MountOp> {
 pub fn pin_bind_sources(ops: &[MountOp]) -> Result<(Vec<MountOp>, Vec<std::fs::File>), Error> {
     use std::os::unix::fs::OpenOptionsExt;
     use std::os::unix::io::AsRawFd;
-    let mut pinned = Vec::new();
+    let mut pinned: Vec<(&Path, std::fs::File)> = Vec::new();
     let mut out = Vec::with_capacity(ops.len());
     for op in ops {
         match op {
@@ -393,25 +393,33 @@ pub fn pin_bind_sources(ops: &[MountOp]) -> Result<(Vec<MountOp>, Vec<std::fs::F
                 target,
                 attrs,
             } if !source.starts_with(STAGE) => {
-                let file = std::fs::OpenOptions::new()
-                    .read(true)
-                    .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
-                    .open(source)
-                    .map_err(|e| Error::Setup {
-                        stage: "mount".into(),
-                        message: format!("open bind source {}: {e}", source.display()),
-                    })?;
+                // One handle per distinct source: /dev/null alone masks a dozen files.
+                let fd = match pinned.iter().find(|(s, _)| s == source) {
+                    Some((_, file)) => file.as_raw_fd(),
+                    None => {
+                        let file = std::fs::OpenOptions::new()
+                            .read(true)
+                            .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+                            .open(source)
+                            .map_err(|e| Error::Setup {
+                                stage: "mount".into(),
+                                message: format!("open bind source {}: {e}", source.display()),
+                            })?;
+                        let fd = file.as_raw_fd();
+                        pinned.push((source, file));
+                        fd
+                    }
+                };
                 out.push(MountOp::Bind {
-                    source: PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd())),
+                    source: PathBuf::from(format!("/proc/self/fd/{fd}")),
                     target: target.clone(),
                     attrs: *attrs,
                 });
-                pinned.push(file);
             }
             other => out.push(other.clone()),
         }
     }
-    Ok((out, pinned))
+    Ok((out, pinned.into_iter().map(|(_, file)| file).collect()))
 }
 
 /// Applies the planned ops in order; the error names the op that failed.
