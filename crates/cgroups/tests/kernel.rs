@@ -731,7 +731,7 @@ fn read_only_hierarchy_gives_clear_error_and_rolls_back() {
     )
     .expect_err("read-only pids hierarchy");
     assert!(err.to_string().contains("read-only"), "{err}");
-    let leftovers: Vec<_> = std::fs::read_dir(&memory)
+    let leftovers: Vec<_> = std::fs::read_dir(memory)
         .map(|entries| {
             entries
                 .flatten()
