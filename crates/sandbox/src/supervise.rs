@@ -148,14 +148,12 @@ pub fn supervise(mut w: Watch<'_>) -> Outcome {
         cpu_limit_ns.map(|l| w.started + Duration::from_secs_f64(l as f64 / 1e9 / cores));
     // Output is copied in 64 KiB reads; without output pipes only the small reports come
     // through, so the big buffer (16 pages to fault in) is made only when there are pipes.
-    let mut buf = vec![
-        0u8;
-        if streams.iter().any(Option::is_some) {
-            64 << 10
-        } else {
-            4 << 10
-        }
-    ];
+    let buf_len = if streams.iter().any(Option::is_some) {
+        64 << 10
+    } else {
+        4 << 10
+    };
+    let mut buf = vec![0u8; buf_len];
     let mut notify_sock = Some(w.notify);
     let mut listener: Option<OwnedFd> = None;
     let mut evidence = None;
