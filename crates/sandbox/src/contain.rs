@@ -323,8 +323,9 @@ fn sandbox_init(p: &Prepared, mut ends: SandboxEnds) -> ! {
         }
         let (mount_ops, _pinned_sources) = mount::pin_bind_sources(&p.mounts.ops)?; // as the caller
         user::become_sandbox_user(&p.profile.identity)?; // b. user
-                                                         // The kernel clears the parent-death signal on a uid change: set it again, then make sure
-                                                         // the supervisor did not die in between (it holds the go pipe open while it lives).
+
+        // The kernel clears the parent-death signal on a uid change: set it again, then make sure
+        // the supervisor did not die in between (it holds the go pipe open while it lives).
         let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
         if supervisor_gone(&ends.go) {
             exit_now(1);
