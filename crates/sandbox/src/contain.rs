@@ -146,7 +146,7 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
         Ok(Forked::Parent { pid, pidfd }) => (pid, pidfd),
         Err(e) => {
             supervise::restore_signals(&blocked);
-            return Err(Error::io("clone into new namespaces", e));
+            return Err(clone_error(e));
         }
     };
     drop((go_rd, report_wr, notify_sbx));
@@ -241,15 +241,19 @@ fn preflight() -> Result<(), Error> {
     if !nix::unistd::geteuid().is_root() {
         return Err(Error::NotRoot);
     }
-    if let Ok(s) = std::fs::read_to_string("/proc/sys/user/max_user_namespaces") {
-        if s.trim() == "0" {
-            return Err(Error::Config(
-                "user namespaces are disabled (user.max_user_namespaces = 0); enable them with sysctl -w user.max_user_namespaces=15000".into(),
-            ));
-        }
-    }
     std::fs::create_dir_all(mount::STAGE).ctx(|| format!("create {}", mount::STAGE))?;
     Ok(())
+}
+
+/// Why clone into the namespaces failed, in the words of the fix when the host disabled user
+/// namespaces (checked only then: it costs a file read on every start otherwise).
+fn clone_error(e: std::io::Error) -> Error {
+    match std::fs::read_to_string("/proc/sys/user/max_user_namespaces") {
+        Ok(s) if s.trim() == "0" => Error::Config(
+            "user namespaces are disabled (user.max_user_namespaces = 0); enable them with sysctl -w user.max_user_namespaces=15000".into(),
+        ),
+        _ => Error::io("clone into new namespaces", e),
+    }
 }
 
 pub(crate) fn prepare(job: &Job) -> Result<Prepared, Error> {
