@@ -36,11 +36,16 @@ pub fn cleanup_stale(layout: &Layout) -> Result<usize, Error> {
             }
         }
     }
+    destroy_all(stale.iter().map(|name| Cgroup::adopt(layout, name)))
+}
+
+/// Destroys every cgroup, going on past one stubborn cgroup so the others still get removed;
+/// returns how many were removed, or the first error.
+fn destroy_all(cgroups: impl Iterator<Item = Cgroup>) -> Result<usize, Error> {
     let mut removed = 0;
     let mut first_error = None;
-    for name in stale {
-        // Keep going past one stubborn cgroup so the others still get removed.
-        match Cgroup::adopt(layout, &name).destroy() {
+    for cgroup in cgroups {
+        match cgroup.destroy() {
             Ok(()) => removed += 1,
             Err(e) => {
                 first_error.get_or_insert(e);
@@ -83,31 +88,17 @@ impl Registry {
     /// and their entries. Returns how many were removed.
     pub fn cleanup_stale(&self, layout: &Layout) -> Result<usize, Error> {
         let entries = std::fs::read_dir(&self.dir).map_err(|e| Error::read(&self.dir, e))?;
-        let mut removed = 0;
-        let mut first_error = None;
-        for entry in entries.flatten() {
-            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
-                continue;
-            };
-            let Some((_, owner)) = parse_dir_name(&name) else {
-                continue;
-            };
+        let stale = entries.flatten().filter_map(|entry| {
+            let name = entry.file_name().to_str()?.to_owned();
+            let (_, owner) = parse_dir_name(&name)?;
             if owner.is_alive() || !name.starts_with(DIR_PREFIX) {
-                continue;
+                return None;
             }
             let mut cgroup = Cgroup::adopt(layout, &name);
             cgroup.registered = Some(entry.path());
-            match cgroup.destroy() {
-                Ok(()) => removed += 1,
-                Err(e) => {
-                    first_error.get_or_insert(e);
-                }
-            }
-        }
-        match first_error {
-            Some(e) => Err(e),
-            None => Ok(removed),
-        }
+            Some(cgroup)
+        });
+        destroy_all(stale)
     }
 
     /// [`Cgroup::create_with`], registered here for its whole life.

@@ -494,6 +494,14 @@ fn drop_removes_the_cgroup() {
     assert_gone(&dirs);
 }
 
+/// An owner that certainly ran and is gone: our own reaped child.
+fn dead_owner() -> Owner {
+    let mut child = Command::new("true").spawn().expect("spawn true");
+    let pid = child.id();
+    child.wait().expect("reap");
+    Owner { pid, start_time: 1 }
+}
+
 #[test]
 fn registry_finds_a_dead_supervisors_cgroup_and_keeps_live_ones() {
     let Some(layout) = host_layout("registry_finds_a_dead_supervisors_cgroup") else {
@@ -501,13 +509,7 @@ fn registry_finds_a_dead_supervisors_cgroup_and_keeps_live_ones() {
     };
     let dir = tempfile::tempdir().expect("tempdir");
     let registry = Registry::open(dir.path().join("registry")).expect("open");
-    let mut child = Command::new("true").spawn().expect("spawn true");
-    let dead_pid = child.id();
-    child.wait().expect("reap");
-    let dead = Owner {
-        pid: dead_pid,
-        start_time: 1,
-    };
+    let dead = dead_owner();
     // What a supervisor killed after its mkdirs leaves: the entry and the directories.
     let stale_name = format!("{DIR_PREFIX}{}@{}", unique("reg-stale"), dead.tag());
     std::fs::write(dir.path().join("registry").join(&stale_name), b"").expect("entry");
@@ -547,14 +549,7 @@ fn cleanup_stale_removes_dead_owners_only() {
     let Some(layout) = host_layout("cleanup_stale_removes_dead_owners_only") else {
         return;
     };
-    // A pid that certainly ran and exited: our own reaped child.
-    let mut child = Command::new("true").spawn().expect("spawn true");
-    let dead_pid = child.id();
-    child.wait().expect("reap");
-    let dead = Owner {
-        pid: dead_pid,
-        start_time: 1,
-    };
+    let dead = dead_owner();
     let stale_name = format!("{}@{}", unique("stale"), dead.tag());
     let mut stale_dirs = Vec::new();
     for root in layout.roots() {
