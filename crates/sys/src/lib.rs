@@ -3,8 +3,9 @@
 //! `#![forbid(unsafe_code)]`.
 //!
 //! One module per concern:
-//! - `process`: clone into new namespaces with a pidfd, fork, wait4 with rusage, close_range,
-//!   securebits.
+//! - `process`: clone into new namespaces with a pidfd, fork, posix_spawn-style start
+//!   (CLONE_VM|CLONE_VFORK), wait4 with rusage, close_range, default signal actions, securebits
+//!   and emptying the capability sets.
 //! - `fdpass`: send and receive a descriptor over a unix socket (SCM_RIGHTS).
 //! - `mount`: mount_setattr (recursive read-only / propagation changes in one call).
 //! - `netdev`: bring an interface (loopback) up in the current network namespace.

@@ -1,5 +1,7 @@
 //! Process creation and reaping that std and nix do not offer safely: clone(2) straight into new
-//! namespaces with a pidfd, fork guarded by a single-thread check, wait4 with resource usage.
+//! namespaces with a pidfd, fork and a posix_spawn-style start guarded by a single-thread check,
+//! wait4 with resource usage; and the process-wide settings a sandbox's last steps change
+//! (signal dispositions, securebits, capability sets).
 
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
