@@ -41,6 +41,33 @@ fn parse_fail_on(s: &str) -> Result<FailOn, String> {
         .map_err(|e| format!("{e}, or none"))
 }
 
+/// Audits the workloads each input file yields, names every input that could not be read, and
+/// writes the report (the file-based sources: docker, oci).
+pub fn audit_files<W: IntoIterator<Item = watertight_model::Workload>>(
+    source: &str,
+    files: &[std::path::PathBuf],
+    load: impl Fn(&std::path::Path) -> Result<W, watertight_audit::AuditError>,
+    out: &OutputArgs,
+) -> anyhow::Result<u8> {
+    let started = std::time::Instant::now();
+    let mut report = Report::new(source);
+    let mut workloads = Vec::new();
+    for file in files {
+        match load(file) {
+            Ok(ws) => workloads.extend(ws),
+            Err(e) => report.errors.push(watertight_audit::InputError {
+                source: file.display().to_string(),
+                document: None,
+                message: e.detail(),
+            }),
+        }
+    }
+    report.workloads = workloads.len();
+    report.findings = watertight_audit::audit_workloads(&workloads);
+    report.duration_seconds = started.elapsed().as_secs_f64();
+    emit(&report, out)
+}
+
 /// Writes the report and returns the exit code.
 pub fn emit(report: &Report, out: &OutputArgs) -> anyhow::Result<u8> {
     let text = report.render(out.format);
