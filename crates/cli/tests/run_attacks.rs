@@ -174,6 +174,33 @@ fn host_secrets_are_hidden() {
 }
 
 #[test]
+fn hidden_directories_are_empty_and_read_only() {
+    if !can_run("hidden_directories_are_empty_and_read_only") {
+        return;
+    }
+    // The built-in profile hides these; each shows as an empty directory nothing can be
+    // written to (one read-only tmpfs, bound over the later ones).
+    for dir in ["/etc/ssh", "/proc/acpi", "/proc/sysvipc"] {
+        if !std::path::Path::new(dir).is_dir() {
+            continue;
+        }
+        let o = sh(
+            &format!("ls -A {dir} | wc -l; touch {dir}/wt-test 2>&1 || true"),
+            &[],
+        );
+        let out = stdout(&o);
+        let mut lines = out.lines();
+        assert_eq!(lines.next(), Some("0"), "{dir} is not empty: {out}");
+        assert!(out.contains("Read-only file system"), "{dir}: {out}");
+        assert_denied(
+            "write",
+            &format!("{dir}/wt-test"),
+            &attack("write", &format!("{dir}/wt-test"), &[]),
+        );
+    }
+}
+
+#[test]
 fn root_is_read_only() {
     if !can_run("root_is_read_only") {
         return;

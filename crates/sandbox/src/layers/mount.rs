@@ -229,6 +229,7 @@ pub fn plan(profile: &Profile, req: &MountRequest) -> Result<MountPlan, Error> {
     }
 
     // Host secrets hidden: /dev/null over files, an empty read-only tmpfs over dirs.
+    let mut dir_masks = DirMasks::default();
     for path in &profile.root.hide {
         let on_host = if host_root {
             path.clone()
@@ -236,13 +237,17 @@ pub fn plan(profile: &Profile, req: &MountRequest) -> Result<MountPlan, Error> {
             PathBuf::from(&profile.root.source).join(path.strip_prefix("/").unwrap_or(path))
         };
         match std::fs::symlink_metadata(&on_host) {
-            Ok(m) if m.is_dir() => ops.extend(hide_dir(&inside(path))),
+            Ok(m) if m.is_dir() => ops.push(dir_masks.hide(&inside(path))),
             Ok(m) if m.is_file() => ops.extend(hide_file(&inside(path))),
             _ => {}
         }
     }
 
-    ops.extend(crate::layers::proc::plan(&profile.proc, &root));
+    ops.extend(crate::layers::proc::plan(
+        &profile.proc,
+        &root,
+        &mut dir_masks,
+    ));
     ops.extend(crate::layers::dev::plan(&profile.dev, &root));
     ops.push(MountOp::Tmpfs {
         target: inside(Path::new("/tmp")),
@@ -368,14 +373,34 @@ pub fn hide_file(target: &Path) -> Vec<MountOp> {
     }]
 }
 
-/// Ops that hide a directory: an empty, read-only, one-page tmpfs over it.
-pub fn hide_dir(target: &Path) -> Vec<MountOp> {
-    vec![MountOp::Tmpfs {
-        target: target.to_path_buf(),
-        size: 4096,
-        mode: 0o555,
-        flags: SCRATCH_FLAGS | MsFlags::MS_NOEXEC | MsFlags::MS_RDONLY,
-    }]
+/// Hides directories behind one empty, read-only, one-page tmpfs: the first hidden directory
+/// gets the tmpfs, every later one a bind of it. A tmpfs mounted read-only has a read-only
+/// superblock, so no bind of it can be written either, and an empty file system holds nothing
+/// to execute or open as a device; each bind saves a superblock's setup and teardown.
+#[derive(Debug, Default)]
+pub struct DirMasks {
+    first: Option<PathBuf>,
+}
+
+impl DirMasks {
+    pub fn hide(&mut self, target: &Path) -> MountOp {
+        match &self.first {
+            Some(first) => MountOp::Bind {
+                source: first.clone(),
+                target: target.to_path_buf(),
+                attrs: 0,
+            },
+            None => {
+                self.first = Some(target.to_path_buf());
+                MountOp::Tmpfs {
+                    target: target.to_path_buf(),
+                    size: 4096,
+                    mode: 0o555,
+                    flags: SCRATCH_FLAGS | MsFlags::MS_NOEXEC | MsFlags::MS_RDONLY,
+                }
+            }
+        }
+    }
 }
 
 /// Opens every bind source on the host (outside the new root) with O_PATH while the sandbox's
@@ -571,6 +596,23 @@ mod tests {
 
     fn host_plan() -> MountPlan {
         plan(&default_profile(), &MountRequest::default()).unwrap()
+    }
+
+    #[test]
+    fn hidden_dirs_share_one_read_only_tmpfs() {
+        let mut masks = DirMasks::default();
+        let first = masks.hide(Path::new("/s/etc/ssh"));
+        assert!(
+            matches!(&first, MountOp::Tmpfs { target, flags, .. } if target == Path::new("/s/etc/ssh") && flags.contains(MsFlags::MS_RDONLY | MsFlags::MS_NOEXEC))
+        );
+        assert_eq!(
+            masks.hide(Path::new("/s/proc/acpi")),
+            MountOp::Bind {
+                source: "/s/etc/ssh".into(),
+                target: "/s/proc/acpi".into(),
+                attrs: 0,
+            }
+        );
     }
 
     #[test]

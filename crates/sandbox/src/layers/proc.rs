@@ -6,10 +6,10 @@ use std::path::Path;
 
 use watertight_sys::mount::{ATTR_NODEV, ATTR_NOEXEC, ATTR_NOSUID, ATTR_RDONLY};
 
-use crate::layers::mount::{hide_dir, hide_file, MountOp};
+use crate::layers::mount::{hide_file, DirMasks, MountOp};
 use crate::profile::Proc;
 
-pub fn plan(proc: &Proc, root: &Path) -> Vec<MountOp> {
+pub fn plan(proc: &Proc, root: &Path, dir_masks: &mut DirMasks) -> Vec<MountOp> {
     let inside = |p: &Path| root.join(p.strip_prefix("/").unwrap_or(p));
     let mut ops = vec![MountOp::Proc {
         target: inside(Path::new("/proc")),
@@ -17,7 +17,7 @@ pub fn plan(proc: &Proc, root: &Path) -> Vec<MountOp> {
     // The host's /proc tells files from directories: the new procfs has the same layout.
     for path in &proc.masked {
         match std::fs::metadata(path) {
-            Ok(m) if m.is_dir() => ops.extend(hide_dir(&inside(path))),
+            Ok(m) if m.is_dir() => ops.push(dir_masks.hide(&inside(path))),
             Ok(_) => ops.extend(hide_file(&inside(path))),
             Err(_) => {}
         }
