@@ -3,8 +3,8 @@
 //!
 //! ```text
 //! Supervisor (host side, root)               Sandbox pid 1 (new user/pid/mount/net/uts/ipc ns)
-//!  1. prepare everything before clone         a. wait for its id maps (first go)
-//!     (integrity: verify the root dir)           (integrity: vm.memfd_noexec = 2)
+//!  1. prepare everything before clone         a. default signal actions; wait for its id
+//!     (integrity: verify the root dir)           maps (first go) (integrity: memfd_noexec=2)
 //!  2. user: take a slot = own host uid        b. user: become the sandbox uid/gid, no groups
 //!  3. clone into the new namespaces           c. mount: private, new root, /proc, /dev, /tmp,
 //!  4. user: write its uid/gid maps; go           secrets, pivot_root, root read-only
@@ -17,8 +17,8 @@
 //!  8. verdict from exit status + cgroup       g. start the program (posix_spawn-like, sharing
 //!  9. clean up: port, cgroup, slot               memory until execve); stay its reaper (pid 1)
 //!                                             Program (pid 2), last steps before execve:
-//!                                             h. default signal actions; new session; stdio;
-//!                                                inherited fds closed; rlimits
+//!                                             h. new session; stdio; inherited fds closed;
+//!                                                rlimits (signal actions: default since a)
 //!                                             i. execve
 //! ```
 
@@ -319,6 +319,9 @@ fn sandbox_init(p: &Prepared, mut ends: SandboxEnds) -> ! {
         let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
         nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
             .ctx(|| "reset signal mask".into())?;
+        // Default actions for pid 1 and so for the program it starts (h): done here, before the
+        // seccomp filter, which would otherwise run on each of these 64 calls in the program.
+        watertight_sys::process::reset_signal_dispositions();
         // a. The supervisor has written our id maps.
         wait_for_supervisor(&ends.go);
         let sys = Linux;
@@ -408,7 +411,6 @@ fn reap_until(program: i32) -> i32 {
 /// The program's last steps (h-i) before execve; it exits if execve fails.
 fn exec_program(p: &Prepared, ends: &SandboxEnds) {
     let result = (|| -> Result<(), Error> {
-        watertight_sys::process::reset_signal_dispositions(); // h. nothing inherited from us
         nix::unistd::setsid().ctx(|| "setsid".into())?; // h. no controlling terminal to push input into
         if let Some(out) = &ends.stdout {
             nix::unistd::dup2_stdout(out.as_fd()).ctx(|| "redirect stdout".into())?;
