@@ -1,19 +1,24 @@
 #!/usr/bin/env bash
 # Startup latency of `watertight run -- /bin/true` side by side with its peers, in one run:
-# plain /bin/true, the `unshare` floor (namespaces only, no cgroups, no seccomp), and bubblewrap
-# with equivalent isolation. Prints medians and ratios to the unshare floor.
-# Usage: benches/run/startup.sh [RUNS]   (as root; installs hyperfine and bubblewrap if missing)
+# plain /bin/true, the `unshare` floor (namespaces only, no cgroups, no seccomp), the kernel's
+# share of watertight's default isolation (kernel-floor.c: the same system calls from a small C
+# program, the bound for any implementation), and bubblewrap with equivalent isolation (no
+# cgroups, no seccomp). Prints medians and ratios to the unshare floor.
+# Usage: benches/run/startup.sh [RUNS]   (as root; installs hyperfine, bubblewrap, gcc if missing)
 set -euo pipefail
 runs=${1:-300}
 cd "$(dirname "$0")/../.."
 need=()
 command -v hyperfine >/dev/null || need+=(hyperfine)
 command -v bwrap >/dev/null || need+=(bubblewrap)
+command -v cc >/dev/null || need+=(gcc)
 if [ ${#need[@]} -gt 0 ]; then apt-get install -y -qq "${need[@]}" >/dev/null; fi
 cargo build --release -q -p watertight
 wt=$PWD/target/$(rustc -vV | sed -n "s/^host: //p")/release/watertight
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
+cc -O2 -o "$out/kernel-floor" benches/run/kernel-floor.c
+cargo run --release -q -p watertight-sandbox --example default_filter >"$out/filter.bpf"
 
 # bubblewrap with the isolation watertight's default profile has (minus cgroups and seccomp,
 # which bubblewrap does not set up itself).
@@ -24,6 +29,7 @@ bwrap_cmd="bwrap --unshare-all --die-with-parent --new-session --cap-drop ALL \
 hyperfine -N --warmup 30 --runs "$runs" --export-json "$out/r.json" \
   -n true "/bin/true" \
   -n unshare "unshare -Urpfmnui --mount-proc /bin/true" \
+  -n kernel-floor "$out/kernel-floor $out/filter.bpf" \
   -n watertight "$wt run -- /bin/true" \
   -n bubblewrap "$bwrap_cmd" >/dev/null
 
@@ -34,7 +40,7 @@ import json, sys
 res = {r["command"]: sorted(r["times"]) for r in json.load(open(sys.argv[1]))["results"]}
 med = {k: v[len(v) // 2] * 1000 for k, v in res.items()}
 floor = med["unshare"]
-print(f"{'command':<12}{'median ms':>10}{'vs unshare':>12}")
-for k in ["true", "unshare", "watertight", "bubblewrap"]:
-    print(f"{k:<12}{med[k]:>10.2f}{med[k] / floor:>11.2f}x")
+print(f"{'command':<13}{'median ms':>10}{'vs unshare':>12}")
+for k in ["true", "unshare", "kernel-floor", "watertight", "bubblewrap"]:
+    print(f"{k:<13}{med[k]:>10.2f}{med[k] / floor:>11.2f}x")
 PY
