@@ -54,6 +54,17 @@ static void bind_ro(const char *src, const char *rel) {
   CK(mount(NULL, at(rel), NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL));
 }
 
+// Hidden directories share one empty read-only tmpfs (the first one's), as watertight's DirMasks do.
+static void hide_dir(const char *rel, char first_dir[512]) {
+  if (!exists(at(rel))) return;
+  if (!*first_dir) {
+    CK(mount("tmpfs", at(rel), "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4096,mode=555"));
+    snprintf(first_dir, 512, "%s", at(rel));
+  } else {
+    CK(mount(first_dir, at(rel), NULL, MS_BIND, NULL));
+  }
+}
+
 static char spawn_stack[64 << 10];
 static int program(void *arg) {
   (void)arg;
@@ -85,7 +96,6 @@ static void sandbox(int go, int mounts, int cgroups, struct sock_fprog *filter) 
     const char *proc_dirs[] = {"proc/acpi", "proc/sysvipc"};
     const char *proc_ro[] = {"proc/bus", "proc/fs", "proc/irq", "proc/sys"};
     const char *devices[] = {"null", "zero", "full", "random", "urandom", "tty"};
-    const unsigned long masked = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC;
     char src[512], first_dir[512] = "";
     CK(mount("tmpfs", STAGE, "tmpfs", MS_NOSUID | MS_NODEV, "size=1048576,mode=755"));
     for (size_t i = 0; i < sizeof dirs / sizeof *dirs; i++) CK(mkdir(at(dirs[i]), 0755));
@@ -97,26 +107,9 @@ static void sandbox(int go, int mounts, int cgroups, struct sock_fprog *filter) 
     bind_ro("/etc", "etc");
     for (size_t i = 0; i < sizeof hidden_files / sizeof *hidden_files; i++)
       if (exists(at(hidden_files[i]))) CK(mount("/dev/null", at(hidden_files[i]), NULL, MS_BIND, NULL));
-    // Hidden directories share one empty read-only tmpfs, as watertight's DirMasks do.
-    for (size_t i = 0; i < sizeof hidden_dirs / sizeof *hidden_dirs; i++) {
-      if (!exists(at(hidden_dirs[i]))) continue;
-      if (!*first_dir) {
-        CK(mount("tmpfs", at(hidden_dirs[i]), "tmpfs", masked, "size=4096,mode=555"));
-        snprintf(first_dir, sizeof first_dir, "%s", at(hidden_dirs[i]));
-      } else {
-        CK(mount(first_dir, at(hidden_dirs[i]), NULL, MS_BIND, NULL));
-      }
-    }
+    for (size_t i = 0; i < sizeof hidden_dirs / sizeof *hidden_dirs; i++) hide_dir(hidden_dirs[i], first_dir);
     CK(mount("proc", at("proc"), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL));
-    for (size_t i = 0; i < sizeof proc_dirs / sizeof *proc_dirs; i++) {
-      if (!exists(at(proc_dirs[i]))) continue;
-      if (!*first_dir) {
-        CK(mount("tmpfs", at(proc_dirs[i]), "tmpfs", masked, "size=4096,mode=555"));
-        snprintf(first_dir, sizeof first_dir, "%s", at(proc_dirs[i]));
-      } else {
-        CK(mount(first_dir, at(proc_dirs[i]), NULL, MS_BIND, NULL));
-      }
-    }
+    for (size_t i = 0; i < sizeof proc_dirs / sizeof *proc_dirs; i++) hide_dir(proc_dirs[i], first_dir);
     for (size_t i = 0; i < sizeof proc_files / sizeof *proc_files; i++)
       if (exists(at(proc_files[i]))) CK(mount("/dev/null", at(proc_files[i]), NULL, MS_BIND, NULL));
     for (size_t i = 0; i < sizeof proc_ro / sizeof *proc_ro; i++) {
