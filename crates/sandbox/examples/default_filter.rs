@@ -1,6 +1,6 @@
 //! Writes the seccomp program the built-in profile installs (raw BPF, 8 bytes per instruction)
 //! to standard output, compiled exactly as `watertight run` compiles it. benches/run feeds it to
-//! kernel-floor.c: `cargo run --release --example default_filter > filter.bpf`.
+//! kernel-floor.c: `cargo run --release -p watertight-sandbox --example default_filter > filter.bpf`.
 
 use std::io::Write;
 
