@@ -19,7 +19,7 @@ use crate::forensic::ForensicConfig;
 use crate::profile::{Limits, OnViolation, Profile};
 use crate::report::Report;
 use crate::verdict::{AppliedLimits, Status, Verdict};
-use crate::violation::{self, Decision};
+use crate::violation::{self, Decision, Received};
 
 /// The caller's signals that end a run, received through a signalfd.
 pub struct Signals {
@@ -155,7 +155,10 @@ pub fn supervise(mut w: Watch<'_>) -> Outcome {
     };
     let mut buf = vec![0u8; buf_len];
     let mut notify_sock = Some(w.notify);
+    // The seccomp listener is held until this function returns (the sandbox is gone by then),
+    // whatever happens to it: see `violation::handle`. `listening` only says whether to poll it.
     let mut listener: Option<OwnedFd> = None;
+    let mut listening = false;
     let mut evidence = None;
 
     let kill = |stop_reason: &mut Option<Stop>, why: Stop| {
@@ -210,7 +213,7 @@ pub fn supervise(mut w: Watch<'_>) -> Outcome {
             fds.push(PollFd::new(n.as_fd(), PollFlags::POLLIN));
             kinds.push(b'n');
         }
-        if let Some(l) = &listener {
+        if let (Some(l), true) = (&listener, listening) {
             fds.push(PollFd::new(l.as_fd(), PollFlags::POLLIN));
             kinds.push(b'l');
         }
@@ -221,15 +224,14 @@ pub fn supervise(mut w: Watch<'_>) -> Outcome {
             }
         }
         let _ = nix::poll::poll(&mut fds, timeout);
-        let ready: Vec<u8> = fds
+        let ready: Vec<(u8, PollFlags)> = fds
             .iter()
             .zip(&kinds)
-            .filter(|(f, _)| f.revents().is_some_and(|r| !r.is_empty()))
-            .map(|(_, k)| *k)
+            .filter_map(|(f, k)| f.revents().filter(|r| !r.is_empty()).map(|r| (*k, r)))
             .collect();
         drop(fds);
 
-        for k in ready {
+        for (k, revents) in ready {
             match k {
                 b's' => {
                     if let Ok(Some(info)) = w.signals.fd.read_signal() {
@@ -240,12 +242,26 @@ pub fn supervise(mut w: Watch<'_>) -> Outcome {
                     let sock = notify_sock.take().expect("polled");
                     if let Ok(Some(fd)) = watertight_sys::fdpass::recv_fd(sock.as_fd()) {
                         listener = Some(fd);
+                        listening = true;
                     }
                 }
+                // Every filtered task is gone: nothing can notify any more. The fd stays open.
+                b'l' if !revents.contains(PollFlags::POLLIN) => listening = false,
                 b'l' => {
                     let l = listener.as_ref().expect("polled");
-                    match violation::handle(l.as_fd(), w.on_violation, w.events) {
-                        Some(Decision::Denied) => {}
+                    let decision = match violation::handle(l.as_fd(), w.on_violation, w.events) {
+                        Received::Call(d) => Some(d),
+                        // A violation was attempted; under kill or forensic that ends the
+                        // sandbox even though the call could not be named.
+                        Received::Withdrawn => match w.on_violation {
+                            OnViolation::Deny => None,
+                            OnViolation::Kill => Some(Decision::Kill),
+                            OnViolation::Forensic => Some(Decision::Forensic),
+                        },
+                        Received::Nothing => None,
+                    };
+                    match decision {
+                        None | Some(Decision::Denied) => {}
                         Some(Decision::Forensic) if stop.is_none() => {
                             stop = Some(Stop::Violation);
                             let so_far = serde_json::json!({
@@ -275,12 +291,6 @@ pub fn supervise(mut w: Watch<'_>) -> Outcome {
                         }
                         Some(Decision::Kill | Decision::Forensic) => {
                             kill(&mut stop, Stop::Violation)
-                        }
-                        // Receiving fails once every filtered task is gone: stop polling it.
-                        None => {
-                            if !fd_pending(l.as_fd()) {
-                                listener = None;
-                            }
                         }
                     }
                 }
@@ -410,15 +420,6 @@ fn record_gate_events(g: &mut watertight_integrity::ExecGate, events: &mut Event
             serde_json::json!({"host_pid": e.pid, "comm": e.comm, "dev": e.dev, "ino": e.ino, "what": format!("{:?}", e.what).to_lowercase()}),
         );
     }
-}
-
-/// Whether a listener still has a notification to read (POLLIN without POLLHUP).
-fn fd_pending(fd: BorrowedFd<'_>) -> bool {
-    let mut p = [PollFd::new(fd, PollFlags::POLLIN)];
-    matches!(nix::poll::poll(&mut p, PollTimeout::ZERO), Ok(1))
-        && p[0]
-            .revents()
-            .is_some_and(|r| r.contains(PollFlags::POLLIN) && !r.contains(PollFlags::POLLHUP))
 }
 
 /// Events for the limits the sandbox ran into, from the supervisor's view and the cgroup's

@@ -65,14 +65,43 @@ pub enum Decision {
     Forensic,
 }
 
+/// What became of a listener that polled readable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Received {
+    /// A notification was read, recorded and answered (deny) or left blocked (kill, forensic).
+    Call(Decision),
+    /// A notification was pending but gone before it could be read: its task was interrupted by
+    /// a signal or died. A violation-class call was attempted all the same (only those notify);
+    /// it did not run (an interrupted call fails with EINTR or is restarted into a new
+    /// notification), but which call it was is unknown.
+    Withdrawn,
+    /// Nothing to read (a spurious wake-up, or the receive was interrupted): poll again.
+    Nothing,
+}
+
 /// Receives one pending notification, records it, answers it (deny) or leaves the task blocked
-/// in the kernel (kill, forensic: it never returns to user space). None if nothing was pending.
-pub fn handle(
-    listener: BorrowedFd<'_>,
-    mode: OnViolation,
-    events: &mut EventLog,
-) -> Option<Decision> {
-    let notif = watertight_sys::seccomp::notif_recv(listener).ok()?;
+/// in the kernel (kill, forensic: it never returns to user space; with
+/// SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV only a fatal signal ends its wait).
+///
+/// Whatever the receive returns, the caller keeps the listener open while the sandbox lives:
+/// closing it would detach it from the filter and let the program stack a listener of its own
+/// (the filter also refuses that, in the kernel: see `watertight_seccomp`'s `no_second_listener`).
+pub fn handle(listener: BorrowedFd<'_>, mode: OnViolation, events: &mut EventLog) -> Received {
+    let notif = match watertight_sys::seccomp::notif_recv(listener) {
+        Ok(n) => n,
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+            events.emit(
+                "syscall_denied",
+                json!({
+                    "syscall": null,
+                    "withdrawn": true,
+                    "action": action_name(mode),
+                }),
+            );
+            return Received::Withdrawn;
+        }
+        Err(_) => return Received::Nothing,
+    };
     let nr = notif.data.nr;
     let name = watertight_seccomp::syscall_name(nr).unwrap_or_else(|| format!("syscall_{nr}"));
     let args: Vec<Value> = notif
@@ -90,11 +119,7 @@ pub fn handle(
     // The strings are only trustworthy if the task is still blocked in this very call.
     let still_pending =
         watertight_sys::seccomp::notif_id_valid(listener, notif.id).unwrap_or(false);
-    let action = match mode {
-        OnViolation::Deny => "deny",
-        OnViolation::Kill => "kill",
-        OnViolation::Forensic => "forensic",
-    };
+    let action = action_name(mode);
     events.emit(
         "syscall_denied",
         json!({
@@ -116,10 +141,19 @@ pub fn handle(
                 error: -libc::EPERM,
                 flags: 0,
             };
+            // A failed send means the task is gone (killed or interrupted): nothing ran.
             let _ = watertight_sys::seccomp::notif_send(listener, &resp);
-            Some(Decision::Denied)
+            Received::Call(Decision::Denied)
         }
-        OnViolation::Kill => Some(Decision::Kill),
-        OnViolation::Forensic => Some(Decision::Forensic),
+        OnViolation::Kill => Received::Call(Decision::Kill),
+        OnViolation::Forensic => Received::Call(Decision::Forensic),
+    }
+}
+
+fn action_name(mode: OnViolation) -> &'static str {
+    match mode {
+        OnViolation::Deny => "deny",
+        OnViolation::Kill => "kill",
+        OnViolation::Forensic => "forensic",
     }
 }

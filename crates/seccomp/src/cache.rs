@@ -105,9 +105,16 @@ fn key_hasher() -> Sha256 {
 }
 
 fn finish_key(mut hasher: Sha256, opts: &CompileOptions) -> String {
-    hasher.update(format!("{:?}\0", opts.violation_action).as_bytes());
-    hasher.update([u8::from(opts.log_denials)]);
-    for cap in &opts.capabilities {
+    // Every field of the options (destructured, so a new field cannot be forgotten here).
+    let CompileOptions {
+        violation_action,
+        log_denials,
+        wait_killable_recv,
+        capabilities,
+    } = opts;
+    hasher.update(format!("{violation_action:?}\0").as_bytes());
+    hasher.update([u8::from(*log_denials), u8::from(*wait_killable_recv)]);
+    for cap in capabilities {
         hasher.update(cap.as_bytes());
         hasher.update(b",");
     }

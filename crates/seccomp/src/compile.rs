@@ -55,6 +55,11 @@ pub struct CompileOptions {
     pub violation_action: ViolationAction,
     /// Install with SECCOMP_FILTER_FLAG_LOG: every refusal is logged (audit type 1326).
     pub log_denials: bool,
+    /// With a user-notification violation action: install with
+    /// SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV where the kernel has it (5.19+), so that once the
+    /// supervisor has read a notification only a fatal signal ends the task's wait. Not for a
+    /// supervisor that freezes the caught task: the freezer cannot freeze a killable wait.
+    pub wait_killable_recv: bool,
     /// Capabilities the sandboxed process keeps (`CAP_*`), for Docker's `includes.caps` /
     /// `excludes.caps`. Empty (the default) for a sandbox that drops all capabilities.
     pub capabilities: BTreeSet<String>,
@@ -213,12 +218,15 @@ impl Profile {
             Action::Errno | Action::Kill | Action::KillThread | Action::KillProcess | Action::Trap
         ) {
             program = unknown_syscalls_enosys(program, syscall_names::highest_known_native());
-            if program.len() > MAX_INSNS {
-                return Err(Error::ProgramTooLarge {
-                    len: program.len(),
-                    max: MAX_INSNS,
-                });
-            }
+        }
+        if flags & libc::SECCOMP_FILTER_FLAG_NEW_LISTENER as u32 != 0 {
+            program = no_second_listener(program);
+        }
+        if program.len() > MAX_INSNS {
+            return Err(Error::ProgramTooLarge {
+                len: program.len(),
+                max: MAX_INSNS,
+            });
         }
         Ok(CompiledFilter { program, flags })
     }
@@ -350,7 +358,19 @@ impl Profile {
         }
         if uses_notify {
             flags |= libc::SECCOMP_FILTER_FLAG_NEW_LISTENER as u32;
-            if self.flags.contains(&FilterFlag::WaitKillableRecv) {
+            // Once the supervisor has read a notification, only a fatal signal may end the wait:
+            // the task stays in the call it was caught in, so the strings read from its memory
+            // stay true. Linux 5.19+; older kernels refuse the flag.
+            if self.flags.contains(&FilterFlag::WaitKillableRecv)
+                || (opts.wait_killable_recv
+                    && opts.violation_action == ViolationAction::UserNotify
+                    && kernel.is_some_and(|k| {
+                        k >= KernelVersion {
+                            major: 5,
+                            minor: 19,
+                        }
+                    }))
+            {
                 flags |= libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV as u32;
             }
         }
@@ -430,6 +450,55 @@ fn unknown_syscalls_enosys(
         jump(jge, X32_SYSCALL_BIT, 2, 0),
         jump(jgt, highest_known as u32, 0, 1),
         stmt(ret, SECCOMP_RET_ERRNO | libc::ENOSYS as u32),
+    ]);
+    out.extend(program);
+    out
+}
+
+const NR_SECCOMP_X86_64: u32 = 317;
+/// Offset of the low 32 bits of `args[1]` in `struct seccomp_data` (little endian).
+const SECCOMP_DATA_ARG1_LOW: u32 = 24;
+
+/// Prefix `program` so that seccomp() with SECCOMP_FILTER_FLAG_NEW_LISTENER fails with EPERM in
+/// the kernel, whatever the profile allows and whether or not the supervisor's listener is still
+/// open. A filter stacked later whose listener answered SECCOMP_USER_NOTIF_FLAG_CONTINUE would
+/// otherwise win the tie against ours (equal actions: the newest filter's listener is asked) and
+/// let violation-class calls through. With no second listener possible, a violation-class call
+/// ends only in our supervisor's answer (EPERM, or a kill) or, if our listener is gone, in the
+/// kernel's ENOSYS: never in the call running. The flag is an `unsigned int`: only the low 32
+/// bits of the argument are read, as the kernel reads them.
+fn no_second_listener(program: Vec<libc::sock_filter>) -> Vec<libc::sock_filter> {
+    if std::env::consts::ARCH != "x86_64" {
+        return program;
+    }
+    let stmt = |code: u32, k: u32| libc::sock_filter {
+        code: code as u16,
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    let jump = |code: u32, k: u32, jt: u8, jf: u8| libc::sock_filter {
+        code: code as u16,
+        jt,
+        jf,
+        k,
+    };
+    let (ld, jeq, jset, ret) = (
+        libc::BPF_LD | libc::BPF_W | libc::BPF_ABS,
+        libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K,
+        libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K,
+        libc::BPF_RET | libc::BPF_K,
+    );
+    let mut out = Vec::with_capacity(program.len() + 7);
+    out.extend([
+        stmt(ld, SECCOMP_DATA_ARCH),
+        // Not x86_64: into the original program (which kills foreign architectures).
+        jump(jeq, AUDIT_ARCH_X86_64, 0, 5),
+        stmt(ld, SECCOMP_DATA_NR),
+        jump(jeq, NR_SECCOMP_X86_64, 0, 3),
+        stmt(ld, SECCOMP_DATA_ARG1_LOW),
+        jump(jset, libc::SECCOMP_FILTER_FLAG_NEW_LISTENER as u32, 0, 1),
+        stmt(ret, SECCOMP_RET_ERRNO | libc::EPERM as u32),
     ]);
     out.extend(program);
     out

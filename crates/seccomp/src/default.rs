@@ -317,8 +317,7 @@ pub const ALLOWED: &[&str] = &[
     "mq_timedreceive",
     "mq_notify",
     "mq_getsetattr",
-    // Linux AIO (not io_uring).
-    "io_setup",
+    // Linux AIO (not io_uring) on contexts that exist; io_setup itself is refused (below).
     "io_destroy",
     "io_submit",
     "io_cancel",
@@ -429,6 +428,16 @@ pub fn default_profile() -> Profile {
             .into(),
     );
     syscalls.push(clone3);
+
+    let mut io_setup = SyscallRule::new(&["io_setup"], Action::Errno);
+    io_setup.errno_ret = Some(ENOSYS);
+    io_setup.comment = Some(
+        "every AIO context counts against the host-wide fs.aio-max-nr, which no cgroup or user \
+         limit bounds: one sandbox could take it all; ENOSYS reads as no kernel AIO, and \
+         libaio users and glibc's POSIX AIO (threads) carry on without it"
+            .into(),
+    );
+    syscalls.push(io_setup);
 
     let mut socket = SyscallRule::new(&["socket"], Action::Allow);
     socket.comment = Some(

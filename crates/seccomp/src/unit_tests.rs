@@ -395,6 +395,11 @@ fn cache_key_depends_on_profile_and_options() {
         ..Default::default()
     };
     assert_ne!(base, cache_key(&profile, &log));
+    let killable = CompileOptions {
+        wait_killable_recv: true,
+        ..Default::default()
+    };
+    assert_ne!(base, cache_key(&profile, &killable));
     let mut other = profile.clone();
     other.default_errno_ret = Some(38);
     assert_ne!(base, cache_key(&other, &CompileOptions::default()));

@@ -217,6 +217,45 @@ fn user_notify_violation_action_reaches_the_listener() {
     assert_allowed(&report, Probe::Getpid);
 }
 
+/// The supervisor's listener is gone (the probe child closes it at once, as a supervisor that died
+/// or dropped it would): a violation-class call must still never run, and no listener of the
+/// program's own may take over. Before the guard, the kernel let the program stack one (the old
+/// one was detached), and that listener could answer CONTINUE.
+#[test]
+fn no_second_listener_can_be_stacked_even_when_ours_is_gone() {
+    let opts = CompileOptions {
+        violation_action: ViolationAction::UserNotify,
+        ..Default::default()
+    };
+    let filter = compiled(&opts);
+    assert!(filter.wants_listener());
+    let report = probe(
+        &filter,
+        &[Probe::StackListener, Probe::UnshareUser, Probe::Mount],
+    );
+    assert_errno(&report, Probe::StackListener, EPERM);
+    assert_errno(&report, Probe::UnshareUser, ENOSYS);
+    assert_errno(&report, Probe::Mount, ENOSYS);
+    // The guard is ours, not the kernel's: the same probe without our filter stacks a listener.
+    assert_allowed(&control(&[Probe::StackListener]), Probe::StackListener);
+}
+
+/// After the supervisor has read a notification, only a fatal signal ends the wait (Linux 5.19+).
+#[test]
+fn violation_listener_waits_killably_after_receive() {
+    let opts = CompileOptions {
+        violation_action: ViolationAction::UserNotify,
+        wait_killable_recv: true,
+        ..Default::default()
+    };
+    let filter = compiled(&opts);
+    assert_ne!(
+        filter.flags() & libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV as u32,
+        0,
+        "this kernel (>= 5.19) supports SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"
+    );
+}
+
 #[test]
 fn log_denials_sets_the_log_flag_and_installs() {
     let opts = CompileOptions {

@@ -260,6 +260,10 @@ pub enum Probe {
     /// open_tree_attr(-1, "", 0, NULL, 0) (x86_64 nr 467, mount family, newer than Debian 12's
     /// libseccomp): EBADF/ENOENT when allowed.
     OpenTreeAttr,
+    /// seccomp(SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, allow-all): stacks a
+    /// filter with a listener of the caller's own (the fd is closed at once). Allowed, it returns
+    /// a listener fd: whoever holds one may answer notifications with CONTINUE.
+    StackListener,
 }
 
 impl Probe {
@@ -302,6 +306,7 @@ impl Probe {
         Probe::Unassigned,
         Probe::Mseal,
         Probe::OpenTreeAttr,
+        Probe::StackListener,
     ];
 }
 
@@ -692,6 +697,28 @@ fn run_probe(probe: Probe) -> i64 {
         Probe::OpenTreeAttr => close_created(result(unsafe {
             libc::syscall(SYS_OPEN_TREE_ATTR, -1, empty, 0, null, 0usize)
         })),
+        Probe::StackListener => {
+            let allow = [libc::sock_filter {
+                code: (libc::BPF_RET | libc::BPF_K) as u16,
+                jt: 0,
+                jf: 0,
+                k: libc::SECCOMP_RET_ALLOW,
+            }];
+            let prog = libc::sock_fprog {
+                len: 1,
+                filter: allow.as_ptr() as *mut libc::sock_filter,
+            };
+            // SAFETY: seccomp reads the program through `prog`, which points at a live stack
+            // array for the duration of the call; a returned fd is closed by close_created.
+            close_created(result(unsafe {
+                libc::syscall(
+                    libc::SYS_seccomp,
+                    libc::SECCOMP_SET_MODE_FILTER,
+                    libc::SECCOMP_FILTER_FLAG_NEW_LISTENER,
+                    &prog as *const libc::sock_fprog,
+                )
+            }))
+        }
     }
 }
 

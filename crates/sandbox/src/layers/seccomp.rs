@@ -37,6 +37,9 @@ pub fn compile(seccomp: &Seccomp) -> Result<CompiledFilter, Error> {
             }
         },
         log_denials: seccomp.log,
+        // Deny and kill answer from outside; forensic freezes the caught task first, and the
+        // freezer cannot freeze a task in a killable wait.
+        wait_killable_recv: seccomp.on_violation != OnViolation::Forensic,
         // The program keeps no capabilities, so rules gated on one never apply.
         capabilities: Default::default(),
     };

@@ -1,0 +1,100 @@
+//! Regression tests of the first attack review of `watertight run`: each runs the attack in a
+//! real sandbox and fails on the code before the fix.
+
+mod common;
+use common::*;
+
+/// The escape: a program interrupts its own violation-class calls with signals so that their
+/// notifications vanish between the supervisor's poll and its receive. The supervisor used to
+/// close its listener then; the calls failed with ENOSYS from then on, and the program stacked a
+/// listener of its own that answered CONTINUE to unshare(CLONE_NEWUSER|CLONE_NEWNS|CLONE_NEWNET).
+/// Deny mode lost within a few tries.
+#[test]
+fn notification_race_cannot_stack_a_listener_in_deny_mode() {
+    if !can_run("notification_race_cannot_stack_a_listener_in_deny_mode") {
+        return;
+    }
+    let o = attack("notify_race", "3", &["--on-violation=deny"]);
+    let out = stdout(&o);
+    assert!(
+        !out.contains("ALLOWED"),
+        "the race escaped the seccomp layer: {out} {}",
+        stderr(&o)
+    );
+    // Either the program ran to the end (every call refused, stacking refused) or the supervisor
+    // ended it for too many violations.
+    assert!(
+        (o.status.code() == Some(0) && out.starts_with("DENIED")) || o.status.code() == Some(159),
+        "exit {:?}, stdout {out:?}, stderr {:?}",
+        o.status.code(),
+        stderr(&o)
+    );
+}
+
+/// Kill mode lost the same race in about a third of the runs: twenty runs in a row must all end
+/// as a security violation, none with the program reporting an escape.
+#[test]
+fn notification_race_never_escapes_kill_mode() {
+    if !can_run("notification_race_never_escapes_kill_mode") {
+        return;
+    }
+    for run in 0..20 {
+        let o = attack("notify_race", "1", &["--on-violation=kill"]);
+        assert!(
+            !stdout(&o).contains("ALLOWED"),
+            "run {run}: the race escaped the seccomp layer: {}",
+            stdout(&o)
+        );
+        assert_eq!(o.status.code(), Some(159), "run {run}: {}", stderr(&o));
+    }
+}
+
+/// Forensic mode: the caught task must still be frozen and captured (a killable wait would keep
+/// the freezer from ever reaching FROZEN), and a withdrawn notification still counts.
+#[test]
+fn notification_race_never_escapes_forensic_mode() {
+    if !can_run("notification_race_never_escapes_forensic_mode") {
+        return;
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let evidence = scratch.path().join("evidence");
+    let key = scratch.path().join("evidence.key");
+    for run in 0..5 {
+        let o = attack(
+            "notify_race",
+            "1",
+            &[
+                "--on-violation=forensic",
+                &format!("--evidence-dir={}", evidence.display()),
+                &format!("--evidence-key={}", key.display()),
+            ],
+        );
+        assert!(
+            !stdout(&o).contains("ALLOWED"),
+            "run {run}: the race escaped the seccomp layer: {}",
+            stdout(&o)
+        );
+        assert_eq!(o.status.code(), Some(159), "run {run}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("evidence in"),
+            "run {run}: no evidence captured: {}",
+            stderr(&o)
+        );
+    }
+}
+
+/// Every AIO context counts against the host-wide fs.aio-max-nr: one sandbox could take it all
+/// and leave every other sandbox and host process with EAGAIN. io_setup answers ENOSYS.
+#[test]
+fn aio_contexts_are_refused() {
+    if !can_run("aio_contexts_are_refused") {
+        return;
+    }
+    let o = attack("io_setup", "", &[]);
+    assert_denied("io_setup", "", &o);
+    assert!(
+        stdout(&o).contains("Function not implemented"),
+        "{}",
+        stdout(&o)
+    );
+}
