@@ -98,3 +98,88 @@ fn aio_contexts_are_refused() {
         stdout(&o)
     );
 }
+
+/// Kernel memory charged to the cgroup (pipe buffers) counts in no task's RSS, so the OOM killer
+/// picks the biggest task: the reaper. The verdict was XX ("ended without reporting"); an OOM
+/// kill of any task in the sandbox is ML.
+#[test]
+fn oom_kill_of_the_reaper_is_ml() {
+    if !can_run("oom_kill_of_the_reaper_is_ml") {
+        return;
+    }
+    let (o, v) = run_with_result(
+        &[
+            "--memory-limit=32M",
+            &format!("--bind-ro={}:/attack", attack_dir().display()),
+        ],
+        &["/attack/attack", "pipefill"],
+    );
+    assert_eq!(v["status"], "ML", "{v} {}", stderr(&o));
+    assert_eq!(v["oom_killed"], true, "{v}");
+    assert_eq!(o.status.code(), Some(137));
+}
+
+/// TO and OL come from what the supervisor measured, never from a signal the program raised at
+/// itself: a self-sent SIGXCPU or SIGXFSZ is SG.
+#[test]
+fn self_raised_limit_signals_are_not_limit_verdicts() {
+    if !can_run("self_raised_limit_signals_are_not_limit_verdicts") {
+        return;
+    }
+    for (sig, name) in [(24, "SIGXCPU"), (25, "SIGXFSZ")] {
+        let (o, v) = run_with_result(
+            &[
+                "--time-limit=5",
+                &format!("--bind-ro={}:/attack", attack_dir().display()),
+            ],
+            &["/attack/attack", "raise", &sig.to_string()],
+        );
+        assert_eq!(v["status"], "SG", "{name}: {v} {}", stderr(&o));
+        assert_eq!(v["signal"], sig, "{name}: {v}");
+    }
+}
+
+/// A real CPU-time overrun is still TO (the supervisor's measurement, not the signal).
+#[test]
+fn a_real_cpu_overrun_is_still_to() {
+    if !can_run("a_real_cpu_overrun_is_still_to") {
+        return;
+    }
+    let (_, v) = run_with_result(
+        &[
+            "--time-limit=0.3",
+            &format!("--bind-ro={}:/attack", attack_dir().display()),
+        ],
+        &["/attack/attack", "spin"],
+    );
+    assert_eq!(v["status"], "TO", "{v}");
+}
+
+/// With the default exit codes the program's own 159 reads like a security violation; with
+/// --exit-codes verdict no exit of the program can produce a code of a sandbox decision.
+#[test]
+fn verdict_exit_codes_cannot_be_forged_by_the_program() {
+    if !can_run("verdict_exit_codes_cannot_be_forged_by_the_program") {
+        return;
+    }
+    let bind = format!("--bind-ro={}:/attack", attack_dir().display());
+    for code in ["159", "125", "124", "137", "6"] {
+        let (o, v) = run_with_result(
+            &[&bind, "--exit-codes=verdict"],
+            &["/attack/attack", "exit", code],
+        );
+        assert_eq!(v["status"], "RE", "{v}");
+        assert_eq!(o.status.code(), Some(1), "program exit {code}");
+    }
+    let (o, v) = run_with_result(
+        &[&bind, "--exit-codes=verdict", "--on-violation=kill"],
+        &["/attack/attack", "mount"],
+    );
+    assert_eq!(v["status"], "SV", "{v}");
+    assert_eq!(o.status.code(), Some(6));
+    let o = watertight()
+        .args(["run", "--exit-codes=verdict", "--", "/no/such/program"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(127), "{}", stderr(&o));
+}

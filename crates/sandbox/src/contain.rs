@@ -166,6 +166,7 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
     let setup = (|| -> Result<_, Error> {
         user::write_id_maps(pid, &profile.identity, slot.host_id)?;
         nix::unistd::write(&go_wr, b"m").ctx(|| "release the sandbox".into())?;
+        limits::shield_reaper_from_oom(pid);
         let needs = cgroup::needs(profile, prepared.integrity.as_ref().is_some_and(|v| v.gate));
         let (_layout, cgroup) = cgroup::create(&sandbox_id, profile, needs)?;
         cgroup.add_process(pid)?;
@@ -420,6 +421,7 @@ fn exec_program(p: &Prepared, ends: &SandboxEnds) {
         }
         fds::close_inherited()?; // h. nothing but stdio survives execve
         limits::apply(&p.rlimits)?; // h. rlimits
+        limits::reset_oom_score(); // h. not the reaper's OOM shield
         Ok(())
     })();
     if let Err(e) = result {

@@ -21,4 +21,4 @@ pub use contain::{run, Job};
 pub use error::Error;
 pub use profile::{default_profile, Profile};
 pub use size::Size;
-pub use verdict::{Status, Verdict};
+pub use verdict::{ExitCodes, Status, Verdict};

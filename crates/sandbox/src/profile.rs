@@ -256,6 +256,9 @@ impl Profile {
     }
 }
 
+/// The default profile's wall-time limit, seconds.
+pub const DEFAULT_WALL_TIME_S: f64 = 600.0;
+
 /// The built-in default profile: the host's own read-only /usr, /bin, /lib*, /etc (secrets
 /// hidden), a private writable /tmp, every namespace, a minimal /dev, watertight's seccomp
 /// allowlist, and limits fit for running one untrusted program (an autograder's submission).
@@ -345,7 +348,10 @@ pub fn default_profile() -> Profile {
             pids: Some(128),
             cpus: None,
             cpu_time: None,
-            wall_time: None,
+            // Every run ends: a sandbox that only sleeps or blocks still holds a slot, a cgroup,
+            // a supervisor and whatever memory it took. nsjail's default; a custom profile may
+            // omit the key for no limit.
+            wall_time: Some(DEFAULT_WALL_TIME_S),
             output: None,
             open_files: Some(1024),
             file_size: Some(Size::mib(64)),
@@ -384,6 +390,14 @@ mod tests {
             .replace("hostname =", "hostnam =");
         let e = Profile::from_toml(&text, "p.toml").unwrap_err().to_string();
         assert!(e.contains("p.toml") && e.contains("hostnam"), "{e}");
+    }
+
+    #[test]
+    fn default_profile_ends_every_run() {
+        assert_eq!(
+            default_profile().limits.wall_time,
+            Some(DEFAULT_WALL_TIME_S)
+        );
     }
 
     #[test]

@@ -587,39 +587,57 @@ pub fn verdict(
         }
         None => {}
     }
-    if program_status.is_none() {
-        v.status = Status::XX;
-        v.message = Some("the sandbox ended without reporting the program's status".into());
-        return v;
-    }
+    // Any OOM kill in the cgroup, whichever task it hit: kernel memory (pipe or socket buffers)
+    // is charged to the cgroup but to no task's RSS, so the OOM killer may pick the reaper, and
+    // then there is no program status to report.
     if oom_killed {
         v.status = Status::ML;
         v.message = Some("memory limit exceeded".into());
         return v;
     }
+    if program_status.is_none() {
+        v.status = Status::XX;
+        v.message = Some("the sandbox ended without reporting the program's status".into());
+        return v;
+    }
+    // From here on the program's own status decides, and a signal is only what it is: TO, OL
+    // and SV come from what the supervisor measured (above), never from a signal the program
+    // can raise at itself.
     match (v.exit_code, v.signal) {
         (Some(0), _) => v.status = Status::OK,
         (Some(_), _) => v.status = Status::RE,
-        (_, Some(sig))
-            if sig == libc::SIGSYS && profile.seccomp.on_violation == OnViolation::Kill =>
-        {
-            v.status = Status::SV;
-            v.message =
-                Some("security violation: a forbidden system call killed the sandbox".into());
-        }
-        (_, Some(sig)) if sig == libc::SIGXCPU => {
+        // RLIMIT_CPU (the per-process backstop of --time-limit) sends SIGXCPU only once the
+        // process used at least the limit, which the measured CPU time then shows.
+        (_, Some(sig)) if sig == libc::SIGXCPU && l.cpu_time.is_some_and(|t| v.cpu_time_s >= t) => {
             v.status = Status::TO;
             v.message = Some("CPU-time limit exceeded".into());
         }
-        (_, Some(sig)) if sig == libc::SIGXFSZ => {
-            v.status = Status::OL;
-            v.message = Some("file-size limit exceeded".into());
-        }
         (_, Some(sig)) => {
             v.status = Status::SG;
-            v.message = Some(format!("killed by {}", signal_name(sig)));
+            v.message = Some(format!(
+                "killed by {}{}",
+                signal_name(sig),
+                signal_hint(sig, l)
+            ));
         }
         (None, None) => v.status = Status::XX,
     }
     v
+}
+
+/// What a signal may have meant, for the verdict's message.
+fn signal_hint(sig: i32, l: &Limits) -> String {
+    match sig {
+        libc::SIGXFSZ => match l.file_size {
+            Some(s) => format!(
+                " (a write past the file-size limit of {} bytes, or the program's own signal)",
+                s.bytes()
+            ),
+            None => String::new(),
+        },
+        libc::SIGSYS => {
+            " (a seccomp kill: a 32-bit system call or a filter the program installed, or the program's own signal)".into()
+        }
+        _ => String::new(),
+    }
 }

@@ -59,7 +59,40 @@ pub struct Verdict {
     pub evidence: Option<String>,
 }
 
+/// What watertight's exit code says (`--exit-codes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExitCodes {
+    /// The program's own exit code, as `timeout` passes it on; watertight's verdicts take codes
+    /// the program could also exit with (124, 137, 153, 159, ...): `--result` is the authority.
+    #[default]
+    Program,
+    /// One code per status, none of which the program can produce by itself: OK 0, RE 1, SG 2,
+    /// TO 3, ML 4, OL 5, SV 6; XX 125 (126/127 when the command could not be executed / was not
+    /// found). A CI gate can tell the program's failures from the sandbox's decisions.
+    Verdict,
+}
+
 impl Verdict {
+    /// watertight's exit code under `mode`.
+    pub fn exit_code_as(&self, mode: ExitCodes) -> u8 {
+        match mode {
+            ExitCodes::Program => self.exit_code(),
+            ExitCodes::Verdict => match self.status {
+                Status::OK => 0,
+                Status::RE => 1,
+                Status::SG => 2,
+                Status::TO => 3,
+                Status::ML => 4,
+                Status::OL => 5,
+                Status::SV => 6,
+                Status::XX => match self.exit_code {
+                    Some(c @ (126 | 127)) => c as u8,
+                    _ => 125,
+                },
+            },
+        }
+    }
+
     /// watertight's own exit code: the program's exit code when it exited; 128+N when signal N
     /// killed it; 124 for a time limit (as `timeout`); 137 for the memory limit (the OOM kill is
     /// SIGKILL); 153 for the output limit (128+SIGXFSZ); 159 for a security violation

@@ -8,12 +8,14 @@ use anyhow::Context;
 use watertight_sandbox::forensic::ForensicConfig;
 use watertight_sandbox::layers::{env, secrets};
 use watertight_sandbox::profile::{Bind, OnViolation};
-use watertight_sandbox::{default_profile, Job, Profile, Size, Status};
+use watertight_sandbox::{default_profile, ExitCodes, Job, Profile, Size, Status};
 
 #[derive(clap::Args)]
 #[command(
-    after_help = "Exit status: the program's own; 128+N if signal N killed it; 124 time limit; 137 memory \
-limit; 153 output limit; 159 security violation; 125 watertight failed; 126/127 command not executable / not found."
+    after_help = "Exit status (--exit-codes program, the default): the program's own; 128+N if signal N \
+killed it; 124 time limit; 137 memory limit; 153 output limit; 159 security violation; 125 watertight failed; \
+126/127 command not executable / not found. The program can exit with any of these itself: --result is the \
+authority. With --exit-codes verdict: OK 0, RE 1, SG 2, TO 3, ML 4, OL 5, SV 6, XX 125 (126/127 as above)."
 )]
 pub struct Args {
     /// Profile file (TOML); default: the built-in profile (`watertight profile show default`).
@@ -71,7 +73,8 @@ pub struct Args {
     /// CPU-time limit of the whole sandbox, seconds (verdict TO).
     #[arg(long, value_name = "S")]
     time_limit: Option<f64>,
-    /// Wall-time limit, seconds (default with --time-limit: 2 x it + 1).
+    /// Wall-time limit, seconds (default: the profile's, 600 in the built-in one; with
+    /// --time-limit: 2 x it + 1 when that is shorter).
     #[arg(long, value_name = "S")]
     wall_time_limit: Option<f64>,
     /// Memory limit of the whole sandbox, e.g. 256M (verdict ML).
@@ -100,12 +103,24 @@ pub struct Args {
     /// Write the verdict as JSON to FILE (`-` for stderr).
     #[arg(long, value_name = "FILE")]
     result: Option<PathBuf>,
+    /// What the exit code reports: `program` (its own exit code, like timeout) or `verdict`
+    /// (one code per status, none of which the program can forge).
+    #[arg(long, value_enum, value_name = "MODE", default_value = "program")]
+    exit_codes: ExitCodesArg,
     /// Print a one-line verdict to stderr.
     #[arg(short, long)]
     verbose: bool,
     /// The program and its arguments.
     #[arg(last = true, required = true, value_name = "CMD")]
     command: Vec<String>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ExitCodesArg {
+    /// The program's own exit code; 124/125/137/153/159 for watertight's verdicts.
+    Program,
+    /// OK 0, RE 1, SG 2, TO 3, ML 4, OL 5, SV 6, XX 125.
+    Verdict,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -182,8 +197,10 @@ fn effective_profile(a: &Args) -> anyhow::Result<Profile> {
     }
     if let Some(t) = a.time_limit {
         p.limits.cpu_time = Some(seconds("time-limit", t)?);
-        if a.wall_time_limit.is_none() && p.limits.wall_time.is_none() {
-            p.limits.wall_time = Some(2.0 * t + 1.0);
+        if a.wall_time_limit.is_none() {
+            // 2T+1, unless the profile's own wall limit is already shorter.
+            let derived = 2.0 * t + 1.0;
+            p.limits.wall_time = Some(p.limits.wall_time.map_or(derived, |w| w.min(derived)));
         }
     }
     if let Some(t) = a.wall_time_limit {
@@ -343,5 +360,8 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
                 .unwrap_or_default()
         );
     }
-    Ok(verdict.exit_code())
+    Ok(verdict.exit_code_as(match a.exit_codes {
+        ExitCodesArg::Program => ExitCodes::Program,
+        ExitCodesArg::Verdict => ExitCodes::Verdict,
+    }))
 }

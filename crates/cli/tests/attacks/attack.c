@@ -129,6 +129,26 @@ static int check(const char *what, long r) {
 
 static int attack(const char *name, const char *arg) {
     if (!strcmp(name, "notify_race")) return notify_race(arg);
+    if (!strcmp(name, "pipefill")) { /* fill pipe buffers (kernel memory charged to the cgroup) until refused */
+        long pipes = 0;
+        static char chunk[65536];
+        for (;;) {
+            int p[2];
+            if (pipe2(p, O_NONBLOCK) != 0) break;
+            fcntl(p[1], F_SETPIPE_SZ, 1 << 20);
+            while (write(p[1], chunk, sizeof chunk) > 0) {}
+            pipes++;
+        }
+        printf("DENIED pipefill: stopped after %ld pipes: %s\n", pipes, strerror(errno));
+        return 0;
+    }
+    if (!strcmp(name, "raise")) { /* die of signal ARG sent to itself */
+        fflush(stdout);
+        signal(atoi(arg), SIG_DFL);
+        raise(atoi(arg));
+        return 2;
+    }
+    if (!strcmp(name, "exit")) { fflush(stdout); _exit(atoi(arg)); }
     if (!strcmp(name, "io_setup")) { /* an AIO context: counts against the host-wide fs.aio-max-nr */
         unsigned long ctx = 0;
         return check(name, syscall(SYS_io_setup, 1, &ctx));
