@@ -183,3 +183,80 @@ fn verdict_exit_codes_cannot_be_forged_by_the_program() {
         .unwrap();
     assert_eq!(o.status.code(), Some(127), "{}", stderr(&o));
 }
+
+/// The audit login uid of a task started without one may be set once without privilege: the
+/// program could choose whom the host's audit log blames. pid 1 fixes it before the program runs.
+#[test]
+fn login_uid_cannot_be_chosen_by_the_program() {
+    if !can_run("login_uid_cannot_be_chosen_by_the_program") {
+        return;
+    }
+    // The sandbox inherits this test's login uid. Unset (a process under an init system, as
+    // here and in CI), the program could set it; set, the kernel already refuses a change.
+    let o = sh(
+        "echo 0 > /proc/self/loginuid 2>/dev/null && echo CHANGED; cat /proc/self/loginuid",
+        &[],
+    );
+    let out = stdout(&o);
+    let own = std::fs::read_to_string("/proc/self/loginuid").unwrap_or_default();
+    if own.trim() == "4294967295" {
+        assert!(
+            !out.contains("CHANGED"),
+            "the program set its login uid: {out}"
+        );
+        assert_eq!(out.trim(), "0", "pinned to the sandbox uid: {out}");
+    } else {
+        assert!(!out.contains("CHANGED"), "{out}");
+        assert_eq!(out.trim(), own.trim(), "inherited from the caller: {out}");
+    }
+}
+
+/// Host-wide counters and identifiers are masked: each is a covert channel between sandboxes or
+/// a fingerprint of the host.
+#[test]
+fn host_wide_views_are_masked() {
+    if !can_run("host_wide_views_are_masked") {
+        return;
+    }
+    let files = [
+        "/proc/sys/kernel/random/boot_id",
+        "/proc/interrupts",
+        "/proc/zoneinfo",
+        "/proc/iomem",
+        "/proc/diskstats",
+        "/proc/sys/fs/aio-nr",
+        "/proc/locks",
+        "/proc/vmstat",
+    ];
+    let script = files
+        .iter()
+        .map(|f| format!("printf '%s %s\\n' {f} $(wc -c < {f})"))
+        .collect::<Vec<_>>()
+        .join("; ")
+        + "; printf 'pressure %s\\n' $(ls /proc/pressure | wc -l)";
+    let o = sh(&script, &[]);
+    let out = stdout(&o);
+    for f in files {
+        assert!(
+            out.lines().any(|l| l == format!("{f} 0")),
+            "{f} is readable inside: {out} {}",
+            stderr(&o)
+        );
+    }
+    assert!(out.contains("pressure 0"), "{out}");
+    // Still there and readable: what ordinary programs read.
+    let o = sh("head -1 /proc/meminfo; head -1 /proc/stat", &[]);
+    assert!(stdout(&o).contains("MemTotal"), "{}", stdout(&o));
+}
+
+/// The kernel's pty count is host-wide (kernel.pty.max, less what the host's own devpts keeps
+/// in reserve): one sandbox opened 3,071 and every other sandbox got ENOSPC. Its devpts has a
+/// `max=`.
+#[test]
+fn ptys_are_bounded_per_sandbox() {
+    if !can_run("ptys_are_bounded_per_sandbox") {
+        return;
+    }
+    let o = attack("ptys", "64", &[]);
+    assert_denied("ptys", "64", &o);
+}

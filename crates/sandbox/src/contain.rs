@@ -330,6 +330,8 @@ fn sandbox_init(p: &Prepared, mut ends: SandboxEnds) -> ! {
             integrity::refuse_memfd_exec()?; // a'. integrity: while still kuid 0
         }
         let (mount_ops, _pinned_sources) = mount::pin_bind_sources(&p.mounts.ops)?; // as the caller
+                                                                                    // b. audit login uid, fixed; before the uid change, which makes /proc/self root's.
+        user::pin_login_uid(&p.profile.identity)?;
         user::become_sandbox_user(&p.profile.identity)?; // b. user
 
         // The kernel clears the parent-death signal on a uid change: set it again, then make sure

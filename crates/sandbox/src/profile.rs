@@ -113,7 +113,18 @@ pub struct Dev {
     /// urandom, tty. /dev/pts (a private instance), /dev/ptmx and /dev/shm are always there.
     pub devices: Vec<String>,
     pub shm_size: Size,
+    /// Pseudo-terminals the sandbox may hold at once (its devpts `max=`; the kernel's count is
+    /// host-wide).
+    #[serde(default = "default_max_ptys")]
+    pub max_ptys: u32,
 }
+
+fn default_max_ptys() -> u32 {
+    DEFAULT_MAX_PTYS
+}
+
+/// The default profile's pty limit: enough for `script`, expect and test harnesses.
+pub const DEFAULT_MAX_PTYS: u32 = 64;
 
 /// The seccomp layer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -323,6 +334,26 @@ pub fn default_profile() -> Profile {
                 "/proc/kpagecgroup",
                 "/proc/vmallocinfo",
                 "/proc/sysvipc",
+                // Host-wide counters and identifiers: nothing a program needs, and each one is
+                // a covert channel between sandboxes or a fingerprint of the host (files only
+                // root can read anyway, such as pagetypeinfo, need no mask).
+                "/proc/interrupts",
+                "/proc/softirqs",
+                "/proc/zoneinfo",
+                "/proc/buddyinfo",
+                "/proc/iomem",
+                "/proc/ioports",
+                "/proc/diskstats",
+                "/proc/partitions",
+                "/proc/pressure",
+                "/proc/locks",
+                "/proc/vmstat",
+                "/proc/schedstat",
+                "/proc/sys/kernel/random/boot_id",
+                "/proc/sys/fs/aio-nr",
+                "/proc/sys/fs/file-nr",
+                "/proc/sys/fs/inode-nr",
+                "/proc/sys/fs/dentry-state",
             ]),
             read_only: paths(&[
                 "/proc/bus",
@@ -337,6 +368,7 @@ pub fn default_profile() -> Profile {
                 .map(String::from)
                 .to_vec(),
             shm_size: Size::mib(16),
+            max_ptys: DEFAULT_MAX_PTYS,
         },
         seccomp: Seccomp {
             profile: "default".into(),
@@ -405,6 +437,14 @@ mod tests {
         let mut p = default_profile();
         p.identity.host_id_base = 0;
         assert!(p.validate().unwrap_err().contains("host root"));
+    }
+
+    #[test]
+    fn old_profiles_without_max_ptys_still_load() {
+        let text = default_profile().to_toml().replace("max_ptys = 64\n", "");
+        assert!(!text.contains("max_ptys"));
+        let p = Profile::from_toml(&text, "old.toml").unwrap();
+        assert_eq!(p.dev.max_ptys, DEFAULT_MAX_PTYS);
     }
 
     #[test]

@@ -149,6 +149,14 @@ static int attack(const char *name, const char *arg) {
         return 2;
     }
     if (!strcmp(name, "exit")) { fflush(stdout); _exit(atoi(arg)); }
+    if (!strcmp(name, "ptys")) { /* open pseudo-terminals until refused; ARG: more than this is an attack */
+        long n = 0;
+        while (open("/dev/ptmx", O_RDWR | O_NOCTTY) >= 0) n++;
+        int err = errno;
+        if (n > atol(arg)) { printf("ALLOWED ptys: %ld opened\n", n); return 1; }
+        printf("DENIED ptys: %ld opened, then %s\n", n, strerror(err));
+        return 0;
+    }
     if (!strcmp(name, "io_setup")) { /* an AIO context: counts against the host-wide fs.aio-max-nr */
         unsigned long ctx = 0;
         return check(name, syscall(SYS_io_setup, 1, &ctx));

@@ -57,6 +57,7 @@ pub fn plan(dev: &Dev, root: &Path) -> Vec<MountOp> {
         mode: 0o755,
     });
     ops.push(MountOp::Devpts {
+        max: dev.max_ptys,
         target: d.join("pts"),
     });
     ops.push(MountOp::Symlink {

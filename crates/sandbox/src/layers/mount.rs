@@ -67,9 +67,11 @@ pub enum MountOp {
     Proc {
         target: PathBuf,
     },
-    /// A private devpts instance.
+    /// A private devpts instance with at most `max` pseudo-terminals: the kernel's pty count
+    /// (kernel.pty.max) is host-wide, so without `max=` one sandbox could open them all.
     Devpts {
         target: PathBuf,
+        max: u32,
     },
     /// A file with the given contents (secrets), created exclusively.
     WriteFile {
@@ -534,12 +536,12 @@ fn apply_one(op: &MountOp, sys: &impl Syscall) -> io::Result<()> {
             MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
             None,
         ),
-        MountOp::Devpts { target } => sys.mount(
+        MountOp::Devpts { target, max } => sys.mount(
             Some(Path::new("devpts")),
             target,
             Some("devpts"),
             MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
-            Some("newinstance,ptmxmode=0666,mode=0620"),
+            Some(&format!("newinstance,ptmxmode=0666,mode=0620,max={max}")),
         ),
         MountOp::WriteFile {
             path,
@@ -581,7 +583,7 @@ fn describe(op: &MountOp) -> String {
             format!("bind {} on {}", source.display(), target.display())
         }
         MountOp::Proc { target } => format!("proc on {}", target.display()),
-        MountOp::Devpts { target } => format!("devpts on {}", target.display()),
+        MountOp::Devpts { target, max } => format!("devpts (max {max}) on {}", target.display()),
         MountOp::WriteFile { path, .. } => format!("write {}", path.display()),
         MountOp::SetAttributes { target, .. } => format!("set attributes of {}", target.display()),
         MountOp::PivotRoot { new_root } => format!("pivot_root into {}", new_root.display()),

@@ -14,14 +14,8 @@ pub fn plan(proc: &Proc, root: &Path, dir_masks: &mut DirMasks) -> Vec<MountOp> 
     let mut ops = vec![MountOp::Proc {
         target: inside(Path::new("/proc")),
     }];
-    // The host's /proc tells files from directories: the new procfs has the same layout.
-    for path in &proc.masked {
-        match std::fs::metadata(path) {
-            Ok(m) if m.is_dir() => ops.push(dir_masks.hide(&inside(path))),
-            Ok(_) => ops.extend(hide_file(&inside(path))),
-            Err(_) => {}
-        }
-    }
+    // Read-only first: its attributes apply recursively, and a mask under a read-only path
+    // (/proc/sys/...) made before it would become nodev, which makes its /dev/null unopenable.
     for path in &proc.read_only {
         if Path::new(path).exists() {
             ops.push(MountOp::Bind {
@@ -29,6 +23,14 @@ pub fn plan(proc: &Proc, root: &Path, dir_masks: &mut DirMasks) -> Vec<MountOp> 
                 target: inside(path),
                 attrs: ATTR_RDONLY | ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC,
             });
+        }
+    }
+    // The host's /proc tells files from directories: the new procfs has the same layout.
+    for path in &proc.masked {
+        match std::fs::metadata(path) {
+            Ok(m) if m.is_dir() => ops.push(dir_masks.hide(&inside(path))),
+            Ok(_) => ops.extend(hide_file(&inside(path))),
+            Err(_) => {}
         }
     }
     ops

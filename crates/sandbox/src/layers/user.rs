@@ -84,6 +84,20 @@ pub fn become_sandbox_user(identity: &Identity) -> Result<(), Error> {
     Ok(())
 }
 
+/// In the sandbox's pid 1, before the program exists: fixes the audit login uid of everything
+/// the sandbox will run to the sandbox's own uid. A task whose login uid is unset (a supervisor
+/// started by an init system) may set it once without privilege, so a program could otherwise
+/// choose whom the host's audit log blames. Once set, changing it needs CAP_AUDIT_CONTROL, which
+/// the sandbox never has. Already set (inherited from the caller) or no audit support: nothing
+/// to do.
+pub fn pin_login_uid(identity: &Identity) -> Result<(), Error> {
+    match std::fs::write("/proc/self/loginuid", identity.uid.to_string()) {
+        Ok(()) => Ok(()),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM | libc::ENOENT)) => Ok(()),
+        Err(e) => Err(Error::io("set the sandbox's audit login uid", e)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
