@@ -260,3 +260,91 @@ fn ptys_are_bounded_per_sandbox() {
     let o = attack("ptys", "64", &[]);
     assert_denied("ptys", "64", &o);
 }
+
+/// A directory (world-searchable, so the sandbox's unmapped uid may enter it) with a host unix
+/// socket that accepts connections from anyone.
+fn dir_with_host_socket() -> (tempfile::TempDir, std::os::unix::net::UnixListener) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let sock = dir.path().join("host.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o777)).unwrap();
+    (dir, listener)
+}
+
+fn attack_in(dir: &std::path::Path, name: &str, arg: &str, flags: &[&str]) -> std::process::Output {
+    watertight()
+        .current_dir(dir)
+        .arg("run")
+        .arg(format!("--bind-ro={}:/attack", attack_dir().display()))
+        .args(flags)
+        .args(["--", "/attack/attack", name, arg])
+        .output()
+        .unwrap()
+}
+
+/// The caller's working directory is bound by default: a host service listening on a socket in
+/// it was reachable despite the network namespace (a read-only bind does not stop connect()).
+#[test]
+fn host_socket_in_the_working_directory_is_unreachable() {
+    if !can_run("host_socket_in_the_working_directory_is_unreachable") {
+        return;
+    }
+    let (dir, _listener) = dir_with_host_socket();
+    let sock = dir.path().join("host.sock");
+    let o = attack_in(dir.path(), "unix", sock.to_str().unwrap(), &[]);
+    assert_denied("unix", "host.sock", &o);
+    // Asked for: reachable.
+    let o = attack_in(
+        dir.path(),
+        "unix",
+        sock.to_str().unwrap(),
+        &["--host-sockets=allow"],
+    );
+    assert!(stdout(&o).starts_with("ALLOWED"), "{}", stdout(&o));
+}
+
+/// The refusal is the kernel's (an idmapped bind maps no owner, so no socket in it is
+/// writable): a socket the host creates under the bound tree after the sandbox started is just
+/// as unreachable.
+#[test]
+fn host_socket_created_after_the_start_is_unreachable() {
+    if !can_run("host_socket_created_after_the_start_is_unreachable") {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let sock = dir.path().join("late.sock");
+    let child = watertight()
+        .current_dir(dir.path())
+        .arg("run")
+        .arg(format!("--bind-ro={}:/attack", attack_dir().display()))
+        .args(["--", "/attack/attack", "unix"])
+        .arg(format!("{},1500", sock.display()))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_denied("unix", "late.sock", &o);
+}
+
+/// A writable bind cannot be idmapped without losing its writes: its sockets are masked.
+#[test]
+fn host_socket_in_a_writable_bind_is_unreachable() {
+    if !can_run("host_socket_in_a_writable_bind_is_unreachable") {
+        return;
+    }
+    let (dir, _listener) = dir_with_host_socket();
+    let o = attack(
+        "unix",
+        "/shared/host.sock",
+        &[&format!("--bind={}:/shared", dir.path().display())],
+    );
+    assert_denied("unix", "/shared/host.sock", &o);
+}

@@ -38,7 +38,8 @@ use crate::events::EventLog;
 use crate::forensic::ForensicConfig;
 use crate::layers::mount::{MountPlan, MountRequest};
 use crate::layers::{
-    cgroup, env, fds, integrity, limits, mount, namespaces, privileges, seccomp, secrets, user,
+    cgroup, env, fds, integrity, limits, mount, namespaces, privileges, seccomp, secrets, sockets,
+    user,
 };
 use crate::profile::Profile;
 use crate::report::{self, Report};
@@ -73,6 +74,8 @@ pub(crate) struct Prepared {
     pub rlimits: Vec<(Resource, u64, u64)>,
     pub filter: CompiledFilter,
     pub integrity: Option<integrity::Verified>,
+    /// Detached mount trees the mount plan attaches (binds guarded from host sockets).
+    pub bind_trees: Vec<OwnedFd>,
 }
 
 /// Pipe ends the sandbox side holds.
@@ -296,7 +299,8 @@ pub(crate) fn prepare(job: &Job) -> Result<Prepared, Error> {
         secrets: job.secrets.clone(),
         noexec_writable: integrity.is_some(),
     };
-    let mounts = mount::plan(&profile, &req)?;
+    let mut mounts = mount::plan(&profile, &req)?;
+    let bind_trees = sockets::guard(&mut mounts)?;
     let envp = env::build(&profile.env, &job.env)?;
     let rlimits = limits::rlimits(&profile.limits);
     // The cgroup is made after clone: its limits are checked here, before anything exists.
@@ -310,6 +314,7 @@ pub(crate) fn prepare(job: &Job) -> Result<Prepared, Error> {
         rlimits,
         filter,
         integrity,
+        bind_trees,
     })
 }
 
@@ -340,7 +345,7 @@ fn sandbox_init(p: &Prepared, mut ends: SandboxEnds) -> ! {
         if supervisor_gone(&ends.go) {
             exit_now(1);
         }
-        mount::apply(&mount_ops, &sys)?; // c. mount, proc, dev, tmp, secrets
+        mount::apply(&mount_ops, &p.bind_trees, &sys)?; // c. mount, proc, dev, tmp, secrets
         namespaces::set_hostname(&p.profile.namespaces, &p.profile.hostname, &sys)?; // d. uts
         namespaces::loopback_up(&p.profile.namespaces, &sys)?; // d. net
         sys.chdir(&p.mounts.workdir)

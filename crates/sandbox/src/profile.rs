@@ -71,6 +71,22 @@ pub struct Root {
     /// Show the caller's working directory read-only at the same path and start there (not when
     /// it is / or already inside the root).
     pub bind_cwd: bool,
+    /// Unix sockets found under directory bind sources (and the bound working directory):
+    /// `mask` (the default: each one hidden, so no host service is reachable through a bind)
+    /// or `allow`.
+    #[serde(default)]
+    pub host_sockets: HostSockets,
+}
+
+/// What happens to host unix sockets under bound directories.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HostSockets {
+    /// Each socket the sandbox could reach is masked; a tree too large to check is refused.
+    #[default]
+    Mask,
+    /// Bound as they are (connect() reaches the host service).
+    Allow,
 }
 
 /// An extra bind mount from the host.
@@ -310,6 +326,7 @@ pub fn default_profile() -> Profile {
             ]),
             writable: false,
             bind_cwd: true,
+            host_sockets: HostSockets::Mask,
         },
         binds: Vec::new(),
         tmp: Tmp {

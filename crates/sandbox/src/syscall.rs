@@ -3,6 +3,7 @@
 
 use std::ffi::CString;
 use std::io;
+use std::os::fd::BorrowedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -32,6 +33,8 @@ pub trait Syscall {
     fn chdir(&self, path: &Path) -> io::Result<()>;
     fn sethostname(&self, name: &str) -> io::Result<()>;
     fn interface_up(&self, name: &str) -> io::Result<()>;
+    /// move_mount: attach a detached mount tree (open_tree) at `target`.
+    fn attach_tree(&self, tree: BorrowedFd<'_>, target: &Path) -> io::Result<()>;
 }
 
 /// The real kernel.
@@ -107,6 +110,10 @@ impl Syscall for Linux {
     fn interface_up(&self, name: &str) -> io::Result<()> {
         watertight_sys::netdev::set_up(name)
     }
+
+    fn attach_tree(&self, tree: BorrowedFd<'_>, target: &Path) -> io::Result<()> {
+        watertight_sys::mount::attach_tree(tree, &cpath(target)?)
+    }
 }
 
 /// Records calls instead of making them; optionally fails the n-th call. For unit tests.
@@ -176,6 +183,9 @@ pub mod recorder {
         }
         fn interface_up(&self, n: &str) -> io::Result<()> {
             self.log(format!("up {n}"))
+        }
+        fn attach_tree(&self, _tree: BorrowedFd<'_>, t: &Path) -> io::Result<()> {
+            self.log(format!("attach_tree {}", t.display()))
         }
     }
 }

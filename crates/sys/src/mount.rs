@@ -1,9 +1,11 @@
 //! mount_setattr(2): change attributes of a whole mount tree in one call. Unlike a
 //! MS_REMOUNT|MS_BIND remount it applies recursively and only sets the bits asked for, so the
 //! flags a user namespace may not clear (locked nosuid/nodev/noexec) never have to be repeated.
+//! Also detached trees (open_tree, idmapped before they are attached with move_mount).
 
 use std::ffi::CStr;
 use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 pub const ATTR_RDONLY: u64 = 0x1;
 pub const ATTR_NOSUID: u64 = 0x2;
@@ -39,6 +41,70 @@ pub fn set_attributes(path: &CStr, recursive: bool, set: u64, propagation: u64) 
             flags,
             &attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if r == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+
+/// A detached copy of the mount tree at `path` (open_tree with OPEN_TREE_CLONE|AT_RECURSIVE):
+/// it can be changed (idmapped) before anything can see it, then attached with [`attach_tree`].
+pub fn clone_tree(path: &CStr) -> io::Result<OwnedFd> {
+    let flags = libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC | libc::AT_RECURSIVE as u32;
+    // SAFETY: path is a valid NUL-terminated string; the call takes no other pointer.
+    let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: open_tree returned a new file descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Makes detached tree `tree` (from [`clone_tree`]) an idmapped mount through user namespace
+/// `userns`, and sets attributes `set` (ATTR_*), on every mount of the tree. Fails with EINVAL
+/// where a file system of the tree does not support idmapped mounts.
+pub fn idmap_tree(tree: BorrowedFd<'_>, userns: BorrowedFd<'_>, set: u64) -> io::Result<()> {
+    let attr = MountAttr {
+        attr_set: set | MOUNT_ATTR_IDMAP,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: userns.as_raw_fd() as u64,
+    };
+    let flags = (libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) as libc::c_uint;
+    // SAFETY: the empty path is a valid NUL-terminated string; attr is a live, correctly laid
+    // out mount_attr whose size is passed alongside it; both fds are borrowed for the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if r == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Attaches detached tree `tree` at `target` (move_mount with MOVE_MOUNT_F_EMPTY_PATH); the
+/// tree may come from another mount namespace's owner (the supervisor) and land in this one.
+pub fn attach_tree(tree: BorrowedFd<'_>, target: &CStr) -> io::Result<()> {
+    // SAFETY: both paths are valid NUL-terminated strings; the fd is borrowed for the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            target.as_ptr(),
+            libc::MOVE_MOUNT_F_EMPTY_PATH,
         )
     };
     if r == -1 {

@@ -369,3 +369,36 @@ mod tests {
         securebits().unwrap();
     }
 }
+
+/// The one uid and gid that [`unmapped_user_namespace`] maps (to itself): -2, an id no file on a
+/// real system is owned by (-1 is the kernel's "no id").
+pub const UNMAPPED_IDMAP_ID: u32 = u32::MAX - 1;
+
+/// A user namespace whose maps hold only [`UNMAPPED_IDMAP_ID`], for idmapped mounts that map
+/// no real owner: through such a mount every inode's owner is unmapped, so the kernel refuses
+/// write access to every inode (connect() to a socket needs it) whatever its mode, while the
+/// "other" permission bits still allow reading and executing. The kernel refuses an idmap with
+/// no mapping at all, hence the one unused id. A child enters the namespace and waits while this
+/// process writes its maps; the namespace outlives the child through the returned fd. Refused
+/// when the caller is multi-threaded.
+pub fn unmapped_user_namespace() -> io::Result<OwnedFd> {
+    let (hold_rd, hold_wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let pid = match clone_into_namespaces(libc::CLONE_NEWUSER)? {
+        Forked::Child => {
+            drop(hold_wr);
+            let mut b = [0u8; 1];
+            // Returns when the parent closes its end: it has what it needs.
+            let _ = nix::unistd::read(&hold_rd, &mut b);
+            exit_now(0)
+        }
+        Forked::Parent { pid, .. } => pid,
+    };
+    drop(hold_rd);
+    let map = format!("{UNMAPPED_IDMAP_ID} {UNMAPPED_IDMAP_ID} 1\n");
+    let ns = std::fs::write(format!("/proc/{pid}/uid_map"), &map)
+        .and_then(|()| std::fs::write(format!("/proc/{pid}/gid_map"), &map))
+        .and_then(|()| std::fs::File::open(format!("/proc/{pid}/ns/user")));
+    drop(hold_wr);
+    let _ = wait4(pid, false);
+    Ok(OwnedFd::from(ns?))
+}

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use watertight_sandbox::forensic::ForensicConfig;
 use watertight_sandbox::layers::{env, secrets};
-use watertight_sandbox::profile::{Bind, OnViolation};
+use watertight_sandbox::profile::{Bind, HostSockets, OnViolation};
 use watertight_sandbox::{default_profile, ExitCodes, Job, Profile, Size, Status};
 
 #[derive(clap::Args)]
@@ -36,6 +36,10 @@ pub struct Args {
     /// Show host FILE read-only at /run/secrets/NAME (memory-backed, never propagated).
     #[arg(long, value_name = "NAME=FILE")]
     secret: Vec<String>,
+    /// Unix sockets under bound directories (and the bound working directory): `mask` hides
+    /// each one (a host service is not reachable through a bind), `allow` binds them as they are.
+    #[arg(long, value_enum, value_name = "MODE")]
+    host_sockets: Option<HostSocketsArg>,
     /// Docker/OCI seccomp JSON profile instead of the built-in allowlist.
     #[arg(long, value_name = "FILE")]
     seccomp: Option<PathBuf>,
@@ -116,6 +120,14 @@ pub struct Args {
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
+enum HostSocketsArg {
+    /// Hide every host socket the sandbox could reach under a bound directory.
+    Mask,
+    /// Bind host sockets as they are.
+    Allow,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
 enum ExitCodesArg {
     /// The program's own exit code; 124/125/137/153/159 for watertight's verdicts.
     Program,
@@ -184,6 +196,12 @@ fn effective_profile(a: &Args) -> anyhow::Result<Profile> {
     }
     for b in &a.bind_ro {
         p.binds.push(split_bind(b, true)?);
+    }
+    if let Some(h) = a.host_sockets {
+        p.root.host_sockets = match h {
+            HostSocketsArg::Mask => HostSockets::Mask,
+            HostSocketsArg::Allow => HostSockets::Allow,
+        };
     }
     if let Some(s) = &a.seccomp {
         p.seccomp.profile = s.display().to_string();

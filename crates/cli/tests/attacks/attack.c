@@ -157,6 +157,16 @@ static int attack(const char *name, const char *arg) {
         printf("DENIED ptys: %ld opened, then %s\n", n, strerror(err));
         return 0;
     }
+    if (!strcmp(name, "unix")) { /* connect to the pathname unix socket ARG, after ARG2 ms */
+        const char *delay = strchr(arg, ',');
+        char path[108] = {0};
+        strncpy(path, arg, delay ? (size_t)(delay - arg) : sizeof path - 1);
+        if (delay) usleep(atoi(delay + 1) * 1000);
+        int s = socket(AF_UNIX, SOCK_STREAM, 0);
+        struct sockaddr_un a = {.sun_family = AF_UNIX};
+        strncpy(a.sun_path, path, sizeof a.sun_path - 1);
+        return check(name, connect(s, (struct sockaddr *)&a, sizeof a));
+    }
     if (!strcmp(name, "io_setup")) { /* an AIO context: counts against the host-wide fs.aio-max-nr */
         unsigned long ctx = 0;
         return check(name, syscall(SYS_io_setup, 1, &ctx));

@@ -12,4 +12,5 @@ pub mod privileges;
 pub mod proc;
 pub mod seccomp;
 pub mod secrets;
+pub mod sockets;
 pub mod user;

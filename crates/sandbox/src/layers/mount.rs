@@ -10,13 +10,14 @@
 //! 5. pivot_root into the new root and detach the old one, then the root itself read-only.
 
 use std::io;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::mount::MsFlags;
 use watertight_sys::mount::{ATTR_NODEV, ATTR_NOEXEC, ATTR_NOSUID, ATTR_RDONLY};
 
 use crate::error::Error;
-use crate::profile::Profile;
+use crate::profile::{HostSockets, Profile};
 use crate::syscall::Syscall;
 
 /// Where the new root is assembled in the sandbox's own mount namespace before pivot_root. It
@@ -88,6 +89,12 @@ pub enum MountOp {
     PivotRoot {
         new_root: PathBuf,
     },
+    /// Detached mount tree number `tree` (prepared by the supervisor before fork: a bind source
+    /// made an idmapped mount, see `layers/sockets.rs`) moved into place at `target`.
+    AttachTree {
+        tree: usize,
+        target: PathBuf,
+    },
 }
 
 /// The planned file system plus facts the later layers need.
@@ -96,6 +103,9 @@ pub struct MountPlan {
     pub ops: Vec<MountOp>,
     /// The program's working directory inside the sandbox.
     pub workdir: PathBuf,
+    /// Indices in `ops` of the binds of host directories whose unix sockets must not be
+    /// reachable (`[root] host_sockets = "mask"`): `sockets::guard` acts on them.
+    pub guarded_binds: Vec<usize>,
 }
 
 /// Inputs that come from the command line rather than the profile.
@@ -263,6 +273,7 @@ pub fn plan(profile: &Profile, req: &MountRequest) -> Result<MountPlan, Error> {
     });
     // User binds, then the caller's working directory: after the scratch mounts, so a bind
     // whose target is under /tmp (or a working directory there) is not hidden by them.
+    let mut guarded_binds = Vec::new();
     let mut binds: Vec<(PathBuf, PathBuf, bool)> = profile
         .binds
         .iter()
@@ -315,6 +326,9 @@ pub fn plan(profile: &Profile, req: &MountRequest) -> Result<MountPlan, Error> {
         } else {
             ATTR_NOSUID | ATTR_NODEV
         };
+        if meta.is_dir() && profile.root.host_sockets == HostSockets::Mask {
+            guarded_binds.push(ops.len());
+        }
         ops.push(MountOp::Bind {
             source: source.clone(),
             target: inside(target),
@@ -345,7 +359,11 @@ pub fn plan(profile: &Profile, req: &MountRequest) -> Result<MountPlan, Error> {
             workdir.display()
         )));
     }
-    Ok(MountPlan { ops, workdir })
+    Ok(MountPlan {
+        ops,
+        workdir,
+        guarded_binds,
+    })
 }
 
 fn check_rootfs(rootfs: &Path) -> Result<(), Error> {
@@ -451,10 +469,11 @@ pub fn pin_bind_sources(ops: &[MountOp]) -> Result<(Vec<MountOp>, Vec<std::fs::F
     Ok((out, pinned.into_iter().map(|(_, file)| file).collect()))
 }
 
-/// Applies the planned ops in order; the error names the op that failed.
-pub fn apply(ops: &[MountOp], sys: &impl Syscall) -> Result<(), Error> {
+/// Applies the planned ops in order (`trees`: the detached trees `AttachTree` ops name); the
+/// error names the op that failed.
+pub fn apply(ops: &[MountOp], trees: &[OwnedFd], sys: &impl Syscall) -> Result<(), Error> {
     for op in ops {
-        apply_one(op, sys).map_err(|e| Error::Setup {
+        apply_one(op, trees, sys).map_err(|e| Error::Setup {
             stage: "mount".into(),
             message: format!("{}: {e}", describe(op)),
         })?;
@@ -462,7 +481,7 @@ pub fn apply(ops: &[MountOp], sys: &impl Syscall) -> Result<(), Error> {
     Ok(())
 }
 
-fn apply_one(op: &MountOp, sys: &impl Syscall) -> io::Result<()> {
+fn apply_one(op: &MountOp, trees: &[OwnedFd], sys: &impl Syscall) -> io::Result<()> {
     match op {
         MountOp::MakePrivate { path } => sys.mount(
             None,
@@ -552,6 +571,12 @@ fn apply_one(op: &MountOp, sys: &impl Syscall) -> io::Result<()> {
             sys.set_mount_attributes(target, false, *attrs, 0)
         }
         MountOp::PivotRoot { new_root } => sys.pivot_root(new_root),
+        MountOp::AttachTree { tree, target } => {
+            let tree = trees.get(*tree).ok_or_else(|| {
+                io::Error::new(io::ErrorKind::NotFound, "no such prepared mount tree")
+            })?;
+            sys.attach_tree(tree.as_fd(), target)
+        }
     }
 }
 
@@ -584,6 +609,9 @@ fn describe(op: &MountOp) -> String {
         }
         MountOp::Proc { target } => format!("proc on {}", target.display()),
         MountOp::Devpts { target, max } => format!("devpts (max {max}) on {}", target.display()),
+        MountOp::AttachTree { tree, target } => {
+            format!("attach prepared tree {tree} on {}", target.display())
+        }
         MountOp::WriteFile { path, .. } => format!("write {}", path.display()),
         MountOp::SetAttributes { target, .. } => format!("set attributes of {}", target.display()),
         MountOp::PivotRoot { new_root } => format!("pivot_root into {}", new_root.display()),
@@ -598,6 +626,42 @@ mod tests {
 
     fn host_plan() -> MountPlan {
         plan(&default_profile(), &MountRequest::default()).unwrap()
+    }
+
+    #[test]
+    fn directory_binds_are_guarded_unless_host_sockets_are_allowed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut profile = default_profile();
+        profile.binds.push(crate::profile::Bind {
+            source: dir.path().to_path_buf(),
+            target: "/data".into(),
+            read_only: true,
+        });
+        let p = plan(&profile, &MountRequest::default()).unwrap();
+        assert_eq!(p.guarded_binds.len(), 1);
+        assert!(matches!(
+            &p.ops[p.guarded_binds[0]],
+            MountOp::Bind { source, .. } if source == dir.path()
+        ));
+        profile.root.host_sockets = HostSockets::Allow;
+        assert!(plan(&profile, &MountRequest::default())
+            .unwrap()
+            .guarded_binds
+            .is_empty());
+    }
+
+    #[test]
+    fn attach_tree_names_a_prepared_tree() {
+        let rec = Recorder::default();
+        let ops = [MountOp::AttachTree {
+            tree: 0,
+            target: "/stage/data".into(),
+        }];
+        let e = apply(&ops, &[], &rec).unwrap_err().to_string();
+        assert!(e.contains("attach prepared tree 0"), "{e}");
+        let tree: OwnedFd = std::fs::File::open("/").unwrap().into();
+        apply(&ops, &[tree], &rec).unwrap();
+        assert_eq!(rec.calls.borrow().as_slice(), ["attach_tree /stage/data"]);
     }
 
     #[test]
@@ -727,7 +791,7 @@ mod tests {
             fail_at: Some(1),
             ..Default::default()
         };
-        let e = apply(&host_plan().ops, &rec).unwrap_err().to_string();
+        let e = apply(&host_plan().ops, &[], &rec).unwrap_err().to_string();
         assert!(e.contains("tmpfs on /run/watertight/stage"), "{e}");
         assert_eq!(rec.calls.borrow().len(), 2, "stops at the first failure");
     }

@@ -1,0 +1,187 @@
+//! Host unix sockets under bind sources. connect() to a pathname socket needs only write
+//! permission on the socket file, which a read-only mount does not take away and which most
+//! service sockets grant to everyone: a socket anywhere in a bound tree (the caller's working
+//! directory is bound by default) would reach a host service despite the network namespace.
+//!
+//! Unless the profile allows host sockets (`[root] host_sockets = "allow"`), [`guard`] acts on
+//! every bind of a host directory before fork:
+//! - a read-only bind becomes a detached copy of the source tree made an idmapped mount whose
+//!   idmap maps no real owner. The kernel refuses write access to any inode whose owner the
+//!   mount cannot map, so connect() to every socket in the tree fails with EACCES, including
+//!   sockets a host process creates after the start; reading and executing go by the "other"
+//!   bits, as they already do for the sandbox's unmapped uid. The sandbox attaches the tree
+//!   where the bind would have gone.
+//! - where a file system cannot be idmapped, and for writable binds (an idmap without owners
+//!   would refuse their writes too), the tree is walked and every socket the sandbox could reach
+//!   is masked with /dev/null (connect(): not a socket). The walk is bounded: a tree with more
+//!   entries than the limit is refused with the fix, never bound unchecked. It cannot see a
+//!   socket created under such a bind after the start (docs/seccomp.md).
+//!
+//! A source that is itself a socket was asked for by name and is bound as it is.
+
+use std::io;
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use watertight_sys::mount::ATTR_RDONLY;
+
+use crate::error::Error;
+use crate::layers::mount::{hide_file, MountOp, MountPlan};
+
+/// Entries the walk of one bind source may visit before it refuses the bind.
+pub const DEFAULT_SCAN_LIMIT: usize = 100_000;
+
+/// The sockets under directory `source`, as paths relative to it, that a process which is
+/// "other" to every file (the sandbox's own unmapped uid) could reach: directories it cannot
+/// search are not entered (nothing below them is reachable).
+pub fn reachable_sockets(source: &Path, limit: usize) -> Result<Vec<PathBuf>, Error> {
+    let mut found = Vec::new();
+    let mut pending = vec![PathBuf::new()];
+    let mut visited = 0usize;
+    while let Some(rel) = pending.pop() {
+        let dir = source.join(&rel);
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            // Root cannot list it (a FUSE mount of another user): neither can the sandbox.
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => continue,
+            Err(e) => {
+                return Err(Error::io(
+                    format!("list {} (bind source)", dir.display()),
+                    e,
+                ))
+            }
+        };
+        for entry in entries {
+            let entry =
+                entry.map_err(|e| Error::io(format!("list {} (bind source)", dir.display()), e))?;
+            visited += 1;
+            if visited > limit {
+                return Err(Error::Config(format!(
+                    "bind source {}: more than {limit} entries to check for host unix sockets \
+                     (a socket in a bound tree reaches a host service); bind a smaller directory \
+                     or run from one, or allow host sockets with --host-sockets allow \
+                     ([root] host_sockets = \"allow\")",
+                    source.display()
+                )));
+            }
+            // d_type from the directory read: no stat per entry.
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_socket() {
+                found.push(rel.join(entry.file_name()));
+            } else if kind.is_dir() && searchable_by_others(&entry.path()) {
+                pending.push(rel.join(entry.file_name()));
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// Before fork, as root: makes the guarded binds of `plan` unable to reach host sockets (see
+/// the module doc) and returns the detached trees the plan's `AttachTree` ops now name.
+pub fn guard(plan: &mut MountPlan) -> Result<Vec<OwnedFd>, Error> {
+    let mut trees = Vec::new();
+    let mut idmap: Option<OwnedFd> = None;
+    // From the last one: masks inserted after a bind shift only later indices.
+    let guarded = std::mem::take(&mut plan.guarded_binds);
+    for &i in guarded.iter().rev() {
+        let MountOp::Bind {
+            source,
+            target,
+            attrs,
+        } = plan.ops[i].clone()
+        else {
+            continue;
+        };
+        if attrs & ATTR_RDONLY != 0 {
+            if idmap.is_none() {
+                idmap = watertight_sys::process::unmapped_user_namespace().ok();
+            }
+            if let Some(ns) = &idmap {
+                match idmapped_tree(&source, ns.as_fd(), attrs) {
+                    Ok(tree) => {
+                        plan.ops[i] = MountOp::AttachTree {
+                            tree: trees.len(),
+                            target,
+                        };
+                        trees.push(tree);
+                        continue;
+                    }
+                    // This file system (or one mounted below the source) cannot be idmapped.
+                    Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
+                    Err(e) => {
+                        return Err(Error::io(
+                            format!("prepare the bind of {}", source.display()),
+                            e,
+                        ))
+                    }
+                }
+            }
+        }
+        let masks: Vec<MountOp> = reachable_sockets(&source, DEFAULT_SCAN_LIMIT)?
+            .iter()
+            .flat_map(|socket| hide_file(&target.join(socket)))
+            .collect();
+        plan.ops.splice(i + 1..i + 1, masks);
+    }
+    Ok(trees)
+}
+
+fn idmapped_tree(source: &Path, idmap: BorrowedFd<'_>, attrs: u64) -> io::Result<OwnedFd> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(source.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))?;
+    let tree = watertight_sys::mount::clone_tree(&path)?;
+    watertight_sys::mount::idmap_tree(tree.as_fd(), idmap, attrs)?;
+    Ok(tree)
+}
+
+fn searchable_by_others(dir: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::symlink_metadata(dir).is_ok_and(|m| m.permissions().mode() & 0o001 != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::net::UnixListener;
+
+    #[test]
+    fn finds_sockets_at_any_depth_but_not_behind_closed_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::create_dir_all(root.join("a/b")).unwrap();
+        std::fs::create_dir_all(root.join("closed")).unwrap();
+        std::fs::write(root.join("a/file"), b"x").unwrap();
+        let _l1 = UnixListener::bind(root.join("top.sock")).unwrap();
+        let _l2 = UnixListener::bind(root.join("a/b/deep.sock")).unwrap();
+        let _l3 = UnixListener::bind(root.join("closed/hidden.sock")).unwrap();
+        std::fs::set_permissions(root.join("closed"), std::fs::Permissions::from_mode(0o750))
+            .unwrap();
+        let found = reachable_sockets(root, 100).unwrap();
+        assert_eq!(
+            found,
+            vec![PathBuf::from("a/b/deep.sock"), PathBuf::from("top.sock")]
+        );
+    }
+
+    #[test]
+    fn a_tree_over_the_limit_is_refused_with_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..5 {
+            std::fs::write(dir.path().join(format!("f{i}")), b"").unwrap();
+        }
+        let e = reachable_sockets(dir.path(), 4).unwrap_err().to_string();
+        assert!(
+            e.contains("more than 4 entries") && e.contains("--host-sockets allow"),
+            "{e}"
+        );
+        assert!(reachable_sockets(dir.path(), 5).unwrap().is_empty());
+    }
+}
