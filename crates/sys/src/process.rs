@@ -349,27 +349,6 @@ pub fn exit_now(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn thread_count_is_positive() {
-        assert!(thread_count().unwrap() >= 1);
-        let (tx, rx) = std::sync::mpsc::channel::<()>();
-        let t = std::thread::spawn(move || rx.recv());
-        // Other tests' threads come and go meanwhile, so only a lower bound holds.
-        assert!(thread_count().unwrap() >= 2, "a second thread is counted");
-        drop(tx);
-        let _ = t.join();
-    }
-
-    #[test]
-    fn securebits_readable() {
-        securebits().unwrap();
-    }
-}
-
 /// The one uid and gid that [`unmapped_user_namespace`] maps (to itself): -2, an id no file on a
 /// real system is owned by (-1 is the kernel's "no id").
 pub const UNMAPPED_IDMAP_ID: u32 = u32::MAX - 1;
@@ -401,4 +380,25 @@ pub fn unmapped_user_namespace() -> io::Result<OwnedFd> {
     drop(hold_wr);
     let _ = wait4(pid, false);
     Ok(OwnedFd::from(ns?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thread_count_is_positive() {
+        assert!(thread_count().unwrap() >= 1);
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let t = std::thread::spawn(move || rx.recv());
+        // Other tests' threads come and go meanwhile, so only a lower bound holds.
+        assert!(thread_count().unwrap() >= 2, "a second thread is counted");
+        drop(tx);
+        let _ = t.join();
+    }
+
+    #[test]
+    fn securebits_readable() {
+        securebits().unwrap();
+    }
 }
