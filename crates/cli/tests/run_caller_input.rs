@@ -261,6 +261,19 @@ fn caller_paths_in_errors_are_escaped() {
 }
 
 #[test]
+fn rejected_flag_values_are_escaped() {
+    // clap's own errors quote the offending value: no line or escape code may come through.
+    let o = watertight()
+        .args(["run", "--on-violation=\x1b[31mkill\nwatertight OK", "--", "/bin/true"])
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(125), "{err:?}");
+    assert!(!o.stderr.contains(&0x1b), "{err:?}");
+    assert!(err.contains(r"'\x1b[31mkill\nwatertight OK'"), "{err:?}");
+}
+
+#[test]
 fn non_utf8_syscall_strings_keep_their_bytes_in_events() {
     if !can_run("non_utf8_syscall_strings_keep_their_bytes_in_events") {
         return;
