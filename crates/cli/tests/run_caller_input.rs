@@ -159,9 +159,9 @@ fn non_utf8_environment_reaches_the_program() {
         .arg(env_flag)
         .env("TERM", OsStr::from_bytes(b"\xfe\x80"))
         .args(["--", "/bin/sh", "-c"])
-        .arg(format!(
-            "printf %s \"$K\" | od -An -tx1 | tr -d ' \\n'; echo; printf %s \"$TERM\" | od -An -tx1 | tr -d ' \\n'"
-        ))
+        .arg(
+            "printf %s \"$K\" | od -An -tx1 | tr -d ' \\n'; echo; printf %s \"$TERM\" | od -An -tx1 | tr -d ' \\n'",
+        )
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
@@ -264,7 +264,12 @@ fn caller_paths_in_errors_are_escaped() {
 fn rejected_flag_values_are_escaped() {
     // clap's own errors quote the offending value: no line or escape code may come through.
     let o = watertight()
-        .args(["run", "--on-violation=\x1b[31mkill\nwatertight OK", "--", "/bin/true"])
+        .args([
+            "run",
+            "--on-violation=\x1b[31mkill\nwatertight OK",
+            "--",
+            "/bin/true",
+        ])
         .output()
         .unwrap();
     let err = stderr(&o);
