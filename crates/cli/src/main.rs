@@ -103,27 +103,16 @@ fn parse_error(mut e: clap::Error, argv: &[OsString]) -> ExitCode {
     let escaped: Vec<_> = e
         .context()
         .filter_map(|(kind, v)| match v {
-            ContextValue::String(s) => match watertight_sys::text::escape_controls(s) {
-                std::borrow::Cow::Owned(s) => Some((kind, ContextValue::String(s))),
-                std::borrow::Cow::Borrowed(_) => None,
-            },
+            ContextValue::String(s) => visible(s).map(|s| (kind, ContextValue::String(s))),
             ContextValue::StyledStrs(list) => {
                 let plain: Vec<String> = list.iter().map(ToString::to_string).collect();
-                plain
-                    .iter()
-                    .any(|s| {
-                        matches!(
-                            watertight_sys::text::escape_controls(s),
-                            std::borrow::Cow::Owned(_)
-                        )
-                    })
-                    .then(|| {
-                        let list = plain
-                            .iter()
-                            .map(|s| watertight_sys::text::escape_controls(s).into_owned().into())
-                            .collect();
-                        (kind, ContextValue::StyledStrs(list))
-                    })
+                plain.iter().any(|s| visible(s).is_some()).then(|| {
+                    let list = plain
+                        .iter()
+                        .map(|s| visible(s).unwrap_or_else(|| s.clone()).into())
+                        .collect();
+                    (kind, ContextValue::StyledStrs(list))
+                })
             }
             _ => None,
         })
@@ -133,6 +122,14 @@ fn parse_error(mut e: clap::Error, argv: &[OsString]) -> ExitCode {
     }
     let _ = e.print();
     ExitCode::from(code)
+}
+
+/// `s` with its control characters made visible, if it has any.
+fn visible(s: &str) -> Option<String> {
+    match watertight_sys::text::escape_controls(s) {
+        std::borrow::Cow::Owned(v) => Some(v),
+        std::borrow::Cow::Borrowed(_) => None,
+    }
 }
 
 fn finish(result: anyhow::Result<u8>, argv: &[OsString]) -> ExitCode {
