@@ -6,6 +6,7 @@
 mod commands;
 
 use clap::{Parser, Subcommand};
+use std::ffi::OsString;
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -56,18 +57,20 @@ struct RunCli {
 /// The exit code for watertight's own errors, by command family. `run` follows `timeout`/`env`
 /// conventions (125 = the tool failed, not the program); the others follow linters (2 = usage or
 /// input error, 1 = findings).
-fn own_error_code(args: &[String]) -> u8 {
-    match args.get(1).map(String::as_str) {
+fn own_error_code(args: &[OsString]) -> u8 {
+    match args.get(1).and_then(|a| a.to_str()) {
         Some("run") | Some("profile") => 125,
         _ => 2,
     }
 }
 
 fn main() -> ExitCode {
-    let argv: Vec<String> = std::env::args().collect();
-    if argv.get(1).map(String::as_str) == Some("run") {
+    // Arguments are bytes (file names, a program's arguments): none need be UTF-8, and
+    // `std::env::args` would panic on one that is not. Each command takes what it needs as text.
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    if argv.get(1).is_some_and(|a| a == "run") {
         let run_argv =
-            std::iter::once("watertight run").chain(argv[2..].iter().map(String::as_str));
+            std::iter::once(OsString::from("watertight run")).chain(argv[2..].iter().cloned());
         return match RunCli::try_parse_from(run_argv) {
             Ok(cli) => finish(commands::run::run(cli.args), &argv),
             Err(e) => parse_error(e, &argv),
@@ -89,21 +92,56 @@ fn main() -> ExitCode {
     finish(result, &argv)
 }
 
-fn parse_error(e: clap::Error, argv: &[String]) -> ExitCode {
+fn parse_error(mut e: clap::Error, argv: &[OsString]) -> ExitCode {
     let code = match e.kind() {
         clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => 0,
         _ => own_error_code(argv),
     };
+    // clap quotes an offending argument as it is: make its control characters visible, so an
+    // argument cannot add lines or escape codes to the message.
+    use clap::error::ContextValue;
+    let escaped: Vec<_> = e
+        .context()
+        .filter_map(|(kind, v)| match v {
+            ContextValue::String(s) => visible(s).map(|s| (kind, ContextValue::String(s))),
+            ContextValue::StyledStrs(list) => {
+                let plain: Vec<String> = list.iter().map(ToString::to_string).collect();
+                plain.iter().any(|s| visible(s).is_some()).then(|| {
+                    let list = plain
+                        .iter()
+                        .map(|s| visible(s).unwrap_or_else(|| s.clone()).into())
+                        .collect();
+                    (kind, ContextValue::StyledStrs(list))
+                })
+            }
+            _ => None,
+        })
+        .collect();
+    for (kind, v) in escaped {
+        e.insert(kind, v);
+    }
     let _ = e.print();
     ExitCode::from(code)
 }
 
-fn finish(result: anyhow::Result<u8>, argv: &[String]) -> ExitCode {
+/// `s` with its control characters made visible, if it has any.
+fn visible(s: &str) -> Option<String> {
+    match watertight_sys::text::escape_controls(s) {
+        std::borrow::Cow::Owned(v) => Some(v),
+        std::borrow::Cow::Borrowed(_) => None,
+    }
+}
+
+fn finish(result: anyhow::Result<u8>, argv: &[OsString]) -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             // One line: the outermost context first, then its causes.
-            eprintln!("watertight: {e:#}");
+            // Messages quote the caller's values; no other control character gets through either.
+            eprintln!(
+                "watertight: {}",
+                watertight_sys::text::escape_controls(&format!("{e:#}"))
+            );
             ExitCode::from(own_error_code(argv))
         }
     }

@@ -22,7 +22,7 @@
 //!                                             i. execve
 //! ```
 
-use std::ffi::CString;
+use std::ffi::{CString, OsString};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -51,9 +51,10 @@ use crate::verdict::Verdict;
 #[derive(Debug, Clone)]
 pub struct Job {
     pub profile: Profile,
-    pub argv: Vec<String>,
+    /// The program and its arguments: bytes, as execve takes them (need not be UTF-8).
+    pub argv: Vec<OsString>,
     pub workdir: Option<PathBuf>,
-    pub env: Vec<(String, String)>,
+    pub env: Vec<(OsString, OsString)>,
     pub secrets: Vec<secrets::Secret>,
     /// `--events FILE`: the audit trail as JSON Lines.
     pub events: Option<PathBuf>,
@@ -275,8 +276,13 @@ pub(crate) fn prepare(job: &Job) -> Result<Prepared, Error> {
         .argv
         .iter()
         .map(|a| {
-            CString::new(a.as_bytes())
-                .map_err(|_| Error::Config(format!("argument {a:?} contains a NUL byte")))
+            use std::os::unix::ffi::OsStrExt;
+            CString::new(a.as_bytes()).map_err(|_| {
+                Error::Config(format!(
+                    "argument {} contains a NUL byte",
+                    watertight_sys::text::quote(a.as_bytes())
+                ))
+            })
         })
         .collect::<Result<Vec<_>, _>>()?;
     let integrity = match &job.integrity {
@@ -456,8 +462,11 @@ fn exec_search(argv: &[CString], envp: &[CString]) -> nix::errno::Errno {
         return nix::unistd::execve(&argv[0], argv, envp).unwrap_err();
     }
     let mut last = nix::errno::Errno::ENOENT;
-    for dir in env::path_of(envp).split(':').filter(|d| !d.is_empty()) {
-        let mut full = dir.as_bytes().to_vec();
+    for dir in env::path_of(envp)
+        .split(|&b| b == b':')
+        .filter(|d| !d.is_empty())
+    {
+        let mut full = dir.to_vec();
         full.push(b'/');
         full.extend_from_slice(cmd);
         let Ok(path) = CString::new(full) else {

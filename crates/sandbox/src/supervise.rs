@@ -478,7 +478,7 @@ pub fn verdict(
     stats: Option<&Stats>,
     profile: &Profile,
     sandbox_id: &str,
-    command: &str,
+    command: &std::ffi::OsStr,
 ) -> Verdict {
     let l = &profile.limits;
     let usage = o.reaped.map(|r| r.usage).unwrap_or_default();
@@ -539,7 +539,13 @@ pub fn verdict(
                 } else {
                     126
                 });
-                v.message = Some(format!("cannot execute {}: {}", command, e.desc()));
+                // The name is the caller's (often a submission's file name): quoted and escaped,
+                // so it cannot start a line or send escape codes to whoever reads the log.
+                v.message = Some(format!(
+                    "cannot execute {}: {}",
+                    watertight_sys::text::quote(std::os::unix::ffi::OsStrExt::as_bytes(command)),
+                    e.desc()
+                ));
                 return v;
             }
             Report::Exited { .. } => {}

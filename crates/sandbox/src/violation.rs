@@ -26,7 +26,9 @@ fn string_args(name: &str) -> &'static [usize] {
     }
 }
 
-/// Reads a NUL-terminated string (at most 256 bytes) at `addr` in `pid`'s memory.
+/// Reads a NUL-terminated string (at most 256 bytes) at `addr` in `pid`'s memory, as lossless
+/// text (`watertight_sys::text::lossless`: `\\` is a backslash, `\xNN` a byte that is not
+/// UTF-8), so the exact bytes can be recovered from the event.
 fn read_c_string(pid: u32, addr: u64) -> Option<String> {
     if addr == 0 {
         return None;
@@ -36,7 +38,7 @@ fn read_c_string(pid: u32, addr: u64) -> Option<String> {
     let mut buf = [0u8; 256];
     let n = f.read(&mut buf).ok()?;
     let end = buf[..n].iter().position(|&b| b == 0).unwrap_or(n);
-    Some(String::from_utf8_lossy(&buf[..end]).into_owned())
+    Some(watertight_sys::text::lossless(&buf[..end]))
 }
 
 /// The task's pid inside the sandbox (last NSpid field).

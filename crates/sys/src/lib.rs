@@ -11,6 +11,8 @@
 //! - `netdev`: bring an interface (loopback) up in the current network namespace.
 //! - `seccomp`: install a compiled seccomp filter.
 //! - `bpf`: the bpf() calls for cgroup device programs.
+//! - `text`: caller and sandbox bytes made visible and quoted for messages, or kept lossless as
+//!   text (no syscalls: shared here because every crate that shows such bytes depends on this one).
 
 pub mod bpf;
 pub mod fdpass;
@@ -18,3 +20,4 @@ pub mod mount;
 pub mod netdev;
 pub mod process;
 pub mod seccomp;
+pub mod text;

@@ -2,7 +2,9 @@
 //! `--profile`). Exit code: see `Verdict::exit_code` (the program's, like `timeout`; 125 for
 //! watertight's own errors).
 
-use std::path::PathBuf;
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use watertight_sandbox::forensic::ForensicConfig;
@@ -29,13 +31,17 @@ pub struct Args {
     writable_root: bool,
     /// Bind a host path read-write at DST.
     #[arg(long, value_name = "SRC:DST")]
-    bind: Vec<String>,
+    bind: Vec<OsString>,
     /// Bind a host path read-only at DST.
     #[arg(long, value_name = "SRC:DST")]
-    bind_ro: Vec<String>,
-    /// Show host FILE read-only at /run/secrets/NAME (memory-backed, never propagated).
+    bind_ro: Vec<OsString>,
+    /// Show host FILE read-only at /run/secrets/NAME (memory-backed, never propagated). FILE
+    /// must be a regular file, reached without symbolic links, at most --secret-size-limit.
     #[arg(long, value_name = "NAME=FILE")]
-    secret: Vec<String>,
+    secret: Vec<OsString>,
+    /// Largest --secret file, e.g. 4M (default 1M).
+    #[arg(long, value_name = "SIZE")]
+    secret_size_limit: Option<String>,
     /// Unix sockets under bound directories (and the bound working directory): `mask` hides
     /// each one (a host service is not reachable through a bind), `allow` binds them as they are.
     #[arg(long, value_enum, value_name = "MODE")]
@@ -103,7 +109,7 @@ pub struct Args {
     workdir: Option<PathBuf>,
     /// Set an environment variable inside.
     #[arg(long, value_name = "K=V")]
-    env: Vec<String>,
+    env: Vec<OsString>,
     /// Write the verdict as JSON to FILE (`-` for stderr).
     #[arg(long, value_name = "FILE")]
     result: Option<PathBuf>,
@@ -116,7 +122,7 @@ pub struct Args {
     verbose: bool,
     /// The program and its arguments.
     #[arg(last = true, required = true, value_name = "CMD")]
-    command: Vec<String>,
+    command: Vec<OsString>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -145,18 +151,32 @@ enum ViolationArg {
     Forensic,
 }
 
-fn split_bind(spec: &str, read_only: bool) -> anyhow::Result<Bind> {
-    let (src, dst) = spec
-        .split_once(':')
-        .with_context(|| format!("--bind {spec:?}: expected SRC:DST"))?;
-    anyhow::ensure!(
-        !src.is_empty() && !dst.is_empty(),
-        "--bind {spec:?}: expected SRC:DST"
-    );
+/// A caller's value shown in a message: quoted, every control or non-UTF-8 byte escaped.
+fn shown(s: impl AsRef<OsStr>) -> String {
+    watertight_sys::text::quote(s.as_ref().as_bytes())
+}
+
+fn split_bind(spec: &OsStr, read_only: bool) -> anyhow::Result<Bind> {
+    let b = spec.as_bytes();
+    let colon = b.iter().position(|&c| c == b':');
+    let (src, dst) = match colon {
+        Some(i) if i > 0 && i + 1 < b.len() => (&b[..i], &b[i + 1..]),
+        _ => anyhow::bail!("--bind {}: expected SRC:DST", shown(spec)),
+    };
     Ok(Bind {
-        source: src.into(),
-        target: dst.into(),
+        source: Path::new(OsStr::from_bytes(src)).into(),
+        target: Path::new(OsStr::from_bytes(dst)).into(),
         read_only,
+    })
+}
+
+/// A path the profile holds as text: refused (not mangled) when it is not UTF-8.
+fn utf8_path(flag: &str, path: &Path) -> anyhow::Result<String> {
+    path.to_str().map(str::to_owned).ok_or_else(|| {
+        anyhow::anyhow!(
+            "--{flag} {}: the path is not valid UTF-8, which a profile cannot hold; rename it or pass a UTF-8 path (e.g. a symlink) to it",
+            shown(path)
+        )
     })
 }
 
@@ -181,12 +201,9 @@ fn effective_profile(a: &Args) -> anyhow::Result<Profile> {
     };
     if let Some(dir) = &a.rootfs {
         let dir = std::fs::canonicalize(dir).map_err(|e| {
-            anyhow::anyhow!(
-                "--rootfs {}: {e} (pass an existing directory)",
-                dir.display()
-            )
+            anyhow::anyhow!("--rootfs {}: {e} (pass an existing directory)", shown(dir))
         })?;
-        p.root.source = dir.display().to_string();
+        p.root.source = utf8_path("rootfs", &dir)?;
     }
     if a.writable_root {
         p.root.writable = true;
@@ -204,7 +221,7 @@ fn effective_profile(a: &Args) -> anyhow::Result<Profile> {
         };
     }
     if let Some(s) = &a.seccomp {
-        p.seccomp.profile = s.display().to_string();
+        p.seccomp.profile = utf8_path("seccomp", s)?;
     }
     if let Some(v) = a.on_violation {
         p.seccomp.on_violation = match v {
@@ -292,10 +309,14 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
         .iter()
         .map(|s| env::parse_assignment(s))
         .collect::<Result<Vec<_>, _>>()?;
+    let secret_size_limit = match &a.secret_size_limit {
+        Some(s) => size("secret-size-limit", s)?.bytes(),
+        None => secrets::DEFAULT_SIZE_LIMIT,
+    };
     let secrets = a
         .secret
         .iter()
-        .map(|s| secrets::parse(s))
+        .map(|s| secrets::parse(s, secret_size_limit))
         .collect::<Result<Vec<_>, _>>()?;
     let mut forensics = ForensicConfig {
         evidence_dir: a.evidence_dir.clone(),
@@ -353,14 +374,17 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
         if path.as_os_str() == "-" {
             eprint!("{json}");
         } else {
-            std::fs::write(path, json)
-                .with_context(|| format!("write result {}", path.display()))?;
+            std::fs::write(path, json).with_context(|| format!("write result {}", shown(path)))?;
         }
     }
     if verdict.status == Status::XX || (verdict.status == Status::SV && !a.verbose) {
+        // Messages quote what they take from the caller or the sandbox; this keeps any other
+        // control character from reaching the reader's terminal or log as well.
         eprintln!(
             "watertight: {}",
-            verdict.message.as_deref().unwrap_or("internal error")
+            watertight_sys::text::escape_controls(
+                verdict.message.as_deref().unwrap_or("internal error")
+            )
         );
     } else if a.verbose {
         eprintln!(
@@ -374,7 +398,7 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
             verdict
                 .message
                 .as_ref()
-                .map(|m| format!(" ({m})"))
+                .map(|m| format!(" ({})", watertight_sys::text::escape_controls(m)))
                 .unwrap_or_default()
         );
     }

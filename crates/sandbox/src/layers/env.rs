@@ -2,17 +2,23 @@
 //! leaks in except the names it lists), and the command resolved on the sandbox's PATH.
 
 use std::collections::BTreeMap;
-use std::ffi::CString;
+use std::ffi::{CString, OsStr, OsString};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+
+use watertight_sys::text::quote;
 
 use crate::error::Error;
 use crate::profile::Env;
 
-/// KEY=VALUE strings for execve, from the profile and `--env` overrides.
-pub fn build(env: &Env, overrides: &[(String, String)]) -> Result<Vec<CString>, Error> {
-    let mut vars: BTreeMap<String, String> = env.set.clone();
+/// KEY=VALUE strings for execve, from the profile and `--env` overrides. Names and values are
+/// bytes, as the kernel takes them: not UTF-8 is fine, a NUL byte is not (execve could not carry
+/// it).
+pub fn build(env: &Env, overrides: &[(OsString, OsString)]) -> Result<Vec<CString>, Error> {
+    let mut vars: BTreeMap<OsString, OsString> =
+        env.set.iter().map(|(k, v)| (k.into(), v.into())).collect();
     for name in &env.pass {
-        if let Ok(v) = std::env::var(name) {
-            vars.insert(name.clone(), v);
+        if let Some(v) = std::env::var_os(name) {
+            vars.insert(name.into(), v);
         }
     }
     for (k, v) in overrides {
@@ -20,32 +26,47 @@ pub fn build(env: &Env, overrides: &[(String, String)]) -> Result<Vec<CString>, 
     }
     vars.into_iter()
         .map(|(k, v)| {
-            if k.is_empty() || k.contains('=') {
+            let (k, v) = (k.into_vec(), v.into_vec());
+            if k.is_empty() || k.contains(&b'=') {
                 return Err(Error::Config(format!(
-                    "environment variable name {k:?} is invalid"
+                    "environment variable name {} is invalid",
+                    quote(&k)
                 )));
             }
-            CString::new(format!("{k}={v}"))
-                .map_err(|_| Error::Config(format!("environment variable {k} contains a NUL byte")))
+            let mut kv = Vec::with_capacity(k.len() + 1 + v.len());
+            kv.extend_from_slice(&k);
+            kv.push(b'=');
+            kv.extend_from_slice(&v);
+            CString::new(kv).map_err(|_| {
+                Error::Config(format!(
+                    "environment variable {} contains a NUL byte",
+                    quote(&k)
+                ))
+            })
         })
         .collect()
 }
 
-/// Parses `--env K=V`.
-pub fn parse_assignment(s: &str) -> Result<(String, String), Error> {
-    match s.split_once('=') {
-        Some((k, v)) if !k.is_empty() => Ok((k.into(), v.into())),
-        _ => Err(Error::Config(format!("--env {s:?}: expected KEY=VALUE"))),
+/// Parses `--env K=V` (bytes: neither part need be UTF-8).
+pub fn parse_assignment(s: &OsStr) -> Result<(OsString, OsString), Error> {
+    let b = s.as_bytes();
+    match b.iter().position(|&c| c == b'=') {
+        Some(eq) if eq > 0 => Ok((
+            OsStr::from_bytes(&b[..eq]).into(),
+            OsStr::from_bytes(&b[eq + 1..]).into(),
+        )),
+        _ => Err(Error::Config(format!(
+            "--env {}: expected KEY=VALUE",
+            quote(b)
+        ))),
     }
 }
 
-/// The PATH value the program will see.
-pub fn path_of(envp: &[CString]) -> String {
+/// The PATH value the program will see (bytes, as execve takes them).
+pub fn path_of(envp: &[CString]) -> &[u8] {
     envp.iter()
-        .filter_map(|c| c.to_str().ok())
-        .find_map(|s| s.strip_prefix("PATH="))
-        .unwrap_or("/usr/local/bin:/usr/bin:/bin")
-        .to_string()
+        .find_map(|c| c.as_bytes().strip_prefix(b"PATH="))
+        .unwrap_or(b"/usr/local/bin:/usr/bin:/bin")
 }
 
 #[cfg(test)]
@@ -70,10 +91,29 @@ mod tests {
     }
 
     #[test]
+    fn bytes_that_are_not_utf8_pass_through() {
+        let (k, v) = parse_assignment(OsStr::from_bytes(b"K\xff=\xfe\x1b")).unwrap();
+        let env = build(&default_profile().env, &[(k, v)]).unwrap();
+        assert!(env.iter().any(|c| c.as_bytes() == b"K\xff=\xfe\x1b"));
+        let nul = build(
+            &default_profile().env,
+            &[("K".into(), OsStr::from_bytes(b"a\0b").into())],
+        );
+        assert!(nul
+            .unwrap_err()
+            .to_string()
+            .contains("\"K\" contains a NUL byte"));
+        assert!(parse_assignment(OsStr::from_bytes(b"=\n"))
+            .unwrap_err()
+            .to_string()
+            .contains("\"=\\n\": expected KEY=VALUE"));
+    }
+
+    #[test]
     fn bad_assignment_is_named() {
-        assert!(parse_assignment("NOVALUE").is_err());
+        assert!(parse_assignment(OsStr::new("NOVALUE")).is_err());
         assert_eq!(
-            parse_assignment("A=b=c").unwrap(),
+            parse_assignment(OsStr::new("A=b=c")).unwrap(),
             ("A".into(), "b=c".into())
         );
     }

@@ -294,13 +294,13 @@ pub fn plan(profile: &Profile, req: &MountRequest) -> Result<MountPlan, Error> {
         let meta = std::fs::metadata(source).map_err(|e| {
             Error::Config(format!(
                 "bind source {}: {e} (it must exist on the host)",
-                source.display()
+                shown(source)
             ))
         })?;
         if !target.is_absolute() {
             return Err(Error::Config(format!(
                 "bind target {} must be an absolute path",
-                target.display()
+                shown(target)
             )));
         }
         if meta.is_dir() {
@@ -356,7 +356,7 @@ pub fn plan(profile: &Profile, req: &MountRequest) -> Result<MountPlan, Error> {
     if !workdir.is_absolute() {
         return Err(Error::Config(format!(
             "workdir {} must be an absolute path",
-            workdir.display()
+            shown(&workdir)
         )));
     }
     Ok(MountPlan {
@@ -370,13 +370,13 @@ fn check_rootfs(rootfs: &Path) -> Result<(), Error> {
     let meta = std::fs::metadata(rootfs).map_err(|e| {
         Error::Config(format!(
             "root directory {}: {e} (pass an existing directory to --rootfs)",
-            rootfs.display()
+            shown(rootfs)
         ))
     })?;
     if !meta.is_dir() {
         return Err(Error::Config(format!(
             "root {} is not a directory (--rootfs takes a directory)",
-            rootfs.display()
+            shown(rootfs)
         )));
     }
     Ok(())
@@ -450,7 +450,7 @@ pub fn pin_bind_sources(ops: &[MountOp]) -> Result<(Vec<MountOp>, Vec<std::fs::F
                             .open(source)
                             .map_err(|e| Error::Setup {
                                 stage: "mount".into(),
-                                message: format!("open bind source {}: {e}", source.display()),
+                                message: format!("open bind source {}: {e}", shown(source)),
                             })?;
                         let fd = file.as_raw_fd();
                         pinned.push((source, file));
@@ -594,27 +594,33 @@ fn mkdir_all(path: &Path, mode: u32, sys: &impl Syscall) -> io::Result<()> {
     }
 }
 
+/// A path in a message: quoted, control and non-UTF-8 bytes escaped (caller-chosen names).
+fn shown(p: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    watertight_sys::text::quote(p.as_os_str().as_bytes())
+}
+
 fn describe(op: &MountOp) -> String {
     match op {
-        MountOp::MakePrivate { path } => format!("make {} private", path.display()),
-        MountOp::Tmpfs { target, .. } => format!("tmpfs on {}", target.display()),
+        MountOp::MakePrivate { path } => format!("make {} private", shown(path)),
+        MountOp::Tmpfs { target, .. } => format!("tmpfs on {}", shown(target)),
         MountOp::Overlay { lower, target, .. } => {
-            format!("overlay of {} on {}", lower.display(), target.display())
+            format!("overlay of {} on {}", shown(lower), shown(target))
         }
-        MountOp::MkdirAll { path, .. } => format!("mkdir {}", path.display()),
-        MountOp::Touch { path } => format!("create {}", path.display()),
-        MountOp::Symlink { link, .. } => format!("symlink {}", link.display()),
+        MountOp::MkdirAll { path, .. } => format!("mkdir {}", shown(path)),
+        MountOp::Touch { path } => format!("create {}", shown(path)),
+        MountOp::Symlink { link, .. } => format!("symlink {}", shown(link)),
         MountOp::Bind { source, target, .. } => {
-            format!("bind {} on {}", source.display(), target.display())
+            format!("bind {} on {}", shown(source), shown(target))
         }
-        MountOp::Proc { target } => format!("proc on {}", target.display()),
-        MountOp::Devpts { target, max } => format!("devpts (max {max}) on {}", target.display()),
+        MountOp::Proc { target } => format!("proc on {}", shown(target)),
+        MountOp::Devpts { target, max } => format!("devpts (max {max}) on {}", shown(target)),
+        MountOp::WriteFile { path, .. } => format!("write {}", shown(path)),
+        MountOp::SetAttributes { target, .. } => format!("set attributes of {}", shown(target)),
+        MountOp::PivotRoot { new_root } => format!("pivot_root into {}", shown(new_root)),
         MountOp::AttachTree { tree, target } => {
-            format!("attach prepared tree {tree} on {}", target.display())
+            format!("attach prepared tree {tree} on {}", shown(target))
         }
-        MountOp::WriteFile { path, .. } => format!("write {}", path.display()),
-        MountOp::SetAttributes { target, .. } => format!("set attributes of {}", target.display()),
-        MountOp::PivotRoot { new_root } => format!("pivot_root into {}", new_root.display()),
     }
 }
 
@@ -792,7 +798,7 @@ mod tests {
             ..Default::default()
         };
         let e = apply(&host_plan().ops, &[], &rec).unwrap_err().to_string();
-        assert!(e.contains("tmpfs on /run/watertight/stage"), "{e}");
+        assert!(e.contains("tmpfs on \"/run/watertight/stage\""), "{e}");
         assert_eq!(rec.calls.borrow().len(), 2, "stops at the first failure");
     }
 }
