@@ -348,3 +348,49 @@ fn host_socket_in_a_writable_bind_is_unreachable() {
     );
     assert_denied("unix", "/shared/host.sock", &o);
 }
+
+/// Per-user kernel counts (inotify instances, POSIX message queue bytes, queued signals) are
+/// charged by the kernel to the owner of the sandbox's user namespace. Owned by root, one
+/// sandbox took all 128 of root's inotify instances, its message-queue budget and its pending
+/// signals, and every other sandbox and host root got EMFILE/EAGAIN. Owned by the sandbox's own
+/// host uid, a sandbox exhausts only its own.
+#[test]
+fn per_user_kernel_counts_are_the_sandboxs_own() {
+    if !can_run("per_user_kernel_counts_are_the_sandboxs_own") {
+        return;
+    }
+    use std::io::BufRead;
+    let host_attack = attack_dir().join("attack");
+    for kind in ["inotify", "mqueue", "sigpending"] {
+        let mut holder = watertight()
+            .arg("run")
+            .arg(format!("--bind-ro={}:/attack", attack_dir().display()))
+            .args(["--", "/attack/attack", "hold", kind])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(holder.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.starts_with("HOLDING"), "{kind}: {line}");
+        // While the first sandbox holds all it may: another sandbox and host root still get one.
+        let other = attack("grab", kind, &[]);
+        let host = std::process::Command::new(&host_attack)
+            .args(["grab", kind])
+            .output()
+            .unwrap();
+        let _ = holder.kill();
+        let _ = holder.wait();
+        assert!(
+            stdout(&other).starts_with("ALLOWED"),
+            "{kind}: a second sandbox was starved ({line}): {}",
+            stdout(&other)
+        );
+        assert!(
+            stdout(&host).starts_with("ALLOWED"),
+            "{kind}: host root was starved ({line}): {}",
+            stdout(&host)
+        );
+    }
+}

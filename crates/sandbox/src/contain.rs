@@ -122,8 +122,25 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
     let blocked = supervise::block_signals()?;
     let started = Instant::now();
 
-    // 3. Clone into the new namespaces.
+    // 3. Clone into the new namespaces, the user namespace owned by the slot's own uid (its
+    //    per-user counts are then the sandbox's, not root's). With the host's root only: pid 1
+    //    then runs as that uid from the start, and a root directory (--rootfs) is still mounted
+    //    by paths only host root may reach (docs/seccomp.md).
+    let owner = match user::owns_its_namespace(profile) {
+        true => match user::NamespaceOwner::become_owner(slot.host_id) {
+            Ok(o) => Some(o),
+            Err(e) => {
+                supervise::restore_signals(&blocked);
+                return Err(e);
+            }
+        },
+        false => None,
+    };
     let forked = clone_into_namespaces(namespaces::clone_flags(&profile.namespaces).bits());
+    match (&forked, owner) {
+        (Ok(Forked::Child), Some(o)) => o.forget(),
+        (_, o) => drop(o), // the supervisor: root again
+    }
     let (pid, pidfd) = match forked {
         Ok(Forked::Child) => {
             drop((go_wr, report_rd, notify_sup));
@@ -170,7 +187,6 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
     let setup = (|| -> Result<_, Error> {
         user::write_id_maps(pid, &profile.identity, slot.host_id)?;
         nix::unistd::write(&go_wr, b"m").ctx(|| "release the sandbox".into())?;
-        limits::shield_reaper_from_oom(pid);
         let needs = cgroup::needs(profile, prepared.integrity.as_ref().is_some_and(|v| v.gate));
         let (_layout, cgroup) = cgroup::create(&sandbox_id, profile, needs)?;
         cgroup.add_process(pid)?;
@@ -306,7 +322,9 @@ pub(crate) fn prepare(job: &Job) -> Result<Prepared, Error> {
         noexec_writable: integrity.is_some(),
     };
     let mut mounts = mount::plan(&profile, &req)?;
-    let bind_trees = sockets::guard(&mut mounts)?;
+    // The caller's binds, opened here as the caller: pid 1 may not be host root (see
+    // `user::NamespaceOwner`).
+    let bind_trees = sockets::attach_host_binds(&mut mounts)?;
     let envp = env::build(&profile.env, &job.env)?;
     let rlimits = limits::rlimits(&profile.limits);
     // The cgroup is made after clone: its limits are checked here, before anything exists.
@@ -328,6 +346,10 @@ pub(crate) fn prepare(job: &Job) -> Result<Prepared, Error> {
 /// with 1 after reporting a setup error.
 fn sandbox_init(p: &Prepared, mut ends: SandboxEnds) -> ! {
     let result = (|| -> Result<(), Error> {
+        // Its /proc/self is its own only while dumpable (the supervisor's change of effective
+        // uid made the memory it copied non-dumpable); made non-dumpable again before the
+        // program exists (g).
+        let _ = nix::sys::prctl::set_dumpable(true);
         let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
         nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
             .ctx(|| "reset signal mask".into())?;
@@ -340,8 +362,7 @@ fn sandbox_init(p: &Prepared, mut ends: SandboxEnds) -> ! {
         if p.integrity.as_ref().is_some_and(|v| v.memfd_noexec) {
             integrity::refuse_memfd_exec()?; // a'. integrity: while still kuid 0
         }
-        let (mount_ops, _pinned_sources) = mount::pin_bind_sources(&p.mounts.ops)?; // as the caller
-                                                                                    // b. audit login uid, fixed; before the uid change, which makes /proc/self root's.
+        // b. audit login uid, fixed; before the uid change, which makes /proc/self root's.
         user::pin_login_uid(&p.profile.identity)?;
         user::become_sandbox_user(&p.profile.identity)?; // b. user
 
@@ -351,6 +372,7 @@ fn sandbox_init(p: &Prepared, mut ends: SandboxEnds) -> ! {
         if supervisor_gone(&ends.go) {
             exit_now(1);
         }
+        let (mount_ops, _pinned_sources) = mount::pin_bind_sources(&p.mounts.ops)?; // system paths
         mount::apply(&mount_ops, &p.bind_trees, &sys)?; // c. mount, proc, dev, tmp, secrets
         namespaces::set_hostname(&p.profile.namespaces, &p.profile.hostname, &sys)?; // d. uts
         namespaces::loopback_up(&p.profile.namespaces, &sys)?; // d. net
@@ -434,7 +456,6 @@ fn exec_program(p: &Prepared, ends: &SandboxEnds) {
         }
         fds::close_inherited()?; // h. nothing but stdio survives execve
         limits::apply(&p.rlimits)?; // h. rlimits
-        limits::reset_oom_score(); // h. not the reaper's OOM shield
         Ok(())
     })();
     if let Err(e) = result {

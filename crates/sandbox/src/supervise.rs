@@ -595,7 +595,9 @@ pub fn verdict(
     }
     // Any OOM kill in the cgroup, whichever task it hit: kernel memory (pipe or socket buffers)
     // is charged to the cgroup but to no task's RSS, so the OOM killer may pick the reaper, and
-    // then there is no program status to report.
+    // then there is no program status to report. (The reaper is not shielded with a negative
+    // oom_score_adj: the program would inherit the shield, and its own /proc files are not
+    // writable before execve, while it shares the reaper's non-dumpable memory.)
     if oom_killed {
         v.status = Status::ML;
         v.message = Some("memory limit exceeded".into());

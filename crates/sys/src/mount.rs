@@ -65,18 +65,29 @@ pub fn clone_tree(path: &CStr) -> io::Result<OwnedFd> {
 }
 
 /// Makes detached tree `tree` (from [`clone_tree`]) an idmapped mount through user namespace
-/// `userns`, and sets attributes `set` (ATTR_*), on every mount of the tree. Fails with EINVAL
-/// where a file system of the tree does not support idmapped mounts.
+/// `userns`, sets attributes `set` (ATTR_*) and makes it private, on every mount of the tree.
+/// Private: a clone of a shared mount stays in its peer group, so a mount made under the tree
+/// once it is attached elsewhere would propagate back to the source's namespace. Fails with
+/// EINVAL where a file system of the tree does not support idmapped mounts.
 pub fn idmap_tree(tree: BorrowedFd<'_>, userns: BorrowedFd<'_>, set: u64) -> io::Result<()> {
+    tree_setattr(tree, set, Some(userns))
+}
+
+fn tree_setattr(tree: BorrowedFd<'_>, set: u64, userns: Option<BorrowedFd<'_>>) -> io::Result<()> {
     let attr = MountAttr {
-        attr_set: set | MOUNT_ATTR_IDMAP,
+        attr_set: set
+            | if userns.is_some() {
+                MOUNT_ATTR_IDMAP
+            } else {
+                0
+            },
         attr_clr: 0,
-        propagation: 0,
-        userns_fd: userns.as_raw_fd() as u64,
+        propagation: libc::MS_PRIVATE,
+        userns_fd: userns.map_or(0, |u| u.as_raw_fd() as u64),
     };
     let flags = (libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) as libc::c_uint;
     // SAFETY: the empty path is a valid NUL-terminated string; attr is a live, correctly laid
-    // out mount_attr whose size is passed alongside it; both fds are borrowed for the call.
+    // out mount_attr whose size is passed alongside it; the fds are borrowed for the call.
     let r = unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
@@ -91,6 +102,12 @@ pub fn idmap_tree(tree: BorrowedFd<'_>, userns: BorrowedFd<'_>, set: u64) -> io:
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Sets attributes `set` (ATTR_*) on every mount of detached tree `tree`, and makes each one
+/// private (see [`idmap_tree`]).
+pub fn set_tree_attributes(tree: BorrowedFd<'_>, set: u64) -> io::Result<()> {
+    tree_setattr(tree, set, None)
 }
 
 /// Attaches detached tree `tree` at `target` (move_mount with MOVE_MOUNT_F_EMPTY_PATH); the

@@ -32,6 +32,8 @@
 #include <stddef.h>
 #include <sys/ioctl.h>
 #include <time.h>
+#include <mqueue.h>
+#include <sys/inotify.h>
 
 static int denied(const char *what, int err);
 static int allowed(const char *what);
@@ -166,6 +168,38 @@ static int attack(const char *name, const char *arg) {
         struct sockaddr_un a = {.sun_family = AF_UNIX};
         strncpy(a.sun_path, path, sizeof a.sun_path - 1);
         return check(name, connect(s, (struct sockaddr *)&a, sizeof a));
+    }
+    if (!strcmp(name, "hold") || !strcmp(name, "grab")) {
+        /* hold: take every unit of per-user kernel resource ARG (inotify, mqueue, sigpending),
+         * say HOLDING N, keep them 5 s. grab: take one, DENIED/ALLOWED. */
+        int hold = !strcmp(name, "hold");
+        long n = 0;
+        int err = 0;
+        if (!strcmp(arg, "sigpending")) {
+            sigset_t set; sigemptyset(&set); sigaddset(&set, SIGRTMIN);
+            sigprocmask(SIG_BLOCK, &set, NULL);
+        }
+        for (;;) {
+            int r;
+            if (!strcmp(arg, "inotify")) r = inotify_init1(IN_CLOEXEC);
+            else if (!strcmp(arg, "mqueue")) {
+                char qn[64]; snprintf(qn, sizeof qn, "/wt-%d-%ld", getpid(), n);
+                struct mq_attr a = {.mq_maxmsg = 10, .mq_msgsize = 8192};
+                r = mq_open(qn, O_CREAT | O_RDWR, 0600, &a);
+                if (r >= 0) mq_unlink(qn); /* charged while open; gone with the process */
+            } else if (!strcmp(arg, "sigpending")) {
+                union sigval v = {0};
+                r = sigqueue(getpid(), SIGRTMIN, v);
+            } else return 2;
+            if (r < 0) { err = errno; break; }
+            n++;
+            if (!hold) break;
+        }
+        if (!hold) return n ? allowed(arg) : denied(arg, err);
+        printf("HOLDING %ld %s (then %s)\n", n, arg, strerror(err));
+        fflush(stdout);
+        sleep(5);
+        return 0;
     }
     if (!strcmp(name, "io_setup")) { /* an AIO context: counts against the host-wide fs.aio-max-nr */
         unsigned long ctx = 0;

@@ -31,30 +31,6 @@ pub fn rlimits(limits: &Limits) -> Vec<(Resource, u64, u64)> {
     v
 }
 
-/// Shields the sandbox's reaper (pid 1, host pid `pid`) from the OOM killer, from outside: it
-/// must outlive the program to report its status, and kernel memory charged to the cgroup (pipe
-/// and socket buffers) counts in no task's RSS, so the killer may otherwise pick the reaper.
-/// Lowering a score needs CAP_SYS_RESOURCE, which the sandbox never has; where the supervisor
-/// lacks it too (this returns false), an OOM kill still reads as ML in the verdict.
-pub fn shield_reaper_from_oom(pid: i32) -> bool {
-    std::fs::write(format!("/proc/{pid}/oom_score_adj"), "-1000").is_ok()
-}
-
-/// In the program before execve: its OOM score back to neutral (raising one needs no
-/// privilege), so neither the reaper's shield nor a caller's negative score passes to untrusted
-/// code. Runs in the child that shares the reaper's memory: no allocation.
-pub fn reset_oom_score() {
-    use nix::fcntl::{open, OFlag};
-    use nix::sys::stat::Mode;
-    if let Ok(fd) = open(
-        c"/proc/self/oom_score_adj",
-        OFlag::O_WRONLY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    ) {
-        let _ = nix::unistd::write(&fd, b"0");
-    }
-}
-
 pub fn apply(rlimits: &[(Resource, u64, u64)]) -> Result<(), Error> {
     for &(res, soft, hard) in rlimits {
         setrlimit(res, soft, hard).ctx(|| format!("setrlimit {res:?} {soft}/{hard}"))?;

@@ -103,9 +103,11 @@ pub struct MountPlan {
     pub ops: Vec<MountOp>,
     /// The program's working directory inside the sandbox.
     pub workdir: PathBuf,
-    /// Indices in `ops` of the binds of host directories whose unix sockets must not be
-    /// reachable (`[root] host_sockets = "mask"`): `sockets::guard` acts on them.
-    pub guarded_binds: Vec<usize>,
+    /// The caller's binds (profile `[[bind]]`, flags, the working directory): their index in
+    /// `ops` and whether host unix sockets under them must be made unreachable (a directory,
+    /// `[root] host_sockets = "mask"`). `sockets::attach_host_binds` turns each into a detached
+    /// tree the supervisor makes.
+    pub host_binds: Vec<(usize, bool)>,
 }
 
 /// Inputs that come from the command line rather than the profile.
@@ -273,7 +275,7 @@ pub fn plan(profile: &Profile, req: &MountRequest) -> Result<MountPlan, Error> {
     });
     // User binds, then the caller's working directory: after the scratch mounts, so a bind
     // whose target is under /tmp (or a working directory there) is not hidden by them.
-    let mut guarded_binds = Vec::new();
+    let mut host_binds = Vec::new();
     let mut binds: Vec<(PathBuf, PathBuf, bool)> = profile
         .binds
         .iter()
@@ -326,9 +328,10 @@ pub fn plan(profile: &Profile, req: &MountRequest) -> Result<MountPlan, Error> {
         } else {
             ATTR_NOSUID | ATTR_NODEV
         };
-        if meta.is_dir() && profile.root.host_sockets == HostSockets::Mask {
-            guarded_binds.push(ops.len());
-        }
+        host_binds.push((
+            ops.len(),
+            meta.is_dir() && profile.root.host_sockets == HostSockets::Mask,
+        ));
         ops.push(MountOp::Bind {
             source: source.clone(),
             target: inside(target),
@@ -362,7 +365,7 @@ pub fn plan(profile: &Profile, req: &MountRequest) -> Result<MountPlan, Error> {
     Ok(MountPlan {
         ops,
         workdir,
-        guarded_binds,
+        host_binds,
     })
 }
 
@@ -423,11 +426,12 @@ impl DirMasks {
     }
 }
 
-/// Opens every bind source on the host (outside the new root) with O_PATH while the sandbox's
-/// pid 1 still has the supervisor's host identity, and returns the ops with those sources
-/// replaced by `/proc/self/fd/N`. Path lookup of a source then happens as the caller, not as
-/// the sandbox's unprivileged uid, so a working directory under /root (mode 0700) still binds.
-/// The files must stay open until `apply` has run.
+/// Opens every bind source on the host (outside the new root) with O_PATH in the sandbox's
+/// pid 1, before it takes the sandbox's uid, and returns the ops with those sources replaced by
+/// `/proc/self/fd/N`. The sources left are system paths (/usr, /etc, /dev nodes, /dev/null for
+/// masks) and, with a root directory, its entries: the caller's own binds are detached trees
+/// the supervisor made (`MountOp::AttachTree`), because pid 1 may already be the sandbox's host
+/// uid (see `user::NamespaceOwner`). The files must stay open until `apply` has run.
 pub fn pin_bind_sources(ops: &[MountOp]) -> Result<(Vec<MountOp>, Vec<std::fs::File>), Error> {
     use std::os::unix::fs::OpenOptionsExt;
     use std::os::unix::io::AsRawFd;
@@ -635,7 +639,7 @@ mod tests {
     }
 
     #[test]
-    fn directory_binds_are_guarded_unless_host_sockets_are_allowed() {
+    fn caller_binds_are_listed_and_guarded_unless_host_sockets_are_allowed() {
         let dir = tempfile::tempdir().unwrap();
         let mut profile = default_profile();
         profile.binds.push(crate::profile::Bind {
@@ -644,16 +648,15 @@ mod tests {
             read_only: true,
         });
         let p = plan(&profile, &MountRequest::default()).unwrap();
-        assert_eq!(p.guarded_binds.len(), 1);
-        assert!(matches!(
-            &p.ops[p.guarded_binds[0]],
-            MountOp::Bind { source, .. } if source == dir.path()
-        ));
+        assert_eq!(p.host_binds.len(), 1);
+        let (i, guarded) = p.host_binds[0];
+        assert!(guarded);
+        assert!(matches!(&p.ops[i], MountOp::Bind { source, .. } if source == dir.path()));
         profile.root.host_sockets = HostSockets::Allow;
-        assert!(plan(&profile, &MountRequest::default())
-            .unwrap()
-            .guarded_binds
-            .is_empty());
+        assert_eq!(
+            plan(&profile, &MountRequest::default()).unwrap().host_binds,
+            vec![(i, false)]
+        );
     }
 
     #[test]

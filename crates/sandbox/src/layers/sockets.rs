@@ -81,14 +81,15 @@ pub fn reachable_sockets(source: &Path, limit: usize) -> Result<Vec<PathBuf>, Er
     Ok(found)
 }
 
-/// Before fork, as root: makes the guarded binds of `plan` unable to reach host sockets (see
-/// the module doc) and returns the detached trees the plan's `AttachTree` ops now name.
-pub fn guard(plan: &mut MountPlan) -> Result<Vec<OwnedFd>, Error> {
+/// Before fork, as the caller (root): turns every bind of the caller's (`plan.host_binds`) into
+/// a detached tree attached by `MountOp::AttachTree`, and makes those to guard unable to reach
+/// host sockets (see the module doc). Returns the trees, in the order the ops name them.
+pub fn attach_host_binds(plan: &mut MountPlan) -> Result<Vec<OwnedFd>, Error> {
     let mut trees = Vec::new();
     let mut idmap: Option<OwnedFd> = None;
     // From the last one: masks inserted after a bind shift only later indices.
-    let guarded = std::mem::take(&mut plan.guarded_binds);
-    for &i in guarded.iter().rev() {
+    let host_binds = std::mem::take(&mut plan.host_binds);
+    for &(i, guard) in host_binds.iter().rev() {
         let MountOp::Bind {
             source,
             target,
@@ -97,46 +98,63 @@ pub fn guard(plan: &mut MountPlan) -> Result<Vec<OwnedFd>, Error> {
         else {
             continue;
         };
-        if attrs & ATTR_RDONLY != 0 {
+        let tree = if guard && attrs & ATTR_RDONLY != 0 {
             if idmap.is_none() {
                 idmap = watertight_sys::process::unmapped_user_namespace().ok();
             }
-            if let Some(ns) = &idmap {
-                match idmapped_tree(&source, ns.as_fd(), attrs) {
-                    Ok(tree) => {
-                        plan.ops[i] = MountOp::AttachTree {
-                            tree: trees.len(),
-                            target,
-                        };
-                        trees.push(tree);
-                        continue;
-                    }
+            match &idmap {
+                Some(ns) => match tree_of(&source, Some(ns.as_fd()), attrs) {
+                    Ok(tree) => Some(tree),
                     // This file system (or one mounted below the source) cannot be idmapped.
-                    Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
-                    Err(e) => {
-                        return Err(Error::io(
-                            format!("prepare the bind of {}", source.display()),
-                            e,
-                        ))
-                    }
-                }
+                    Err(e) if e.raw_os_error() == Some(libc::EINVAL) => None,
+                    Err(e) => return Err(bind_error(&source, e)),
+                },
+                None => None,
             }
+        } else {
+            None
+        };
+        let (tree, walk) = match tree {
+            Some(tree) => (tree, false),
+            None => (
+                tree_of(&source, None, attrs).map_err(|e| bind_error(&source, e))?,
+                guard,
+            ),
+        };
+        plan.ops[i] = MountOp::AttachTree {
+            tree: trees.len(),
+            target: target.clone(),
+        };
+        trees.push(tree);
+        if walk {
+            let masks: Vec<MountOp> = reachable_sockets(&source, DEFAULT_SCAN_LIMIT)?
+                .iter()
+                .flat_map(|socket| hide_file(&target.join(socket)))
+                .collect();
+            plan.ops.splice(i + 1..i + 1, masks);
         }
-        let masks: Vec<MountOp> = reachable_sockets(&source, DEFAULT_SCAN_LIMIT)?
-            .iter()
-            .flat_map(|socket| hide_file(&target.join(socket)))
-            .collect();
-        plan.ops.splice(i + 1..i + 1, masks);
     }
     Ok(trees)
 }
 
-fn idmapped_tree(source: &Path, idmap: BorrowedFd<'_>, attrs: u64) -> io::Result<OwnedFd> {
+fn bind_error(source: &Path, e: io::Error) -> Error {
+    Error::Config(format!(
+        "bind source {}: {e}",
+        watertight_sys::text::quote(std::os::unix::ffi::OsStrExt::as_bytes(source.as_os_str()))
+    ))
+}
+
+/// A detached copy of the tree at `source` with attributes `attrs`, idmapped through `idmap`.
+fn tree_of(source: &Path, idmap: Option<BorrowedFd<'_>>, attrs: u64) -> io::Result<OwnedFd> {
     use std::os::unix::ffi::OsStrExt;
     let path = std::ffi::CString::new(source.as_os_str().as_bytes())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))?;
     let tree = watertight_sys::mount::clone_tree(&path)?;
-    watertight_sys::mount::idmap_tree(tree.as_fd(), idmap, attrs)?;
+    // Both make every mount of the tree private: it must not propagate anything back.
+    match idmap {
+        Some(ns) => watertight_sys::mount::idmap_tree(tree.as_fd(), ns, attrs)?,
+        None => watertight_sys::mount::set_tree_attributes(tree.as_fd(), attrs)?,
+    }
     Ok(tree)
 }
 

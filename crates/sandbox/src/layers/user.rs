@@ -84,6 +84,52 @@ pub fn become_sandbox_user(identity: &Identity) -> Result<(), Error> {
     Ok(())
 }
 
+/// Whether the sandbox's user namespace is owned by its slot's uid (`NamespaceOwner`): with the
+/// host's root. A root directory is mounted by pid 1 from paths (each top-level entry, the
+/// overlay's lower layer) that only host root may be able to reach, so there the namespace is
+/// still root's.
+pub fn owns_its_namespace(profile: &crate::profile::Profile) -> bool {
+    profile.root.source == "host"
+}
+
+/// While it lives, the supervisor's effective uid is the sandbox's own host uid; made around
+/// the clone that creates the sandbox's user namespace. The kernel makes a new namespace's
+/// effective uid its owner and charges every per-user count of the tasks inside (inotify
+/// instances and watches, POSIX message queue bytes, pending signals, user namespaces) to that
+/// owner at the host level too: owned by root, one sandbox could take what every other sandbox
+/// and root's own services share (all 128 inotify instances, for one). Owned by the slot's uid,
+/// each sandbox exhausts only its own. The real and saved uids stay 0, so the supervisor keeps
+/// its permitted capabilities and gets them back when the guard drops; the child (pid 1) keeps
+/// the slot's uid and reaches host files only through descriptors the supervisor opened.
+pub struct NamespaceOwner {
+    active: bool,
+}
+
+impl NamespaceOwner {
+    pub fn become_owner(host_id: u32) -> Result<NamespaceOwner, Error> {
+        use nix::unistd::{setresuid, Uid};
+        let root = Uid::from_raw(0);
+        setresuid(root, Uid::from_raw(host_id), root)
+            .ctx(|| format!("set the effective uid {host_id} to create the user namespace"))?;
+        Ok(NamespaceOwner { active: true })
+    }
+
+    /// In the child: keep the slot's uid (the guard must not act there).
+    pub fn forget(mut self) {
+        self.active = false;
+    }
+}
+
+impl Drop for NamespaceOwner {
+    fn drop(&mut self) {
+        if self.active {
+            let root = nix::unistd::Uid::from_raw(0);
+            // Cannot fail: the saved uid is 0.
+            let _ = nix::unistd::setresuid(root, root, root);
+        }
+    }
+}
+
 /// In the sandbox's pid 1, before the program exists: fixes the audit login uid of everything
 /// the sandbox will run to the sandbox's own uid. A task whose login uid is unset (a supervisor
 /// started by an init system) may set it once without privilege, so a program could otherwise
