@@ -5,6 +5,8 @@
 # program, the bound for any implementation), and bubblewrap with equivalent isolation (no
 # cgroups, no seccomp). Prints medians and ratios to the unshare floor.
 # Usage: benches/run/startup.sh [RUNS]   (as root; installs hyperfine, bubblewrap, gcc if missing)
+# With WT_PREVIOUS=/path/to/an/older/watertight, that binary runs in the same hyperfine run too
+# (row "previous"), so a change is measured against the version before it side by side.
 set -euo pipefail
 runs=${1:-300}
 cd "$(dirname "$0")/../.."
@@ -26,11 +28,14 @@ bwrap_cmd="bwrap --unshare-all --die-with-parent --new-session --cap-drop ALL \
  --ro-bind /usr /usr --symlink usr/bin /bin --symlink usr/sbin /sbin --symlink usr/lib /lib \
  --symlink usr/lib64 /lib64 --ro-bind /etc /etc --proc /proc --dev /dev --tmpfs /tmp /bin/true"
 
+previous=()
+if [ -n "${WT_PREVIOUS:-}" ]; then previous=(-n previous "$WT_PREVIOUS run -- /bin/true"); fi
 hyperfine -N --warmup 30 --runs "$runs" --export-json "$out/r.json" \
   -n true "/bin/true" \
   -n unshare "unshare -Urpfmnui --mount-proc /bin/true" \
   -n kernel-floor "$out/kernel-floor $out/filter.bpf" \
   -n watertight "$wt run -- /bin/true" \
+  "${previous[@]}" \
   -n bubblewrap "$bwrap_cmd" >/dev/null
 
 # Wall time only: CPU time from wait4 misses bubblewrap's helper processes. On a shared VM the
@@ -41,6 +46,7 @@ res = {r["command"]: sorted(r["times"]) for r in json.load(open(sys.argv[1]))["r
 med = {k: v[len(v) // 2] * 1000 for k, v in res.items()}
 floor = med["unshare"]
 print(f"{'command':<13}{'median ms':>10}{'vs unshare':>12}")
-for k in ["true", "unshare", "kernel-floor", "watertight", "bubblewrap"]:
-    print(f"{k:<13}{med[k]:>10.2f}{med[k] / floor:>11.2f}x")
+for k in ["true", "unshare", "kernel-floor", "watertight", "previous", "bubblewrap"]:
+    if k in med:
+        print(f"{k:<13}{med[k]:>10.2f}{med[k] / floor:>11.2f}x")
 PY
