@@ -73,6 +73,15 @@ pub enum ExitCodes {
 }
 
 impl Verdict {
+    /// XX: 126/127 when the command could not be executed / was not found (as `env` and
+    /// `timeout`), else 125.
+    fn internal_error_code(&self) -> u8 {
+        match self.exit_code {
+            Some(c @ (126 | 127)) => c as u8,
+            _ => 125,
+        }
+    }
+
     /// watertight's exit code under `mode`.
     pub fn exit_code_as(&self, mode: ExitCodes) -> u8 {
         match mode {
@@ -85,10 +94,7 @@ impl Verdict {
                 Status::ML => 4,
                 Status::OL => 5,
                 Status::SV => 6,
-                Status::XX => match self.exit_code {
-                    Some(c @ (126 | 127)) => c as u8,
-                    _ => 125,
-                },
+                Status::XX => self.internal_error_code(),
             },
         }
     }
@@ -107,10 +113,7 @@ impl Verdict {
             Status::ML => 137,
             Status::OL => 153,
             Status::SV => 159,
-            Status::XX => match self.exit_code {
-                Some(c @ (126 | 127)) => c as u8,
-                _ => 125,
-            },
+            Status::XX => self.internal_error_code(),
         }
     }
 }

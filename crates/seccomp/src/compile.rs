@@ -402,6 +402,21 @@ fn rule_applies(
     included && !excluded
 }
 
+/// One BPF instruction without jumps (load, return).
+fn stmt(code: u32, k: u32) -> libc::sock_filter {
+    jump(code, k, 0, 0)
+}
+
+/// One BPF conditional jump: `jt`/`jf` instructions ahead when true/false.
+fn jump(code: u32, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
+    libc::sock_filter {
+        code: code as u16,
+        jt,
+        jf,
+        k,
+    }
+}
+
 const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
 const X32_SYSCALL_BIT: u32 = 0x4000_0000;
 const SECCOMP_RET_ERRNO: u32 = 0x0005_0000;
@@ -421,18 +436,6 @@ fn unknown_syscalls_enosys(
     if std::env::consts::ARCH != "x86_64" || highest_known <= 0 {
         return program;
     }
-    let stmt = |code: u32, k: u32| libc::sock_filter {
-        code: code as u16,
-        jt: 0,
-        jf: 0,
-        k,
-    };
-    let jump = |code: u32, k: u32, jt: u8, jf: u8| libc::sock_filter {
-        code: code as u16,
-        jt,
-        jf,
-        k,
-    };
     let (ld, jeq, jgt, jge, ret) = (
         libc::BPF_LD | libc::BPF_W | libc::BPF_ABS,
         libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K,
@@ -471,18 +474,6 @@ fn no_second_listener(program: Vec<libc::sock_filter>) -> Vec<libc::sock_filter>
     if std::env::consts::ARCH != "x86_64" {
         return program;
     }
-    let stmt = |code: u32, k: u32| libc::sock_filter {
-        code: code as u16,
-        jt: 0,
-        jf: 0,
-        k,
-    };
-    let jump = |code: u32, k: u32, jt: u8, jf: u8| libc::sock_filter {
-        code: code as u16,
-        jt,
-        jf,
-        k,
-    };
     let (ld, jeq, jset, ret) = (
         libc::BPF_LD | libc::BPF_W | libc::BPF_ABS,
         libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K,

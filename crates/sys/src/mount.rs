@@ -31,15 +31,25 @@ pub fn set_attributes(path: &CStr, recursive: bool, set: u64, propagation: u64) 
         userns_fd: 0,
     };
     let flags = if recursive { libc::AT_RECURSIVE } else { 0 } as libc::c_uint;
+    mount_setattr(libc::AT_FDCWD, path, flags, &attr)
+}
+
+/// mount_setattr(2) on `path` relative to `dirfd` (or the fd itself with AT_EMPTY_PATH).
+fn mount_setattr(
+    dirfd: RawFd,
+    path: &CStr,
+    flags: libc::c_uint,
+    attr: &MountAttr,
+) -> io::Result<()> {
     // SAFETY: path is a valid NUL-terminated string; attr is a live, correctly laid out
-    // mount_attr whose size is passed alongside it.
+    // mount_attr whose size is passed alongside it; dirfd is borrowed for the call.
     let r = unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
-            libc::AT_FDCWD,
+            dirfd,
             path.as_ptr(),
             flags,
-            &attr as *const MountAttr,
+            attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )
     };
@@ -86,22 +96,7 @@ fn tree_setattr(tree: BorrowedFd<'_>, set: u64, userns: Option<BorrowedFd<'_>>) 
         userns_fd: userns.map_or(0, |u| u.as_raw_fd() as u64),
     };
     let flags = (libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) as libc::c_uint;
-    // SAFETY: the empty path is a valid NUL-terminated string; attr is a live, correctly laid
-    // out mount_attr whose size is passed alongside it; the fds are borrowed for the call.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            tree.as_raw_fd(),
-            c"".as_ptr(),
-            flags,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    if r == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    mount_setattr(tree.as_raw_fd(), c"", flags, &attr)
 }
 
 /// Sets attributes `set` (ATTR_*) on every mount of detached tree `tree`, and makes each one
