@@ -44,7 +44,7 @@ fn sandbox_reaches_its_bridge_and_has_static_neighbours() {
     let script = format!(
         "python3 -c 'import socket; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); \
          s.settimeout(30); s.bind((\"10.213.77.1\", 7777)); s.listen(1); c,_=s.accept(); c.sendall(b\"hello-from-bridge\\n\")' >/dev/null 2>&1 & \
-         sleep 0.5; \
+         for i in $(seq 100); do ss -Hltn 'sport = :7777' | grep -q . && break; sleep 0.1; done; \
          {wt} run --net bridge:br0 --ip 10.213.77.10/24 --static-neigh 10.213.77.53=02:42:ac:11:00:35 \
            -- /bin/bash -c 'exec 3<>/dev/tcp/10.213.77.1/7777; head -1 <&3; ip neigh show 10.213.77.53'; \
          echo rc=$?; nft list ruleset | grep -c wt || true; ip -o link show | grep -c veth || true",
