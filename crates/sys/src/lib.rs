@@ -11,6 +11,7 @@
 //! - `netdev`: bring an interface (loopback) up in the current network namespace.
 //! - `seccomp`: install a compiled seccomp filter.
 //! - `bpf`: the bpf() calls for cgroup device programs.
+//! - `tty`: window size, controlling terminal and line discipline ioctls.
 
 pub mod bpf;
 pub mod fdpass;
@@ -18,3 +19,4 @@ pub mod mount;
 pub mod netdev;
 pub mod process;
 pub mod seccomp;
+pub mod tty;

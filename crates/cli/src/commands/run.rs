@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use watertight_sandbox::forensic::ForensicConfig;
 use watertight_sandbox::layers::{env, secrets};
-use watertight_sandbox::profile::{Bind, OnViolation};
+use watertight_sandbox::profile::{Bind, OnViolation, TerminalEscapes};
 use watertight_sandbox::{default_profile, Job, Profile, Size, Status};
 
 #[derive(clap::Args)]
@@ -86,6 +86,11 @@ pub struct Args {
     /// Bytes the program may write to stdout+stderr, e.g. 1M (verdict OL).
     #[arg(long, value_name = "SIZE")]
     output_limit: Option<String>,
+    /// When the caller has a terminal: escape sequences from the program (titles, clipboard
+    /// writes, cursor and mode changes) are removed (`strip`, keeping plain SGR colours) or
+    /// passed as written (`pass`).
+    #[arg(long, value_enum, value_name = "MODE")]
+    terminal_escapes: Option<EscapesArg>,
     /// uid (and gid, unless --gid) inside the sandbox.
     #[arg(long, value_name = "N")]
     uid: Option<u32>,
@@ -116,6 +121,14 @@ enum ViolationArg {
     Kill,
     /// Freeze, capture a signed evidence bundle, kill (status SV).
     Forensic,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum EscapesArg {
+    /// Only text, tab/newline/CR/backspace/bell and SGR colours reach the terminal.
+    Strip,
+    /// Every byte as the program wrote it (for a trusted full-screen program).
+    Pass,
 }
 
 fn split_bind(spec: &str, read_only: bool) -> anyhow::Result<Bind> {
@@ -201,6 +214,12 @@ fn effective_profile(a: &Args) -> anyhow::Result<Profile> {
     }
     if let Some(o) = &a.output_limit {
         p.limits.output = Some(size("output-limit", o)?);
+    }
+    if let Some(e) = a.terminal_escapes {
+        p.terminal.escapes = match e {
+            EscapesArg::Strip => TerminalEscapes::Strip,
+            EscapesArg::Pass => TerminalEscapes::Pass,
+        };
     }
     if let Some(u) = a.uid {
         p.identity.uid = u;
