@@ -70,7 +70,7 @@ impl Terminal {
 
     /// watertight with stdin, stdout and stderr on the slave. `ctty`: as the session leader of
     /// the slave (through util-linux setsid), as in a login shell, so SIGWINCH reaches it.
-    fn spawn(&self, ctty: bool, args: &[&str]) -> Child {
+    fn spawn(&self, ctty: bool, args: &[&str]) -> Run {
         let mut c = if ctty {
             let mut c = Command::new("setsid");
             c.arg("-c").arg(env!("CARGO_BIN_EXE_watertight"));
@@ -83,6 +83,7 @@ impl Terminal {
             .stdout(self.stdio())
             .stderr(self.stdio())
             .spawn()
+            .map(Run)
             .unwrap()
     }
 
@@ -114,6 +115,28 @@ impl Terminal {
     }
 }
 
+/// watertight, killed (and so its sandbox) if the test fails before it ends.
+struct Run(Child);
+
+impl Run {
+    fn wait(&mut self) -> Option<i32> {
+        self.0.wait().unwrap().code()
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            // SIGTERM: watertight kills its sandbox and removes its cgroup.
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(self.0.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let _ = self.0.wait();
+        }
+    }
+}
+
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
@@ -141,17 +164,17 @@ fn run_tty_attack(escapes: Option<&str>) -> (Terminal, String, Option<i32>, Stri
     }
     args.extend(["--", "/attack/attack", "tty"]);
     let mut child = t.spawn(false, &args);
-    let code = child.wait().unwrap().code();
+    let code = child.wait();
     // The program set raw mode, a 1x1 window and the N_NULL line discipline on its terminal.
-    assert_eq!(
-        settings(&termios::tcgetattr(t.slave()).unwrap()),
-        before,
-        "the program changed the caller's terminal settings"
-    );
     assert_eq!(
         watertight_sys::tty::line_discipline(t.slave()).unwrap(),
         0,
         "the program changed the caller's line discipline"
+    );
+    assert_eq!(
+        settings(&termios::tcgetattr(t.slave()).unwrap()),
+        before,
+        "the program changed the caller's terminal settings"
     );
     assert_eq!(
         size(t.slave()),
@@ -229,7 +252,7 @@ fn keystrokes_reach_the_program_and_the_terminal_is_raw_only_during_the_run() {
     // Enter sends CR; the program's own terminal turns it into a newline.
     t.master.write_all(b"hello\r").unwrap();
     t.wait_for("got:hello");
-    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert_eq!(child.wait(), Some(0));
     assert_eq!(
         settings(&termios::tcgetattr(t.slave()).unwrap()),
         settings(&before)
@@ -251,12 +274,11 @@ fn sigterm_to_watertight_restores_the_terminal() {
     t.wait_for("ready");
     assert_ne!(settings(&termios::tcgetattr(t.slave()).unwrap()), before);
     nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::unistd::Pid::from_raw(child.0.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
     )
     .unwrap();
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(125), "{}", t.text());
+    assert_eq!(child.wait(), Some(125), "{}", t.text());
     assert_eq!(settings(&termios::tcgetattr(t.slave()).unwrap()), before);
     let shown = t.finish();
     assert!(shown.contains("interrupted by SIGTERM"), "{shown:?}");
@@ -288,7 +310,7 @@ fn window_size_changes_reach_the_program() {
     // As a terminal emulator does when its window is resized.
     watertight_sys::tty::set_window_size(t.master.as_fd(), &ws).unwrap();
     t.wait_for("40 120");
-    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert_eq!(child.wait(), Some(0));
     t.finish();
 }
 
@@ -336,7 +358,7 @@ fn output_limit_counts_what_the_program_writes_to_its_terminal() {
             "test -t 1 && echo stdout-is-a-terminal; yes | head -c 1000000",
         ],
     );
-    let code = child.wait().unwrap().code();
+    let code = child.wait();
     let shown = t.finish();
     assert_eq!(code, Some(153), "{}", &shown[..shown.len().min(300)]);
     assert!(shown.contains("stdout-is-a-terminal"));

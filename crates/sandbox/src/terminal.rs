@@ -138,7 +138,7 @@ impl Pty {
         )
         .ctx(|| "make the pty master non-blocking".into())?;
         let resize = Resize::watch()?;
-        let (input, raw) = if streams.stdin {
+        let (input, raw) = if streams.stdin && in_foreground() {
             let stdin = std::io::stdin().as_fd().try_clone_to_owned();
             let stdin = stdin.ctx(|| "duplicate the caller's stdin".into())?;
             set_cloexec(&stdin)?;
@@ -160,6 +160,17 @@ impl Pty {
         // A resize between opening the pty and watching SIGWINCH would be lost otherwise.
         relay.copy_window_size();
         Ok(relay)
+    }
+}
+
+/// Whether this process may read and reconfigure the terminal on stdin: it is not its
+/// controlling terminal, or this process group is the terminal's foreground. A run started in
+/// the background (`watertight run ... &`) would otherwise be stopped by SIGTTOU/SIGTTIN with
+/// its sandbox unsupervised; it gives the program no keyboard input instead.
+fn in_foreground() -> bool {
+    match nix::unistd::tcgetpgrp(std::io::stdin().as_fd()) {
+        Ok(pg) => pg == nix::unistd::getpgrp(),
+        Err(_) => true,
     }
 }
 
