@@ -365,3 +365,29 @@ fn output_limit_counts_what_the_program_writes_to_its_terminal() {
     // 4 KiB of the program's output at most, plus watertight's own line.
     assert!(shown.len() < 5000, "{} bytes shown", shown.len());
 }
+
+#[test]
+fn the_pty_is_not_reachable_by_path_inside() {
+    if !can_run("the_pty_is_not_reachable_by_path_inside") {
+        return;
+    }
+    let mut t = Terminal::new(24, 80);
+    let mut child = t.spawn(
+        false,
+        &[
+            "run",
+            "--",
+            "/bin/sh",
+            "-c",
+            // The sandbox's devpts is its own: the host's pty (the program's, and the caller's)
+            // has no name there, though /dev/tty (its controlling terminal) works.
+            "ls /dev/pts; tty; echo via-dev-tty > /dev/tty",
+        ],
+    );
+    assert_eq!(child.wait(), Some(0));
+    let shown = t.finish();
+    assert!(
+        shown.contains("ptmx\r\nnot a tty\r\nvia-dev-tty\r\n"),
+        "{shown:?}"
+    );
+}

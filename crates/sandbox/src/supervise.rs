@@ -149,7 +149,7 @@ pub fn supervise(mut w: Watch<'_>) -> Outcome {
     let mut next_cpu_check =
         cpu_limit_ns.map(|l| w.started + Duration::from_secs_f64(l as f64 / 1e9 / cores));
     // Output is copied in 64 KiB reads; without output pipes only the small reports come
-    // through, so the big buffer (16 pages to fault in) is made only when there are pipes.
+    // through, so the big buffer (16 pages to fault in) is made only for pipes or a pty.
     let buf_len = if streams.iter().any(Option::is_some) || w.terminal.is_some() {
         64 << 10
     } else {
