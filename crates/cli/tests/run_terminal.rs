@@ -391,3 +391,35 @@ fn the_pty_is_not_reachable_by_path_inside() {
         "{shown:?}"
     );
 }
+
+#[test]
+fn a_stopped_terminal_holds_up_the_program_not_the_time_limit() {
+    if !can_run("a_stopped_terminal_holds_up_the_program_not_the_time_limit") {
+        return;
+    }
+    let mut t = Terminal::new(24, 80);
+    // As after ^S: nothing written to the terminal goes anywhere until it is started again.
+    termios::tcflow(t.slave(), termios::FlowArg::TCOOFF).unwrap();
+    let mut child = Run(Command::new(env!("CARGO_BIN_EXE_watertight"))
+        .args(["run", "--wall-time-limit=1", "--", "yes"])
+        .stdin(Stdio::null())
+        .stdout(t.stdio())
+        .stderr(t.stdio())
+        .spawn()
+        .unwrap());
+    let mut waited = Duration::ZERO;
+    let code = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            break status.code();
+        }
+        if waited >= GUARD {
+            termios::tcflow(t.slave(), termios::FlowArg::TCOON).unwrap();
+            panic!("watertight is stuck writing to a stopped terminal");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        waited += Duration::from_millis(50);
+    };
+    termios::tcflow(t.slave(), termios::FlowArg::TCOON).unwrap();
+    assert_eq!(code, Some(124), "the wall-time limit was not enforced");
+    t.finish();
+}

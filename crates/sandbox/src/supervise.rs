@@ -311,7 +311,8 @@ pub fn supervise(mut w: Watch<'_>) -> Outcome {
                 }
                 crate::terminal::TAG_INPUT
                 | crate::terminal::TAG_MASTER
-                | crate::terminal::TAG_RESIZE => {
+                | crate::terminal::TAG_RESIZE
+                | crate::terminal::TAG_OUTPUT => {
                     let t = w.terminal.as_deref_mut().expect("polled");
                     t.on_ready(k, &mut buf, &mut |n| output.admit(n));
                     if output.exceeded() {

@@ -9,8 +9,8 @@
 //! sandbox mounts its own devpts instance, so the host's ptys cannot be opened by path inside.
 
 use std::fs::File;
-use std::io::Write;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, FdFlag, OFlag};
@@ -26,6 +26,11 @@ use crate::profile::TerminalEscapes;
 /// Keystrokes the master has not taken yet (the program is not reading): past this the
 /// supervisor stops reading the caller's terminal until the program catches up.
 const INPUT_PENDING_MAX: usize = 64 << 10;
+/// Output the caller's terminal has not taken yet: past this the supervisor stops reading the
+/// master, and the program's writes to its terminal block.
+const OUTPUT_PENDING_MAX: usize = 64 << 10;
+/// How long the last output may wait for a stopped terminal after the sandbox is gone.
+const FINAL_OUTPUT_WAIT_MS: u16 = 2000;
 
 /// Which of the caller's stdin, stdout and stderr are terminals.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -51,8 +56,11 @@ impl Streams {
     }
 }
 
-/// The caller's terminal descriptor the program's output is shown on and whose size is copied:
-/// stdout, else stderr, else stdin (a terminal opened for reading and writing, as shells have).
+/// The caller's terminal the program's output is shown on and whose size is copied: stdout,
+/// else stderr, else stdin (a terminal opened for reading and writing, as shells have). Opened
+/// anew, non-blocking: a stopped terminal (^S, a paused emulator) must hold up the program, not
+/// the supervisor and its time limits, and the flag must not touch the caller's own open file
+/// (the shell shares it). Where it cannot be reopened, a duplicate of the descriptor (blocking).
 fn caller_terminal(streams: Streams) -> Result<File, Error> {
     let fd = if streams.stdout {
         std::io::stdout().as_fd().try_clone_to_owned()
@@ -63,7 +71,11 @@ fn caller_terminal(streams: Streams) -> Result<File, Error> {
     };
     let fd = fd.ctx(|| "duplicate the caller's terminal descriptor".into())?;
     set_cloexec(&fd)?;
-    Ok(File::from(fd))
+    let reopened = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+    Ok(reopened.unwrap_or_else(|_| File::from(fd)))
 }
 
 fn set_cloexec(fd: &OwnedFd) -> Result<(), Error> {
@@ -153,7 +165,7 @@ impl Pty {
             pending: Vec::new(),
             caller,
             filter: EscapeFilter::new(escapes),
-            shown: Vec::new(),
+            unshown: Vec::new(),
             resize,
             _raw: raw,
         };
@@ -280,6 +292,7 @@ impl Drop for Resize {
 pub const TAG_INPUT: u8 = b'i';
 pub const TAG_MASTER: u8 = b'm';
 pub const TAG_RESIZE: u8 = b'w';
+pub const TAG_OUTPUT: u8 = b'o';
 
 /// The supervisor's end of the program's terminal. Field order is drop order: the caller's
 /// terminal leaves raw mode last, after everything shown has been written.
@@ -291,7 +304,8 @@ pub struct Relay {
     pending: Vec<u8>,
     caller: File,
     filter: EscapeFilter,
-    shown: Vec<u8>,
+    /// Filtered output the caller's terminal has not taken yet.
+    unshown: Vec<u8>,
     resize: Resize,
     _raw: Option<RawMode>,
 }
@@ -300,12 +314,21 @@ impl Relay {
     /// The descriptors to poll and what for, with their tags.
     pub fn poll_fds(&self) -> Vec<(BorrowedFd<'_>, PollFlags, u8)> {
         let mut v = vec![(self.resize.fd.as_fd(), PollFlags::POLLIN, TAG_RESIZE)];
+        if !self.unshown.is_empty() {
+            v.push((self.caller.as_fd(), PollFlags::POLLOUT, TAG_OUTPUT));
+        }
         if let Some(m) = &self.master {
-            let mut flags = PollFlags::POLLIN;
+            let mut flags = PollFlags::empty();
+            if self.unshown.len() < OUTPUT_PENDING_MAX {
+                flags |= PollFlags::POLLIN;
+            }
             if !self.pending.is_empty() {
                 flags |= PollFlags::POLLOUT;
             }
-            v.push((m.as_fd(), flags, TAG_MASTER));
+            // Not polled at all while it may not be read: a hang-up would report at once.
+            if !flags.is_empty() {
+                v.push((m.as_fd(), flags, TAG_MASTER));
+            }
             if let Some(input) = self
                 .input
                 .as_ref()
@@ -328,8 +351,11 @@ impl Relay {
             TAG_INPUT => self.read_input(buf),
             TAG_MASTER => {
                 self.flush_input();
-                self.read_output(buf, admit);
+                if self.unshown.len() < OUTPUT_PENDING_MAX {
+                    self.read_output(buf, admit);
+                }
             }
+            TAG_OUTPUT => self.show(),
             _ => {}
         }
     }
@@ -346,6 +372,30 @@ impl Relay {
                 break;
             }
             self.read_output(buf, admit);
+        }
+        // The rest of the output, unless the terminal stays stopped.
+        while !self.unshown.is_empty() {
+            let mut p = [PollFd::new(self.caller.as_fd(), PollFlags::POLLOUT)];
+            if !matches!(nix::poll::poll(&mut p, PollTimeout::from(FINAL_OUTPUT_WAIT_MS)), Ok(n) if n > 0)
+            {
+                break;
+            }
+            self.show();
+        }
+    }
+
+    /// Writes what the caller's terminal takes now.
+    fn show(&mut self) {
+        while !self.unshown.is_empty() {
+            match nix::unistd::write(&self.caller, &self.unshown) {
+                Ok(n) => {
+                    self.unshown.drain(..n);
+                }
+                Err(Errno::EINTR) => continue,
+                Err(Errno::EAGAIN) => break,
+                // The caller's terminal is gone: nobody to show it to.
+                Err(_) => self.unshown.clear(),
+            }
         }
     }
 
@@ -396,9 +446,8 @@ impl Relay {
             Ok(0) => self.master = None,
             Ok(n) => {
                 let allowed = admit(n);
-                self.shown.clear();
-                self.filter.feed(&buf[..allowed], &mut self.shown);
-                let _ = self.caller.write_all(&self.shown);
+                self.filter.feed(&buf[..allowed], &mut self.unshown);
+                self.show();
             }
             Err(Errno::EINTR | Errno::EAGAIN) => {}
             // EIO: every slave descriptor is closed.
