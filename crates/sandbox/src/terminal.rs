@@ -363,21 +363,29 @@ impl Relay {
     /// After the sandbox is gone: shows what is left in the pty.
     pub fn drain(&mut self, buf: &mut [u8], admit: &mut dyn FnMut(usize) -> usize) {
         self.pending.clear();
-        // Bounded: the slave is closed, so the master ends with EIO once its buffer is read; a
-        // short wait covers output the kernel is still moving into it.
-        for _ in 0..100 {
-            let Some(m) = &self.master else { break };
-            let mut p = [PollFd::new(m.as_fd(), PollFlags::POLLIN)];
-            if !matches!(nix::poll::poll(&mut p, PollTimeout::from(100u8)), Ok(n) if n > 0) {
+        // Ends: every slave descriptor is closed, so the master holds a finite rest and then
+        // reads EIO (a short wait covers output the kernel is still moving into it), and the
+        // caller's terminal either takes the output or is given up on after a wait.
+        loop {
+            if let Some(m) = self
+                .master
+                .as_ref()
+                .filter(|_| self.unshown.len() < OUTPUT_PENDING_MAX)
+            {
+                let mut p = [PollFd::new(m.as_fd(), PollFlags::POLLIN)];
+                if matches!(nix::poll::poll(&mut p, PollTimeout::from(100u8)), Ok(n) if n > 0) {
+                    self.read_output(buf, admit);
+                } else {
+                    self.master = None;
+                }
+                continue;
+            }
+            if self.unshown.is_empty() {
                 break;
             }
-            self.read_output(buf, admit);
-        }
-        // The rest of the output, unless the terminal stays stopped.
-        while !self.unshown.is_empty() {
             let mut p = [PollFd::new(self.caller.as_fd(), PollFlags::POLLOUT)];
-            if !matches!(nix::poll::poll(&mut p, PollTimeout::from(FINAL_OUTPUT_WAIT_MS)), Ok(n) if n > 0)
-            {
+            let wait = PollTimeout::from(FINAL_OUTPUT_WAIT_MS);
+            if !matches!(nix::poll::poll(&mut p, wait), Ok(n) if n > 0) {
                 break;
             }
             self.show();
