@@ -525,8 +525,22 @@ impl EscapeFilter {
             out.extend_from_slice(input);
             return;
         }
-        for &b in input {
+        let mut rest = input;
+        while let Some((&b, tail)) = rest.split_first() {
+            if self.state == State::Ground && self.utf8_need == 0 {
+                // Plain text, by far most of any output, is copied in runs.
+                let run = rest
+                    .iter()
+                    .position(|&c| !is_plain(c))
+                    .unwrap_or(rest.len());
+                if run > 0 {
+                    out.extend_from_slice(&rest[..run]);
+                    rest = &rest[run..];
+                    continue;
+                }
+            }
             self.byte(b, out);
+            rest = tail;
         }
     }
 
@@ -690,6 +704,12 @@ fn c0(b: u8, out: &mut Vec<u8>) {
     if matches!(b, 0x07..=0x0a | 0x0d) {
         out.push(b);
     }
+}
+
+/// Bytes that pass unchanged in the ground state and leave it unchanged: printable ASCII and
+/// the C0 controls `c0` keeps.
+fn is_plain(b: u8) -> bool {
+    matches!(b, 0x20..=0x7e | 0x07..=0x0a | 0x0d)
 }
 
 #[cfg(test)]
