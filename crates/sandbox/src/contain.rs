@@ -45,6 +45,7 @@ use crate::profile::Profile;
 use crate::report::{self, Report};
 use crate::supervise::{self, Outcome};
 use crate::syscall::{Linux, Syscall};
+use crate::terminal::{Pty, Slave};
 use crate::verdict::Verdict;
 
 /// One program to run and how.
@@ -87,6 +88,8 @@ struct SandboxEnds {
     notify: OwnedFd,
     stdout: Option<OwnedFd>,
     stderr: Option<OwnedFd>,
+    /// The program's pty slave, when the caller has a terminal.
+    terminal: Option<Slave>,
 }
 
 /// Runs `job` to completion and returns its verdict. Errors are watertight's own failures
@@ -119,6 +122,9 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
         )),
         None => None,
     };
+    // A pty of the supervisor's in place of the caller's terminal (terminal.rs).
+    let pty = Pty::for_caller()?;
+    let tty = pty.as_ref().map(Pty::streams).unwrap_or_default();
     let blocked = supervise::block_signals()?;
     let started = Instant::now();
 
@@ -149,7 +155,11 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
             let (stdout, stderr) = match output {
                 Some(((out_rd, out_wr), (err_rd, err_wr))) => {
                     drop((out_rd, err_rd));
-                    (Some(out_wr), Some(err_wr))
+                    // A terminal stream is the pty's: the supervisor counts it at the master.
+                    (
+                        Some(out_wr).filter(|_| !tty.stdout),
+                        Some(err_wr).filter(|_| !tty.stderr),
+                    )
                 }
                 None => (None, None),
             };
@@ -161,6 +171,7 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
                     notify: notify_sbx,
                     stdout,
                     stderr,
+                    terminal: pty.map(Pty::into_slave),
                 },
             )
         }
@@ -174,7 +185,10 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
     let (out_rd, err_rd) = match output {
         Some(((out_rd, out_wr), (err_rd, err_wr))) => {
             drop((out_wr, err_wr));
-            (Some(out_rd), Some(err_rd))
+            (
+                Some(out_rd).filter(|_| !tty.stdout),
+                Some(err_rd).filter(|_| !tty.stderr),
+            )
         }
         None => (None, None),
     };
@@ -207,6 +221,18 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
         }
     };
     // go_wr stays open until the supervisor ends: its hang-up tells the sandbox the supervisor died.
+    // The caller's terminal is in raw mode from here until `relay` is dropped.
+    let mut relay = match pty
+        .map(|p| p.into_relay(profile.terminal.escapes))
+        .transpose()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            drop(child);
+            supervise::restore_signals(&blocked);
+            return Err(e);
+        }
+    };
 
     // 7. Supervise until the sandbox's pid 1 is gone.
     let outcome: Outcome = supervise::supervise(supervise::Watch {
@@ -216,6 +242,7 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
         notify: notify_sup,
         stdout: out_rd,
         stderr: err_rd,
+        terminal: relay.as_mut(),
         limits: &profile.limits,
         cgroup: &cgroup,
         started,
@@ -226,7 +253,7 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
         sandbox_id: &sandbox_id,
         gate: gate.as_mut(),
     });
-    drop(gate);
+    drop((gate, relay));
     child.disarm();
     drop(go_wr);
     supervise::restore_signals(&blocked);
@@ -351,6 +378,9 @@ fn sandbox_init(p: &Prepared, mut ends: SandboxEnds) -> ! {
         // program exists (g).
         let _ = nix::sys::prctl::set_dumpable(true);
         let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+        if let Some(t) = &ends.terminal {
+            t.attach_stdio()?; // the caller's terminal does not enter the sandbox
+        }
         nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
             .ctx(|| "reset signal mask".into())?;
         // Default actions for pid 1 and so for the program it starts (h): done here, before the
@@ -447,7 +477,10 @@ fn reap_until(program: i32) -> i32 {
 /// The program's last steps (h-i) before execve; it exits if execve fails.
 fn exec_program(p: &Prepared, ends: &SandboxEnds) {
     let result = (|| -> Result<(), Error> {
-        nix::unistd::setsid().ctx(|| "setsid".into())?; // h. no controlling terminal to push input into
+        nix::unistd::setsid().ctx(|| "setsid".into())?; // h. a session of its own
+        if let Some(t) = &ends.terminal {
+            t.make_controlling()?; // h. the pty, never the caller's terminal
+        }
         if let Some(out) = &ends.stdout {
             nix::unistd::dup2_stdout(out.as_fd()).ctx(|| "redirect stdout".into())?;
         }

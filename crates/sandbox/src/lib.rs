@@ -14,6 +14,7 @@ pub mod report;
 pub mod size;
 pub mod supervise;
 pub mod syscall;
+pub mod terminal;
 pub mod verdict;
 pub mod violation;
 

@@ -25,6 +25,9 @@ pub struct Profile {
     pub seccomp: Seccomp,
     pub limits: Limits,
     pub env: Env,
+    /// Absent in profiles written before it existed: the default then.
+    #[serde(default)]
+    pub terminal: Terminal,
 }
 
 /// Which namespaces the sandbox gets. user, pid and mount cannot be turned off: the other layers
@@ -196,6 +199,30 @@ pub struct Env {
     pub set: std::collections::BTreeMap<String, String>,
     /// Names of caller variables passed through when set (e.g. TERM).
     pub pass: Vec<String>,
+}
+
+/// What the program's terminal may do to the caller's (when the caller has one).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Terminal {
+    /// `strip` (OSC, DCS, APC, PM, SOS strings, cursor and mode sequences, C1 controls removed;
+    /// plain SGR colours kept) or `pass` (every byte as the program wrote it).
+    pub escapes: TerminalEscapes,
+}
+
+impl Default for Terminal {
+    fn default() -> Terminal {
+        Terminal {
+            escapes: TerminalEscapes::Strip,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TerminalEscapes {
+    Strip,
+    Pass,
 }
 
 impl Profile {
@@ -417,6 +444,7 @@ pub fn default_profile() -> Profile {
             .collect(),
             pass: vec!["TERM".into()],
         },
+        terminal: Terminal::default(),
     }
 }
 
@@ -462,6 +490,14 @@ mod tests {
         assert!(!text.contains("max_ptys"));
         let p = Profile::from_toml(&text, "old.toml").unwrap();
         assert_eq!(p.dev.max_ptys, DEFAULT_MAX_PTYS);
+    }
+
+    #[test]
+    fn a_profile_without_terminal_gets_the_stripping_default() {
+        let text = default_profile().to_toml();
+        let cut = text.split("[terminal]").next().unwrap();
+        let p = Profile::from_toml(cut, "old.toml").unwrap();
+        assert_eq!(p.terminal.escapes, TerminalEscapes::Strip);
     }
 
     #[test]

@@ -80,6 +80,8 @@ pub struct Watch<'a> {
     pub notify: OwnedFd,
     pub stdout: Option<OwnedFd>,
     pub stderr: Option<OwnedFd>,
+    /// The program's pty, when the caller has a terminal (`terminal.rs`).
+    pub terminal: Option<&'a mut crate::terminal::Relay>,
     pub limits: &'a Limits,
     pub cgroup: &'a Cgroup,
     pub started: Instant,
@@ -147,8 +149,8 @@ pub fn supervise(mut w: Watch<'_>) -> Outcome {
     let mut next_cpu_check =
         cpu_limit_ns.map(|l| w.started + Duration::from_secs_f64(l as f64 / 1e9 / cores));
     // Output is copied in 64 KiB reads; without output pipes only the small reports come
-    // through, so the big buffer (16 pages to fault in) is made only when there are pipes.
-    let buf_len = if streams.iter().any(Option::is_some) {
+    // through, so the big buffer (16 pages to fault in) is made only for pipes or a pty.
+    let buf_len = if streams.iter().any(Option::is_some) || w.terminal.is_some() {
         64 << 10
     } else {
         4 << 10
@@ -222,6 +224,10 @@ pub fn supervise(mut w: Watch<'_>) -> Outcome {
                 fds.push(PollFd::new(s.as_fd(), PollFlags::POLLIN));
                 kinds.push(if i == 0 { b'1' } else { b'2' });
             }
+        }
+        for (fd, flags, tag) in w.terminal.as_deref().map_or(Vec::new(), |t| t.poll_fds()) {
+            fds.push(PollFd::new(fd, flags));
+            kinds.push(tag);
         }
         let _ = nix::poll::poll(&mut fds, timeout);
         let ready: Vec<(u8, PollFlags)> = fds
@@ -313,6 +319,16 @@ pub fn supervise(mut w: Watch<'_>) -> Outcome {
                         }
                     }
                 }
+                crate::terminal::TAG_INPUT
+                | crate::terminal::TAG_MASTER
+                | crate::terminal::TAG_RESIZE
+                | crate::terminal::TAG_OUTPUT => {
+                    let t = w.terminal.as_deref_mut().expect("polled");
+                    t.on_ready(k, &mut buf, &mut |n| output.admit(n));
+                    if output.exceeded() {
+                        kill(&mut stop, Stop::Output);
+                    }
+                }
                 _ => {}
             }
         }
@@ -368,6 +384,12 @@ pub fn supervise(mut w: Watch<'_>) -> Outcome {
             }
         }
     }
+    if let Some(t) = w.terminal {
+        t.drain(&mut buf, &mut |n| output.admit(n));
+        if output.exceeded() && stop.is_none() {
+            stop = Some(Stop::Output);
+        }
+    }
     let _ = std::io::stdout().flush();
     // Read once: the CPU-time check here, the verdict and the limit events all use it.
     let stats = w.cgroup.stats().ok();
@@ -399,16 +421,25 @@ struct OutputMeter {
 impl OutputMeter {
     /// Forwards `data` from stream `idx` (0 stdout, 1 stderr); true once the limit is exceeded.
     fn forward(&mut self, idx: usize, data: &[u8]) -> bool {
-        let n = data.len() as u64;
-        let allowed = self
-            .limit
-            .map_or(n, |l| l.saturating_sub(self.bytes).min(n)) as usize;
-        self.bytes += n;
+        let allowed = self.admit(data.len());
         let _ = if idx == 0 {
             std::io::stdout().write_all(&data[..allowed])
         } else {
             std::io::stderr().write_all(&data[..allowed])
         };
+        self.exceeded()
+    }
+
+    /// Counts `n` bytes of output; how many of them may still be written.
+    fn admit(&mut self, n: usize) -> usize {
+        let allowed = self
+            .limit
+            .map_or(n as u64, |l| l.saturating_sub(self.bytes).min(n as u64));
+        self.bytes += n as u64;
+        allowed as usize
+    }
+
+    fn exceeded(&self) -> bool {
         self.limit.is_some_and(|l| self.bytes > l)
     }
 }

@@ -13,6 +13,7 @@
 //! - `bpf`: the bpf() calls for cgroup device programs.
 //! - `text`: caller and sandbox bytes made visible and quoted for messages, or kept lossless as
 //!   text (no syscalls: shared here because every crate that shows such bytes depends on this one).
+//! - `tty`: window size, controlling terminal and line discipline ioctls.
 
 pub mod bpf;
 pub mod fdpass;
@@ -21,3 +22,4 @@ pub mod netdev;
 pub mod process;
 pub mod seccomp;
 pub mod text;
+pub mod tty;

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use watertight_sandbox::forensic::ForensicConfig;
 use watertight_sandbox::layers::{env, secrets};
-use watertight_sandbox::profile::{Bind, HostSockets, OnViolation};
+use watertight_sandbox::profile::{Bind, HostSockets, OnViolation, TerminalEscapes};
 use watertight_sandbox::{default_profile, ExitCodes, Job, Profile, Size, Status};
 
 #[derive(clap::Args)]
@@ -99,6 +99,11 @@ pub struct Args {
     /// Bytes the program may write to stdout+stderr, e.g. 1M (verdict OL).
     #[arg(long, value_name = "SIZE")]
     output_limit: Option<String>,
+    /// When the caller has a terminal: escape sequences from the program (titles, clipboard
+    /// writes, cursor and mode changes) are removed (`strip`, keeping plain SGR colours) or
+    /// passed as written (`pass`).
+    #[arg(long, value_enum, value_name = "MODE")]
+    terminal_escapes: Option<EscapesArg>,
     /// uid (and gid, unless --gid) inside the sandbox.
     #[arg(long, value_name = "N")]
     uid: Option<u32>,
@@ -149,6 +154,14 @@ enum ViolationArg {
     Kill,
     /// Freeze, capture a signed evidence bundle, kill (status SV).
     Forensic,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum EscapesArg {
+    /// Only text, tab/newline/CR/backspace/bell and SGR colours reach the terminal.
+    Strip,
+    /// Every byte as the program wrote it (for a trusted full-screen program).
+    Pass,
 }
 
 /// A caller's value shown in a message: quoted, every control or non-UTF-8 byte escaped.
@@ -253,6 +266,12 @@ fn effective_profile(a: &Args) -> anyhow::Result<Profile> {
     }
     if let Some(o) = &a.output_limit {
         p.limits.output = Some(size("output-limit", o)?);
+    }
+    if let Some(e) = a.terminal_escapes {
+        p.terminal.escapes = match e {
+            EscapesArg::Strip => TerminalEscapes::Strip,
+            EscapesArg::Pass => TerminalEscapes::Pass,
+        };
     }
     if let Some(u) = a.uid {
         p.identity.uid = u;

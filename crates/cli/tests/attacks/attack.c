@@ -24,6 +24,8 @@
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <sys/ioctl.h>
+#include <termios.h>
 #include <unistd.h>
 #include <dirent.h>
 #include <linux/filter.h>
@@ -129,6 +131,10 @@ static int check(const char *what, long r) {
     return allowed(what);
 }
 
+#ifndef N_NULL
+#define N_NULL 27
+#endif
+
 static int attack(const char *name, const char *arg) {
     if (!strcmp(name, "notify_race")) return notify_race(arg);
     if (!strcmp(name, "pipefill")) { /* fill pipe buffers (kernel memory charged to the cgroup) until refused */
@@ -208,6 +214,25 @@ static int attack(const char *name, const char *arg) {
     if (!strcmp(name, "stack_listener")) { /* stack a listener without any race */
         int esc = stacked_listener_escape();
         return esc == 1 ? allowed("stacked listener answered CONTINUE") : denied("stacking a listener", esc < 0 ? -esc : EPERM);
+    }
+    if (!strcmp(name, "tty")) { /* do to the terminal on stdin what wrecks an operator's */
+        struct winsize ws = {0};
+        ioctl(0, TIOCGWINSZ, &ws);
+        printf("size=%dx%d\n", ws.ws_row, ws.ws_col);
+        /* OSC 52 (clipboard write), OSC 0 (title), and a colour. */
+        printf("\033]52;c;T1dORUQ=\007\033]0;owned-title\007\033[31mcolour\033[0m\n");
+        fflush(stdout);
+        struct termios t;
+        if (tcgetattr(0, &t)) return denied("tcgetattr", errno);
+        cfmakeraw(&t);
+        if (tcsetattr(0, TCSANOW, &t)) return denied("tcsetattr raw", errno);
+        struct winsize tiny = {.ws_row = 1, .ws_col = 1};
+        if (ioctl(0, TIOCSWINSZ, &tiny)) return denied("TIOCSWINSZ", errno);
+        printf("tty-attack-ran\n");
+        fflush(stdout);
+        int ldisc = N_NULL; /* after this nothing written to the terminal is shown */
+        if (ioctl(0, TIOCSETD, &ldisc)) return denied("TIOCSETD N_NULL", errno);
+        return 1; /* no line: it would go nowhere */
     }
     if (!strcmp(name, "mount")) return check(name, mount("none", "/tmp", "tmpfs", 0, NULL));
     if (!strcmp(name, "umount")) return check(name, umount2("/proc", MNT_DETACH));
