@@ -9,6 +9,7 @@ fn sample_manifest() -> Vec<u8> {
         sandbox_id: "sb-7".into(),
         created: "2026-11-22T10:00:00.123Z".into(),
         signer: format!("sha256:{}", "ab".repeat(32)),
+        truncated: None,
         files: vec![
             FileEntry {
                 path: "capture.json".into(),
@@ -94,6 +95,7 @@ proptest! {
             sandbox_id: id,
             created: "2026-11-22T10:00:00Z".into(),
             signer: format!("sha256:{}", "01".repeat(32)),
+            truncated: None,
             files,
         };
         prop_assert_eq!(Manifest::parse(&m.encode()).unwrap(), m);
