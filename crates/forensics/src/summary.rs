@@ -121,7 +121,7 @@ pub fn summarize(bundle: &Path) -> Result<String, Error> {
             t.pid,
             ppid,
             q(&t.comm),
-            q(&t.state),
+            esc(&t.state),
             shorten(&cmdline.join(" "), 200)
         );
         if !t.unreadable.is_empty() {
@@ -233,7 +233,7 @@ pub fn summarize(bundle: &Path) -> Result<String, Error> {
                 } else {
                     0
                 };
-                counts.push(format!("{} {n}", qr(name)));
+                counts.push(format!("{} {n}", esc(name)));
             }
             let _ = writeln!(w, "  from pid {pid}: {}", counts.join(", "));
         }
