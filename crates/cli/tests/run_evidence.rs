@@ -52,7 +52,6 @@ fn evidence_attack_dir() -> &'static Path {
 }
 
 struct Forensic {
-    out: Output,
     bundle: PathBuf,
     pubkey: PathBuf,
     events: Vec<serde_json::Value>,
@@ -142,6 +141,7 @@ fn forensic(flags: &[&str], args: &[&str]) -> Forensic {
         stderr(&out)
     );
     assert!(!stdout(&out).contains("NOT STOPPED"), "{}", stdout(&out));
+    assert_eq!(out.status.code(), Some(159), "{}", stderr(&out));
     let bundle = PathBuf::from(
         verdict["evidence"]
             .as_str()
@@ -153,7 +153,6 @@ fn forensic(flags: &[&str], args: &[&str]) -> Forensic {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     Forensic {
-        out,
         bundle,
         pubkey: PathBuf::from(format!("{}.pub", key.display())),
         events,
@@ -406,7 +405,6 @@ fn show_escapes_everything_the_sandbox_planted() {
         "{:?}",
         String::from_utf8_lossy(&names.stdout)
     );
-    drop(f.out);
 }
 
 #[test]

@@ -157,25 +157,34 @@ pub fn respond(
 }
 
 /// The descriptor of the overlay's upper directory that the sandbox's pid 1 holds: an O_PATH
-/// directory whose link reads [`UPPER_LINK`]. Only pid 1 (watertight's own code, not dumpable,
-/// never run by the program) holds descriptors there.
+/// directory whose link reads [`UPPER_LINK`] and beside which lies the overlay's own work
+/// directory (`../work/work`, which overlayfs creates). pid 1's other O_PATH descriptors are
+/// the bind sources, host paths; the second check keeps a host directory that happens to be
+/// named /upper from being taken for it. Only pid 1 (watertight's own code, not dumpable, never
+/// run by the program) holds descriptors there.
 fn find_upper(init_host_pid: i32) -> Result<PathBuf, String> {
     let fd_dir = PathBuf::from(format!("/proc/{init_host_pid}/fd"));
     let entries =
         std::fs::read_dir(&fd_dir).map_err(|e| format!("cannot list {}: {e}", fd_dir.display()))?;
     for entry in entries.flatten() {
-        let is_upper = std::fs::read_link(entry.path()).is_ok_and(|l| l == Path::new(UPPER_LINK));
-        let is_path_fd = std::fs::read_to_string(
+        if !std::fs::read_link(entry.path()).is_ok_and(|l| l == Path::new(UPPER_LINK)) {
+            continue;
+        }
+        let info = std::fs::read_to_string(
             Path::new(&format!("/proc/{init_host_pid}/fdinfo")).join(entry.file_name()),
         )
-        .ok()
-        .and_then(|info| {
+        .unwrap_or_default();
+        let field = |name: &str| {
             info.lines()
-                .find_map(|l| l.strip_prefix("flags:"))
-                .and_then(|f| u32::from_str_radix(f.trim(), 8).ok())
-        })
-        .is_some_and(|flags| flags & libc::O_PATH as u32 != 0);
-        if is_upper && is_path_fd && entry.path().is_dir() {
+                .find_map(|l| l.strip_prefix(name))
+                .map(str::trim)
+                .unwrap_or("")
+                .to_string()
+        };
+        let is_path_fd = u32::from_str_radix(&field("flags:"), 8)
+            .is_ok_and(|flags| flags & libc::O_PATH as u32 != 0);
+        let beside_work = entry.path().join("../work/work").is_dir();
+        if is_path_fd && beside_work && entry.path().is_dir() {
             return Ok(entry.path());
         }
     }
