@@ -82,10 +82,9 @@ pub fn capture_layer(
                     .path()
                     .map(|p| shown(p.strip_prefix(source).unwrap_or(p)))
                     .unwrap_or_else(|| source.display().to_string());
-                record.skipped.push(Unreadable {
-                    what,
-                    error: e.to_string(),
-                });
+                if !skip(budget, &mut record, what, e.to_string()) {
+                    break;
+                }
                 continue;
             }
         };
@@ -98,10 +97,9 @@ pub fn capture_layer(
         let meta = match entry.metadata() {
             Ok(m) => m,
             Err(e) => {
-                record.skipped.push(Unreadable {
-                    what: shown_path,
-                    error: e.to_string(),
-                });
+                if !skip(budget, &mut record, shown_path, e.to_string()) {
+                    break;
+                }
                 continue;
             }
         };
@@ -127,7 +125,9 @@ pub fn capture_layer(
             let target = match std::fs::read_link(entry.path()) {
                 Ok(t) => t,
                 Err(e) => {
-                    skip(&mut record, shown_path, e);
+                    if !skip(budget, &mut record, shown_path, e.to_string()) {
+                        break;
+                    }
                     continue;
                 }
             };
@@ -162,7 +162,9 @@ pub fn capture_layer(
             let (file, fmeta) = match opened {
                 Ok(x) => x,
                 Err(e) => {
-                    skip(&mut record, shown_path, e);
+                    if !skip(budget, &mut record, shown_path, e.to_string()) {
+                        break;
+                    }
                     continue;
                 }
             };
@@ -177,7 +179,9 @@ pub fn capture_layer(
                 match data_extents(&file, &fmeta, room.saturating_add(BLOCK)) {
                     Ok(x) => x,
                     Err(e) => {
-                        skip(&mut record, shown_path, e);
+                        if !skip(budget, &mut record, shown_path, e.to_string()) {
+                            break;
+                        }
                         continue;
                     }
                 };
@@ -261,10 +265,10 @@ pub fn capture_layer(
             tar.append_data(&mut header, &inner, std::io::empty())
                 .map_err(|e| bundle.io_error(e))?;
         } else {
-            record.skipped.push(Unreadable {
-                what: shown_path,
-                error: "socket: tar cannot hold one".into(),
-            });
+            let error = "socket: tar cannot hold one".to_string();
+            if !skip(budget, &mut record, shown_path, error) {
+                break;
+            }
             continue;
         }
         listed_push(&mut record, listed);
@@ -451,11 +455,16 @@ fn open_beneath(root: &File, inner: &Path) -> std::io::Result<File> {
     Ok(File::from(fd))
 }
 
-fn skip(record: &mut LayerRecord, what: String, e: std::io::Error) {
-    record.skipped.push(Unreadable {
-        what,
-        error: e.to_string(),
-    });
+/// Records an entry left out of the archive. The record costs `capture.json` bytes, so it is
+/// charged like a listing line (a program can make a million sockets); false when it does not
+/// fit (the walk stops).
+fn skip(budget: &Budget, record: &mut LayerRecord, what: String, error: String) -> bool {
+    if !budget.take_layer(entry_cost(what.len() as u64, error.len() as u64, 0)) {
+        exhausted(budget, record, &what, 0);
+        return false;
+    }
+    record.skipped.push(Unreadable { what, error });
+    true
 }
 
 /// The sparse map's extension headers, then each extent's bytes read with pread. A file that
