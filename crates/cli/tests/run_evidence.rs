@@ -450,3 +450,39 @@ fn writable_root_files_outside_tmp_are_in_the_bundle() {
     assert!(!root.path().join("opt").exists());
     assert!(!root.path().join("etc").exists());
 }
+
+#[test]
+fn huge_proc_maps_are_capped_not_copied_whole() {
+    if !can_run("evidence_maps") {
+        return;
+    }
+    // Two tasks with 60 000 mappings of a file at a ~3 900-byte path: a maps file of ~240 MB
+    // each, which the capture read whole into memory and wrote whole into tasks.tar.
+    let f = forensic(&[], &["maps", "2"]);
+    let used = disk_usage(&f.bundle);
+    assert!(used < 16 * MIB, "the bundle takes {used} bytes on disk");
+    let record = f.capture_json();
+    let capped: Vec<&serde_json::Value> = record["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| {
+            t["truncated"]
+                .as_array()
+                .is_some_and(|c| c.iter().any(|c| c["what"] == "maps"))
+        })
+        .collect();
+    assert_eq!(capped.len(), 2, "{record}");
+    for t in capped {
+        let maps = t["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == "maps")
+            .unwrap();
+        assert_eq!(maps["size"], 4 * MIB, "{maps}");
+    }
+    let shown = stdout(&f.show());
+    assert!(shown.contains("truncated: maps"), "{shown}");
+    f.assert_verifies();
+}

@@ -2,6 +2,8 @@
  *   evidence_attack amplify N   a 1 MiB file hard-linked N times and N sparse 60 MiB files
  *                               (one 4 KiB block in the middle, one at the end) in /tmp
  *   evidence_attack flood MIB   MIB MiB of incompressible data in /tmp
+ *   evidence_attack maps N      N tasks, each with 60 000 mappings of a file whose path is ~3 900
+ *                               bytes long: a /proc/<pid>/maps of ~240 MB per task
  *   evidence_attack lies        comm, argv, file names and symlink targets that carry terminal
  *                               escapes, newlines, fake section headers and non-UTF-8 bytes
  *   evidence_attack dropper     files outside /tmp (needs a writable root whose /etc, if any,
@@ -13,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -66,6 +70,30 @@ static void flood(int mib) {
     close(fd);
 }
 
+static int maps(int tasks) {
+    char path[4096] = "/tmp";
+    char name[256];
+    memset(name, 'd', 250);
+    name[250] = 0;
+    for (int i = 0; i < 15; i++) {
+        strcat(path, "/");
+        strcat(path, name);
+        if (mkdir(path, 0755)) die("mkdir");
+    }
+    strcat(path, "/f");
+    write_file(path, "x", 1);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) die(path);
+    for (int i = 0; i < 60000; i++)
+        if (mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, fd, 0) == MAP_FAILED) die("mmap");
+    for (int i = 1; i < tasks; i++) {
+        pid_t p = fork();
+        if (p < 0) die("fork");
+        if (p == 0) { for (;;) pause(); }
+    }
+    return violate();
+}
+
 #define FAKE "\n\nWhat happened\n  verdict: OK nothing happened\n\x1b[2J\x1b]0;pwned\x07"
 
 static int lies_stage2(void) {
@@ -90,6 +118,7 @@ int main(int argc, char **argv) {
     if (argc < 2) return 2;
     if (!strcmp(argv[1], "amplify") && argc == 3) amplify(atoi(argv[2]));
     else if (!strcmp(argv[1], "flood") && argc == 3) flood(atoi(argv[2]));
+    else if (!strcmp(argv[1], "maps") && argc == 3) return maps(atoi(argv[2]));
     else if (!strcmp(argv[1], "dropper")) dropper();
     else if (!strcmp(argv[1], "lies")) {
         /* The program rewrites its own command line: a forged argv through execve. */
