@@ -71,6 +71,8 @@ fn fixture() -> Fixture {
         verdict_json: br#"{"status":"SV","message":"security violation: bpf"}"#,
         evidence_dir: evidence.path(),
         key: &key,
+        evidence_limit: 1 << 30,
+        unavailable_layers: Vec::new(),
     };
     let bundle = capture(&req).expect("capture");
     Fixture {
@@ -200,7 +202,7 @@ fn show_tells_what_happened() {
         "2026-11-22T10:00:02.250Z",
         "violation bpf(5, 0x7ffd0000, 128)",
         "dropped-payload.sh",
-        "sleep 1000",
+        r#""sleep" "1000""#,
     ] {
         assert!(shown.contains(wanted), "show lacks {wanted:?}:\n{shown}");
     }

@@ -174,6 +174,8 @@ fn main() {
             verdict_json: b"{\"status\":\"SV\"}",
             evidence_dir: evidence.path(),
             key: &key,
+            evidence_limit: 1 << 30,
+            unavailable_layers: Vec::new(),
         };
         let cpu_before = cpu_time();
         let bundle = capture(&req).expect("capture");

@@ -103,6 +103,7 @@ impl BundleWriter {
         mut self,
         sandbox_id: &str,
         created: &str,
+        truncated_at_limit: Option<u64>,
         key: &watertight_integrity::SigningKey,
     ) -> Result<PathBuf, Error> {
         let mut files = std::mem::take(&mut *self.entries.lock().expect("entries lock"));
@@ -112,6 +113,7 @@ impl BundleWriter {
             sandbox_id: sandbox_id.to_string(),
             created: created.to_string(),
             signer: signer.clone(),
+            truncated: truncated_at_limit,
             files,
         };
         let body = manifest.encode();

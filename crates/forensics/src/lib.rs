@@ -8,12 +8,15 @@
 //! evidence key (ed25519). [`verify`] checks the signature and every hash; [`summarize`]
 //! renders `evidence show`.
 //!
-//! Module map: `capture` (the request and orchestration), `task` (per-task /proc files and net
-//! tables), `layer` (writable dir -> tar without following symlinks), `bundle` (temp dir,
+//! Module map: `capture` (the request and orchestration), `budget` (the bundle's byte budget),
+//! `task` (per-task /proc files and net tables), `layer` (writable dir -> tar without following
+//! symlinks, hard links as links, sparse files as sparse entries), `text` (sandbox strings
+//! stored losslessly and quoted for display), `bundle` (temp dir,
 //! hashing file writer, seal and rename), `hashing` (hash-while-writing), `manifest` (canonical
 //! manifest and signature file), `signing` (ed25519 and the host key file), `verify`,
 //! `summary`, `record` (`capture.json`), `error`.
 
+mod budget;
 mod bundle;
 mod capture;
 mod error;
@@ -24,9 +27,11 @@ pub mod record;
 mod signing;
 mod summary;
 mod task;
+pub mod text;
 mod verify;
 
-pub use capture::{capture, CaptureRequest, DEFAULT_EVIDENCE_DIR};
+pub use budget::TASK_FLOOR;
+pub use capture::{capture, capture_report, CaptureRequest, Captured, DEFAULT_EVIDENCE_DIR};
 pub use error::Error;
 pub use signing::{load_or_create_host_key, DEFAULT_KEY_PATH};
 pub use summary::summarize;

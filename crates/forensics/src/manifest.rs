@@ -7,6 +7,7 @@
 //! sandbox <sandbox id>
 //! created <RFC 3339 UTC time>
 //! signer sha256:<hex of the signing public key>
+//! truncated <evidence budget in bytes>          (only when the budget cut the evidence short)
 //! file <sha256 hex> <size in bytes> <relative path>
 //! ...
 //! ```
@@ -38,6 +39,8 @@ pub struct Manifest {
     pub sandbox_id: String,
     pub created: String,
     pub signer: String,
+    /// The evidence budget, when it was reached: the bundle holds less than the sandbox had.
+    pub truncated: Option<u64>,
     /// Sorted by path.
     pub files: Vec<FileEntry>,
 }
@@ -63,6 +66,11 @@ impl Manifest {
             out.push_str(key);
             out.push(' ');
             out.push_str(value);
+            out.push('\n');
+        }
+        if let Some(limit) = self.truncated {
+            out.push_str("truncated ");
+            out.push_str(&limit.to_string());
             out.push('\n');
         }
         for f in &self.files {
@@ -116,6 +124,21 @@ impl Manifest {
         let created = field("created")?;
         let signer = field("signer")?;
 
+        let mut lines = lines.peekable();
+        let mut truncated = None;
+        if let Some((n, rest)) = lines
+            .peek()
+            .and_then(|(n, l)| l.strip_prefix("truncated ").map(|r| (*n, r)))
+        {
+            truncated = Some(parse_size(rest).ok_or_else(|| {
+                err(
+                    n,
+                    "truncated: the budget must be a decimal number without sign or leading zeros"
+                        .into(),
+                )
+            })?);
+            lines.next();
+        }
         let mut files: Vec<FileEntry> = Vec::new();
         for (n, line) in lines {
             let rest = line
@@ -150,6 +173,7 @@ impl Manifest {
             sandbox_id,
             created,
             signer,
+            truncated,
             files,
         })
     }
@@ -262,6 +286,7 @@ mod tests {
             sandbox_id: "sb-1".into(),
             created: "2026-11-22T10:00:00.123Z".into(),
             signer: format!("sha256:{}", "ab".repeat(32)),
+            truncated: None,
             files: vec![
                 FileEntry {
                     path: "events.jsonl".into(),
@@ -282,6 +307,23 @@ mod tests {
         let m = sample();
         let bytes = m.encode();
         assert_eq!(Manifest::parse(&bytes).unwrap(), m);
+    }
+
+    #[test]
+    fn truncated_line_round_trips() {
+        let mut m = sample();
+        m.truncated = Some(1 << 20);
+        let bytes = m.encode();
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert!(text.contains("\nsigner sha256:") && text.contains("\ntruncated 1048576\nfile "));
+        assert_eq!(Manifest::parse(&bytes).unwrap(), m);
+        for bad in [
+            text.replace("truncated 1048576", "truncated 01048576"),
+            text.replace("truncated 1048576", "truncated"),
+            text.replace("truncated 1048576\n", "") + "truncated 5\n",
+        ] {
+            assert!(Manifest::parse(bad.as_bytes()).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -1,5 +1,9 @@
 //! `capture.json`: what the capture saw, for `evidence show` and for people reading the bundle.
 //! It is a bundle file like any other, so the manifest signature covers it.
+//!
+//! Strings that came from the sandbox (comm, cmdline, layer paths, link targets, skipped paths)
+//! are in the lossless text form of `text::from_bytes`: `\\` is a backslash, `\xNN` a byte
+//! that is not UTF-8.
 
 use serde::{Deserialize, Serialize};
 
@@ -20,6 +24,15 @@ pub struct CaptureRecord {
     pub layers: Vec<LayerRecord>,
     /// Milliseconds spent on each phase before the manifest was written.
     pub timings_ms: Timings,
+    /// The evidence byte budget of this bundle (absent in bundles from before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence_limit: Option<u64>,
+    /// Bytes charged against it.
+    #[serde(default)]
+    pub evidence_used: u64,
+    /// Set when the budget was reached: what did not fit first. The evidence is incomplete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncated: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -42,6 +55,9 @@ pub struct TaskRecord {
     /// `verify` can name the member that was altered).
     pub files: Vec<TaskFile>,
     pub unreadable: Vec<Unreadable>,
+    /// Files kept only in part (larger than the per-file cap or the budget left).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub truncated: Vec<Unreadable>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,6 +88,10 @@ pub struct LayerRecord {
     pub entries_not_listed: u64,
     /// Entries left out of the archive and why (sockets, unreadable files).
     pub skipped: Vec<Unreadable>,
+    /// Set when the evidence budget stopped this layer's archive: where, and that the rest of
+    /// the layer was not walked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncated: Option<String>,
 }
 
 /// Layer entries listed in `capture.json`; the rest are only counted.
@@ -80,9 +100,21 @@ pub const MAX_LISTED_ENTRIES: usize = 100_000;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LayerEntry {
     pub path: String,
-    /// file, dir, symlink, fifo, char, block
+    /// file, hardlink (`link_target` is the first path of the same inode, archived as a tar link
+    /// entry), dir, symlink, fifo, char, block, whiteout (an overlay deletion: char device 0:0)
     pub kind: String,
+    /// Logical size (for a hard link: of the inode).
     pub size: u64,
+    /// Data bytes archived, when that differs from `size`: a sparse file's data extents (stored
+    /// as a GNU sparse tar entry, holes not written) or a file cut short by the budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stored: Option<u64>,
+    /// The file has holes; the archive keeps only its data extents.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sparse: bool,
+    /// Only part of the data fit in the evidence budget.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
     pub mode: u32,
     /// Seconds since the epoch.
     pub mtime: i64,

@@ -3,8 +3,9 @@
 //! It reads the bundle as it is; `verify` is what proves it unaltered.
 
 use crate::error::Error;
-use crate::manifest::MANIFEST_FILE;
+use crate::manifest::{check_path, Manifest, MANIFEST_FILE};
 use crate::record::{CaptureRecord, CAPTURE_FILE};
+use crate::text;
 use serde_json::Value;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -32,27 +33,52 @@ pub fn summarize(bundle: &Path) -> Result<String, Error> {
     let verdict: Option<Value> = read("verdict.json")
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok());
+    let manifest_truncated = read(MANIFEST_FILE)
+        .ok()
+        .and_then(|b| Manifest::parse(&b).ok())
+        .and_then(|m| m.truncated);
 
+    // Every value below that the sandbox could have chosen (names, command lines, paths, link
+    // targets, event strings) goes through `q`/`qr`: quoted, with controls, format characters and
+    // non-UTF-8 bytes escaped, so it stays inside its own line and column and no line of this
+    // output can be forged from inside. Every line but the section titles is indented.
+    let bundle_shown = qr(&bundle.display().to_string());
     let mut out = String::new();
     let w = &mut out;
-    let _ = writeln!(w, "Evidence bundle {}", bundle.display());
-    let _ = writeln!(w, "  sandbox:  {}", record.sandbox_id);
+    let _ = writeln!(w, "Evidence bundle {bundle_shown}");
+    let _ = writeln!(w, "  sandbox:  {}", esc(&record.sandbox_id));
     let _ = writeln!(
         w,
         "  captured: {} (host kernel {})",
-        record.captured_at, record.host_kernel
+        esc(&record.captured_at),
+        esc(&record.host_kernel)
     );
     let _ = writeln!(
         w,
-        "  (contents as found; `watertight evidence verify {}` proves them unaltered)",
-        bundle.display()
+        "  (contents as found; `watertight evidence verify {bundle_shown}` proves them unaltered)"
     );
+    if record.truncated.is_some() || manifest_truncated.is_some() {
+        let limit = record.evidence_limit.or(manifest_truncated).unwrap_or(0);
+        let _ = writeln!(
+            w,
+            "  EVIDENCE TRUNCATED: the evidence budget of {limit} bytes was reached; the bundle holds less than the sandbox had"
+        );
+        if let Some(what) = &record.truncated {
+            let _ = writeln!(w, "    first cut: {}", esc(what));
+        }
+    } else if let Some(limit) = record.evidence_limit {
+        let _ = writeln!(
+            w,
+            "  evidence: {} of the {limit}-byte budget used, nothing cut",
+            record.evidence_used
+        );
+    }
 
     let _ = writeln!(w, "\nWhat happened");
     if let Some(v) = &verdict {
         let status = v.get("status").and_then(Value::as_str).unwrap_or("?");
         let message = v.get("message").and_then(Value::as_str).unwrap_or("");
-        let _ = writeln!(w, "  verdict: {status} {message}");
+        let _ = writeln!(w, "  verdict: {} {}", esc(status), esc(message));
     } else {
         let _ = writeln!(w, "  verdict: (verdict.json missing or not JSON)");
     }
@@ -73,12 +99,12 @@ pub fn summarize(bundle: &Path) -> Result<String, Error> {
 
     let _ = writeln!(
         w,
-        "\nTasks ({}, * = named by a violation event)",
+        "\nTasks ({}, * = named by a violation event; strings quoted as the task set them)",
         record.tasks.len()
     );
     let _ = writeln!(
         w,
-        "  {:>8} {:>8}  {:<16} {:<14} CMDLINE",
+        "  {:>8} {:>8}  {:<18} {:<14} CMDLINE",
         "PID", "PPID", "COMM", "STATE"
     );
     for t in &record.tasks {
@@ -88,18 +114,28 @@ pub fn summarize(bundle: &Path) -> Result<String, Error> {
             " "
         };
         let ppid = t.ppid.map(|p| p.to_string()).unwrap_or_else(|| "?".into());
+        let cmdline: Vec<String> = t.cmdline.iter().map(|a| q(a)).collect();
         let _ = writeln!(
             w,
-            "{mark} {:>8} {:>8}  {:<16} {:<14} {}",
+            "{mark} {:>8} {:>8}  {:<18} {:<14} {}",
             t.pid,
             ppid,
-            t.comm,
-            t.state,
-            shorten(&t.cmdline.join(" "), 100)
+            q(&t.comm),
+            esc(&t.state),
+            shorten(&cmdline.join(" "), 200)
         );
         if !t.unreadable.is_empty() {
-            let names: Vec<&str> = t.unreadable.iter().map(|u| u.what.as_str()).collect();
+            let names: Vec<String> = t.unreadable.iter().map(|u| qr(&u.what)).collect();
             let _ = writeln!(w, "  {:>8}   unreadable: {}", "", names.join(", "));
+        }
+        for cut in &t.truncated {
+            let _ = writeln!(
+                w,
+                "  {:>8}   truncated: {} ({})",
+                "",
+                esc(&cut.what),
+                esc(&cut.error)
+            );
         }
     }
 
@@ -111,35 +147,59 @@ pub fn summarize(bundle: &Path) -> Result<String, Error> {
         let _ = writeln!(w, "  (no writable layer was captured)");
     }
     for layer in &record.layers {
-        let bytes: u64 = layer.entries.iter().map(|e| e.size).sum();
+        let bytes: u64 = layer
+            .entries
+            .iter()
+            .filter(|e| e.kind != "hardlink")
+            .map(|e| e.size)
+            .sum();
         let _ = writeln!(
             w,
             "  {} ({}): {} entries, {} bytes{}",
-            layer.name,
-            layer.source,
+            esc(&layer.name),
+            esc(&layer.source),
             layer.entries.len() as u64 + layer.entries_not_listed,
             bytes,
             layer
                 .archive
                 .as_deref()
-                .map(|a| format!(", archived in {a}"))
+                .map(|a| format!(", archived in {}", esc(a)))
                 .unwrap_or_default()
         );
         for e in layer.entries.iter().take(MAX_SHOWN_ENTRIES) {
             let link = e
                 .link_target
                 .as_deref()
-                .map(|t| format!(" -> {t}"))
+                .map(|t| {
+                    let arrow = if e.kind == "hardlink" { "=>" } else { "->" };
+                    format!(" {arrow} {}", q(t))
+                })
                 .unwrap_or_default();
+            let mut notes = Vec::new();
+            if e.sparse {
+                notes.push("sparse".to_string());
+            }
+            if let Some(stored) = e.stored {
+                notes.push(format!("{stored} bytes of data archived"));
+            }
+            if e.truncated {
+                notes.push("TRUNCATED".to_string());
+            }
+            let notes = if notes.is_empty() {
+                String::new()
+            } else {
+                format!("  [{}]", notes.join(", "))
+            };
             let _ = writeln!(
                 w,
-                "    {:<7} {:>12}  {:04o}  {}  {}{}",
-                e.kind,
+                "    {:<8} {:>12}  {:04o}  {}  {}{}{}",
+                esc(&e.kind),
                 e.size,
                 e.mode,
                 format_mtime(e.mtime),
-                e.path,
-                link
+                q(&e.path),
+                link,
+                notes
             );
         }
         let more =
@@ -148,7 +208,10 @@ pub fn summarize(bundle: &Path) -> Result<String, Error> {
             let _ = writeln!(w, "    ... and {more} more (all are in the archive)");
         }
         for s in &layer.skipped {
-            let _ = writeln!(w, "    not archived: {} ({})", s.what, s.error);
+            let _ = writeln!(w, "    not archived: {} ({})", q(&s.what), esc(&s.error));
+        }
+        if let Some(cut) = &layer.truncated {
+            let _ = writeln!(w, "    TRUNCATED: {}", esc(cut));
         }
     }
 
@@ -160,17 +223,37 @@ pub fn summarize(bundle: &Path) -> Result<String, Error> {
         Some(pid) => {
             let mut counts = Vec::new();
             for name in &record.net_files {
-                // Each table has one header line, then one line per socket.
-                let n = std::fs::read(bundle.join("net").join(name))
-                    .map(|b| b.split(|&c| c == b'\n').filter(|l| !l.is_empty()).count())
-                    .unwrap_or(1)
-                    .saturating_sub(1);
-                counts.push(format!("{name} {n}"));
+                // Each table has one header line, then one line per socket. A name that is not
+                // a bundle path (hand-edited capture.json) is not read.
+                let n = if check_path(name).is_ok() {
+                    std::fs::read(bundle.join("net").join(name))
+                        .map(|b| b.split(|&c| c == b'\n').filter(|l| !l.is_empty()).count())
+                        .unwrap_or(1)
+                        .saturating_sub(1)
+                } else {
+                    0
+                };
+                counts.push(format!("{} {n}", esc(name)));
             }
             let _ = writeln!(w, "  from pid {pid}: {}", counts.join(", "));
         }
     }
     Ok(out)
+}
+
+/// A `capture.json` value from the sandbox, quoted for display.
+fn q(s: &str) -> String {
+    text::quote_captured(s)
+}
+
+/// Any other string from the sandbox, quoted for display.
+fn qr(s: &str) -> String {
+    text::quote_raw(s)
+}
+
+/// The supervisor's and capture's own words: escaped, not quoted.
+fn esc(s: &str) -> String {
+    text::escape_raw(s)
 }
 
 /// The events that record a violation, the number of events, and unparsable lines.
@@ -195,7 +278,9 @@ fn violation_events(jsonl: &[u8]) -> (Vec<Value>, usize, usize) {
 }
 
 fn describe_event(v: &Value) -> String {
-    let time = pick_str(v, &["time", "ts", "timestamp"]).unwrap_or_else(|| "(no time)".into());
+    let time = pick_str(v, &["time", "ts", "timestamp"])
+        .map(|t| esc(&t))
+        .unwrap_or_else(|| "(no time)".into());
     // The sandbox sees its own pid namespace; the task list uses host pids.
     let pid = match (pick_i64(v, &["pid", "tid"]), pick_i64(v, &["host_pid"])) {
         (Some(p), Some(h)) if p != h => format!("pid {p} (host {h})"),
@@ -203,9 +288,11 @@ fn describe_event(v: &Value) -> String {
         (None, None) => "pid ?".into(),
     };
     let comm = pick_str(v, &["comm"])
-        .map(|c| format!(" {c}"))
+        .map(|c| format!(" {}", qr(&c)))
         .unwrap_or_default();
-    let kind = pick_str(v, &["kind", "event", "type"]).unwrap_or_else(|| "event".into());
+    let kind = pick_str(v, &["kind", "event", "type"])
+        .map(|k| esc(&k))
+        .unwrap_or_else(|| "event".into());
     let call = match pick_str(v, &["syscall", "name"]) {
         Some(name) => {
             // Arguments the supervisor could read as strings (paths) replace their raw value.
@@ -218,7 +305,7 @@ fn describe_event(v: &Value) -> String {
                         .enumerate()
                         .map(
                             |(i, arg)| match strings.and_then(|m| m.get(&i.to_string())) {
-                                Some(Value::String(s)) => format!("{s:?}"),
+                                Some(Value::String(s)) => qr(s),
                                 _ => render_arg(arg),
                             },
                         )
@@ -226,12 +313,12 @@ fn describe_event(v: &Value) -> String {
                         .join(", ")
                 })
                 .unwrap_or_default();
-            format!(" {name}({args})")
+            format!(" {}({args})", esc(&name))
         }
         None => String::new(),
     };
     let detail = pick_str(v, &["message", "detail", "action"])
-        .map(|d| format!(" - {d}"))
+        .map(|d| format!(" - {}", esc(&d)))
         .unwrap_or_default();
     format!("{time}  {pid}{comm}  {kind}{call}{detail}")
 }
@@ -247,10 +334,20 @@ fn format_mtime(secs: i64) -> String {
         .unwrap_or_else(|| "?".into())
 }
 
+/// Numbers as they are; strings (hex values from the supervisor, or anything in a hand-edited
+/// log) bare when they are plain words, quoted otherwise.
 fn render_arg(v: &Value) -> String {
     match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
+        Value::String(s)
+            if !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_-+.".contains(&b)) =>
+        {
+            s.clone()
+        }
+        Value::String(s) => qr(s),
+        Value::Number(n) => n.to_string(),
+        other => qr(&other.to_string()),
     }
 }
 
@@ -299,7 +396,7 @@ not json
         let (found, _, _) = violation_events(log);
         assert_eq!(
             describe_event(&found[0]),
-            "t  pid 3 (host 4242) a.out  syscall_denied mount(0x1, \"/mnt\", 0x0) - forensic"
+            r#"t  pid 3 (host 4242) "a.out"  syscall_denied mount(0x1, "/mnt", 0x0) - forensic"#
         );
     }
 }

@@ -6,11 +6,20 @@
 //! members `tasks/<pid>/<name>`: a bundle of 200 tasks would otherwise need ~2 000 inode creates,
 //! which cost 0.2-0.75 ms of CPU each on the ext4 measured here (see docs/forensics.md).
 
+use crate::budget::Budget;
 use crate::bundle::BundleWriter;
 use crate::error::Error;
 use crate::record::{TaskFile, TaskRecord, Unreadable};
+use crate::text;
 use sha2::{Digest, Sha256};
+use std::io::Read;
 use std::path::{Path, PathBuf};
+
+/// Bytes kept of one /proc file (a task with 65 000 mappings of long paths has a maps file of
+/// hundreds of MiB; everything is read into memory first).
+pub const MAX_TASK_FILE: u64 = 4 << 20;
+/// Tar header and padding charged per member besides its bytes.
+const MEMBER_OVERHEAD: u64 = 1024;
 
 pub const TASKS_ARCHIVE: &str = "tasks.tar";
 
@@ -36,7 +45,7 @@ pub struct CapturedTask {
     pub files: Vec<(&'static str, Vec<u8>)>,
 }
 
-pub fn read_task(pid: i32) -> CapturedTask {
+pub fn read_task(pid: i32, budget: &Budget) -> CapturedTask {
     let proc_dir = PathBuf::from(format!("/proc/{pid}"));
     let mut files: Vec<(&'static str, Vec<u8>)> = Vec::with_capacity(9);
     let mut record = TaskRecord {
@@ -48,11 +57,13 @@ pub fn read_task(pid: i32) -> CapturedTask {
         cmdline: Vec::new(),
         files: Vec::new(),
         unreadable: Vec::new(),
+        truncated: Vec::new(),
     };
 
     for name in PROC_FILES {
-        match std::fs::read(proc_dir.join(name)) {
-            Ok(bytes) => {
+        match read_capped(&proc_dir.join(name)) {
+            Ok((bytes, more)) => {
+                let bytes = charge(budget, &mut record, name, bytes, more);
                 match *name {
                     "status" => fill_from_status(&mut record, &String::from_utf8_lossy(&bytes)),
                     "cmdline" => record.cmdline = split_nul(&bytes),
@@ -72,12 +83,22 @@ pub fn read_task(pid: i32) -> CapturedTask {
         ("ns.txt", list_links(&proc_dir.join("ns"), false)),
     ] {
         match listing {
-            Ok(text) => files.push((name, text.into_bytes())),
+            Ok(text) => {
+                let more = text.len() as u64 > MAX_TASK_FILE;
+                let mut bytes = text.into_bytes();
+                bytes.truncate(MAX_TASK_FILE as usize);
+                let bytes = charge(budget, &mut record, name, bytes, more);
+                files.push((name, bytes));
+            }
             Err(e) => record.unreadable.push(Unreadable {
                 what: name.to_string(),
                 error: e.to_string(),
             }),
         }
+    }
+    // The status file's Name is the kernel's escaped form; the raw comm is what the task set.
+    if let Ok((comm, _)) = read_capped(&proc_dir.join("comm")) {
+        record.comm = text::from_bytes(comm.strip_suffix(b"\n").unwrap_or(&comm));
     }
     for (name, bytes) in &files {
         record.files.push(TaskFile {
@@ -87,6 +108,53 @@ pub fn read_task(pid: i32) -> CapturedTask {
         });
     }
     CapturedTask { record, files }
+}
+
+/// Reads at most `MAX_TASK_FILE` bytes; the flag says whether there was more.
+fn read_capped(path: &Path) -> std::io::Result<(Vec<u8>, bool)> {
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_TASK_FILE + 1)
+        .read_to_end(&mut bytes)?;
+    let more = bytes.len() as u64 > MAX_TASK_FILE;
+    bytes.truncate(MAX_TASK_FILE as usize);
+    Ok((bytes, more))
+}
+
+/// Charges one file to the budget, keeping what fits; records any cut.
+fn charge(
+    budget: &Budget,
+    record: &mut TaskRecord,
+    name: &str,
+    mut bytes: Vec<u8>,
+    more: bool,
+) -> Vec<u8> {
+    let read = bytes.len() as u64;
+    if !budget.take_task(read + MEMBER_OVERHEAD) {
+        let keep = budget.task_remaining().saturating_sub(MEMBER_OVERHEAD);
+        bytes.truncate(keep.min(read) as usize);
+        // Racing tasks may take the rest first: then this file keeps nothing.
+        if !budget.take_task(bytes.len() as u64 + MEMBER_OVERHEAD) {
+            bytes.clear();
+        }
+        let reason = format!(
+            "kept {} of {read}{} bytes: the evidence budget of {} bytes was reached",
+            bytes.len(),
+            if more { "+" } else { "" },
+            budget.limit()
+        );
+        budget.exhaust(format!("task {}: {name}: {reason}", record.pid));
+        record.truncated.push(Unreadable {
+            what: name.to_string(),
+            error: reason,
+        });
+    } else if more {
+        record.truncated.push(Unreadable {
+            what: name.to_string(),
+            error: format!("kept the first {MAX_TASK_FILE} bytes (the per-file cap)"),
+        });
+    }
+    bytes
 }
 
 /// Writes every task's files into `tasks.tar` (members `tasks/<pid>/<name>`, mode 0600, mtime
@@ -115,25 +183,48 @@ pub fn write_tasks_archive(
 }
 
 /// Saves /proc/<pid>/net/* of the first pid whose tables are readable.
+/// Each table is capped like a task file and charged to the budget (a program can open a
+/// great many sockets); a cut is recorded on the task whose tables were read.
 pub fn capture_net(
     bundle: &BundleWriter,
+    budget: &Budget,
     pids: &[i32],
+    tasks: &mut [TaskRecord],
 ) -> Result<(Option<i32>, Vec<String>), Error> {
     for &pid in pids {
         let net = PathBuf::from(format!("/proc/{pid}/net"));
         // Read everything first so a task that vanished mid-way leaves no half set.
-        let tables: Vec<(&str, Vec<u8>)> = NET_FILES
+        let tables: Vec<(&str, Vec<u8>, bool)> = NET_FILES
             .iter()
-            .filter_map(|name| std::fs::read(net.join(name)).ok().map(|b| (*name, b)))
+            .filter_map(|name| {
+                read_capped(&net.join(name))
+                    .ok()
+                    .map(|(b, more)| (*name, b, more))
+            })
             .collect();
         if tables.is_empty() {
             continue;
         }
         bundle.create_dir("net")?;
         let mut saved = Vec::with_capacity(tables.len());
-        for (name, bytes) in tables {
+        let mut scratch = TaskRecord {
+            pid,
+            ppid: None,
+            comm: String::new(),
+            state: String::new(),
+            uids: String::new(),
+            cmdline: vec![],
+            files: vec![],
+            unreadable: vec![],
+            truncated: vec![],
+        };
+        for (name, bytes, more) in tables {
+            let bytes = charge(budget, &mut scratch, &format!("net/{name}"), bytes, more);
             bundle.write_file(&format!("net/{name}"), &bytes)?;
             saved.push(name.to_string());
+        }
+        if let Some(t) = tasks.iter_mut().find(|t| t.pid == pid) {
+            t.truncated.append(&mut scratch.truncated);
         }
         return Ok((Some(pid), saved));
     }
@@ -141,28 +232,30 @@ pub fn capture_net(
 }
 
 /// `name -> target` lines for every entry of a /proc link directory; fd numbers sort numerically.
+/// Stops reading link targets past `MAX_TASK_FILE` bytes (the caller cuts there anyway).
 fn list_links(dir: &Path, numeric: bool) -> std::io::Result<String> {
-    let mut entries: Vec<(String, String)> = Vec::new();
+    let mut names: Vec<String> = Vec::new();
     for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let target = match std::fs::read_link(entry.path()) {
+        names.push(entry?.file_name().to_string_lossy().into_owned());
+    }
+    if numeric {
+        names.sort_by_key(|n| n.parse::<u64>().unwrap_or(u64::MAX));
+    } else {
+        names.sort();
+    }
+    let mut out = String::new();
+    for name in names {
+        if out.len() as u64 > MAX_TASK_FILE {
+            break;
+        }
+        let target = match std::fs::read_link(dir.join(&name)) {
             Ok(t) => t.to_string_lossy().into_owned(),
             // The fd was closed between listing and reading; say so rather than dropping it.
             Err(e) => format!("(unreadable: {e})"),
         };
-        entries.push((name, escape_newlines(&target)));
-    }
-    if numeric {
-        entries.sort_by_key(|(n, _)| n.parse::<u64>().unwrap_or(u64::MAX));
-    } else {
-        entries.sort();
-    }
-    let mut out = String::new();
-    for (name, target) in entries {
         out.push_str(&name);
         out.push_str(" -> ");
-        out.push_str(&target);
+        out.push_str(&escape_newlines(&target));
         out.push('\n');
     }
     Ok(out)
@@ -177,7 +270,7 @@ fn split_nul(bytes: &[u8]) -> Vec<String> {
     bytes
         .split(|&b| b == 0)
         .filter(|a| !a.is_empty())
-        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .map(text::from_bytes)
         .collect()
 }
 
@@ -188,7 +281,7 @@ fn fill_from_status(record: &mut TaskRecord, status: &str) {
         };
         let value = value.trim();
         match key {
-            "Name" => record.comm = value.to_string(),
+            "Name" => record.comm = text::from_bytes(value.as_bytes()),
             "State" => record.state = value.to_string(),
             "PPid" => record.ppid = value.parse().ok(),
             "Uid" => record.uids = value.split_whitespace().collect::<Vec<_>>().join(" "),
@@ -212,6 +305,7 @@ mod tests {
             cmdline: vec![],
             files: vec![],
             unreadable: vec![],
+            truncated: vec![],
         };
         fill_from_status(
             &mut r,

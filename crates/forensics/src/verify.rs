@@ -21,6 +21,8 @@ pub struct VerifyReport {
     pub signer: String,
     pub files: usize,
     pub bytes: u64,
+    /// The evidence budget, when the signed manifest says it cut the evidence short.
+    pub truncated: Option<u64>,
 }
 
 /// Reads and checks `bundle/manifest` against its signature; returns the parsed manifest.
@@ -116,6 +118,7 @@ pub fn verify(bundle: &Path, pubkey: &VerifyingKey) -> Result<VerifyReport, Erro
         signer: manifest.signer,
         files: manifest.files.len(),
         bytes: manifest.files.iter().map(|f| f.size).sum(),
+        truncated: manifest.truncated,
     })
 }
 

@@ -28,6 +28,8 @@ fn capture_sandbox(sandbox: &FrozenSandbox, evidence: &Path, id: &str) -> PathBu
         verdict_json: VERDICT,
         evidence_dir: evidence,
         key: &key,
+        evidence_limit: 1 << 30,
+        unavailable_layers: Vec::new(),
     };
     capture(&req).expect("capture")
 }
@@ -151,8 +153,8 @@ fn bundle_holds_every_task_and_the_layer_and_verifies() {
         "verdict: SV security violation: ptrace",
         "marker.txt",
         "sub/payload.bin",
-        "escape -> /etc/hostname",
-        "sleep 1000",
+        r#""escape" -> "/etc/hostname""#,
+        r#""sleep" "1000""#,
     ] {
         assert!(text.contains(wanted), "summary lacks {wanted:?}:\n{text}");
     }
@@ -318,6 +320,8 @@ fn unwritable_evidence_dir_is_a_clear_error_and_leaves_nothing() {
         verdict_json: VERDICT,
         evidence_dir: &evidence,
         key: &key,
+        evidence_limit: 1 << 30,
+        unavailable_layers: Vec::new(),
     };
     let err = capture(&req).unwrap_err();
     assert!(matches!(err, Error::EvidenceDir { .. }), "{err}");
@@ -371,6 +375,8 @@ fn full_evidence_dir_is_a_clear_error_and_removes_the_partial_bundle() {
         verdict_json: VERDICT,
         evidence_dir: &small,
         key: &key,
+        evidence_limit: 1 << 30,
+        unavailable_layers: Vec::new(),
     };
     let err = capture(&req).unwrap_err();
     assert!(matches!(err, Error::EvidenceDir { .. }), "{err}");
@@ -398,6 +404,8 @@ fn bad_sandbox_id_is_refused_before_writing() {
             verdict_json: b"{}",
             evidence_dir: evidence.path(),
             key: &key,
+            evidence_limit: 1 << 30,
+            unavailable_layers: Vec::new(),
         };
         let err = capture(&req).unwrap_err();
         assert!(matches!(err, Error::BadName { .. }), "{id}: {err}");
@@ -418,6 +426,8 @@ fn vanished_pids_and_missing_layers_are_recorded_not_fatal() {
         verdict_json: b"{}",
         evidence_dir: evidence.path(),
         key: &key,
+        evidence_limit: 1 << 30,
+        unavailable_layers: Vec::new(),
     };
     let bundle = capture(&req).unwrap();
     verify(&bundle, &key.verifying_key()).unwrap();

@@ -9,6 +9,7 @@ fn sample_manifest() -> Vec<u8> {
         sandbox_id: "sb-7".into(),
         created: "2026-11-22T10:00:00.123Z".into(),
         signer: format!("sha256:{}", "ab".repeat(32)),
+        truncated: None,
         files: vec![
             FileEntry {
                 path: "capture.json".into(),
@@ -94,6 +95,7 @@ proptest! {
             sandbox_id: id,
             created: "2026-11-22T10:00:00Z".into(),
             signer: format!("sha256:{}", "01".repeat(32)),
+            truncated: None,
             files,
         };
         prop_assert_eq!(Manifest::parse(&m.encode()).unwrap(), m);
@@ -131,7 +133,42 @@ proptest! {
         std::fs::write(dir.path().join("events.jsonl"), &events).unwrap();
         std::fs::write(dir.path().join("verdict.json"), &verdict).unwrap();
         std::fs::write(dir.path().join("capture.json"), &capture).unwrap();
-        let _ = watertight_forensics::summarize(dir.path());
+        if let Ok(text) = watertight_forensics::summarize(dir.path()) {
+            prop_assert!(!text.chars().any(|c| c.is_control() && c != '\n'), "{}", text);
+        }
+    }
+
+    /// Whatever strings the sandbox plants (comm, argv, paths, link targets, event strings),
+    /// `evidence show` has the same lines as with plain ones and no control character.
+    #[test]
+    fn planted_strings_cannot_change_the_summary_structure(
+        planted in prop::collection::vec(any::<String>(), 6),
+    ) {
+        let render = |v: &[String]| {
+            let capture = serde_json::json!({
+                "format": "watertight-evidence/1", "sandbox_id": "s", "captured_at": "t",
+                "host_kernel": "6",
+                "tasks": [{"pid": 1, "ppid": 0, "comm": v[0], "state": "S", "uids": "0",
+                           "cmdline": [v[1], v[2]], "files": [], "unreadable": []}],
+                "net_from_pid": null, "net_files": [],
+                "layers": [{"name": "tmp", "source": "/x", "archive": null, "skipped": [],
+                            "entries": [{"path": v[3], "kind": "symlink", "size": 0,
+                                         "mode": 511, "mtime": 0, "link_target": v[4]}]}],
+                "timings_ms": {"tasks": 1, "layers": 1, "total_before_seal": 2}});
+            let event = serde_json::json!({"time": "t", "kind": "syscall_denied", "pid": 1,
+                "comm": v[5], "syscall": "mount", "args": ["0x1"], "arg_strings": {"0": v[2]}});
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join("manifest"), b"").unwrap();
+            std::fs::write(dir.path().join("events.jsonl"), format!("{event}\n")).unwrap();
+            std::fs::write(dir.path().join("verdict.json"), br#"{"status":"SV"}"#).unwrap();
+            std::fs::write(dir.path().join("capture.json"), capture.to_string()).unwrap();
+            watertight_forensics::summarize(dir.path()).unwrap()
+        };
+        let plain = render(&vec!["x".to_string(); 6]);
+        let text = render(&planted);
+        prop_assert!(!text.chars().any(|c| c.is_control() && c != '\n'), "{}", text);
+        let starts = |t: &str| t.lines().map(|l| l.chars().take(4).collect::<String>()).collect::<Vec<_>>();
+        prop_assert_eq!(starts(&plain), starts(&text), "{}", text);
     }
 
     /// A manifest with any content, correctly signed, still never panics verification.

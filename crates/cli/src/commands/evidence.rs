@@ -46,13 +46,19 @@ fn verify(bundle: &Path, pubkey: Option<PathBuf>) -> anyhow::Result<u8> {
     match watertight_forensics::verify(bundle, &key) {
         Ok(report) => {
             println!(
-                "OK {}: {} files, {} bytes, sandbox {}, captured {}, signed by {}",
+                "OK {}: {} files, {} bytes, sandbox {}, captured {}, signed by {}{}",
                 bundle.display(),
                 report.files,
                 report.bytes,
                 report.sandbox_id,
                 report.created,
-                report.signer
+                report.signer,
+                report
+                    .truncated
+                    .map(|limit| format!(
+                        "; evidence truncated at its {limit}-byte budget (see `evidence show`)"
+                    ))
+                    .unwrap_or_default()
             );
             Ok(0)
         }

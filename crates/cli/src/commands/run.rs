@@ -80,6 +80,11 @@ pub struct Args {
     /// With --on-violation forensic: the host's evidence signing key (created if missing).
     #[arg(long, value_name = "FILE", default_value = watertight_sandbox::forensic::DEFAULT_KEY_PATH)]
     evidence_key: PathBuf,
+    /// With --on-violation forensic: most bytes one evidence bundle takes, e.g. 200M (beyond it
+    /// the evidence is cut and marked truncated) [default: /tmp + /dev/shm size (+ /tmp size
+    /// again with --writable-root) + 16M].
+    #[arg(long, value_name = "SIZE")]
+    evidence_limit: Option<String>,
     /// CPU-time limit of the whole sandbox, seconds (verdict TO).
     #[arg(long, value_name = "S")]
     time_limit: Option<f64>,
@@ -337,17 +342,23 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
         .iter()
         .map(|s| secrets::parse(s, secret_size_limit))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut forensics = ForensicConfig {
-        evidence_dir: a.evidence_dir.clone(),
-        key_path: a.evidence_key.clone(),
-        ..Default::default()
+    let evidence_limit = match &a.evidence_limit {
+        Some(s) => {
+            let n = size("evidence-limit", s)?.bytes();
+            anyhow::ensure!(
+                n > 0,
+                "--evidence-limit {s}: must be more than 0 bytes (e.g. 200M)"
+            );
+            Some(n)
+        }
+        None => None,
     };
-    // Read-write binds are writable places too: their contents go into the evidence.
-    for (i, b) in profile.binds.iter().filter(|b| !b.read_only).enumerate() {
-        forensics
-            .writable
-            .push((format!("bind{i}"), b.target.clone()));
-    }
+    let forensics = ForensicConfig::for_profile(
+        &profile,
+        a.evidence_dir.clone(),
+        a.evidence_key.clone(),
+        evidence_limit,
+    );
     let bridge_port = bridge_port(&a, &sandbox_hint())?;
     let integrity = match (&a.manifest, &a.pubkey) {
         (Some(manifest), Some(pubkey)) => {

@@ -481,8 +481,27 @@ pub fn apply(ops: &[MountOp], trees: &[OwnedFd], sys: &impl Syscall) -> Result<(
             stage: "mount".into(),
             message: format!("{}: {e}", describe(op)),
         })?;
+        if let MountOp::Overlay { upper, .. } = op {
+            keep_open(upper);
+        }
     }
     Ok(())
+}
+
+/// The overlay's upper layer (what the program writes outside /tmp) has no path once the old
+/// root is detached; pid 1 keeps it open for the forensic capture, which reads it through
+/// /proc/<pid 1>/fd (`forensic.rs`). O_PATH and close-on-exec: the program never gets it. If it
+/// cannot be opened, the capture records the layer as unreadable.
+fn keep_open(dir: &Path) {
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::io::IntoRawFd;
+    if let Ok(f) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(dir)
+    {
+        let _ = f.into_raw_fd(); // held until pid 1 exits
+    }
 }
 
 fn apply_one(op: &MountOp, trees: &[OwnedFd], sys: &impl Syscall) -> io::Result<()> {
