@@ -13,7 +13,7 @@
 #   default binary: target/x86_64-unknown-linux-gnu/debug/watertight (statically linked).
 # Environment: WT_GUEST_CACHE (default target/cgroup2-guest: the kernel .deb and vmlinuz are
 #   kept there, so later runs need no download), WT_GUEST_TIMEOUT (seconds, default 600),
-#   WT_GUEST_SMP (vCPUs, default 1).
+#   WT_GUEST_SMP (vCPUs, default 1), WT_GUEST_CPU (QEMU CPU model, default max: see below).
 # Exit: 0 the guest ran (the cases' results are in the output), 77 something needed is missing
 #   here (qemu, busybox-static, cpio, cc, the kernel package), 1 anything else.
 set -euo pipefail
@@ -23,6 +23,7 @@ watertight=${1:-$repo/target/x86_64-unknown-linux-gnu/debug/watertight}
 cache=${WT_GUEST_CACHE:-$repo/target/cgroup2-guest}
 timeout_s=${WT_GUEST_TIMEOUT:-600}
 smp=${WT_GUEST_SMP:-1}
+cpu_model=${WT_GUEST_CPU:-max}
 
 missing() { echo "cgroup2-guest: $*" >&2; exit 77; }
 fail() { echo "cgroup2-guest: $*" >&2; exit 1; }
@@ -202,6 +203,18 @@ case_ forensic --on-violation=forensic --evidence-dir=/tmp/evidence --events=/tm
   --evidence-key=/tmp/evidence.key --wall-time-limit=60 \
   -- /bin/sh -c 'sleep 30 & wt-attack mount; echo after-violation'
 
+# Exec-time integrity on 6.1: which layers this kernel offers, and what a verified run does
+# when some are missing (refuse with one line, exit 125, unless told to run weaker).
+watertight manifest probe | while read -r layer state rest; do
+  echo "WTINFO probe $layer=$state $rest"
+done
+mkdir -p /tmp/img/bin && cp /bin/busybox /tmp/img/bin/ && ln -s busybox /tmp/img/bin/true
+watertight key generate --out /tmp/img.key >/dev/null 2>&1
+watertight manifest create --key /tmp/img.key --out /tmp/img.manifest /tmp/img >/dev/null 2>&1
+case_ integrity --rootfs=/tmp/img --manifest=/tmp/img.manifest --pubkey=/tmp/img.key.pub -- /bin/true
+case_ integrity_weaker --rootfs=/tmp/img --manifest=/tmp/img.manifest --pubkey=/tmp/img.key.pub \
+  --allow-weaker-integrity -- /bin/true
+
 left=$(ls -d $cg/watertight-* 2>/dev/null | wc -l)
 registry=$(ls /run/watertight/cgroups 2>/dev/null | wc -l)
 echo "WTCASE leftovers exit=0 verdict=- out=cgroups=$left registry=$registry"
@@ -219,7 +232,7 @@ start=$(date +%s.%N)
 # model has none, and a TCG guest gathers entropy slowly): watertight's static binary reads
 # randomness through the getrandom crate's /dev/random-polling fallback, which would otherwise
 # block the forensic key generation until the CRNG is ready (see docs/cgroups.md).
-timeout --kill-after=5 "$timeout_s" qemu-system-x86_64 -accel tcg -cpu max -m 1024 -smp "$smp" \
+timeout --kill-after=5 "$timeout_s" qemu-system-x86_64 -accel tcg -cpu "$cpu_model" -m 1024 -smp "$smp" \
   -display none -serial stdio -monitor none -nic none -no-reboot \
   -kernel "$kdir/vmlinuz" -initrd "$work/initrd.gz" -append "$append" </dev/null &
 qemu_pid=$!

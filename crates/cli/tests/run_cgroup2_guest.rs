@@ -175,6 +175,21 @@ fn cgroup_limits_hold_on_a_pure_cgroup2_guest() {
     assert!(v["evidence"].is_string(), "no evidence bundle: {v}");
     assert!(!case("forensic").out.contains("after-violation"));
 
+    // Exec-time integrity on 6.1 (no vm.memfd_noexec before 6.3, no PR_SET_MDWE): a verified
+    // run refuses with exit 125 naming the missing layer; with --allow-weaker-integrity it may
+    // run or refuse with 125, never anything else.
+    assert_eq!(case("integrity").exit, 125, "{:?}", case("integrity"));
+    let refusal = log
+        .lines()
+        .find(|l| l.starts_with("WTERR integrity "))
+        .unwrap_or_default();
+    assert!(refusal.contains("memfd-noexec"), "{refusal}");
+    let weaker = case("integrity_weaker");
+    assert!(
+        matches!(weaker.exit, 0 | 125),
+        "--allow-weaker-integrity on 6.1: {weaker:?}"
+    );
+
     // Nothing left behind: no cgroup, no registry entry.
     let f = fields(&case("leftovers").out);
     assert_eq!(
