@@ -28,15 +28,16 @@ cpu_model=${WT_GUEST_CPU:-max}
 missing() { echo "cgroup2-guest: $*" >&2; exit 77; }
 fail() { echo "cgroup2-guest: $*" >&2; exit 1; }
 
-for tool in qemu-system-x86_64 cpio gzip cc objcopy dpkg-deb apt-get apt-cache timeout; do
+for tool in qemu-system-x86_64 cpio gzip cc objcopy readelf dpkg-deb apt-get apt-cache timeout; do
   command -v "$tool" >/dev/null || missing "$tool not found (scripts/install-deps.sh installs it)"
 done
+# A static executable has no program interpreter (the guest has no libc or loader).
+is_static() { ! readelf -lW "$1" 2>/dev/null | grep -q "program interpreter"; }
 busybox=/bin/busybox
-[ -x "$busybox" ] && file -L "$busybox" | grep -q "statically linked" ||
+[ -x "$busybox" ] && is_static "$busybox" ||
   missing "a static /bin/busybox is needed (Debian package busybox-static)"
-[ -x "$watertight" ] || fail "$watertight not found: cargo build -p watertight-cli first"
-file -L "$watertight" | grep -Eq "static(-pie)? linked" ||
-  fail "$watertight is not statically linked (the guest has no libc)"
+[ -x "$watertight" ] || fail "$watertight not found: cargo build -p watertight first"
+is_static "$watertight" || fail "$watertight is not statically linked (the guest has no libc)"
 
 # The kernel: the version the linux-image-cloud-amd64 metapackage depends on, downloaded once.
 mkdir -p "$cache"
