@@ -55,9 +55,11 @@ if [ ! -f "$kdir/vmlinuz" ]; then
   mkdir -p "$dl/x"
   dpkg-deb -x "$dl"/*.deb "$dl/x"
   mkdir -p "$kdir"
-  cp "$dl"/x/boot/vmlinuz-* "$kdir/vmlinuz.part"
-  cp "$dl"/x/boot/config-* "$kdir/config"
-  mv "$kdir/vmlinuz.part" "$kdir/vmlinuz"
+  # vmlinuz appears last and whole (rename), so a concurrent run sees it complete or not at all.
+  cp "$dl"/x/boot/config-* "$dl/config"
+  cp "$dl"/x/boot/vmlinuz-* "$dl/vmlinuz"
+  mv "$dl/config" "$kdir/config"
+  mv "$dl/vmlinuz" "$kdir/vmlinuz"
   rm -rf "$dl"
 fi
 
@@ -165,7 +167,7 @@ case_ pids --pids-limit=32 --wall-time-limit=60 -- wt-attack forkbomb
 case_ cputime --time-limit=1 --wall-time-limit=60 -- wt-attack spin
 
 # The limit files while a sandbox runs (it spins under a quarter of a CPU until its wall time).
-watertight run --memory-limit=48M --pids-limit=20 --cpus=0.25 --wall-time-limit=4 \
+watertight run --memory-limit=48M --pids-limit=20 --cpus=0.25 --wall-time-limit=8 \
   -- wt-attack spin >/dev/null 2>/tmp/err-files &
 files=
 for _ in $(seq 100); do
