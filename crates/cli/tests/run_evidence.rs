@@ -385,12 +385,12 @@ fn show_escapes_everything_the_sandbox_planted() {
     );
     // The planted values are there, visibly escaped.
     for wanted in [
-        r#""\x1b[31m\nverdict:""#,                          // comm
+        r#""\x1b[31m\nverdict:""#,                            // comm
         r#""lies-stage2" "\n  verdict: OK\n\nWhat happened"#, // argv
-        r#"\x1b[2J\x1b]0;pwned\x07\xff\xfe.sh""#,        // file name, non-UTF-8 bytes
-        r#""link\x1b[1A\x1b[2K" -> "/etc/passwd\n"#,      // symlink and target
+        r#"\x1b[2J\x1b]0;pwned\x07\xff\xfe.sh""#,             // file name, non-UTF-8 bytes
+        r#""link\x1b[1A\x1b[2K" -> "/etc/passwd\n"#,          // symlink and target
         r#"\xc3(""#,                                          // invalid UTF-8 in the target
-        r#""\nTasks (0, all clean)\x1b[8m""#,               // directory name
+        r#""\nTasks (0, all clean)\x1b[8m""#,                 // directory name
     ] {
         assert!(shown.contains(wanted), "show lacks {wanted}:\n{shown}");
     }

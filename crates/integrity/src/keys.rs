@@ -35,7 +35,18 @@ impl SigningKey {
     /// A fresh key from the kernel's random source.
     pub fn generate() -> Result<Self> {
         let mut seed = [0u8; 32];
-        getrandom::fill(&mut seed).map_err(|e| Error::Random(e.to_string()))?;
+        let mut filled = 0;
+        // Blocks only until the kernel's generator is seeded (which the call itself hastens).
+        while filled < seed.len() {
+            match rustix::rand::getrandom(
+                &mut seed[filled..],
+                rustix::rand::GetRandomFlags::empty(),
+            ) {
+                Ok(n) => filled += n,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(Error::Random(e.to_string())),
+            }
+        }
         Ok(Self(ed25519_dalek::SigningKey::from_bytes(&seed)))
     }
 
