@@ -216,7 +216,7 @@ fn verified_file_rewritten_on_the_host_during_the_run_is_killed() {
     flags.push(format!("--bind={}:/x", exchange.display()));
     let result = t.dir.path().join("result-tamper.json");
     flags.push(format!("--result={}", result.display()));
-    let mut child = watertight()
+    let child = watertight()
         .arg("run")
         .args(&flags)
         .args(["--", "/bin/ib", "wait-exec", "/x", "/bin/victim"])

@@ -132,3 +132,100 @@ pub(crate) fn exec_integrity_prefix(
     out.extend(program);
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REFUSED: u32 = 0x7fc0_0000;
+    /// What the prefix returns for a call: Some(ret) when it decides, None when it falls
+    /// through into the original program (here one `ret ALLOW`).
+    fn run(arch: u32, nr: u32, args: [u64; 6]) -> Option<u32> {
+        let allow = libc::sock_filter {
+            code: (libc::BPF_RET | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 0,
+            k: libc::SECCOMP_RET_ALLOW,
+        };
+        let prog = exec_integrity_prefix(vec![allow], REFUSED);
+        let mut data = [0u8; 64];
+        data[0..4].copy_from_slice(&nr.to_le_bytes());
+        data[4..8].copy_from_slice(&arch.to_le_bytes());
+        for (i, a) in args.iter().enumerate() {
+            data[16 + 8 * i..24 + 8 * i].copy_from_slice(&a.to_le_bytes());
+        }
+        // A classic-BPF interpreter for the instructions the prefix uses.
+        let (mut pc, mut acc) = (0usize, 0u32);
+        loop {
+            let insn = prog[pc];
+            let code = u32::from(insn.code);
+            pc += 1;
+            if code == libc::BPF_LD | libc::BPF_W | libc::BPF_ABS {
+                let o = insn.k as usize;
+                acc = u32::from_le_bytes(data[o..o + 4].try_into().unwrap());
+            } else if code == libc::BPF_JMP | libc::BPF_JA {
+                pc += insn.k as usize;
+            } else if code == libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K {
+                pc += usize::from(if acc == insn.k { insn.jt } else { insn.jf });
+            } else if code == libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K {
+                pc += usize::from(if acc & insn.k != 0 { insn.jt } else { insn.jf });
+            } else if code == libc::BPF_RET | libc::BPF_K {
+                return (pc - 1 != prog.len() - 1).then_some(insn.k);
+            } else {
+                panic!("unexpected instruction {code:#x} at {}", pc - 1);
+            }
+        }
+    }
+
+    #[test]
+    fn refuses_exactly_the_code_aliasing_calls() {
+        let x = AUDIT_ARCH_X86_64;
+        let exec_shared = [0, 4096, 5, 0x21, u64::MAX, 0];
+        assert_eq!(
+            run(x, NR_MMAP, exec_shared),
+            Some(REFUSED),
+            "shared anonymous r-x"
+        );
+        assert_eq!(
+            run(x, NR_MMAP, [0, 4096, 5, 0x3, 3, 0]),
+            Some(REFUSED),
+            "MAP_SHARED_VALIDATE"
+        );
+        assert_eq!(
+            run(x, NR_MMAP, [0, 4096, 5, 0x2, 3, 0]),
+            None,
+            "private r-x (ld.so)"
+        );
+        assert_eq!(run(x, NR_MMAP, [0, 4096, 3, 0x1, 3, 0]), None, "shared rw-");
+        assert_eq!(
+            run(x, NR_MREMAP, [1 << 20, 0, 4096, 1, 0, 0]),
+            Some(REFUSED)
+        );
+        assert_eq!(run(x, NR_MREMAP, [1 << 20, 1 << 32, 4096, 1, 0, 0]), None);
+        assert_eq!(run(x, NR_MREMAP, [1 << 20, 4096, 8192, 1, 0, 0]), None);
+        assert_eq!(run(x, NR_SHMAT, [1, 0, 0o110000, 0, 0, 0]), Some(REFUSED));
+        assert_eq!(
+            run(x, NR_SHMAT, [1, 0, 0o10000, 0, 0, 0]),
+            None,
+            "SHM_RDONLY"
+        );
+        assert_eq!(
+            run(x, NR_PERSONALITY, [0x0040_0000, 0, 0, 0, 0, 0]),
+            Some(REFUSED)
+        );
+        assert_eq!(
+            run(x, NR_PERSONALITY, [0xffff_ffff, 0, 0, 0, 0, 0]),
+            None,
+            "query"
+        );
+        assert_eq!(run(x, NR_PERSONALITY, [0, 0, 0, 0, 0, 0]), None);
+        assert_eq!(run(x, NR_PTRACE, [0; 6]), Some(REFUSED));
+        assert_eq!(run(x, NR_USERFAULTFD, [0; 6]), Some(REFUSED));
+        assert_eq!(run(x, 39, exec_shared), None, "getpid");
+        assert_eq!(
+            run(0x4000_0003, NR_MMAP, exec_shared),
+            None,
+            "i386: the program decides"
+        );
+    }
+}
