@@ -4,6 +4,10 @@
  * generation) the supervisor verified against a signed manifest may be executed or mapped as
  * code. Anything else gets SIGKILL and an event on the ring buffer.
  *
+ * A verified file rewritten in place (same inode, e.g. on the host, through the caller's
+ * directory the sandbox serves read-only) is refused too: the allowed map keeps the inode's
+ * change time read at verification, and any write, truncate, chmod or chown changes it.
+ *
  * Hooks (all load on kernels that refuse BPF LSM and fentry):
  *   tp_btf/sched_process_exec  every successful execve/execveat (also memfd, also ld.so's target
  *                              when ld.so itself was exec'd: that one is caught at mmap);
@@ -31,11 +35,22 @@ char LICENSE[] SEC("license") = "GPL";
 #define WT_EVENT_EXEC 1
 #define WT_EVENT_MMAP 2
 #define WT_EVENT_MPROTECT 3
+/* Or-ed into the kind: the file was verified, but its inode changed since (ctime). */
+#define WT_EVENT_CHANGED 0x100
+/* I_CTIME_QUERIED (6.13+ multigrain timestamps) lives in bit 31 of i_ctime_nsec. */
+#define WT_CTIME_NSEC_MASK 0x7fffffff
 
 struct wt_key {
 	__u32 dev;
 	__u32 generation;
 	__u64 ino;
+};
+
+/* The verified inode's change time: the value of the allowed map. */
+struct wt_stamp {
+	__s64 ctime_sec;
+	__u32 ctime_nsec;
+	__u32 pad;
 };
 
 struct wt_config {
@@ -61,6 +76,9 @@ struct wt_fd_key {
 	__u32 generation;
 	__u32 pad;
 	__u64 magic;
+	__s64 ctime_sec;
+	__u32 ctime_nsec;
+	__u32 pad2;
 };
 
 struct {
@@ -74,7 +92,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1024); /* resized by the loader to the verified tree */
 	__type(key, struct wt_key);
-	__type(value, __u8);
+	__type(value, struct wt_stamp);
 } wt_allowed SEC(".maps");
 
 struct {
@@ -105,15 +123,28 @@ static __always_inline void key_of(struct file *file, struct wt_key *key)
 	key->ino = BPF_CORE_READ(inode, i_ino);
 }
 
-/* Kills the calling process unless `file` is verified. */
+static __always_inline void stamp_of(struct inode *inode, struct wt_stamp *stamp)
+{
+	stamp->ctime_sec = BPF_CORE_READ(inode, i_ctime_sec);
+	stamp->ctime_nsec = BPF_CORE_READ(inode, i_ctime_nsec) & WT_CTIME_NSEC_MASK;
+}
+
+/* Kills the calling process unless `file` is verified and unchanged since. */
 static __always_inline void gate(struct file *file, __u32 kind)
 {
 	struct wt_key key = {};
+	struct wt_stamp now = {};
+	struct wt_stamp *verified;
 	struct wt_event *ev;
 
 	key_of(file, &key);
-	if (bpf_map_lookup_elem(&wt_allowed, &key))
-		return;
+	verified = bpf_map_lookup_elem(&wt_allowed, &key);
+	if (verified) {
+		stamp_of(BPF_CORE_READ(file, f_inode), &now);
+		if (verified->ctime_sec == now.ctime_sec && verified->ctime_nsec == now.ctime_nsec)
+			return;
+		kind |= WT_EVENT_CHANGED;
+	}
 	bpf_send_signal(SIGKILL);
 	ev = bpf_ringbuf_reserve(&wt_events, sizeof(*ev), 0);
 	if (!ev)
@@ -230,6 +261,8 @@ int wt_collect(struct bpf_iter__task_file *ctx)
 	out.ino = BPF_CORE_READ(inode, i_ino);
 	out.generation = BPF_CORE_READ(inode, i_generation);
 	out.magic = BPF_CORE_READ(inode, i_sb, s_magic);
+	out.ctime_sec = BPF_CORE_READ(inode, i_ctime_sec);
+	out.ctime_nsec = BPF_CORE_READ(inode, i_ctime_nsec) & WT_CTIME_NSEC_MASK;
 	bpf_seq_write(seq, &out, sizeof(out));
 	return 0;
 }

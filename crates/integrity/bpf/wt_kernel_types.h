@@ -27,6 +27,7 @@ typedef __s32 s32;
 typedef __s64 s64;
 typedef int pid_t;
 typedef __u32 dev_t;
+typedef __s64 time64_t;
 typedef __u16 __be16;
 typedef __u32 __be32;
 typedef __u32 __wsum;
@@ -59,6 +60,10 @@ struct inode {
 	unsigned long i_ino;
 	__u32 i_generation;
 	struct super_block *i_sb;
+	/* Linux 6.11+ (earlier: struct timespec64 __i_ctime). Since 6.13 bit 31 of the
+	 * nanoseconds is the multigrain I_CTIME_QUERIED flag, not time. */
+	time64_t i_ctime_sec;
+	u32 i_ctime_nsec;
 };
 
 struct file {

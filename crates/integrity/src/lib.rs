@@ -25,7 +25,7 @@ pub mod probe;
 pub use error::{Error, TreeProblem};
 pub use gate::{ExecEvent, ExecGate, ExecWhat};
 pub use keys::{SigningKey, VerifyingKey};
-pub use landlock_exec::{landlock_exec_ruleset, PreparedRuleset};
+pub use landlock_exec::{landlock_exec_ruleset, landlock_exec_write_ruleset, PreparedRuleset};
 pub use manifest::verify::{verify_tree, VerifiedFile, VerifiedTree};
 pub use manifest::{Entry, Manifest, SignedManifest};
 pub use probe::{probe_enforcement, EnforcementReport, Layer, LayerStatus};

@@ -394,3 +394,58 @@ fn mprotect_exec_of_an_unverified_mapping_is_killed() {
         "mprotect event for {pid}: {events:?}"
     );
 }
+
+#[test]
+fn verified_file_rewritten_in_place_is_killed_and_refused_at_attach() {
+    if let Some(reason) = skip_reason() {
+        eprintln!("SKIP exec_gate rewrite: {reason}");
+        return;
+    }
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    exec_tree(&tree);
+    let lib = tree.join("lib");
+    let signing = key(11);
+    let signed = Manifest::create(&tree, &signing).unwrap();
+    let verified = verify_tree(&tree, &signed, &signing.verifying_key()).unwrap();
+    let cg = TestCgroup::create().expect("create a cgroup2 test cgroup");
+    let mut gate = ExecGate::attach(cg.id(), &verified).unwrap();
+    let t = |p: &str| tree.join(p).display().to_string();
+    let (_, status) = run_in(&cg, &[&t("bin/true")], &lib);
+    assert!(
+        status.success(),
+        "verified bin/true before the rewrite: {status:?}"
+    );
+
+    // Rewritten in place with the very same bytes: same inode, same content, new ctime. The
+    // gate cannot know the bytes are equal; what was verified is not what is there now.
+    let victim = tree.join("bin/true");
+    let ino = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&victim).unwrap());
+    let bytes = std::fs::read(&victim).unwrap();
+    std::fs::write(&victim, &bytes).unwrap();
+    assert_eq!(
+        ino,
+        std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&victim).unwrap())
+    );
+    let (pid, status) = run_in(&cg, &[&t("bin/true")], &lib);
+    assert!(
+        killed(status),
+        "rewritten bin/true must be SIGKILLed: {status:?}"
+    );
+    let events = gate.wait_events(Duration::from_secs(2));
+    assert!(
+        events
+            .iter()
+            .any(|e| e.pid == pid && e.what == ExecWhat::Exec && e.changed),
+        "exec event marked changed for {pid}: {events:?}"
+    );
+    drop(gate);
+
+    // The same tree verification no longer matches the kernel's inode: attach refuses.
+    let err = ExecGate::attach(cg.id(), &verified).expect_err("a stale verification");
+    assert!(
+        err.to_string().contains("changed after verification"),
+        "{err}"
+    );
+}

@@ -6,7 +6,7 @@ use std::io::Write;
 
 fn main() {
     let profile = watertight_sandbox::default_profile();
-    match watertight_sandbox::layers::seccomp::compile(&profile.seccomp) {
+    match watertight_sandbox::layers::seccomp::compile(&profile.seccomp, false) {
         Ok(filter) => {
             if let Err(e) = std::io::stdout().write_all(&filter.program_bytes()) {
                 eprintln!("default_filter: write the program: {e}");

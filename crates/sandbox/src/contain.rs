@@ -274,6 +274,19 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
         verdict.status = crate::verdict::Status::SV;
         verdict.message = Some("security violation: an unverified file was executed or mapped as code (the BPF exec gate killed the task)".into());
     }
+    if let Some(call) = prepared
+        .integrity
+        .as_ref()
+        .and_then(|_| integrity::code_injection_attempt(events.bytes()))
+    {
+        if matches!(
+            verdict.status,
+            crate::verdict::Status::OK | crate::verdict::Status::RE | crate::verdict::Status::SG
+        ) {
+            verdict.status = crate::verdict::Status::SV;
+            verdict.message = Some(format!("security violation: {call} refused: an attempt to run code that is in no verified file (writable alias of executable memory, or a write into code)"));
+        }
+    }
 
     // 9. Clean up: kill anything left and remove the cgroup; the slot is freed on drop.
     if let Some(p) = port {
@@ -328,7 +341,7 @@ pub(crate) fn prepare(job: &Job) -> Result<Prepared, Error> {
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let integrity = match &job.integrity {
+    let mut integrity = match &job.integrity {
         None => None,
         Some(req) => {
             if profile.root.source == "host" || profile.root.writable {
@@ -349,6 +362,9 @@ pub(crate) fn prepare(job: &Job) -> Result<Prepared, Error> {
         noexec_writable: integrity.is_some(),
     };
     let mut mounts = mount::plan(&profile, &req)?;
+    if let Some(v) = integrity.as_mut() {
+        v.write_roots = integrity::write_roots(&mounts); // before binds become detached trees
+    }
     // The caller's binds, opened here as the caller: pid 1 may not be host root (see
     // `user::NamespaceOwner`).
     let bind_trees = sockets::attach_host_binds(&mut mounts)?;
@@ -356,7 +372,7 @@ pub(crate) fn prepare(job: &Job) -> Result<Prepared, Error> {
     let rlimits = limits::rlimits(&profile.limits);
     // The cgroup is made after clone: its limits are checked here, before anything exists.
     cgroup::limits(&profile).validate()?;
-    let filter = seccomp::compile(&profile.seccomp)?;
+    let filter = seccomp::compile(&profile.seccomp, integrity.is_some())?;
     Ok(Prepared {
         profile,
         mounts,
@@ -415,7 +431,8 @@ fn sandbox_init(p: &Prepared, mut ends: SandboxEnds) -> ! {
         // capabilities, securebits, no_new_privs; integrity: Landlock, MDWE; seccomp, last.
         privileges::drop_all()?;
         if let Some(v) = &p.integrity {
-            integrity::restrict_exec(&v.exec_roots, v.landlock)?; // exec only what was verified
+            integrity::restrict_exec(&v.exec_roots, &v.write_roots, v.landlock)?;
+            // exec only what was verified
         }
         seccomp::install(&p.filter, ends.notify.as_fd())?;
         // Before the program exists, so it never finds pid 1's memory open to it (/proc/1/mem)

@@ -448,7 +448,7 @@ fn record_gate_events(g: &mut watertight_integrity::ExecGate, events: &mut Event
     for e in g.poll_events() {
         events.emit(
             "exec_denied",
-            serde_json::json!({"host_pid": e.pid, "comm": e.comm, "dev": e.dev, "ino": e.ino, "what": format!("{:?}", e.what).to_lowercase()}),
+            serde_json::json!({"host_pid": e.pid, "comm": e.comm, "dev": e.dev, "ino": e.ino, "what": format!("{:?}", e.what).to_lowercase(), "changed_since_verified": e.changed}),
         );
     }
 }

@@ -111,9 +111,14 @@ fn finish_key(mut hasher: Sha256, opts: &CompileOptions) -> String {
         log_denials,
         wait_killable_recv,
         capabilities,
+        exec_integrity,
     } = opts;
     hasher.update(format!("{violation_action:?}\0").as_bytes());
-    hasher.update([u8::from(*log_denials), u8::from(*wait_killable_recv)]);
+    hasher.update([
+        u8::from(*log_denials),
+        u8::from(*wait_killable_recv),
+        u8::from(*exec_integrity),
+    ]);
     for cap in capabilities {
         hasher.update(cap.as_bytes());
         hasher.update(b",");

@@ -46,6 +46,15 @@ impl ViolationAction {
             ViolationAction::UserNotify => ScmpAction::Notify,
         }
     }
+
+    /// The raw SECCOMP_RET_* value of this action, for hand-written filter prefixes.
+    fn to_raw(self) -> u32 {
+        match self {
+            ViolationAction::Errno(e) => SECCOMP_RET_ERRNO | u32::from(e),
+            ViolationAction::KillProcess => libc::SECCOMP_RET_KILL_PROCESS,
+            ViolationAction::UserNotify => libc::SECCOMP_RET_USER_NOTIF,
+        }
+    }
 }
 
 /// How to compile a profile.
@@ -63,6 +72,10 @@ pub struct CompileOptions {
     /// Capabilities the sandboxed process keeps (`CAP_*`), for Docker's `includes.caps` /
     /// `excludes.caps`. Empty (the default) for a sandbox that drops all capabilities.
     pub capabilities: BTreeSet<String>,
+    /// Exec-time integrity (`watertight run --manifest`): also refuse, with the violation action
+    /// and whatever the profile allows, the syscalls that make writable aliases of executable
+    /// memory or write into code (see `integrity.rs`). Off for ordinary runs.
+    pub exec_integrity: bool,
 }
 
 /// A compiled filter, ready for `watertight_sys::seccomp::install_filter`.
@@ -221,6 +234,10 @@ impl Profile {
         }
         if flags & libc::SECCOMP_FILTER_FLAG_NEW_LISTENER as u32 != 0 {
             program = no_second_listener(program);
+        }
+        if opts.exec_integrity {
+            program =
+                crate::integrity::exec_integrity_prefix(program, opts.violation_action.to_raw());
         }
         if program.len() > MAX_INSNS {
             return Err(Error::ProgramTooLarge {

@@ -18,6 +18,7 @@ mod caps;
 mod compile;
 mod default;
 mod error;
+mod integrity;
 mod profile;
 mod syscall_names;
 

@@ -25,9 +25,14 @@ pub struct ExecEvent {
     pub ino: u64,
     pub generation: u32,
     pub what: ExecWhat,
+    /// The file was verified, but its inode changed since (rewritten in place: its change time
+    /// is not the one read at verification).
+    pub changed: bool,
 }
 
 pub(crate) const EVENT_SIZE: usize = 40;
+/// `WT_EVENT_CHANGED`, or-ed into the kind.
+const CHANGED: u32 = 0x100;
 
 impl ExecEvent {
     pub(crate) fn parse(raw: &[u8]) -> Option<Self> {
@@ -36,7 +41,8 @@ impl ExecEvent {
         }
         let u32_at = |o: usize| u32::from_ne_bytes(raw[o..o + 4].try_into().expect("4 bytes"));
         let u64_at = |o: usize| u64::from_ne_bytes(raw[o..o + 8].try_into().expect("8 bytes"));
-        let what = match u32_at(4) {
+        let kind = u32_at(4);
+        let what = match kind & 0xff {
             1 => ExecWhat::Exec,
             2 => ExecWhat::Mmap,
             3 => ExecWhat::Mprotect,
@@ -53,6 +59,7 @@ impl ExecEvent {
             ino: u64_at(8),
             dev: user_dev(u32_at(16)),
             generation: u32_at(20),
+            changed: kind & CHANGED != 0,
             comm: String::from_utf8_lossy(&comm_raw[..end]).into_owned(),
         })
     }
@@ -89,5 +96,9 @@ mod tests {
         raw[24..28].copy_from_slice(b"true");
         let ev = ExecEvent::parse(&raw).expect("valid event");
         assert_eq!((ev.what, ev.comm.as_str()), (ExecWhat::Exec, "true"));
+        assert!(!ev.changed);
+        raw[5] = 1; // WT_EVENT_CHANGED (0x100): a verified inode rewritten since
+        let ev = ExecEvent::parse(&raw).expect("valid event");
+        assert_eq!((ev.what, ev.changed), (ExecWhat::Exec, true));
     }
 }

@@ -28,7 +28,7 @@ use std::time::Duration;
 /// How many verified files are held open at once while their keys are read.
 const OPEN_BATCH: usize = 256;
 /// Size of `struct wt_fd_key` written by the iterator.
-const FD_KEY_SIZE: usize = 32;
+const FD_KEY_SIZE: usize = 48;
 
 /// A loaded and attached exec gate. Drop detaches and unloads everything.
 pub struct ExecGate {
@@ -52,12 +52,14 @@ impl std::fmt::Debug for ExecGate {
     }
 }
 
-/// One key as the kernel sees it: (`s_dev`, `i_ino`, `i_generation`).
+/// One key as the kernel sees it: (`s_dev`, `i_ino`, `i_generation`), and the inode's change
+/// time (the allowed map's value: a verified inode whose ctime moved was rewritten).
 #[derive(Debug, Clone, Copy)]
 struct KernelKey {
     dev: u32,
     ino: u64,
     generation: u32,
+    ctime: (i64, u32),
 }
 
 impl ExecGate {
@@ -93,7 +95,7 @@ impl ExecGate {
         let allowed = find_map(&object, "wt_allowed")?;
         for key in &keys {
             allowed
-                .update(&key_bytes(key), &[1u8], MapFlags::ANY)
+                .update(&key_bytes(key), &stamp_bytes(key), MapFlags::ANY)
                 .map_err(|e| object::bpf_error("fill wt_allowed", e))?;
         }
 
@@ -147,7 +149,7 @@ impl ExecGate {
         let allowed = find_map(&self._object, "wt_allowed")?;
         for key in &keys {
             allowed
-                .update(&key_bytes(key), &[1u8], MapFlags::ANY)
+                .update(&key_bytes(key), &stamp_bytes(key), MapFlags::ANY)
                 .map_err(|e| {
                     object::bpf_error(
                         "fill wt_allowed (map full: attach with the larger tree first)",
@@ -200,6 +202,13 @@ fn write_config(object: &Object, cgroup_id: u64, level: u32) -> Result<()> {
     find_map(object, "wt_config")?
         .update(&0u32.to_ne_bytes(), &value, MapFlags::ANY)
         .map_err(|e| object::bpf_error("write wt_config", e))
+}
+
+fn stamp_bytes(key: &KernelKey) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    out[0..8].copy_from_slice(&key.ctime.0.to_ne_bytes());
+    out[8..12].copy_from_slice(&key.ctime.1.to_ne_bytes());
+    out
 }
 
 fn key_bytes(key: &KernelKey) -> [u8; 16] {
@@ -271,6 +280,7 @@ fn kernel_keys(object: &Object, tree: &VerifiedTree) -> Result<Vec<KernelKey>> {
                         dev: u32_at(4),
                         ino: u64_at(8),
                         generation: u32_at(16),
+                        ctime: (u64_at(32) as i64, u32_at(40)),
                     },
                 )
             })
@@ -294,6 +304,16 @@ fn kernel_keys(object: &Object, tree: &VerifiedTree) -> Result<Vec<KernelKey>> {
                         key.ino,
                         vf.dev,
                         vf.ino
+                    ),
+                });
+            }
+            // The inode changed (written, truncated, chmod'ed) after it was hashed.
+            if key.ctime != vf.ctime {
+                return Err(Error::TreeChanged {
+                    path: tree.path_of(vf),
+                    what: format!(
+                        "its inode changed after verification (ctime {}.{:09} is now {}.{:09})",
+                        vf.ctime.0, vf.ctime.1, key.ctime.0, key.ctime.1
                     ),
                 });
             }

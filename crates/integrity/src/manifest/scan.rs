@@ -42,6 +42,8 @@ pub(crate) struct Hashed {
     pub mode: u32,
     pub dev: u64,
     pub ino: u64,
+    /// The inode's change time when it was opened for hashing (before the read).
+    pub ctime: (i64, u32),
 }
 
 pub(crate) fn check_root(root: &Path) -> Result<()> {
@@ -174,6 +176,7 @@ pub(crate) fn hash_one(root: &Path, rel: &str) -> Result<Hashed> {
         mode: meta.mode() & 0o7777,
         dev: meta.dev(),
         ino: meta.ino(),
+        ctime: (meta.ctime(), meta.ctime_nsec() as u32),
     })
 }
 

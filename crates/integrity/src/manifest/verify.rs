@@ -17,6 +17,11 @@ pub struct VerifiedFile {
     pub ino: u64,
     pub size: u64,
     pub mode: u32,
+    /// The inode's change time (seconds, nanoseconds) read before hashing. Any write, truncate,
+    /// chmod or chown sets it to the current time (and the kernel makes it differ from a value
+    /// that was read), so the exec gate compares it to tell a verified file rewritten in place
+    /// (same inode) from the one that was hashed.
+    pub ctime: (i64, u32),
 }
 
 /// The outcome of a successful [`verify_tree`]. The inode generation is not read here (it needs
@@ -178,6 +183,7 @@ pub fn verify_tree(
                 ino: hashed.ino,
                 size,
                 mode,
+                ctime: hashed.ctime,
             });
         }
     }

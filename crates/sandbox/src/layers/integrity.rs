@@ -5,10 +5,16 @@
 //!   layer binds the root directory's entries; no overlay);
 //! - every writable mount is noexec (mount layer), and memfd execution is refused by
 //!   `vm.memfd_noexec = 2` in the sandbox's own pid namespace;
-//! - Landlock allows execute only beneath the root directory's verified top-level entries;
+//! - Landlock allows execute only beneath the root directory's verified top-level entries, and
+//!   opening files for writing only beneath the writable mounts (so never /proc/<pid>/mem, whose
+//!   writes patch code regardless of page protections);
 //! - PR_SET_MDWE refuses turning writable memory executable;
+//! - the seccomp filter refuses writable aliases of executable memory (shared executable
+//!   mappings, mremap with old_size 0, shmat(SHM_EXEC), READ_IMPLIES_EXEC), ptrace and
+//!   userfaultfd, as violations (`CompileOptions::exec_integrity`);
 //! - the BPF exec gate (watertight-integrity) kills any task of the sandbox's cgroup that execs or
-//!   maps as code a file whose (dev, ino, generation) was not verified, with an event.
+//!   maps as code a file whose (dev, ino, generation) was not verified, or whose inode changed
+//!   (ctime) since it was verified (a rewrite in place on the host), with an event.
 
 use std::path::{Path, PathBuf};
 
@@ -16,7 +22,11 @@ use watertight_integrity::{
     EnforcementReport, ExecGate, Layer, SignedManifest, VerifiedTree, VerifyingKey,
 };
 
+use nix::mount::MsFlags;
+use watertight_sys::mount::ATTR_RDONLY;
+
 use crate::error::{Error, IoContext};
+use crate::layers::mount::{MountOp, MountPlan, STAGE};
 
 /// The layers a verified run demands; fewer only with `allow_weaker`.
 pub const REQUIRED: [Layer; 3] = [Layer::Landlock, Layer::BpfExecGate, Layer::MemfdNoexec];
@@ -35,6 +45,9 @@ pub struct Verified {
     pub tree: VerifiedTree,
     /// Paths inside the sandbox beneath which Landlock allows execute.
     pub exec_roots: Vec<PathBuf>,
+    /// Paths inside the sandbox beneath which Landlock allows opening files for writing (the
+    /// writable mounts; see [`write_roots`]).
+    pub write_roots: Vec<PathBuf>,
     pub landlock: bool,
     pub memfd_noexec: bool,
     pub gate: bool,
@@ -88,6 +101,7 @@ pub fn verify(rootfs: &Path, req: &IntegrityRequest) -> Result<Verified, Error> 
     Ok(Verified {
         tree,
         exec_roots,
+        write_roots: Vec::new(),
         landlock: req.report.available(Layer::Landlock),
         memfd_noexec: req.report.available(Layer::MemfdNoexec),
         gate: req.report.available(Layer::BpfExecGate),
@@ -111,12 +125,43 @@ pub fn refuse_memfd_exec() -> Result<(), Error> {
         .ctx(|| "write vm.memfd_noexec = 2 in the sandbox's pid namespace".into())
 }
 
-/// In the program, before seccomp: execute only beneath the verified entries, and no writable
-/// memory turned executable.
-pub fn restrict_exec(exec_roots: &[PathBuf], landlock: bool) -> Result<(), Error> {
+/// Where the sandbox may open files for writing, as paths inside it: the targets of the planned
+/// writable mounts (tmpfs, devpts, binds without ATTR_RDONLY: /tmp, /dev and what is below it,
+/// writable caller binds). Never the root itself nor anything beneath /proc. Call it on the plan
+/// before its binds become detached trees (which no longer say whether they are writable).
+pub fn write_roots(plan: &MountPlan) -> Vec<PathBuf> {
+    let stage = Path::new(STAGE);
+    let mut roots: Vec<PathBuf> = plan
+        .ops
+        .iter()
+        .filter_map(|op| match op {
+            MountOp::Tmpfs { target, flags, .. } if !flags.contains(MsFlags::MS_RDONLY) => {
+                Some(target)
+            }
+            MountOp::Bind { target, attrs, .. } if attrs & ATTR_RDONLY == 0 => Some(target),
+            MountOp::Devpts { target, .. } => Some(target),
+            _ => None,
+        })
+        .filter_map(|target| target.strip_prefix(stage).ok())
+        .filter(|inside| !inside.as_os_str().is_empty() && !inside.starts_with("proc"))
+        .map(|inside| Path::new("/").join(inside))
+        .collect();
+    roots.sort();
+    roots.dedup();
+    roots
+}
+
+/// In the program, before seccomp: execute only beneath the verified entries, open files for
+/// writing only beneath the writable mounts, and no writable memory turned executable.
+pub fn restrict_exec(
+    exec_roots: &[PathBuf],
+    write_roots: &[PathBuf],
+    landlock: bool,
+) -> Result<(), Error> {
     if landlock {
         let roots: Vec<&Path> = exec_roots.iter().map(PathBuf::as_path).collect();
-        watertight_integrity::landlock_exec_ruleset(&roots)
+        let writable: Vec<&Path> = write_roots.iter().map(PathBuf::as_path).collect();
+        watertight_integrity::landlock_exec_write_ruleset(&roots, &writable)
             .and_then(|r| r.restrict_self())
             .map_err(|e| Error::Setup {
                 stage: "integrity".into(),
@@ -124,6 +169,30 @@ pub fn restrict_exec(exec_roots: &[PathBuf], landlock: bool) -> Result<(), Error
             })?;
     }
     watertight_sys::process::refuse_exec_gain().ctx(|| "prctl(PR_SET_MDWE)".into())
+}
+
+/// Syscalls the integrity-only seccomp rules refuse (and `ptrace`/`userfaultfd`, which the
+/// default profile refuses as well): each is an attempt to make code that is in no verified
+/// file runnable.
+pub const CODE_INJECTION_SYSCALLS: &[&str] = &[
+    "mmap",
+    "mremap",
+    "shmat",
+    "personality",
+    "ptrace",
+    "userfaultfd",
+];
+
+/// The name of the first refused syscall in the event log (JSON lines) that was such an
+/// attempt: in an integrity-mode run it makes the verdict SV whatever `on_violation` says,
+/// as the exec gate's kills do.
+pub fn code_injection_attempt(event_log: &[u8]) -> Option<String> {
+    event_log
+        .split(|&b| b == b'\n')
+        .filter_map(|l| serde_json::from_slice::<serde_json::Value>(l).ok())
+        .filter(|v| v["kind"] == "syscall_denied")
+        .filter_map(|v| v["syscall"].as_str().map(str::to_owned))
+        .find(|name| CODE_INJECTION_SYSCALLS.contains(&name.as_str()))
 }
 
 /// In the supervisor, before the sandbox is released.

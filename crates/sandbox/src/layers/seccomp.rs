@@ -28,7 +28,9 @@ pub fn load(seccomp: &Seccomp) -> Result<SeccompProfile, Error> {
         .map_err(|e| Error::Config(format!("seccomp profile {}: {e}", seccomp.profile)))
 }
 
-pub fn compile(seccomp: &Seccomp) -> Result<CompiledFilter, Error> {
+/// `exec_integrity`: the run verifies its root directory (`--manifest`); the filter then also
+/// refuses writable aliases of executable memory (see the seccomp crate's `integrity.rs`).
+pub fn compile(seccomp: &Seccomp, exec_integrity: bool) -> Result<CompiledFilter, Error> {
     let opts = CompileOptions {
         violation_action: match seccomp.on_violation {
             // Every mode is enforced by the supervisor, which first records the call.
@@ -42,6 +44,7 @@ pub fn compile(seccomp: &Seccomp) -> Result<CompiledFilter, Error> {
         wait_killable_recv: seccomp.on_violation != OnViolation::Forensic,
         // The program keeps no capabilities, so rules gated on one never apply.
         capabilities: Default::default(),
+        exec_integrity,
     };
     let cache = std::path::Path::new(CACHE_DIR);
     if seccomp.profile == "default" {
