@@ -42,7 +42,7 @@ pub struct Timings {
     pub total_before_seal: u64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct TaskRecord {
     pub pid: i32,
     pub ppid: Option<i32>,

@@ -50,14 +50,7 @@ pub fn read_task(pid: i32, budget: &Budget) -> CapturedTask {
     let mut files: Vec<(&'static str, Vec<u8>)> = Vec::with_capacity(9);
     let mut record = TaskRecord {
         pid,
-        ppid: None,
-        comm: String::new(),
-        state: String::new(),
-        uids: String::new(),
-        cmdline: Vec::new(),
-        files: Vec::new(),
-        unreadable: Vec::new(),
-        truncated: Vec::new(),
+        ..Default::default()
     };
 
     for name in PROC_FILES {
@@ -209,14 +202,7 @@ pub fn capture_net(
         let mut saved = Vec::with_capacity(tables.len());
         let mut scratch = TaskRecord {
             pid,
-            ppid: None,
-            comm: String::new(),
-            state: String::new(),
-            uids: String::new(),
-            cmdline: vec![],
-            files: vec![],
-            unreadable: vec![],
-            truncated: vec![],
+            ..Default::default()
         };
         for (name, bytes, more) in tables {
             let bytes = charge(budget, &mut scratch, &format!("net/{name}"), bytes, more);
@@ -298,14 +284,7 @@ mod tests {
     fn status_fields() {
         let mut r = TaskRecord {
             pid: 1,
-            ppid: None,
-            comm: String::new(),
-            state: String::new(),
-            uids: String::new(),
-            cmdline: vec![],
-            files: vec![],
-            unreadable: vec![],
-            truncated: vec![],
+            ..Default::default()
         };
         fill_from_status(
             &mut r,

@@ -420,12 +420,12 @@ fn rule_applies(
 }
 
 /// One BPF instruction without jumps (load, return).
-fn stmt(code: u32, k: u32) -> libc::sock_filter {
+pub(crate) fn stmt(code: u32, k: u32) -> libc::sock_filter {
     jump(code, k, 0, 0)
 }
 
 /// One BPF conditional jump: `jt`/`jf` instructions ahead when true/false.
-fn jump(code: u32, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
+pub(crate) fn jump(code: u32, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
     libc::sock_filter {
         code: code as u16,
         jt,

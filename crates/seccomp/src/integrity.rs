@@ -28,6 +28,8 @@
 //! libseccomp's rule merging and of whatever the profile says about these syscalls. Each refusal
 //! gets the violation action, so the supervisor reports it (`syscall_denied`, verdict SV).
 
+use crate::compile::{jump, stmt};
+
 /// x86_64 syscall numbers.
 const NR_MMAP: u32 = 9;
 const NR_MREMAP: u32 = 25;
@@ -62,18 +64,6 @@ pub(crate) fn exec_integrity_prefix(
     if std::env::consts::ARCH != "x86_64" {
         return program;
     }
-    let stmt = |code: u32, k: u32| libc::sock_filter {
-        code: code as u16,
-        jt: 0,
-        jf: 0,
-        k,
-    };
-    let jump = |code: u32, k: u32, jt: u8, jf: u8| libc::sock_filter {
-        code: code as u16,
-        jt,
-        jf,
-        k,
-    };
     let (ld, jeq, jset, ja, ret) = (
         libc::BPF_LD | libc::BPF_W | libc::BPF_ABS,
         libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K,
