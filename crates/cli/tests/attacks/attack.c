@@ -127,7 +127,28 @@ static int check(const char *what, long r) {
     return allowed(what);
 }
 
+/* For ARG seconds (default 3): call mount() (a violation) in a loop, as fast as the supervisor
+ * answers, with long strings (200 bytes each: the supervisor reads them into its events).
+ * Prints how many calls failed with EPERM, to compare with the supervisor's count. */
+static int flood(const char *arg) {
+    double secs = *arg ? atof(arg) : 3.0;
+    static char src[201], dst[201], fstype[201];
+    memset(src, 's', 200); memset(dst, 'd', 200); memset(fstype, 't', 200);
+    dst[0] = '/';
+    long calls = 0, eperm = 0, other = 0;
+    double end = now_s() + secs;
+    while (now_s() < end) {
+        calls++;
+        if (mount(src, dst, fstype, 0, NULL) == 0) return allowed("mount during the flood");
+        if (errno == EPERM) eperm++;
+        else other++;
+    }
+    printf("DENIED flood: %ld calls, %ld EPERM, %ld other\n", calls, eperm, other);
+    return 0;
+}
+
 static int attack(const char *name, const char *arg) {
+    if (!strcmp(name, "flood")) return flood(arg);
     if (!strcmp(name, "notify_race")) return notify_race(arg);
     if (!strcmp(name, "io_setup")) { /* an AIO context: counts against the host-wide fs.aio-max-nr */
         unsigned long ctx = 0;
