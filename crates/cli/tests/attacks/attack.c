@@ -127,21 +127,40 @@ static int check(const char *what, long r) {
     return allowed(what);
 }
 
-/* For ARG seconds (default 3): call mount() (a violation) in a loop, as fast as the supervisor
- * answers, with long strings (200 bytes each: the supervisor reads them into its events).
- * Prints how many calls failed with EPERM, to compare with the supervisor's count. */
+/* For ARG seconds (default 3): four threads call mount() (a violation) in a loop, as fast as
+ * the supervisor answers, with long strings (200 bytes each: the supervisor reads them into its
+ * events). Prints how many calls failed with EPERM, to compare with the supervisor's count. */
+static double flood_end;
+static char flood_src[201], flood_dst[201], flood_fstype[201];
+struct flood_count { long calls, eperm, other; };
+static void *flood_thread(void *a) {
+    struct flood_count *c = a;
+    while (now_s() < flood_end) {
+        c->calls++;
+        if (mount(flood_src, flood_dst, flood_fstype, 0, NULL) == 0) {
+            allowed("mount during the flood");
+            fflush(stdout);
+            _exit(1);
+        }
+        if (errno == EPERM) c->eperm++;
+        else c->other++;
+    }
+    return NULL;
+}
 static int flood(const char *arg) {
     double secs = *arg ? atof(arg) : 3.0;
-    static char src[201], dst[201], fstype[201];
-    memset(src, 's', 200); memset(dst, 'd', 200); memset(fstype, 't', 200);
-    dst[0] = '/';
+    memset(flood_src, 's', 200); memset(flood_dst, 'd', 200); memset(flood_fstype, 't', 200);
+    flood_dst[0] = '/';
+    flood_end = now_s() + secs;
+    enum { THREADS = 4 };
+    pthread_t t[THREADS];
+    struct flood_count c[THREADS];
+    memset(c, 0, sizeof c);
+    for (int i = 0; i < THREADS; i++) pthread_create(&t[i], NULL, flood_thread, &c[i]);
     long calls = 0, eperm = 0, other = 0;
-    double end = now_s() + secs;
-    while (now_s() < end) {
-        calls++;
-        if (mount(src, dst, fstype, 0, NULL) == 0) return allowed("mount during the flood");
-        if (errno == EPERM) eperm++;
-        else other++;
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(t[i], NULL);
+        calls += c[i].calls; eperm += c[i].eperm; other += c[i].other;
     }
     printf("DENIED flood: %ld calls, %ld EPERM, %ld other\n", calls, eperm, other);
     return 0;
