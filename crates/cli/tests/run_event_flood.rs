@@ -30,6 +30,8 @@ fn parse_lines(text: &str) -> Vec<Value> {
 }
 
 /// Runs watertight (reaped with wait4, for the supervisor's own ru_maxrss).
+// The child is reaped by wait4 (std's wait would not give its resource usage).
+#[allow(clippy::zombie_processes)]
 fn flood(secs: &str, flags: &[&str]) -> Flood {
     let scratch = tempfile::tempdir().unwrap();
     let events = scratch.path().join("events.jsonl");

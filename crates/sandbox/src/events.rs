@@ -448,9 +448,10 @@ mod tests {
         let path = dir.path().join("e.jsonl");
         let limit = 8 << 10;
         let mut log = EventLog::new("wt-1", Some(&path), limit).unwrap();
-        let big = "x".repeat(300);
+        let big = "x".repeat(1500);
         for i in 0..20_000 {
-            // Distinct keys: every one is written in full until the limits.
+            // Distinct keys (the first 1024, then one shared key): written in full until the
+            // limits (about 1.6 MiB of them).
             log.record(
                 "syscall_denied",
                 key(&format!("s{i}")),
