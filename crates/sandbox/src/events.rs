@@ -226,7 +226,13 @@ impl EventLog {
         key: Map<String, Value>,
         fields: impl FnOnce() -> Value,
     ) -> Option<Value> {
-        *self.counts.entry(kind.into()).or_default() += 1;
+        // No allocation for a kind already counted: this runs once per call of a flood.
+        match self.counts.get_mut(kind) {
+            Some(n) => *n += 1,
+            None => {
+                self.counts.insert(kind.into(), 1);
+            }
+        }
         let mut id = String::with_capacity(64);
         id.push_str(kind);
         id.push('\0');
