@@ -6,6 +6,7 @@ mod common;
 use common::*;
 
 use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -318,6 +319,12 @@ fn events_go_to_stdout_and_a_fifo() {
         std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
     };
     let o = flood_to(&fifo);
+    // Had watertight never opened the FIFO, this lets the reader see the end instead of waiting
+    // for ever (ENXIO once the reader is gone: nothing to do).
+    let _ = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
+        .open(&fifo);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let text = reader.join().unwrap();
     assert_aggregated_short(&parse_lines(&text), attack_eperm(&stdout(&o)));
