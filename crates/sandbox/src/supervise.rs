@@ -160,7 +160,8 @@ pub fn supervise(mut w: Watch<'_>) -> Outcome {
     let mut buf = vec![0u8; buf_len];
     let mut notify_sock = Some(w.notify);
     // The seccomp listener is held until this function returns (the sandbox is gone by then),
-    // whatever happens to it: see `violation::handle`. `listening` only says whether to poll it.
+    // whatever happens to it: see `violation::Responder::handle`. `listening` only says whether
+    // to poll it.
     let mut listener: Option<OwnedFd> = None;
     let mut listening = false;
     let mut responder = violation::Responder::new(w.on_violation, w.max_violations);
