@@ -213,3 +213,31 @@ fn action_name(decision: Decision) -> &'static str {
         Decision::Forensic => "forensic",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deny_mode_ends_at_max_violations_and_says_so_once() {
+        let mut events = EventLog::new("wt-1", None, 1 << 20).unwrap();
+        let mut r = Responder::new(OnViolation::Deny, 3);
+        let mut decisions = Vec::new();
+        for _ in 0..5 {
+            let d = r.decide();
+            r.record_limit(d, &mut events);
+            decisions.push(d);
+        }
+        use Decision::*;
+        assert_eq!(decisions, [Denied, Denied, TooMany, TooMany, TooMany]);
+        assert_eq!(events.summary().by_kind["violation_limit"], 1);
+        assert_eq!(action_name(TooMany), "kill", "the call is not answered");
+
+        let mut unlimited = Responder::new(OnViolation::Deny, 0);
+        assert!((0..10_000).all(|_| unlimited.decide() == Denied));
+        let mut kill = Responder::new(OnViolation::Kill, 3);
+        assert_eq!(kill.decide(), Kill);
+        let mut forensic = Responder::new(OnViolation::Forensic, 1);
+        assert_eq!(forensic.decide(), Forensic);
+    }
+}
