@@ -194,12 +194,25 @@ pub fn capture_layer(
             let mut cost = header_cost + round_up(full) + sparse_map_cost(extents.len());
             let mut cut = false;
             if !complete || !budget.take_layer(cost) {
-                // Keep the first data extents that fit; the file ends where they end.
+                // Keep the first data extents that fit; the file ends where they end. The tasks
+                // are captured at the same time and may take budget between the look at what
+                // remains and the take: cut again to what remains then, until it fits.
                 cut = true;
-                extents = cut_extents(extents, room);
-                let kept: u64 = extents.iter().map(|e| e.1).sum();
-                cost = header_cost + round_up(kept) + sparse_map_cost(extents.len());
-                if kept == 0 || !budget.take_layer(cost) {
+                let mut room = room;
+                let fitted = loop {
+                    extents = cut_extents(extents, room);
+                    let kept: u64 = extents.iter().map(|e| e.1).sum();
+                    cost = header_cost + round_up(kept) + sparse_map_cost(extents.len());
+                    if kept == 0 {
+                        break false;
+                    }
+                    if budget.take_layer(cost) {
+                        break true;
+                    }
+                    room = budget.layer_remaining().saturating_sub(header_cost + BLOCK) / BLOCK
+                        * BLOCK;
+                };
+                if !fitted {
                     exhausted(budget, &mut record, &shown_path, len);
                     break;
                 }

@@ -104,7 +104,11 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
     // 2. user: a host uid of this sandbox's own.
     let slot = user::acquire_slot(&profile.identity)?;
     let sandbox_id = format!("wt-{}-{}", slot.index, std::process::id());
-    let mut events = EventLog::new(&sandbox_id, job.events.as_deref())?;
+    let mut events = EventLog::new(
+        &sandbox_id,
+        job.events.as_deref(),
+        profile.events.limit.bytes(),
+    )?;
 
     let (go_rd, go_wr) = nix::unistd::pipe2(OFlag::O_CLOEXEC).ctx(|| "pipe".into())?;
     let (report_rd, report_wr) = nix::unistd::pipe2(OFlag::O_CLOEXEC).ctx(|| "pipe".into())?;
@@ -249,6 +253,7 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
         signals: &blocked,
         events: &mut events,
         on_violation: profile.seccomp.on_violation,
+        max_violations: profile.seccomp.max_violations,
         forensics: &job.forensics,
         sandbox_id: &sandbox_id,
         gate: gate.as_mut(),
@@ -262,6 +267,7 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
     let stats = outcome.stats.as_ref();
     supervise::record_limit_events(&outcome, stats, profile, &mut events);
     let mut verdict = supervise::verdict(&outcome, stats, profile, &sandbox_id, &job.argv[0]);
+    events.finish();
     verdict.events = events.summary();
     // A task the exec gate killed ran unverified code: that is a violation, whatever the
     // program's own exit looked like.

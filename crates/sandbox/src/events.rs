@@ -6,36 +6,186 @@
 //! name them, which a SECCOMP_RET_ERRNO filter or the kernel's audit line alone cannot tie to a
 //! sandbox reliably); memory, pids, time and output limits come from the cgroup's counters and
 //! the supervisor's own accounting.
+//!
+//! What a flood of events costs the host is bounded (the supervisor is root and no cgroup of the
+//! sandbox is charged for its memory or its writes):
+//! - repeats of one kind of event (one aggregation key: for `syscall_denied` the syscall and the
+//!   action) are written in full only [`FULL_EVENTS_PER_KEY`] times, then counted; an
+//!   `events_suppressed` event per key carries the exact count, written at most once every
+//!   [`SUMMARY_INTERVAL`] while repeats go on and once more when the run ends;
+//! - the in-memory copy holds at most [`MEMORY_LIMIT`] bytes, the file at most its limit
+//!   (`--events-limit`), each ended by one `events_truncated` event; the counts stay exact.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Write;
 use std::path::Path;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use crate::error::{Error, IoContext};
 
+/// Events of one aggregation key written in full before repeats are only counted.
+pub const FULL_EVENTS_PER_KEY: u64 = 10;
+/// How often, at most, the counts of suppressed repeats are written while they go on.
+pub const SUMMARY_INTERVAL: Duration = Duration::from_secs(1);
+/// Bytes of events kept in memory (for the evidence bundle).
+pub const MEMORY_LIMIT: u64 = 1 << 20;
+/// The smallest allowed limit of the events file: room for a few events and the truncation one.
+pub const MIN_FILE_LIMIT: u64 = 4 << 10;
+/// Distinct aggregation keys tracked; a new key beyond them shares one key per kind
+/// (`"other_keys": true`), so the table cannot grow with the sandbox's inventiveness.
+const MAX_KEYS: usize = 1024;
+/// Room kept free under each limit for the `events_truncated` event (about 200 bytes).
+const TRUNCATION_RESERVE: u64 = 512;
+
 pub struct EventLog {
     sandbox_id: String,
-    file: Option<File>,
-    lines: Vec<u8>,
-    counts: std::collections::BTreeMap<String, u64>,
+    file: Option<Output<File>>,
+    memory: Output<Vec<u8>>,
+    counts: BTreeMap<String, u64>,
+    keys: BTreeMap<String, KeyState>,
+    suppressed: u64,
+    first_violation: Option<Value>,
+    /// When the counts of suppressed repeats were last written.
+    last_summary: Instant,
+    /// Some key has repeats not yet in an `events_suppressed` event.
+    unreported: bool,
+}
+
+/// One place events go, with its byte limit.
+struct Output<W> {
+    sink: W,
+    /// Bytes written by this run.
+    written: u64,
+    limit: u64,
+    truncated: bool,
+}
+
+trait Sink {
+    fn put(&mut self, line: &[u8]);
+    fn name(&self) -> &'static str;
+}
+
+impl Sink for File {
+    fn put(&mut self, line: &[u8]) {
+        // A failed write (a closed pipe, a full disk) loses that line only; the run goes on and
+        // the verdict's counts stay exact.
+        let _ = self.write_all(line);
+    }
+    fn name(&self) -> &'static str {
+        "file"
+    }
+}
+
+impl Sink for Vec<u8> {
+    fn put(&mut self, line: &[u8]) {
+        self.extend_from_slice(line);
+    }
+    fn name(&self) -> &'static str {
+        "memory"
+    }
+}
+
+impl<W: Sink> Output<W> {
+    fn new(sink: W, limit: u64) -> Output<W> {
+        Output {
+            sink,
+            written: 0,
+            limit,
+            truncated: false,
+        }
+    }
+
+    /// Writes `line`, or, the first time it would pass the limit, the truncation event instead;
+    /// after that nothing.
+    fn write(&mut self, line: &[u8], sandbox_id: &str) {
+        if self.truncated {
+            return;
+        }
+        let len = line.len() as u64;
+        if self.written + len + TRUNCATION_RESERVE <= self.limit {
+            self.sink.put(line);
+            self.written += len;
+            return;
+        }
+        self.truncated = true;
+        let note = serialize(
+            sandbox_id,
+            "events_truncated",
+            json!({
+                "output": self.sink.name(),
+                "limit_bytes": self.limit,
+                "written_bytes": self.written,
+                "message": "event limit reached: later events are not written here; the verdict's counts stay exact",
+            }),
+        )
+        .1;
+        self.sink.put(&note);
+        self.written += note.len() as u64;
+    }
+}
+
+/// Repeats of one aggregation key.
+struct KeyState {
+    /// `of_kind` and the key's own fields, as the `events_suppressed` event shows them.
+    fields: Map<String, Value>,
+    /// Events of this key so far, written or not.
+    seen: u64,
+    /// Of those, counted only.
+    suppressed: u64,
+    first_suppressed: Option<SystemTime>,
+    last_suppressed: Option<SystemTime>,
+    /// `suppressed` as of the last `events_suppressed` event of this key.
+    reported: u64,
 }
 
 /// What the verdict says about the events.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct EventSummary {
+    /// Every event that happened, written in full or only counted.
     pub total: u64,
-    pub by_kind: std::collections::BTreeMap<String, u64>,
+    pub by_kind: BTreeMap<String, u64>,
     /// The first violation-class syscall, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_violation: Option<Value>,
+    /// Events only counted (repeats past the first few of their kind: see `events_suppressed`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub suppressed: u64,
+    /// The events file reached its limit (`events_truncated`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub file_truncated: bool,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+fn now_rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+/// One event as a JSON object and as its line.
+fn serialize(sandbox_id: &str, kind: &str, fields: Value) -> (Value, Vec<u8>) {
+    let mut obj = Map::new();
+    obj.insert("time".into(), json!(now_rfc3339(SystemTime::now())));
+    obj.insert("sandbox_id".into(), json!(sandbox_id));
+    obj.insert("kind".into(), json!(kind));
+    if let Value::Object(extra) = fields {
+        obj.extend(extra);
+    }
+    let event = Value::Object(obj);
+    let mut line = serde_json::to_vec(&event).expect("JSON values serialize");
+    line.push(b'\n');
+    (event, line)
 }
 
 impl EventLog {
-    pub fn new(sandbox_id: &str, path: Option<&Path>) -> Result<EventLog, Error> {
+    /// `path`: the `--events` file, opened for appending (it may be a pipe or /dev/stdout: it is
+    /// written through, never replaced); this run writes at most `file_limit` bytes to it.
+    pub fn new(sandbox_id: &str, path: Option<&Path>, file_limit: u64) -> Result<EventLog, Error> {
         let file = match path {
             Some(p) => Some(
                 std::fs::OpenOptions::new()
@@ -48,50 +198,158 @@ impl EventLog {
         };
         Ok(EventLog {
             sandbox_id: sandbox_id.into(),
-            file,
-            lines: Vec::new(),
+            file: file.map(|f| Output::new(f, file_limit.max(MIN_FILE_LIMIT))),
+            memory: Output::new(Vec::new(), MEMORY_LIMIT),
             counts: Default::default(),
+            keys: Default::default(),
+            suppressed: 0,
+            first_violation: None,
+            last_summary: Instant::now(),
+            unreported: false,
         })
     }
 
-    /// Records one event of `kind` with extra `fields`; written through at once so a crash of the
-    /// supervisor loses nothing already seen.
-    pub fn emit(&mut self, kind: &str, fields: Value) -> Value {
-        let mut obj = Map::new();
-        obj.insert(
-            "time".into(),
-            json!(humantime::format_rfc3339_millis(SystemTime::now()).to_string()),
-        );
-        obj.insert("sandbox_id".into(), json!(self.sandbox_id));
-        obj.insert("kind".into(), json!(kind));
-        if let Value::Object(extra) = fields {
-            obj.extend(extra);
+    /// Records one event of `kind` with extra `fields`, grouped with the earlier ones of its
+    /// kind (for one-off events such as limits reached).
+    pub fn emit(&mut self, kind: &str, fields: Value) -> Option<Value> {
+        self.record(kind, Map::new(), || fields)
+    }
+
+    /// Records one event of `kind` whose repeats are grouped by `key` (field name to value, shown
+    /// in the `events_suppressed` event). The first [`FULL_EVENTS_PER_KEY`] of a key are written
+    /// in full with the key's fields and `fields()` (called only then: it may be costly) and
+    /// returned; later ones are only counted. Written through at once, so a crash of the
+    /// supervisor loses nothing already written.
+    pub fn record(
+        &mut self,
+        kind: &str,
+        key: Map<String, Value>,
+        fields: impl FnOnce() -> Value,
+    ) -> Option<Value> {
+        // No allocation for a kind already counted: this runs once per call of a flood.
+        match self.counts.get_mut(kind) {
+            Some(n) => *n += 1,
+            None => {
+                self.counts.insert(kind.into(), 1);
+            }
         }
-        let event = Value::Object(obj);
-        let mut line = serde_json::to_vec(&event).expect("JSON values serialize");
-        line.push(b'\n');
+        let mut id = String::with_capacity(64);
+        id.push_str(kind);
+        id.push('\0');
+        id.push_str(&serde_json::to_string(&key).expect("JSON values serialize"));
+        let (id, key) = if self.keys.len() >= MAX_KEYS && !self.keys.contains_key(&id) {
+            let mut other = Map::new();
+            other.insert("other_keys".into(), json!(true));
+            (format!("{kind}\0other"), other)
+        } else {
+            (id, key)
+        };
+        let state = self.keys.entry(id).or_insert_with(|| {
+            let mut fields = Map::new();
+            fields.insert("of_kind".into(), json!(kind));
+            fields.extend(key.clone());
+            KeyState {
+                fields,
+                seen: 0,
+                suppressed: 0,
+                first_suppressed: None,
+                last_suppressed: None,
+                reported: 0,
+            }
+        });
+        state.seen += 1;
+        if state.seen > FULL_EVENTS_PER_KEY {
+            let now = SystemTime::now();
+            state.suppressed += 1;
+            state.first_suppressed.get_or_insert(now);
+            state.last_suppressed = Some(now);
+            self.suppressed += 1;
+            self.unreported = true;
+            self.write_summaries_if_due();
+            return None;
+        }
+        let mut all = key;
+        if let Value::Object(extra) = fields() {
+            all.extend(extra);
+        }
+        let event = self.write(kind, Value::Object(all));
+        if kind == "syscall_denied" && self.first_violation.is_none() {
+            self.first_violation = Some(event.clone());
+        }
+        Some(event)
+    }
+
+    /// Writes a bookkeeping event of the log itself (not counted in the summary).
+    fn write(&mut self, kind: &str, fields: Value) -> Value {
+        let (event, line) = serialize(&self.sandbox_id, kind, fields);
         if let Some(f) = &mut self.file {
-            let _ = f.write_all(&line);
+            f.write(&line, &self.sandbox_id);
         }
-        self.lines.extend_from_slice(&line);
-        *self.counts.entry(kind.into()).or_default() += 1;
+        self.memory.write(&line, &self.sandbox_id);
         event
     }
 
+    /// When the counts of repeats not yet written are due (None: nothing to write). The
+    /// supervisor wakes up then, so a live reader sees them even after a flood stops.
+    pub fn next_summary(&self) -> Option<Instant> {
+        self.unreported
+            .then(|| self.last_summary + SUMMARY_INTERVAL)
+    }
+
+    /// Writes the `events_suppressed` events that are due (see [`EventLog::next_summary`]).
+    pub fn write_summaries_if_due(&mut self) {
+        if self.next_summary().is_some_and(|t| Instant::now() >= t) {
+            self.write_summaries(false);
+        }
+    }
+
+    /// Writes the final counts: one `events_suppressed` event (`"final": true`) per key with
+    /// repeats. Call once, when the run ends.
+    pub fn finish(&mut self) {
+        self.write_summaries(true);
+    }
+
+    fn write_summaries(&mut self, last: bool) {
+        let due: Vec<Value> = self
+            .keys
+            .values_mut()
+            .filter(|s| s.suppressed > 0 && (last || s.suppressed != s.reported))
+            .map(|s| {
+                s.reported = s.suppressed;
+                let mut f = s.fields.clone();
+                f.insert("total".into(), json!(s.seen));
+                f.insert("suppressed".into(), json!(s.suppressed));
+                f.insert(
+                    "first_suppressed".into(),
+                    json!(s.first_suppressed.map(now_rfc3339)),
+                );
+                f.insert(
+                    "last_suppressed".into(),
+                    json!(s.last_suppressed.map(now_rfc3339)),
+                );
+                f.insert("final".into(), json!(last));
+                Value::Object(f)
+            })
+            .collect();
+        for fields in due {
+            self.write("events_suppressed", fields);
+        }
+        self.last_summary = Instant::now();
+        self.unreported = false;
+    }
+
+    /// The events kept in memory: at most [`MEMORY_LIMIT`] bytes, the first ones.
     pub fn bytes(&self) -> &[u8] {
-        &self.lines
+        &self.memory.sink
     }
 
     pub fn summary(&self) -> EventSummary {
-        let first_violation = self
-            .lines
-            .split(|&b| b == b'\n')
-            .filter_map(|l| serde_json::from_slice::<Value>(l).ok())
-            .find(|v| v["kind"] == "syscall_denied");
         EventSummary {
             total: self.counts.values().sum(),
             by_kind: self.counts.clone(),
-            first_violation,
+            first_violation: self.first_violation.clone(),
+            suppressed: self.suppressed,
+            file_truncated: self.file.as_ref().is_some_and(|f| f.truncated),
         }
     }
 }
@@ -100,18 +358,29 @@ impl EventLog {
 mod tests {
     use super::*;
 
+    fn lines(path: &Path) -> Vec<Value> {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    fn key(syscall: &str) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert("syscall".into(), json!(syscall));
+        m.insert("action".into(), json!("deny"));
+        m
+    }
+
     #[test]
     fn events_are_json_lines_with_id_and_kind() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("e.jsonl");
-        let mut log = EventLog::new("wt-1", Some(&path)).unwrap();
+        let mut log = EventLog::new("wt-1", Some(&path), 1 << 20).unwrap();
         log.emit("syscall_denied", json!({"syscall": "mount"}));
         log.emit("memory_limit", json!({"oom_kills": 1}));
-        let text = std::fs::read_to_string(&path).unwrap();
-        let lines: Vec<Value> = text
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        let lines = lines(&path);
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[0]["sandbox_id"], "wt-1");
         assert_eq!(lines[0]["syscall"], "mount");
@@ -121,8 +390,105 @@ mod tests {
     }
 
     #[test]
+    fn repeats_are_counted_after_the_first_few() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("e.jsonl");
+        let mut log = EventLog::new("wt-1", Some(&path), 1 << 20).unwrap();
+        let mut built = 0;
+        for _ in 0..1000 {
+            log.record("syscall_denied", key("mount"), || {
+                built += 1;
+                json!({"nr": 165})
+            });
+        }
+        log.record("syscall_denied", key("bpf"), || json!({"nr": 321}));
+        log.finish();
+        assert_eq!(
+            built, FULL_EVENTS_PER_KEY,
+            "details are built only when written"
+        );
+        let lines = lines(&path);
+        let full = lines.iter().filter(|e| e["kind"] == "syscall_denied");
+        assert_eq!(full.count() as u64, FULL_EVENTS_PER_KEY + 1);
+        let summaries: Vec<&Value> = lines
+            .iter()
+            .filter(|e| e["kind"] == "events_suppressed")
+            .collect();
+        assert_eq!(summaries.len(), 1, "{summaries:?}");
+        let s = summaries[0];
+        assert_eq!(s["of_kind"], "syscall_denied");
+        assert_eq!(s["syscall"], "mount");
+        assert_eq!(s["action"], "deny");
+        assert_eq!(s["total"], 1000);
+        assert_eq!(s["suppressed"], 1000 - FULL_EVENTS_PER_KEY);
+        assert_eq!(s["final"], true);
+        assert!(s["first_suppressed"].is_string() && s["last_suppressed"].is_string());
+        let sum = log.summary();
+        assert_eq!(sum.by_kind["syscall_denied"], 1001);
+        assert_eq!(sum.total, 1001);
+        assert_eq!(sum.suppressed, 1000 - FULL_EVENTS_PER_KEY);
+    }
+
+    #[test]
+    fn summaries_are_due_a_second_after_the_last() {
+        let mut log = EventLog::new("wt-1", None, 1 << 20).unwrap();
+        assert_eq!(log.next_summary(), None);
+        for _ in 0..=FULL_EVENTS_PER_KEY {
+            log.record("syscall_denied", key("mount"), || json!({}));
+        }
+        let due = log.next_summary().expect("a repeat was counted");
+        assert!(due <= Instant::now() + SUMMARY_INTERVAL);
+        log.last_summary -= SUMMARY_INTERVAL;
+        log.write_summaries_if_due();
+        assert_eq!(log.next_summary(), None);
+        let text = String::from_utf8_lossy(log.bytes()).into_owned();
+        assert!(
+            text.contains(r#""kind":"events_suppressed""#) && text.contains(r#""final":false"#),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn file_and_memory_stop_at_their_limits_with_one_truncation_event() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("e.jsonl");
+        let limit = 8 << 10;
+        let mut log = EventLog::new("wt-1", Some(&path), limit).unwrap();
+        let big = "x".repeat(1500);
+        for i in 0..20_000 {
+            // Distinct keys (the first 1024, then one shared key): written in full until the
+            // limits (about 1.6 MiB of them).
+            log.record(
+                "syscall_denied",
+                key(&format!("s{i}")),
+                || json!({"pad": big}),
+            );
+        }
+        log.finish();
+        let size = std::fs::metadata(&path).unwrap().len();
+        assert!(size <= limit, "{size} > {limit}");
+        let lines = lines(&path);
+        let last = lines.last().unwrap();
+        assert_eq!(last["kind"], "events_truncated", "{last}");
+        assert_eq!(last["output"], "file");
+        assert_eq!(
+            lines
+                .iter()
+                .filter(|e| e["kind"] == "events_truncated")
+                .count(),
+            1
+        );
+        assert!(log.bytes().len() as u64 <= MEMORY_LIMIT);
+        assert!(String::from_utf8_lossy(log.bytes()).contains(r#""output":"memory""#));
+        let s = log.summary();
+        assert_eq!(s.by_kind["syscall_denied"], 20_000);
+        assert!(s.file_truncated);
+        assert!(log.keys.len() <= MAX_KEYS + 1, "{}", log.keys.len());
+    }
+
+    #[test]
     fn unwritable_log_is_named() {
-        let e = EventLog::new("x", Some(Path::new("/no/such/dir/e.jsonl")))
+        let e = EventLog::new("x", Some(Path::new("/no/such/dir/e.jsonl")), 1 << 20)
             .err()
             .unwrap()
             .to_string();

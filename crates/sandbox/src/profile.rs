@@ -28,6 +28,9 @@ pub struct Profile {
     /// Absent in profiles written before it existed: the default then.
     #[serde(default)]
     pub terminal: Terminal,
+    /// Absent in a profile file: the defaults.
+    #[serde(default)]
+    pub events: Events,
 }
 
 /// Which namespaces the sandbox gets. user, pid and mount cannot be turned off: the other layers
@@ -157,6 +160,41 @@ pub struct Seccomp {
     pub on_violation: OnViolation,
     /// Log denials to the kernel audit log (SECCOMP_FILTER_FLAG_LOG).
     pub log: bool,
+    /// With `deny`: the sandbox is killed (status SV) at this many violations, so a flood of
+    /// them cannot keep the supervisor busy for as long as the program likes. 0: no limit.
+    /// Absent in a profile file: [`DEFAULT_MAX_VIOLATIONS`].
+    #[serde(default = "default_max_violations")]
+    pub max_violations: u64,
+}
+
+/// Far more than a program that probes for features makes, far fewer than a flood.
+pub const DEFAULT_MAX_VIOLATIONS: u64 = 1000;
+
+fn default_max_violations() -> u64 {
+    DEFAULT_MAX_VIOLATIONS
+}
+
+/// The audit trail (`--events FILE`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Events {
+    /// Bytes one run writes to the events file at most (the last event then says it was
+    /// truncated); at least 4K. Repeats are counted rather than written, so a run reaches this
+    /// only with many distinct events.
+    #[serde(default = "default_events_limit")]
+    pub limit: Size,
+}
+
+fn default_events_limit() -> Size {
+    Size::mib(16)
+}
+
+impl Default for Events {
+    fn default() -> Events {
+        Events {
+            limit: default_events_limit(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -306,6 +344,12 @@ impl Profile {
         if self.tmp.size.bytes() == 0 {
             return Err("tmp.size must be larger than 0".into());
         }
+        if self.events.limit.bytes() < crate::events::MIN_FILE_LIMIT {
+            return Err(format!(
+                "events.limit {} is too small: it must be at least 4K",
+                self.events.limit
+            ));
+        }
         Ok(())
     }
 }
@@ -418,6 +462,7 @@ pub fn default_profile() -> Profile {
             profile: "default".into(),
             on_violation: OnViolation::Deny,
             log: true,
+            max_violations: DEFAULT_MAX_VIOLATIONS,
         },
         limits: Limits {
             memory: Some(Size::mib(512)),
@@ -445,6 +490,7 @@ pub fn default_profile() -> Profile {
             pass: vec!["TERM".into()],
         },
         terminal: Terminal::default(),
+        events: Events::default(),
     }
 }
 
@@ -498,6 +544,23 @@ mod tests {
         let cut = text.split("[terminal]").next().unwrap();
         let p = Profile::from_toml(cut, "old.toml").unwrap();
         assert_eq!(p.terminal.escapes, TerminalEscapes::Strip);
+    }
+
+    #[test]
+    fn event_keys_default_when_absent_and_small_limits_are_refused() {
+        let text = default_profile().to_toml();
+        assert!(text.contains("max_violations = 1000") && text.contains("[events]"));
+        let older = text
+            .replace("max_violations = 1000\n", "")
+            .replace("[events]\nlimit = \"16M\"\n", "");
+        assert!(!older.contains("max_violations") && !older.contains("[events]"));
+        assert_eq!(
+            Profile::from_toml(&older, "old.toml").unwrap(),
+            default_profile()
+        );
+        let mut p = default_profile();
+        p.events.limit = Size::bytes_exact(100);
+        assert!(p.validate().unwrap_err().contains("events.limit"));
     }
 
     #[test]

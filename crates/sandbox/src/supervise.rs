@@ -88,6 +88,8 @@ pub struct Watch<'a> {
     pub signals: &'a Signals,
     pub events: &'a mut EventLog,
     pub on_violation: OnViolation,
+    /// In deny mode, violations before the sandbox is ended (0: no limit).
+    pub max_violations: u64,
     pub forensics: &'a ForensicConfig,
     pub sandbox_id: &'a str,
     /// The BPF exec gate, when exec-time integrity is on: its kills become events.
@@ -103,6 +105,8 @@ pub enum Stop {
     Interrupted(i32),
     /// A violation-class syscall under `kill` or `forensic`.
     Violation,
+    /// `max_violations` violations under `deny`.
+    TooManyViolations,
 }
 
 #[derive(Debug)]
@@ -158,9 +162,11 @@ pub fn supervise(mut w: Watch<'_>) -> Outcome {
     let mut buf = vec![0u8; buf_len];
     let mut notify_sock = Some(w.notify);
     // The seccomp listener is held until this function returns (the sandbox is gone by then),
-    // whatever happens to it: see `violation::handle`. `listening` only says whether to poll it.
+    // whatever happens to it: see `violation::Responder::handle`. `listening` only says whether
+    // to poll it.
     let mut listener: Option<OwnedFd> = None;
     let mut listening = false;
+    let mut responder = violation::Responder::new(w.on_violation, w.max_violations);
     let mut evidence = None;
 
     let kill = |stop_reason: &mut Option<Stop>, why: Stop| {
@@ -185,6 +191,10 @@ pub fn supervise(mut w: Watch<'_>) -> Outcome {
             if let Some(t) = next_cpu_check {
                 deadline = Some(deadline.map_or(t, |d| d.min(t)));
             }
+        }
+        // Counts of repeated events, for a live reader of the events file, also when idle.
+        if let Some(t) = w.events.next_summary() {
+            deadline = Some(deadline.map_or(t, |d| d.min(t)));
         }
         if w.pidfd.is_none() || w.gate.is_some() {
             deadline = Some(deadline.map_or(now + Duration::from_millis(10), |d| {
@@ -255,15 +265,10 @@ pub fn supervise(mut w: Watch<'_>) -> Outcome {
                 b'l' if !revents.contains(PollFlags::POLLIN) => listening = false,
                 b'l' => {
                     let l = listener.as_ref().expect("polled");
-                    let decision = match violation::handle(l.as_fd(), w.on_violation, w.events) {
-                        Received::Call(d) => Some(d),
-                        // A violation was attempted; under kill or forensic that ends the
-                        // sandbox even though the call could not be named.
-                        Received::Withdrawn => match w.on_violation {
-                            OnViolation::Deny => None,
-                            OnViolation::Kill => Some(Decision::Kill),
-                            OnViolation::Forensic => Some(Decision::Forensic),
-                        },
+                    let decision = match responder.handle(l.as_fd(), w.events) {
+                        // A withdrawn call was attempted all the same: under kill or forensic
+                        // it ends the sandbox even though it could not be named.
+                        Received::Call(d) | Received::Withdrawn(d) => Some(d),
                         Received::Nothing => None,
                     };
                     match decision {
@@ -298,6 +303,7 @@ pub fn supervise(mut w: Watch<'_>) -> Outcome {
                         Some(Decision::Kill | Decision::Forensic) => {
                             kill(&mut stop, Stop::Violation)
                         }
+                        Some(Decision::TooMany) => kill(&mut stop, Stop::TooManyViolations),
                     }
                 }
                 b'r' => {
@@ -336,6 +342,7 @@ pub fn supervise(mut w: Watch<'_>) -> Outcome {
         if let Some(g) = w.gate.as_deref_mut() {
             record_gate_events(g, w.events);
         }
+        w.events.write_summaries_if_due();
         let now = Instant::now();
         if stop.is_none() {
             if wall_limit.is_some_and(|l| now >= w.started + l) {
@@ -446,9 +453,15 @@ impl OutputMeter {
 
 fn record_gate_events(g: &mut watertight_integrity::ExecGate, events: &mut EventLog) {
     for e in g.poll_events() {
-        events.emit(
+        // Repeats are grouped by file and kind of use, so each refused file is named.
+        let mut key = serde_json::Map::new();
+        key.insert("dev".into(), e.dev.into());
+        key.insert("ino".into(), e.ino.into());
+        key.insert("what".into(), format!("{:?}", e.what).to_lowercase().into());
+        events.record(
             "exec_denied",
-            serde_json::json!({"host_pid": e.pid, "comm": e.comm, "dev": e.dev, "ino": e.ino, "what": format!("{:?}", e.what).to_lowercase(), "changed_since_verified": e.changed}),
+            key,
+            || serde_json::json!({"host_pid": e.pid, "comm": e.comm, "changed_since_verified": e.changed}),
         );
     }
 }
@@ -605,6 +618,14 @@ pub fn verdict(
                 .as_ref()
                 .and_then(|e| e.as_ref().ok())
                 .map(|p| p.display().to_string());
+            return v;
+        }
+        Some(Stop::TooManyViolations) => {
+            v.status = Status::SV;
+            v.message = Some(format!(
+                "security violation: {} forbidden system calls (seccomp.max_violations); the sandbox was killed",
+                profile.seccomp.max_violations
+            ));
             return v;
         }
         Some(Stop::Output) => {

@@ -1,12 +1,13 @@
 //! Violation-class syscalls reach the supervisor through seccomp user notification. Each one
 //! becomes an event that names the syscall, its arguments (with the strings a path argument
 //! points to, read from the task's memory) and the task; then the profile's `on_violation`
-//! decides: deny (fail it with EPERM, the program goes on), kill, or forensic.
+//! decides: deny (fail it with EPERM, the program goes on), kill, or forensic; in deny mode
+//! `max_violations` ends the sandbox after that many.
 
 use std::io::{Read, Seek, SeekFrom};
 use std::os::fd::BorrowedFd;
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use crate::events::EventLog;
 use crate::profile::OnViolation;
@@ -59,84 +60,141 @@ fn comm(host_pid: u32) -> Option<String> {
 /// What the supervisor must do after a notification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
-    /// The call failed with EPERM; the program goes on.
+    /// The call failed with EPERM (or was withdrawn); the program goes on.
     Denied,
     /// Kill the sandbox (status SV).
     Kill,
     /// Freeze, capture evidence, then kill (status SV).
     Forensic,
+    /// Deny mode, but this was violation number `max_violations`: kill the sandbox (status SV).
+    TooMany,
 }
 
 /// What became of a listener that polled readable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Received {
-    /// A notification was read, recorded and answered (deny) or left blocked (kill, forensic).
+    /// A notification was read, recorded and answered (deny) or left blocked (kill, forensic,
+    /// too many).
     Call(Decision),
     /// A notification was pending but gone before it could be read: its task was interrupted by
-    /// a signal or died. A violation-class call was attempted all the same (only those notify);
-    /// it did not run (an interrupted call fails with EINTR or is restarted into a new
-    /// notification), but which call it was is unknown.
-    Withdrawn,
+    /// a signal or died. A violation-class call was attempted all the same (only those notify),
+    /// so it is recorded and counted and decided like one; it did not run (an interrupted call
+    /// fails with EINTR or is restarted into a new notification), but which call it was is
+    /// unknown.
+    Withdrawn(Decision),
     /// Nothing to read (a spurious wake-up, or the receive was interrupted): poll again.
     Nothing,
 }
 
-/// Receives one pending notification, records it, answers it (deny) or leaves the task blocked
-/// in the kernel (kill, forensic: it never returns to user space; with
-/// SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV only a fatal signal ends its wait).
-///
-/// Whatever the receive returns, the caller keeps the listener open while the sandbox lives:
-/// closing it would detach it from the filter and let the program stack a listener of its own
-/// (the filter also refuses that, in the kernel: see `watertight_seccomp`'s `no_second_listener`).
-pub fn handle(listener: BorrowedFd<'_>, mode: OnViolation, events: &mut EventLog) -> Received {
-    let notif = match watertight_sys::seccomp::notif_recv(listener) {
-        Ok(n) => n,
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
-            events.emit(
-                "syscall_denied",
-                json!({
-                    "syscall": null,
-                    "withdrawn": true,
-                    "action": action_name(mode),
-                }),
-            );
-            return Received::Withdrawn;
-        }
-        Err(_) => return Received::Nothing,
-    };
-    let nr = notif.data.nr;
-    let name = watertight_seccomp::syscall_name(nr).unwrap_or_else(|| format!("syscall_{nr}"));
-    let args: Vec<Value> = notif
-        .data
-        .args
-        .iter()
-        .map(|a| json!(format!("{a:#x}")))
-        .collect();
-    let mut strings = serde_json::Map::new();
-    for &i in string_args(&name) {
-        if let Some(s) = read_c_string(notif.pid, notif.data.args[i]) {
-            strings.insert(i.to_string(), json!(s));
+/// Answers violations as the profile says: `on_violation`, and in deny mode at most
+/// `max_violations` of them (0: no limit) before the sandbox is ended, so that a flood cannot
+/// keep the supervisor (root, in no cgroup of the sandbox) busy for as long as it likes.
+pub struct Responder {
+    mode: OnViolation,
+    max_violations: u64,
+    /// Violations so far: notifications received or withdrawn.
+    count: u64,
+}
+
+impl Responder {
+    pub fn new(mode: OnViolation, max_violations: u64) -> Responder {
+        Responder {
+            mode,
+            max_violations,
+            count: 0,
         }
     }
-    // The strings are only trustworthy if the task is still blocked in this very call.
-    let still_pending =
-        watertight_sys::seccomp::notif_id_valid(listener, notif.id).unwrap_or(false);
-    let action = action_name(mode);
-    events.emit(
-        "syscall_denied",
-        json!({
-            "syscall": name,
-            "nr": nr,
-            "args": args,
-            "arg_strings": if still_pending { Value::Object(strings) } else { json!({}) },
-            "host_pid": notif.pid,
-            "pid": sandbox_pid(notif.pid),
-            "comm": comm(notif.pid),
-            "action": action,
-        }),
-    );
-    match mode {
-        OnViolation::Deny => {
+
+    /// Counts one violation and decides what becomes of it.
+    fn decide(&mut self) -> Decision {
+        self.count += 1;
+        match self.mode {
+            OnViolation::Deny if self.max_violations != 0 && self.count >= self.max_violations => {
+                Decision::TooMany
+            }
+            OnViolation::Deny => Decision::Denied,
+            OnViolation::Kill => Decision::Kill,
+            OnViolation::Forensic => Decision::Forensic,
+        }
+    }
+
+    /// After the violation's own event: says once why the sandbox ends.
+    fn record_limit(&self, decision: Decision, events: &mut EventLog) {
+        if decision == Decision::TooMany && self.count == self.max_violations {
+            events.emit(
+                "violation_limit",
+                json!({
+                    "max_violations": self.max_violations,
+                    "message": format!(
+                        "{} violations (max_violations): the sandbox is killed",
+                        self.count
+                    ),
+                }),
+            );
+        }
+    }
+
+    /// Receives one pending notification, records it, answers it (deny) or leaves the task
+    /// blocked in the kernel (kill, forensic, too many: it never returns to user space; with
+    /// SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV only a fatal signal ends its wait).
+    ///
+    /// Repeats are recorded by count only (see `EventLog::record`): the task's memory and /proc
+    /// files are read only for the events written in full, so a flood costs the supervisor a
+    /// receive, a send and a counter per call.
+    ///
+    /// Whatever the receive returns, the caller keeps the listener open while the sandbox lives:
+    /// closing it would detach it from the filter and let the program stack a listener of its
+    /// own (the filter also refuses that, in the kernel: see `watertight_seccomp`'s
+    /// `no_second_listener`).
+    pub fn handle(&mut self, listener: BorrowedFd<'_>, events: &mut EventLog) -> Received {
+        let notif = match watertight_sys::seccomp::notif_recv(listener) {
+            Ok(n) => n,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                let decision = self.decide();
+                let mut key = Map::new();
+                key.insert("syscall".into(), Value::Null);
+                key.insert("withdrawn".into(), json!(true));
+                key.insert("action".into(), json!(action_name(decision)));
+                events.record("syscall_denied", key, || json!({}));
+                self.record_limit(decision, events);
+                return Received::Withdrawn(decision);
+            }
+            Err(_) => return Received::Nothing,
+        };
+        let decision = self.decide();
+        let nr = notif.data.nr;
+        let name = watertight_seccomp::syscall_name(nr).unwrap_or_else(|| format!("syscall_{nr}"));
+        let mut key = Map::new();
+        key.insert("action".into(), json!(action_name(decision)));
+        let details = || {
+            let args: Vec<Value> = notif
+                .data
+                .args
+                .iter()
+                .map(|a| json!(format!("{a:#x}")))
+                .collect();
+            let mut strings = Map::new();
+            for &i in string_args(&name) {
+                if let Some(s) = read_c_string(notif.pid, notif.data.args[i]) {
+                    strings.insert(i.to_string(), json!(s));
+                }
+            }
+            // The strings are only trustworthy if the task is still blocked in this very call.
+            let still_pending =
+                watertight_sys::seccomp::notif_id_valid(listener, notif.id).unwrap_or(false);
+            json!({
+                "nr": nr,
+                "args": args,
+                "arg_strings": if still_pending { Value::Object(strings) } else { json!({}) },
+                "host_pid": notif.pid,
+                "pid": sandbox_pid(notif.pid),
+                "comm": comm(notif.pid),
+            })
+        };
+        key.insert("syscall".into(), Value::String(name.clone()));
+        events.record("syscall_denied", key, details);
+        self.record_limit(decision, events);
+        if decision == Decision::Denied {
             let resp = libc::seccomp_notif_resp {
                 id: notif.id,
                 val: 0,
@@ -145,17 +203,43 @@ pub fn handle(listener: BorrowedFd<'_>, mode: OnViolation, events: &mut EventLog
             };
             // A failed send means the task is gone (killed or interrupted): nothing ran.
             let _ = watertight_sys::seccomp::notif_send(listener, &resp);
-            Received::Call(Decision::Denied)
         }
-        OnViolation::Kill => Received::Call(Decision::Kill),
-        OnViolation::Forensic => Received::Call(Decision::Forensic),
+        Received::Call(decision)
     }
 }
 
-fn action_name(mode: OnViolation) -> &'static str {
-    match mode {
-        OnViolation::Deny => "deny",
-        OnViolation::Kill => "kill",
-        OnViolation::Forensic => "forensic",
+fn action_name(decision: Decision) -> &'static str {
+    match decision {
+        Decision::Denied => "deny",
+        Decision::Kill | Decision::TooMany => "kill",
+        Decision::Forensic => "forensic",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deny_mode_ends_at_max_violations_and_says_so_once() {
+        let mut events = EventLog::new("wt-1", None, 1 << 20).unwrap();
+        let mut r = Responder::new(OnViolation::Deny, 3);
+        let mut decisions = Vec::new();
+        for _ in 0..5 {
+            let d = r.decide();
+            r.record_limit(d, &mut events);
+            decisions.push(d);
+        }
+        use Decision::*;
+        assert_eq!(decisions, [Denied, Denied, TooMany, TooMany, TooMany]);
+        assert_eq!(events.summary().by_kind["violation_limit"], 1);
+        assert_eq!(action_name(TooMany), "kill", "the call is not answered");
+
+        let mut unlimited = Responder::new(OnViolation::Deny, 0);
+        assert!((0..10_000).all(|_| unlimited.decide() == Denied));
+        let mut kill = Responder::new(OnViolation::Kill, 3);
+        assert_eq!(kill.decide(), Kill);
+        let mut forensic = Responder::new(OnViolation::Forensic, 1);
+        assert_eq!(forensic.decide(), Forensic);
     }
 }

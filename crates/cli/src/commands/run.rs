@@ -74,6 +74,13 @@ pub struct Args {
     /// Write the audit trail (denied syscalls, limits hit, evidence) as JSON Lines to FILE.
     #[arg(long, value_name = "FILE")]
     events: Option<PathBuf>,
+    /// Bytes this run writes to the --events file at most, e.g. 1M (default 16M, at least 4K).
+    #[arg(long, value_name = "SIZE")]
+    events_limit: Option<String>,
+    /// With --on-violation deny: kill the sandbox (status SV) at N violations; 0 for no limit
+    /// (default 1000).
+    #[arg(long, value_name = "N")]
+    max_violations: Option<u64>,
     /// With --on-violation forensic: where evidence bundles go.
     #[arg(long, value_name = "DIR", default_value = watertight_sandbox::forensic::DEFAULT_EVIDENCE_DIR)]
     evidence_dir: PathBuf,
@@ -247,6 +254,16 @@ fn effective_profile(a: &Args) -> anyhow::Result<Profile> {
             ViolationArg::Kill => OnViolation::Kill,
             ViolationArg::Forensic => OnViolation::Forensic,
         };
+    }
+    if let Some(n) = a.max_violations {
+        p.seccomp.max_violations = n;
+    }
+    if let Some(l) = &a.events_limit {
+        p.events.limit = size("events-limit", l)?;
+        anyhow::ensure!(
+            p.events.limit.bytes() >= watertight_sandbox::events::MIN_FILE_LIMIT,
+            "--events-limit {l}: must be at least 4K"
+        );
     }
     if let Some(t) = a.time_limit {
         p.limits.cpu_time = Some(seconds("time-limit", t)?);

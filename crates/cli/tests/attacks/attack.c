@@ -134,8 +134,47 @@ static int check(const char *what, long r) {
 #ifndef N_NULL
 #define N_NULL 27
 #endif
+/* For ARG seconds (default 3): four threads call mount() (a violation) in a loop, as fast as
+ * the supervisor answers, with long strings (200 bytes each: the supervisor reads them into its
+ * events). Prints how many calls failed with EPERM, to compare with the supervisor's count. */
+static double flood_end;
+static char flood_src[201], flood_dst[201], flood_fstype[201];
+struct flood_count { long calls, eperm, other; };
+static void *flood_thread(void *a) {
+    struct flood_count *c = a;
+    while (now_s() < flood_end) {
+        c->calls++;
+        if (mount(flood_src, flood_dst, flood_fstype, 0, NULL) == 0) {
+            allowed("mount during the flood");
+            fflush(stdout);
+            _exit(1);
+        }
+        if (errno == EPERM) c->eperm++;
+        else c->other++;
+    }
+    return NULL;
+}
+static int flood(const char *arg) {
+    double secs = *arg ? atof(arg) : 3.0;
+    memset(flood_src, 's', 200); memset(flood_dst, 'd', 200); memset(flood_fstype, 't', 200);
+    flood_dst[0] = '/';
+    flood_end = now_s() + secs;
+    enum { THREADS = 4 };
+    pthread_t t[THREADS];
+    struct flood_count c[THREADS];
+    memset(c, 0, sizeof c);
+    for (int i = 0; i < THREADS; i++) pthread_create(&t[i], NULL, flood_thread, &c[i]);
+    long calls = 0, eperm = 0, other = 0;
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(t[i], NULL);
+        calls += c[i].calls; eperm += c[i].eperm; other += c[i].other;
+    }
+    printf("DENIED flood: %ld calls, %ld EPERM, %ld other\n", calls, eperm, other);
+    return 0;
+}
 
 static int attack(const char *name, const char *arg) {
+    if (!strcmp(name, "flood")) return flood(arg);
     if (!strcmp(name, "notify_race")) return notify_race(arg);
     if (!strcmp(name, "pipefill")) { /* fill pipe buffers (kernel memory charged to the cgroup) until refused */
         long pipes = 0;
