@@ -394,3 +394,31 @@ fn per_user_kernel_counts_are_the_sandboxs_own() {
         );
     }
 }
+
+/// The binds and the user namespace's owner moved around: a root directory (`--rootfs`) under a
+/// directory only root may enter (a tempdir is 0700) must still be mounted, because pid 1 opens
+/// its entries before it takes the sandbox's uid.
+#[test]
+fn rootfs_under_a_root_only_directory_runs() {
+    if !can_run("rootfs_under_a_root_only_directory_runs") {
+        return;
+    }
+    let Some(busybox) = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+    else {
+        eprintln!("skipping rootfs_under_a_root_only_directory_runs: no busybox (busybox-static)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let rootfs = dir.path().join("rootfs");
+    std::fs::create_dir_all(rootfs.join("bin")).unwrap();
+    std::fs::copy(busybox, rootfs.join("bin/busybox")).unwrap();
+    let o = watertight()
+        .arg("run")
+        .arg(format!("--rootfs={}", rootfs.display()))
+        .args(["--", "/bin/busybox", "echo", "inside"])
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&o).trim(), "inside", "{}", stderr(&o));
+}

@@ -414,6 +414,9 @@ fn sandbox_init(p: &Prepared, mut ends: SandboxEnds) -> ! {
         if p.integrity.as_ref().is_some_and(|v| v.memfd_noexec) {
             integrity::refuse_memfd_exec()?; // a'. integrity: while still kuid 0
         }
+        // System paths and a root directory's entries, opened while pid 1 still has the
+        // caller's host identity (with --rootfs; else already the slot's uid).
+        let (mount_ops, _pinned_sources) = mount::pin_bind_sources(&p.mounts.ops)?;
         // b. audit login uid, fixed; before the uid change, which makes /proc/self root's.
         user::pin_login_uid(&p.profile.identity)?;
         user::become_sandbox_user(&p.profile.identity)?; // b. user
@@ -424,7 +427,6 @@ fn sandbox_init(p: &Prepared, mut ends: SandboxEnds) -> ! {
         if supervisor_gone(&ends.go) {
             exit_now(1);
         }
-        let (mount_ops, _pinned_sources) = mount::pin_bind_sources(&p.mounts.ops)?; // system paths
         mount::apply(&mount_ops, &p.bind_trees, &sys)?; // c. mount, proc, dev, tmp, secrets
         namespaces::set_hostname(&p.profile.namespaces, &p.profile.hostname, &sys)?; // d. uts
         namespaces::loopback_up(&p.profile.namespaces, &sys)?; // d. net
