@@ -123,10 +123,32 @@ static __always_inline void key_of(struct file *file, struct wt_key *key)
 	key->ino = BPF_CORE_READ(inode, i_ino);
 }
 
+/* The inode's change time, from whichever field this kernel has (the branches for the others
+ * are dead once libbpf has relocated the field checks, and the verifier drops them). */
+static __always_inline void ctime_of(struct inode *inode, __s64 *sec, __u32 *nsec)
+{
+	if (bpf_core_field_exists(inode->i_ctime_sec)) {
+		*sec = BPF_CORE_READ(inode, i_ctime_sec);
+		*nsec = BPF_CORE_READ(inode, i_ctime_nsec) & WT_CTIME_NSEC_MASK;
+	} else if (bpf_core_field_exists(((struct inode___ctime_6_6 *)inode)->__i_ctime)) {
+		struct inode___ctime_6_6 *i = (void *)inode;
+		*sec = BPF_CORE_READ(i, __i_ctime.tv_sec);
+		*nsec = BPF_CORE_READ(i, __i_ctime.tv_nsec);
+	} else {
+		struct inode___ctime_old *i = (void *)inode;
+		*sec = BPF_CORE_READ(i, i_ctime.tv_sec);
+		*nsec = BPF_CORE_READ(i, i_ctime.tv_nsec);
+	}
+}
+
 static __always_inline void stamp_of(struct inode *inode, struct wt_stamp *stamp)
 {
-	stamp->ctime_sec = BPF_CORE_READ(inode, i_ctime_sec);
-	stamp->ctime_nsec = BPF_CORE_READ(inode, i_ctime_nsec) & WT_CTIME_NSEC_MASK;
+	__s64 sec;
+	__u32 nsec;
+
+	ctime_of(inode, &sec, &nsec);
+	stamp->ctime_sec = sec;
+	stamp->ctime_nsec = nsec;
 }
 
 /* Kills the calling process unless `file` is verified and unchanged since. */
@@ -261,8 +283,14 @@ int wt_collect(struct bpf_iter__task_file *ctx)
 	out.ino = BPF_CORE_READ(inode, i_ino);
 	out.generation = BPF_CORE_READ(inode, i_generation);
 	out.magic = BPF_CORE_READ(inode, i_sb, s_magic);
-	out.ctime_sec = BPF_CORE_READ(inode, i_ctime_sec);
-	out.ctime_nsec = BPF_CORE_READ(inode, i_ctime_nsec) & WT_CTIME_NSEC_MASK;
+	{
+		__s64 sec;
+		__u32 nsec;
+
+		ctime_of(inode, &sec, &nsec);
+		out.ctime_sec = sec;
+		out.ctime_nsec = nsec;
+	}
 	bpf_seq_write(seq, &out, sizeof(out));
 	return 0;
 }

@@ -60,10 +60,25 @@ struct inode {
 	unsigned long i_ino;
 	__u32 i_generation;
 	struct super_block *i_sb;
-	/* Linux 6.11+ (earlier: struct timespec64 __i_ctime). Since 6.13 bit 31 of the
-	 * nanoseconds is the multigrain I_CTIME_QUERIED flag, not time. */
+	/* Linux 6.11+. Since 6.13 bit 31 of the nanoseconds is the multigrain I_CTIME_QUERIED
+	 * flag, not time. */
 	time64_t i_ctime_sec;
 	u32 i_ctime_nsec;
+};
+
+struct timespec64 {
+	time64_t tv_sec;
+	long tv_nsec;
+};
+
+/* The inode's change time on older kernels (CO-RE flavours: libbpf matches them to the running
+ * kernel's struct inode by the name before "___"): 6.6 to 6.10, and before 6.6. */
+struct inode___ctime_6_6 {
+	struct timespec64 __i_ctime;
+};
+
+struct inode___ctime_old {
+	struct timespec64 i_ctime;
 };
 
 struct file {

@@ -136,19 +136,31 @@ fn probe_landlock() -> LayerStatus {
 }
 
 fn probe_exec_gate() -> LayerStatus {
+    // A refusal is an answer here, not an error to print: libbpf would dump the verifier log.
+    let previous = libbpf_rs::set_print(None);
     let result =
         object::open(object::EXEC_GATE_OBJECT, "open object").and_then(|o| object::load(o, "load"));
+    libbpf_rs::set_print(previous);
     let (available, reason) = match result {
         Ok(_loaded_then_dropped) => (
             true,
             "tp_btf sched_process_exec + sys_enter mmap/mprotect programs load; SIGKILL on unverified code".to_string(),
         ),
-        Err(e) => (false, e.to_string()),
+        Err(e) => (false, one_line(&e.to_string())),
     };
     LayerStatus {
         layer: Layer::BpfExecGate,
         available,
         reason,
+    }
+}
+
+/// The first line of a loader error, at most 160 characters: a reason in a one-line refusal.
+fn one_line(message: &str) -> String {
+    let first = message.lines().next().unwrap_or_default();
+    match first.char_indices().nth(160) {
+        Some((i, _)) => format!("the programs do not load: {}...", &first[..i]),
+        None => format!("the programs do not load: {first}"),
     }
 }
 
