@@ -13,42 +13,10 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 /// A world-readable directory holding the static `evidence_attack` built from
-/// tests/attacks/evidence_attack.c (under cargo's per-target temp dir, like `attack_dir`).
+/// tests/attacks/evidence_attack.c.
 fn evidence_attack_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
-        if let Ok(entries) = std::fs::read_dir(tmp) {
-            for e in entries.flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
-                let owner_gone = name
-                    .strip_prefix("evidence-attack-")
-                    .and_then(|pid| pid.parse::<u32>().ok())
-                    .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists());
-                if owner_gone {
-                    let _ = std::fs::remove_dir_all(e.path());
-                }
-            }
-        }
-        let dir = tmp.join(format!("evidence-attack-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .unwrap();
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/attacks/evidence_attack.c");
-        let out = Command::new("cc")
-            .args(["-O1", "-static", "-o"])
-            .arg(dir.join("evidence_attack"))
-            .arg(&src)
-            .output()
-            .expect("a C compiler (cc) is needed to build the attack program");
-        assert!(
-            out.status.success(),
-            "cc failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        dir
-    })
+    DIR.get_or_init(|| build_static("evidence_attack"))
 }
 
 struct Forensic {

@@ -20,45 +20,47 @@ pub fn can_run(test: &str) -> bool {
 }
 
 /// A directory (world-readable, so the sandbox's unmapped uid can use it) holding a statically
-/// linked `attack` built from tests/attacks/attack.c. Leftovers of earlier test binaries are
-/// removed first.
+/// linked `attack` built from tests/attacks/attack.c.
 pub fn attack_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        if let Ok(entries) = std::fs::read_dir(env!("CARGO_TARGET_TMPDIR")) {
-            for e in entries.flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
-                let owner_gone = name
-                    .strip_prefix("attack-")
-                    .and_then(|pid| pid.parse::<u32>().ok())
-                    .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists());
-                if owner_gone {
-                    let _ = std::fs::remove_dir_all(e.path());
-                }
+    DIR.get_or_init(|| build_static("attack"))
+}
+
+/// Builds tests/attacks/NAME.c into a fresh world-readable directory as a static NAME and returns
+/// the directory: under cargo's per-target temp dir (not /tmp), one per test binary, so nothing
+/// accumulates on the machine; leftovers of earlier test binaries are removed first.
+pub fn build_static(name: &str) -> PathBuf {
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let prefix = format!("{name}-");
+    if let Ok(entries) = std::fs::read_dir(tmp) {
+        for e in entries.flatten() {
+            let entry = e.file_name().to_string_lossy().into_owned();
+            let owner_gone = entry
+                .strip_prefix(&prefix)
+                .and_then(|pid| pid.parse::<u32>().ok())
+                .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists());
+            if owner_gone {
+                let _ = std::fs::remove_dir_all(e.path());
             }
         }
-        // Under cargo's per-target temp dir (not /tmp), rebuilt by each test binary: nothing
-        // accumulates on the machine.
-        let dir =
-            Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("attack-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .unwrap();
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/attacks/attack.c");
-        let out = Command::new("cc")
-            .args(["-O1", "-static", "-o"])
-            .arg(dir.join("attack"))
-            .arg(&src)
-            .output()
-            .expect("a C compiler (cc) is needed to build the attack program");
-        assert!(
-            out.status.success(),
-            "cc failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        dir
-    })
+    }
+    let dir = tmp.join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/attacks/{name}.c"));
+    let out = Command::new("cc")
+        .args(["-O1", "-static", "-o"])
+        .arg(dir.join(name))
+        .arg(&src)
+        .output()
+        .expect("a C compiler (cc) is needed to build the attack programs");
+    assert!(
+        out.status.success(),
+        "cc {name}.c failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir
 }
 
 /// Runs `attack NAME ARG` in a default sandbox with extra watertight flags.
