@@ -59,23 +59,7 @@ fn signed_tree() -> Tree {
         )
         .unwrap();
     }
-    let key = dir.path().join("release.key");
-    let wt = |args: &[&str]| {
-        let o = watertight().args(args).output().unwrap();
-        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
-    };
-    wt(&["key", "generate", "--out", key.to_str().unwrap()]);
-    let manifest = dir.path().join("rootfs.manifest");
-    wt(&[
-        "manifest",
-        "create",
-        root.to_str().unwrap(),
-        "--key",
-        key.to_str().unwrap(),
-        "--out",
-        manifest.to_str().unwrap(),
-    ]);
-    let pubkey = PathBuf::from(format!("{}.pub", key.display()));
+    let (manifest, pubkey) = sign_tree(dir.path(), &root);
     Tree {
         dir,
         manifest,

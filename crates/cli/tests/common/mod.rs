@@ -63,6 +63,33 @@ pub fn build_static(name: &str) -> PathBuf {
     dir
 }
 
+/// Signs the tree at `root` with a fresh key made in `dir`: returns (manifest, public key), as
+/// `watertight run --manifest M --pubkey K` takes them.
+pub fn sign_tree(dir: &Path, root: &Path) -> (PathBuf, PathBuf) {
+    let key = dir.join("release.key");
+    let wt = |args: &[&std::ffi::OsStr]| {
+        let o = watertight().args(args).output().unwrap();
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+    };
+    wt(&[
+        "key".as_ref(),
+        "generate".as_ref(),
+        "--out".as_ref(),
+        key.as_os_str(),
+    ]);
+    let manifest = dir.join("rootfs.manifest");
+    wt(&[
+        "manifest".as_ref(),
+        "create".as_ref(),
+        root.as_os_str(),
+        "--key".as_ref(),
+        key.as_os_str(),
+        "--out".as_ref(),
+        manifest.as_os_str(),
+    ]);
+    (manifest, PathBuf::from(format!("{}.pub", key.display())))
+}
+
 /// Runs `attack NAME ARG` in a default sandbox with extra watertight flags.
 pub fn attack(name: &str, arg: &str, flags: &[&str]) -> Output {
     let dir = attack_dir();
