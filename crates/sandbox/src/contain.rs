@@ -283,7 +283,7 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
     if let Some(call) = prepared
         .integrity
         .as_ref()
-        .and_then(|_| integrity::code_injection_attempt(events.bytes()))
+        .and_then(|_| integrity::code_injection_attempt(events.denied_syscalls()))
     {
         if matches!(
             verdict.status,

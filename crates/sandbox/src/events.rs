@@ -49,6 +49,9 @@ pub struct EventLog {
     keys: BTreeMap<String, KeyState>,
     suppressed: u64,
     first_violation: Option<Value>,
+    /// Every syscall refused as a violation, by name: exact whatever the key and memory limits
+    /// (bounded by the kernel's syscall table), for decisions such as integrity's.
+    denied_syscalls: std::collections::BTreeSet<String>,
     /// When the counts of suppressed repeats were last written.
     last_summary: Instant,
     /// Some key has repeats not yet in an `events_suppressed` event.
@@ -202,6 +205,7 @@ impl EventLog {
             memory: Output::new(Vec::new(), MEMORY_LIMIT),
             counts: Default::default(),
             keys: Default::default(),
+            denied_syscalls: Default::default(),
             suppressed: 0,
             first_violation: None,
             last_summary: Instant::now(),
@@ -231,6 +235,13 @@ impl EventLog {
             Some(n) => *n += 1,
             None => {
                 self.counts.insert(kind.into(), 1);
+            }
+        }
+        if kind == "syscall_denied" {
+            if let Some(Value::String(name)) = key.get("syscall") {
+                if !self.denied_syscalls.contains(name) {
+                    self.denied_syscalls.insert(name.clone());
+                }
             }
         }
         let mut id = String::with_capacity(64);
@@ -339,6 +350,11 @@ impl EventLog {
     }
 
     /// The events kept in memory: at most [`MEMORY_LIMIT`] bytes, the first ones.
+    /// The names of the syscalls refused as violations in this run.
+    pub fn denied_syscalls(&self) -> impl Iterator<Item = &str> {
+        self.denied_syscalls.iter().map(String::as_str)
+    }
+
     pub fn bytes(&self) -> &[u8] {
         &self.memory.sink
     }
@@ -357,6 +373,20 @@ impl EventLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn denied_syscall_names_survive_a_full_key_table() {
+        let mut log = EventLog::new("wt-1", None, 1 << 20).unwrap();
+        for ino in 0..(MAX_KEYS as u64 + 10) {
+            let mut key = Map::new();
+            key.insert("ino".into(), json!(ino));
+            log.record("exec_denied", key, || json!({}));
+        }
+        let mut key = Map::new();
+        key.insert("syscall".into(), json!("mmap"));
+        log.record("syscall_denied", key, || json!({}));
+        assert_eq!(log.denied_syscalls().collect::<Vec<_>>(), ["mmap"]);
+    }
 
     fn lines(path: &Path) -> Vec<Value> {
         std::fs::read_to_string(path)

@@ -183,16 +183,11 @@ pub const CODE_INJECTION_SYSCALLS: &[&str] = &[
     "userfaultfd",
 ];
 
-/// The name of the first refused syscall in the event log (JSON lines) that was such an
-/// attempt: in an integrity-mode run it makes the verdict SV whatever `on_violation` says,
-/// as the exec gate's kills do.
-pub fn code_injection_attempt(event_log: &[u8]) -> Option<String> {
-    event_log
-        .split(|&b| b == b'\n')
-        .filter_map(|l| serde_json::from_slice::<serde_json::Value>(l).ok())
-        .filter(|v| v["kind"] == "syscall_denied")
-        .filter_map(|v| v["syscall"].as_str().map(str::to_owned))
-        .find(|name| CODE_INJECTION_SYSCALLS.contains(&name.as_str()))
+/// The first of the refused syscalls (`EventLog::denied_syscalls`) that was such an attempt: in
+/// an integrity-mode run it makes the verdict SV whatever `on_violation` says, as the exec
+/// gate's kills do.
+pub fn code_injection_attempt<'a>(mut denied: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    denied.find(|name| CODE_INJECTION_SYSCALLS.contains(name))
 }
 
 /// In the supervisor, before the sandbox is released.
