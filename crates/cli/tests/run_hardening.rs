@@ -361,37 +361,45 @@ fn per_user_kernel_counts_are_the_sandboxs_own() {
     }
     use std::io::BufRead;
     let host_attack = attack_dir().join("attack");
-    for kind in ["inotify", "mqueue", "sigpending"] {
-        let mut holder = watertight()
-            .arg("run")
-            .arg(format!("--bind-ro={}:/attack", attack_dir().display()))
-            .args(["--", "/attack/attack", "hold", kind])
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(holder.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert!(line.starts_with("HOLDING"), "{kind}: {line}");
-        // While the first sandbox holds all it may: another sandbox and host root still get one.
-        let other = attack("grab", kind, &[]);
-        let host = std::process::Command::new(&host_attack)
-            .args(["grab", kind])
-            .output()
-            .unwrap();
-        let _ = holder.kill();
-        let _ = holder.wait();
-        assert!(
-            stdout(&other).starts_with("ALLOWED"),
-            "{kind}: a second sandbox was starved ({line}): {}",
-            stdout(&other)
-        );
-        assert!(
-            stdout(&host).starts_with("ALLOWED"),
-            "{kind}: host root was starved ({line}): {}",
-            stdout(&host)
-        );
+    // A root directory (read-only, or an overlay) used to leave the namespace root's: pid 1
+    // mounted it by host paths only root may reach.
+    let rootfs = tempfile::tempdir().unwrap();
+    let rootfs_flag = format!("--rootfs={}", rootfs.path().display());
+    let roots: [&[&str]; 3] = [&[], &[&rootfs_flag], &[&rootfs_flag, "--writable-root"]];
+    for root in roots {
+        for kind in ["inotify", "mqueue", "sigpending"] {
+            let mut holder = watertight()
+                .arg("run")
+                .args(root)
+                .arg(format!("--bind-ro={}:/attack", attack_dir().display()))
+                .args(["--", "/attack/attack", "hold", kind])
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut line = String::new();
+            std::io::BufReader::new(holder.stdout.take().unwrap())
+                .read_line(&mut line)
+                .unwrap();
+            assert!(line.starts_with("HOLDING"), "{root:?} {kind}: {line}");
+            // While the first sandbox holds all it may: another sandbox and host root still get one.
+            let other = attack("grab", kind, root);
+            let host = std::process::Command::new(&host_attack)
+                .args(["grab", kind])
+                .output()
+                .unwrap();
+            let _ = holder.kill();
+            let _ = holder.wait();
+            assert!(
+                stdout(&other).starts_with("ALLOWED"),
+                "{root:?} {kind}: a second sandbox was starved ({line}): {}",
+                stdout(&other)
+            );
+            assert!(
+                stdout(&host).starts_with("ALLOWED"),
+                "{root:?} {kind}: host root was starved ({line}): {}",
+                stdout(&host)
+            );
+        }
     }
 }
 
@@ -410,15 +418,30 @@ fn rootfs_under_a_root_only_directory_runs() {
         eprintln!("skipping rootfs_under_a_root_only_directory_runs: no busybox (busybox-static)");
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap(); // 0700, root's
     let rootfs = dir.path().join("rootfs");
     std::fs::create_dir_all(rootfs.join("bin")).unwrap();
     std::fs::copy(busybox, rootfs.join("bin/busybox")).unwrap();
-    let o = watertight()
-        .arg("run")
-        .arg(format!("--rootfs={}", rootfs.display()))
-        .args(["--", "/bin/busybox", "echo", "inside"])
-        .output()
-        .unwrap();
-    assert_eq!(stdout(&o).trim(), "inside", "{}", stderr(&o));
+    // Read-only (each entry bound) and writable (an overlay over the whole directory).
+    for extra in [None, Some("--writable-root")] {
+        let o = watertight()
+            .arg("run")
+            .arg(format!("--rootfs={}", rootfs.display()))
+            .args(extra)
+            .args([
+                "--",
+                "/bin/busybox",
+                "sh",
+                "-c",
+                "echo inside > /made; cat /made",
+            ])
+            .output()
+            .unwrap();
+        let expected = if extra.is_some() { "inside" } else { "" };
+        assert_eq!(stdout(&o).trim(), expected, "{extra:?}: {}", stderr(&o));
+    }
+    assert!(
+        !rootfs.join("made").exists(),
+        "the overlay wrote through to its lower layer"
+    );
 }

@@ -4,10 +4,12 @@
 //! ```text
 //! Supervisor (host side, root)               Sandbox pid 1 (new user/pid/mount/net/uts/ipc ns)
 //!  1. prepare everything before clone         a. default signal actions; wait for its id
-//!     (integrity: verify the root dir)           maps (first go) (integrity: memfd_noexec=2)
+//!     (integrity: verify the root dir)           maps (first go)
 //!  2. user: take a slot = own host uid        b. user: become the sandbox uid/gid, no groups
 //!  3. clone into the new namespaces           c. mount: private, new root, /proc, /dev, /tmp,
-//!  4. user: write its uid/gid maps; go           secrets, pivot_root, root read-only
+//!  4. user: write its uid/gid maps;          secrets, pivot_root, root read-only
+//!     integrity: memfd_noexec=2 in its pid
+//!     namespace; go
 //!  5. cgroup: create it with limits, move     d. uts: hostname; net: loopback up
 //!     the child in (while it mounts);         e. wait until it is in its cgroup (second go);
 //!     net: bridge port; integrity: exec gate     cgroup: own cgroup namespace
@@ -132,24 +134,21 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
     let blocked = supervise::block_signals()?;
     let started = Instant::now();
 
-    // 3. Clone into the new namespaces, the user namespace owned by the slot's own uid (its
-    //    per-user counts are then the sandbox's, not root's). With the host's root only: pid 1
-    //    then runs as that uid from the start, and a root directory (--rootfs) is still mounted
-    //    by paths only host root may reach (docs/seccomp.md).
-    let owner = match user::owns_its_namespace(profile) {
-        true => match user::NamespaceOwner::become_owner(slot.host_id) {
-            Ok(o) => Some(o),
-            Err(e) => {
-                supervise::restore_signals(&blocked);
-                return Err(e);
-            }
-        },
-        false => None,
+    // 3. Clone into the new namespaces, the user namespace owned by the slot's own uid: its
+    //    per-user counts are then the sandbox's, not root's. pid 1 runs as that uid from the
+    //    start; whatever it mounts from the host that the uid may not reach, the supervisor has
+    //    already opened (`sockets::attach_host_binds`), or does for it (memfd_noexec).
+    let owner = match user::NamespaceOwner::become_owner(slot.host_id) {
+        Ok(o) => o,
+        Err(e) => {
+            supervise::restore_signals(&blocked);
+            return Err(e);
+        }
     };
     let forked = clone_into_namespaces(namespaces::clone_flags(&profile.namespaces).bits());
-    match (&forked, owner) {
-        (Ok(Forked::Child), Some(o)) => o.forget(),
-        (_, o) => drop(o), // the supervisor: root again
+    match &forked {
+        Ok(Forked::Child) => owner.forget(),
+        _ => drop(owner), // the supervisor: root again
     }
     let (pid, pidfd) = match forked {
         Ok(Forked::Child) => {
@@ -204,6 +203,9 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
     //    and attaches the bridge port and the exec gate, then lets it start the program.
     let setup = (|| -> Result<_, Error> {
         user::write_id_maps(pid, &profile.identity, slot.host_id)?;
+        if prepared.integrity.as_ref().is_some_and(|v| v.memfd_noexec) {
+            integrity::refuse_memfd_exec(pid)?; // before pid 1 does anything
+        }
         nix::unistd::write(&go_wr, b"m").ctx(|| "release the sandbox".into())?;
         let needs = cgroup::needs(profile, prepared.integrity.as_ref().is_some_and(|v| v.gate));
         let (_layout, cgroup) = cgroup::create(&sandbox_id, profile, needs)?;
@@ -411,11 +413,7 @@ fn sandbox_init(p: &Prepared, mut ends: SandboxEnds) -> ! {
         // a. The supervisor has written our id maps.
         wait_for_supervisor(&ends.go);
         let sys = Linux;
-        if p.integrity.as_ref().is_some_and(|v| v.memfd_noexec) {
-            integrity::refuse_memfd_exec()?; // a'. integrity: while still kuid 0
-        }
-        // System paths and a root directory's entries, opened while pid 1 still has the
-        // caller's host identity (with --rootfs; else already the slot's uid).
+        // System paths (the rest are trees the supervisor made), opened before the uid change.
         let (mount_ops, _pinned_sources) = mount::pin_bind_sources(&p.mounts.ops)?;
         // b. audit login uid, fixed; before the uid change, which makes /proc/self root's.
         user::pin_login_uid(&p.profile.identity)?;

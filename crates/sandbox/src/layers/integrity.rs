@@ -118,11 +118,28 @@ fn wait_single_threaded() {
     }
 }
 
-/// In the sandbox's pid 1, before it changes uid: the sysctl is per pid namespace, and its file
-/// only lets the global root write (which pid 1 still is, by kuid, at that point).
-pub fn refuse_memfd_exec() -> Result<(), Error> {
-    std::fs::write("/proc/sys/vm/memfd_noexec", "2")
-        .ctx(|| "write vm.memfd_noexec = 2 in the sandbox's pid namespace".into())
+/// In the supervisor, after clone and before pid 1 is released: sets `vm.memfd_noexec = 2` in
+/// the sandbox's pid namespace. The sysctl is per pid namespace (the writer's own), and its
+/// file lets only the global root write, which pid 1 (the slot's host uid) is not: a helper the
+/// supervisor starts in that pid namespace writes it. Nothing of the sandbox runs yet (pid 1
+/// waits for its go), so nothing there can reach the helper.
+pub fn refuse_memfd_exec(sandbox_pid: i32) -> Result<(), Error> {
+    use nix::sched::{setns, CloneFlags};
+    let what = || "write vm.memfd_noexec = 2 in the sandbox's pid namespace".to_string();
+    let ours = std::fs::File::open("/proc/self/ns/pid").ctx(what)?;
+    let theirs = std::fs::File::open(format!("/proc/{sandbox_pid}/ns/pid")).ctx(what)?;
+    // Our children's pid namespace only (our own never changes); put back before returning.
+    setns(&theirs, CloneFlags::CLONE_NEWPID).ctx(what)?;
+    let mut written: std::io::Result<()> = Ok(());
+    let spawned = watertight_sys::process::spawn_shared_vm(&mut || {
+        written = std::fs::write("/proc/sys/vm/memfd_noexec", "2");
+        watertight_sys::process::exit_now(0)
+    });
+    let back = setns(&ours, CloneFlags::CLONE_NEWPID);
+    let helper = spawned.ctx(what)?;
+    let _ = watertight_sys::process::wait4(helper, false);
+    back.ctx(|| "return to our own pid namespace".into())?;
+    written.ctx(what)
 }
 
 /// Where the sandbox may open files for writing, as paths inside it: the targets of the planned

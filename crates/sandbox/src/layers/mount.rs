@@ -103,10 +103,12 @@ pub struct MountPlan {
     pub ops: Vec<MountOp>,
     /// The program's working directory inside the sandbox.
     pub workdir: PathBuf,
-    /// The caller's binds (profile `[[bind]]`, flags, the working directory): their index in
-    /// `ops` and whether host unix sockets under them must be made unreachable (a directory,
-    /// `[root] host_sockets = "mask"`). `sockets::attach_host_binds` turns each into a detached
-    /// tree the supervisor makes.
+    /// The binds of host paths pid 1 may not reach as the slot's uid (the caller's binds:
+    /// profile `[[bind]]`, flags, the working directory; a root directory's entries, or the
+    /// whole of it as the overlay's lower layer): their index in `ops` and whether host unix
+    /// sockets under them must be made unreachable (a caller's directory, `[root] host_sockets
+    /// = "mask"`). `sockets::attach_host_binds` turns each into a detached tree the supervisor
+    /// makes.
     pub host_binds: Vec<(usize, bool)>,
 }
 
@@ -130,6 +132,10 @@ pub const SCRATCH_FLAGS: MsFlags = MsFlags::MS_NOSUID.union(MsFlags::MS_NODEV);
 pub fn plan(profile: &Profile, req: &MountRequest) -> Result<MountPlan, Error> {
     let stage = PathBuf::from(STAGE);
     let mut ops = vec![MountOp::MakePrivate { path: "/".into() }];
+    // Binds of host paths the supervisor turns into detached trees before fork (the caller's
+    // binds, a root directory's entries): pid 1 runs as the slot's host uid, which may not be
+    // able to reach them by path.
+    let mut host_binds = Vec::new();
     let host_root = profile.root.source == "host";
 
     // The new root. A read-only root (the host's directories, or a root directory) is a small
@@ -159,14 +165,22 @@ pub fn plan(profile: &Profile, req: &MountRequest) -> Result<MountPlan, Error> {
             mode: 0o755,
             flags: SCRATCH_FLAGS,
         });
-        for d in ["upper", "work", "root"] {
+        for d in ["upper", "work", "root", "lower"] {
             ops.push(MountOp::MkdirAll {
                 path: stage.join(d),
                 mode: 0o755,
             });
         }
+        // The lower layer is a tree the supervisor made (pid 1 is the slot's uid and may not
+        // reach the root directory by its host path); the overlay takes it where it is attached.
+        host_binds.push((ops.len(), false));
+        ops.push(MountOp::Bind {
+            source: rootfs,
+            target: stage.join("lower"),
+            attrs: ATTR_RDONLY | ATTR_NOSUID | ATTR_NODEV,
+        });
         ops.push(MountOp::Overlay {
-            lower: rootfs,
+            lower: stage.join("lower"),
             upper: stage.join("upper"),
             work: stage.join("work"),
             target: stage.join("root"),
@@ -229,6 +243,9 @@ pub fn plan(profile: &Profile, req: &MountRequest) -> Result<MountPlan, Error> {
         } else {
             continue; // device nodes, sockets, FIFOs at the top level are never shown
         }
+        if !host_root {
+            host_binds.push((ops.len(), false));
+        }
         ops.push(MountOp::Bind {
             source: source.clone(),
             target: inside(target),
@@ -275,7 +292,6 @@ pub fn plan(profile: &Profile, req: &MountRequest) -> Result<MountPlan, Error> {
     });
     // User binds, then the caller's working directory: after the scratch mounts, so a bind
     // whose target is under /tmp (or a working directory there) is not hidden by them.
-    let mut host_binds = Vec::new();
     let mut binds: Vec<(PathBuf, PathBuf, bool)> = profile
         .binds
         .iter()
@@ -428,10 +444,10 @@ impl DirMasks {
 
 /// Opens every bind source on the host (outside the new root) with O_PATH in the sandbox's
 /// pid 1, before it takes the sandbox's uid, and returns the ops with those sources replaced by
-/// `/proc/self/fd/N`. The sources left are system paths (/usr, /etc, /dev nodes, /dev/null for
-/// masks) and, with a root directory, its entries: the caller's own binds are detached trees
-/// the supervisor made (`MountOp::AttachTree`), because pid 1 may already be the sandbox's host
-/// uid (see `user::NamespaceOwner`). The files must stay open until `apply` has run.
+/// `/proc/self/fd/N`. The sources left are system paths everyone may reach (/usr, /etc, /dev
+/// nodes, /dev/null for masks): the caller's binds and a root directory are detached trees the
+/// supervisor made (`MountOp::AttachTree`), because pid 1 is the slot's host uid (see
+/// `user::NamespaceOwner`). The files must stay open until `apply` has run.
 pub fn pin_bind_sources(ops: &[MountOp]) -> Result<(Vec<MountOp>, Vec<std::fs::File>), Error> {
     use std::os::unix::fs::OpenOptionsExt;
     use std::os::unix::io::AsRawFd;
@@ -757,6 +773,46 @@ mod tests {
         }
         let target = PathBuf::from(STAGE).join("etc/shadow");
         assert!(host_plan().ops.iter().any(|op| matches!(op, MountOp::Bind { source, target: t, .. } if source == Path::new("/dev/null") && *t == target)));
+    }
+
+    #[test]
+    fn a_root_directory_is_bound_from_trees_the_supervisor_makes() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("bin")).unwrap();
+        std::fs::write(dir.path().join("init"), b"").unwrap();
+        std::fs::create_dir(dir.path().join("proc")).unwrap();
+        let mut profile = default_profile();
+        profile.root.source = dir.path().to_str().unwrap().into();
+        // Read-only: each entry (not /proc) is a tree; none is walked for sockets.
+        let p = plan(&profile, &MountRequest::default()).unwrap();
+        let sources: Vec<_> = p
+            .host_binds
+            .iter()
+            .map(|&(i, guarded)| match &p.ops[i] {
+                MountOp::Bind { source, .. } => (source.clone(), guarded),
+                op => panic!("not a bind: {op:?}"),
+            })
+            .collect();
+        assert_eq!(
+            sources,
+            vec![
+                (dir.path().join("bin"), false),
+                (dir.path().join("init"), false)
+            ]
+        );
+        // Writable: the whole directory is one tree, the overlay's lower layer.
+        profile.root.writable = true;
+        let p = plan(&profile, &MountRequest::default()).unwrap();
+        let [(i, false)] = p.host_binds[..] else {
+            panic!("{:?}", p.host_binds)
+        };
+        let lower = Path::new(STAGE).join("lower");
+        assert!(
+            matches!(&p.ops[i], MountOp::Bind { source, target, .. } if source == dir.path() && *target == lower)
+        );
+        assert!(p.ops[i + 1..]
+            .iter()
+            .any(|op| matches!(op, MountOp::Overlay { lower: l, .. } if *l == lower)));
     }
 
     #[test]

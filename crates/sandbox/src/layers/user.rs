@@ -84,14 +84,6 @@ pub fn become_sandbox_user(identity: &Identity) -> Result<(), Error> {
     Ok(())
 }
 
-/// Whether the sandbox's user namespace is owned by its slot's uid (`NamespaceOwner`): with the
-/// host's root. A root directory is mounted by pid 1 from paths (each top-level entry, the
-/// overlay's lower layer) that only host root may be able to reach, so there the namespace is
-/// still root's.
-pub fn owns_its_namespace(profile: &crate::profile::Profile) -> bool {
-    profile.root.source == "host"
-}
-
 /// While it lives, the supervisor's effective uid is the sandbox's own host uid; made around
 /// the clone that creates the sandbox's user namespace. The kernel makes a new namespace's
 /// effective uid its owner and charges every per-user count of the tasks inside (inotify
