@@ -266,3 +266,21 @@ mod tests {
         assert!(WorkloadKind::WatertightSandbox.expects_isolation());
     }
 }
+
+/// Where `watertight run` publishes the plan of each running sandbox, one `<sandbox_id>.json`
+/// file (a [`RunningSandbox`]) from the start until the supervisor cleans up, for `watertight
+/// audit host` to compare what it measures with what was planned.
+pub const RUNNING_SANDBOXES_DIR: &str = "/run/watertight/sandboxes";
+
+/// One running sandbox's published plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunningSandbox {
+    /// The sandbox's id (`wt-<slot>-<supervisor pid>`), also in its cgroup's name.
+    pub sandbox_id: String,
+    /// The supervisor's pid: an entry whose supervisor is gone is stale.
+    pub supervisor_pid: u32,
+    /// The digest of the plan's policy (`sha256:...`), as in its verdict and events.
+    pub plan_digest: String,
+    /// The plan as the auditor's model.
+    pub workload: Workload,
+}

@@ -30,19 +30,16 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use nix::fcntl::OFlag;
-use nix::sys::resource::Resource;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
-use watertight_seccomp::CompiledFilter;
 use watertight_sys::process::{clone_into_namespaces, exit_now, spawn_shared_vm, Forked};
 
 use crate::error::{Error, IoContext};
 use crate::events::EventLog;
 use crate::forensic::ForensicConfig;
-use crate::layers::mount::{MountPlan, MountRequest};
 use crate::layers::{
-    cgroup, env, fds, integrity, limits, mount, namespaces, privileges, seccomp, secrets, sockets,
-    user,
+    cgroup, env, fds, integrity, limits, mount, namespaces, privileges, seccomp, secrets, user,
 };
+use crate::plan::Plan;
 use crate::profile::Profile;
 use crate::report::{self, Report};
 use crate::supervise::{self, Outcome};
@@ -69,19 +66,6 @@ pub struct Job {
     pub integrity: Option<integrity::IntegrityRequest>,
 }
 
-/// Everything the sandbox needs, computed before fork so the child only executes.
-pub(crate) struct Prepared {
-    pub profile: Profile,
-    pub mounts: MountPlan,
-    pub argv: Vec<CString>,
-    pub envp: Vec<CString>,
-    pub rlimits: Vec<(Resource, u64, u64)>,
-    pub filter: CompiledFilter,
-    pub integrity: Option<integrity::Verified>,
-    /// Detached mount trees the mount plan attaches (binds guarded from host sockets).
-    pub bind_trees: Vec<OwnedFd>,
-}
-
 /// Pipe ends the sandbox side holds.
 struct SandboxEnds {
     go: OwnedFd,
@@ -99,18 +83,22 @@ struct SandboxEnds {
 /// reported in the verdict.
 pub fn run(job: &Job) -> Result<Verdict, Error> {
     // 1. Everything that can fail on bad input fails here, before anything is created.
+    let mut prepared = Plan::new(job)?;
     preflight()?;
-    let prepared = prepare(job)?;
+    prepared.open_host_trees()?;
     let profile = &prepared.profile;
 
     // 2. user: a host uid of this sandbox's own.
     let slot = user::acquire_slot(&profile.identity)?;
     let sandbox_id = format!("wt-{}-{}", slot.index, std::process::id());
+    // For `watertight audit host`: what this sandbox is meant to be, until it is cleaned up.
+    let published = prepared.publish(&sandbox_id)?;
     let mut events = EventLog::new(
         &sandbox_id,
         job.events.as_deref(),
         profile.events.limit.bytes(),
-    )?;
+    )?
+    .with_plan_digest(prepared.digest.as_str());
 
     let (go_rd, go_wr) = nix::unistd::pipe2(OFlag::O_CLOEXEC).ctx(|| "pipe".into())?;
     let (report_rd, report_wr) = nix::unistd::pipe2(OFlag::O_CLOEXEC).ctx(|| "pipe".into())?;
@@ -145,7 +133,7 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
             return Err(e);
         }
     };
-    let forked = clone_into_namespaces(namespaces::clone_flags(&profile.namespaces).bits());
+    let forked = clone_into_namespaces(prepared.clone_flags.bits());
     match &forked {
         Ok(Forked::Child) => owner.forget(),
         _ => drop(owner), // the supervisor: root again
@@ -271,6 +259,7 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
     let mut verdict = supervise::verdict(&outcome, stats, profile, &sandbox_id, &job.argv[0]);
     events.finish();
     verdict.events = events.summary();
+    verdict.plan_digest = prepared.digest.to_string();
     // A task the exec gate killed ran unverified code: that is a violation, whatever the
     // program's own exit looked like.
     if verdict.events.by_kind.contains_key("exec_denied")
@@ -302,7 +291,7 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
             .map_err(|e| Error::Config(format!("remove the sandbox's bridge port: {e}")))?;
     }
     cgroup.destroy()?;
-    drop(slot);
+    drop((published, slot));
     Ok(verdict)
 }
 
@@ -325,77 +314,9 @@ fn clone_error(e: std::io::Error) -> Error {
     }
 }
 
-pub(crate) fn prepare(job: &Job) -> Result<Prepared, Error> {
-    let profile = job.profile.clone();
-    profile.validate().map_err(|m| Error::Profile {
-        origin: "(effective profile)".into(),
-        message: m,
-    })?;
-    if job.argv.is_empty() {
-        return Err(Error::Config(
-            "no command given: watertight run [OPTIONS] -- COMMAND [ARGS...]".into(),
-        ));
-    }
-    let argv = job
-        .argv
-        .iter()
-        .map(|a| {
-            use std::os::unix::ffi::OsStrExt;
-            CString::new(a.as_bytes()).map_err(|_| {
-                Error::Config(format!(
-                    "argument {} contains a NUL byte",
-                    watertight_sys::text::quote(a.as_bytes())
-                ))
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut integrity = match &job.integrity {
-        None => None,
-        Some(req) => {
-            if profile.root.source == "host" || profile.root.writable {
-                return Err(Error::Config(
-                    "--manifest needs a read-only root directory: pass --rootfs DIR (without --writable-root)".into(),
-                ));
-            }
-            Some(integrity::verify(
-                std::path::Path::new(&profile.root.source),
-                req,
-            )?)
-        }
-    };
-    let req = MountRequest {
-        cwd: std::env::current_dir().ok(),
-        workdir: job.workdir.clone(),
-        secrets: job.secrets.clone(),
-        noexec_writable: integrity.is_some(),
-    };
-    let mut mounts = mount::plan(&profile, &req)?;
-    if let Some(v) = integrity.as_mut() {
-        v.write_roots = integrity::write_roots(&mounts); // before binds become detached trees
-    }
-    // The caller's binds, opened here as the caller: pid 1 may not be host root (see
-    // `user::NamespaceOwner`).
-    let bind_trees = sockets::attach_host_binds(&mut mounts)?;
-    let envp = env::build(&profile.env, &job.env)?;
-    let rlimits = limits::rlimits(&profile.limits);
-    // The cgroup is made after clone: its limits are checked here, before anything exists.
-    cgroup::limits(&profile).validate()?;
-    let filter = seccomp::compile(&profile.seccomp, integrity.is_some())?;
-    Ok(Prepared {
-        profile,
-        mounts,
-        argv,
-        envp,
-        rlimits,
-        filter,
-        integrity,
-        bind_trees,
-    })
-}
-
 /// The sandbox's pid 1. Never returns: exits with 0 after reporting the program's status, or
 /// with 1 after reporting a setup error.
-fn sandbox_init(p: &Prepared, mut ends: SandboxEnds) -> ! {
+fn sandbox_init(p: &Plan, mut ends: SandboxEnds) -> ! {
     let result = (|| -> Result<(), Error> {
         // Its /proc/self is its own only while dumpable (the supervisor's change of effective
         // uid made the memory it copied non-dumpable); made non-dumpable again before the
@@ -498,7 +419,7 @@ fn reap_until(program: i32) -> i32 {
 }
 
 /// The program's last steps (h-i) before execve; it exits if execve fails.
-fn exec_program(p: &Prepared, ends: &SandboxEnds) {
+fn exec_program(p: &Plan, ends: &SandboxEnds) {
     let result = (|| -> Result<(), Error> {
         nix::unistd::setsid().ctx(|| "setsid".into())?; // h. a session of its own
         if let Some(t) = &ends.terminal {

@@ -43,6 +43,8 @@ const TRUNCATION_RESERVE: u64 = 512;
 
 pub struct EventLog {
     sandbox_id: String,
+    /// The digest of the plan the sandbox runs under, on every event (`plan::PlanDigest`).
+    plan_digest: Option<String>,
     file: Option<Output<File>>,
     memory: Output<Vec<u8>>,
     counts: BTreeMap<String, u64>,
@@ -117,6 +119,7 @@ impl<W: Sink> Output<W> {
         self.truncated = true;
         let note = serialize(
             sandbox_id,
+            None,
             "events_truncated",
             json!({
                 "output": self.sink.name(),
@@ -171,10 +174,18 @@ fn now_rfc3339(t: SystemTime) -> String {
 }
 
 /// One event as a JSON object and as its line.
-fn serialize(sandbox_id: &str, kind: &str, fields: Value) -> (Value, Vec<u8>) {
+fn serialize(
+    sandbox_id: &str,
+    plan_digest: Option<&str>,
+    kind: &str,
+    fields: Value,
+) -> (Value, Vec<u8>) {
     let mut obj = Map::new();
     obj.insert("time".into(), json!(now_rfc3339(SystemTime::now())));
     obj.insert("sandbox_id".into(), json!(sandbox_id));
+    if let Some(d) = plan_digest {
+        obj.insert("plan_digest".into(), json!(d));
+    }
     obj.insert("kind".into(), json!(kind));
     if let Value::Object(extra) = fields {
         obj.extend(extra);
@@ -201,6 +212,7 @@ impl EventLog {
         };
         Ok(EventLog {
             sandbox_id: sandbox_id.into(),
+            plan_digest: None,
             file: file.map(|f| Output::new(f, file_limit.max(MIN_FILE_LIMIT))),
             memory: Output::new(Vec::new(), MEMORY_LIMIT),
             counts: Default::default(),
@@ -211,6 +223,13 @@ impl EventLog {
             last_summary: Instant::now(),
             unreported: false,
         })
+    }
+
+    /// Every event from now on names the plan the sandbox runs under, so an event log (and the
+    /// evidence bundle that holds it) says which policy it came from.
+    pub fn with_plan_digest(mut self, digest: &str) -> EventLog {
+        self.plan_digest = Some(digest.into());
+        self
     }
 
     /// Records one event of `kind` with extra `fields`, grouped with the earlier ones of its
@@ -292,7 +311,7 @@ impl EventLog {
 
     /// Writes a bookkeeping event of the log itself (not counted in the summary).
     fn write(&mut self, kind: &str, fields: Value) -> Value {
-        let (event, line) = serialize(&self.sandbox_id, kind, fields);
+        let (event, line) = serialize(&self.sandbox_id, self.plan_digest.as_deref(), kind, fields);
         if let Some(f) = &mut self.file {
             f.write(&line, &self.sandbox_id);
         }

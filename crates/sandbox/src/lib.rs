@@ -1,6 +1,8 @@
 //! watertight's layered sandbox. `contain.rs` tells the whole story in order; each layer lives
 //! in its own module under `layers/`. The profile (`profile.rs`) says which layers apply and
-//! how; the verdict (`verdict.rs`) says what happened.
+//! how; the plan (`plan/`) is the one value computed from it before anything is created, which
+//! `contain.rs` applies and the auditor reads as a model; the verdict (`verdict.rs`) says what
+//! happened.
 
 #![forbid(unsafe_code)]
 
@@ -9,6 +11,7 @@ pub mod error;
 pub mod events;
 pub mod forensic;
 pub mod layers;
+pub mod plan;
 pub mod profile;
 pub mod report;
 pub mod size;
@@ -20,6 +23,7 @@ pub mod violation;
 
 pub use contain::{run, Job};
 pub use error::Error;
+pub use plan::{Plan, PlanDigest};
 pub use profile::{default_profile, Profile};
 pub use size::Size;
 pub use verdict::{ExitCodes, Status, Verdict};

@@ -554,6 +554,7 @@ pub fn verdict(
         },
         message: None,
         sandbox_id: sandbox_id.to_string(),
+        plan_digest: String::new(),
         events: Default::default(),
         evidence: None,
     };

@@ -52,6 +52,9 @@ pub struct Verdict {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     pub sandbox_id: String,
+    /// The digest of the plan (policy) the sandbox ran under (`plan::PlanDigest`).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub plan_digest: String,
     /// The audit trail's summary (the full log is `--events`).
     pub events: crate::events::EventSummary,
     /// The signed evidence bundle, after a forensic response.

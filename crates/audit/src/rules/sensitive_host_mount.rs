@@ -42,6 +42,17 @@ const SENSITIVE_TREES: [(&str, Severity); 10] = [
     ("/var/log", Severity::Medium),
 ];
 
+/// What in the host's /etc is secret to other users (password hashes, sudo rules, host keys,
+/// TLS private keys): with each masked, a read-only /etc is a low finding.
+pub const ETC_CREDENTIALS: [&str; 6] = [
+    "shadow",
+    "gshadow",
+    "sudoers",
+    "sudoers.d",
+    "ssh",
+    "ssl/private",
+];
+
 /// Subtrees that runtimes create per workload (its own hosts file, secrets, token): mounting
 /// them is how containers get their own files, not a leak.
 const PER_WORKLOAD_TREES: [&str; 5] = [
@@ -125,6 +136,21 @@ pub fn check(cx: &Context, out: &mut Vec<Finding>) {
         if mount.read_only && !is_socket {
             severity = severity.lowered();
         }
+        // The host's /etc read-only with its credentials masked (as `watertight run` shows it,
+        // for the host's users, libraries' configuration and certificates): what is left is
+        // what any local user of the host may read.
+        let credentials_masked = host_path == "/etc"
+            && mount.read_only
+            && ETC_CREDENTIALS.iter().all(|c| {
+                let inside = format!("{}/{c}", normalize(&mount.target).trim_end_matches('/'));
+                cx.subject
+                    .masked_paths
+                    .as_ref()
+                    .is_some_and(|m| m.iter().any(|p| normalize(p) == inside))
+            });
+        if credentials_masked {
+            severity = Severity::Low;
+        }
         // A submount that continues an already reported host tree at the same relative place
         // (the host's own /proc under an exposed host /) is part of that finding.
         let target = normalize(&mount.target);
@@ -140,7 +166,9 @@ pub fn check(cx: &Context, out: &mut Vec<Finding>) {
             f.paths.push(host_path.clone());
             continue;
         }
-        let access = if mount.read_only {
+        let access = if credentials_masked {
+            "read-only, its credentials masked"
+        } else if mount.read_only {
             "read-only"
         } else {
             "read-write"
@@ -221,5 +249,31 @@ mod tests {
         assert_eq!(f.len(), 2);
         assert_eq!(f[0].severity, Severity::Medium);
         assert_eq!(f[1].severity, Severity::Critical);
+    }
+
+    #[test]
+    fn read_only_etc_is_low_only_with_every_credential_masked() {
+        let (w, mut s) = isolated_container();
+        s.mounts = vec![Mount {
+            target: "/etc".into(),
+            source: "/etc".into(),
+            host_path: Some("/etc".into()),
+            read_only: true,
+            ..Mount::default()
+        }];
+        let all: Vec<String> = ETC_CREDENTIALS
+            .iter()
+            .map(|c| format!("/etc/{c}"))
+            .collect();
+        s.masked_paths = Some(all.clone());
+        let f = run(&w, s.clone());
+        assert_eq!(f[0].severity, Severity::Low, "{}", f[0].message);
+        assert!(f[0].message.contains("credentials masked"));
+        // One left visible (the host's ssh keys): medium again.
+        s.masked_paths = Some(all.into_iter().filter(|p| p != "/etc/ssh").collect());
+        assert_eq!(run(&w, s.clone())[0].severity, Severity::Medium);
+        // Writable: high whatever is masked.
+        s.mounts[0].read_only = false;
+        assert_eq!(run(&w, s)[0].severity, Severity::High);
     }
 }

@@ -1,0 +1,113 @@
+//! The plan's digest: a sha256 of the policy a sandbox runs under, so an operator can ask which
+//! running sandboxes (and which verdicts, event logs, evidence bundles) came from a policy that
+//! has since changed. It covers what decides the sandbox's isolation and limits: the effective
+//! profile (file plus flags), the compiled seccomp program and its flags, and the integrity
+//! inputs (manifest and key contents). It leaves out what changes from run to run under one
+//! policy: the command, its environment, the caller's working directory, secrets' contents.
+//!
+//! Canonical encoding: JSON with object keys sorted, no whitespace, numbers as serde_json writes
+//! them; the digest is `sha256:` and 64 lowercase hex digits.
+
+use serde::Serialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use watertight_seccomp::CompiledFilter;
+
+use crate::error::Error;
+use crate::layers::integrity::IntegrityRequest;
+use crate::profile::Profile;
+
+/// `sha256:<hex>` of a plan's canonical policy encoding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct PlanDigest(String);
+
+/// Bumped when the encoding below changes meaning, so old and new digests never collide.
+const ENCODING: u32 = 1;
+
+impl PlanDigest {
+    /// The digest of the policy made of these parts.
+    pub fn of(
+        profile: &Profile,
+        filter: &CompiledFilter,
+        integrity: Option<&IntegrityRequest>,
+    ) -> Result<PlanDigest, Error> {
+        let integrity = match integrity {
+            None => serde_json::Value::Null,
+            Some(req) => json!({
+                "manifest_sha256": file_sha256(&req.manifest)?,
+                "pubkey_sha256": file_sha256(&req.pubkey)?,
+                "allow_weaker": req.allow_weaker,
+            }),
+        };
+        let mut policy = json!({
+            "encoding": ENCODING,
+            "profile": profile,
+            "seccomp": {
+                "flags": filter.flags(),
+                "program_sha256": hex(&Sha256::digest(filter.program_bytes())),
+            },
+            "integrity": integrity,
+        });
+        policy.sort_all_objects();
+        let bytes = serde_json::to_vec(&policy)
+            .map_err(|e| Error::Config(format!("encode the plan for its digest: {e}")))?;
+        Ok(PlanDigest(format!(
+            "sha256:{}",
+            hex(&Sha256::digest(bytes))
+        )))
+    }
+
+    /// `sha256:<hex>`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for PlanDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn file_sha256(path: &std::path::Path) -> Result<String, Error> {
+    let bytes =
+        std::fs::read(path).map_err(|e| Error::io(format!("read {}", path.display()), e))?;
+    Ok(hex(&Sha256::digest(bytes)))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::default_profile;
+
+    fn digest_of(profile: &Profile) -> PlanDigest {
+        let filter = crate::layers::seccomp::compile(&profile.seccomp, false).unwrap();
+        PlanDigest::of(profile, &filter, None).unwrap()
+    }
+
+    #[test]
+    fn the_same_policy_gives_the_same_digest() {
+        let a = digest_of(&default_profile());
+        assert_eq!(a, digest_of(&default_profile()));
+        assert!(a.as_str().starts_with("sha256:") && a.as_str().len() == 7 + 64);
+    }
+
+    #[test]
+    fn any_change_of_policy_changes_the_digest() {
+        let base = digest_of(&default_profile());
+        let mut memory = default_profile();
+        memory.limits.memory = Some(crate::size::Size::mib(100));
+        let mut net = default_profile();
+        net.namespaces.net = false;
+        let mut kill = default_profile();
+        kill.seccomp.on_violation = crate::profile::OnViolation::Kill;
+        for changed in [memory, net, kill] {
+            assert_ne!(digest_of(&changed), base);
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! The plan: everything one sandbox will be, computed and validated once, before anything is
+//! created (Firecracker's jailer: validate in `new`, act in `run`). Every source of sandboxes
+//! builds one: a TOML profile with flags today (`Plan::new` from a [`Job`]); the same value is
+//! what `contain::run` applies, what [`Plan::workload`] renders for the auditor, and what
+//! [`Plan::digest`] names.
+//!
+//! Sub-plans, one per layer: identity (`profile.identity`), namespaces ([`Plan::clone_flags`]),
+//! mounts ([`MountPlan`], `MountOp`s), devices and /proc (inside the mount plan), environment
+//! and argv (bytes), rlimits, the compiled seccomp program, integrity (verified tree), and the
+//! limits the supervisor enforces (`profile.limits`).
+
+mod digest;
+mod model;
+mod running;
+
+use std::ffi::CString;
+use std::os::fd::OwnedFd;
+
+use nix::sched::CloneFlags;
+use nix::sys::resource::Resource;
+use watertight_seccomp::CompiledFilter;
+
+pub use digest::PlanDigest;
+pub use running::Published;
+
+use crate::contain::Job;
+use crate::error::Error;
+use crate::layers::mount::{MountPlan, MountRequest};
+use crate::layers::{cgroup, env, integrity, limits, mount, namespaces, seccomp, sockets};
+use crate::profile::Profile;
+
+/// One sandbox, planned. Built by [`Plan::new`]; nothing in it has touched the host yet except
+/// reading (the profile, the secrets, the root directory for integrity).
+pub struct Plan {
+    /// The effective profile (file plus flags), validated.
+    pub profile: Profile,
+    /// The namespaces the clone creates (user, pid and mount always).
+    pub clone_flags: CloneFlags,
+    pub mounts: MountPlan,
+    pub argv: Vec<CString>,
+    pub envp: Vec<CString>,
+    pub rlimits: Vec<(Resource, u64, u64)>,
+    pub filter: CompiledFilter,
+    pub integrity: Option<integrity::Verified>,
+    /// Detached mount trees the mount plan attaches, made by [`Plan::open_host_trees`] (an act,
+    /// not a plan: empty until then).
+    pub bind_trees: Vec<OwnedFd>,
+    /// sha256 of the policy: see [`PlanDigest`].
+    pub digest: PlanDigest,
+}
+
+impl Plan {
+    /// Validates `job` and computes everything the sandbox needs. Every error names the flag or
+    /// profile key at fault and what it accepts; nothing is created.
+    pub fn new(job: &Job) -> Result<Plan, Error> {
+        let profile = job.profile.clone();
+        profile.validate().map_err(|m| Error::Profile {
+            origin: "(effective profile)".into(),
+            message: m,
+        })?;
+        if job.argv.is_empty() {
+            return Err(Error::Config(
+                "no command given: watertight run [OPTIONS] -- COMMAND [ARGS...]".into(),
+            ));
+        }
+        let argv = job
+            .argv
+            .iter()
+            .map(|a| {
+                use std::os::unix::ffi::OsStrExt;
+                CString::new(a.as_bytes()).map_err(|_| {
+                    Error::Config(format!(
+                        "argument {} contains a NUL byte",
+                        watertight_sys::text::quote(a.as_bytes())
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut integrity = match &job.integrity {
+            None => None,
+            Some(req) => {
+                if profile.root.source == "host" || profile.root.writable {
+                    return Err(Error::Config(
+                        "--manifest needs a read-only root directory: pass --rootfs DIR (without --writable-root)".into(),
+                    ));
+                }
+                Some(integrity::verify(
+                    std::path::Path::new(&profile.root.source),
+                    req,
+                )?)
+            }
+        };
+        let req = MountRequest {
+            cwd: std::env::current_dir().ok(),
+            workdir: job.workdir.clone(),
+            secrets: job.secrets.clone(),
+            noexec_writable: integrity.is_some(),
+        };
+        let mounts = mount::plan(&profile, &req)?;
+        if let Some(v) = integrity.as_mut() {
+            v.write_roots = integrity::write_roots(&mounts); // before binds become detached trees
+        }
+        let envp = env::build(&profile.env, &job.env)?;
+        let rlimits = limits::rlimits(&profile.limits);
+        // The cgroup is made after clone: its limits are checked here, before anything exists.
+        cgroup::limits(&profile).validate()?;
+        let filter = seccomp::compile(&profile.seccomp, integrity.is_some())?;
+        let digest = PlanDigest::of(&profile, &filter, job.integrity.as_ref())?;
+        Ok(Plan {
+            clone_flags: namespaces::clone_flags(&profile.namespaces),
+            profile,
+            mounts,
+            argv,
+            envp,
+            rlimits,
+            filter,
+            integrity,
+            bind_trees: Vec::new(),
+            digest,
+        })
+    }
+
+    /// The first act, as the caller (root) before fork: the caller's binds and a root
+    /// directory become detached trees (pid 1 is the slot's uid and may not reach them by
+    /// path), those to guard unable to reach host sockets (`layers/sockets.rs`).
+    pub fn open_host_trees(&mut self) -> Result<(), Error> {
+        self.bind_trees = sockets::attach_host_binds(&mut self.mounts)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,64 @@
+//! The plan of a running sandbox, published for `watertight audit host`
+//! (`watertight_model::RUNNING_SANDBOXES_DIR`): the auditor compares what it measures of the
+//! sandbox's processes from /proc with what this says was planned, and reports the plan's
+//! digest, so an operator can find sandboxes still running under a superseded policy.
+
+use std::path::PathBuf;
+
+use watertight_model::{RunningSandbox, RUNNING_SANDBOXES_DIR};
+
+use super::Plan;
+use crate::error::{Error, IoContext};
+
+/// The published entry; removed when dropped (a supervisor killed before that leaves a stale
+/// entry, which the next publish removes: its supervisor pid is gone).
+pub struct Published {
+    path: PathBuf,
+}
+
+impl Plan {
+    /// Publishes this plan for the running sandbox `sandbox_id`.
+    pub fn publish(&self, sandbox_id: &str) -> Result<Published, Error> {
+        let dir = PathBuf::from(RUNNING_SANDBOXES_DIR);
+        std::fs::create_dir_all(&dir).ctx(|| format!("create {}", dir.display()))?;
+        remove_stale(&dir);
+        let entry = RunningSandbox {
+            sandbox_id: sandbox_id.into(),
+            supervisor_pid: std::process::id(),
+            plan_digest: self.digest.to_string(),
+            workload: self.workload(),
+        };
+        let json = serde_json::to_vec_pretty(&entry)
+            .map_err(|e| Error::Config(format!("encode the published plan: {e}")))?;
+        let path = dir.join(format!("{sandbox_id}.json"));
+        std::fs::write(&path, json).ctx(|| format!("write {}", path.display()))?;
+        Ok(Published { path })
+    }
+}
+
+/// Removes entries whose supervisor no longer exists (named `wt-<slot>-<pid>.json`).
+fn remove_stale(dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_suffix(".json"))
+            .and_then(|n| n.rsplit('-').next())
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+impl Drop for Published {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
