@@ -88,6 +88,20 @@ pub struct Workload {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup_path: Option<String>,
     pub subjects: Vec<Subject>,
+    /// What the workload was planned to be, where it published a plan (`watertight run` does,
+    /// under [`RUNNING_SANDBOXES_DIR`]): a live scan attaches it, and the `plan-drift` rule
+    /// compares every measured subject with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<Box<WorkloadPlan>>,
+}
+
+/// A workload's published plan, as the live audit attaches it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkloadPlan {
+    /// The plan's policy digest (`sha256:...`).
+    pub digest: String,
+    /// The planned subject (the sandbox's program and everything it starts).
+    pub subject: Subject,
 }
 
 /// One confined thing: a process (live) or a container (static). Everything a rule needs to judge
@@ -244,6 +258,7 @@ mod tests {
             .set(NamespaceKind::Net, NamespaceState::Shared);
         subject.capabilities.effective = Some(CapSet::from_names(["SYS_ADMIN"]).unwrap());
         let w = Workload {
+            plan: None,
             id: "/docker/abc".into(),
             kind: WorkloadKind::Container {
                 runtime: "docker".into(),
@@ -266,6 +281,18 @@ mod tests {
         assert!(WorkloadKind::WatertightSandbox.expects_isolation());
     }
 }
+
+/// The device nodes every runtime gives a container (the OCI runtime-spec's default devices):
+/// bound from the host, but no host device in the auditor's sense, and `/dev/null` is also how
+/// runtimes mask a file.
+pub const DEFAULT_DEVICE_NODES: [&str; 6] = [
+    "/dev/null",
+    "/dev/zero",
+    "/dev/full",
+    "/dev/random",
+    "/dev/urandom",
+    "/dev/tty",
+];
 
 /// Where `watertight run` publishes the plan of each running sandbox, one `<sandbox_id>.json`
 /// file (a [`RunningSandbox`]) from the start until the supervisor cleans up, for `watertight

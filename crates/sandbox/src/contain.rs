@@ -91,8 +91,6 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
     // 2. user: a host uid of this sandbox's own.
     let slot = user::acquire_slot(&profile.identity)?;
     let sandbox_id = format!("wt-{}-{}", slot.index, std::process::id());
-    // For `watertight audit host`: what this sandbox is meant to be, until it is cleaned up.
-    let published = prepared.publish(&sandbox_id)?;
     let mut events = EventLog::new(
         &sandbox_id,
         job.events.as_deref(),
@@ -212,6 +210,15 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
             drop(child);
             supervise::restore_signals(&blocked);
             return Err(e);
+        }
+    };
+    // For `watertight audit host`, once the sandbox is set up: what it is meant to be, until it
+    // is cleaned up (a failure to publish is a warning: the sandbox holds without it).
+    let published = match prepared.publish(&sandbox_id) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            eprintln!("watertight: warning: {e}");
+            None
         }
     };
     // go_wr stays open until the supervisor ends: its hang-up tells the sandbox the supervisor died.

@@ -9,6 +9,7 @@ mod lsm_unconfined;
 mod mount_propagation;
 mod namespace_unknown;
 mod no_new_privs;
+mod plan_drift;
 mod privileged;
 mod root_cgroup;
 mod run_as_root;
@@ -106,7 +107,7 @@ impl Context<'_> {
 type Check = fn(&Context, &mut Vec<Finding>);
 
 /// Every rule, in report order.
-const RULES: [(RuleInfo, Check); 18] = [
+const RULES: [(RuleInfo, Check); 19] = [
     (privileged::INFO, privileged::check),
     (shared_host_namespace::INFO, shared_host_namespace::check),
     (namespace_unknown::INFO, namespace_unknown::check),
@@ -128,6 +129,7 @@ const RULES: [(RuleInfo, Check); 18] = [
     (unsafe_sysctls::INFO, unsafe_sysctls::check),
     (host_ports::INFO, host_ports::check),
     (service_account_token::INFO, service_account_token::check),
+    (plan_drift::INFO, plan_drift::check),
 ];
 
 /// The catalog of rules (for SARIF and documentation).
@@ -197,6 +199,7 @@ pub(crate) mod test_support {
         s.user.uid = Some(1000);
         s.capabilities.effective = Some(CapSet::from_names(["CHOWN"]).unwrap());
         let w = Workload {
+            plan: None,
             id: "demo".into(),
             kind: WorkloadKind::Container {
                 runtime: "docker".into(),

@@ -452,6 +452,7 @@ fn container_to_workload(c: Inspect, path: &Path, index: usize) -> Workload {
         ..Subject::default()
     };
     Workload {
+        plan: None,
         id,
         kind: WorkloadKind::Container {
             runtime: "docker".into(),

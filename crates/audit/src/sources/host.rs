@@ -499,9 +499,11 @@ pub fn scan(opts: &HostOptions) -> Result<HostScan, AuditError> {
         groups.entry(cgroup_path).or_default().push(subject);
     }
     let node = opts.node.clone().unwrap_or_else(|| node_name(proc_root));
+    let running_dir = running_sandboxes_dir(proc_root);
     let workloads = groups
         .into_iter()
         .map(|(path, subjects)| Workload {
+            plan: published_plan(&running_dir, &path),
             id: path.clone(),
             kind: classify(&path),
             origin: Origin::Live { host: node.clone() },
@@ -515,6 +517,36 @@ pub fn scan(opts: &HostOptions) -> Result<HostScan, AuditError> {
         processes: views.len(),
         warnings,
     })
+}
+
+/// Where `watertight run` publishes its running sandboxes' plans on the host whose procfs is at
+/// `proc_root`: `/run/...` beside `/proc`, so a DaemonSet that mounts the host's root at /host
+/// (`--proc /host/proc`) reads `/host/run/...`.
+fn running_sandboxes_dir(proc_root: &Path) -> PathBuf {
+    let published = Path::new(watertight_model::RUNNING_SANDBOXES_DIR);
+    match proc_root.parent() {
+        Some(host_root) if proc_root != Path::new("/proc") => {
+            host_root.join(published.strip_prefix("/").unwrap_or(published))
+        }
+        _ => published.to_path_buf(),
+    }
+}
+
+/// The published plan of the watertight sandbox in cgroup `path` (named
+/// `watertight-<sandbox id>@...`), if it published one.
+fn published_plan(dir: &Path, path: &str) -> Option<Box<watertight_model::WorkloadPlan>> {
+    let last = path.rsplit('/').next()?;
+    let id = last.strip_prefix("watertight-")?.split('@').next()?;
+    if id.is_empty() || id.contains(['/', '.']) {
+        return None;
+    }
+    let text = fs::read(dir.join(format!("{id}.json"))).ok()?;
+    let entry: watertight_model::RunningSandbox = serde_json::from_slice(&text).ok()?;
+    let subject = entry.workload.subjects.into_iter().next()?;
+    Some(Box::new(watertight_model::WorkloadPlan {
+        digest: entry.plan_digest,
+        subject,
+    }))
 }
 
 #[cfg(test)]

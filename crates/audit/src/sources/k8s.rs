@@ -289,6 +289,7 @@ pub fn to_workload(w: &watertight_pss::Workload) -> Workload {
         w.name
     );
     Workload {
+        plan: None,
         id,
         kind: WorkloadKind::KubernetesObject {
             api_version: w.api_version.clone(),

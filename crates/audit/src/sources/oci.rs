@@ -199,6 +199,7 @@ pub fn spec_to_workload(spec: &Spec, path: &Path) -> Workload {
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| path.display().to_string());
     Workload {
+        plan: None,
         id,
         kind: WorkloadKind::Container {
             runtime: "oci".into(),

@@ -7,23 +7,12 @@ use std::path::{Path, PathBuf};
 
 use watertight_model::{
     CapSet, Capabilities, IdMapping, Mount, NamespaceKind, NamespaceState, Namespaces, Propagation,
-    Seccomp, SeccompMode, Subject, User, Workload, WorkloadKind,
+    Seccomp, SeccompMode, Subject, User, Workload, WorkloadKind, DEFAULT_DEVICE_NODES,
 };
 use watertight_sys::mount::ATTR_RDONLY;
 
 use super::Plan;
 use crate::layers::mount::{MountOp, STAGE};
-
-/// The device nodes every runtime gives a container (the OCI runtime-spec's default devices):
-/// not host devices in the auditor's sense, so not listed as such.
-const DEFAULT_DEVICES: [&str; 6] = [
-    "/dev/null",
-    "/dev/zero",
-    "/dev/full",
-    "/dev/random",
-    "/dev/urandom",
-    "/dev/tty",
-];
 
 impl Plan {
     /// This plan as the auditor's model of one workload with one subject (the program).
@@ -92,6 +81,7 @@ impl Plan {
             cgroup_path: None,
         };
         Workload {
+            plan: None,
             id: format!("watertight:{}", p.name),
             kind: WorkloadKind::WatertightSandbox,
             origin: watertight_model::Origin::SelfDescribed {
@@ -170,8 +160,8 @@ impl Plan {
                     let Some(t) = inside(target) else { continue };
                     if source == Path::new("/dev/null") {
                         masked.push(t); // a file mask
-                    } else if DEFAULT_DEVICES.contains(&t.as_str()) {
-                        // the default device nodes (see DEFAULT_DEVICES)
+                    } else if DEFAULT_DEVICE_NODES.contains(&t.as_str()) {
+                        // the default device nodes: no host device
                     } else if source.starts_with(STAGE) {
                         // a read-only rebind of a path already in the sandbox (/proc/sys ...)
                     } else {
