@@ -157,7 +157,8 @@ mod tests {
 
     #[test]
     fn each_weakening_is_drift() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut Subject)>)> = vec![
+        type Weaken = Box<dyn Fn(&mut Subject)>;
+        let cases: Vec<(&str, Weaken)> = vec![
             (
                 "net",
                 Box::new(|s| s.namespaces.set(NamespaceKind::Net, NamespaceState::Shared)),
