@@ -106,6 +106,7 @@ pub struct Policy<'a> {
 }
 
 impl<'a> Policy<'a> {
+    /// The profile's limits and violation response, with where evidence goes.
     pub fn of(profile: &'a Profile, forensics: &'a ForensicConfig) -> Policy<'a> {
         Policy {
             limits: &profile.limits,
@@ -627,5 +628,36 @@ pub fn record_limit_events(o: &Outcome, limits: &Limits, events: &mut EventLog) 
             events.emit(EventKind::OutputLimit, serde_json::json!({"limit_bytes": l.output.map(|s| s.bytes()), "bytes": o.output_bytes}));
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_past_the_limit_is_counted_not_shown() {
+        let mut meter = OutputMeter {
+            limit: Some(10),
+            bytes: 0,
+        };
+        assert_eq!(meter.admit(6), 6);
+        assert!(!meter.exceeded());
+        assert_eq!(meter.admit(4), 4, "exactly the limit is allowed");
+        assert!(!meter.exceeded());
+        assert_eq!(meter.admit(5), 0);
+        assert!(meter.exceeded());
+        assert_eq!(meter.bytes, 15, "counted all the same");
+        let mut unlimited = OutputMeter {
+            limit: None,
+            bytes: 0,
+        };
+        assert_eq!(unlimited.admit(1 << 30), 1 << 30);
+        assert!(!unlimited.exceeded());
+    }
+
+    #[test]
+    fn streams_index_their_slots() {
+        assert_eq!(Stream::BOTH.map(Stream::index), [0, 1]);
     }
 }
