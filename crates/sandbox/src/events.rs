@@ -69,6 +69,20 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// Every kind.
+    pub const ALL: [EventKind; 10] = [
+        EventKind::SyscallDenied,
+        EventKind::ViolationLimit,
+        EventKind::ExecDenied,
+        EventKind::MemoryLimit,
+        EventKind::PidsLimit,
+        EventKind::TimeLimit,
+        EventKind::OutputLimit,
+        EventKind::EvidenceCaptured,
+        EventKind::EvidenceFailed,
+        EventKind::EvidenceTruncated,
+    ];
+
     /// The name in the events file and the verdict's `by_kind`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -435,23 +449,11 @@ mod tests {
 
     #[test]
     fn event_kinds_serialize_as_their_names() {
-        use EventKind::*;
-        for kind in [
-            SyscallDenied,
-            ViolationLimit,
-            ExecDenied,
-            MemoryLimit,
-            PidsLimit,
-            TimeLimit,
-            OutputLimit,
-            EvidenceCaptured,
-            EvidenceFailed,
-            EvidenceTruncated,
-        ] {
+        for kind in EventKind::ALL {
             assert_eq!(serde_json::to_value(kind).unwrap(), json!(kind.as_str()));
         }
         let mut log = EventLog::new("wt-1", None, 1 << 20).unwrap();
-        log.emit(ExecDenied, json!({}));
+        log.emit(EventKind::ExecDenied, json!({}));
         let summary = serde_json::to_value(log.summary()).unwrap();
         assert_eq!(summary["by_kind"], json!({"exec_denied": 1}));
     }
