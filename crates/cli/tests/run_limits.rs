@@ -240,3 +240,45 @@ fn working_directory_under_a_private_directory_is_shown() {
         .unwrap();
     assert_eq!(stdout(&o), "42\n", "{}", stderr(&o));
 }
+
+#[test]
+fn a_failed_setup_step_is_xx_with_its_stage() {
+    if !can_run("a_failed_setup_step_is_xx_with_its_stage") {
+        return;
+    }
+    // RLIMIT_NOFILE above fs.nr_open: setrlimit fails in the program's last steps before execve.
+    let nr_open: u64 = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let profile = watertight()
+        .args(["profile", "show", "default"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(profile.stdout).unwrap();
+    assert!(text.contains("open_files = 1024"), "{text}");
+    let text = text.replace(
+        "open_files = 1024",
+        &format!("open_files = {}", nr_open + 1),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nofile.toml");
+    std::fs::write(&path, text).unwrap();
+    let (o, v) = run_with_result(&[&format!("--profile={}", path.display())], &["/bin/true"]);
+    assert_eq!(v["status"], "XX", "{v}");
+    assert_eq!(v["stage"], "rlimits", "{v}");
+    let message = v["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("sandbox setup failed at rlimits: setrlimit RLIMIT_NOFILE"),
+        "{message}"
+    );
+    assert!(stderr(&o).contains(message), "{}", stderr(&o));
+    // Other runs may be going on: only this sandbox's cgroups must be gone.
+    let id = v["sandbox_id"].as_str().unwrap();
+    let left: Vec<_> = watertight_cgroups()
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains(&format!("watertight-{id}@")))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}

@@ -33,7 +33,7 @@ use nix::fcntl::OFlag;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use watertight_sys::process::{clone_into_namespaces, exit_now, spawn_shared_vm, Forked};
 
-use crate::error::{Error, IoContext};
+use crate::error::{AtStage, Error, IoContext, SetupError, Stage};
 use crate::events::EventLog;
 use crate::forensic::ForensicConfig;
 use crate::layers::{
@@ -41,11 +41,11 @@ use crate::layers::{
 };
 use crate::plan::Plan;
 use crate::profile::Profile;
-use crate::report::{self, Report};
+use crate::report::{self, Go, Report};
 use crate::supervise::{self, Outcome};
 use crate::syscall::{Linux, Syscall};
 use crate::terminal::{Pty, Slave};
-use crate::verdict::Verdict;
+use crate::verdict::{self, Verdict};
 
 /// One program to run and how.
 #[derive(Debug, Clone)]
@@ -192,7 +192,9 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
         if prepared.integrity.as_ref().is_some_and(|v| v.memfd_noexec) {
             integrity::refuse_memfd_exec(pid)?; // before pid 1 does anything
         }
-        nix::unistd::write(&go_wr, b"m").ctx(|| "release the sandbox".into())?;
+        Go::MapsWritten
+            .send(&go_wr)
+            .map_err(|e| Error::io("release the sandbox", e))?;
         let needs = cgroup::needs(profile, prepared.integrity.as_ref().is_some_and(|v| v.gate));
         let (_layout, cgroup) = cgroup::create(&sandbox_id, profile, needs)?;
         cgroup.add_process(pid)?;
@@ -201,7 +203,9 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
             Some(v) => integrity::attach_gate(&cgroup, v)?,
             None => None,
         };
-        nix::unistd::write(&go_wr, b"g").ctx(|| "release the sandbox".into())?;
+        Go::InCgroup
+            .send(&go_wr)
+            .map_err(|e| Error::io("release the sandbox", e))?;
         Ok((cgroup, port, gate))
     })();
     let (cgroup, port, mut gate) = match setup {
@@ -236,61 +240,45 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
     };
 
     // 7. Supervise until the sandbox's pid 1 is gone.
-    let outcome: Outcome = supervise::supervise(supervise::Watch {
-        pid,
-        pidfd: pidfd.as_ref().map(|f| f.as_fd()),
-        report: report_rd,
-        notify: notify_sup,
-        stdout: out_rd,
-        stderr: err_rd,
-        terminal: relay.as_mut(),
-        limits: &profile.limits,
-        cgroup: &cgroup,
-        started,
-        signals: &blocked,
-        events: &mut events,
-        on_violation: profile.seccomp.on_violation,
-        max_violations: profile.seccomp.max_violations,
-        forensics: &job.forensics,
-        sandbox_id: &sandbox_id,
-        gate: gate.as_mut(),
-    });
+    let outcome: Outcome = supervise::Supervisor::new(
+        supervise::Target {
+            pid,
+            pidfd: pidfd.as_ref().map(|f| f.as_fd()),
+            cgroup: &cgroup,
+            sandbox_id: &sandbox_id,
+            started,
+        },
+        supervise::Channels {
+            report: report_rd,
+            notify: notify_sup,
+            stdout: out_rd,
+            stderr: err_rd,
+        },
+        supervise::Policy::of(profile, &job.forensics),
+        &blocked,
+        &mut events,
+    )
+    .with_terminal(relay.as_mut())
+    .with_gate(gate.as_mut())
+    .run();
     drop((gate, relay));
     child.disarm();
     drop(go_wr);
     supervise::restore_signals(&blocked);
 
-    // 8. The verdict, from what the supervisor saw and the cgroup's accounting.
-    let stats = outcome.stats.as_ref();
-    supervise::record_limit_events(&outcome, stats, profile, &mut events);
-    let mut verdict = supervise::verdict(&outcome, stats, profile, &sandbox_id, &job.argv[0]);
+    // 8. The verdict, from what the supervisor measured, the cgroup's accounting and the
+    //    events (a pure function: verdict.rs).
+    supervise::record_limit_events(&outcome, &profile.limits, &mut events);
     events.finish();
-    verdict.events = events.summary();
+    let settings = verdict::Settings {
+        limits: verdict::AppliedLimits::of(&profile.limits),
+        max_violations: profile.seccomp.max_violations,
+        integrity: prepared.integrity.is_some(),
+        sandbox_id: sandbox_id.clone(),
+        command: job.argv[0].clone(),
+    };
+    let mut verdict = verdict::decide(&outcome, &settings, events.summary());
     verdict.plan_digest = prepared.digest.to_string();
-    // A task the exec gate killed ran unverified code: that is a violation, whatever the
-    // program's own exit looked like.
-    if verdict.events.by_kind.contains_key("exec_denied")
-        && matches!(
-            verdict.status,
-            crate::verdict::Status::OK | crate::verdict::Status::RE | crate::verdict::Status::SG
-        )
-    {
-        verdict.status = crate::verdict::Status::SV;
-        verdict.message = Some("security violation: an unverified file was executed or mapped as code (the BPF exec gate killed the task)".into());
-    }
-    if let Some(call) = prepared
-        .integrity
-        .as_ref()
-        .and_then(|_| integrity::code_injection_attempt(events.denied_syscalls()))
-    {
-        if matches!(
-            verdict.status,
-            crate::verdict::Status::OK | crate::verdict::Status::RE | crate::verdict::Status::SG
-        ) {
-            verdict.status = crate::verdict::Status::SV;
-            verdict.message = Some(format!("security violation: {call} refused: an attempt to run code that is in no verified file (writable alias of executable memory, or a write into code)"));
-        }
-    }
 
     // 9. Clean up: kill anything left and remove the cgroup; the slot is freed on drop.
     if let Some(p) = port {
@@ -324,51 +312,56 @@ fn clone_error(e: std::io::Error) -> Error {
 /// The sandbox's pid 1. Never returns: exits with 0 after reporting the program's status, or
 /// with 1 after reporting a setup error.
 fn sandbox_init(p: &Plan, mut ends: SandboxEnds) -> ! {
-    let result = (|| -> Result<(), Error> {
+    let result = (|| -> Result<(), SetupError> {
         // Its /proc/self is its own only while dumpable (the supervisor's change of effective
         // uid made the memory it copied non-dumpable); made non-dumpable again before the
         // program exists (g).
         let _ = nix::sys::prctl::set_dumpable(true);
         let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
         if let Some(t) = &ends.terminal {
-            t.attach_stdio()?; // the caller's terminal does not enter the sandbox
+            t.attach_stdio().at(Stage::Terminal)?; // the caller's terminal does not enter the sandbox
         }
         nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
-            .ctx(|| "reset signal mask".into())?;
+            .ctx(|| "reset signal mask".into())
+            .at(Stage::Signals)?;
         // Default actions for pid 1 and so for the program it starts (h): done here, before the
         // seccomp filter, which would otherwise run on each of these 64 calls in the program.
         watertight_sys::process::reset_signal_dispositions();
         // a. The supervisor has written our id maps.
-        wait_for_supervisor(&ends.go);
+        wait_for_supervisor(&ends.go, Go::MapsWritten);
         let sys = Linux;
         // System paths (the rest are trees the supervisor made), opened before the uid change.
-        let (mount_ops, _pinned_sources) = mount::pin_bind_sources(&p.mounts.ops)?;
+        let (mount_ops, _pinned_sources) =
+            mount::pin_bind_sources(&p.mounts.ops).at(Stage::Mount)?;
         // b. audit login uid, fixed; before the uid change, which makes /proc/self root's.
-        user::pin_login_uid(&p.profile.identity)?;
-        user::become_sandbox_user(&p.profile.identity)?; // b. user
+        user::pin_login_uid(&p.profile.identity).at(Stage::User)?;
+        user::become_sandbox_user(&p.profile.identity).at(Stage::User)?; // b. user
 
         // The kernel clears the parent-death signal on a uid change: set it again, then make sure
         // the supervisor did not die in between (it holds the go pipe open while it lives).
         let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
-        if supervisor_gone(&ends.go) {
+        if report::supervisor_gone(&ends.go) {
             exit_now(1);
         }
-        mount::apply(&mount_ops, &p.bind_trees, &sys)?; // c. mount, proc, dev, tmp, secrets
-        namespaces::set_hostname(&p.profile.namespaces, &p.profile.hostname, &sys)?; // d. uts
-        namespaces::loopback_up(&p.profile.namespaces, &sys)?; // d. net
+        mount::apply(&mount_ops, &p.bind_trees, &sys).at(Stage::Mount)?; // c. mount, proc, dev, tmp, secrets
+        namespaces::set_hostname(&p.profile.namespaces, &p.profile.hostname, &sys)
+            .at(Stage::Uts)?; // d. uts
+        namespaces::loopback_up(&p.profile.namespaces, &sys).at(Stage::Net)?; // d. net
         sys.chdir(&p.mounts.workdir)
-            .ctx(|| format!("chdir {}", p.mounts.workdir.display()))?;
+            .ctx(|| format!("chdir {}", p.mounts.workdir.display()))
+            .at(Stage::Workdir)?;
         // e. The supervisor has moved us into our cgroup: it becomes our cgroup namespace's root.
-        wait_for_supervisor(&ends.go);
-        namespaces::enter_cgroup_namespace(&p.profile.namespaces)?;
+        wait_for_supervisor(&ends.go, Go::InCgroup);
+        namespaces::enter_cgroup_namespace(&p.profile.namespaces).at(Stage::Cgroup)?;
         // f. The last layers, for pid 1 and the program alike (the program inherits them):
         // capabilities, securebits, no_new_privs; integrity: Landlock, MDWE; seccomp, last.
-        privileges::drop_all()?;
+        privileges::drop_all().at(Stage::Privileges)?;
         if let Some(v) = &p.integrity {
-            integrity::restrict_exec(&v.exec_roots, &v.write_roots, v.landlock)?;
+            integrity::restrict_exec(&v.exec_roots, &v.write_roots, v.landlock)
+                .at(Stage::Integrity)?;
             // exec only what was verified
         }
-        seccomp::install(&p.filter, ends.notify.as_fd())?;
+        seccomp::install(&p.filter, ends.notify.as_fd()).at(Stage::Seccomp)?;
         // Before the program exists, so it never finds pid 1's memory open to it (/proc/1/mem)
         // and cannot forge the status pid 1 reports. Per memory map: the program's execve
         // gets a map of its own, dumpable as usual.
@@ -377,8 +370,9 @@ fn sandbox_init(p: &Plan, mut ends: SandboxEnds) -> ! {
         // has no handler for) is us, reaping orphans and reporting the program's true status.
         // It starts the way posix_spawn starts one (sharing our memory until its execve):
         // copying this process's page tables would be most of the start-up cost.
-        let program =
-            spawn_shared_vm(&mut || exec_program(p, &ends)).ctx(|| "start the program".into())?;
+        let program = spawn_shared_vm(&mut || exec_program(p, &ends))
+            .ctx(|| "start the program".into())
+            .at(Stage::Spawn)?;
         // Only the program writes its output pipes: their EOF tells the supervisor it is done.
         ends.stdout = None;
         ends.stderr = None;
@@ -389,28 +383,18 @@ fn sandbox_init(p: &Plan, mut ends: SandboxEnds) -> ! {
     match result {
         Ok(()) => exit_now(0),
         Err(e) => {
-            report::send(&ends.report, &Report::from_error(&e));
+            report::send(&ends.report, &Report::SetupFailed(e));
             exit_now(1)
         }
     }
 }
 
-/// Blocks until the supervisor says go; exits when it died instead.
-fn wait_for_supervisor(go: &OwnedFd) {
-    let mut b = [0u8; 1];
-    if nix::unistd::read(go, &mut b) != Ok(1) {
+/// Blocks until the supervisor releases the sandbox at `step`; exits (fail closed) when it died
+/// instead or sent anything else.
+fn wait_for_supervisor(go: &OwnedFd, step: Go) {
+    if step.receive(go).is_err() {
         exit_now(1);
     }
-}
-
-/// Whether the supervisor's end of the go pipe is closed (it died).
-fn supervisor_gone(go: &OwnedFd) -> bool {
-    use nix::poll::{PollFd, PollFlags, PollTimeout};
-    let mut fds = [PollFd::new(go.as_fd(), PollFlags::POLLIN)];
-    matches!(nix::poll::poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
-        && fds[0]
-            .revents()
-            .is_some_and(|r| r.contains(PollFlags::POLLHUP))
 }
 
 /// Reaps every child (orphans are reparented to pid 1) until `program` exits; returns its raw
@@ -427,23 +411,29 @@ fn reap_until(program: i32) -> i32 {
 
 /// The program's last steps (h-i) before execve; it exits if execve fails.
 fn exec_program(p: &Plan, ends: &SandboxEnds) {
-    let result = (|| -> Result<(), Error> {
-        nix::unistd::setsid().ctx(|| "setsid".into())?; // h. a session of its own
+    let result = (|| -> Result<(), SetupError> {
+        nix::unistd::setsid()
+            .ctx(|| "setsid".into())
+            .at(Stage::Session)?; // h. a session of its own
         if let Some(t) = &ends.terminal {
-            t.make_controlling()?; // h. the pty, never the caller's terminal
+            t.make_controlling().at(Stage::Session)?; // h. the pty, never the caller's terminal
         }
         if let Some(out) = &ends.stdout {
-            nix::unistd::dup2_stdout(out.as_fd()).ctx(|| "redirect stdout".into())?;
+            nix::unistd::dup2_stdout(out.as_fd())
+                .ctx(|| "redirect stdout".into())
+                .at(Stage::Stdio)?;
         }
         if let Some(err) = &ends.stderr {
-            nix::unistd::dup2_stderr(err.as_fd()).ctx(|| "redirect stderr".into())?;
+            nix::unistd::dup2_stderr(err.as_fd())
+                .ctx(|| "redirect stderr".into())
+                .at(Stage::Stdio)?;
         }
-        fds::close_inherited()?; // h. nothing but stdio survives execve
-        limits::apply(&p.rlimits)?; // h. rlimits
+        fds::close_inherited().at(Stage::Fds)?; // h. nothing but stdio survives execve
+        limits::apply(&p.rlimits).at(Stage::Rlimits)?; // h. rlimits
         Ok(())
     })();
     if let Err(e) = result {
-        report::send(&ends.report, &Report::from_error(&e));
+        report::send(&ends.report, &Report::SetupFailed(e));
         exit_now(126);
     }
     // i. execve, searching PATH like execvp when the command has no slash.

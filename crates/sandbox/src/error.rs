@@ -23,8 +23,142 @@ pub enum Error {
         "every sandbox slot ({slots}) is in use: wait for a sandbox to end or raise identity.slots"
     )]
     NoFreeSlot { slots: u32 },
+    /// A step of the sandbox's own setup (`contain::sandbox_init`, the program's last steps)
+    /// failed; the supervisor gets it through `report.rs` and the verdict (XX) names the stage.
     #[error("sandbox setup failed at {stage}: {message}")]
-    Setup { stage: String, message: String },
+    Setup { stage: Stage, message: String },
+}
+
+/// The steps of the sandbox's setup, in the order `contain::sandbox_init` takes them: the
+/// machine-readable `stage` of a setup failure (the XX verdict's `stage` field).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// The pty slave in place of the caller's terminal streams.
+    Terminal,
+    /// The signal mask and default signal actions.
+    Signals,
+    /// Exec-time integrity: memfd_noexec, Landlock exec/write rules, MDWE.
+    Integrity,
+    /// Audit login uid, the sandbox's uid/gid.
+    User,
+    /// Bind sources pinned, mounts, new root.
+    Mount,
+    /// The hostname.
+    Uts,
+    /// The loopback interface.
+    Net,
+    /// The working directory inside.
+    Workdir,
+    /// The cgroup namespace.
+    Cgroup,
+    /// Capabilities, securebits, no_new_privs.
+    Privileges,
+    /// The seccomp filter and its listener.
+    Seccomp,
+    /// Starting the program (pid 2).
+    Spawn,
+    /// The program's own session and controlling terminal.
+    Session,
+    /// The program's stdout/stderr.
+    Stdio,
+    /// Inherited descriptors closed.
+    Fds,
+    /// Resource limits (rlimits).
+    Rlimits,
+}
+
+impl Stage {
+    /// Every stage, in setup order.
+    pub const ALL: [Stage; 16] = [
+        Stage::Terminal,
+        Stage::Signals,
+        Stage::Integrity,
+        Stage::User,
+        Stage::Mount,
+        Stage::Uts,
+        Stage::Net,
+        Stage::Workdir,
+        Stage::Cgroup,
+        Stage::Privileges,
+        Stage::Seccomp,
+        Stage::Spawn,
+        Stage::Session,
+        Stage::Stdio,
+        Stage::Fds,
+        Stage::Rlimits,
+    ];
+
+    /// The name in messages, the report pipe and the verdict's JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Terminal => "terminal",
+            Stage::Signals => "signals",
+            Stage::Integrity => "integrity",
+            Stage::User => "user",
+            Stage::Mount => "mount",
+            Stage::Uts => "uts",
+            Stage::Net => "net",
+            Stage::Workdir => "workdir",
+            Stage::Cgroup => "cgroup",
+            Stage::Privileges => "privileges",
+            Stage::Seccomp => "seccomp",
+            Stage::Spawn => "spawn",
+            Stage::Session => "session",
+            Stage::Stdio => "stdio",
+            Stage::Fds => "fds",
+            Stage::Rlimits => "rlimits",
+        }
+    }
+
+    /// The stage named `name` (`as_str`), if any.
+    pub fn from_name(name: &str) -> Option<Stage> {
+        Stage::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A failed step of the sandbox's own setup, as its pid 1 reports it (`report.rs`): which step
+/// and why. Setup code returns it (through [`AtStage::at`]), so no error leaves the sandbox
+/// without its stage.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("sandbox setup failed at {stage}: {message}")]
+pub struct SetupError {
+    pub stage: Stage,
+    pub message: String,
+}
+
+impl From<SetupError> for Error {
+    fn from(e: SetupError) -> Error {
+        Error::Setup {
+            stage: e.stage,
+            message: e.message,
+        }
+    }
+}
+
+/// Names the setup step an error happened in: `layer::step().at(Stage::Mount)?`.
+pub trait AtStage<T> {
+    /// An error already carrying a stage keeps it (the layer knew better); any other is
+    /// reported at `stage`.
+    fn at(self, stage: Stage) -> Result<T, SetupError>;
+}
+
+impl<T> AtStage<T> for Result<T, Error> {
+    fn at(self, stage: Stage) -> Result<T, SetupError> {
+        self.map_err(|e| match e {
+            Error::Setup { stage, message } => SetupError { stage, message },
+            other => SetupError {
+                stage,
+                message: other.to_string(),
+            },
+        })
+    }
 }
 
 impl From<watertight_seccomp::Error> for Error {
@@ -62,5 +196,36 @@ impl<T> IoContext<T> for io::Result<T> {
 impl<T> IoContext<T> for nix::Result<T> {
     fn ctx<F: FnOnce() -> String>(self, what: F) -> Result<T, Error> {
         self.map_err(|e| Error::io(what(), io::Error::from(e)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stage_names_round_trip_and_match_the_json() {
+        for stage in Stage::ALL {
+            assert_eq!(Stage::from_name(stage.as_str()), Some(stage));
+            assert_eq!(
+                serde_json::to_value(stage).unwrap(),
+                serde_json::json!(stage.as_str())
+            );
+        }
+        assert_eq!(Stage::from_name("sandbox"), None);
+    }
+
+    #[test]
+    fn at_names_the_stage_once() {
+        let plain: Result<(), Error> = Err(Error::Config("no".into()));
+        let e = plain.at(Stage::Privileges).unwrap_err();
+        assert_eq!(e.stage, Stage::Privileges);
+        assert_eq!(e.to_string(), "sandbox setup failed at privileges: no");
+        // A layer's own stage survives the step's.
+        let staged: Result<(), Error> = Err(e.into());
+        assert_eq!(
+            staged.at(Stage::Seccomp).unwrap_err().stage,
+            Stage::Privileges
+        );
     }
 }

@@ -16,7 +16,7 @@
 //! - the in-memory copy holds at most [`MEMORY_LIMIT`] bytes, the file at most its limit
 //!   (`--events-limit`), each ended by one `events_truncated` event; the counts stay exact.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::Write;
 use std::path::Path;
@@ -41,19 +41,84 @@ const MAX_KEYS: usize = 1024;
 /// Room kept free under each limit for the `events_truncated` event (about 200 bytes).
 const TRUNCATION_RESERVE: u64 = 512;
 
+/// The kinds of events a run records (the `kind` field of each line). Decisions read these
+/// typed counts, never a kind's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// A violation-class syscall reached the supervisor (seccomp user notification).
+    SyscallDenied,
+    /// `max_violations` reached in deny mode: the sandbox is killed.
+    ViolationLimit,
+    /// The BPF exec gate killed a task that executed or mapped an unverified file.
+    ExecDenied,
+    /// The cgroup OOM-killed a task.
+    MemoryLimit,
+    /// pids.max refused forks.
+    PidsLimit,
+    /// The wall-time or CPU-time limit ended the run.
+    TimeLimit,
+    /// The output limit ended the run.
+    OutputLimit,
+    /// A forensic response wrote its bundle.
+    EvidenceCaptured,
+    /// A forensic response could not write its bundle.
+    EvidenceFailed,
+    /// The bundle was cut at the evidence budget.
+    EvidenceTruncated,
+}
+
+impl EventKind {
+    /// Every kind.
+    pub const ALL: [EventKind; 10] = [
+        EventKind::SyscallDenied,
+        EventKind::ViolationLimit,
+        EventKind::ExecDenied,
+        EventKind::MemoryLimit,
+        EventKind::PidsLimit,
+        EventKind::TimeLimit,
+        EventKind::OutputLimit,
+        EventKind::EvidenceCaptured,
+        EventKind::EvidenceFailed,
+        EventKind::EvidenceTruncated,
+    ];
+
+    /// The name in the events file and the verdict's `by_kind`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::SyscallDenied => "syscall_denied",
+            EventKind::ViolationLimit => "violation_limit",
+            EventKind::ExecDenied => "exec_denied",
+            EventKind::MemoryLimit => "memory_limit",
+            EventKind::PidsLimit => "pids_limit",
+            EventKind::TimeLimit => "time_limit",
+            EventKind::OutputLimit => "output_limit",
+            EventKind::EvidenceCaptured => "evidence_captured",
+            EventKind::EvidenceFailed => "evidence_failed",
+            EventKind::EvidenceTruncated => "evidence_truncated",
+        }
+    }
+}
+
+impl std::fmt::Display for EventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 pub struct EventLog {
     sandbox_id: String,
     /// The digest of the plan the sandbox runs under, on every event (`plan::PlanDigest`).
     plan_digest: Option<String>,
     file: Option<Output<File>>,
     memory: Output<Vec<u8>>,
-    counts: BTreeMap<String, u64>,
+    counts: BTreeMap<EventKind, u64>,
     keys: BTreeMap<String, KeyState>,
     suppressed: u64,
     first_violation: Option<Value>,
     /// Every syscall refused as a violation, by name: exact whatever the key and memory limits
     /// (bounded by the kernel's syscall table), for decisions such as integrity's.
-    denied_syscalls: std::collections::BTreeSet<String>,
+    denied_syscalls: BTreeSet<String>,
     /// When the counts of suppressed repeats were last written.
     last_summary: Instant,
     /// Some key has repeats not yet in an `events_suppressed` event.
@@ -153,7 +218,7 @@ struct KeyState {
 pub struct EventSummary {
     /// Every event that happened, written in full or only counted.
     pub total: u64,
-    pub by_kind: BTreeMap<String, u64>,
+    pub by_kind: BTreeMap<EventKind, u64>,
     /// The first violation-class syscall, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_violation: Option<Value>,
@@ -163,6 +228,18 @@ pub struct EventSummary {
     /// The events file reached its limit (`events_truncated`).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub file_truncated: bool,
+    /// Every syscall refused as a violation, by name: exact whatever the key and memory limits
+    /// (for decisions such as integrity's; not in the JSON, `first_violation` and the events
+    /// file name them).
+    #[serde(skip)]
+    pub denied_syscalls: BTreeSet<String>,
+}
+
+impl EventSummary {
+    /// Events of `kind` in this run, written in full or only counted.
+    pub fn count(&self, kind: EventKind) -> u64 {
+        self.by_kind.get(&kind).copied().unwrap_or(0)
+    }
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -234,7 +311,7 @@ impl EventLog {
 
     /// Records one event of `kind` with extra `fields`, grouped with the earlier ones of its
     /// kind (for one-off events such as limits reached).
-    pub fn emit(&mut self, kind: &str, fields: Value) -> Option<Value> {
+    pub fn emit(&mut self, kind: EventKind, fields: Value) -> Option<Value> {
         self.record(kind, Map::new(), || fields)
     }
 
@@ -245,18 +322,13 @@ impl EventLog {
     /// supervisor loses nothing already written.
     pub fn record(
         &mut self,
-        kind: &str,
+        kind: EventKind,
         key: Map<String, Value>,
         fields: impl FnOnce() -> Value,
     ) -> Option<Value> {
         // No allocation for a kind already counted: this runs once per call of a flood.
-        match self.counts.get_mut(kind) {
-            Some(n) => *n += 1,
-            None => {
-                self.counts.insert(kind.into(), 1);
-            }
-        }
-        if kind == "syscall_denied" {
+        *self.counts.entry(kind).or_insert(0) += 1;
+        if kind == EventKind::SyscallDenied {
             if let Some(Value::String(name)) = key.get("syscall") {
                 if !self.denied_syscalls.contains(name) {
                     self.denied_syscalls.insert(name.clone());
@@ -264,7 +336,7 @@ impl EventLog {
             }
         }
         let mut id = String::with_capacity(64);
-        id.push_str(kind);
+        id.push_str(kind.as_str());
         id.push('\0');
         id.push_str(&serde_json::to_string(&key).expect("JSON values serialize"));
         let (id, key) = if self.keys.len() >= MAX_KEYS && !self.keys.contains_key(&id) {
@@ -276,7 +348,7 @@ impl EventLog {
         };
         let state = self.keys.entry(id).or_insert_with(|| {
             let mut fields = Map::new();
-            fields.insert("of_kind".into(), json!(kind));
+            fields.insert("of_kind".into(), json!(kind.as_str()));
             fields.extend(key.clone());
             KeyState {
                 fields,
@@ -302,8 +374,8 @@ impl EventLog {
         if let Value::Object(extra) = fields() {
             all.extend(extra);
         }
-        let event = self.write(kind, Value::Object(all));
-        if kind == "syscall_denied" && self.first_violation.is_none() {
+        let event = self.write(kind.as_str(), Value::Object(all));
+        if kind == EventKind::SyscallDenied && self.first_violation.is_none() {
             self.first_violation = Some(event.clone());
         }
         Some(event)
@@ -368,12 +440,12 @@ impl EventLog {
         self.unreported = false;
     }
 
-    /// The events kept in memory: at most [`MEMORY_LIMIT`] bytes, the first ones.
     /// The names of the syscalls refused as violations in this run.
     pub fn denied_syscalls(&self) -> impl Iterator<Item = &str> {
         self.denied_syscalls.iter().map(String::as_str)
     }
 
+    /// The events kept in memory: at most [`MEMORY_LIMIT`] bytes, the first ones.
     pub fn bytes(&self) -> &[u8] {
         &self.memory.sink
     }
@@ -385,6 +457,7 @@ impl EventLog {
             first_violation: self.first_violation.clone(),
             suppressed: self.suppressed,
             file_truncated: self.file.as_ref().is_some_and(|f| f.truncated),
+            denied_syscalls: self.denied_syscalls.clone(),
         }
     }
 }
@@ -394,16 +467,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn event_kinds_serialize_as_their_names() {
+        for kind in EventKind::ALL {
+            assert_eq!(serde_json::to_value(kind).unwrap(), json!(kind.as_str()));
+        }
+        let mut log = EventLog::new("wt-1", None, 1 << 20).unwrap();
+        log.emit(EventKind::ExecDenied, json!({}));
+        let summary = serde_json::to_value(log.summary()).unwrap();
+        assert_eq!(summary["by_kind"], json!({"exec_denied": 1}));
+    }
+
+    #[test]
     fn denied_syscall_names_survive_a_full_key_table() {
         let mut log = EventLog::new("wt-1", None, 1 << 20).unwrap();
         for ino in 0..(MAX_KEYS as u64 + 10) {
             let mut key = Map::new();
             key.insert("ino".into(), json!(ino));
-            log.record("exec_denied", key, || json!({}));
+            log.record(EventKind::ExecDenied, key, || json!({}));
         }
         let mut key = Map::new();
         key.insert("syscall".into(), json!("mmap"));
-        log.record("syscall_denied", key, || json!({}));
+        log.record(EventKind::SyscallDenied, key, || json!({}));
         assert_eq!(log.denied_syscalls().collect::<Vec<_>>(), ["mmap"]);
     }
 
@@ -427,8 +511,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("e.jsonl");
         let mut log = EventLog::new("wt-1", Some(&path), 1 << 20).unwrap();
-        log.emit("syscall_denied", json!({"syscall": "mount"}));
-        log.emit("memory_limit", json!({"oom_kills": 1}));
+        log.emit(EventKind::SyscallDenied, json!({"syscall": "mount"}));
+        log.emit(EventKind::MemoryLimit, json!({"oom_kills": 1}));
         let lines = lines(&path);
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[0]["sandbox_id"], "wt-1");
@@ -445,12 +529,12 @@ mod tests {
         let mut log = EventLog::new("wt-1", Some(&path), 1 << 20).unwrap();
         let mut built = 0;
         for _ in 0..1000 {
-            log.record("syscall_denied", key("mount"), || {
+            log.record(EventKind::SyscallDenied, key("mount"), || {
                 built += 1;
                 json!({"nr": 165})
             });
         }
-        log.record("syscall_denied", key("bpf"), || json!({"nr": 321}));
+        log.record(EventKind::SyscallDenied, key("bpf"), || json!({"nr": 321}));
         log.finish();
         assert_eq!(
             built, FULL_EVENTS_PER_KEY,
@@ -473,7 +557,7 @@ mod tests {
         assert_eq!(s["final"], true);
         assert!(s["first_suppressed"].is_string() && s["last_suppressed"].is_string());
         let sum = log.summary();
-        assert_eq!(sum.by_kind["syscall_denied"], 1001);
+        assert_eq!(sum.count(EventKind::SyscallDenied), 1001);
         assert_eq!(sum.total, 1001);
         assert_eq!(sum.suppressed, 1000 - FULL_EVENTS_PER_KEY);
     }
@@ -483,7 +567,7 @@ mod tests {
         let mut log = EventLog::new("wt-1", None, 1 << 20).unwrap();
         assert_eq!(log.next_summary(), None);
         for _ in 0..=FULL_EVENTS_PER_KEY {
-            log.record("syscall_denied", key("mount"), || json!({}));
+            log.record(EventKind::SyscallDenied, key("mount"), || json!({}));
         }
         let due = log.next_summary().expect("a repeat was counted");
         assert!(due <= Instant::now() + SUMMARY_INTERVAL);
@@ -508,7 +592,7 @@ mod tests {
             // Distinct keys (the first 1024, then one shared key): written in full until the
             // limits (about 1.6 MiB of them).
             log.record(
-                "syscall_denied",
+                EventKind::SyscallDenied,
                 key(&format!("s{i}")),
                 || json!({"pad": big}),
             );
@@ -530,7 +614,7 @@ mod tests {
         assert!(log.bytes().len() as u64 <= MEMORY_LIMIT);
         assert!(String::from_utf8_lossy(log.bytes()).contains(r#""output":"memory""#));
         let s = log.summary();
-        assert_eq!(s.by_kind["syscall_denied"], 20_000);
+        assert_eq!(s.count(EventKind::SyscallDenied), 20_000);
         assert!(s.file_truncated);
         assert!(log.keys.len() <= MAX_KEYS + 1, "{}", log.keys.len());
     }

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use watertight_cgroups::Cgroup;
 
-use crate::events::EventLog;
+use crate::events::{EventKind, EventLog};
 use crate::profile::Profile;
 
 /// Where evidence goes, which key signs it, what is captured and how much of it at most.
@@ -85,6 +85,35 @@ pub fn evidence_limit(profile: &Profile) -> u64 {
 /// it (`layers::mount::plan`: `<stage>/upper`) is detached, so the path is relative to its root.
 const UPPER_LINK: &str = "/upper";
 
+/// The supervisor's response to a violation under `on_violation = "forensic"`: freeze, capture,
+/// kill (which rolls the writable layers back), then one event that says where the evidence
+/// went (`evidence_captured` or `evidence_failed`). The bundle holds the verdict as it stands
+/// `wall` into the run (SV); the returned path or reason goes into the final verdict.
+pub fn respond_to_violation(
+    cgroup: &Cgroup,
+    init_host_pid: i32,
+    sandbox_id: &str,
+    cfg: &ForensicConfig,
+    events: &mut EventLog,
+    wall: std::time::Duration,
+) -> Result<PathBuf, String> {
+    let so_far = serde_json::json!({
+        "status": "SV",
+        "sandbox_id": sandbox_id,
+        "message": "security violation: evidence captured before the kill",
+        "wall_time_s": wall.as_secs_f64(),
+    });
+    let result = respond(cgroup, init_host_pid, sandbox_id, cfg, events, &so_far);
+    match &result {
+        Ok(path) => events.emit(
+            EventKind::EvidenceCaptured,
+            serde_json::json!({"bundle": path}),
+        ),
+        Err(e) => events.emit(EventKind::EvidenceFailed, serde_json::json!({"error": e})),
+    };
+    result
+}
+
 /// Freezes, captures and kills. Returns the bundle path, or an error saying where the evidence
 /// could not go; the sandbox is killed either way. A bundle cut short by the evidence budget is
 /// also an `evidence_truncated` event.
@@ -145,7 +174,7 @@ pub fn respond(
     let captured = result?;
     if let Some(first_cut) = &captured.truncated {
         events.emit(
-            "evidence_truncated",
+            EventKind::EvidenceTruncated,
             serde_json::json!({
                 "bundle": captured.bundle,
                 "evidence_limit": captured.evidence_limit,

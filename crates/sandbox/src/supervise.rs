@@ -1,6 +1,7 @@
 //! The supervisor's side of a run: wait for the sandbox while enforcing wall time, whole-
-//! sandbox CPU time and output size, pass the caller's SIGINT/SIGTERM on as a kill, and turn
-//! what happened into a verdict.
+//! sandbox CPU time and output size, answer violations (the forensic response is
+//! `forensic.rs`), pass the caller's SIGINT/SIGTERM on as a kill, and say what happened
+//! ([`Outcome`]; the verdict is `verdict::decide`).
 
 use std::io::Write;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -10,15 +11,15 @@ use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::unistd::Pid;
-use watertight_cgroups::{Cgroup, Stats};
+use watertight_cgroups::Cgroup;
 use watertight_sys::process::Reaped;
 
 use crate::error::{Error, IoContext};
-use crate::events::EventLog;
+use crate::events::{EventKind, EventLog};
 use crate::forensic::ForensicConfig;
 use crate::profile::{Limits, OnViolation, Profile};
 use crate::report::Report;
-use crate::verdict::{AppliedLimits, Status, Verdict};
+use crate::terminal::{Relay, RelayFd};
 use crate::violation::{self, Decision, Received};
 
 /// The caller's signals that end a run, received through a signalfd.
@@ -72,55 +73,80 @@ impl Drop for ChildGuard {
     }
 }
 
-pub struct Watch<'a> {
+/// The sandbox the supervisor watches.
+pub struct Target<'a> {
+    /// Its pid 1, on the host.
     pub pid: i32,
+    /// Readable once pid 1 has exited (None: the kernel has no pidfds; a short tick instead).
     pub pidfd: Option<BorrowedFd<'a>>,
+    pub cgroup: &'a Cgroup,
+    pub sandbox_id: &'a str,
+    /// When the sandbox was started (its wall time counts from here).
+    pub started: Instant,
+}
+
+/// The supervisor's ends of the sandbox's channels.
+pub struct Channels {
+    /// What pid 1 reports (`report.rs`).
     pub report: OwnedFd,
     /// Where the sandbox sends its seccomp listener.
     pub notify: OwnedFd,
+    /// The program's output pipes, when the output is counted (not a terminal stream).
     pub stdout: Option<OwnedFd>,
     pub stderr: Option<OwnedFd>,
-    /// The program's pty, when the caller has a terminal (`terminal.rs`).
-    pub terminal: Option<&'a mut crate::terminal::Relay>,
+}
+
+/// What the supervisor enforces.
+pub struct Policy<'a> {
     pub limits: &'a Limits,
-    pub cgroup: &'a Cgroup,
-    pub started: Instant,
-    pub signals: &'a Signals,
-    pub events: &'a mut EventLog,
     pub on_violation: OnViolation,
     /// In deny mode, violations before the sandbox is ended (0: no limit).
     pub max_violations: u64,
     pub forensics: &'a ForensicConfig,
-    pub sandbox_id: &'a str,
-    /// The BPF exec gate, when exec-time integrity is on: its kills become events.
-    pub gate: Option<&'a mut watertight_integrity::ExecGate>,
 }
 
-/// Why the supervisor killed the sandbox, if it did.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Stop {
-    WallTime,
-    CpuTime,
-    Output,
-    Interrupted(i32),
-    /// A violation-class syscall under `kill` or `forensic`.
-    Violation,
-    /// `max_violations` violations under `deny`.
-    TooManyViolations,
+impl<'a> Policy<'a> {
+    /// The profile's limits and violation response, with where evidence goes.
+    pub fn of(profile: &'a Profile, forensics: &'a ForensicConfig) -> Policy<'a> {
+        Policy {
+            limits: &profile.limits,
+            on_violation: profile.seccomp.on_violation,
+            max_violations: profile.seccomp.max_violations,
+            forensics,
+        }
+    }
 }
 
-#[derive(Debug)]
-pub struct Outcome {
-    pub reaped: Option<Reaped>,
-    pub reports: Vec<Report>,
-    pub stop: Option<Stop>,
-    pub wall: Duration,
-    pub output_bytes: u64,
-    pub cgroup_cpu_ns: Option<u64>,
-    /// The cgroup's accounting, read once after the sandbox ended.
-    pub stats: Option<Stats>,
-    /// After a forensic response: the bundle, or where it could not be written.
-    pub evidence: Option<Result<std::path::PathBuf, String>>,
+pub use crate::verdict::{Outcome, Stop};
+
+/// The program's output streams the supervisor copies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stream {
+    Stdout,
+    Stderr,
+}
+
+impl Stream {
+    const BOTH: [Stream; 2] = [Stream::Stdout, Stream::Stderr];
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Which descriptor polled ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ready {
+    /// pid 1 exited: the loop's wait reaps it.
+    Pidfd,
+    /// The caller sent a signal that ends the run.
+    Signal,
+    Report,
+    /// The sandbox sent its seccomp listener.
+    NotifySocket,
+    /// A violation-class syscall is pending (or every filtered task is gone).
+    Listener,
+    Output(Stream),
+    Terminal(RelayFd),
 }
 
 /// Number of CPUs the sandbox can use at once: CPU time cannot grow faster than this.
@@ -131,290 +157,392 @@ fn parallelism(limits: &Limits) -> f64 {
     limits.cpus.map(|c| c.min(online)).unwrap_or(online)
 }
 
-pub fn supervise(mut w: Watch<'_>) -> Outcome {
-    let wall_limit = w.limits.wall_time.map(Duration::from_secs_f64);
-    let cpu_limit_ns = w.limits.cpu_time.map(|s| (s * 1e9) as u64);
-    // Only a CPU-time limit needs it, and it reads the cgroup files of the supervisor's CPU quota.
-    let cores = if cpu_limit_ns.is_some() {
-        parallelism(w.limits)
-    } else {
-        1.0
-    };
-    let mut stop = None;
-    let mut output = OutputMeter {
-        limit: w.limits.output.map(|s| s.bytes()),
-        bytes: 0,
-    };
-    let mut report_buf = Vec::new();
-    let mut streams: [Option<OwnedFd>; 2] = [w.stdout, w.stderr];
-    let mut report_fd = Some(w.report);
-    let mut cpu_used_ns = 0u64;
-    // When CPU time could first reach the limit, checked again then (no polling in between).
-    let mut next_cpu_check =
-        cpu_limit_ns.map(|l| w.started + Duration::from_secs_f64(l as f64 / 1e9 / cores));
-    // Output is copied in 64 KiB reads; without output pipes only the small reports come
-    // through, so the big buffer (16 pages to fault in) is made only for pipes or a pty.
-    let buf_len = if streams.iter().any(Option::is_some) || w.terminal.is_some() {
-        64 << 10
-    } else {
-        4 << 10
-    };
-    let mut buf = vec![0u8; buf_len];
-    let mut notify_sock = Some(w.notify);
-    // The seccomp listener is held until this function returns (the sandbox is gone by then),
-    // whatever happens to it: see `violation::Responder::handle`. `listening` only says whether
-    // to poll it.
-    let mut listener: Option<OwnedFd> = None;
-    let mut listening = false;
-    let mut responder = violation::Responder::new(w.on_violation, w.max_violations);
-    let mut evidence = None;
+/// The time limits and when each is checked next.
+struct Clock {
+    wall_limit: Option<Duration>,
+    cpu_limit_ns: Option<u64>,
+    /// CPUs the sandbox may use at once (only needed with a CPU-time limit).
+    cores: f64,
+    /// When CPU time could first reach the limit, checked again then (no polling in between).
+    next_cpu_check: Option<Instant>,
+    cpu_used_ns: u64,
+}
 
-    let kill = |stop_reason: &mut Option<Stop>, why: Stop| {
-        if stop_reason.is_none() {
-            *stop_reason = Some(why);
+impl Clock {
+    fn new(limits: &Limits, started: Instant) -> Clock {
+        let cpu_limit_ns = limits.cpu_time.map(|s| (s * 1e9) as u64);
+        // Only a CPU-time limit needs it, and it reads the cgroup files of the supervisor's
+        // CPU quota.
+        let cores = if cpu_limit_ns.is_some() {
+            parallelism(limits)
+        } else {
+            1.0
+        };
+        Clock {
+            wall_limit: limits.wall_time.map(Duration::from_secs_f64),
+            cpu_limit_ns,
+            cores,
+            next_cpu_check: cpu_limit_ns
+                .map(|l| started + Duration::from_secs_f64(l as f64 / 1e9 / cores)),
+            cpu_used_ns: 0,
         }
-        let _ = nix::sys::signal::kill(Pid::from_raw(w.pid), Signal::SIGKILL);
-        let _ = w.cgroup.kill_all();
-    };
+    }
+}
 
-    let reaped = loop {
-        // Reaped already? (pidfd readable, or no pidfd: poll with a short tick.)
-        if let Ok(Some(r)) = watertight_sys::process::wait4(w.pid, true) {
-            break Some(r);
+/// Waits for the sandbox while enforcing its limits and answering its violations: one
+/// `poll` over every descriptor that can wake it, each ready one handled by its own method.
+pub struct Supervisor<'a> {
+    target: Target<'a>,
+    policy: Policy<'a>,
+    signals: &'a Signals,
+    events: &'a mut EventLog,
+    /// The program's pty, when the caller has a terminal (`terminal.rs`).
+    terminal: Option<&'a mut Relay>,
+    /// The BPF exec gate, when exec-time integrity is on: its kills become events.
+    gate: Option<&'a mut watertight_integrity::ExecGate>,
+    report: Option<OwnedFd>,
+    report_buf: Vec<u8>,
+    notify: Option<OwnedFd>,
+    /// The seccomp listener is held until the supervisor is done (the sandbox is gone by then),
+    /// whatever happens to it: see `violation::Responder::handle`.
+    listener: Option<OwnedFd>,
+    /// Whether to poll the listener (false once every filtered task is gone).
+    listening: bool,
+    streams: [Option<OwnedFd>; 2],
+    output: OutputMeter,
+    responder: violation::Responder,
+    clock: Clock,
+    stop: Option<Stop>,
+    evidence: Option<Result<std::path::PathBuf, String>>,
+    buf: Vec<u8>,
+}
+
+impl<'a> Supervisor<'a> {
+    pub fn new(
+        target: Target<'a>,
+        channels: Channels,
+        policy: Policy<'a>,
+        signals: &'a Signals,
+        events: &'a mut EventLog,
+    ) -> Supervisor<'a> {
+        Supervisor {
+            clock: Clock::new(policy.limits, target.started),
+            output: OutputMeter {
+                limit: policy.limits.output.map(|s| s.bytes()),
+                bytes: 0,
+            },
+            responder: violation::Responder::new(policy.on_violation, policy.max_violations),
+            target,
+            policy,
+            signals,
+            events,
+            terminal: None,
+            gate: None,
+            report: Some(channels.report),
+            report_buf: Vec::new(),
+            notify: Some(channels.notify),
+            listener: None,
+            listening: false,
+            streams: [channels.stdout, channels.stderr],
+            stop: None,
+            evidence: None,
+            buf: Vec::new(),
         }
+    }
+
+    /// Relays the program's pty to the caller's terminal.
+    pub fn with_terminal(mut self, terminal: Option<&'a mut Relay>) -> Supervisor<'a> {
+        self.terminal = terminal;
+        self
+    }
+
+    /// Records the exec gate's kills as events.
+    pub fn with_gate(mut self, gate: Option<&'a mut watertight_integrity::ExecGate>) -> Self {
+        self.gate = gate;
+        self
+    }
+
+    /// Supervises until the sandbox's pid 1 is gone; what happened, for the verdict.
+    pub fn run(mut self) -> Outcome {
+        // Output is copied in 64 KiB reads; without output pipes only the small reports come
+        // through, so the big buffer (16 pages to fault in) is made only for pipes or a pty.
+        let pipes = self.streams.iter().any(Option::is_some) || self.terminal.is_some();
+        self.buf = vec![0u8; if pipes { 64 << 10 } else { 4 << 10 }];
+        let reaped = loop {
+            // Reaped already? (pidfd readable, or no pidfd: poll with a short tick.)
+            if let Ok(Some(r)) = watertight_sys::process::wait4(self.target.pid, true) {
+                break Some(r);
+            }
+            for (ready, revents) in self.poll() {
+                self.on_ready(ready, revents);
+            }
+            self.record_gate_events();
+            self.events.write_summaries_if_due();
+            self.check_time();
+        };
+        let wall = self.target.started.elapsed();
+        self.record_gate_events();
+        self.finish(reaped, wall)
+    }
+
+    /// When the loop must wake up even if nothing is ready.
+    fn timeout(&self) -> PollTimeout {
         let now = Instant::now();
         let mut deadline: Option<Instant> = None;
-        if stop.is_none() {
-            if let Some(l) = wall_limit {
-                deadline = Some(w.started + l);
+        let mut wake_by = |t: Instant| deadline = Some(deadline.map_or(t, |d| d.min(t)));
+        if self.stop.is_none() {
+            if let Some(l) = self.clock.wall_limit {
+                wake_by(self.target.started + l);
             }
-            if let Some(t) = next_cpu_check {
-                deadline = Some(deadline.map_or(t, |d| d.min(t)));
+            if let Some(t) = self.clock.next_cpu_check {
+                wake_by(t);
             }
         }
         // Counts of repeated events, for a live reader of the events file, also when idle.
-        if let Some(t) = w.events.next_summary() {
-            deadline = Some(deadline.map_or(t, |d| d.min(t)));
+        if let Some(t) = self.events.next_summary() {
+            wake_by(t);
         }
-        if w.pidfd.is_none() || w.gate.is_some() {
-            deadline = Some(deadline.map_or(now + Duration::from_millis(10), |d| {
-                d.min(now + Duration::from_millis(10))
-            }));
+        // No pidfd to say pid 1 exited, or gate events to collect: a short tick.
+        if self.target.pidfd.is_none() || self.gate.is_some() {
+            wake_by(now + Duration::from_millis(10));
         }
-        let timeout = match deadline {
+        match deadline {
             Some(d) => PollTimeout::try_from(
                 d.saturating_duration_since(now).as_millis().min(60_000) as i32 + 1,
             )
             .unwrap_or(PollTimeout::MAX),
             None => PollTimeout::NONE,
-        };
+        }
+    }
 
-        let mut fds: Vec<PollFd> = Vec::with_capacity(5);
-        let mut kinds: Vec<u8> = Vec::with_capacity(5);
-        if let Some(p) = w.pidfd {
-            fds.push(PollFd::new(p, PollFlags::POLLIN));
-            kinds.push(b'p');
+    /// Waits until a descriptor is ready or the next deadline; which ones are ready.
+    fn poll(&self) -> Vec<(Ready, PollFlags)> {
+        let timeout = self.timeout();
+        let mut watched: Vec<(BorrowedFd<'_>, PollFlags, Ready)> = Vec::with_capacity(8);
+        if let Some(p) = self.target.pidfd {
+            watched.push((p, PollFlags::POLLIN, Ready::Pidfd));
         }
-        fds.push(PollFd::new(w.signals.fd.as_fd(), PollFlags::POLLIN));
-        kinds.push(b's');
-        if let Some(r) = &report_fd {
-            fds.push(PollFd::new(r.as_fd(), PollFlags::POLLIN));
-            kinds.push(b'r');
+        watched.push((self.signals.fd.as_fd(), PollFlags::POLLIN, Ready::Signal));
+        if let Some(r) = &self.report {
+            watched.push((r.as_fd(), PollFlags::POLLIN, Ready::Report));
         }
-        if let Some(n) = &notify_sock {
-            fds.push(PollFd::new(n.as_fd(), PollFlags::POLLIN));
-            kinds.push(b'n');
+        if let Some(n) = &self.notify {
+            watched.push((n.as_fd(), PollFlags::POLLIN, Ready::NotifySocket));
         }
-        if let (Some(l), true) = (&listener, listening) {
-            fds.push(PollFd::new(l.as_fd(), PollFlags::POLLIN));
-            kinds.push(b'l');
+        if let (Some(l), true) = (&self.listener, self.listening) {
+            watched.push((l.as_fd(), PollFlags::POLLIN, Ready::Listener));
         }
-        for (i, s) in streams.iter().enumerate() {
-            if let Some(s) = s {
-                fds.push(PollFd::new(s.as_fd(), PollFlags::POLLIN));
-                kinds.push(if i == 0 { b'1' } else { b'2' });
+        for stream in Stream::BOTH {
+            if let Some(s) = &self.streams[stream.index()] {
+                watched.push((s.as_fd(), PollFlags::POLLIN, Ready::Output(stream)));
             }
         }
-        for (fd, flags, tag) in w.terminal.as_deref().map_or(Vec::new(), |t| t.poll_fds()) {
-            fds.push(PollFd::new(fd, flags));
-            kinds.push(tag);
+        if let Some(t) = self.terminal.as_deref() {
+            for (fd, flags, which) in t.poll_fds() {
+                watched.push((fd, flags, Ready::Terminal(which)));
+            }
         }
-        let _ = nix::poll::poll(&mut fds, timeout);
-        let ready: Vec<(u8, PollFlags)> = fds
+        let mut fds: Vec<PollFd> = watched
             .iter()
-            .zip(&kinds)
-            .filter_map(|(f, k)| f.revents().filter(|r| !r.is_empty()).map(|r| (*k, r)))
+            .map(|(fd, flags, _)| PollFd::new(*fd, *flags))
             .collect();
-        drop(fds);
+        let _ = nix::poll::poll(&mut fds, timeout);
+        fds.iter()
+            .zip(watched.iter().map(|(_, _, kind)| *kind))
+            .filter_map(|(f, k)| f.revents().filter(|r| !r.is_empty()).map(|r| (k, r)))
+            .collect()
+    }
 
-        for (k, revents) in ready {
-            match k {
-                b's' => {
-                    if let Ok(Some(info)) = w.signals.fd.read_signal() {
-                        kill(&mut stop, Stop::Interrupted(info.ssi_signo as i32));
-                    }
+    fn on_ready(&mut self, ready: Ready, revents: PollFlags) {
+        match ready {
+            Ready::Pidfd => {} // the loop's wait reaps it
+            Ready::Signal => self.on_signal(),
+            Ready::Report => self.on_report(),
+            Ready::NotifySocket => self.on_notify_socket(),
+            // Every filtered task is gone: nothing can notify any more. The fd stays open.
+            Ready::Listener if !revents.contains(PollFlags::POLLIN) => self.listening = false,
+            Ready::Listener => self.on_violation(),
+            Ready::Output(stream) => self.on_output(stream),
+            Ready::Terminal(which) => self.on_terminal(which),
+        }
+    }
+
+    fn on_signal(&mut self) {
+        if let Ok(Some(info)) = self.signals.fd.read_signal() {
+            self.kill(Stop::Interrupted(info.ssi_signo as i32));
+        }
+    }
+
+    fn on_report(&mut self) {
+        let fd = self.report.as_ref().expect("polled");
+        match nix::unistd::read(fd, &mut self.buf) {
+            Ok(0) | Err(_) => self.report = None,
+            Ok(n) => self.report_buf.extend_from_slice(&self.buf[..n]),
+        }
+    }
+
+    fn on_notify_socket(&mut self) {
+        let sock = self.notify.take().expect("polled");
+        if let Ok(Some(fd)) = watertight_sys::fdpass::recv_fd(sock.as_fd()) {
+            self.listener = Some(fd);
+            self.listening = true;
+        }
+    }
+
+    /// A violation-class syscall: recorded, then answered as `on_violation` says.
+    fn on_violation(&mut self) {
+        let l = self.listener.as_ref().expect("polled");
+        let decision = match self.responder.handle(l.as_fd(), self.events) {
+            // A withdrawn call was attempted all the same: under kill or forensic it ends the
+            // sandbox even though it could not be named.
+            Received::Call(d) | Received::Withdrawn(d) => d,
+            Received::Nothing => return,
+        };
+        match decision {
+            Decision::Denied => {}
+            Decision::Forensic if self.stop.is_none() => {
+                self.stop = Some(Stop::Violation);
+                let t = &self.target;
+                self.evidence = Some(crate::forensic::respond_to_violation(
+                    t.cgroup,
+                    t.pid,
+                    t.sandbox_id,
+                    self.policy.forensics,
+                    self.events,
+                    t.started.elapsed(),
+                ));
+                self.kill(Stop::Violation);
+            }
+            Decision::Kill | Decision::Forensic => self.kill(Stop::Violation),
+            Decision::TooMany => self.kill(Stop::TooManyViolations),
+        }
+    }
+
+    fn on_output(&mut self, stream: Stream) {
+        let fd = self.streams[stream.index()].as_ref().expect("polled");
+        match nix::unistd::read(fd, &mut self.buf) {
+            Ok(0) | Err(_) => self.streams[stream.index()] = None,
+            Ok(n) => {
+                if self.output.forward(stream, &self.buf[..n]) {
+                    self.kill(Stop::Output);
                 }
-                b'n' => {
-                    let sock = notify_sock.take().expect("polled");
-                    if let Ok(Some(fd)) = watertight_sys::fdpass::recv_fd(sock.as_fd()) {
-                        listener = Some(fd);
-                        listening = true;
-                    }
-                }
-                // Every filtered task is gone: nothing can notify any more. The fd stays open.
-                b'l' if !revents.contains(PollFlags::POLLIN) => listening = false,
-                b'l' => {
-                    let l = listener.as_ref().expect("polled");
-                    let decision = match responder.handle(l.as_fd(), w.events) {
-                        // A withdrawn call was attempted all the same: under kill or forensic
-                        // it ends the sandbox even though it could not be named.
-                        Received::Call(d) | Received::Withdrawn(d) => Some(d),
-                        Received::Nothing => None,
-                    };
-                    match decision {
-                        None | Some(Decision::Denied) => {}
-                        Some(Decision::Forensic) if stop.is_none() => {
-                            stop = Some(Stop::Violation);
-                            let so_far = serde_json::json!({
-                                "status": "SV",
-                                "sandbox_id": w.sandbox_id,
-                                "message": "security violation: evidence captured before the kill",
-                                "wall_time_s": w.started.elapsed().as_secs_f64(),
-                            });
-                            let r = crate::forensic::respond(
-                                w.cgroup,
-                                w.pid,
-                                w.sandbox_id,
-                                w.forensics,
-                                w.events,
-                                &so_far,
-                            );
-                            match &r {
-                                Ok(path) => w
-                                    .events
-                                    .emit("evidence_captured", serde_json::json!({"bundle": path})),
-                                Err(e) => w
-                                    .events
-                                    .emit("evidence_failed", serde_json::json!({"error": e})),
-                            };
-                            evidence = Some(r);
-                            kill(&mut stop, Stop::Violation);
-                        }
-                        Some(Decision::Kill | Decision::Forensic) => {
-                            kill(&mut stop, Stop::Violation)
-                        }
-                        Some(Decision::TooMany) => kill(&mut stop, Stop::TooManyViolations),
-                    }
-                }
-                b'r' => {
-                    let fd = report_fd.as_ref().expect("polled");
-                    match nix::unistd::read(fd, &mut buf) {
-                        Ok(0) | Err(_) => report_fd = None,
-                        Ok(n) => report_buf.extend_from_slice(&buf[..n]),
-                    }
-                }
-                b'1' | b'2' => {
-                    let idx = (k - b'1') as usize;
-                    let fd = streams[idx].as_ref().expect("polled");
-                    match nix::unistd::read(fd, &mut buf) {
-                        Ok(0) | Err(_) => streams[idx] = None,
-                        Ok(n) => {
-                            if output.forward(idx, &buf[..n]) {
-                                kill(&mut stop, Stop::Output);
-                            }
-                        }
-                    }
-                }
-                crate::terminal::TAG_INPUT
-                | crate::terminal::TAG_MASTER
-                | crate::terminal::TAG_RESIZE
-                | crate::terminal::TAG_OUTPUT => {
-                    let t = w.terminal.as_deref_mut().expect("polled");
-                    t.on_ready(k, &mut buf, &mut |n| output.admit(n));
-                    if output.exceeded() {
-                        kill(&mut stop, Stop::Output);
-                    }
-                }
-                _ => {}
             }
         }
+    }
 
-        if let Some(g) = w.gate.as_deref_mut() {
-            record_gate_events(g, w.events);
+    fn on_terminal(&mut self, which: RelayFd) {
+        let t = self.terminal.as_deref_mut().expect("polled");
+        t.on_ready(which, &mut self.buf, &mut |n| self.output.admit(n));
+        if self.output.exceeded() {
+            self.kill(Stop::Output);
         }
-        w.events.write_summaries_if_due();
+    }
+
+    /// Kills the whole sandbox; the first reason is the one the verdict gives.
+    fn kill(&mut self, why: Stop) {
+        if self.stop.is_none() {
+            self.stop = Some(why);
+        }
+        let _ = nix::sys::signal::kill(Pid::from_raw(self.target.pid), Signal::SIGKILL);
+        let _ = self.target.cgroup.kill_all();
+    }
+
+    /// The wall-time limit, and the CPU-time limit when it could have been reached.
+    fn check_time(&mut self) {
+        if self.stop.is_some() {
+            return;
+        }
         let now = Instant::now();
-        if stop.is_none() {
-            if wall_limit.is_some_and(|l| now >= w.started + l) {
-                kill(&mut stop, Stop::WallTime);
-            } else if let (Some(limit), Some(t)) = (cpu_limit_ns, next_cpu_check) {
-                if now >= t {
-                    cpu_used_ns = w
-                        .cgroup
-                        .stats()
-                        .ok()
-                        .and_then(|s| s.cpu_usage_ns)
-                        .unwrap_or(cpu_used_ns);
-                    if cpu_used_ns >= limit {
-                        kill(&mut stop, Stop::CpuTime);
-                    } else {
-                        let left = (limit - cpu_used_ns) as f64 / 1e9 / cores;
-                        next_cpu_check = Some(now + Duration::from_secs_f64(left.max(0.005)));
-                    }
+        if let Some(why) = self.time_exceeded(now) {
+            self.kill(why);
+        }
+    }
+
+    fn time_exceeded(&mut self, now: Instant) -> Option<Stop> {
+        let c = &mut self.clock;
+        if c.wall_limit.is_some_and(|l| now >= self.target.started + l) {
+            return Some(Stop::WallTime);
+        }
+        let (Some(limit), Some(t)) = (c.cpu_limit_ns, c.next_cpu_check) else {
+            return None;
+        };
+        if now < t {
+            return None;
+        }
+        c.cpu_used_ns = self
+            .target
+            .cgroup
+            .stats()
+            .ok()
+            .and_then(|s| s.cpu_usage_ns)
+            .unwrap_or(c.cpu_used_ns);
+        if c.cpu_used_ns >= limit {
+            return Some(Stop::CpuTime);
+        }
+        let left = (limit - c.cpu_used_ns) as f64 / 1e9 / c.cores;
+        c.next_cpu_check = Some(now + Duration::from_secs_f64(left.max(0.005)));
+        None
+    }
+
+    fn record_gate_events(&mut self) {
+        if let Some(g) = self.gate.as_deref_mut() {
+            record_gate_events(g, self.events);
+        }
+    }
+
+    /// pid 1 is gone, so every process of the sandbox is gone and every pipe end is closed:
+    /// drains what is left, reads the cgroup's accounting once, and says what happened.
+    fn finish(mut self, reaped: Option<Reaped>, wall: Duration) -> Outcome {
+        if let Some(fd) = self.report.take() {
+            while let Ok(n) = nix::unistd::read(&fd, &mut self.buf) {
+                if n == 0 {
+                    break;
+                }
+                self.report_buf.extend_from_slice(&self.buf[..n]);
+            }
+        }
+        for stream in Stream::BOTH {
+            let Some(fd) = self.streams[stream.index()].take() else {
+                continue;
+            };
+            while let Ok(n) = nix::unistd::read(&fd, &mut self.buf) {
+                if n == 0 {
+                    break;
+                }
+                // Output that passed the limit while the program exited is still OL.
+                if self.output.forward(stream, &self.buf[..n]) && self.stop.is_none() {
+                    self.stop = Some(Stop::Output);
                 }
             }
         }
-    };
-    let wall = w.started.elapsed();
-    if let Some(g) = w.gate.as_deref_mut() {
-        record_gate_events(g, w.events);
-    }
-
-    // pid 1 is gone, so every process of the sandbox is gone and every pipe end is closed:
-    // drain what is left.
-    if let Some(fd) = report_fd {
-        while let Ok(n) = nix::unistd::read(&fd, &mut buf) {
-            if n == 0 {
-                break;
-            }
-            report_buf.extend_from_slice(&buf[..n]);
-        }
-    }
-    for (idx, s) in streams.into_iter().enumerate() {
-        let Some(fd) = s else { continue };
-        while let Ok(n) = nix::unistd::read(&fd, &mut buf) {
-            if n == 0 {
-                break;
-            }
-            if output.forward(idx, &buf[..n]) && stop.is_none() {
-                stop = Some(Stop::Output);
+        if let Some(t) = self.terminal.take() {
+            t.drain(&mut self.buf, &mut |n| self.output.admit(n));
+            if self.output.exceeded() && self.stop.is_none() {
+                self.stop = Some(Stop::Output);
             }
         }
-    }
-    if let Some(t) = w.terminal {
-        t.drain(&mut buf, &mut |n| output.admit(n));
-        if output.exceeded() && stop.is_none() {
-            stop = Some(Stop::Output);
+        let _ = std::io::stdout().flush();
+        // Read once: the CPU-time check here, the verdict and the limit events all use it.
+        let stats = self.target.cgroup.stats().ok();
+        let cgroup_cpu_ns = stats.as_ref().and_then(|s| s.cpu_usage_ns);
+        if let (Some(limit), Some(used), None) = (self.clock.cpu_limit_ns, cgroup_cpu_ns, self.stop)
+        {
+            if used >= limit {
+                self.stop = Some(Stop::CpuTime);
+            }
         }
-    }
-    let _ = std::io::stdout().flush();
-    // Read once: the CPU-time check here, the verdict and the limit events all use it.
-    let stats = w.cgroup.stats().ok();
-    let cgroup_cpu_ns = stats.as_ref().and_then(|s| s.cpu_usage_ns);
-    if let (Some(limit), Some(used), None) = (cpu_limit_ns, cgroup_cpu_ns, stop) {
-        if used >= limit {
-            stop = Some(Stop::CpuTime);
+        // The listener is closed only now, with the sandbox gone.
+        drop(self.listener.take());
+        Outcome {
+            reaped,
+            reports: Report::decode_all(&self.report_buf),
+            stop: self.stop,
+            wall,
+            output_bytes: self.output.bytes,
+            cgroup_cpu_ns,
+            stats,
+            evidence: self.evidence.take(),
         }
-    }
-    Outcome {
-        reaped,
-        reports: Report::decode_all(&report_buf),
-        stop,
-        wall,
-        output_bytes: output.bytes,
-        cgroup_cpu_ns,
-        stats,
-        evidence,
     }
 }
 
@@ -426,13 +554,12 @@ struct OutputMeter {
 }
 
 impl OutputMeter {
-    /// Forwards `data` from stream `idx` (0 stdout, 1 stderr); true once the limit is exceeded.
-    fn forward(&mut self, idx: usize, data: &[u8]) -> bool {
+    /// Forwards `data` from `stream`; true once the limit is exceeded.
+    fn forward(&mut self, stream: Stream, data: &[u8]) -> bool {
         let allowed = self.admit(data.len());
-        let _ = if idx == 0 {
-            std::io::stdout().write_all(&data[..allowed])
-        } else {
-            std::io::stderr().write_all(&data[..allowed])
+        let _ = match stream {
+            Stream::Stdout => std::io::stdout().write_all(&data[..allowed]),
+            Stream::Stderr => std::io::stderr().write_all(&data[..allowed]),
         };
         self.exceeded()
     }
@@ -459,7 +586,7 @@ fn record_gate_events(g: &mut watertight_integrity::ExecGate, events: &mut Event
         key.insert("ino".into(), e.ino.into());
         key.insert("what".into(), format!("{:?}", e.what).to_lowercase().into());
         events.record(
-            "exec_denied",
+            EventKind::ExecDenied,
             key,
             || serde_json::json!({"host_pid": e.pid, "comm": e.comm, "changed_since_verified": e.changed}),
         );
@@ -468,23 +595,18 @@ fn record_gate_events(g: &mut watertight_integrity::ExecGate, events: &mut Event
 
 /// Events for the limits the sandbox ran into, from the supervisor's view and the cgroup's
 /// counters.
-pub fn record_limit_events(
-    o: &Outcome,
-    stats: Option<&Stats>,
-    profile: &Profile,
-    events: &mut EventLog,
-) {
-    let l = &profile.limits;
-    if let Some(s) = stats {
+pub fn record_limit_events(o: &Outcome, limits: &Limits, events: &mut EventLog) {
+    let l = limits;
+    if let Some(s) = &o.stats {
         if s.oom_kills.unwrap_or(0) > 0 {
             events.emit(
-                "memory_limit",
+                EventKind::MemoryLimit,
                 serde_json::json!({"oom_kills": s.oom_kills, "limit_bytes": l.memory.map(|m| m.bytes()), "peak_bytes": s.memory_peak_bytes}),
             );
         }
         if s.pids_limit_hits.unwrap_or(0) > 0 {
             events.emit(
-                "pids_limit",
+                EventKind::PidsLimit,
                 serde_json::json!({"refused_forks": s.pids_limit_hits, "limit": l.pids}),
             );
         }
@@ -492,213 +614,50 @@ pub fn record_limit_events(
     match o.stop {
         Some(Stop::WallTime) => {
             events.emit(
-                "time_limit",
+                EventKind::TimeLimit,
                 serde_json::json!({"clock": "wall", "limit_s": l.wall_time}),
             );
         }
         Some(Stop::CpuTime) => {
             events.emit(
-                "time_limit",
+                EventKind::TimeLimit,
                 serde_json::json!({"clock": "cpu", "limit_s": l.cpu_time}),
             );
         }
         Some(Stop::Output) => {
-            events.emit("output_limit", serde_json::json!({"limit_bytes": l.output.map(|s| s.bytes()), "bytes": o.output_bytes}));
+            events.emit(EventKind::OutputLimit, serde_json::json!({"limit_bytes": l.output.map(|s| s.bytes()), "bytes": o.output_bytes}));
         }
         _ => {}
     }
 }
 
-fn signal_name(sig: i32) -> String {
-    Signal::try_from(sig)
-        .map(|s| s.as_str().to_string())
-        .unwrap_or_else(|_| format!("signal {sig}"))
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Turns what happened into a verdict. The order of the checks is the order of precedence.
-/// `command` is the program as given (argv[0]), for the message when it cannot be executed.
-pub fn verdict(
-    o: &Outcome,
-    stats: Option<&Stats>,
-    profile: &Profile,
-    sandbox_id: &str,
-    command: &std::ffi::OsStr,
-) -> Verdict {
-    let l = &profile.limits;
-    let usage = o.reaped.map(|r| r.usage).unwrap_or_default();
-    let rusage_cpu = (usage.user_us + usage.system_us) as f64 / 1e6;
-    let cpu_time_s = o
-        .cgroup_cpu_ns
-        .map(|ns| ns as f64 / 1e9)
-        .unwrap_or(0.0)
-        .max(rusage_cpu);
-    let oom_killed = stats.is_some_and(|s| s.oom_kills.unwrap_or(0) > 0);
-    let mut v = Verdict {
-        status: Status::OK,
-        exit_code: None,
-        signal: None,
-        cpu_time_s,
-        wall_time_s: o.wall.as_secs_f64(),
-        max_rss_kb: usage.max_rss_kb,
-        oom_killed,
-        output_bytes: o.output_bytes,
-        limits: AppliedLimits {
-            memory_bytes: l.memory.map(|s| s.bytes()),
-            pids: l.pids,
-            cpus: l.cpus,
-            cpu_time_s: l.cpu_time,
-            wall_time_s: l.wall_time,
-            output_bytes: l.output.map(|s| s.bytes()),
-            open_files: l.open_files,
-            file_size_bytes: l.file_size.map(|s| s.bytes()),
-        },
-        message: None,
-        sandbox_id: sandbox_id.to_string(),
-        plan_digest: String::new(),
-        events: Default::default(),
-        evidence: None,
-    };
-    let program_status = o.reports.iter().find_map(|r| match r {
-        Report::Exited { status } => Some(*status),
-        _ => None,
-    });
-    if let Some(status) = program_status {
-        if libc::WIFEXITED(status) {
-            v.exit_code = Some(libc::WEXITSTATUS(status));
-        } else if libc::WIFSIGNALED(status) {
-            v.signal = Some(libc::WTERMSIG(status));
-        }
+    #[test]
+    fn output_past_the_limit_is_counted_not_shown() {
+        let mut meter = OutputMeter {
+            limit: Some(10),
+            bytes: 0,
+        };
+        assert_eq!(meter.admit(6), 6);
+        assert!(!meter.exceeded());
+        assert_eq!(meter.admit(4), 4, "exactly the limit is allowed");
+        assert!(!meter.exceeded());
+        assert_eq!(meter.admit(5), 0);
+        assert!(meter.exceeded());
+        assert_eq!(meter.bytes, 15, "counted all the same");
+        let mut unlimited = OutputMeter {
+            limit: None,
+            bytes: 0,
+        };
+        assert_eq!(unlimited.admit(1 << 30), 1 << 30);
+        assert!(!unlimited.exceeded());
     }
-    for r in &o.reports {
-        match r {
-            Report::SetupFailed { stage, message } => {
-                v.status = Status::XX;
-                v.message = Some(format!("sandbox setup failed at {stage}: {message}"));
-                return v;
-            }
-            Report::ExecFailed { errno } => {
-                v.status = Status::XX;
-                let e = nix::errno::Errno::from_raw(*errno);
-                v.exit_code = Some(if e == nix::errno::Errno::ENOENT {
-                    127
-                } else {
-                    126
-                });
-                // The name is the caller's (often a submission's file name): quoted and escaped,
-                // so it cannot start a line or send escape codes to whoever reads the log.
-                v.message = Some(format!(
-                    "cannot execute {}: {}",
-                    watertight_sys::text::quote(std::os::unix::ffi::OsStrExt::as_bytes(command)),
-                    e.desc()
-                ));
-                return v;
-            }
-            Report::Exited { .. } => {}
-        }
-    }
-    match o.stop {
-        Some(Stop::Interrupted(sig)) => {
-            v.status = Status::XX;
-            v.message = Some(format!(
-                "interrupted by {}: the sandbox was killed",
-                signal_name(sig)
-            ));
-            return v;
-        }
-        Some(Stop::Violation) => {
-            v.status = Status::SV;
-            v.message = Some(match &o.evidence {
-                Some(Ok(p)) => format!("security violation: evidence in {}", p.display()),
-                Some(Err(e)) => format!("security violation: the sandbox was killed, but {e}"),
-                None => {
-                    "security violation: a forbidden system call; the sandbox was killed".into()
-                }
-            });
-            v.evidence = o
-                .evidence
-                .as_ref()
-                .and_then(|e| e.as_ref().ok())
-                .map(|p| p.display().to_string());
-            return v;
-        }
-        Some(Stop::TooManyViolations) => {
-            v.status = Status::SV;
-            v.message = Some(format!(
-                "security violation: {} forbidden system calls (seccomp.max_violations); the sandbox was killed",
-                profile.seccomp.max_violations
-            ));
-            return v;
-        }
-        Some(Stop::Output) => {
-            v.status = Status::OL;
-            v.message = Some("output limit exceeded".into());
-            return v;
-        }
-        Some(Stop::WallTime) => {
-            v.status = Status::TO;
-            v.message = Some("wall-time limit exceeded".into());
-            return v;
-        }
-        Some(Stop::CpuTime) => {
-            v.status = Status::TO;
-            v.message = Some("CPU-time limit exceeded".into());
-            return v;
-        }
-        None => {}
-    }
-    // Any OOM kill in the cgroup, whichever task it hit: kernel memory (pipe or socket buffers)
-    // is charged to the cgroup but to no task's RSS, so the OOM killer may pick the reaper, and
-    // then there is no program status to report. (The reaper is not shielded with a negative
-    // oom_score_adj: the program would inherit the shield, and its own /proc files are not
-    // writable before execve, while it shares the reaper's non-dumpable memory.)
-    if oom_killed {
-        v.status = Status::ML;
-        v.message = Some("memory limit exceeded".into());
-        return v;
-    }
-    if program_status.is_none() {
-        v.status = Status::XX;
-        v.message = Some("the sandbox ended without reporting the program's status".into());
-        return v;
-    }
-    // From here on the program's own status decides, and a signal is only what it is: TO, OL
-    // and SV come from what the supervisor measured (above), never from a signal the program
-    // can raise at itself.
-    match (v.exit_code, v.signal) {
-        (Some(0), _) => v.status = Status::OK,
-        (Some(_), _) => v.status = Status::RE,
-        // RLIMIT_CPU (the per-process backstop of --time-limit) sends SIGXCPU only once the
-        // process used at least the limit, which the measured CPU time then shows.
-        (_, Some(sig)) if sig == libc::SIGXCPU && l.cpu_time.is_some_and(|t| v.cpu_time_s >= t) => {
-            v.status = Status::TO;
-            v.message = Some("CPU-time limit exceeded".into());
-        }
-        (_, Some(sig)) => {
-            v.status = Status::SG;
-            v.message = Some(format!(
-                "killed by {}{}",
-                signal_name(sig),
-                signal_hint(sig, l)
-            ));
-        }
-        (None, None) => v.status = Status::XX,
-    }
-    v
-}
 
-/// What a signal may have meant, for the verdict's message.
-fn signal_hint(sig: i32, l: &Limits) -> String {
-    match sig {
-        libc::SIGXFSZ => match l.file_size {
-            Some(s) => format!(
-                " (a write past the file-size limit of {} bytes, or the program's own signal)",
-                s.bytes()
-            ),
-            None => String::new(),
-        },
-        libc::SIGSYS => {
-            " (a seccomp kill: a 32-bit system call or a filter the program installed, or the program's own signal)".into()
-        }
-        _ => String::new(),
+    #[test]
+    fn streams_index_their_slots() {
+        assert_eq!(Stream::BOTH.map(Stream::index), [0, 1]);
     }
 }

@@ -288,11 +288,18 @@ impl Drop for Resize {
     }
 }
 
-/// Poll tags of the relay's descriptors (the supervisor's loop tags its own with other bytes).
-pub const TAG_INPUT: u8 = b'i';
-pub const TAG_MASTER: u8 = b'm';
-pub const TAG_RESIZE: u8 = b'w';
-pub const TAG_OUTPUT: u8 = b'o';
+/// Which of the relay's descriptors polled ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelayFd {
+    /// The caller's terminal has keys to read.
+    Input,
+    /// The pty master: the program's output to read, or room for pending keys.
+    Master,
+    /// The caller's terminal changed size (SIGWINCH).
+    Resize,
+    /// The caller's terminal can take more of the program's output.
+    Output,
+}
 
 /// The supervisor's end of the program's terminal. Field order is drop order: the caller's
 /// terminal leaves raw mode last, after everything shown has been written.
@@ -312,10 +319,10 @@ pub struct Relay {
 
 impl Relay {
     /// The descriptors to poll and what for, with their tags.
-    pub fn poll_fds(&self) -> Vec<(BorrowedFd<'_>, PollFlags, u8)> {
-        let mut v = vec![(self.resize.fd.as_fd(), PollFlags::POLLIN, TAG_RESIZE)];
+    pub fn poll_fds(&self) -> Vec<(BorrowedFd<'_>, PollFlags, RelayFd)> {
+        let mut v = vec![(self.resize.fd.as_fd(), PollFlags::POLLIN, RelayFd::Resize)];
         if !self.unshown.is_empty() {
-            v.push((self.caller.as_fd(), PollFlags::POLLOUT, TAG_OUTPUT));
+            v.push((self.caller.as_fd(), PollFlags::POLLOUT, RelayFd::Output));
         }
         if let Some(m) = &self.master {
             let mut flags = PollFlags::empty();
@@ -327,14 +334,14 @@ impl Relay {
             }
             // Not polled at all while it may not be read: a hang-up would report at once.
             if !flags.is_empty() {
-                v.push((m.as_fd(), flags, TAG_MASTER));
+                v.push((m.as_fd(), flags, RelayFd::Master));
             }
             if let Some(input) = self
                 .input
                 .as_ref()
                 .filter(|_| self.pending.len() < INPUT_PENDING_MAX)
             {
-                v.push((input.as_fd(), PollFlags::POLLIN, TAG_INPUT));
+                v.push((input.as_fd(), PollFlags::POLLIN, RelayFd::Input));
             }
         }
         v
@@ -342,21 +349,20 @@ impl Relay {
 
     /// Handles one ready descriptor. `admit(n)` counts n bytes of the program's output against
     /// the output limit and says how many of them may still be shown.
-    pub fn on_ready(&mut self, tag: u8, buf: &mut [u8], admit: &mut dyn FnMut(usize) -> usize) {
-        match tag {
-            TAG_RESIZE => {
+    pub fn on_ready(&mut self, fd: RelayFd, buf: &mut [u8], admit: &mut dyn FnMut(usize) -> usize) {
+        match fd {
+            RelayFd::Resize => {
                 while let Ok(Some(_)) = self.resize.fd.read_signal() {}
                 self.copy_window_size();
             }
-            TAG_INPUT => self.read_input(buf),
-            TAG_MASTER => {
+            RelayFd::Input => self.read_input(buf),
+            RelayFd::Master => {
                 self.flush_input();
                 if self.unshown.len() < OUTPUT_PENDING_MAX {
                     self.read_output(buf, admit);
                 }
             }
-            TAG_OUTPUT => self.show(),
-            _ => {}
+            RelayFd::Output => self.show(),
         }
     }
 

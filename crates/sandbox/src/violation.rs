@@ -9,7 +9,7 @@ use std::os::fd::BorrowedFd;
 
 use serde_json::{json, Map, Value};
 
-use crate::events::EventLog;
+use crate::events::{EventKind, EventLog};
 use crate::profile::OnViolation;
 
 /// Which arguments of a syscall are C strings worth showing (index list).
@@ -122,7 +122,7 @@ impl Responder {
     fn record_limit(&self, decision: Decision, events: &mut EventLog) {
         if decision == Decision::TooMany && self.count == self.max_violations {
             events.emit(
-                "violation_limit",
+                EventKind::ViolationLimit,
                 json!({
                     "max_violations": self.max_violations,
                     "message": format!(
@@ -155,7 +155,7 @@ impl Responder {
                 key.insert("syscall".into(), Value::Null);
                 key.insert("withdrawn".into(), json!(true));
                 key.insert("action".into(), json!(action_name(decision)));
-                events.record("syscall_denied", key, || json!({}));
+                events.record(EventKind::SyscallDenied, key, || json!({}));
                 self.record_limit(decision, events);
                 return Received::Withdrawn(decision);
             }
@@ -192,7 +192,7 @@ impl Responder {
             })
         };
         key.insert("syscall".into(), Value::String(name.clone()));
-        events.record("syscall_denied", key, details);
+        events.record(EventKind::SyscallDenied, key, details);
         self.record_limit(decision, events);
         if decision == Decision::Denied {
             let resp = libc::seccomp_notif_resp {
@@ -232,7 +232,7 @@ mod tests {
         }
         use Decision::*;
         assert_eq!(decisions, [Denied, Denied, TooMany, TooMany, TooMany]);
-        assert_eq!(events.summary().by_kind["violation_limit"], 1);
+        assert_eq!(events.summary().count(EventKind::ViolationLimit), 1);
         assert_eq!(action_name(TooMany), "kill", "the call is not answered");
 
         let mut unlimited = Responder::new(OnViolation::Deny, 0);

@@ -181,7 +181,7 @@ pub fn restrict_exec(
         watertight_integrity::landlock_exec_write_ruleset(&roots, &writable)
             .and_then(|r| r.restrict_self())
             .map_err(|e| Error::Setup {
-                stage: "integrity".into(),
+                stage: crate::error::Stage::Integrity,
                 message: format!("landlock: {e}"),
             })?;
     }

@@ -469,7 +469,7 @@ pub fn pin_bind_sources(ops: &[MountOp]) -> Result<(Vec<MountOp>, Vec<std::fs::F
                             .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
                             .open(source)
                             .map_err(|e| Error::Setup {
-                                stage: "mount".into(),
+                                stage: crate::error::Stage::Mount,
                                 message: format!("open bind source {}: {e}", shown(source)),
                             })?;
                         let fd = file.as_raw_fd();
@@ -494,7 +494,7 @@ pub fn pin_bind_sources(ops: &[MountOp]) -> Result<(Vec<MountOp>, Vec<std::fs::F
 pub fn apply(ops: &[MountOp], trees: &[OwnedFd], sys: &impl Syscall) -> Result<(), Error> {
     for op in ops {
         apply_one(op, trees, sys).map_err(|e| Error::Setup {
-            stage: "mount".into(),
+            stage: crate::error::Stage::Mount,
             message: format!("{}: {e}", describe(op)),
         })?;
         if let MountOp::Overlay { upper, .. } = op {
