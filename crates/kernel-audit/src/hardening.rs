@@ -8,26 +8,9 @@ use std::path::{Path, PathBuf};
 
 const CHECKS: &str = include_str!("../data/hardening.toml");
 
-/// How much a failing hardening check matters, for reports and `--fail-on`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum CheckSeverity {
-    Info,
-    Low,
-    Medium,
-    High,
-}
-
-impl CheckSeverity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CheckSeverity::Info => "info",
-            CheckSeverity::Low => "low",
-            CheckSeverity::Medium => "medium",
-            CheckSeverity::High => "high",
-        }
-    }
-}
+/// How much a failing hardening check matters, for reports and `--fail-on`: the one severity
+/// scale of every watertight report.
+pub use watertight_report::Severity as CheckSeverity;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

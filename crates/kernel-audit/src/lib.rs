@@ -8,14 +8,15 @@
 //! - [`database`]: the loaded CVE set and its per-version queries.
 //! - [`reachability`]: program-file prefixes a default sandbox cannot reach (data file).
 //! - [`hardening`]: sysctls, LSMs and lockdown, read below a root directory.
-//! - [`report`]: the report, upgrade advice and `--fail-on` gate; [`format`] renders it.
+//! - [`report`]: the report and upgrade advice, a `watertight_report::Report` (rows, table,
+//!   metrics in `format`) that the shared writers print and `--fail-on` gates.
 
 #![forbid(unsafe_code)]
 
 pub mod cve;
 pub mod database;
 pub mod error;
-pub mod format;
+mod format;
 pub mod hardening;
 pub mod index;
 pub mod reachability;
@@ -26,8 +27,8 @@ pub mod version;
 pub use cve::{CveRecord, Severity};
 pub use database::CveDatabase;
 pub use error::KernelAuditError;
-pub use format::{render, Format};
 pub use hardening::{HardeningCheck, HardeningReader};
 pub use reachability::ReachabilityMap;
-pub use report::{audit, AuditInput, FailOn, Gate, KernelReport};
+pub use report::{audit, AuditInput, KernelReport};
 pub use version::{KernelRelease, KernelVersion};
+pub use watertight_report::{render, FailOn, Format};

@@ -1,9 +1,10 @@
 //! The kernel audit report: which CVEs affect the kernel, which a sandbox reaches, the upgrade that
-//! helps most, and the hardening posture; plus the `--fail-on` exit-code decision.
+//! helps most, and the hardening posture. It is a `watertight_report::Report`: its rows (affected
+//! CVEs and failing hardening checks) feed the shared writers and the one `--fail-on` decision.
 
 use crate::cve::{CveRecord, Severity};
 use crate::database::{CveDatabase, SourceInfo};
-use crate::hardening::{CheckSeverity, CheckStatus, HardeningCheck};
+use crate::hardening::HardeningCheck;
 use crate::reachability::{Reachability, ReachabilityMap};
 use crate::version::{KernelRelease, KernelVersion};
 use rayon::prelude::*;
@@ -82,6 +83,10 @@ pub struct KernelReport {
     pub cves: Vec<CveFinding>,
     pub hardening: Vec<HardeningCheck>,
     pub source: Option<SourceInfo>,
+    /// The `--fail-on-reachable-only` policy: only CVEs reachable from a default sandbox count
+    /// toward `--fail-on` (failing hardening checks always do). Not part of the output.
+    #[serde(skip)]
+    pub gate_reachable_only: bool,
 }
 
 /// What to audit.
@@ -149,6 +154,7 @@ pub fn audit(input: AuditInput<'_>) -> KernelReport {
         cves: Vec::new(),
         hardening: input.hardening,
         source: input.database.map(|db| db.source.clone()),
+        gate_reachable_only: false,
     };
     let db = match (input.database, decision) {
         (Some(db), Decision::Upstream | Decision::AssumedUpstream) => db,
@@ -251,81 +257,75 @@ pub fn upgrade_advice(
     })
 }
 
-/// The `--fail-on` threshold.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum FailOn {
-    Low,
-    Medium,
-    High,
-    Critical,
-    /// Never fail on findings (exit 0 whenever the audit ran).
-    Never,
-}
-
-impl FailOn {
-    pub fn parse(text: &str) -> Option<FailOn> {
-        Some(match text.to_ascii_lowercase().as_str() {
-            "low" => FailOn::Low,
-            "medium" => FailOn::Medium,
-            "high" => FailOn::High,
-            "critical" => FailOn::Critical,
-            "never" | "none" => FailOn::Never,
-            _ => return None,
-        })
-    }
-
-    fn rank_cve(s: Severity) -> Option<FailOn> {
+/// A CVE's CVSS 3.1 severity on the one report scale: by name, `NONE` as `Info`, and an unscored
+/// CVE (an unknown risk) as `Low`.
+impl From<Severity> for watertight_report::Severity {
+    fn from(s: Severity) -> Self {
+        use watertight_report::Severity as Scale;
         match s {
-            // An unscored CVE is an unknown risk: it counts as low.
-            Severity::Unscored | Severity::Low => Some(FailOn::Low),
-            Severity::None => None,
-            Severity::Medium => Some(FailOn::Medium),
-            Severity::High => Some(FailOn::High),
-            Severity::Critical => Some(FailOn::Critical),
-        }
-    }
-
-    fn rank_check(s: CheckSeverity) -> Option<FailOn> {
-        match s {
-            CheckSeverity::Info => None,
-            CheckSeverity::Low => Some(FailOn::Low),
-            CheckSeverity::Medium => Some(FailOn::Medium),
-            CheckSeverity::High => Some(FailOn::High),
+            Severity::Unscored | Severity::Low => Scale::Low,
+            Severity::None => Scale::Info,
+            Severity::Medium => Scale::Medium,
+            Severity::High => Scale::High,
+            Severity::Critical => Scale::Critical,
         }
     }
 }
 
-/// What makes a run fail.
-#[derive(Clone, Copy, Debug)]
-pub struct Gate {
-    pub fail_on: FailOn,
-    /// Count only CVEs reachable from a default sandbox.
-    pub reachable_only: bool,
-}
-
-impl KernelReport {
-    /// The findings at or above the gate: affected CVEs and failing hardening checks.
-    pub fn gated_findings(&self, gate: Gate) -> usize {
-        if gate.fail_on == FailOn::Never {
-            return 0;
-        }
-        let cves = self
-            .cves
-            .iter()
-            .filter(|c| !gate.reachable_only || c.reachable_from_sandbox)
-            .filter(|c| FailOn::rank_cve(c.severity).is_some_and(|r| r >= gate.fail_on))
-            .count();
-        let checks = self
-            .hardening
-            .iter()
-            .filter(|h| h.status == CheckStatus::Fail)
-            .filter(|h| FailOn::rank_check(h.severity).is_some_and(|r| r >= gate.fail_on))
-            .count();
-        cves + checks
+impl watertight_report::Report for KernelReport {
+    fn command(&self) -> &str {
+        "kernel"
     }
 
-    /// 0 when nothing reaches the gate, 1 otherwise (2 is left to errors).
-    pub fn exit_code(&self, gate: Gate) -> u8 {
-        u8::from(self.gated_findings(gate) > 0)
+    fn rows(&self) -> Vec<watertight_report::Row> {
+        crate::format::sarif::rows(self)
+    }
+
+    fn write_table(&self, out: &mut String) {
+        crate::format::table::write(self, out);
+    }
+
+    fn write_metrics(&self, out: &mut watertight_report::Exposition) {
+        crate::format::prometheus::write(self, out);
+    }
+
+    fn sarif_properties(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut props = serde_json::Map::new();
+        props.insert("kernel_version".into(), self.kernel_version.clone().into());
+        props.insert("decision".into(), serde_json::json!(self.decision));
+        props.insert(
+            "affected_count".into(),
+            serde_json::json!(self.affected_count),
+        );
+        props.insert(
+            "reachable_count".into(),
+            serde_json::json!(self.reachable_count),
+        );
+        props.insert("notes".into(), serde_json::json!(self.notes));
+        props
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use watertight_report::Severity as Scale;
+
+    #[test]
+    fn cvss_severities_map_onto_the_one_scale() {
+        assert_eq!(Scale::from(Severity::Unscored), Scale::Low);
+        assert_eq!(Scale::from(Severity::None), Scale::Info);
+        assert_eq!(Scale::from(Severity::Critical), Scale::Critical);
+        // The mapping keeps the order of every scored severity.
+        let scored = [
+            Severity::None,
+            Severity::Low,
+            Severity::Medium,
+            Severity::High,
+            Severity::Critical,
+        ];
+        for pair in scored.windows(2) {
+            assert!(Scale::from(pair[0]) < Scale::from(pair[1]));
+        }
     }
 }

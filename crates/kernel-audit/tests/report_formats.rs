@@ -6,8 +6,21 @@ use std::path::PathBuf;
 use watertight_kernel_audit::hardening::{CheckSeverity, CheckStatus, HardeningCheck};
 use watertight_kernel_audit::report::Decision;
 use watertight_kernel_audit::{
-    audit, render, AuditInput, CveDatabase, FailOn, Format, Gate, KernelRelease, ReachabilityMap,
+    audit, render, AuditInput, CveDatabase, FailOn, Format, KernelRelease, ReachabilityMap,
 };
+use watertight_report::{Report as _, Severity};
+
+/// `--fail-on` at `severity` (None: never), optionally counting only reachable CVEs.
+fn gate(
+    report: &watertight_kernel_audit::KernelReport,
+    at: Option<Severity>,
+    reachable_only: bool,
+) -> (u8, usize) {
+    let mut r = report.clone();
+    r.gate_reachable_only = reachable_only;
+    let fail_on = at.map_or(FailOn::Never, FailOn::At);
+    (r.exit_code(fail_on), r.gated(fail_on))
+}
 
 fn record(id: &str, files: &[&str], severity: Option<(&str, f32)>, fix_61: &str) -> String {
     let metrics = match severity {
@@ -115,36 +128,12 @@ fn report_counts_reachability_and_upgrade() {
     );
 
     // The gate: critical CVE -> fails at every level but never; reachable-only ignores nft.
-    let gate = |fail_on, reachable_only| {
-        report.exit_code(Gate {
-            fail_on,
-            reachable_only,
-        })
-    };
-    assert_eq!(gate(FailOn::Critical, false), 1);
-    assert_eq!(gate(FailOn::Never, false), 0);
-    assert_eq!(
-        report.gated_findings(Gate {
-            fail_on: FailOn::High,
-            reachable_only: false
-        }),
-        2
-    );
-    assert_eq!(
-        report.gated_findings(Gate {
-            fail_on: FailOn::High,
-            reachable_only: true
-        }),
-        1
-    );
-    // Low counts the unscored CVE and the medium hardening check too.
-    assert_eq!(
-        report.gated_findings(Gate {
-            fail_on: FailOn::Low,
-            reachable_only: false
-        }),
-        4
-    );
+    assert_eq!(gate(&report, Some(Severity::Critical), false).0, 1);
+    assert_eq!(gate(&report, None, false), (0, 0));
+    assert_eq!(gate(&report, Some(Severity::High), false), (1, 2));
+    assert_eq!(gate(&report, Some(Severity::High), true), (1, 1));
+    // Low counts the unscored CVE (low on the one scale) and the medium hardening check too.
+    assert_eq!(gate(&report, Some(Severity::Low), false).1, 4);
 
     // After the upgrade nothing is affected, and only the medium check remains.
     let fixed = audit(AuditInput {
@@ -155,20 +144,8 @@ fn report_counts_reachability_and_upgrade() {
         hardening: vec![failing_check(CheckSeverity::Medium)],
     });
     assert_eq!(fixed.affected_count, Some(0));
-    assert_eq!(
-        fixed.exit_code(Gate {
-            fail_on: FailOn::High,
-            reachable_only: false
-        }),
-        0
-    );
-    assert_eq!(
-        fixed.exit_code(Gate {
-            fail_on: FailOn::Medium,
-            reachable_only: false
-        }),
-        1
-    );
+    assert_eq!(gate(&fixed, Some(Severity::High), false).0, 0);
+    assert_eq!(gate(&fixed, Some(Severity::Medium), false).0, 1);
 }
 
 #[test]
@@ -256,10 +233,25 @@ fn renderings_are_valid() {
         assert!(!r["message"]["text"].as_str().unwrap().is_empty());
     }
     assert_eq!(results[0]["level"], "error");
-    assert_eq!(results[2]["level"], "note"); // unscored
+    assert_eq!(results[2]["level"], "note"); // unscored: low on the one scale
+    assert_eq!(results[2]["properties"]["severity"], "low");
+    assert_eq!(results[2]["properties"]["cvss_severity"], "unscored");
+    let driver_rules = run["tool"]["driver"]["rules"].as_array().unwrap();
+    for r in results {
+        let i = r["ruleIndex"].as_u64().unwrap() as usize;
+        assert_eq!(driver_rules[i]["id"], r["ruleId"]);
+    }
+    // A CVE's rule carries its CVSS score; the failing hardening check is a rule of its own.
+    assert_eq!(driver_rules[0]["properties"]["security-severity"], "9.8");
+    assert_eq!(
+        results[3]["ruleId"],
+        "kernel-hardening/kernel.kptr_restrict"
+    );
+    assert_eq!(results[3]["level"], "error");
 
-    // Prometheus: every sample line is `name{labels} number`, every metric has HELP and TYPE.
+    // Prometheus: the strict reader accepts it (HELP/TYPE per family, escaped labels).
     let prom = render(&report, Format::Prometheus);
+    watertight_report::prometheus::read(&prom).unwrap();
     let mut typed = Vec::new();
     for line in prom.lines() {
         if let Some(rest) = line.strip_prefix("# TYPE ") {

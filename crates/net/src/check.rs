@@ -14,9 +14,10 @@ use serde::Serialize;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
+use watertight_report::{Exposition, Location, LogicalLocation, Row, Rule, Severity};
 
 /// What kind of problem a finding is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FindingKind {
     TableMissing,
@@ -35,10 +36,47 @@ pub enum FindingKind {
     NeighbourMismatch,
 }
 
+impl FindingKind {
+    /// The kind's name as JSON spells it (`table_missing`, ...).
+    pub fn as_str(self) -> &'static str {
+        use FindingKind::*;
+        match self {
+            TableMissing => "table_missing",
+            ChainMissing => "chain_missing",
+            ChainUnexpected => "chain_unexpected",
+            ChainAltered => "chain_altered",
+            RuleMissing => "rule_missing",
+            RuleUnexpected => "rule_unexpected",
+            RulesReordered => "rules_reordered",
+            SetMissing => "set_missing",
+            SetUnexpected => "set_unexpected",
+            SetAltered => "set_altered",
+            ElementMissing => "element_missing",
+            ElementUnexpected => "element_unexpected",
+            PortNotOnBridge => "port_not_on_bridge",
+            NeighbourMismatch => "neighbour_mismatch",
+        }
+    }
+
+    /// On the one report scale. A poisoned neighbour is spoofing that already happened
+    /// (critical); any difference between the live guard and the bindings can let a port spoof
+    /// (an extra `accept`, a rule moved ahead of a `drop`) and is high; a bound port that is not on
+    /// the bridge cannot spoof through it, but the bindings no longer describe the bridge (medium).
+    pub fn severity(self) -> Severity {
+        match self {
+            FindingKind::NeighbourMismatch => Severity::Critical,
+            FindingKind::PortNotOnBridge => Severity::Medium,
+            _ => Severity::High,
+        }
+    }
+}
+
 /// One problem, with what it concerns and the evidence.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
     pub kind: FindingKind,
+    /// From the kind ([`FindingKind::severity`]).
+    pub severity: Severity,
     /// The chain, set, port or namespace concerned.
     pub subject: String,
     pub detail: String,
@@ -58,6 +96,112 @@ pub struct CheckReport {
 impl CheckReport {
     pub fn is_clean(&self) -> bool {
         self.findings.is_empty()
+    }
+}
+
+/// `net check` as a report of the shared stack: a row per finding, the text table it always
+/// printed, and metric families for the textfile collector.
+impl watertight_report::Report for CheckReport {
+    fn command(&self) -> &str {
+        "net-check"
+    }
+
+    fn rows(&self) -> Vec<Row> {
+        self.findings
+            .iter()
+            .map(|f| {
+                let mut rule = Rule::new(
+                    format!("net-guard/{}", f.kind.as_str()),
+                    format!("bridge guard check: {}", f.kind.as_str().replace('_', " ")),
+                );
+                rule.severity = Some(f.severity);
+                rule.help = Some(format!(
+                    "re-apply the guard: watertight net guard --bridge {} --bindings FILE",
+                    self.bridge
+                ));
+                rule.tags.push("network");
+                Row {
+                    rule,
+                    severity: f.severity,
+                    message: format!("{}: {}", f.subject, f.detail),
+                    location: Location {
+                        file: None,
+                        logical: vec![LogicalLocation {
+                            name: f.subject.clone(),
+                            fully_qualified_name: Some(format!("{}/{}", self.bridge, f.subject)),
+                            kind: "resource",
+                        }],
+                    },
+                    fingerprint: Some(format!("{}|{}|{}", f.kind.as_str(), self.bridge, f.subject)),
+                    properties: serde_json::Map::new(),
+                    gates: true,
+                }
+            })
+            .collect()
+    }
+
+    fn write_table(&self, out: &mut String) {
+        use std::fmt::Write;
+        let _ = writeln!(
+            out,
+            "bridge {} (table bridge {}): {} ports, {} rules and {} neighbour entries compared",
+            self.bridge, self.table, self.ports, self.rules_compared, self.neighbours_compared
+        );
+        for f in &self.findings {
+            let _ = writeln!(
+                out,
+                "{:<18} {:<24} {}",
+                f.kind.as_str(),
+                f.subject,
+                f.detail
+            );
+        }
+        if self.is_clean() {
+            let _ = writeln!(out, "ok: guard in place, no poisoned neighbour");
+        } else {
+            let _ = writeln!(out, "{} findings", self.findings.len());
+        }
+    }
+
+    fn write_metrics(&self, out: &mut Exposition) {
+        let bridge = self.bridge.as_str();
+        let mut per_kind: BTreeMap<FindingKind, usize> = BTreeMap::new();
+        for f in &self.findings {
+            *per_kind.entry(f.kind).or_default() += 1;
+        }
+        let mut g = out.gauge(
+            "watertight_net_check_findings",
+            "Differences between a bridge's live guard (and neighbour caches) and its bindings, by kind.",
+        );
+        for (kind, n) in per_kind {
+            g.sample(
+                &[
+                    ("bridge", bridge),
+                    ("kind", kind.as_str()),
+                    ("severity", kind.severity().as_str()),
+                ],
+                n,
+            );
+        }
+        out.gauge(
+            "watertight_net_check_clean",
+            "1 when the guard is in place as bound and no neighbour is poisoned.",
+        )
+        .sample(&[("bridge", bridge)], u8::from(self.is_clean()));
+        out.gauge("watertight_net_check_ports", "Ports compared.")
+            .sample(&[("bridge", bridge)], self.ports);
+        let mut g = out.gauge(
+            "watertight_net_check_compared",
+            "Guard rules and neighbour entries compared.",
+        );
+        g.sample(
+            &[("bridge", bridge), ("what", "rules")],
+            self.rules_compared,
+        );
+        g.sample(
+            &[("bridge", bridge), ("what", "neighbours")],
+            self.neighbours_compared,
+        );
     }
 }
 
@@ -148,6 +292,7 @@ fn parse_table(json: &Value) -> Result<TableView> {
 fn finding(kind: FindingKind, subject: impl Into<String>, detail: impl Into<String>) -> Finding {
     Finding {
         kind,
+        severity: kind.severity(),
         subject: subject.into(),
         detail: detail.into(),
     }
@@ -465,6 +610,79 @@ mod tests {
             kinds(listing(vec![r1.clone(), r2.clone()], vec![])),
             vec![FindingKind::ElementMissing]
         );
+    }
+
+    fn sample_report() -> CheckReport {
+        CheckReport {
+            bridge: "br0".into(),
+            table: "watertight_br0".into(),
+            ports: 2,
+            rules_compared: 9,
+            neighbours_compared: 1,
+            findings: vec![
+                finding(
+                    FindingKind::RuleMissing,
+                    "guard",
+                    "ether saddr != \"x\" drop",
+                ),
+                finding(
+                    FindingKind::NeighbourMismatch,
+                    "/proc/1/ns/net",
+                    "10.0.0.53 dev eth0 lladdr 02:42:ac:11:00:10",
+                ),
+                finding(FindingKind::PortNotOnBridge, "veth-x", "not on br0"),
+            ],
+        }
+    }
+
+    #[test]
+    fn kinds_spell_as_json_and_rank_on_the_one_scale() {
+        for f in sample_report().findings {
+            assert_eq!(serde_json::to_value(f.kind).unwrap(), f.kind.as_str());
+        }
+        assert_eq!(
+            FindingKind::NeighbourMismatch.severity(),
+            Severity::Critical
+        );
+        assert_eq!(FindingKind::TableMissing.severity(), Severity::High);
+        assert_eq!(FindingKind::PortNotOnBridge.severity(), Severity::Medium);
+    }
+
+    #[test]
+    fn renders_in_every_format_of_the_shared_stack() {
+        use watertight_report::{render, FailOn, Format, Report as _};
+        let r = sample_report();
+        let table = render(&r, Format::Table);
+        assert!(table.starts_with("bridge br0 (table bridge watertight_br0): 2 ports"));
+        assert!(table.contains("neighbour_mismatch"), "{table}");
+        assert!(table.ends_with("3 findings\n"), "{table}");
+        let json: Value = serde_json::from_str(&render(&r, Format::Json)).unwrap();
+        assert_eq!(json["findings"][1]["severity"], "critical");
+        let sarif: Value = serde_json::from_str(&render(&r, Format::Sarif)).unwrap();
+        assert_eq!(sarif["version"], "2.1.0");
+        let run = &sarif["runs"][0];
+        let rules = run["tool"]["driver"]["rules"].as_array().unwrap();
+        let results = run["results"].as_array().unwrap();
+        assert_eq!(results.len(), 3);
+        for res in results {
+            let i = res["ruleIndex"].as_u64().unwrap() as usize;
+            assert_eq!(rules[i]["id"], res["ruleId"]);
+        }
+        assert_eq!(results[0]["ruleId"], "net-guard/rule_missing");
+        let levels: Vec<&str> = results
+            .iter()
+            .map(|r| r["level"].as_str().unwrap())
+            .collect();
+        assert_eq!(levels, ["error", "error", "warning"]);
+        let prom = render(&r, Format::Prometheus);
+        let samples = watertight_report::prometheus::read(&prom).unwrap();
+        assert!(samples
+            .iter()
+            .any(|s| s.name == "watertight_net_check_clean" && s.value == 0.0));
+        // --fail-on: any finding at info (the command's default), only the poisoning at critical.
+        assert_eq!(r.gated(FailOn::At(Severity::Info)), 3);
+        assert_eq!(r.gated(FailOn::At(Severity::Critical)), 1);
+        assert_eq!(r.exit_code(FailOn::Never), 0);
     }
 
     #[test]

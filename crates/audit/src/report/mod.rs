@@ -1,7 +1,7 @@
-//! The report of one audit run and its output formats. Reporters only format: they never decide
-//! what is a finding.
+//! The report of one audit run, as a `watertight_report::Report`: the shared writers format it
+//! (this module only says what its rows, table and metrics are); they never decide what is a
+//! finding.
 
-mod json;
 mod prometheus;
 mod sarif;
 mod table;
@@ -9,48 +9,8 @@ mod table;
 use crate::finding::{Finding, Severity};
 use crate::fleet::FleetSummary;
 use serde::{Deserialize, Serialize};
-use std::fmt;
 use std::path::PathBuf;
-use std::str::FromStr;
-
-/// The output formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    /// For people (the default).
-    Table,
-    /// `{"findings":[...], "pss":[...], ...}`; also the input of `audit fleet`.
-    Json,
-    /// SARIF 2.1.0 for code scanning.
-    Sarif,
-    /// Prometheus text exposition format for the node-exporter textfile collector.
-    Prometheus,
-}
-
-impl FromStr for Format {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "table" => Ok(Format::Table),
-            "json" => Ok(Format::Json),
-            "sarif" => Ok(Format::Sarif),
-            "prometheus" | "prom" => Ok(Format::Prometheus),
-            _ => Err(format!(
-                "unknown format {s:?} (expected table, json, sarif or prometheus)"
-            )),
-        }
-    }
-}
-
-impl fmt::Display for Format {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Format::Table => "table",
-            Format::Json => "json",
-            Format::Sarif => "sarif",
-            Format::Prometheus => "prometheus",
-        })
-    }
-}
+pub use watertight_report::{FailOn, Format};
 
 /// An input that could not be read or understood; the rest of the inputs are still audited.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -133,32 +93,62 @@ impl Report {
         }
     }
 
-    /// The CI exit code: 2 when inputs had errors and nothing could be audited, 1 when a
-    /// finding is at or above `fail_on` (`None`: never), else 0.
-    pub fn exit_code(&self, fail_on: Option<Severity>) -> u8 {
-        let read_something =
-            self.workloads > 0 || self.fleet.as_ref().is_some_and(|f| f.nodes_total > 0);
-        if !self.errors.is_empty() && !read_something {
-            return 2;
-        }
-        match fail_on {
-            Some(threshold) if self.findings.iter().any(|f| f.severity >= threshold) => 1,
-            _ => 0,
-        }
-    }
-
     /// Count of findings per severity, in severity order.
     pub fn counts(&self) -> [(Severity, usize); 5] {
         Severity::ALL.map(|s| (s, self.findings.iter().filter(|f| f.severity == s).count()))
     }
 
+    /// The report in `format` (the shared writers of `watertight-report`).
     pub fn render(&self, format: Format) -> String {
-        match format {
-            Format::Table => table::render(self),
-            Format::Json => json::render(self),
-            Format::Sarif => sarif::render(self),
-            Format::Prometheus => prometheus::render(self),
-        }
+        watertight_report::render(self, format)
+    }
+
+    /// True when inputs had errors and nothing could be audited.
+    fn nothing_read(&self) -> bool {
+        let read_something =
+            self.workloads > 0 || self.fleet.as_ref().is_some_and(|f| f.nodes_total > 0);
+        !self.errors.is_empty() && !read_something
+    }
+}
+
+impl InputError {
+    /// `source (document N): message`.
+    pub fn line(&self) -> String {
+        let doc = self
+            .document
+            .map(|d| format!(" (document {d})"))
+            .unwrap_or_default();
+        format!("{}{doc}: {}", self.source, self.message)
+    }
+}
+
+impl watertight_report::Report for Report {
+    fn command(&self) -> &str {
+        &self.command
+    }
+
+    fn rows(&self) -> Vec<watertight_report::Row> {
+        let catalog = crate::rules::catalog();
+        self.findings
+            .iter()
+            .map(|f| sarif::row(f, &catalog))
+            .collect()
+    }
+
+    fn write_table(&self, out: &mut String) {
+        table::write(self, out);
+    }
+
+    fn write_metrics(&self, out: &mut watertight_report::Exposition) {
+        prometheus::write(self, out);
+    }
+
+    fn input_errors(&self) -> Vec<String> {
+        self.errors.iter().map(InputError::line).collect()
+    }
+
+    fn unusable(&self) -> bool {
+        self.nothing_read()
     }
 }
 
@@ -227,24 +217,30 @@ mod tests {
 
     #[test]
     fn exit_codes_follow_the_threshold() {
+        use watertight_report::Report as _;
         let r = sample();
-        assert_eq!(r.exit_code(Some(Severity::High)), 1);
-        assert_eq!(r.exit_code(Some(Severity::Critical)), 0);
-        assert_eq!(r.exit_code(None), 0);
+        assert_eq!(r.exit_code(FailOn::At(Severity::High)), 1);
+        assert_eq!(r.exit_code(FailOn::At(Severity::Critical)), 0);
+        assert_eq!(r.exit_code(FailOn::Never), 0);
         let mut broken = Report::new("k8s");
         broken.errors.push(InputError {
             source: "x.yaml".into(),
-            document: None,
+            document: Some(2),
             message: "bad".into(),
         });
-        assert_eq!(broken.exit_code(Some(Severity::Info)), 2);
+        assert_eq!(broken.exit_code(FailOn::At(Severity::Info)), 2);
+        assert_eq!(broken.input_errors(), ["x.yaml (document 2): bad"]);
     }
 
     #[test]
-    fn formats_parse() {
-        for f in ["table", "json", "sarif", "prometheus"] {
-            assert_eq!(f.parse::<Format>().unwrap().to_string(), f);
-        }
-        assert!("xml".parse::<Format>().is_err());
+    fn json_round_trips() {
+        let r = sample();
+        let text = r.render(Format::Json);
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["findings"][0]["rule"], "shared-host-namespace");
+        assert_eq!(v["findings"][0]["namespace"], "net");
+        assert_eq!(v["findings"][1]["pid"], 7);
+        let back: Report = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, r);
     }
 }

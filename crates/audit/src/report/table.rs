@@ -1,21 +1,10 @@
-//! Table output for people: one line per finding, then totals.
+//! Table output for people: one line per finding, then totals (the shared column writer).
 
 use super::Report;
 use std::fmt::Write;
+use watertight_report::table::{clip, write_rows};
 
-/// Cuts `s` to at most `max` characters, marking the cut.
-fn clip(s: &str, max: usize) -> String {
-    let one_line = s.replace(['\n', '\r'], " ");
-    if one_line.chars().count() <= max {
-        return one_line;
-    }
-    let mut out: String = one_line.chars().take(max.saturating_sub(1)).collect();
-    out.push('…');
-    out
-}
-
-pub fn render(report: &Report) -> String {
-    let mut out = String::new();
+pub(super) fn write(report: &Report, out: &mut String) {
     if let Some(fleet) = &report.fleet {
         let _ = writeln!(out, "Fleet: {} node report(s) merged", fleet.nodes_total);
     }
@@ -47,30 +36,7 @@ pub fn render(report: &Report) -> String {
     if rows.is_empty() {
         let _ = writeln!(out, "No findings.");
     } else {
-        let headers = ["SEVERITY", "RULE", "SUBJECT", "MESSAGE"];
-        let mut widths = headers.map(|h| h.chars().count());
-        for row in &rows {
-            for (w, cell) in widths.iter_mut().zip(row) {
-                *w = (*w).max(cell.chars().count());
-            }
-        }
-        let line = |cells: [&str; 4]| {
-            let mut l = String::new();
-            for (i, cell) in cells.iter().enumerate() {
-                if i == 3 {
-                    l.push_str(cell);
-                } else {
-                    let pad = widths[i] - cell.chars().count();
-                    l.push_str(cell);
-                    l.push_str(&" ".repeat(pad + 2));
-                }
-            }
-            l.trim_end().to_string()
-        };
-        let _ = writeln!(out, "{}", line(headers));
-        for row in &rows {
-            let _ = writeln!(out, "{}", line([&row[0], &row[1], &row[2], &row[3]]));
-        }
+        write_rows(out, ["SEVERITY", "RULE", "SUBJECT", "MESSAGE"], &rows);
     }
     // Denied objects with their violations; allowed ones only counted (a directory may hold
     // thousands).
@@ -127,7 +93,6 @@ pub fn render(report: &Report) -> String {
             format!("; {} input error(s)", report.errors.len())
         }
     );
-    out
 }
 
 #[cfg(test)]
@@ -136,7 +101,7 @@ mod tests {
 
     #[test]
     fn one_line_per_finding_and_totals() {
-        let text = super::render(&sample());
+        let text = sample().render(crate::Format::Table);
         assert!(text.starts_with("SEVERITY"), "{text}");
         assert!(text.contains("shared-host-namespace[net]"), "{text}");
         assert!(text.contains("/docker/abc pid 7 (+1)"), "{text}");

@@ -8,3 +8,4 @@ pub mod manifest;
 pub mod net;
 pub mod profile;
 pub mod run;
+pub mod sink;

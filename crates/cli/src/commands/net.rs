@@ -1,11 +1,12 @@
 //! `watertight net`: per-port anti-spoofing guards for container bridges.
 //!
-//! Exit codes: 0 = done / guard in place and no poisoned neighbour; 1 = `check` found problems;
-//! 2 = bad input or the kernel refused (nothing applied).
+//! Exit codes: 0 = done / guard in place and no poisoned neighbour; 1 = `check` found problems
+//! at or above `--fail-on` (default: any); 2 = bad input or the kernel refused (nothing applied).
 
+use crate::commands::sink::{say, write_stdout, ReportArgs};
 use anyhow::Context;
 use std::path::PathBuf;
-use watertight_net::{Bindings, CheckReport, Netns};
+use watertight_net::{Bindings, Netns};
 
 #[derive(clap::Subcommand)]
 pub enum Command {
@@ -33,13 +34,10 @@ pub struct GuardArgs {
     dry_run: bool,
 }
 
-#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
-enum Format {
-    Text,
-    Json,
-}
-
+/// `net check` fails on any finding unless told otherwise: the guard either matches the
+/// bindings or it does not.
 #[derive(clap::Args)]
+#[command(mut_arg("fail_on", |a| a.default_value("info")))]
 pub struct CheckArgs {
     #[arg(long)]
     bridge: String,
@@ -49,8 +47,9 @@ pub struct CheckArgs {
     /// such as /proc/PID/ns/net); repeatable. Without it the current namespace is checked.
     #[arg(long = "netns")]
     namespaces: Vec<String>,
-    #[arg(long, value_enum, default_value = "text")]
-    format: Format,
+    /// `--format text` is `table`, as before.
+    #[command(flatten)]
+    output: ReportArgs,
 }
 
 #[derive(clap::Args)]
@@ -77,11 +76,11 @@ pub fn run(cmd: Command) -> anyhow::Result<u8> {
 fn guard(args: GuardArgs) -> anyhow::Result<u8> {
     if args.remove {
         watertight_net::remove_guard(&args.bridge)?;
-        println!(
+        say(&format!(
             "removed the guard of bridge {} (table bridge {})",
             args.bridge,
             watertight_net::ruleset::table_name(&args.bridge)
-        );
+        ))?;
         return Ok(0);
     }
     let path = args
@@ -89,55 +88,25 @@ fn guard(args: GuardArgs) -> anyhow::Result<u8> {
         .expect("clap requires --bindings without --remove");
     let bindings = Bindings::load(&path)?;
     if args.dry_run {
-        print!("{}", watertight_net::render_guard(&args.bridge, &bindings)?);
+        write_stdout(watertight_net::render_guard(&args.bridge, &bindings)?.as_bytes())?;
         return Ok(0);
     }
     watertight_net::apply_guard(&args.bridge, &bindings)?;
-    println!(
+    say(&format!(
         "guarded bridge {}: {} ports (table bridge {})",
         args.bridge,
         bindings.ports.len(),
         watertight_net::ruleset::table_name(&args.bridge)
-    );
+    ))?;
     Ok(0)
-}
-
-fn print_text(report: &CheckReport) {
-    println!(
-        "bridge {} (table bridge {}): {} ports, {} rules and {} neighbour entries compared",
-        report.bridge,
-        report.table,
-        report.ports,
-        report.rules_compared,
-        report.neighbours_compared
-    );
-    for f in &report.findings {
-        println!(
-            "{:<18} {:<24} {}",
-            serde_json::to_value(f.kind)
-                .unwrap_or_default()
-                .as_str()
-                .unwrap_or("?"),
-            f.subject,
-            f.detail
-        );
-    }
-    if report.is_clean() {
-        println!("ok: guard in place, no poisoned neighbour");
-    } else {
-        println!("{} findings", report.findings.len());
-    }
 }
 
 fn check(args: CheckArgs) -> anyhow::Result<u8> {
     let bindings = Bindings::load(&args.bindings)?;
     let namespaces: Vec<Netns> = args.namespaces.iter().map(|n| Netns::from_arg(n)).collect();
+    let sink = args.output.sink();
     let report = watertight_net::check_guard(&args.bridge, &bindings, &namespaces)?;
-    match args.format {
-        Format::Text => print_text(&report),
-        Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
-    }
-    Ok(if report.is_clean() { 0 } else { 1 })
+    sink.emit(&report)
 }
 
 fn neigh(args: NeighArgs) -> anyhow::Result<u8> {
@@ -149,11 +118,11 @@ fn neigh(args: NeighArgs) -> anyhow::Result<u8> {
     let ns = Netns::from_arg(&args.netns);
     watertight_net::install_static_neighbours(&ns, &args.dev, &entries)
         .with_context(|| format!("static neighbours in {}", ns.path().display()))?;
-    println!(
+    say(&format!(
         "installed {} permanent neighbour entries on {} in {}",
         entries.len(),
         args.dev,
         ns.path().display()
-    );
+    ))?;
     Ok(0)
 }

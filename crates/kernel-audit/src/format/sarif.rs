@@ -1,49 +1,28 @@
-//! SARIF 2.1.0: one rule and one result per affected CVE and per failing hardening check. The
-//! subject is the kernel, not a file, so results carry a logical location naming it.
+//! The kernel audit's rows: one per affected CVE and one per failing hardening check, on the one
+//! severity scale. The subject is the kernel, not a file, so rows carry a logical location naming
+//! it.
 
-use crate::cve::Severity;
-use crate::hardening::{CheckSeverity, CheckStatus};
+use crate::hardening::CheckStatus;
 use crate::report::KernelReport;
-use serde_json::{json, Value};
+use serde_json::{json, Map};
+use watertight_report::{Location, LogicalLocation, Row, Rule};
 
-const SCHEMA: &str = "https://json.schemastore.org/sarif-2.1.0.json";
-
-fn cve_level(s: Severity) -> &'static str {
-    match s {
-        Severity::Critical | Severity::High => "error",
-        Severity::Medium => "warning",
-        Severity::Low | Severity::None | Severity::Unscored => "note",
-    }
-}
-
-fn check_level(s: CheckSeverity) -> &'static str {
-    match s {
-        CheckSeverity::High => "error",
-        CheckSeverity::Medium => "warning",
-        CheckSeverity::Low | CheckSeverity::Info => "note",
-    }
-}
-
-pub fn render(r: &KernelReport) -> String {
-    let location = json!([{
-        "logicalLocations": [{
-            "name": format!("linux-{}", r.kernel_version),
-            "kind": "module",
-        }]
-    }]);
-    let mut rules: Vec<Value> = Vec::new();
-    let mut results: Vec<Value> = Vec::new();
+pub(crate) fn rows(r: &KernelReport) -> Vec<Row> {
+    let location = Location {
+        file: None,
+        logical: vec![LogicalLocation {
+            name: format!("linux-{}", r.kernel_version),
+            fully_qualified_name: None,
+            kind: "module",
+        }],
+    };
+    let mut rows = Vec::new();
     for c in &r.cves {
-        rules.push(json!({
-            "id": c.id,
-            "name": "KernelCve",
-            "shortDescription": { "text": c.title },
-            "helpUri": format!("https://www.cve.org/CVERecord?id={}", c.id),
-            "properties": {
-                "security-severity": c.cvss.map(|s| format!("{s:.1}")),
-                "tags": ["security", "kernel"],
-            },
-        }));
+        let mut rule = Rule::new(&c.id, &c.title);
+        rule.name = Some("KernelCve".into());
+        rule.help_uri = Some(format!("https://www.cve.org/CVERecord?id={}", c.id));
+        rule.security_severity = c.cvss.map(|s| format!("{s:.1}"));
+        rule.tags.push("kernel");
         let reach = if c.reachable_from_sandbox {
             "reachable from a default watertight sandbox".to_string()
         } else {
@@ -57,69 +36,59 @@ pub fn render(r: &KernelReport) -> String {
             (None, Some(m)) => format!("no fix in this branch; fixed in mainline {m}"),
             (None, None) => "no fix recorded".into(),
         };
-        results.push(json!({
-            "ruleId": c.id,
-            "level": cve_level(c.severity),
-            "message": { "text": format!(
+        let mut props = Map::new();
+        props.insert("cvss".into(), json!(c.cvss));
+        props.insert("cvss_severity".into(), json!(c.severity));
+        props.insert("fixed_in".into(), json!(c.fixed_in));
+        props.insert("fixed_in_mainline".into(), json!(c.fixed_in_mainline));
+        props.insert(
+            "reachable_from_sandbox".into(),
+            json!(c.reachable_from_sandbox),
+        );
+        props.insert("program_files".into(), json!(c.program_files));
+        rows.push(Row {
+            rule,
+            severity: c.severity.into(),
+            message: format!(
                 "{} affects kernel {} ({} severity): {}; {}; {}",
                 c.id, r.kernel_version, c.severity, c.title, fix, reach
-            )},
-            "locations": location,
-            "properties": {
-                "cvss": c.cvss,
-                "severity": c.severity,
-                "fixed_in": c.fixed_in,
-                "fixed_in_mainline": c.fixed_in_mainline,
-                "reachable_from_sandbox": c.reachable_from_sandbox,
-                "program_files": c.program_files,
-            },
-        }));
+            ),
+            location: location.clone(),
+            fingerprint: Some(format!("{}|{}", c.id, r.kernel_version)),
+            properties: props,
+            gates: !r.gate_reachable_only || c.reachable_from_sandbox,
+        });
     }
     for h in r.hardening.iter().filter(|h| h.status == CheckStatus::Fail) {
-        let id = format!("kernel-hardening/{}", h.name);
-        rules.push(json!({
-            "id": id,
-            "name": "KernelHardening",
-            "shortDescription": { "text": format!("{} should be {}", h.name, h.expected) },
-            "fullDescription": { "text": h.why },
-            "properties": { "tags": ["security", "kernel", "hardening"] },
-        }));
-        results.push(json!({
-            "ruleId": id,
-            "level": check_level(h.severity),
-            "message": { "text": format!(
+        let mut rule = Rule::new(
+            format!("kernel-hardening/{}", h.name),
+            format!("{} should be {}", h.name, h.expected),
+        );
+        rule.name = Some("KernelHardening".into());
+        rule.description = Some(h.why.clone());
+        rule.severity = Some(h.severity);
+        rule.tags.extend(["kernel", "hardening"]);
+        let mut props = Map::new();
+        props.insert("current".into(), json!(h.current));
+        rows.push(Row {
+            rule,
+            severity: h.severity,
+            message: format!(
                 "{} is {} (expected {}): {}{}",
                 h.name,
                 h.current.as_deref().unwrap_or("unset"),
                 h.expected,
                 h.why,
-                h.breaks.as_ref().map(|b| format!(" (caution: {b})")).unwrap_or_default()
-            )},
-            "locations": location,
-            "properties": { "severity": h.severity, "current": h.current },
-        }));
+                h.breaks
+                    .as_ref()
+                    .map(|b| format!(" (caution: {b})"))
+                    .unwrap_or_default()
+            ),
+            location: location.clone(),
+            fingerprint: Some(format!("kernel-hardening/{}", h.name)),
+            properties: props,
+            gates: true,
+        });
     }
-    let doc = json!({
-        "version": "2.1.0",
-        "$schema": SCHEMA,
-        "runs": [{
-            "tool": { "driver": {
-                "name": "watertight",
-                "informationUri": "https://example.invalid/watertight",
-                "version": env!("CARGO_PKG_VERSION"),
-                "rules": rules,
-            }},
-            "results": results,
-            "properties": {
-                "kernel_version": r.kernel_version,
-                "decision": r.decision,
-                "affected_count": r.affected_count,
-                "reachable_count": r.reachable_count,
-                "notes": r.notes,
-            },
-        }],
-    });
-    let mut text = serde_json::to_string_pretty(&doc).expect("SARIF serializes");
-    text.push('\n');
-    text
+    rows
 }

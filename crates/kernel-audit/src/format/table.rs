@@ -3,12 +3,12 @@
 use crate::hardening::CheckStatus;
 use crate::report::{Decision, KernelReport};
 use std::fmt::Write;
+use watertight_report::table::{clip, write_rows};
 
 /// Titles longer than this are cut so rows stay on one line of a wide terminal.
 const TITLE_WIDTH: usize = 72;
 
-pub fn render(r: &KernelReport) -> String {
-    let mut out = String::new();
+pub(crate) fn write(r: &KernelReport, out: &mut String) {
     let kind = match (&r.vendor, r.decision) {
         (None, _) => "upstream release".to_string(),
         (Some(v), _) => format!("vendor kernel: {v}; upstream {}", r.upstream_version),
@@ -80,13 +80,13 @@ pub fn render(r: &KernelReport) -> String {
                             "no"
                         }
                         .into(),
-                        cut(&c.title, TITLE_WIDTH),
+                        clip(&c.title, TITLE_WIDTH),
                     ]
                 })
                 .collect();
             out.push('\n');
             write_rows(
-                &mut out,
+                out,
                 ["CVE", "SEVERITY", "CVSS", "FIXED IN", "REACHABLE", "TITLE"],
                 &rows,
             );
@@ -115,13 +115,13 @@ pub fn render(r: &KernelReport) -> String {
                     h.name.clone(),
                     h.status.to_string(),
                     h.severity.as_str().into(),
-                    cut(h.current.as_deref().unwrap_or("-"), 40),
+                    clip(h.current.as_deref().unwrap_or("-"), 40),
                     h.expected.clone(),
                 ]
             })
             .collect();
         write_rows(
-            &mut out,
+            out,
             ["CHECK", "STATUS", "SEVERITY", "CURRENT", "EXPECTED"],
             &rows,
         );
@@ -136,42 +136,5 @@ pub fn render(r: &KernelReport) -> String {
                 let _ = writeln!(out, "    caution: {b}");
             }
         }
-    }
-    out
-}
-
-fn cut(text: &str, width: usize) -> String {
-    if text.chars().count() <= width {
-        text.to_string()
-    } else {
-        let mut s: String = text.chars().take(width - 1).collect();
-        s.push('…');
-        s
-    }
-}
-
-fn write_rows<const N: usize>(out: &mut String, header: [&str; N], rows: &[[String; N]]) {
-    let mut widths: [usize; N] = header.map(|h| h.chars().count());
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let line = |out: &mut String, cells: &[&str]| {
-        let mut l = String::new();
-        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
-            if i + 1 == N {
-                l.push_str(cell);
-            } else {
-                let _ = write!(l, "{cell:<w$}  ");
-            }
-        }
-        out.push_str(l.trim_end());
-        out.push('\n');
-    };
-    line(out, &header);
-    for row in rows {
-        let cells: Vec<&str> = row.iter().map(String::as_str).collect();
-        line(out, &cells);
     }
 }

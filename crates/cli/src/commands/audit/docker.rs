@@ -1,6 +1,7 @@
 //! `watertight audit docker`: the JSON output of `docker inspect`.
 
-use super::host::{audit_files, OutputArgs};
+use super::host::audit_files;
+use crate::commands::sink::ReportArgs;
 use std::path::PathBuf;
 use watertight_audit::sources::docker;
 use watertight_model::Workload;
@@ -11,7 +12,7 @@ pub struct Args {
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
     #[command(flatten)]
-    pub output: OutputArgs,
+    pub output: ReportArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {

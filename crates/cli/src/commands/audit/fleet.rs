@@ -1,6 +1,6 @@
 //! `watertight audit fleet`: many nodes' JSON reports merged into one summary.
 
-use super::host::{emit, OutputArgs};
+use crate::commands::sink::ReportArgs;
 use std::path::PathBuf;
 use std::time::Instant;
 use watertight_audit::fleet::merge_files;
@@ -11,12 +11,12 @@ pub struct Args {
     #[arg(required = true, value_name = "REPORT")]
     pub reports: Vec<PathBuf>,
     #[command(flatten)]
-    pub output: OutputArgs,
+    pub output: ReportArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
     let started = Instant::now();
     let mut report = merge_files(&args.reports);
     report.duration_seconds = started.elapsed().as_secs_f64();
-    emit(&report, &args.output)
+    args.output.sink().emit(&report)
 }

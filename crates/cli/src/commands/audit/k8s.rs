@@ -1,7 +1,7 @@
 //! `watertight audit k8s`: Kubernetes manifests (files or directories) against Pod Security
 //! Standards and the isolation rules.
 
-use super::host::{emit, OutputArgs};
+use crate::commands::sink::ReportArgs;
 use std::path::PathBuf;
 use std::time::Instant;
 use watertight_audit::sources::k8s::audit_path;
@@ -20,7 +20,7 @@ pub struct Args {
     #[arg(long, default_value = "latest", value_parser = parse_version)]
     pub pss_version: Version,
     #[command(flatten)]
-    pub output: OutputArgs,
+    pub output: ReportArgs,
 }
 
 fn parse_level(s: &str) -> Result<Level, String> {
@@ -46,5 +46,5 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     }
     sort_findings(&mut report.findings);
     report.duration_seconds = started.elapsed().as_secs_f64();
-    emit(&report, &args.output)
+    args.output.sink().emit(&report)
 }

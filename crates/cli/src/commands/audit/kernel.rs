@@ -2,11 +2,11 @@
 //! kernel CNA's records or a shipped index), which a default sandbox reaches, and the kernel's
 //! hardening posture. The work lives in crate `watertight-kernel-audit`.
 
+use crate::commands::sink::{say, warn, ReportArgs};
 use anyhow::{bail, Context};
 use std::path::PathBuf;
 use watertight_kernel_audit::{
-    audit, render, AuditInput, CveDatabase, FailOn, Format, Gate, HardeningReader, KernelRelease,
-    ReachabilityMap,
+    audit, AuditInput, CveDatabase, HardeningReader, KernelRelease, ReachabilityMap,
 };
 
 /// How many skipped record files are named on stderr before summarizing the rest.
@@ -37,16 +37,6 @@ pub struct Args {
     #[arg(long)]
     pub assume_upstream: bool,
 
-    /// Output format.
-    #[arg(long, default_value = "table", value_parser = ["table", "json", "sarif", "prometheus"])]
-    pub format: String,
-
-    /// Exit 1 when an affected CVE (unscored CVEs count as low) or a failing hardening check is
-    /// at or above this severity; `never` always exits 0 after a successful audit.
-    #[arg(long, value_name = "SEVERITY", default_value = "high",
-          value_parser = ["low", "medium", "high", "critical", "never"])]
-    pub fail_on: String,
-
     /// With --fail-on, count only CVEs reachable from a default watertight sandbox.
     #[arg(long)]
     pub fail_on_reachable_only: bool,
@@ -59,12 +49,13 @@ pub struct Args {
     /// Skip the hardening checks (CVE exposure only).
     #[arg(long)]
     pub no_hardening: bool,
+
+    #[command(flatten)]
+    pub output: ReportArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
-    let format = Format::parse(&args.format).context("unknown --format")?;
-    let fail_on = FailOn::parse(&args.fail_on).context("unknown --fail-on")?;
-
+    let sink = args.output.sink();
     let database = match (&args.cve_db, &args.cve_index) {
         // The library's errors already name the directory or file and the fix.
         (Some(dir), _) => Some(CveDatabase::from_records_dir(dir)?),
@@ -80,13 +71,13 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             .as_ref()
             .context("--index-out needs --cve-db DIR")?;
         let bytes = db.write_index(out)?;
-        println!(
+        say(&format!(
             "wrote {} ({} CVEs, {} bytes, {} record files skipped)",
             out.display(),
             db.records.len(),
             bytes,
             db.source.skipped_count
-        );
+        ))?;
         return Ok(0);
     }
 
@@ -125,26 +116,23 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             }
         }
     }
-    print!("{}", render(&report, format));
-    Ok(report.exit_code(Gate {
-        fail_on,
-        reachable_only: args.fail_on_reachable_only,
-    }))
+    report.gate_reachable_only = args.fail_on_reachable_only;
+    sink.emit(&report)
 }
 
 /// Names skipped record files on stderr so they are seen whatever the output format.
 fn report_skipped(db: &CveDatabase) {
     for s in db.source.skipped.iter().take(SKIPPED_SHOWN) {
-        eprintln!(
-            "watertight: skipped CVE record {}: {}",
+        warn(&format!(
+            "skipped CVE record {}: {}",
             s.path.display(),
             s.reason
-        );
+        ));
     }
     if db.source.skipped.len() > SKIPPED_SHOWN {
-        eprintln!(
-            "watertight: ... and {} more skipped record files",
+        warn(&format!(
+            "... and {} more skipped record files",
             db.source.skipped.len() - SKIPPED_SHOWN
-        );
+        ));
     }
 }

@@ -1,6 +1,7 @@
 //! `watertight audit oci`: OCI runtime bundle configs (`config.json` or a bundle directory).
 
-use super::host::{audit_files, OutputArgs};
+use super::host::audit_files;
+use crate::commands::sink::ReportArgs;
 use std::path::PathBuf;
 use watertight_audit::sources::oci;
 
@@ -10,7 +11,7 @@ pub struct Args {
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
     #[command(flatten)]
-    pub output: OutputArgs,
+    pub output: ReportArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {

@@ -1,0 +1,153 @@
+//! The one output sink of every report command (`audit host|k8s|docker|oci|fleet|kernel`,
+//! `net check`): the flags are resolved once into a [`Sink`], the command builds its report, and
+//! the sink prints it in the chosen format, to standard output or through `-o FILE`, and turns
+//! `--fail-on` into the exit code.
+//!
+//! Exit codes (README, "Exit codes"): 0 nothing at or above `--fail-on`; 1 findings at or above
+//! it; 2 usage or input error. A reader that goes away (`| head -1`) is not an error: the command
+//! ends quietly with the exit code its findings decide.
+
+use anyhow::Context as _;
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
+use watertight_report::{render, FailOn, Format, Report};
+
+/// The output flags every report command takes.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ReportArgs {
+    /// Output format: table, json, sarif or prometheus.
+    #[arg(long, value_name = "FORMAT", default_value = "table", value_parser = parse_format)]
+    pub format: Format,
+    /// Exit 1 when a finding is at or above this severity (info, low, medium, high, critical),
+    /// or `none` to exit 0 whatever the findings once the inputs were read.
+    #[arg(long, value_name = "SEVERITY", default_value = "high", value_parser = parse_fail_on)]
+    pub fail_on: FailOn,
+    /// Write the report to FILE instead of standard output. The file is written through (created
+    /// or truncated, then written in place), so a symlink, a FIFO or /dev/stdout works; a reader
+    /// may see it half written (for a textfile collector, write elsewhere and `mv`).
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+fn parse_format(s: &str) -> Result<Format, String> {
+    s.parse()
+}
+
+fn parse_fail_on(s: &str) -> Result<FailOn, String> {
+    s.parse()
+}
+
+impl ReportArgs {
+    /// The sink these flags describe.
+    pub fn sink(&self) -> Sink {
+        Sink {
+            format: self.format,
+            fail_on: self.fail_on,
+            output: self.output.clone(),
+        }
+    }
+}
+
+/// Where and how a report is printed, and the threshold of its exit code.
+#[derive(Debug, Clone)]
+pub struct Sink {
+    pub format: Format,
+    pub fail_on: FailOn,
+    pub output: Option<PathBuf>,
+}
+
+impl Sink {
+    /// Prints the report, names its unreadable inputs on stderr, and returns the exit code.
+    pub fn emit<R: Report>(&self, report: &R) -> anyhow::Result<u8> {
+        let text = render(report, self.format);
+        match &self.output {
+            Some(path) => write_through(path, text.as_bytes())?,
+            None => write_stdout(text.as_bytes())?,
+        }
+        for line in report.input_errors() {
+            warn(&line);
+        }
+        Ok(report.exit_code(self.fail_on))
+    }
+}
+
+/// Opens `path` for writing with O_CREAT|O_TRUNC (never a rename: the inode, a symlink's target,
+/// a FIFO or a device stays what it is) and writes `bytes` to it.
+fn write_through(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .with_context(|| {
+            format!(
+                "--output {}: cannot open for writing (does the directory exist and is it writable?)",
+                path.display()
+            )
+        })?;
+    quiet_on_broken_pipe(file.write_all(bytes).and_then(|()| file.flush()))
+        .with_context(|| format!("--output {}: cannot write the report", path.display()))
+}
+
+/// Writes `bytes` to standard output; a closed pipe ends the output quietly.
+pub fn write_stdout(bytes: &[u8]) -> anyhow::Result<()> {
+    let mut out = io::stdout().lock();
+    quiet_on_broken_pipe(out.write_all(bytes).and_then(|()| out.flush()))
+        .context("cannot write the report to standard output")
+}
+
+/// One line of a non-report message on standard output (`wrote FILE ...`), quiet on a closed
+/// pipe like the reports.
+pub fn say(line: &str) -> anyhow::Result<()> {
+    write_stdout(format!("{line}\n").as_bytes())
+}
+
+/// One line on stderr, prefixed `watertight: `; a closed stderr is ignored (nothing else could
+/// be told).
+pub fn warn(line: &str) {
+    let _ = writeln!(io::stderr().lock(), "watertight: {line}");
+}
+
+/// A reader that went away is the reader's choice, not a failure of the command.
+fn quiet_on_broken_pipe(result: io::Result<()>) -> io::Result<()> {
+    match result {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn output_file_is_written_through_a_symlink_keeping_the_inode() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target.prom");
+        std::fs::write(&target, "old, and longer than the new text\n").unwrap();
+        let link = dir.path().join("link.prom");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let inode = std::fs::metadata(&target).unwrap().ino();
+        write_through(&link, b"new\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "new\n");
+        assert_eq!(std::fs::metadata(&target).unwrap().ino(), inode);
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+    }
+
+    #[test]
+    fn an_unwritable_output_names_the_flag_and_the_file() {
+        let err = write_through(Path::new("/nonexistent-wt/x.json"), b"x").unwrap_err();
+        let text = format!("{err:#}");
+        assert!(text.contains("--output /nonexistent-wt/x.json"), "{text}");
+    }
+
+    #[test]
+    fn a_broken_pipe_is_quiet_and_other_errors_are_not() {
+        assert!(quiet_on_broken_pipe(Err(io::ErrorKind::BrokenPipe.into())).is_ok());
+        assert!(quiet_on_broken_pipe(Err(io::ErrorKind::StorageFull.into())).is_err());
+    }
+}
