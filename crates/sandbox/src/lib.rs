@@ -3,6 +3,8 @@
 //! how; the verdict (`verdict.rs`) says what happened.
 
 #![forbid(unsafe_code)]
+// Being edited in parallel; the lead documents its public items and removes this after merging.
+#![allow(missing_docs)]
 
 pub mod contain;
 pub mod error;
