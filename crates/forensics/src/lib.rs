@@ -1,6 +1,4 @@
 #![forbid(unsafe_code)]
-// Public items not documented yet (the workspace warns on missing_docs); remove once they are.
-#![allow(missing_docs)]
 //! Forensic evidence bundles of a frozen sandbox (`watertight run --on-violation forensic`).
 //!
 //! [`capture`] writes, for every frozen task, its /proc state (status, cmdline, environ, maps,

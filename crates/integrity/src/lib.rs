@@ -13,8 +13,6 @@
 //! Everything here is safe Rust; the BPF programs are C (`bpf/`), compiled by clang at build time.
 
 #![forbid(unsafe_code)]
-// Public items not documented yet (the workspace warns on missing_docs); remove once they are.
-#![allow(missing_docs)]
 
 mod error;
 pub mod gate;

@@ -11,8 +11,6 @@
 //! - [`report`]: the report, upgrade advice and `--fail-on` gate; [`format`] renders it.
 
 #![forbid(unsafe_code)]
-// Public items not documented yet (the workspace warns on missing_docs); remove once they are.
-#![allow(missing_docs)]
 
 pub mod cve;
 pub mod database;

@@ -9,8 +9,6 @@
 //! - [`netlink`], [`netns`], [`nft`], [`state`]: the kernel interfaces these use.
 
 #![forbid(unsafe_code)]
-// Public items not documented yet (the workspace warns on missing_docs); remove once they are.
-#![allow(missing_docs)]
 
 pub mod bindings;
 pub mod check;
