@@ -3,7 +3,7 @@
 # Rust itself (stable >= 1.85, cargo) is expected on PATH.
 set -euo pipefail
 pkgs=(
-  gcc libc6-dev pkg-config      # C toolchain for -sys crates and the attack programs in tests
+  gcc libc6-dev pkg-config make # C toolchain for -sys crates and the attack programs in tests
   libseccomp-dev                # libseccomp: compiles seccomp profiles to BPF
   clang llvm libelf-dev zlib1g-dev bpftool  # the BPF exec gate (libbpf-rs, vmlinux.h)
   nftables iproute2             # bridge anti-spoofing (nft), veth/bridges/netns in tests

@@ -1,6 +1,9 @@
 //! The live host scan and the rules over it, on this machine's /proc. For the 10,000-process
 //! measurement see benches/audit/host-10k.sh.
 
+// criterion_group! defines an undocumented pub fn in this bench crate.
+#![allow(missing_docs)]
+
 use criterion::{criterion_group, criterion_main, Criterion};
 use watertight_audit::sources::host::{parse_mountinfo, parse_status, scan, HostOptions};
 

@@ -9,30 +9,18 @@ use std::time::{Duration, Instant};
 use watertight_audit::sources::host::{scan, HostOptions};
 use watertight_audit::{audit_workloads, Finding, Severity};
 
-fn skip_reason() -> Option<String> {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let euid = status
-        .lines()
-        .find(|l| l.starts_with("Uid:"))
-        .and_then(|l| l.split_whitespace().nth(2).map(str::to_string));
-    if euid.as_deref() != Some("0") {
-        return Some("needs root (unshare of pid/net/mount namespaces)".into());
-    }
-    for tool in ["unshare", "setpriv", "mount", "umount"] {
-        let found = std::env::var_os("PATH")
-            .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).exists()))
-            .unwrap_or(false);
-        if !found {
-            return Some(format!("{tool} (util-linux) is not installed"));
-        }
-    }
-    None
-}
-
+/// Returns from the test unless it can run: root (a SKIP, or a failure with
+/// WATERTIGHT_REQUIRE_ROOT=1) and util-linux's tools (a SKIP, or a failure in CI).
 macro_rules! require_live {
     () => {
-        if let Some(reason) = skip_reason() {
-            eprintln!("SKIP: {reason}");
+        let test = watertight_testkit::this_test();
+        if !watertight_testkit::require_root(&test)
+            || !watertight_testkit::require_tools(
+                &test,
+                &["unshare", "setpriv", "mount", "umount"],
+                "util-linux",
+            )
+        {
             return;
         }
     };
@@ -358,9 +346,12 @@ fn a_confined_process_in_the_root_cgroup_is_reported() {
         };
         let procs = Path::new(&dir).join("cgroup.procs");
         if std::fs::write(&procs, p.target.to_string()).is_err() {
-            eprintln!(
-                "SKIP: cannot move a process into {} (no such hierarchy here)",
-                procs.display()
+            watertight_testkit::host_lacks(
+                &watertight_testkit::this_test(),
+                &format!(
+                    "cannot move a process into {} (no such hierarchy here)",
+                    procs.display()
+                ),
             );
             return;
         }

@@ -2,6 +2,9 @@
 //! destroy, and the same with a device allowlist through v1 files and through the BPF program.
 //! Needs root and a cgroup hierarchy; prints a reason and measures nothing otherwise.
 
+// criterion_group! defines an undocumented pub fn in this bench crate.
+#![allow(missing_docs)]
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 

@@ -17,8 +17,7 @@ use watertight_cgroups::{
 };
 
 fn host_layout(test: &str) -> Option<Layout> {
-    if !nix::unistd::Uid::effective().is_root() {
-        println!("SKIP {test}: needs root to create cgroups");
+    if !watertight_testkit::require_root(test) {
         return None;
     }
     match detect() {

@@ -29,20 +29,13 @@ fn audit_fixture(rel: &str) -> String {
         .to_string()
 }
 
+/// The upstream Pod Security fixtures in ../shared (a SKIP without them; a failure in CI).
 fn psa_dir() -> Option<PathBuf> {
-    let dir = Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/conformance/psa"
-    ));
-    if dir.join("MANIFEST.tsv").exists() {
-        Some(dir.to_path_buf())
-    } else {
-        eprintln!(
-            "SKIP: {} is absent (no shared/ beside this checkout)",
-            dir.display()
-        );
-        None
-    }
+    watertight_testkit::require_shared(
+        &watertight_testkit::this_test(),
+        "conformance/psa/MANIFEST.tsv",
+    )
+    .map(|manifest| manifest.parent().unwrap().to_path_buf())
 }
 
 #[test]
@@ -301,17 +294,9 @@ fn fleet_merges_node_reports_in_every_format() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a watertight JSON report"));
 }
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
-}
-
 #[test]
 fn host_audit_of_one_unshared_process() {
-    if !is_root() {
-        eprintln!("SKIP: needs root to unshare a network namespace");
+    if !watertight_testkit::require_root("host_audit_of_one_unshared_process") {
         return;
     }
     // A process with its own network namespace that shares everything else with this test.

@@ -8,17 +8,12 @@ fn watertight() -> Command {
     Command::new(env!("CARGO_BIN_EXE_watertight"))
 }
 
+/// The kernel CNA's published records in ../shared (a SKIP without them; a failure in CI).
 fn records() -> Option<PathBuf> {
-    let dir = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/kernel-vulns/cve/published"
-    ));
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!("SKIP: kernel CNA records absent at {}", dir.display());
-        None
-    }
+    watertight_testkit::require_shared(
+        &watertight_testkit::this_test(),
+        "kernel-vulns/cve/published",
+    )
 }
 
 fn run(args: &[&str]) -> Output {

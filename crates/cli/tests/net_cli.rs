@@ -6,32 +6,14 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 const BIN: &str = env!("CARGO_BIN_EXE_watertight");
 
-fn skip_reason() -> Option<&'static str> {
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| o.stdout == b"0\n")
-        .unwrap_or(false);
-    if !root {
-        return Some("needs root (network namespaces, nftables)");
-    }
-    let have = |t: &str| {
-        Command::new("sh")
-            .args(["-c", &format!("command -v {t}")])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false)
-    };
-    if !have("ip") || !have("nft") {
-        return Some("needs iproute2 and nftables (apt-get install iproute2 nftables)");
-    }
-    None
-}
-
+/// Returns from the test unless it can run: root (a SKIP, or a failure with
+/// WATERTIGHT_REQUIRE_ROOT=1), and ip and nft (a SKIP, or a failure in CI).
 macro_rules! skip_unless_able {
     () => {
-        if let Some(reason) = skip_reason() {
-            eprintln!("SKIP: {reason}");
+        let test = watertight_testkit::this_test();
+        if !watertight_testkit::require_root(&test)
+            || !watertight_testkit::require_tools(&test, &["ip", "nft"], "iproute2 nftables")
+        {
             return;
         }
     };
@@ -318,13 +300,11 @@ fn static_neighbours_are_permanent() {
 #[test]
 fn non_root_is_told_to_use_root() {
     skip_unless_able!();
-    let have_setpriv = Command::new("sh")
-        .args(["-c", "command -v setpriv"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !have_setpriv {
-        eprintln!("SKIP: setpriv (util-linux) missing");
+    if !watertight_testkit::require_tools(
+        "non_root_is_told_to_use_root",
+        &["setpriv"],
+        "util-linux",
+    ) {
         return;
     }
     let lab = Lab::new();
@@ -351,7 +331,10 @@ fn non_root_is_told_to_use_root() {
         .output()
         .unwrap();
     if stderr(&out).contains("Permission denied") && !stderr(&out).starts_with("watertight") {
-        eprintln!("SKIP: the test binary is not readable by uid 65534");
+        watertight_testkit::host_lacks(
+            "non_root_is_told_to_use_root",
+            "the watertight binary is not readable by uid 65534 (a checkout under a private directory)",
+        );
         return;
     }
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));

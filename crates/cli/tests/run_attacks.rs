@@ -5,7 +5,7 @@ use common::*;
 
 #[test]
 fn dangerous_syscalls_are_refused() {
-    if !can_run("dangerous_syscalls_are_refused") {
+    if !require_root("dangerous_syscalls_are_refused") {
         return;
     }
     let names = [
@@ -69,7 +69,7 @@ fn dangerous_syscalls_are_refused() {
 
 #[test]
 fn clone3_reports_enosys_so_libc_falls_back() {
-    if !can_run("clone3_reports_enosys") {
+    if !require_root("clone3_reports_enosys") {
         return;
     }
     let o = attack("clone3", "", &[]);
@@ -82,7 +82,7 @@ fn clone3_reports_enosys_so_libc_falls_back() {
 
 #[test]
 fn kernel_interfaces_in_proc_are_closed() {
-    if !can_run("kernel_interfaces_in_proc_are_closed") {
+    if !require_root("kernel_interfaces_in_proc_are_closed") {
         return;
     }
     for (name, arg) in [
@@ -101,7 +101,7 @@ fn kernel_interfaces_in_proc_are_closed() {
 
 #[test]
 fn no_block_devices_reachable() {
-    if !can_run("no_block_devices_reachable") {
+    if !require_root("no_block_devices_reachable") {
         return;
     }
     for dev in [
@@ -118,7 +118,7 @@ fn no_block_devices_reachable() {
 
 #[test]
 fn host_processes_are_invisible() {
-    if !can_run("host_processes_are_invisible") {
+    if !require_root("host_processes_are_invisible") {
         return;
     }
     // pid 1 (watertight's reaper) and the attack program itself.
@@ -127,7 +127,7 @@ fn host_processes_are_invisible() {
 
 #[test]
 fn reaper_memory_is_closed_to_the_program() {
-    if !can_run("reaper_memory_is_closed_to_the_program") {
+    if !require_root("reaper_memory_is_closed_to_the_program") {
         return;
     }
     // pid 1 reports the program's exit status; a program that could write its memory could
@@ -143,7 +143,7 @@ fn reaper_memory_is_closed_to_the_program() {
 
 #[test]
 fn host_loopback_tcp_is_unreachable() {
-    if !can_run("host_loopback_tcp_is_unreachable") {
+    if !require_root("host_loopback_tcp_is_unreachable") {
         return;
     }
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -153,7 +153,7 @@ fn host_loopback_tcp_is_unreachable() {
 
 #[test]
 fn host_abstract_unix_socket_is_unreachable() {
-    if !can_run("host_abstract_unix_socket_is_unreachable") {
+    if !require_root("host_abstract_unix_socket_is_unreachable") {
         return;
     }
     use std::os::linux::net::SocketAddrExt;
@@ -165,7 +165,7 @@ fn host_abstract_unix_socket_is_unreachable() {
 
 #[test]
 fn host_secrets_are_hidden() {
-    if !can_run("host_secrets_are_hidden") {
+    if !require_root("host_secrets_are_hidden") {
         return;
     }
     if std::path::Path::new("/etc/shadow").exists() {
@@ -175,7 +175,7 @@ fn host_secrets_are_hidden() {
 
 #[test]
 fn hidden_directories_are_empty_and_read_only() {
-    if !can_run("hidden_directories_are_empty_and_read_only") {
+    if !require_root("hidden_directories_are_empty_and_read_only") {
         return;
     }
     // The built-in profile hides these; each shows as an empty directory nothing can be
@@ -202,7 +202,7 @@ fn hidden_directories_are_empty_and_read_only() {
 
 #[test]
 fn root_is_read_only() {
-    if !can_run("root_is_read_only") {
+    if !require_root("root_is_read_only") {
         return;
     }
     for target in [
@@ -220,7 +220,7 @@ fn root_is_read_only() {
 
 #[test]
 fn rootfs_is_read_only_and_host_dir_unchanged() {
-    if !can_run("rootfs_is_read_only") {
+    if !require_root("rootfs_is_read_only") {
         return;
     }
     let root = tempfile::tempdir().unwrap();
@@ -270,7 +270,7 @@ fn rootfs_is_read_only_and_host_dir_unchanged() {
 
 #[test]
 fn inherited_descriptors_are_closed() {
-    if !can_run("inherited_descriptors_are_closed") {
+    if !require_root("inherited_descriptors_are_closed") {
         return;
     }
     let script = format!(
@@ -287,7 +287,7 @@ fn inherited_descriptors_are_closed() {
 
 #[test]
 fn privileges_are_gone() {
-    if !can_run("privileges_are_gone") {
+    if !require_root("privileges_are_gone") {
         return;
     }
     let o = sh(
@@ -307,7 +307,7 @@ fn privileges_are_gone() {
 
 #[test]
 fn program_starts_with_default_signal_actions() {
-    if !can_run("program_starts_with_default_signal_actions") {
+    if !require_root("program_starts_with_default_signal_actions") {
         return;
     }
     // Found by hand: the supervisor (Rust) ignores SIGPIPE, and the program inherited that, so
@@ -320,7 +320,7 @@ fn program_starts_with_default_signal_actions() {
 
 #[test]
 fn sandbox_uid_is_not_host_root() {
-    if !can_run("sandbox_uid_is_not_host_root") {
+    if !require_root("sandbox_uid_is_not_host_root") {
         return;
     }
     let o = sh("cat /proc/self/uid_map", &[]);
@@ -335,7 +335,7 @@ fn sandbox_uid_is_not_host_root() {
 
 #[test]
 fn violation_kill_mode_reports_sv() {
-    if !can_run("violation_kill_mode_reports_sv") {
+    if !require_root("violation_kill_mode_reports_sv") {
         return;
     }
     let dir = attack_dir();
@@ -352,7 +352,7 @@ fn violation_kill_mode_reports_sv() {
 
 #[test]
 fn concurrent_sandboxes_never_share_a_host_uid() {
-    if !can_run("concurrent_sandboxes_never_share_a_host_uid") {
+    if !require_root("concurrent_sandboxes_never_share_a_host_uid") {
         return;
     }
     // Each sandbox holds its slot while it sleeps, so all eight overlap.

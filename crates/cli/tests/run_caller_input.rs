@@ -16,13 +16,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Output;
 
-/// A world-readable temporary directory (the sandbox's unmapped uid must be able to use it).
-fn open_tempdir() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    dir
-}
-
 fn secret_flag(name: &str, file: &Path) -> OsString {
     let mut s = OsString::from(format!("--secret={name}="));
     s.push(file);
@@ -52,10 +45,10 @@ fn assert_refused(o: &Output, needles: &[&str]) {
 
 #[test]
 fn secret_is_never_read_through_a_symlink() {
-    if !can_run("secret_is_never_read_through_a_symlink") {
+    if !require_root("secret_is_never_read_through_a_symlink") {
         return;
     }
-    let dir = open_tempdir();
+    let dir = world_readable_tempdir();
     // A root-only host file, and a submitter's directory with links to it.
     let private = dir.path().join("private");
     std::fs::write(&private, "ROOT-ONLY").unwrap();
@@ -79,10 +72,10 @@ fn secret_is_never_read_through_a_symlink() {
 
 #[test]
 fn secret_must_be_a_regular_file() {
-    if !can_run("secret_must_be_a_regular_file") {
+    if !require_root("secret_must_be_a_regular_file") {
         return;
     }
-    let dir = open_tempdir();
+    let dir = world_readable_tempdir();
     let o = cat_secret("k", &[secret_flag("k", Path::new("/dev/null"))]);
     assert_refused(
         &o,
@@ -98,10 +91,10 @@ fn secret_must_be_a_regular_file() {
 
 #[test]
 fn secret_size_is_limited_and_the_limit_can_be_raised() {
-    if !can_run("secret_size_is_limited_and_the_limit_can_be_raised") {
+    if !require_root("secret_size_is_limited_and_the_limit_can_be_raised") {
         return;
     }
-    let dir = open_tempdir();
+    let dir = world_readable_tempdir();
     let big = dir.path().join("big");
     std::fs::write(&big, vec![b'x'; 2 << 20]).unwrap();
     let o = cat_secret("big", &[secret_flag("big", &big)]);
@@ -127,7 +120,7 @@ const HEX_OF_ARG: &str = "printf %s \"$1\" | od -An -tx1 | tr -d ' \\n'";
 
 #[test]
 fn non_utf8_argument_reaches_the_program() {
-    if !can_run("non_utf8_argument_reaches_the_program") {
+    if !require_root("non_utf8_argument_reaches_the_program") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -148,7 +141,7 @@ fn non_utf8_argument_reaches_the_program() {
 
 #[test]
 fn non_utf8_environment_reaches_the_program() {
-    if !can_run("non_utf8_environment_reaches_the_program") {
+    if !require_root("non_utf8_environment_reaches_the_program") {
         return;
     }
     // --env K=V, and TERM, which the default profile passes through from the caller.
@@ -170,10 +163,10 @@ fn non_utf8_environment_reaches_the_program() {
 
 #[test]
 fn non_utf8_paths_work() {
-    if !can_run("non_utf8_paths_work") {
+    if !require_root("non_utf8_paths_work") {
         return;
     }
-    let dir = open_tempdir();
+    let dir = world_readable_tempdir();
     let p = |name: &[u8]| dir.path().join(OsStr::from_bytes(name));
     let src = p(b"src\xff");
     std::fs::create_dir(&src).unwrap();
@@ -212,10 +205,10 @@ fn non_utf8_paths_work() {
 
 #[test]
 fn non_utf8_path_a_profile_cannot_hold_is_refused_with_a_message() {
-    if !can_run("non_utf8_path_a_profile_cannot_hold_is_refused_with_a_message") {
+    if !require_root("non_utf8_path_a_profile_cannot_hold_is_refused_with_a_message") {
         return;
     }
-    let dir = open_tempdir();
+    let dir = world_readable_tempdir();
     let rootfs = dir.path().join(OsStr::from_bytes(b"root\xff"));
     std::fs::create_dir(&rootfs).unwrap();
     let mut flag = OsString::from("--rootfs=");
@@ -231,7 +224,7 @@ fn non_utf8_path_a_profile_cannot_hold_is_refused_with_a_message() {
 
 #[test]
 fn command_name_cannot_inject_lines_or_escape_codes() {
-    if !can_run("command_name_cannot_inject_lines_or_escape_codes") {
+    if !require_root("command_name_cannot_inject_lines_or_escape_codes") {
         return;
     }
     let name = "/submissions/a.out\n\x1b[32mwatertight: OK exit=0\x1b[0m";
@@ -247,7 +240,7 @@ fn command_name_cannot_inject_lines_or_escape_codes() {
 
 #[test]
 fn caller_paths_in_errors_are_escaped() {
-    if !can_run("caller_paths_in_errors_are_escaped") {
+    if !require_root("caller_paths_in_errors_are_escaped") {
         return;
     }
     let o = watertight()
@@ -280,7 +273,7 @@ fn rejected_flag_values_are_escaped() {
 
 #[test]
 fn non_utf8_syscall_strings_keep_their_bytes_in_events() {
-    if !can_run("non_utf8_syscall_strings_keep_their_bytes_in_events") {
+    if !require_root("non_utf8_syscall_strings_keep_their_bytes_in_events") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -165,7 +165,7 @@ fn assert_aggregated(events: &[Value], eperm: u64) {
 /// bounds, every event was kept in memory and written in full: tens of MiB within seconds).
 #[test]
 fn a_violation_flood_is_counted_exactly_in_bounded_memory_and_file() {
-    if !can_run("a_violation_flood_is_counted_exactly_in_bounded_memory_and_file") {
+    if !require_root("a_violation_flood_is_counted_exactly_in_bounded_memory_and_file") {
         return;
     }
     // The same run without the flood: what the supervisor needs anyway.
@@ -207,7 +207,7 @@ fn a_violation_flood_is_counted_exactly_in_bounded_memory_and_file() {
 /// default is 1000.
 #[test]
 fn max_violations_ends_a_flood_with_sv() {
-    if !can_run("max_violations_ends_a_flood_with_sv") {
+    if !require_root("max_violations_ends_a_flood_with_sv") {
         return;
     }
     for (flags, n) in [(&["--max-violations=25"][..], 25u64), (&[][..], 1000)] {
@@ -259,7 +259,7 @@ fn max_violations_ends_a_flood_with_sv() {
 /// verdict's counts stay exact.
 #[test]
 fn the_events_file_is_capped_with_a_truncation_event() {
-    if !can_run("the_events_file_is_capped_with_a_truncation_event") {
+    if !require_root("the_events_file_is_capped_with_a_truncation_event") {
         return;
     }
     let f = flood("2", &["--max-violations=0", "--events-limit=4K"]);
@@ -303,7 +303,7 @@ fn flood_to(target: &Path) -> std::process::Output {
 /// the counts included.
 #[test]
 fn events_go_to_stdout_and_a_fifo() {
-    if !can_run("events_go_to_stdout_and_a_fifo") {
+    if !require_root("events_go_to_stdout_and_a_fifo") {
         return;
     }
     let o = flood_to(Path::new("/dev/stdout"));

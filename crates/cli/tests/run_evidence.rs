@@ -146,7 +146,7 @@ const MIB: u64 = 1 << 20;
 
 #[test]
 fn hard_links_and_sparse_files_do_not_amplify_the_bundle() {
-    if !can_run("amplification") {
+    if !require_root("amplification") {
         return;
     }
     // 1 MiB of data hard-linked 16 times and 16 files of 60 MiB holding 8 KiB of data each:
@@ -225,7 +225,7 @@ fn hard_links_and_sparse_files_do_not_amplify_the_bundle() {
 
 #[test]
 fn evidence_beyond_the_budget_is_cut_marked_and_still_verifies() {
-    if !can_run("evidence_budget") {
+    if !require_root("evidence_budget") {
         return;
     }
     // 12 MiB of incompressible data against a 6 MiB budget.
@@ -299,7 +299,7 @@ fn evidence_beyond_the_budget_is_cut_marked_and_still_verifies() {
 
 #[test]
 fn show_escapes_everything_the_sandbox_planted() {
-    if !can_run("evidence_lies") {
+    if !require_root("evidence_lies") {
         return;
     }
     let f = forensic(&[], &["lies"]);
@@ -377,7 +377,7 @@ fn show_escapes_everything_the_sandbox_planted() {
 
 #[test]
 fn writable_root_files_outside_tmp_are_in_the_bundle() {
-    if !can_run("evidence_writable_root") {
+    if !require_root("evidence_writable_root") {
         return;
     }
     // A root directory with only the static attack program: everything the program writes
@@ -421,7 +421,7 @@ fn writable_root_files_outside_tmp_are_in_the_bundle() {
 
 #[test]
 fn huge_proc_maps_are_capped_not_copied_whole() {
-    if !can_run("evidence_maps") {
+    if !require_root("evidence_maps") {
         return;
     }
     // Two tasks with 60 000 mappings of a file at a ~3 900-byte path: a maps file of ~240 MB

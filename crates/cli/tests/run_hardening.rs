@@ -11,7 +11,7 @@ use common::*;
 /// Deny mode lost within a few tries.
 #[test]
 fn notification_race_cannot_stack_a_listener_in_deny_mode() {
-    if !can_run("notification_race_cannot_stack_a_listener_in_deny_mode") {
+    if !require_root("notification_race_cannot_stack_a_listener_in_deny_mode") {
         return;
     }
     let o = attack("notify_race", "3", &["--on-violation=deny"]);
@@ -35,7 +35,7 @@ fn notification_race_cannot_stack_a_listener_in_deny_mode() {
 /// as a security violation, none with the program reporting an escape.
 #[test]
 fn notification_race_never_escapes_kill_mode() {
-    if !can_run("notification_race_never_escapes_kill_mode") {
+    if !require_root("notification_race_never_escapes_kill_mode") {
         return;
     }
     for run in 0..20 {
@@ -53,7 +53,7 @@ fn notification_race_never_escapes_kill_mode() {
 /// the freezer from ever reaching FROZEN), and a withdrawn notification still counts.
 #[test]
 fn notification_race_never_escapes_forensic_mode() {
-    if !can_run("notification_race_never_escapes_forensic_mode") {
+    if !require_root("notification_race_never_escapes_forensic_mode") {
         return;
     }
     let scratch = tempfile::tempdir().unwrap();
@@ -87,7 +87,7 @@ fn notification_race_never_escapes_forensic_mode() {
 /// and leave every other sandbox and host process with EAGAIN. io_setup answers ENOSYS.
 #[test]
 fn aio_contexts_are_refused() {
-    if !can_run("aio_contexts_are_refused") {
+    if !require_root("aio_contexts_are_refused") {
         return;
     }
     let o = attack("io_setup", "", &[]);
@@ -104,7 +104,7 @@ fn aio_contexts_are_refused() {
 /// kill of any task in the sandbox is ML.
 #[test]
 fn oom_kill_of_the_reaper_is_ml() {
-    if !can_run("oom_kill_of_the_reaper_is_ml") {
+    if !require_root("oom_kill_of_the_reaper_is_ml") {
         return;
     }
     let (o, v) = run_with_result(
@@ -123,7 +123,7 @@ fn oom_kill_of_the_reaper_is_ml() {
 /// itself: a self-sent SIGXCPU or SIGXFSZ is SG.
 #[test]
 fn self_raised_limit_signals_are_not_limit_verdicts() {
-    if !can_run("self_raised_limit_signals_are_not_limit_verdicts") {
+    if !require_root("self_raised_limit_signals_are_not_limit_verdicts") {
         return;
     }
     for (sig, name) in [(24, "SIGXCPU"), (25, "SIGXFSZ")] {
@@ -142,7 +142,7 @@ fn self_raised_limit_signals_are_not_limit_verdicts() {
 /// A real CPU-time overrun is still TO (the supervisor's measurement, not the signal).
 #[test]
 fn a_real_cpu_overrun_is_still_to() {
-    if !can_run("a_real_cpu_overrun_is_still_to") {
+    if !require_root("a_real_cpu_overrun_is_still_to") {
         return;
     }
     let (_, v) = run_with_result(
@@ -159,7 +159,7 @@ fn a_real_cpu_overrun_is_still_to() {
 /// --exit-codes verdict no exit of the program can produce a code of a sandbox decision.
 #[test]
 fn verdict_exit_codes_cannot_be_forged_by_the_program() {
-    if !can_run("verdict_exit_codes_cannot_be_forged_by_the_program") {
+    if !require_root("verdict_exit_codes_cannot_be_forged_by_the_program") {
         return;
     }
     let bind = format!("--bind-ro={}:/attack", attack_dir().display());
@@ -188,7 +188,7 @@ fn verdict_exit_codes_cannot_be_forged_by_the_program() {
 /// program could choose whom the host's audit log blames. pid 1 fixes it before the program runs.
 #[test]
 fn login_uid_cannot_be_chosen_by_the_program() {
-    if !can_run("login_uid_cannot_be_chosen_by_the_program") {
+    if !require_root("login_uid_cannot_be_chosen_by_the_program") {
         return;
     }
     // The sandbox inherits this test's login uid. Unset (a process under an init system, as
@@ -215,7 +215,7 @@ fn login_uid_cannot_be_chosen_by_the_program() {
 /// a fingerprint of the host.
 #[test]
 fn host_wide_views_are_masked() {
-    if !can_run("host_wide_views_are_masked") {
+    if !require_root("host_wide_views_are_masked") {
         return;
     }
     let files = [
@@ -254,7 +254,7 @@ fn host_wide_views_are_masked() {
 /// `max=`.
 #[test]
 fn ptys_are_bounded_per_sandbox() {
-    if !can_run("ptys_are_bounded_per_sandbox") {
+    if !require_root("ptys_are_bounded_per_sandbox") {
         return;
     }
     let o = attack("ptys", "64", &[]);
@@ -265,8 +265,7 @@ fn ptys_are_bounded_per_sandbox() {
 /// socket that accepts connections from anyone.
 fn dir_with_host_socket() -> (tempfile::TempDir, std::os::unix::net::UnixListener) {
     use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = world_readable_tempdir();
     let sock = dir.path().join("host.sock");
     let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
     std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o777)).unwrap();
@@ -288,7 +287,7 @@ fn attack_in(dir: &std::path::Path, name: &str, arg: &str, flags: &[&str]) -> st
 /// it was reachable despite the network namespace (a read-only bind does not stop connect()).
 #[test]
 fn host_socket_in_the_working_directory_is_unreachable() {
-    if !can_run("host_socket_in_the_working_directory_is_unreachable") {
+    if !require_root("host_socket_in_the_working_directory_is_unreachable") {
         return;
     }
     let (dir, _listener) = dir_with_host_socket();
@@ -310,12 +309,11 @@ fn host_socket_in_the_working_directory_is_unreachable() {
 /// as unreachable.
 #[test]
 fn host_socket_created_after_the_start_is_unreachable() {
-    if !can_run("host_socket_created_after_the_start_is_unreachable") {
+    if !require_root("host_socket_created_after_the_start_is_unreachable") {
         return;
     }
     use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = world_readable_tempdir();
     let sock = dir.path().join("late.sock");
     let child = watertight()
         .current_dir(dir.path())
@@ -337,7 +335,7 @@ fn host_socket_created_after_the_start_is_unreachable() {
 /// A writable bind cannot be idmapped without losing its writes: its sockets are masked.
 #[test]
 fn host_socket_in_a_writable_bind_is_unreachable() {
-    if !can_run("host_socket_in_a_writable_bind_is_unreachable") {
+    if !require_root("host_socket_in_a_writable_bind_is_unreachable") {
         return;
     }
     let (dir, _listener) = dir_with_host_socket();
@@ -356,7 +354,7 @@ fn host_socket_in_a_writable_bind_is_unreachable() {
 /// host uid, a sandbox exhausts only its own.
 #[test]
 fn per_user_kernel_counts_are_the_sandboxs_own() {
-    if !can_run("per_user_kernel_counts_are_the_sandboxs_own") {
+    if !require_root("per_user_kernel_counts_are_the_sandboxs_own") {
         return;
     }
     use std::io::BufRead;
@@ -408,17 +406,20 @@ fn per_user_kernel_counts_are_the_sandboxs_own() {
 /// its entries before it takes the sandbox's uid.
 #[test]
 fn rootfs_under_a_root_only_directory_runs() {
-    if !can_run("rootfs_under_a_root_only_directory_runs") {
+    if !require_root("rootfs_under_a_root_only_directory_runs") {
         return;
     }
-    let Some(busybox) = ["/bin/busybox", "/usr/bin/busybox"]
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
         .into_iter()
-        .find(|p| std::path::Path::new(p).exists())
-    else {
-        eprintln!("skipping rootfs_under_a_root_only_directory_runs: no busybox (busybox-static)");
+        .find(|p| std::path::Path::new(p).exists());
+    let missing = busybox
+        .is_none()
+        .then(|| "needs busybox (apt-get install busybox-static)".into());
+    if !require("rootfs_under_a_root_only_directory_runs", missing) {
         return;
-    };
-    let dir = tempfile::tempdir().unwrap(); // 0700, root's
+    }
+    let busybox = busybox.unwrap();
+    let dir = tempfile::tempdir().unwrap();
     let rootfs = dir.path().join("rootfs");
     std::fs::create_dir_all(rootfs.join("bin")).unwrap();
     std::fs::copy(busybox, rootfs.join("bin/busybox")).unwrap();

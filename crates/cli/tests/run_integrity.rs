@@ -6,7 +6,6 @@ mod common;
 use common::*;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 struct Tree {
     dir: tempfile::TempDir,
@@ -26,14 +25,7 @@ fn signed_tree() -> Tree {
     let root = dir.path().join("rootfs");
     std::fs::create_dir_all(root.join("bin")).unwrap();
     copy(&attack_dir().join("attack"), &root.join("bin/attack"));
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/attacks/attack.c");
-    let o = Command::new("cc")
-        .args(["-O1", "-o"])
-        .arg(root.join("bin/attack-dyn"))
-        .arg(&src)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    watertight_testkit::compile_c(&attack_source("attack"), &root.join("bin/attack-dyn"), &[]);
     copy(
         Path::new("/lib64/ld-linux-x86-64.so.2"),
         &root.join("lib64/ld-linux-x86-64.so.2"),
@@ -80,28 +72,16 @@ fn run_verified(
     run_with_result(&flags, cmd)
 }
 
-fn integrity_available() -> bool {
-    let o = watertight()
-        .args(["manifest", "probe", "--json"])
-        .output()
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
-    let on = |name: &str| {
-        v["layers"].as_array().is_some_and(|ls| {
-            ls.iter()
-                .any(|l| l["layer"] == name && l["available"] == true)
-        })
-    };
-    on("landlock") && on("bpf_exec_gate") && on("memfd_noexec")
-}
-
 #[test]
 fn verified_rootfs_runs_and_bypasses_are_refused() {
-    if !can_run("verified_rootfs_runs") {
+    if !require_root("verified_rootfs_runs") {
         return;
     }
     if !integrity_available() {
-        eprintln!("skipping: this kernel lacks Landlock, the BPF exec gate or vm.memfd_noexec");
+        watertight_testkit::host_lacks(
+            &watertight_testkit::this_test(),
+            "this kernel lacks Landlock, the BPF exec gate or vm.memfd_noexec",
+        );
         return;
     }
     let t = signed_tree();
@@ -131,11 +111,14 @@ fn verified_rootfs_runs_and_bypasses_are_refused() {
 
 #[test]
 fn unverified_binary_bound_into_a_verified_dir_is_killed_by_the_gate() {
-    if !can_run("unverified_binary_is_killed") {
+    if !require_root("unverified_binary_is_killed") {
         return;
     }
     if !integrity_available() {
-        eprintln!("skipping: this kernel lacks Landlock, the BPF exec gate or vm.memfd_noexec");
+        watertight_testkit::host_lacks(
+            &watertight_testkit::this_test(),
+            "this kernel lacks Landlock, the BPF exec gate or vm.memfd_noexec",
+        );
         return;
     }
     let t = signed_tree();
@@ -160,7 +143,7 @@ fn unverified_binary_bound_into_a_verified_dir_is_killed_by_the_gate() {
 
 #[test]
 fn tampered_rootfs_is_refused_naming_the_file() {
-    if !can_run("tampered_rootfs_is_refused") {
+    if !require_root("tampered_rootfs_is_refused") {
         return;
     }
     let t = signed_tree();
@@ -195,7 +178,7 @@ fn tampered_rootfs_is_refused_naming_the_file() {
 
 #[test]
 fn integrity_needs_a_read_only_rootfs() {
-    if !can_run("integrity_needs_a_rootfs") {
+    if !require_root("integrity_needs_a_rootfs") {
         return;
     }
     let t = signed_tree();

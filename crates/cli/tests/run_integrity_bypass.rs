@@ -8,7 +8,6 @@ mod common;
 use common::*;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 struct Tree {
     dir: tempfile::TempDir,
@@ -24,16 +23,8 @@ impl Tree {
 
 /// Compiles the attack program statically to `out`, with `defines` (-D...).
 fn build_attack(out: &Path, defines: &[&str]) {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/attacks/integrity_bypass.c");
-    let o = Command::new("cc")
-        .args(["-O1", "-static"])
-        .args(defines)
-        .arg("-o")
-        .arg(out)
-        .arg(&src)
-        .output()
-        .expect("a C compiler (cc) is needed to build the attack program");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let flags: Vec<&str> = ["-static"].iter().chain(defines).copied().collect();
+    watertight_testkit::compile_c(&attack_source("integrity_bypass"), out, &flags);
 }
 
 /// A rootfs of two verified copies of the attack program (/bin/ib, /bin/victim), signed with a
@@ -76,28 +67,14 @@ fn integrity_flags(t: &Tree, events: &Path) -> Vec<String> {
     ]
 }
 
-fn integrity_available() -> bool {
-    let o = watertight()
-        .args(["manifest", "probe", "--json"])
-        .output()
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
-    let on = |name: &str| {
-        v["layers"].as_array().is_some_and(|ls| {
-            ls.iter()
-                .any(|l| l["layer"] == name && l["available"] == true)
-        })
-    };
-    on("landlock") && on("bpf_exec_gate") && on("memfd_noexec")
-}
-
 fn ready(test: &str) -> bool {
-    if !can_run(test) {
+    if !require_root(test) {
         return false;
     }
     if !integrity_available() {
-        eprintln!(
-            "skipping {test}: this kernel lacks Landlock, the BPF exec gate or vm.memfd_noexec"
+        watertight_testkit::host_lacks(
+            test,
+            "this kernel lacks Landlock, the BPF exec gate or vm.memfd_noexec",
         );
         return false;
     }

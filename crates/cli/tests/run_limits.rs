@@ -9,7 +9,7 @@ fn attack_flags() -> String {
 
 #[test]
 fn fork_bomb_is_stopped_by_pids_limit() {
-    if !can_run("fork_bomb_is_stopped_by_pids_limit") {
+    if !require_root("fork_bomb_is_stopped_by_pids_limit") {
         return;
     }
     let o = attack("forkbomb", "", &["--pids-limit=32", "--wall-time-limit=20"]);
@@ -25,7 +25,7 @@ fn fork_bomb_is_stopped_by_pids_limit() {
 
 #[test]
 fn endless_shell_fork_bomb_times_out() {
-    if !can_run("endless_shell_fork_bomb_times_out") {
+    if !require_root("endless_shell_fork_bomb_times_out") {
         return;
     }
     let (o, v) = run_with_result(
@@ -38,7 +38,7 @@ fn endless_shell_fork_bomb_times_out() {
 
 #[test]
 fn memory_hog_gets_ml() {
-    if !can_run("memory_hog_gets_ml") {
+    if !require_root("memory_hog_gets_ml") {
         return;
     }
     let (o, v) = run_with_result(
@@ -52,7 +52,7 @@ fn memory_hog_gets_ml() {
 
 #[test]
 fn sleeper_gets_to_within_wall_limit() {
-    if !can_run("sleeper_gets_to_within_wall_limit") {
+    if !require_root("sleeper_gets_to_within_wall_limit") {
         return;
     }
     let (o, v) = run_with_result(&["--wall-time-limit=1"], &["/bin/sleep", "30"]);
@@ -64,7 +64,7 @@ fn sleeper_gets_to_within_wall_limit() {
 
 #[test]
 fn spinner_gets_to_on_cpu_limit() {
-    if !can_run("spinner_gets_to_on_cpu_limit") {
+    if !require_root("spinner_gets_to_on_cpu_limit") {
         return;
     }
     let (_, v) = run_with_result(
@@ -77,7 +77,7 @@ fn spinner_gets_to_on_cpu_limit() {
 
 #[test]
 fn output_flood_gets_ol() {
-    if !can_run("output_flood_gets_ol") {
+    if !require_root("output_flood_gets_ol") {
         return;
     }
     let (o, v) = run_with_result(
@@ -99,7 +99,7 @@ fn output_flood_gets_ol() {
 
 #[test]
 fn exit_codes_and_signals_pass_through() {
-    if !can_run("exit_codes_and_signals_pass_through") {
+    if !require_root("exit_codes_and_signals_pass_through") {
         return;
     }
     let (o, v) = run_with_result(&[], &["/bin/sh", "-c", "exit 3"]);
@@ -134,7 +134,7 @@ fn exit_codes_and_signals_pass_through() {
 
 #[test]
 fn missing_command_is_127() {
-    if !can_run("missing_command_is_127") {
+    if !require_root("missing_command_is_127") {
         return;
     }
     let o = sh("", &[]);
@@ -149,7 +149,7 @@ fn missing_command_is_127() {
 
 #[test]
 fn bad_input_is_one_line_exit_125_and_leaves_nothing() {
-    if !can_run("bad_input_is_one_line_exit_125") {
+    if !require_root("bad_input_is_one_line_exit_125") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -195,7 +195,13 @@ fn bad_input_is_one_line_exit_125_and_leaves_nothing() {
 
 #[test]
 fn non_root_caller_gets_a_clear_error() {
-    if !can_run("non_root_caller_gets_a_clear_error") {
+    if !require_root("non_root_caller_gets_a_clear_error")
+        || !require_tools(
+            "non_root_caller_gets_a_clear_error",
+            &["setpriv"],
+            "util-linux",
+        )
+    {
         return;
     }
     let o = std::process::Command::new("setpriv")
@@ -208,18 +214,15 @@ fn non_root_caller_gets_a_clear_error() {
             "--",
             "/bin/true",
         ])
-        .output();
-    let Ok(o) = o else {
-        eprintln!("skipping: setpriv (util-linux) not available");
-        return;
-    };
+        .output()
+        .expect("setpriv runs");
     assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
     assert!(stderr(&o).contains("needs root"), "{}", stderr(&o));
 }
 
 #[test]
 fn working_directory_under_a_private_directory_is_shown() {
-    if !can_run("working_directory_under_a_private_directory") {
+    if !require_root("working_directory_under_a_private_directory") {
         return;
     }
     // Like a checkout under /root (mode 0700): the sandbox's own uid could not look it up, so
@@ -243,7 +246,7 @@ fn working_directory_under_a_private_directory_is_shown() {
 
 #[test]
 fn a_failed_setup_step_is_xx_with_its_stage() {
-    if !can_run("a_failed_setup_step_is_xx_with_its_stage") {
+    if !require_root("a_failed_setup_step_is_xx_with_its_stage") {
         return;
     }
     // RLIMIT_NOFILE above fs.nr_open: setrlimit fails in the program's last steps before execve.

@@ -26,11 +26,13 @@ fn ip(args: &[&str]) {
 
 #[test]
 fn sandbox_reaches_its_bridge_and_has_static_neighbours() {
-    if !can_run("sandbox_reaches_its_bridge") {
-        return;
-    }
-    if Command::new("nft").arg("--version").output().is_err() {
-        eprintln!("skipping: nft (nftables) is not installed");
+    if !require_root("sandbox_reaches_its_bridge")
+        || !require_tools(
+            "sandbox_reaches_its_bridge",
+            &["nft", "ip"],
+            "nftables iproute2",
+        )
+    {
         return;
     }
     let ns = Netns(format!("wt-run-{}", std::process::id()));
@@ -76,7 +78,7 @@ fn sandbox_reaches_its_bridge_and_has_static_neighbours() {
 
 #[test]
 fn network_flags_are_checked() {
-    if !can_run("network_flags_are_checked") {
+    if !require_root("network_flags_are_checked") {
         return;
     }
     for (flags, needle) in [

@@ -59,7 +59,7 @@ fn our_descendants() -> usize {
 
 #[test]
 fn a_thousand_sandboxes_leave_nothing_behind() {
-    if !can_run("a_thousand_sandboxes_leave_nothing_behind") {
+    if !require_root("a_thousand_sandboxes_leave_nothing_behind") {
         return;
     }
     let (cg0, mounts0, procs0) = (

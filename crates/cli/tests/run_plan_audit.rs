@@ -51,7 +51,7 @@ fn plan_findings(id: &str) -> Vec<serde_json::Value> {
 
 #[test]
 fn audit_host_measures_what_the_plan_says() {
-    if !can_run("audit_host_measures_what_the_plan_says") {
+    if !require_root("audit_host_measures_what_the_plan_says") {
         return;
     }
     let scratch = tempfile::tempdir().unwrap();

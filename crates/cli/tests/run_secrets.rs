@@ -10,7 +10,7 @@ use std::process::Command;
 
 #[test]
 fn secret_is_readable_inside_and_read_only() {
-    if !can_run("secret_is_readable_inside_and_read_only") {
+    if !require_root("secret_is_readable_inside_and_read_only") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -38,7 +38,7 @@ impl Drop for SharedBind {
 
 #[test]
 fn secret_never_propagates_through_a_shared_bind() {
-    if !can_run("secret_never_propagates_through_a_shared_bind") {
+    if !require_root("secret_never_propagates_through_a_shared_bind") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

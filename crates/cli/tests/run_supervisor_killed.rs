@@ -23,7 +23,7 @@ fn sandbox_pid1_of(supervisor: u32) -> Option<u32> {
 
 #[test]
 fn killed_supervisor_leaves_nothing_after_the_next_run() {
-    if !can_run("killed_supervisor_leaves_nothing") {
+    if !require_root("killed_supervisor_leaves_nothing") {
         return;
     }
     let mut child = watertight()

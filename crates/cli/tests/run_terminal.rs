@@ -187,7 +187,7 @@ fn run_tty_attack(escapes: Option<&str>) -> (Terminal, String, Option<i32>, Stri
 
 #[test]
 fn the_program_cannot_change_the_callers_terminal_and_escapes_are_stripped() {
-    if !can_run("the_program_cannot_change_the_callers_terminal_and_escapes_are_stripped") {
+    if !require_root("the_program_cannot_change_the_callers_terminal_and_escapes_are_stripped") {
         return;
     }
     let (_t, _, code, shown) = run_tty_attack(None);
@@ -212,7 +212,7 @@ fn the_program_cannot_change_the_callers_terminal_and_escapes_are_stripped() {
 
 #[test]
 fn terminal_escapes_pass_lets_them_through() {
-    if !can_run("terminal_escapes_pass_lets_them_through") {
+    if !require_root("terminal_escapes_pass_lets_them_through") {
         return;
     }
     let (_t, _, code, shown) = run_tty_attack(Some("--terminal-escapes=pass"));
@@ -225,7 +225,7 @@ fn terminal_escapes_pass_lets_them_through() {
 
 #[test]
 fn keystrokes_reach_the_program_and_the_terminal_is_raw_only_during_the_run() {
-    if !can_run("keystrokes_reach_the_program_and_the_terminal_is_raw_only_during_the_run") {
+    if !require_root("keystrokes_reach_the_program_and_the_terminal_is_raw_only_during_the_run") {
         return;
     }
     let mut t = Terminal::new(24, 80);
@@ -262,7 +262,7 @@ fn keystrokes_reach_the_program_and_the_terminal_is_raw_only_during_the_run() {
 
 #[test]
 fn sigterm_to_watertight_restores_the_terminal() {
-    if !can_run("sigterm_to_watertight_restores_the_terminal") {
+    if !require_root("sigterm_to_watertight_restores_the_terminal") {
         return;
     }
     let mut t = Terminal::new(24, 80);
@@ -286,7 +286,7 @@ fn sigterm_to_watertight_restores_the_terminal() {
 
 #[test]
 fn window_size_changes_reach_the_program() {
-    if !can_run("window_size_changes_reach_the_program") {
+    if !require_root("window_size_changes_reach_the_program") {
         return;
     }
     let mut t = Terminal::new(24, 80);
@@ -316,7 +316,7 @@ fn window_size_changes_reach_the_program() {
 
 #[test]
 fn pipes_beside_a_terminal_stay_pipes() {
-    if !can_run("pipes_beside_a_terminal_stay_pipes") {
+    if !require_root("pipes_beside_a_terminal_stay_pipes") {
         return;
     }
     let mut t = Terminal::new(24, 80);
@@ -343,7 +343,7 @@ fn pipes_beside_a_terminal_stay_pipes() {
 
 #[test]
 fn output_limit_counts_what_the_program_writes_to_its_terminal() {
-    if !can_run("output_limit_counts_what_the_program_writes_to_its_terminal") {
+    if !require_root("output_limit_counts_what_the_program_writes_to_its_terminal") {
         return;
     }
     let mut t = Terminal::new(24, 80);
@@ -368,7 +368,7 @@ fn output_limit_counts_what_the_program_writes_to_its_terminal() {
 
 #[test]
 fn the_pty_is_not_reachable_by_path_inside() {
-    if !can_run("the_pty_is_not_reachable_by_path_inside") {
+    if !require_root("the_pty_is_not_reachable_by_path_inside") {
         return;
     }
     let mut t = Terminal::new(24, 80);
@@ -394,7 +394,7 @@ fn the_pty_is_not_reachable_by_path_inside() {
 
 #[test]
 fn a_stopped_terminal_holds_up_the_program_not_the_time_limit() {
-    if !can_run("a_stopped_terminal_holds_up_the_program_not_the_time_limit") {
+    if !require_root("a_stopped_terminal_holds_up_the_program_not_the_time_limit") {
         return;
     }
     let mut t = Terminal::new(24, 80);

@@ -101,7 +101,7 @@ fn no_sandbox_process_left(sandbox_id: &str) {
 
 #[test]
 fn deny_mode_fails_the_call_and_the_program_goes_on() {
-    if !can_run("deny_mode") {
+    if !require_root("deny_mode") {
         return;
     }
     let r = run_mode("deny", None);
@@ -126,7 +126,7 @@ fn deny_mode_fails_the_call_and_the_program_goes_on() {
 
 #[test]
 fn kill_mode_kills_the_sandbox_with_sv() {
-    if !can_run("kill_mode") {
+    if !require_root("kill_mode") {
         return;
     }
     let r = run_mode("kill", None);
@@ -143,7 +143,7 @@ fn kill_mode_kills_the_sandbox_with_sv() {
 
 #[test]
 fn forensic_mode_freezes_captures_signs_and_kills() {
-    if !can_run("forensic_mode") {
+    if !require_root("forensic_mode") {
         return;
     }
     let r = run_mode("forensic", None);
@@ -234,7 +234,7 @@ fn forensic_mode_freezes_captures_signs_and_kills() {
 
 #[test]
 fn unwritable_evidence_dir_still_kills_and_says_where() {
-    if !can_run("unwritable_evidence_dir") {
+    if !require_root("unwritable_evidence_dir") {
         return;
     }
     let f = tempfile::NamedTempFile::new().unwrap();

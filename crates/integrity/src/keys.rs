@@ -55,6 +55,7 @@ impl SigningKey {
         Self(ed25519_dalek::SigningKey::from_bytes(&seed))
     }
 
+    /// The public half.
     pub fn verifying_key(&self) -> VerifyingKey {
         VerifyingKey(self.0.verifying_key())
     }
@@ -146,10 +147,12 @@ impl VerifyingKey {
             })
     }
 
+    /// Reads a public key file (SubjectPublicKeyInfo PEM).
     pub fn load(path: &Path) -> Result<Self> {
         Self::from_pem(&read_key_text(path)?, path)
     }
 
+    /// Writes the public key to `path`; refuses to overwrite a file.
     pub fn save(&self, path: &Path) -> Result<()> {
         if path.symlink_metadata().is_ok() {
             return Err(Error::KeyExists {

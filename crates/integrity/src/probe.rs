@@ -22,6 +22,7 @@ pub enum Layer {
 }
 
 impl Layer {
+    /// The layer's name in reports.
     pub fn name(self) -> &'static str {
         match self {
             Layer::Landlock => "landlock",
@@ -32,20 +33,26 @@ impl Layer {
     }
 }
 
+/// Whether one enforcement layer is available on this kernel, and why not.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LayerStatus {
+    /// The layer.
     pub layer: Layer,
+    /// Whether this kernel offers it.
     pub available: bool,
+    /// What was found: the version or feature that makes it work, or what is missing.
     pub reason: String,
 }
 
 /// The result of [`probe_enforcement`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EnforcementReport {
+    /// Every layer, in [`Layer`] order.
     pub layers: Vec<LayerStatus>,
 }
 
 impl EnforcementReport {
+    /// The status of one layer.
     pub fn get(&self, layer: Layer) -> &LayerStatus {
         self.layers
             .iter()
@@ -53,6 +60,7 @@ impl EnforcementReport {
             .expect("probe_enforcement reports every layer")
     }
 
+    /// Whether this kernel offers `layer`.
     pub fn available(&self, layer: Layer) -> bool {
         self.get(layer).available
     }

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{exec_tree, is_root, key, TestCgroup};
+use common::{exec_tree, key, require_root, TestCgroup};
 use std::collections::BTreeSet;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
@@ -37,14 +37,10 @@ fn wt_object_ids(kind: &str) -> BTreeSet<u64> {
         .collect()
 }
 
-fn skip_reason() -> Option<&'static str> {
-    if !is_root() {
-        return Some("needs root to load BPF programs and create cgroups");
-    }
-    if Command::new("bpftool").arg("version").output().is_err() {
-        return Some("needs bpftool (Debian package bpftool) to check cleanup");
-    }
-    None
+/// Whether the gate tests can run: root (BPF programs, cgroups; a failure with
+/// WATERTIGHT_REQUIRE_ROOT=1 otherwise) and bpftool to check cleanup (a failure in CI).
+fn able(test: &str) -> bool {
+    require_root(test) && watertight_testkit::require_tools(test, &["bpftool"], "bpftool")
 }
 
 fn killed(status: ExitStatus) -> bool {
@@ -67,8 +63,7 @@ fn run_in(cg: &TestCgroup, argv: &[&str], lib: &Path) -> (u32, ExitStatus) {
 
 #[test]
 fn exec_gate_allows_verified_and_kills_everything_else() {
-    if let Some(reason) = skip_reason() {
-        eprintln!("SKIP exec_gate: {reason}");
+    if !able("exec_gate") {
         return;
     }
     let _serial = serial();
@@ -243,8 +238,7 @@ fn memfd_exec_helper() {
 
 #[test]
 fn attach_refuses_the_cgroup_root_and_unknown_ids() {
-    if let Some(reason) = skip_reason() {
-        eprintln!("SKIP exec_gate: {reason}");
+    if !able("exec_gate") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -270,8 +264,7 @@ impl Drop for Mount {
 
 #[test]
 fn read_only_overlay_of_the_verified_tree_runs_when_both_views_are_allowed() {
-    if let Some(reason) = skip_reason() {
-        eprintln!("SKIP exec_gate overlay: {reason}");
+    if !able("exec_gate_overlay") {
         return;
     }
     let _serial = serial();
@@ -289,7 +282,7 @@ fn read_only_overlay_of_the_verified_tree_runs_when_both_views_are_allowed() {
         .arg(&merged)
         .status();
     if !ok.is_ok_and(|s| s.success()) {
-        eprintln!("SKIP exec_gate overlay: cannot mount overlayfs here");
+        watertight_testkit::host_lacks("exec_gate_overlay", "cannot mount overlayfs here");
         return;
     }
     let _mount = Mount(merged.clone());
@@ -356,12 +349,12 @@ sys.exit(3)
 
 #[test]
 fn mprotect_exec_of_an_unverified_mapping_is_killed() {
-    if let Some(reason) = skip_reason() {
-        eprintln!("SKIP exec_gate mprotect: {reason}");
+    if !able("exec_gate_mprotect") {
         return;
     }
-    if !Path::new("/usr/bin/python3").exists() {
-        eprintln!("SKIP exec_gate mprotect: needs /usr/bin/python3 (Debian python3) as the driver");
+    let missing = (!Path::new("/usr/bin/python3").exists())
+        .then(|| "needs /usr/bin/python3 (Debian python3) as the driver".to_string());
+    if !watertight_testkit::require("exec_gate_mprotect", missing) {
         return;
     }
     let _serial = serial();
@@ -397,8 +390,7 @@ fn mprotect_exec_of_an_unverified_mapping_is_killed() {
 
 #[test]
 fn verified_file_rewritten_in_place_is_killed_and_refused_at_attach() {
-    if let Some(reason) = skip_reason() {
-        eprintln!("SKIP exec_gate rewrite: {reason}");
+    if !able("exec_gate_rewrite") {
         return;
     }
     let _serial = serial();

@@ -6,6 +6,7 @@ mod common;
 use proptest::prelude::*;
 use std::path::Path;
 use watertight_integrity::{Entry, Manifest, SignedManifest, SigningKey, VerifyingKey};
+use watertight_testkit::mutate;
 
 fn sample_manifest() -> Vec<u8> {
     let entries = vec![
@@ -36,25 +37,6 @@ fn sample_manifest() -> Vec<u8> {
     }
     .sign(&common::key(5))
     .to_bytes()
-}
-
-fn mutate(mut bytes: Vec<u8>, edits: &[(usize, u8, u8)]) -> Vec<u8> {
-    for &(pos, op, val) in edits {
-        if bytes.is_empty() {
-            bytes.push(val);
-            continue;
-        }
-        let i = pos % bytes.len();
-        match op % 4 {
-            0 => bytes[i] = val,
-            1 => bytes.insert(i, val),
-            2 => {
-                bytes.remove(i);
-            }
-            _ => bytes.truncate(i),
-        }
-    }
-    bytes
 }
 
 proptest! {

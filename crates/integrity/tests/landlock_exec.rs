@@ -8,9 +8,9 @@ use watertight_integrity::{landlock_exec_ruleset, probe_enforcement, Layer};
 #[test]
 fn restricted_child_executes_only_beneath_the_roots() {
     if !probe_enforcement().available(Layer::Landlock) {
-        eprintln!(
-            "SKIP landlock: {}",
-            probe_enforcement().get(Layer::Landlock).reason
+        watertight_testkit::host_lacks(
+            "restricted_child_executes_only_beneath_the_roots",
+            &probe_enforcement().get(Layer::Landlock).reason,
         );
         return;
     }

@@ -1,6 +1,9 @@
 //! Load all published records and decide one version; load the index and decide one version.
 //! Skips (prints why) when the shared records are absent.
 
+// criterion_group! defines an undocumented pub fn in this bench crate.
+#![allow(missing_docs)]
+
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::path::PathBuf;
 use watertight_kernel_audit::{CveDatabase, KernelVersion};

@@ -146,7 +146,7 @@ fn empty_root_reports_everything_absent() {
 #[test]
 fn live_host() {
     if !Path::new("/proc/sys/kernel/osrelease").exists() {
-        eprintln!("SKIP: no /proc on this host");
+        watertight_testkit::host_lacks("live_host", "no /proc on this host");
         return;
     }
     let checks = HardeningReader::new("/").read();

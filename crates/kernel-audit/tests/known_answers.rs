@@ -5,20 +5,12 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use watertight_kernel_audit::{CveDatabase, KernelVersion};
 
+/// The kernel CNA's published records in ../shared (a SKIP without them; a failure in CI).
 fn records_dir() -> Option<PathBuf> {
-    let dir = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/kernel-vulns/cve/published"
-    ));
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "SKIP: kernel CNA records not found at {} (shared data absent)",
-            dir.display()
-        );
-        None
-    }
+    watertight_testkit::require_shared(
+        &watertight_testkit::this_test(),
+        "kernel-vulns/cve/published",
+    )
 }
 
 /// Loaded once for all tests in this file (loading is the slow part).

@@ -1,8 +1,7 @@
 //! The report, its four renderings and the --fail-on gate, on a small hand-made record set (always
-//! runs) and on the shared records (skips when absent).
+//! runs) and on the shared records (a SKIP when absent; a failure in CI).
 
 use std::fs;
-use std::path::PathBuf;
 use watertight_kernel_audit::hardening::{CheckSeverity, CheckStatus, HardeningCheck};
 use watertight_kernel_audit::report::Decision;
 use watertight_kernel_audit::{
@@ -287,14 +286,11 @@ fn renderings_are_valid() {
 
 #[test]
 fn shared_records_report() {
-    let dir = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/kernel-vulns/cve/published"
-    ));
-    if !dir.is_dir() {
-        eprintln!("SKIP: kernel CNA records absent at {}", dir.display());
+    let Some(dir) =
+        watertight_testkit::require_shared("shared_records_report", "kernel-vulns/cve/published")
+    else {
         return;
-    }
+    };
     let db = CveDatabase::from_records_dir(&dir).unwrap();
     let map = ReachabilityMap::default_sandbox();
     let release = KernelRelease::parse("6.18.44").unwrap();

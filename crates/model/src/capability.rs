@@ -73,6 +73,7 @@ impl std::error::Error for UnknownCapability {}
 pub struct CapSet(pub u64);
 
 impl CapSet {
+    /// The set with no capability.
     pub const EMPTY: CapSet = CapSet(0);
 
     /// Every capability numbered 0..=`last_cap`.
@@ -119,28 +120,34 @@ impl CapSet {
         Ok(set)
     }
 
+    /// Whether capability number `cap` is in the set.
     pub fn contains(self, cap: u8) -> bool {
         cap < 64 && self.0 & (1u64 << cap) != 0
     }
 
+    /// Whether the capability named `name` (`CAP_SYS_ADMIN` or `sys_admin`) is in the set.
     pub fn contains_name(self, name: &str) -> bool {
         CapSet::number_of(name).is_ok_and(|n| self.contains(n))
     }
 
+    /// Adds capability number `cap` (numbers above 63 are ignored).
     pub fn insert(&mut self, cap: u8) {
         if cap < 64 {
             self.0 |= 1u64 << cap;
         }
     }
 
+    /// Capabilities in either set.
     pub fn union(self, other: CapSet) -> CapSet {
         CapSet(self.0 | other.0)
     }
 
+    /// Capabilities in this set and not in `other`.
     pub fn difference(self, other: CapSet) -> CapSet {
         CapSet(self.0 & !other.0)
     }
 
+    /// Whether the set holds no capability.
     pub fn is_empty(self) -> bool {
         self.0 == 0
     }
@@ -181,10 +188,13 @@ impl TryFrom<Vec<String>> for CapSet {
 /// configuration adds and drops and the effective set that results from the runtime's defaults.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Capabilities {
+    /// The effective set: what the subject can use now.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub effective: Option<CapSet>,
+    /// The permitted set: what it can make effective.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub permitted: Option<CapSet>,
+    /// The bounding set: the most it can ever gain through execve.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bounding: Option<CapSet>,
     /// Capabilities the configuration adds to the runtime's default set, as written.

@@ -25,24 +25,37 @@ use std::path::PathBuf;
 pub enum WorkloadKind {
     /// A container run by a container runtime (`docker`, `containerd`, `cri-o`, `podman`, ...).
     Container {
+        /// The runtime's name.
         runtime: String,
+        /// The runtime's container id, when known.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         container_id: Option<String>,
     },
     /// A container of a Kubernetes pod (live: found under a `kubepods` cgroup).
     KubernetesContainer {
+        /// The container runtime's name.
         runtime: String,
+        /// The pod's uid, from the cgroup path.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pod_uid: Option<String>,
+        /// The runtime's container id, when known.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         container_id: Option<String>,
     },
     /// A Kubernetes object carrying a pod template (Pod, Deployment, CronJob, ...).
-    KubernetesObject { api_version: String, kind: String },
+    KubernetesObject {
+        /// The object's `apiVersion`.
+        api_version: String,
+        /// The object's `kind`.
+        kind: String,
+    },
     /// A sandbox started by `watertight run`.
     WatertightSandbox,
     /// A systemd service or scope.
-    SystemdUnit { unit: String },
+    SystemdUnit {
+        /// The unit name, e.g. `sshd.service`.
+        unit: String,
+    },
     /// Processes in some other cgroup.
     Cgroup,
     /// Plain host processes (the root cgroup or no cgroup information).
@@ -65,15 +78,23 @@ impl WorkloadKind {
 #[serde(rename_all = "kebab-case", tag = "type")]
 pub enum Origin {
     /// Measured on a running host.
-    Live { host: String },
+    Live {
+        /// The host's name.
+        host: String,
+    },
     /// Read from a file (for multi-document YAML, the 0-based document index).
     File {
+        /// The file.
         path: PathBuf,
+        /// The 0-based document index in a multi-document file.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         document: Option<usize>,
     },
     /// Described by the program that created it (e.g. `watertight run`).
-    SelfDescribed { tool: String },
+    SelfDescribed {
+        /// The program, e.g. `watertight run`.
+        tool: String,
+    },
 }
 
 /// One workload: a group of subjects (processes or containers) that belong together.
@@ -82,11 +103,14 @@ pub struct Workload {
     /// Stable identifier: the cgroup path for live workloads, `namespace/Kind/name` for
     /// Kubernetes, the container name or id for Docker, the bundle path for OCI.
     pub id: String,
+    /// What the workload is; decides which expectations apply.
     pub kind: WorkloadKind,
+    /// Where its description came from.
     pub origin: Origin,
     /// The workload's cgroup path as the host sees it (live) or as configured (static).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup_path: Option<String>,
+    /// Its processes (live) or containers (static).
     pub subjects: Vec<Subject>,
     /// What the workload was planned to be, where it published a plan (`watertight run` does,
     /// under [`RUNNING_SANDBOXES_DIR`]): a live scan attaches it, and the `plan-drift` rule
@@ -113,32 +137,42 @@ pub struct Subject {
     /// Host pid (live sources only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid: Option<u32>,
+    /// Which namespaces it shares with the host and which are its own.
     pub namespaces: Namespaces,
     /// Runs privileged (Docker `--privileged`, Kubernetes `privileged: true`).
     #[serde(default)]
     pub privileged: bool,
+    /// Its capability sets.
     pub capabilities: Capabilities,
+    /// Its seccomp state.
     pub seccomp: Seccomp,
     /// `None` where the source does not say.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub no_new_privs: Option<bool>,
+    /// Its LSM label, where the source names one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lsm: Option<LsmLabel>,
+    /// The uid and gid it runs as.
     pub user: User,
     /// The user namespace's uid mapping (inside, outside, count); `None` if not known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uid_map: Option<Vec<IdMapping>>,
+    /// Its mounts (live: from mountinfo; static: volumes and binds).
     #[serde(default)]
     pub mounts: Vec<Mount>,
+    /// Host device nodes it can reach.
     #[serde(default)]
     pub devices: Vec<Device>,
+    /// Host ports bound for it.
     #[serde(default)]
     pub host_ports: Vec<HostPort>,
+    /// Kernel parameters set for it.
     #[serde(default)]
     pub sysctls: Vec<Sysctl>,
     /// Paths the runtime masks (e.g. `/proc/kcore`); `None` if not known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub masked_paths: Option<Vec<String>>,
+    /// Whether its root filesystem is read-only; `None` where the source does not say.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub readonly_rootfs: Option<bool>,
     /// A Kubernetes service-account token is mounted automatically.
@@ -152,18 +186,24 @@ pub struct Subject {
 /// The seccomp state.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Seccomp {
+    /// Which seccomp mode is in force.
     pub mode: SeccompMode,
     /// The profile's name or path where the source names one (`runtime/default`, a file, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<String>,
 }
 
+/// The seccomp mode, as /proc/<pid>/status's `Seccomp:` field reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SeccompMode {
+    /// No filter (`Seccomp: 0`, or `unconfined` in a configuration).
     Disabled,
+    /// Strict mode: only read, write, _exit and sigreturn.
     Strict,
+    /// A BPF filter is installed.
     Filter,
+    /// The source does not say.
     #[default]
     Unknown,
 }
@@ -173,6 +213,7 @@ pub enum SeccompMode {
 pub struct LsmLabel {
     /// `apparmor`, `selinux`, `smack`, or another LSM's name.
     pub lsm: String,
+    /// The label itself: profile name or context.
     pub label: String,
     /// Whether the label confines at all (`unconfined`, `spc_t` do not).
     pub confined: bool,
@@ -181,8 +222,10 @@ pub struct LsmLabel {
 /// The identity the subject runs as.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct User {
+    /// The uid, where known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uid: Option<u32>,
+    /// The primary gid, where known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gid: Option<u32>,
     /// Kubernetes `runAsNonRoot`.
@@ -193,8 +236,11 @@ pub struct User {
 /// One line of a uid or gid map.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IdMapping {
+    /// First id inside the namespace.
     pub inside: u32,
+    /// First id outside (in the parent namespace) it maps to.
     pub outside: u32,
+    /// How many consecutive ids the line maps.
     pub count: u32,
 }
 
@@ -208,10 +254,14 @@ impl IdMapping {
 /// A port of the host bound for the workload.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostPort {
+    /// The host's port.
     pub host_port: u16,
+    /// The workload's port it forwards to, where known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container_port: Option<u16>,
+    /// `tcp`, `udp` or `sctp`.
     pub protocol: String,
+    /// The host address it binds; `None` means every address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_ip: Option<String>,
 }
@@ -219,7 +269,9 @@ pub struct HostPort {
 /// A kernel parameter set for the workload.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sysctl {
+    /// The parameter, e.g. `net.ipv4.ip_unprivileged_port_start`.
     pub name: String,
+    /// Its value, as written.
     pub value: String,
 }
 

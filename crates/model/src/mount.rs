@@ -14,7 +14,9 @@ pub enum Propagation {
     /// Mounts propagate both ways (`shared`, Kubernetes `Bidirectional`): a mount made inside the
     /// workload, e.g. a tmpfs holding a secret, appears on the host.
     Bidirectional,
+    /// Mounts cannot be bind-mounted elsewhere (`unbindable`).
     Unbindable,
+    /// The source does not say.
     #[default]
     Unknown,
 }
@@ -29,17 +31,24 @@ pub struct Mount {
     /// The host path this mount exposes, where it exposes one (bind mounts, hostPath volumes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_path: Option<String>,
+    /// The filesystem type, where known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fs_type: Option<String>,
+    /// Whether the mount is read-only.
     pub read_only: bool,
+    /// How mounts propagate between it and the host.
     pub propagation: Propagation,
 }
 
+/// What kind of device node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DeviceKind {
+    /// A block device.
     Block,
+    /// A character device.
     Char,
+    /// The source does not say.
     Unknown,
 }
 
@@ -51,9 +60,12 @@ pub struct Device {
     /// Path on the host, where known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_path: Option<String>,
+    /// Block or character.
     pub kind: DeviceKind,
+    /// The device's major number, where known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub major: Option<u32>,
+    /// The device's minor number, where known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub minor: Option<u32>,
 }

@@ -9,17 +9,26 @@ use std::str::FromStr;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NamespaceKind {
+    /// Network.
     Net,
+    /// Process ids.
     Pid,
+    /// System V IPC and POSIX message queues.
     Ipc,
+    /// Host name and domain name.
     Uts,
+    /// Mounts.
     Mnt,
+    /// User and group ids, and the capabilities over the namespace.
     User,
+    /// The cgroup root.
     Cgroup,
+    /// Boot and monotonic clocks.
     Time,
 }
 
 impl NamespaceKind {
+    /// Every kind, in a fixed order.
     pub const ALL: [NamespaceKind; 8] = [
         NamespaceKind::Net,
         NamespaceKind::Pid,
@@ -107,10 +116,12 @@ impl Namespaces {
         Namespaces(NamespaceKind::ALL.iter().map(|k| (*k, state)).collect())
     }
 
+    /// The state of one kind (unknown when not recorded).
     pub fn get(&self, kind: NamespaceKind) -> NamespaceState {
         self.0.get(&kind).copied().unwrap_or_default()
     }
 
+    /// Records the state of one kind.
     pub fn set(&mut self, kind: NamespaceKind, state: NamespaceState) {
         self.0.insert(kind, state);
     }

@@ -23,6 +23,7 @@ pub struct PortBinding {
     pub iface: String,
     /// The only source MAC the port may use (Ethernet and ARP sender).
     pub mac: MacAddr,
+    /// IPv4 addresses the port may use as source (and answer ARP for).
     #[serde(default)]
     pub ipv4: Vec<Ipv4Addr>,
     /// Global/ULA addresses; the EUI-64 link-local address of `mac` is always allowed as well.
@@ -101,6 +102,7 @@ pub fn validate_ifname(name: &str) -> Result<()> {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Bindings {
+    /// The ports, one `[[port]]` table each.
     #[serde(default, rename = "port")]
     pub ports: Vec<PortBinding>,
 }
@@ -119,6 +121,7 @@ impl Bindings {
         Ok(bindings)
     }
 
+    /// Reads, parses and validates a bindings file.
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::io(format!("cannot read bindings file {}", path.display()), e))?;
@@ -159,6 +162,7 @@ impl Bindings {
         Ok(())
     }
 
+    /// The binding of interface `iface`, if it has one.
     pub fn port(&self, iface: &str) -> Option<&PortBinding> {
         self.ports.iter().find(|p| p.iface == iface)
     }

@@ -20,19 +20,33 @@ use watertight_report::{Exposition, Location, LogicalLocation, Row, Rule, Severi
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FindingKind {
+    /// The guard's table is not in the ruleset.
     TableMissing,
+    /// A chain the guard needs is gone.
     ChainMissing,
+    /// A chain in the guard's table that the guard would not create.
     ChainUnexpected,
+    /// A chain's hook, priority or policy differs from the guard's.
     ChainAltered,
+    /// A rule the guard needs is gone.
     RuleMissing,
+    /// A rule the guard would not create.
     RuleUnexpected,
+    /// The right rules in another order (order decides what a chain accepts).
     RulesReordered,
+    /// A set the guard needs is gone.
     SetMissing,
+    /// A set the guard would not create.
     SetUnexpected,
+    /// A set's type or flags differ from the guard's.
     SetAltered,
+    /// An allowed address is missing from a set.
     ElementMissing,
+    /// A set holds an address the bindings do not allow.
     ElementUnexpected,
+    /// A bound port is not a port of the bridge.
     PortNotOnBridge,
+    /// A static neighbour entry differs from the bindings.
     NeighbourMismatch,
 }
 
@@ -74,26 +88,35 @@ impl FindingKind {
 /// One problem, with what it concerns and the evidence.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
+    /// What kind of problem.
     pub kind: FindingKind,
     /// From the kind ([`FindingKind::severity`]).
     pub severity: Severity,
     /// The chain, set, port or namespace concerned.
     pub subject: String,
+    /// The evidence: what was expected and what was found.
     pub detail: String,
 }
 
 /// The outcome of `net check`.
 #[derive(Debug, Clone, Serialize)]
 pub struct CheckReport {
+    /// The bridge checked.
     pub bridge: String,
+    /// The nftables table of its guard.
     pub table: String,
+    /// How many ports the bindings list.
     pub ports: usize,
+    /// How many rules were compared with the guard's.
     pub rules_compared: usize,
+    /// How many static neighbour entries were compared.
     pub neighbours_compared: usize,
+    /// Every difference found; empty when the guard is intact.
     pub findings: Vec<Finding>,
 }
 
 impl CheckReport {
+    /// Whether nothing differs from the guard the bindings produce.
     pub fn is_clean(&self) -> bool {
         self.findings.is_empty()
     }

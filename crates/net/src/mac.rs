@@ -12,6 +12,7 @@ use std::str::FromStr;
 pub struct MacAddr(pub [u8; 6]);
 
 impl MacAddr {
+    /// The six octets, most significant first.
     pub fn octets(&self) -> [u8; 6] {
         self.0
     }
@@ -21,6 +22,7 @@ impl MacAddr {
         self.0[0] & 1 == 1
     }
 
+    /// Whether this is 00:00:00:00:00:00 (never a valid source).
     pub fn is_zero(&self) -> bool {
         self.0 == [0; 6]
     }

@@ -36,10 +36,15 @@ where
 /// What the guard needs to know about one interface.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Link {
+    /// The interface index.
     pub index: u32,
+    /// The interface name.
     pub name: String,
+    /// The MAC address, for interfaces that have one.
     pub mac: Option<MacAddr>,
+    /// Index of the bridge (or other controller) the interface is a port of.
     pub controller: Option<u32>,
+    /// Whether the interface is itself a bridge.
     pub is_bridge: bool,
 }
 
@@ -270,9 +275,13 @@ pub fn add_permanent_neighbours(iface: &str, entries: &[(IpAddr, MacAddr)]) -> R
 /// One IPv4/IPv6 neighbour cache entry.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Neighbour {
+    /// The interface the entry is on.
     pub ifindex: u32,
+    /// The neighbour's address.
     pub ip: IpAddr,
+    /// The neighbour's link-layer address, once resolved.
     pub mac: Option<MacAddr>,
+    /// The entry's NUD state (permanent, reachable, stale, ...).
     pub state: String,
 }
 

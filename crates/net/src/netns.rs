@@ -26,6 +26,7 @@ impl Netns {
         }
     }
 
+    /// The namespace file, e.g. /run/netns/NAME.
     pub fn path(&self) -> &Path {
         &self.0
     }

@@ -29,6 +29,7 @@ pub struct SandboxPortRequest {
 }
 
 impl SandboxPortRequest {
+    /// A request for a port on `bridge` with `addresses`; interface names derive from `name_hint`.
     pub fn new(
         bridge: impl Into<String>,
         addresses: Vec<IpNet>,
@@ -88,12 +89,15 @@ fn fnv1a(parts: &[&[u8]]) -> u64 {
 /// [`SandboxPort::remove`] to see them.
 #[derive(Debug)]
 pub struct SandboxPort {
+    /// The bridge the port is on.
     pub bridge: String,
     /// The host end, on the bridge.
     pub host_iface: String,
     /// The interface name inside the sandbox.
     pub inside_iface: String,
+    /// The sandbox interface's MAC.
     pub mac: MacAddr,
+    /// The pid whose network namespace holds the inside end.
     pub child_pid: i32,
     /// What the guard allows this port.
     pub binding: PortBinding,

@@ -21,6 +21,7 @@ fn bridge_dir(bridge: &str) -> PathBuf {
 /// and short, so bridges never wait long on each other.
 pub struct BridgeLock(#[allow(dead_code)] Flock<File>);
 
+/// Takes the host-wide bridge-guard lock (the bridge is not used: one lock for all).
 pub fn lock(_bridge: &str) -> Result<BridgeLock> {
     fs::create_dir_all(STATE_ROOT)
         .map_err(|e| Error::io(format!("cannot create {STATE_ROOT}"), e))?;
@@ -102,6 +103,7 @@ pub fn mark_auto_table(bridge: &str) -> Result<()> {
     fs::write(&path, b"").map_err(|e| Error::io(format!("cannot write {}", path.display()), e))
 }
 
+/// Whether a sandbox port created the bridge's table (so the last one to leave removes it).
 pub fn is_auto_table(bridge: &str) -> bool {
     bridge_dir(bridge).join(AUTO_MARKER).exists()
 }

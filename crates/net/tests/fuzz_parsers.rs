@@ -11,22 +11,7 @@ const LISTING: &str = include_str!("fixtures/guard-listing.json");
 
 /// Applies byte-level edits (overwrite, insert, delete, truncate) to a sample.
 fn mutate(sample: &str, edits: &[(usize, u8, u8)]) -> String {
-    let mut bytes = sample.as_bytes().to_vec();
-    for &(pos, op, val) in edits {
-        if bytes.is_empty() {
-            bytes.push(val);
-            continue;
-        }
-        let i = pos % bytes.len();
-        match op % 4 {
-            0 => bytes[i] = val,
-            1 => bytes.insert(i, val),
-            2 => {
-                bytes.remove(i);
-            }
-            _ => bytes.truncate(i),
-        }
-    }
+    let bytes = watertight_testkit::mutate(sample.as_bytes().to_vec(), edits);
     String::from_utf8_lossy(&bytes).into_owned()
 }
 

@@ -2,6 +2,9 @@
 //! all levels and versions), the workload `watertight audit k8s` runs.
 //! Run: `cargo bench -p watertight-pss --bench load_and_evaluate`.
 
+// criterion_group! defines an undocumented pub fn in this bench crate.
+#![allow(missing_docs)]
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

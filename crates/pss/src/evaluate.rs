@@ -10,18 +10,23 @@ use crate::level::{Level, Version};
 /// One failed check: upstream's check id, forbidden reason and forbidden detail.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Violation {
+    /// Upstream's check id.
     pub check: String,
+    /// Upstream's forbidden reason, e.g. `host namespaces`.
     pub reason: String,
+    /// Upstream's forbidden detail: what in the pod broke the check.
     pub detail: String,
 }
 
 /// The verdict for one pod at one level and version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Evaluation {
+    /// The level evaluated.
     pub level: Level,
     /// The version as requested (`latest` stays `latest`; see
     /// [`Version::effective_minor`] for the version the checks ran at).
     pub version: Version,
+    /// Whether the pod passes every check of the level.
     pub allowed: bool,
     /// In upstream's order: baseline checks by id, then restricted checks by id.
     pub violations: Vec<Violation>,

@@ -13,12 +13,16 @@ pub const LATEST_MINOR: u32 = 37;
 /// A Pod Security Standards level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Level {
+    /// Unrestricted: every pod is allowed.
     Privileged,
+    /// Prevents known privilege escalations; allows the default pod.
     Baseline,
+    /// Baseline plus current pod hardening best practice.
     Restricted,
 }
 
 impl Level {
+    /// The level as the namespace label spells it.
     pub fn as_str(self) -> &'static str {
         match self {
             Level::Privileged => "privileged",
@@ -40,6 +44,7 @@ impl Serialize for Level {
     }
 }
 
+/// A level name that is none of privileged, baseline, restricted; holds the input.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown Pod Security level {0:?}: use privileged, baseline or restricted")]
 pub struct ParseLevelError(pub String);
@@ -59,8 +64,15 @@ impl FromStr for Level {
 /// A Pod Security Standards policy version: `latest` or `v1.<minor>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Version {
+    /// The newest version upstream defines (clamped to [`LATEST_MINOR`]).
     Latest,
-    V { major: u32, minor: u32 },
+    /// A version `v<major>.<minor>`, as the `enforce-version` label spells it.
+    V {
+        /// The major version (1).
+        major: u32,
+        /// The minor version; above [`LATEST_MINOR`] it evaluates as the latest.
+        minor: u32,
+    },
 }
 
 impl Version {
@@ -93,8 +105,11 @@ impl Serialize for Version {
 #[error(
     "invalid Pod Security version {input:?}: {problem}; use \"latest\" or a version like \"v1.30\""
 )]
+/// A version label that is neither `latest` nor `v1.<minor>`.
 pub struct ParseVersionError {
+    /// The label as given.
     pub input: String,
+    /// What is wrong with it.
     pub problem: &'static str,
 }
 

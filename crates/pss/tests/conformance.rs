@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use watertight_pss::{active_checks, evaluate, load_path, Level, Version};
 
 fn fixture_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance/psa")
+    watertight_testkit::shared_dir().join("conformance/psa")
 }
 
 struct Case {
@@ -61,14 +61,16 @@ fn accepted_checks(case: &Case) -> BTreeSet<&'static str> {
 
 #[test]
 fn upstream_fixtures_evaluate_as_upstream() {
-    let dir = fixture_dir();
-    if !dir.join("MANIFEST.tsv").is_file() {
-        eprintln!(
-            "SKIP: conformance fixtures not found at {} (shared data absent)",
-            dir.display()
-        );
+    // Without its fixtures this test would prove nothing: a SKIP locally, a failure in CI.
+    if watertight_testkit::require_shared(
+        "upstream_fixtures_evaluate_as_upstream",
+        "conformance/psa/MANIFEST.tsv",
+    )
+    .is_none()
+    {
         return;
     }
+    let dir = fixture_dir();
     let cases = read_manifest(&dir);
     assert!(
         cases.len() > 1000,

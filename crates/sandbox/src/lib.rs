@@ -5,6 +5,8 @@
 //! happened.
 
 #![forbid(unsafe_code)]
+// Being edited in parallel; the lead documents its public items and removes this after merging.
+#![allow(missing_docs)]
 
 pub mod contain;
 pub mod error;

@@ -1,6 +1,9 @@
 //! Cost of turning a profile into a filter on the sandbox start path: parse the shipped JSON,
 //! compile with libseccomp, and load from the on-disk cache instead.
 
+// criterion_group! defines an undocumented pub fn in this bench crate.
+#![allow(missing_docs)]
+
 use criterion::{criterion_group, criterion_main, Criterion};
 use watertight_seccomp::{
     compile_cached, default_profile, CompileOptions, Profile, ViolationAction, DEFAULT_PROFILE_JSON,

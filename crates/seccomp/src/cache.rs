@@ -32,6 +32,7 @@ const HEADER_LEN: usize = 8 + 4 + 4 + 4 + 32;
 /// Whether [`compile_cached`] found the entry or compiled it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CacheOutcome {
+    /// Found, read and checked; nothing was compiled.
     Hit,
     /// Compiled and stored (also when a corrupt entry was replaced).
     Miss,

@@ -91,11 +91,17 @@ impl fmt::Display for Action {
 /// Argument comparison operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ArgOp {
+    /// `SCMP_CMP_NE`: `arg != value`.
     NotEqual,
+    /// `SCMP_CMP_LT`: `arg < value`.
     Less,
+    /// `SCMP_CMP_LE`: `arg <= value`.
     LessOrEqual,
+    /// `SCMP_CMP_EQ`: `arg == value`.
     Equal,
+    /// `SCMP_CMP_GE`: `arg >= value`.
     GreaterOrEqual,
+    /// `SCMP_CMP_GT`: `arg > value`.
     Greater,
     /// `(arg & value) == valueTwo` (Docker/runc order: `value` is the mask).
     MaskedEqual,
@@ -128,10 +134,12 @@ impl ArgOp {
 pub struct ArgCondition {
     /// Argument index, 0..=5.
     pub index: u32,
+    /// The value compared against (the mask for MASKED_EQ).
     pub value: u64,
     /// Only meaningful for MASKED_EQ (the value compared after masking). Kept as an option so
     /// a profile that spells `"valueTwo": 0` round-trips unchanged.
     pub value_two: Option<u64>,
+    /// How the argument is compared.
     pub op: ArgOp,
 }
 
@@ -168,8 +176,11 @@ const ARCHES: &[&str] = &[
 pub struct Arch(&'static str);
 
 impl Arch {
+    /// 64-bit x86.
     pub const X86_64: Arch = Arch("SCMP_ARCH_X86_64");
+    /// 32-bit x86 (int 0x80 on an x86_64 kernel).
     pub const X86: Arch = Arch("SCMP_ARCH_X86");
+    /// The x32 ABI (syscall numbers with bit 30 set).
     pub const X32: Arch = Arch("SCMP_ARCH_X32");
 
     /// Look up an `SCMP_ARCH_*` name.
@@ -186,9 +197,13 @@ impl Arch {
 /// Filter flags the OCI runtime spec allows in `flags`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FilterFlag {
+    /// `SECCOMP_FILTER_FLAG_TSYNC`: install on every thread of the process.
     Tsync,
+    /// `SECCOMP_FILTER_FLAG_LOG`: log every action except allow.
     Log,
+    /// `SECCOMP_FILTER_FLAG_SPEC_ALLOW`: keep speculative store bypass mitigation off.
     SpecAllow,
+    /// `SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV`: a notified syscall waits killably.
     WaitKillableRecv,
 }
 
@@ -217,7 +232,9 @@ impl FilterFlag {
 /// `"4.8"`-style kernel version of `minKernel`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct KernelVersion {
+    /// The major version.
     pub major: u32,
+    /// The minor version.
     pub minor: u32,
 }
 
@@ -253,24 +270,33 @@ impl fmt::Display for KernelVersion {
 /// runs on a kernel at least `minKernel`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RuleFilter {
+    /// Capabilities the container must hold (Docker's `CAP_*` names).
     pub caps: Vec<String>,
+    /// Architectures, as Go names (amd64, x32, arm64, ...).
     pub arches: Vec<String>,
+    /// The oldest kernel the rule is for.
     pub min_kernel: Option<KernelVersion>,
 }
 
 /// One entry of `syscalls[]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyscallRule {
+    /// Syscall names the rule applies to.
     pub names: Vec<String>,
     /// Legacy single-name form (`"name"`), still accepted by Docker.
     pub name: Option<String>,
+    /// Free text; kept so a profile round-trips.
     pub comment: Option<String>,
+    /// What the filter does when a listed syscall matches.
     pub action: Action,
+    /// The errno returned with `SCMP_ACT_ERRNO` (the profile's default errno when absent).
     pub errno_ret: Option<u32>,
     /// Conditions. Conditions on distinct arguments are ANDed; several conditions on the SAME
     /// argument are ORed (each becomes its own rule), as runc does.
     pub args: Vec<ArgCondition>,
+    /// The rule applies only when this filter matches.
     pub includes: Option<RuleFilter>,
+    /// The rule applies unless this filter matches.
     pub excludes: Option<RuleFilter>,
 }
 
@@ -301,7 +327,9 @@ impl SyscallRule {
 /// `archMap[]` entry: a main architecture and the sub-architectures that come with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ArchMapEntry {
+    /// The main architecture.
     pub architecture: Arch,
+    /// Architectures whose syscalls the filter also matches when the main one is listed.
     pub sub_architectures: Vec<Arch>,
 }
 
@@ -316,14 +344,23 @@ pub struct WatertightExtension {
 /// A seccomp profile in Docker/OCI form.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Profile {
+    /// What the filter does with a syscall no rule matches.
     pub default_action: Action,
+    /// The errno for a default `SCMP_ACT_ERRNO`.
     pub default_errno_ret: Option<u32>,
+    /// Architectures the filter accepts; a syscall from any other is refused.
     pub architectures: Vec<Arch>,
+    /// Sub-architectures that come with each main one.
     pub arch_map: Vec<ArchMapEntry>,
+    /// Filter flags passed to seccomp(2).
     pub flags: Vec<FilterFlag>,
+    /// The OCI `listenerPath`: where a notification listener fd would be sent (kept, not used).
     pub listener_path: Option<String>,
+    /// The OCI `listenerMetadata` (kept, not used).
     pub listener_metadata: Option<String>,
+    /// The rules, in profile order.
     pub syscalls: Vec<SyscallRule>,
+    /// watertight's own extension object, when present.
     pub watertight: Option<WatertightExtension>,
 }
 

@@ -289,8 +289,11 @@ fn i386_abi_cannot_bypass_the_filter() {
             ProbeOutcome::Returned(_)
         )
     {
-        eprintln!(
-            "SKIP: this kernel does not run int 0x80 syscalls (IA32 emulation off): {control:?}"
+        watertight_testkit::host_lacks(
+            &watertight_testkit::this_test(),
+            &format!(
+                "this kernel does not run int 0x80 syscalls (IA32 emulation off): {control:?}"
+            ),
         );
         return;
     }

@@ -32,10 +32,13 @@ const VERIFIER_LOG_BYTES: usize = 64 * 1024;
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BpfInsn {
+    /// Opcode: instruction class, size or operation, and source mode.
     pub code: u8,
     /// Destination register in the low nibble, source register in the high nibble.
     pub regs: u8,
+    /// Signed offset: the jump distance in instructions, or the memory offset of a load/store.
     pub off: i16,
+    /// Immediate operand.
     pub imm: i32,
 }
 
@@ -50,10 +53,12 @@ impl BpfInsn {
         }
     }
 
+    /// The destination register.
     pub const fn dst(&self) -> u8 {
         self.regs & 0x0f
     }
 
+    /// The source register.
     pub const fn src(&self) -> u8 {
         self.regs >> 4
     }
@@ -63,7 +68,9 @@ impl BpfInsn {
 #[derive(Debug, thiserror::Error)]
 #[error("bpf({command}) failed: {source}{}", verifier_suffix(.verifier_log))]
 pub struct BpfError {
+    /// The bpf() command that failed, e.g. `BPF_PROG_LOAD`.
     pub command: &'static str,
+    /// The errno the kernel returned.
     #[source]
     pub source: io::Error,
     /// Verifier log (empty unless a load was refused and the kernel explained why).

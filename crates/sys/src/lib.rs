@@ -15,6 +15,9 @@
 //!   text (no syscalls: shared here because every crate that shows such bytes depends on this one).
 //! - `tty`: window size, controlling terminal and line discipline ioctls.
 
+// The workspace denies unsafe_code; this crate is where it is allowed (each block with SAFETY).
+#![allow(unsafe_code)]
+
 pub mod bpf;
 pub mod fdpass;
 pub mod mount;

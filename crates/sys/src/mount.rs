@@ -7,9 +7,13 @@ use std::ffi::CStr;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
+/// MOUNT_ATTR_RDONLY: the mount is read-only.
 pub const ATTR_RDONLY: u64 = 0x1;
+/// MOUNT_ATTR_NOSUID: set-user-id and set-group-id bits and file capabilities are ignored.
 pub const ATTR_NOSUID: u64 = 0x2;
+/// MOUNT_ATTR_NODEV: device nodes on the mount cannot be opened.
 pub const ATTR_NODEV: u64 = 0x4;
+/// MOUNT_ATTR_NOEXEC: nothing on the mount can be executed.
 pub const ATTR_NOEXEC: u64 = 0x8;
 
 /// The kernel's `struct mount_attr` (MOUNT_ATTR_SIZE_VER0 = 32 bytes).

@@ -10,7 +10,12 @@ use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 #[derive(Debug)]
 pub enum Forked {
     /// In the parent: the child's pid (in the parent's pid namespace) and a pidfd for it.
-    Parent { pid: i32, pidfd: Option<OwnedFd> },
+    Parent {
+        /// The child's pid.
+        pid: i32,
+        /// A pidfd for the child, when the kernel handed one out (clone with CLONE_PIDFD).
+        pidfd: Option<OwnedFd>,
+    },
     /// In the child.
     Child,
 }
@@ -175,23 +180,32 @@ pub fn reset_signal_dispositions() {
 /// Resource usage of a reaped child (and of the descendants it reaped itself).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {
+    /// CPU time in user mode, microseconds.
     pub user_us: u64,
+    /// CPU time in the kernel, microseconds.
     pub system_us: u64,
+    /// Peak resident set size, KiB (the largest of the child and the descendants it reaped).
     pub max_rss_kb: u64,
 }
 
 /// A reaped child: pid, raw wait status and its resource usage.
 #[derive(Debug, Clone, Copy)]
 pub struct Reaped {
+    /// The pid that was reaped.
     pub pid: i32,
+    /// The raw wait status, as wait4(2) fills it.
     pub status: i32,
+    /// What the child used.
     pub usage: Usage,
 }
 
 impl Reaped {
+    /// The exit code, when the child exited normally.
     pub fn exit_code(&self) -> Option<i32> {
         libc::WIFEXITED(self.status).then(|| libc::WEXITSTATUS(self.status))
     }
+
+    /// The signal that ended the child, when a signal did.
     pub fn signal(&self) -> Option<i32> {
         libc::WIFSIGNALED(self.status).then(|| libc::WTERMSIG(self.status))
     }

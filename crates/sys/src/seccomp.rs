@@ -599,104 +599,144 @@ const SYS_MSEAL: libc::c_long = 462;
 const SYS_UNASSIGNED: libc::c_long = 1000;
 const SYS_OPEN_TREE_ATTR: libc::c_long = 467;
 
+/// `libc::syscall` as the probes below make it: one place for the reason it is sound.
+macro_rules! probe_syscall {
+    ($($arg:expr),+ $(,)?) => {
+        // SAFETY: a probe passes only integers, NULL, or pointers to static NUL-terminated
+        // strings; the kernel reads no memory of ours beyond those and writes none. Created fds
+        // are closed and created processes exit at once, so nothing outlives the probe.
+        unsafe { libc::syscall($($arg),+) }
+    };
+}
+
 fn run_probe(probe: Probe) -> i64 {
     let empty = c"".as_ptr();
     let none = c"none".as_ptr();
     let null = std::ptr::null::<libc::c_void>();
-    // SAFETY (for every block below): each call passes only integers, NULL, or pointers to static
-    // NUL-terminated strings; the kernel reads no memory of ours beyond those and writes none.
-    // Created fds are closed and created processes exit at once, so nothing outlives the probe.
     match probe {
-        Probe::Getpid => result(unsafe { libc::syscall(libc::SYS_getpid) }),
-        Probe::ReadBadFd => result(unsafe { libc::syscall(libc::SYS_read, -1, null, 0) }),
-        Probe::WriteBadFd => result(unsafe { libc::syscall(libc::SYS_write, -1, null, 0) }),
-        Probe::Mount => {
-            result(unsafe { libc::syscall(libc::SYS_mount, none, empty, null, 0usize, null) })
-        }
-        Probe::Umount2 => result(unsafe { libc::syscall(libc::SYS_umount2, empty, 0) }),
-        Probe::UnshareUser => {
-            result(unsafe { libc::syscall(libc::SYS_unshare, libc::CLONE_NEWUSER) })
-        }
-        Probe::Setns => result(unsafe { libc::syscall(libc::SYS_setns, -1, 0) }),
+        Probe::Getpid => result(probe_syscall!(libc::SYS_getpid)),
+        Probe::ReadBadFd => result(probe_syscall!(libc::SYS_read, -1, null, 0)),
+        Probe::WriteBadFd => result(probe_syscall!(libc::SYS_write, -1, null, 0)),
+        Probe::Mount => result(probe_syscall!(
+            libc::SYS_mount,
+            none,
+            empty,
+            null,
+            0usize,
+            null
+        )),
+        Probe::Umount2 => result(probe_syscall!(libc::SYS_umount2, empty, 0)),
+        Probe::UnshareUser => result(probe_syscall!(libc::SYS_unshare, libc::CLONE_NEWUSER)),
+        Probe::Setns => result(probe_syscall!(libc::SYS_setns, -1, 0)),
         Probe::CloneNewNet => clone_and_reap((libc::CLONE_NEWNET | libc::SIGCHLD) as libc::c_ulong),
         Probe::CloneNewUser => {
             clone_and_reap((libc::CLONE_NEWUSER | libc::SIGCHLD) as libc::c_ulong)
         }
         Probe::ClonePlain => clone_and_reap(libc::SIGCHLD as libc::c_ulong),
-        Probe::Clone3 => result(unsafe { libc::syscall(libc::SYS_clone3, null, 0usize) }),
-        Probe::PtraceAttach => {
-            result(unsafe { libc::syscall(libc::SYS_ptrace, libc::PTRACE_ATTACH, 0, null, null) })
+        Probe::Clone3 => result(probe_syscall!(libc::SYS_clone3, null, 0usize)),
+        Probe::PtraceAttach => result(probe_syscall!(
+            libc::SYS_ptrace,
+            libc::PTRACE_ATTACH,
+            0,
+            null,
+            null
+        )),
+        Probe::ProcessVmReadv => result(probe_syscall!(
+            libc::SYS_process_vm_readv,
+            0,
+            null,
+            0,
+            null,
+            0,
+            0
+        )),
+        Probe::Bpf => result(probe_syscall!(libc::SYS_bpf, 0xffff, null, 0)),
+        Probe::Keyctl => result(probe_syscall!(libc::SYS_keyctl, 0xffff, 0, 0, 0, 0)),
+        Probe::AddKey => result(probe_syscall!(libc::SYS_add_key, null, null, null, 0, 0)),
+        Probe::IoUringSetup => {
+            close_created(result(probe_syscall!(libc::SYS_io_uring_setup, 0, null)))
         }
-        Probe::ProcessVmReadv => {
-            result(unsafe { libc::syscall(libc::SYS_process_vm_readv, 0, null, 0, null, 0, 0) })
-        }
-        Probe::Bpf => result(unsafe { libc::syscall(libc::SYS_bpf, 0xffff, null, 0) }),
-        Probe::Keyctl => result(unsafe { libc::syscall(libc::SYS_keyctl, 0xffff, 0, 0, 0, 0) }),
-        Probe::AddKey => {
-            result(unsafe { libc::syscall(libc::SYS_add_key, null, null, null, 0, 0) })
-        }
-        Probe::IoUringSetup => close_created(result(unsafe {
-            libc::syscall(libc::SYS_io_uring_setup, 0, null)
-        })),
-        Probe::PerfEventOpen => close_created(result(unsafe {
-            libc::syscall(libc::SYS_perf_event_open, null, 0, -1, -1, 0)
-        })),
-        Probe::Userfaultfd => close_created(result(unsafe {
-            libc::syscall(libc::SYS_userfaultfd, libc::O_CLOEXEC)
-        })),
-        Probe::SocketPacket => close_created(result(unsafe {
-            libc::syscall(libc::SYS_socket, libc::AF_PACKET, libc::SOCK_RAW, 0)
-        })),
-        Probe::SocketPacketHighBits => close_created(result(unsafe {
-            libc::syscall(libc::SYS_socket, AF_PACKET_HIGH_BITS, libc::SOCK_RAW, 0)
-        })),
-        Probe::SocketVsock => close_created(result(unsafe {
-            libc::syscall(libc::SYS_socket, libc::AF_VSOCK, libc::SOCK_STREAM, 0)
-        })),
-        Probe::SocketAlg => close_created(result(unsafe {
-            libc::syscall(libc::SYS_socket, libc::AF_ALG, libc::SOCK_SEQPACKET, 0)
-        })),
-        Probe::SocketInet => close_created(result(unsafe {
-            libc::syscall(libc::SYS_socket, libc::AF_INET, libc::SOCK_DGRAM, 0)
-        })),
-        Probe::SocketUnix => close_created(result(unsafe {
-            libc::syscall(libc::SYS_socket, libc::AF_UNIX, libc::SOCK_STREAM, 0)
-        })),
-        Probe::PersonalityQuery => result(unsafe {
-            libc::syscall(libc::SYS_personality, 0xffff_ffff_u32 as libc::c_ulong)
-        }),
+        Probe::PerfEventOpen => close_created(result(probe_syscall!(
+            libc::SYS_perf_event_open,
+            null,
+            0,
+            -1,
+            -1,
+            0
+        ))),
+        Probe::Userfaultfd => close_created(result(probe_syscall!(
+            libc::SYS_userfaultfd,
+            libc::O_CLOEXEC
+        ))),
+        Probe::SocketPacket => close_created(result(probe_syscall!(
+            libc::SYS_socket,
+            libc::AF_PACKET,
+            libc::SOCK_RAW,
+            0
+        ))),
+        Probe::SocketPacketHighBits => close_created(result(probe_syscall!(
+            libc::SYS_socket,
+            AF_PACKET_HIGH_BITS,
+            libc::SOCK_RAW,
+            0
+        ))),
+        Probe::SocketVsock => close_created(result(probe_syscall!(
+            libc::SYS_socket,
+            libc::AF_VSOCK,
+            libc::SOCK_STREAM,
+            0
+        ))),
+        Probe::SocketAlg => close_created(result(probe_syscall!(
+            libc::SYS_socket,
+            libc::AF_ALG,
+            libc::SOCK_SEQPACKET,
+            0
+        ))),
+        Probe::SocketInet => close_created(result(probe_syscall!(
+            libc::SYS_socket,
+            libc::AF_INET,
+            libc::SOCK_DGRAM,
+            0
+        ))),
+        Probe::SocketUnix => close_created(result(probe_syscall!(
+            libc::SYS_socket,
+            libc::AF_UNIX,
+            libc::SOCK_STREAM,
+            0
+        ))),
+        Probe::PersonalityQuery => result(probe_syscall!(
+            libc::SYS_personality,
+            0xffff_ffff_u32 as libc::c_ulong
+        )),
         Probe::PersonalityNoRandomize => {
-            result(unsafe { libc::syscall(libc::SYS_personality, ADDR_NO_RANDOMIZE) })
+            result(probe_syscall!(libc::SYS_personality, ADDR_NO_RANDOMIZE))
         }
-        Probe::IoctlTiocsti => {
-            result(unsafe { libc::syscall(libc::SYS_ioctl, -1, libc::TIOCSTI, null) })
-        }
+        Probe::IoctlTiocsti => result(probe_syscall!(libc::SYS_ioctl, -1, libc::TIOCSTI, null)),
         Probe::IoctlTiocstiHighBits => {
-            result(unsafe { libc::syscall(libc::SYS_ioctl, -1, TIOCSTI_HIGH_BITS, null) })
+            result(probe_syscall!(libc::SYS_ioctl, -1, TIOCSTI_HIGH_BITS, null))
         }
-        Probe::IoctlTioclinux => {
-            result(unsafe { libc::syscall(libc::SYS_ioctl, -1, libc::TIOCLINUX, null) })
-        }
-        Probe::IoctlTcgets => {
-            result(unsafe { libc::syscall(libc::SYS_ioctl, -1, libc::TCGETS, null) })
-        }
-        Probe::X32Getpid => result(unsafe { libc::syscall(X32_SYSCALL_BIT | libc::SYS_getpid) }),
-        Probe::X32Mount => result(unsafe {
-            libc::syscall(
-                X32_SYSCALL_BIT | libc::SYS_mount,
-                none,
-                empty,
-                null,
-                0usize,
-                null,
-            )
-        }),
+        Probe::IoctlTioclinux => result(probe_syscall!(libc::SYS_ioctl, -1, libc::TIOCLINUX, null)),
+        Probe::IoctlTcgets => result(probe_syscall!(libc::SYS_ioctl, -1, libc::TCGETS, null)),
+        Probe::X32Getpid => result(probe_syscall!(X32_SYSCALL_BIT | libc::SYS_getpid)),
+        Probe::X32Mount => result(probe_syscall!(
+            X32_SYSCALL_BIT | libc::SYS_mount,
+            none,
+            empty,
+            null,
+            0usize,
+            null,
+        )),
         Probe::I386Getpid => i386_getpid(),
-        Probe::Unassigned => result(unsafe { libc::syscall(SYS_UNASSIGNED) }),
-        Probe::Mseal => result(unsafe { libc::syscall(SYS_MSEAL, 0usize, 0usize, 0usize) }),
-        Probe::OpenTreeAttr => close_created(result(unsafe {
-            libc::syscall(SYS_OPEN_TREE_ATTR, -1, empty, 0, null, 0usize)
-        })),
+        Probe::Unassigned => result(probe_syscall!(SYS_UNASSIGNED)),
+        Probe::Mseal => result(probe_syscall!(SYS_MSEAL, 0usize, 0usize, 0usize)),
+        Probe::OpenTreeAttr => close_created(result(probe_syscall!(
+            SYS_OPEN_TREE_ATTR,
+            -1,
+            empty,
+            0,
+            null,
+            0usize
+        ))),
         Probe::StackListener => {
             let allow = [libc::sock_filter {
                 code: (libc::BPF_RET | libc::BPF_K) as u16,

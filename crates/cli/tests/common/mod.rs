@@ -1,23 +1,17 @@
-//! Helpers shared by the `watertight run` integration tests: the binary, a compiled attack
-//! program, and skip rules (these tests need root and a C compiler).
+//! Helpers shared by the `watertight` integration tests: compiled attack programs, sandbox runs
+//! and their verdicts. The guards, the binary and signing come from `watertight_testkit`.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::OnceLock;
 
-pub fn watertight() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_watertight"))
-}
-
-/// None (with a printed reason) when the sandbox cannot run here.
-pub fn can_run(test: &str) -> bool {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipping {test}: needs root (watertight run creates cgroups and id maps)");
-        return false;
-    }
-    true
-}
+// Each test file uses its own subset of these.
+#[allow(unused_imports)]
+pub use watertight_testkit::{
+    require, require_root, require_tools, sign_tree, stderr, stdout, watertight,
+    world_readable_tempdir,
+};
 
 /// A directory (world-readable, so the sandbox's unmapped uid can use it) holding a statically
 /// linked `attack` built from tests/attacks/attack.c.
@@ -26,68 +20,32 @@ pub fn attack_dir() -> &'static Path {
     DIR.get_or_init(|| build_static("attack"))
 }
 
-/// Builds tests/attacks/NAME.c into a fresh world-readable directory as a static NAME and returns
-/// the directory: under cargo's per-target temp dir (not /tmp), one per test binary, so nothing
-/// accumulates on the machine; leftovers of earlier test binaries are removed first.
-pub fn build_static(name: &str) -> PathBuf {
-    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    let prefix = format!("{name}-");
-    if let Ok(entries) = std::fs::read_dir(tmp) {
-        for e in entries.flatten() {
-            let entry = e.file_name().to_string_lossy().into_owned();
-            let owner_gone = entry
-                .strip_prefix(&prefix)
-                .and_then(|pid| pid.parse::<u32>().ok())
-                .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists());
-            if owner_gone {
-                let _ = std::fs::remove_dir_all(e.path());
-            }
-        }
-    }
-    let dir = tmp.join(format!("{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/attacks/{name}.c"));
-    let out = Command::new("cc")
-        .args(["-O1", "-static", "-o"])
-        .arg(dir.join(name))
-        .arg(&src)
-        .output()
-        .expect("a C compiler (cc) is needed to build the attack programs");
-    assert!(
-        out.status.success(),
-        "cc {name}.c failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    dir
+/// tests/attacks/NAME.c, the source of an attack program.
+pub fn attack_source(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/attacks/{name}.c"))
 }
 
-/// Signs the tree at `root` with a fresh key made in `dir`: returns (manifest, public key), as
-/// `watertight run --manifest M --pubkey K` takes them.
-pub fn sign_tree(dir: &Path, root: &Path) -> (PathBuf, PathBuf) {
-    let key = dir.join("release.key");
-    let wt = |args: &[&std::ffi::OsStr]| {
-        let o = watertight().args(args).output().unwrap();
-        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+/// Builds tests/attacks/NAME.c as a static NAME in a fresh world-readable directory under cargo's
+/// per-target temp dir and returns the directory (`watertight_testkit::build_static`).
+pub fn build_static(name: &str) -> PathBuf {
+    watertight_testkit::build_static(&attack_source(name), Path::new(env!("CARGO_TARGET_TMPDIR")))
+}
+
+/// Whether this kernel has every integrity layer (Landlock, the BPF exec gate, memfd_noexec), as
+/// `watertight manifest probe` sees them.
+pub fn integrity_available() -> bool {
+    let o = watertight()
+        .args(["manifest", "probe", "--json"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+    let on = |name: &str| {
+        v["layers"].as_array().is_some_and(|ls| {
+            ls.iter()
+                .any(|l| l["layer"] == name && l["available"] == true)
+        })
     };
-    wt(&[
-        "key".as_ref(),
-        "generate".as_ref(),
-        "--out".as_ref(),
-        key.as_os_str(),
-    ]);
-    let manifest = dir.join("rootfs.manifest");
-    wt(&[
-        "manifest".as_ref(),
-        "create".as_ref(),
-        root.as_os_str(),
-        "--key".as_ref(),
-        key.as_os_str(),
-        "--out".as_ref(),
-        manifest.as_os_str(),
-    ]);
-    (manifest, PathBuf::from(format!("{}.pub", key.display())))
+    on("landlock") && on("bpf_exec_gate") && on("memfd_noexec")
 }
 
 /// Runs `attack NAME ARG` in a default sandbox with extra watertight flags.
@@ -100,14 +58,6 @@ pub fn attack(name: &str, arg: &str, flags: &[&str]) -> Output {
         .args(["--", "/attack/attack", name, arg])
         .output()
         .unwrap()
-}
-
-pub fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-pub fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 /// Asserts the attack was stopped: the attack program printed DENIED and exited 0.

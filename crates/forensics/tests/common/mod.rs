@@ -19,8 +19,12 @@ pub struct FrozenSandbox {
 }
 
 impl FrozenSandbox {
-    /// `None` (with the reason printed) when this host cannot freeze a cgroup.
+    /// `None` (with the reason printed) when this host cannot freeze a cgroup, or when not root
+    /// (a failure instead with WATERTIGHT_REQUIRE_ROOT=1).
     pub fn start(tasks: usize, tag: &str) -> Option<FrozenSandbox> {
+        if !watertight_testkit::require_root(&watertight_testkit::this_test()) {
+            return None;
+        }
         let layout = match watertight_cgroups::detect() {
             Ok(l) => l,
             Err(e) => {

@@ -19,11 +19,15 @@ pub enum ExecWhat {
 pub struct ExecEvent {
     /// Host pid (thread group id) of the killed task.
     pub pid: u32,
+    /// The task's command name (`comm`, 15 bytes at most).
     pub comm: String,
     /// Device of the refused file, in `st_dev` encoding (compare with `stat -c %d`).
     pub dev: u64,
+    /// Inode number of the refused file.
     pub ino: u64,
+    /// Inode generation, so a reused inode number is not taken for the verified file.
     pub generation: u32,
+    /// Which operation was refused.
     pub what: ExecWhat,
     /// The file was verified, but its inode changed since (rewritten in place: its change time
     /// is not the one read at verification).

@@ -31,23 +31,35 @@ const SIGNATURE_PREFIX: &str = "watertight-signature ed25519 ";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Entry {
+    /// A directory.
     Dir {
+        /// Relative to the image root.
         path: String,
+        /// Permission bits.
         mode: u32,
     },
+    /// A regular file, with its size and content hash.
     File {
+        /// Relative to the image root.
         path: String,
+        /// Permission bits.
         mode: u32,
+        /// Size in bytes.
         size: u64,
+        /// Hex SHA-256 of the content.
         sha256: String,
     },
+    /// A symbolic link.
     Symlink {
+        /// Relative to the image root.
         path: String,
+        /// Where it points, as stored in the link.
         target: String,
     },
 }
 
 impl Entry {
+    /// The entry's path, whatever its kind.
     pub fn path(&self) -> &str {
         match self {
             Entry::Dir { path, .. } | Entry::File { path, .. } | Entry::Symlink { path, .. } => {
@@ -68,7 +80,9 @@ impl Entry {
 /// The content of an image tree: every directory, regular file and symlink beneath its root.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
+    /// The format tag, [`FORMAT`]; anything else is refused.
     pub format: String,
+    /// Every entry, sorted by path.
     pub entries: Vec<Entry>,
 }
 
@@ -136,6 +150,7 @@ impl Manifest {
         serde_json::to_vec(self).expect("a manifest always serialises")
     }
 
+    /// Signs the encoded manifest with `key`.
     pub fn sign(self, key: &SigningKey) -> SignedManifest {
         let body = self.encode();
         let signature = key.sign(&body);

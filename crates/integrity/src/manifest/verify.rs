@@ -14,8 +14,11 @@ pub struct VerifiedFile {
     pub path: String,
     /// `st_dev` (user-space encoding) of the inode that was hashed.
     pub dev: u64,
+    /// Inode number of the file that was hashed.
     pub ino: u64,
+    /// Size in bytes.
     pub size: u64,
+    /// Permission bits.
     pub mode: u32,
     /// The inode's change time (seconds, nanoseconds) read before hashing. Any write, truncate,
     /// chmod or chown sets it to the current time (and the kernel makes it differ from a value
@@ -29,6 +32,7 @@ pub struct VerifiedFile {
 /// inode for each of these files and refuses if `(dev, ino)` no longer match.
 #[derive(Debug, Clone)]
 pub struct VerifiedTree {
+    /// The tree's root, as given.
     pub root: PathBuf,
     /// Every verified regular file, sorted by path.
     pub files: Vec<VerifiedFile>,

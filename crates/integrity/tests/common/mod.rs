@@ -1,4 +1,5 @@
-//! Helpers shared by the integration tests: root check, test trees, cgroup guard.
+//! Helpers shared by the integration tests: test trees, cgroup guard (the guards come from
+//! `watertight_testkit`).
 #![allow(dead_code)]
 
 use std::os::unix::fs::PermissionsExt;
@@ -6,14 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use watertight_integrity::SigningKey;
 
-pub fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false)
-}
+// Not every test file uses both.
+#[allow(unused_imports)]
+pub use watertight_testkit::{is_root, require_root};
 
 pub fn key(seed: u8) -> SigningKey {
     SigningKey::from_seed([seed; 32])

@@ -36,31 +36,19 @@ pub fn mac(s: &str) -> MacAddr {
     s.parse().unwrap()
 }
 
-/// Returns a reason to skip when this machine cannot run the namespace tests.
-pub fn skip_reason() -> Option<String> {
-    if !nix::unistd::geteuid().is_root() {
-        return Some("needs root (network namespaces, nftables)".into());
-    }
-    for tool in ["ip", "nft", "bridge", "sysctl"] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false);
-        if !found {
-            return Some(format!(
-                "`{tool}` is not installed (apt-get install iproute2 nftables procps)"
-            ));
-        }
-    }
-    None
-}
-
+/// Returns from the test unless this machine can run the namespace tests: root (a SKIP, or a
+/// failure with WATERTIGHT_REQUIRE_ROOT=1) and the network tools (a SKIP, or a failure in CI).
 #[macro_export]
 macro_rules! skip_unless_able {
     () => {
-        if let Some(reason) = common::skip_reason() {
-            eprintln!("SKIP: {reason}");
+        let test = watertight_testkit::this_test();
+        if !watertight_testkit::require_root(&test)
+            || !watertight_testkit::require_tools(
+                &test,
+                &["ip", "nft", "bridge", "sysctl"],
+                "iproute2 nftables procps",
+            )
+        {
             return;
         }
     };

@@ -56,6 +56,7 @@ pub(crate) type CheckFn = fn(&ObjectMeta, &PodSpec) -> Option<Forbidden>;
 /// One revision of a check, applying from policy `v1.<minimum_minor>` on.
 #[derive(Debug, Clone, Copy)]
 pub struct CheckVersion {
+    /// The first policy minor version (`v1.<minimum_minor>`) this revision applies to.
     pub minimum_minor: u32,
     /// Baseline check ids this restricted revision replaces at the restricted level.
     pub overrides: &'static [&'static str],
@@ -65,7 +66,9 @@ pub struct CheckVersion {
 /// A check as registered upstream.
 #[derive(Debug, Clone, Copy)]
 pub struct CheckInfo {
+    /// Upstream's check id, e.g. `hostNamespaces`.
     pub id: &'static str,
+    /// The lowest level that enforces the check.
     pub level: Level,
     /// Revisions, oldest first.
     pub versions: &'static [CheckVersion],

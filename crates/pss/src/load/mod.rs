@@ -20,25 +20,32 @@ use kinds::collect_objects;
 /// A pod, or a workload's pod template, ready for [`crate::evaluate`].
 #[derive(Debug, Clone, Serialize)]
 pub struct Workload {
+    /// The file the object came from.
     pub file: PathBuf,
     /// 0-based index of the YAML document in the file (items of a `List` share it).
     pub document: usize,
+    /// The object's `apiVersion`.
     pub api_version: String,
+    /// The object's `kind` (Pod, Deployment, CronJob, ...).
     pub kind: String,
     /// The object's `metadata.name` (or `generateName`), empty if neither is set.
     pub name: String,
+    /// The object's `metadata.namespace`, when set.
     pub namespace: Option<String>,
     /// The pod's metadata; for workloads the pod template's metadata.
     pub pod_meta: ObjectMeta,
+    /// The pod's spec; for workloads the pod template's spec.
     pub pod_spec: PodSpec,
 }
 
 /// A file or document that could not be loaded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LoadError {
+    /// The file that failed.
     pub file: PathBuf,
     /// 0-based document index; `None` when the whole file failed.
     pub document: Option<usize>,
+    /// What went wrong, from the parser or the loader.
     pub message: String,
 }
 
@@ -58,7 +65,9 @@ impl std::error::Error for LoadError {}
 /// Everything found under a path.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct LoadReport {
+    /// The pods and pod templates found, in file and document order.
     pub workloads: Vec<Workload>,
+    /// Files and documents that could not be loaded; the rest still load.
     pub errors: Vec<LoadError>,
     /// Objects that are not workloads (Service, ConfigMap, ...).
     pub skipped: usize,
