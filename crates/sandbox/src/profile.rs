@@ -294,27 +294,41 @@ impl Profile {
         )
     }
 
-    /// Checks what serde cannot: ranges and combinations.
+    /// Checks what serde cannot: ranges and combinations. Each error names the profile key,
+    /// the `watertight run` flag that sets it when there is one (see [`key`]), and what it
+    /// accepts.
     pub fn validate(&self) -> Result<(), String> {
-        if self.identity.slots == 0 {
-            return Err("identity.slots must be at least 1".into());
+        let id = &self.identity;
+        if id.slots == 0 {
+            return Err(format!("{} must be at least 1", key("identity.slots")));
         }
-        if (self.identity.host_id_base as u64) + (self.identity.slots as u64) > u32::MAX as u64 - 1
-        {
-            return Err("identity.host_id_base + identity.slots exceeds the uid range".into());
+        if (id.host_id_base as u64) + (id.slots as u64) > u32::MAX as u64 - 1 {
+            return Err(format!(
+                "{} + {} exceeds the uid range (at most 4294967294 in all)",
+                key("identity.host_id_base"),
+                key("identity.slots")
+            ));
         }
-        if self.identity.host_id_base == 0 {
-            return Err(
-                "identity.host_id_base must not be 0: the sandbox would map to host root".into(),
-            );
+        if id.host_id_base == 0 {
+            return Err(format!(
+                "{} must not be 0: the sandbox would map to host root",
+                key("identity.host_id_base")
+            ));
+        }
+        // (uid_t)-1 means "no change" to the kernel: it cannot be mapped.
+        for (name, v) in [("identity.uid", id.uid), ("identity.gid", id.gid)] {
+            if v == u32::MAX {
+                return Err(format!("{} {v}: must be 0..=4294967294", key(name)));
+            }
         }
         if self.hostname.is_empty() || self.hostname.len() > 64 {
-            return Err("hostname must be 1 to 64 bytes".into());
+            return Err(format!("{} must be 1 to 64 bytes", key("hostname")));
         }
         for b in &self.binds {
             if !b.target.is_absolute() {
                 return Err(format!(
-                    "bind target {} must be an absolute path",
+                    "{} target {} must be an absolute path",
+                    key("bind"),
                     b.target.display()
                 ));
             }
@@ -322,13 +336,17 @@ impl Profile {
         for d in &self.dev.devices {
             if crate::layers::dev::device_by_name(d).is_none() {
                 return Err(format!(
-                    "dev.devices: unknown device {d:?} (known: null, zero, full, random, urandom, tty)"
+                    "{}: unknown device {d:?} (known: null, zero, full, random, urandom, tty)",
+                    key("dev.devices")
                 ));
             }
         }
         if let Some(c) = self.limits.cpus {
             if !(c > 0.0 && c.is_finite()) {
-                return Err("limits.cpus must be a positive number of cores".into());
+                return Err(format!(
+                    "{} {c}: must be a positive number of cores, e.g. 0.5 or 2",
+                    key("limits.cpus")
+                ));
             }
         }
         for (name, v) in [
@@ -337,20 +355,48 @@ impl Profile {
         ] {
             if let Some(v) = v {
                 if !(v > 0.0 && v.is_finite()) {
-                    return Err(format!("{name} must be a positive number of seconds"));
+                    return Err(format!(
+                        "{} {v}: must be a positive number of seconds",
+                        key(name)
+                    ));
                 }
             }
         }
         if self.tmp.size.bytes() == 0 {
-            return Err("tmp.size must be larger than 0".into());
+            return Err(format!("{} must be larger than 0", key("tmp.size")));
         }
         if self.events.limit.bytes() < crate::events::MIN_FILE_LIMIT {
             return Err(format!(
-                "events.limit {} is too small: it must be at least 4K",
+                "{} {} is too small: it must be at least 4K",
+                key("events.limit"),
                 self.events.limit
             ));
         }
         Ok(())
+    }
+}
+
+/// The `watertight run` flag that sets each profile key that has one.
+const FLAGS: [(&str, &str); 12] = [
+    ("identity.uid", "--uid"),
+    ("identity.gid", "--gid"),
+    ("limits.cpus", "--cpus"),
+    ("limits.cpu_time", "--time-limit"),
+    ("limits.wall_time", "--wall-time-limit"),
+    ("limits.memory", "--memory-limit"),
+    ("limits.pids", "--pids-limit"),
+    ("limits.output", "--output-limit"),
+    ("events.limit", "--events-limit"),
+    ("seccomp.max_violations", "--max-violations"),
+    ("seccomp.on_violation", "--on-violation"),
+    ("bind", "--bind/--bind-ro"),
+];
+
+/// A profile key as errors name it: `limits.cpus (--cpus)`, or the key alone.
+pub fn key(name: &str) -> String {
+    match FLAGS.iter().find(|(k, _)| *k == name) {
+        Some((_, flag)) => format!("{name} ({flag})"),
+        None => name.to_string(),
     }
 }
 
