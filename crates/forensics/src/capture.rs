@@ -10,10 +10,12 @@ use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
+/// Where bundles go unless the caller names another directory.
 pub const DEFAULT_EVIDENCE_DIR: &str = "/var/lib/watertight/evidence";
 
 /// What to capture from a sandbox whose tasks are all frozen.
 pub struct CaptureRequest<'a> {
+    /// The sandbox's id; names the bundle directory.
     pub sandbox_id: &'a str,
     /// Host pids of every task, already frozen.
     pub pids: &'a [i32],
@@ -26,6 +28,7 @@ pub struct CaptureRequest<'a> {
     pub verdict_json: &'a [u8],
     /// Bundles go in `evidence_dir/<sandbox_id>-<UTC timestamp>/`.
     pub evidence_dir: &'a Path,
+    /// The host's evidence key, which signs the manifest.
     pub key: &'a watertight_integrity::SigningKey,
     /// The evidence byte budget: layer archives (headers, names, data), their `capture.json`
     /// listing and the tasks' /proc files together never take more (see `budget.rs`; the event
@@ -39,8 +42,11 @@ pub struct CaptureRequest<'a> {
 /// What `capture_report` wrote.
 #[derive(Debug, Clone)]
 pub struct Captured {
+    /// The bundle directory.
     pub bundle: PathBuf,
+    /// The evidence byte budget it was captured with.
     pub evidence_limit: u64,
+    /// Bytes charged against the budget.
     pub evidence_used: u64,
     /// Set when the budget was reached: what did not fit first.
     pub truncated: Option<String>,

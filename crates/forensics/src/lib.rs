@@ -1,5 +1,3 @@
-// Not yet documented item by item (the workspace's missing_docs lint): allowed here until it is.
-#![allow(missing_docs)]
 #![forbid(unsafe_code)]
 //! Forensic evidence bundles of a frozen sandbox (`watertight run --on-violation forensic`).
 //!

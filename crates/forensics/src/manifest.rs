@@ -22,22 +22,31 @@
 
 use base64::Engine;
 
+/// The manifest's file name in a bundle.
 pub const MANIFEST_FILE: &str = "manifest";
+/// The signature's file name in a bundle.
 pub const SIGNATURE_FILE: &str = "manifest.sig";
 const HEADER: &str = "watertight-evidence-manifest 1";
 
 /// One file of the bundle.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileEntry {
+    /// Relative to the bundle directory.
     pub path: String,
+    /// Size in bytes.
     pub size: u64,
+    /// SHA-256 of the content.
     pub sha256: [u8; 32],
 }
 
+/// The signed list of every file of a bundle, with its size and hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Manifest {
+    /// The sandbox the bundle is of.
     pub sandbox_id: String,
+    /// RFC 3339 UTC time of the capture.
     pub created: String,
+    /// `sha256:<hex>` fingerprint of the signing public key.
     pub signer: String,
     /// The evidence budget, when it was reached: the bundle holds less than the sandbox had.
     pub truncated: Option<u64>,
@@ -48,7 +57,9 @@ pub struct Manifest {
 /// A parse failure: the 1-based line and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseError {
+    /// The 1-based line.
     pub line: usize,
+    /// What is wrong with it.
     pub reason: String,
 }
 
@@ -227,11 +238,14 @@ pub fn check_path(path: &str) -> Result<(), &'static str> {
 /// The parsed signature file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignatureFile {
+    /// `sha256:<hex>` fingerprint of the signing public key.
     pub signer: String,
+    /// The ed25519 signature over the manifest's bytes.
     pub signature: [u8; 64],
 }
 
 impl SignatureFile {
+    /// The file's bytes: `ed25519 <signer>` and the base64 signature, one line each.
     pub fn encode(&self) -> Vec<u8> {
         format!(
             "ed25519 {}\n{}\n",
@@ -241,6 +255,7 @@ impl SignatureFile {
         .into_bytes()
     }
 
+    /// Parses a signature file; the error says what is wrong.
     pub fn parse(bytes: &[u8]) -> Result<SignatureFile, String> {
         let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8".to_string())?;
         let body = text

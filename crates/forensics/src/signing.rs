@@ -10,6 +10,7 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 use watertight_integrity::{SigningKey, VerifyingKey};
 
+/// The host's evidence key unless the caller names another.
 pub const DEFAULT_KEY_PATH: &str = "/var/lib/watertight/evidence.key";
 
 pub(crate) fn sign(key: &SigningKey, message: &[u8]) -> [u8; 64] {

@@ -13,6 +13,8 @@ use std::path::Path;
 /// Layer entries listed before "... and N more".
 const MAX_SHOWN_ENTRIES: usize = 200;
 
+/// The text `evidence show` prints for a bundle: the sandbox, the verdict and violation events,
+/// the tasks and the layers, with text from the bundle escaped (a sandbox wrote it).
 pub fn summarize(bundle: &Path) -> Result<String, Error> {
     if bundle.join(MANIFEST_FILE).symlink_metadata().is_err() {
         return Err(Error::NotABundle {

@@ -14,12 +14,18 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use watertight_integrity::VerifyingKey;
 
+/// What a successful [`verify`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifyReport {
+    /// The sandbox the bundle is of.
     pub sandbox_id: String,
+    /// RFC 3339 UTC time of the capture.
     pub created: String,
+    /// `sha256:<hex>` fingerprint of the signing key.
     pub signer: String,
+    /// Files listed in the manifest, every one checked.
     pub files: usize,
+    /// Their total size in bytes.
     pub bytes: u64,
     /// The evidence budget, when the signed manifest says it cut the evidence short.
     pub truncated: Option<u64>,
@@ -77,6 +83,7 @@ pub fn read_signed_manifest(bundle: &Path, pubkey: &VerifyingKey) -> Result<Mani
     Ok(manifest)
 }
 
+/// Checks a bundle: the signature with `pubkey`, then every file's size and hash, and that no file was added.
 pub fn verify(bundle: &Path, pubkey: &VerifyingKey) -> Result<VerifyReport, Error> {
     let manifest = read_signed_manifest(bundle, pubkey)?;
 

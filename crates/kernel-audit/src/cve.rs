@@ -16,11 +16,17 @@ use std::fmt;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
+    /// The record carries no CVSS 3.1 metric.
     Unscored,
+    /// CVSS "none" (score 0.0).
     None,
+    /// CVSS 0.1 to 3.9.
     Low,
+    /// CVSS 4.0 to 6.9.
     Medium,
+    /// CVSS 7.0 to 8.9.
     High,
+    /// CVSS 9.0 to 10.0.
     Critical,
 }
 
@@ -35,6 +41,7 @@ impl Severity {
         Severity::Unscored,
     ];
 
+    /// The lowercase name, as in reports and `--fail-on`.
     pub fn as_str(self) -> &'static str {
         match self {
             Severity::Unscored => "unscored",
@@ -68,19 +75,25 @@ impl fmt::Display for Severity {
 /// The record's CVSS 3.1 base metric.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Cvss {
+    /// The base score, 0.0 to 10.0.
     pub score: f32,
+    /// The qualitative severity the record gives.
     pub severity: Severity,
+    /// The CVSS vector string, e.g. `CVSS:3.1/AV:L/...`.
     pub vector: String,
 }
 
 /// `low <= v < high`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VersionRange {
+    /// First version in the range.
     pub low: KernelVersion,
+    /// First version past the range.
     pub high: KernelVersion,
 }
 
 impl VersionRange {
+    /// Whether `v` lies in the range.
     pub fn contains(&self, v: &KernelVersion) -> bool {
         self.low <= *v && *v < self.high
     }
@@ -89,7 +102,9 @@ impl VersionRange {
 /// "Fixed in stable branch `branch` (written `X.Y.*`) from `fixed` on."
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BranchFix {
+    /// The stable branch, e.g. 6.1.
     pub branch: KernelVersion,
+    /// The first release of that branch with the fix.
     pub fixed: KernelVersion,
 }
 
@@ -166,14 +181,18 @@ impl AffectRule {
 pub struct CveRecord {
     /// `CVE-2024-26581`.
     pub id: String,
+    /// The record's title: subsystem and a one-line summary.
     pub title: String,
+    /// The CVSS 3.1 metric, when the record has one.
     pub cvss: Option<Cvss>,
     /// Source files the fix touches (`net/netfilter/nft_set_rbtree.c`), deduplicated.
     pub program_files: Vec<String>,
+    /// Which versions are affected and which are fixed.
     pub rule: AffectRule,
 }
 
 impl CveRecord {
+    /// The record's severity (`Unscored` without CVSS).
     pub fn severity(&self) -> Severity {
         self.cvss
             .as_ref()

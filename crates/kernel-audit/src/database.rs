@@ -14,10 +14,13 @@ use std::path::Path;
 pub struct SourceInfo {
     /// `records` or `index`.
     pub kind: &'static str,
+    /// The directory or index file read.
     pub path: String,
+    /// How many published CVEs were loaded.
     pub records: usize,
     /// Record files that could not be used (only the count survives in an index).
     pub skipped_count: u64,
+    /// The record files that could not be used, with why (records only).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub skipped: Vec<SkippedFile>,
     /// For an index: the records directory it was built from.
@@ -25,10 +28,12 @@ pub struct SourceInfo {
     pub built_from: Option<String>,
 }
 
+/// The published kernel CVEs, from records or from an index, and where they came from.
 #[derive(Debug)]
 pub struct CveDatabase {
     /// Published CVEs sorted by id.
     pub records: Vec<CveRecord>,
+    /// Where they came from.
     pub source: SourceInfo,
 }
 

@@ -12,10 +12,13 @@ const CHECKS: &str = include_str!("../data/hardening.toml");
 /// scale of every watertight report.
 pub use watertight_report::Severity as CheckSeverity;
 
+/// The outcome of one hardening check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CheckStatus {
+    /// The kernel is set as recommended.
     Pass,
+    /// The kernel is set otherwise.
     Fail,
     /// The kernel lacks the switch (no such sysctl, LSM interface not mounted).
     Absent,
@@ -41,11 +44,17 @@ pub struct HardeningCheck {
     pub name: String,
     /// `sysctl`, `lsm` or `lockdown`.
     pub kind: &'static str,
+    /// The recommended value.
     pub expected: String,
+    /// The value read, when it could be read.
     pub current: Option<String>,
+    /// The outcome.
     pub status: CheckStatus,
+    /// How much a failure matters.
     pub severity: CheckSeverity,
+    /// What the recommended value protects against.
     pub why: String,
+    /// What the recommended value can break, when it breaks anything.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub breaks: Option<String>,
     /// Why the check could not be judged, when it is absent or unreadable.
@@ -118,6 +127,7 @@ pub struct HardeningReader {
 }
 
 impl HardeningReader {
+    /// A reader of the files below `root` (`/` for this host; a copy of /proc and /sys in tests).
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Self { root: root.into() }
     }

@@ -20,7 +20,9 @@ use crate::error::KernelAuditError;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
+/// The first eight bytes of every index file.
 pub const MAGIC: &[u8; 8] = b"WTKCVIDX";
+/// The index format this build writes and reads; any other is refused.
 pub const FORMAT_VERSION: u32 = 1;
 const HEADER_LEN: usize = 24;
 

@@ -18,9 +18,12 @@ struct MapFile {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UnreachableRule {
+    /// The start of a source path: a directory (`net/packet/`), a family of files or one file.
     pub prefix: String,
+    /// Paths under the prefix that stay reachable.
     #[serde(default)]
     pub except: Vec<String>,
+    /// Why the sandbox cannot reach code under the prefix.
     pub reason: String,
 }
 
@@ -33,12 +36,14 @@ impl UnreachableRule {
 /// The verdict for one CVE.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reachability {
+    /// Some program file of the fix is reachable from a sandbox (or the record names none).
     Reachable,
     /// Every program file is covered; the distinct reasons, in map order.
     Unreachable(Vec<String>),
 }
 
 impl Reachability {
+    /// Whether the CVE counts as reachable.
     pub fn is_reachable(&self) -> bool {
         matches!(self, Reachability::Reachable)
     }
@@ -79,6 +84,7 @@ impl ReachabilityMap {
         })
     }
 
+    /// The rules, in map order.
     pub fn rules(&self) -> &[UnreachableRule] {
         &self.rules
     }

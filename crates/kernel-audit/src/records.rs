@@ -91,7 +91,12 @@ pub enum ParsedRecord {
     /// A published CVE.
     Published(CveRecord),
     /// A record in another state (REJECTED, RESERVED): not a CVE to match.
-    NotPublished { id: String, state: String },
+    NotPublished {
+        /// The CVE id.
+        id: String,
+        /// The record's state, e.g. REJECTED.
+        state: String,
+    },
 }
 
 fn version(text: &str, id: &str) -> Result<KernelVersion, String> {
@@ -201,7 +206,9 @@ fn from_raw(raw: RawRecord<'_>) -> Result<ParsedRecord, String> {
 /// A record file that could not be used, and why.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct SkippedFile {
+    /// The record file.
     pub path: PathBuf,
+    /// Why it could not be used.
     pub reason: String,
 }
 

@@ -63,6 +63,7 @@ impl KernelVersion {
         &self.parts[..self.len as usize]
     }
 
+    /// The first number (6 in 6.1.100).
     pub fn major(&self) -> u32 {
         self.parts[0]
     }
