@@ -85,6 +85,10 @@ fn verified_rootfs_runs_and_bypasses_are_refused() {
         return;
     }
     let t = signed_tree();
+    // memfd_noexec is set in the sandbox's pid namespace by a helper of the supervisor's: the
+    // host's own value must never change (it can only ever be raised, never lowered again).
+    let host_memfd_noexec = || std::fs::read_to_string("/proc/sys/vm/memfd_noexec").unwrap();
+    let host_before = host_memfd_noexec();
     // A verified binary runs normally, and says which layers are on.
     let (o, v) = run_verified(&t, &[], &["/bin/attack", "fd", "9"]);
     assert_eq!(v["status"], "OK", "{v} {}", stderr(&o));
@@ -98,6 +102,11 @@ fn verified_rootfs_runs_and_bypasses_are_refused() {
             stdout(&o)
         );
     }
+    assert_eq!(
+        host_memfd_noexec(),
+        host_before,
+        "the host's vm.memfd_noexec changed"
+    );
     let (o, v) = run_verified(&t, &[], &["/bin/sh", "-c", "true"]);
     assert_ne!(
         v["status"],

@@ -30,13 +30,28 @@ impl Plan {
         };
         let json = serde_json::to_vec_pretty(&entry)
             .map_err(|e| Error::Config(format!("encode the published plan: {e}")))?;
+        // Root's only, and whole or absent for a reader (our own state file, so a rename).
         let path = dir.join(format!("{sandbox_id}.json"));
-        std::fs::write(&path, json).ctx(|| format!("write {}", path.display()))?;
+        let partial = dir.join(format!(".{sandbox_id}.json.partial"));
+        let write = || -> std::io::Result<()> {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&partial)?;
+            f.write_all(&json)?;
+            std::fs::rename(&partial, &path)
+        };
+        write().ctx(|| format!("write {}", path.display()))?;
         Ok(Published { path })
     }
 }
 
-/// Removes entries whose supervisor no longer exists (named `wt-<slot>-<pid>.json`).
+/// Removes entries whose supervisor no longer exists (named `wt-<slot>-<pid>.json`, or
+/// `.wt-<slot>-<pid>.json.partial` when it died while writing one).
 fn remove_stale(dir: &std::path::Path) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
@@ -45,6 +60,7 @@ fn remove_stale(dir: &std::path::Path) {
         let name = e.file_name();
         let Some(pid) = name
             .to_str()
+            .map(|n| n.trim_start_matches('.').trim_end_matches(".partial"))
             .and_then(|n| n.strip_suffix(".json"))
             .and_then(|n| n.rsplit('-').next())
             .and_then(|p| p.parse::<u32>().ok())
