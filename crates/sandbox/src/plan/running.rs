@@ -78,3 +78,30 @@ impl Drop for Published {
         let _ = std::fs::remove_file(&self.path);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_entries_of_dead_supervisors_are_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = format!("wt-1-{}.json", std::process::id());
+        // pid_max is at most 2^22: these supervisors cannot exist.
+        for name in [
+            live.as_str(),
+            "wt-0-99999999.json",
+            ".wt-2-99999998.json.partial",
+            "notes.txt",
+        ] {
+            std::fs::write(dir.path().join(name), b"{}").unwrap();
+        }
+        remove_stale(dir.path());
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, vec!["notes.txt".to_string(), live]);
+    }
+}
