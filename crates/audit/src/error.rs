@@ -2,20 +2,38 @@
 
 use std::path::PathBuf;
 
+/// Why an input (a file, or /proc) could not be audited.
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
+    /// The input file could not be read.
     #[error("cannot read {path}: {source}")]
     Read {
+        /// The file.
         path: PathBuf,
+        /// The I/O error of the read.
         #[source]
         source: std::io::Error,
     },
+    /// The input is not in its format's syntax or types (not JSON, a field of the wrong type).
     #[error("{path}: {message}")]
-    Parse { path: PathBuf, message: String },
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What failed to parse and, where it helps, which input was expected.
+        message: String,
+    },
+    /// The input parses but is not what the source audits (e.g. `docker inspect` of an image).
     #[error("{path}: {message}")]
-    Invalid { path: PathBuf, message: String },
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What the input is missing, and what was expected instead.
+        message: String,
+    },
+    /// /proc cannot be listed, so no live process can be audited.
     #[error("cannot list /proc ({source}); mount procfs or run where /proc is visible")]
     ProcUnreadable {
+        /// The error of listing the procfs root.
         #[source]
         source: std::io::Error,
     },

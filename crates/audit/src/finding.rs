@@ -9,8 +9,12 @@ pub use watertight_report::Severity;
 /// One finding. `rule` is a stable id (`shared-host-namespace`, `privileged`, `pss/<check>` ...).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finding {
+    /// The id of the rule that reported it; the key of its catalog entry and SARIF `ruleId`.
     pub rule: String,
+    /// How bad this occurrence is (a rule may report below its catalog severity); `--fail-on`
+    /// compares it with the threshold.
     pub severity: Severity,
+    /// What is wrong, in one sentence for people.
     pub message: String,
     /// Where the workload was read from: `host:<node>` or a file path.
     pub source: String,
@@ -18,6 +22,8 @@ pub struct Finding {
     pub subject: String,
     /// The workload id (cgroup path, `namespace/Kind/name`, container name, bundle path).
     pub workload: String,
+    /// The container's name, for subjects that are containers of a configuration (no pid);
+    /// `None` for live processes, whose workload id already locates them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<String>,
     /// The first host pid this finding applies to (live sources).
@@ -35,6 +41,7 @@ pub struct Finding {
     /// For files: the file and the 0-based YAML document index.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<PathBuf>,
+    /// The 0-based document index within `file` (multi-document YAML); `None` otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub document: Option<usize>,
 }

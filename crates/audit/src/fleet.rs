@@ -13,21 +13,31 @@ use watertight_model::NamespaceKind;
 /// One rule's reach across the fleet.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FleetRule {
+    /// The rule id, as in the node reports' findings.
     pub rule: String,
+    /// The namespace kind, for per-namespace rules (`shared-host-namespace`,
+    /// `namespace-unknown`): each kind is counted on its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
     /// The worst severity seen on any node.
     pub severity: Severity,
+    /// How many nodes reported the rule at least once.
     pub nodes_affected: usize,
     /// Findings across all nodes.
     pub findings: usize,
+    /// The affected nodes, sorted by name.
     pub nodes: Vec<String>,
 }
 
+/// The fleet part of a merged report (`Report::fleet`): which nodes were read and each rule's
+/// reach across them.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct FleetSummary {
+    /// How many distinct nodes the merged reports speak for.
     pub nodes_total: usize,
+    /// Every node read, sorted by name, affected or not.
     pub nodes: Vec<String>,
+    /// One entry per rule and namespace kind, most nodes affected first.
     pub rules: Vec<FleetRule>,
 }
 

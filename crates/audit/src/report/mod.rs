@@ -15,17 +15,23 @@ pub use watertight_report::{FailOn, Format};
 /// An input that could not be read or understood; the rest of the inputs are still audited.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InputError {
+    /// The input: a file path (in a fleet report prefixed with `<node>: `).
     pub source: String,
+    /// The 0-based document index within a multi-document YAML file, when the error is in one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub document: Option<usize>,
+    /// What is wrong, without the input's name (see [`InputError::line`]).
     pub message: String,
 }
 
 /// One Pod Security Standards violation, named as upstream names the check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PssViolation {
+    /// The upstream check id (e.g. `hostNamespaces`); findings carry it as `pss/<check>`.
     pub check: String,
+    /// Upstream's forbidden reason (e.g. `host namespaces`).
     pub reason: String,
+    /// Upstream's detail: which fields and values violate; empty when it gives none.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub detail: String,
 }
@@ -33,23 +39,35 @@ pub struct PssViolation {
 /// The Pod Security Standards verdict for one Kubernetes object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PssEntry {
+    /// The manifest file the object was read from.
     pub file: PathBuf,
+    /// The object's 0-based document index within `file`.
     pub document: usize,
+    /// The object's `apiVersion`.
     pub api_version: String,
+    /// The object's `kind` (`Pod`, `Deployment`, ...).
     pub kind: String,
+    /// The object's `metadata.name`.
     pub name: String,
+    /// The object's `metadata.namespace`, when it sets one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
+    /// The level evaluated against: `privileged`, `baseline` or `restricted`.
     pub level: String,
+    /// The Pod Security Standards version evaluated: `latest` or `v<major>.<minor>`.
     pub version: String,
+    /// Whether pod-security-admission would admit the object at this level and version.
     pub allowed: bool,
+    /// Every check the object fails; empty when `allowed`.
     pub violations: Vec<PssViolation>,
 }
 
 /// Everything one audit run found.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
+    /// The producing tool, always `watertight`.
     pub tool: String,
+    /// The watertight version that made the report.
     pub version: String,
     /// `host`, `k8s`, `docker`, `oci` or `fleet`.
     pub command: String,
@@ -59,21 +77,27 @@ pub struct Report {
     /// Unix time the report was made.
     #[serde(default)]
     pub generated_at: u64,
+    /// Wall time the audit took, set by the caller (0 when not measured).
     #[serde(default)]
     pub duration_seconds: f64,
     /// How many workloads were audited.
     #[serde(default)]
     pub workloads: usize,
+    /// Every finding, most severe first; in a fleet report, one per rule and namespace kind.
     pub findings: Vec<Finding>,
+    /// Pod Security Standards verdicts, one per Kubernetes object (`audit k8s` only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pss: Vec<PssEntry>,
+    /// Inputs that could not be read or understood; the rest were still audited.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<InputError>,
+    /// The per-rule node counts of a merged report (`audit fleet` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fleet: Option<FleetSummary>,
 }
 
 impl Report {
+    /// An empty report of `command`, stamped with this watertight version and the current time.
     pub fn new(command: &str) -> Report {
         Report {
             tool: "watertight".into(),

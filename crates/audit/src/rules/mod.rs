@@ -28,9 +28,11 @@ use watertight_model::{NamespaceKind, NamespaceState, Origin, Subject, Workload}
 /// What a rule is, for catalogs (SARIF `rules[]`, documentation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RuleInfo {
+    /// The stable id findings carry in `rule` (`privileged`, `shared-host-namespace`, ...).
     pub id: &'static str,
     /// The highest severity the rule reports.
     pub severity: Severity,
+    /// A short name of the problem (SARIF `shortDescription`, fleet summaries).
     pub title: &'static str,
     /// What to do about it.
     pub help: &'static str,
@@ -38,7 +40,9 @@ pub struct RuleInfo {
 
 /// Everything a rule may look at: one subject of one workload.
 pub struct Context<'a> {
+    /// The workload the subject belongs to: its kind, id and origin.
     pub workload: &'a Workload,
+    /// The process or container the rule judges.
     pub subject: &'a Subject,
     /// `host:<node>` or the file path.
     pub source: &'a str,
@@ -64,6 +68,7 @@ impl Context<'_> {
         .any(|k| self.subject.namespaces.get(*k) == NamespaceState::Isolated)
     }
 
+    /// Whether the workload was read from a running host (/proc) rather than a file.
     pub fn is_live(&self) -> bool {
         matches!(self.workload.origin, Origin::Live { .. })
     }

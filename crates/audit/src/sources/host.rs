@@ -51,7 +51,9 @@ impl Default for HostOptions {
 /// The result of a scan.
 #[derive(Debug, Clone)]
 pub struct HostScan {
+    /// The node the scan speaks for: [`HostOptions::node`], else the kernel hostname.
     pub node: String,
+    /// One workload per cgroup, each with one subject per process.
     pub workloads: Vec<Workload>,
     /// Processes examined (kernel threads and vanished processes excluded).
     pub processes: usize,

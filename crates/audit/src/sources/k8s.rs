@@ -27,10 +27,13 @@ const APPARMOR_ANNOTATION: &str = "container.apparmor.security.beta.kubernetes.i
 /// What the audit of some manifests produced.
 #[derive(Debug, Default)]
 pub struct K8sAudit {
+    /// One model workload per workload object, for the isolation rules.
     pub workloads: Vec<Workload>,
+    /// The Pod Security Standards verdict of each workload object.
     pub pss: Vec<PssEntry>,
     /// One finding per PSS violation (rule `pss/<check>`).
     pub pss_findings: Vec<Finding>,
+    /// Files and documents that could not be read or loaded; the others are still audited.
     pub errors: Vec<InputError>,
     /// Documents that were not workloads (Services, ConfigMaps, ...).
     pub skipped: usize,

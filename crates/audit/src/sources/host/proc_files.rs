@@ -11,13 +11,21 @@ use watertight_model::IdMapping;
 /// The fields of `/proc/PID/status` the audit needs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Status {
+    /// The command name (`Name:`, at most 15 bytes).
     pub name: String,
+    /// The parent pid (`PPid:`); a child of pid 2 is a kernel thread on kernels without `Kthread:`.
     pub ppid: Option<u32>,
+    /// The effective uid (second field of `Uid:`): it decides permissions.
     pub uid: Option<u32>,
+    /// The effective gid (second field of `Gid:`).
     pub gid: Option<u32>,
+    /// The effective capability mask (`CapEff:`): what the process may do now.
     pub cap_eff: Option<u64>,
+    /// The permitted capability mask (`CapPrm:`): what it may raise into the effective set.
     pub cap_prm: Option<u64>,
+    /// The bounding set (`CapBnd:`): the most it or its children can ever gain by execve.
     pub cap_bnd: Option<u64>,
+    /// The `NoNewPrivs:` flag: whether execve can no longer grant privileges (setuid, file caps).
     pub no_new_privs: Option<bool>,
     /// 0 disabled, 1 strict, 2 filter.
     pub seccomp: Option<u8>,
@@ -25,6 +33,7 @@ pub struct Status {
     pub kthread: Option<bool>,
 }
 
+/// Parses `/proc/PID/status`; a missing or malformed line leaves its field at the default.
 pub fn parse_status(text: &str) -> Status {
     let mut s = Status::default();
     for line in text.lines() {
@@ -92,17 +101,24 @@ pub fn parse_cgroup(text: &str) -> Option<(String, bool)> {
 /// One line of `/proc/PID/mountinfo`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MountInfo {
+    /// The device major number of the mounted filesystem; with `minor`, matches the mount to the
+    /// host mount of the same filesystem.
     pub major: u32,
+    /// The device minor number of the mounted filesystem.
     pub minor: u32,
     /// The path inside the filesystem that is mounted (bind mounts: the source subtree).
     pub root: String,
+    /// Where it is mounted, relative to the process's root (octal escapes undone).
     pub mount_point: String,
+    /// Whether the per-mount options include `ro`.
     pub read_only: bool,
     /// `shared:N` peer group.
     pub shared: Option<u32>,
     /// `master:N` peer group this mount receives from.
     pub master: Option<u32>,
+    /// The filesystem type (`ext4`, `overlay`, `cgroup2`, ...).
     pub fs_type: String,
+    /// The mount source (a device path, or a name such as `overlay`); empty when absent.
     pub source: String,
 }
 
@@ -134,6 +150,7 @@ fn unescape(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Parses `/proc/PID/mountinfo`, one entry per line; malformed lines are skipped.
 pub fn parse_mountinfo(text: &str) -> Vec<MountInfo> {
     text.lines().filter_map(parse_mountinfo_line).collect()
 }

@@ -49,6 +49,9 @@ fn pod_uid(segment: &str) -> Option<String> {
     }
 }
 
+/// The workload kind a cgroup path names: a Kubernetes container (any `kubepods` segment), a
+/// watertight sandbox, a runtime's container, a systemd unit, host processes (the root cgroup),
+/// else a plain cgroup.
 pub fn classify(path: &str) -> WorkloadKind {
     if path == "/" || path.is_empty() {
         return WorkloadKind::HostProcesses;
