@@ -295,6 +295,13 @@ fn preflight() -> Result<(), Error> {
         return Err(Error::NotRoot);
     }
     std::fs::create_dir_all(mount::STAGE).ctx(|| format!("create {}", mount::STAGE))?;
+    // pid 1 mounts on the stage as the slot's uid, which must be able to reach it whatever
+    // umask made these directories (an init system's 077 made them root's only).
+    use std::os::unix::fs::PermissionsExt;
+    for dir in [mount::STAGE, "/run/watertight"] {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+            .ctx(|| format!("make {dir} reachable (mode 0755)"))?;
+    }
     Ok(())
 }
 
