@@ -37,6 +37,8 @@ pub use fs::{CgroupFs, KernelFs};
 pub use layout::{
     detect, parse_mountinfo, CgroupMount, Controller, DeviceBackend, Layout, Mode, Placement,
 };
-pub use limits::{CpuQuota, DeviceKind, DeviceRule, Limits};
+pub use limits::{
+    CpuQuota, DeviceKind, DeviceRule, Limits, CFS_PERIOD_US, CFS_QUOTA_US, MEMORY_BYTES, PIDS_MAX,
+};
 pub use stale::{cleanup_stale, Registry};
 pub use stats::Stats;
