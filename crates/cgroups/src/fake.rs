@@ -6,9 +6,9 @@
 //! write and BPF device program request in order, so a test asserts exactly what the crate
 //! wrote. Modelled on youki's libcgroups test trees and Firecracker jailer's MockCgroupFs.
 //!
-//! What it does not do: run processes (cgroup.procs stays empty after a write; the write is
-//! recorded), enforce anything, or load BPF programs (the request is recorded and no program
-//! handle is returned).
+//! What it does not do: run processes (cgroup.procs stays as it was after a write, which is
+//! recorded; a test may list pids in it, and a write of 1 to cgroup.kill empties it), enforce
+//! anything, or load BPF programs (the request is recorded and no program handle is returned).
 
 use std::io::{self, ErrorKind};
 use std::path::{Path, PathBuf};
@@ -251,8 +251,13 @@ impl FakeCgroupFs {
         self.record(FakeOp::Write(file.to_owned(), value.to_owned()));
         let dir = file.parent().unwrap_or(file);
         match file.file_name().and_then(|n| n.to_str()).unwrap_or("") {
-            // The kernel moves or kills processes; the fake has none to move.
-            "cgroup.procs" | "tasks" | "cgroup.kill" => Ok(()),
+            // The kernel moves processes; the fake has none to move.
+            "cgroup.procs" | "tasks" => Ok(()),
+            // Kills every process: the cgroup empties (whatever pids a test listed in it).
+            "cgroup.kill" if value.trim() == "1" => {
+                std::fs::write(self.host(&dir.join("cgroup.procs")), "")
+            }
+            "cgroup.kill" => Err(io::Error::from_raw_os_error(nix::libc::EINVAL)),
             "cgroup.freeze" => {
                 let frozen = match value.trim() {
                     "0" => 0,

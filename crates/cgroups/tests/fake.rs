@@ -607,3 +607,59 @@ fn stale_cgroups_of_dead_owners_are_removed_through_the_fake() {
     cgroup.destroy().unwrap();
     assert!(!entry.exists());
 }
+
+#[test]
+fn pure_v2_kill_uses_cgroup_kill_and_stats_come_from_v2_files() {
+    let h = host(PURE_V2, &PURE_V2_CONTROLLERS);
+    let limits = Limits {
+        memory_bytes: Some(32 << 20),
+        pids_max: Some(10),
+        ..Limits::default()
+    };
+    let cgroup = Cgroup::create_with(&h.layout, "kill", &limits, NO_NEEDS).unwrap();
+    let name = cgroup.dir_name().to_owned();
+    let dir = Path::new("/sys/fs/cgroup").join(&name);
+    for (file, text) in [
+        ("memory.peak", "30000000\n"),
+        ("memory.current", "1000\n"),
+        (
+            "memory.events",
+            "low 0\nhigh 0\nmax 9\noom 1\noom_kill 1\noom_group_kill 0\n",
+        ),
+        ("pids.current", "3\n"),
+        ("pids.events", "max 4\n"),
+        (
+            "cpu.stat",
+            "usage_usec 250\nuser_usec 200\nsystem_usec 50\n",
+        ),
+    ] {
+        h.fake.set(&dir.join(file), text).unwrap();
+    }
+    let stats = cgroup.stats().unwrap();
+    assert_eq!(stats.memory_peak_bytes, Some(30_000_000));
+    assert_eq!(stats.memory_current_bytes, Some(1000));
+    assert_eq!(stats.memory_limit_hits, Some(9));
+    assert_eq!(stats.oom_kills, Some(1));
+    assert_eq!(stats.pids_current, Some(3));
+    assert_eq!(stats.pids_limit_hits, Some(4));
+    assert_eq!(stats.cpu_usage_ns, Some(250_000));
+    // A kernel without memory.peak (before 5.19) gives no peak, not an error.
+    h.fake.remove(&dir.join("memory.peak")).unwrap();
+    assert_eq!(cgroup.stats().unwrap().memory_peak_bytes, None);
+
+    // Pids only the unified directory lists are reached by cgroup.kill, never by a signal
+    // (no real process has these pids' membership).
+    h.fake
+        .set(&dir.join("cgroup.procs"), "4242\n4243\n")
+        .unwrap();
+    assert_eq!(cgroup.pids().unwrap(), [4242, 4243]);
+    h.fake.take_log();
+    cgroup.destroy().unwrap();
+    assert_eq!(
+        lines(&h.fake.log(), &name),
+        [
+            "write /sys/fs/cgroup/CG/cgroup.kill 1",
+            "rmdir /sys/fs/cgroup/CG"
+        ]
+    );
+}
