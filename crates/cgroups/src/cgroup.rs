@@ -1,12 +1,12 @@
 //! One sandbox's cgroup across every hierarchy it uses: creation with limits (rolled back on any
 //! failure), placing processes, accounting, and removal.
 
-use std::fs::OpenOptions;
-use std::io::{ErrorKind, Write};
-use std::os::unix::fs::MetadataExt;
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::device_program::AttachedDeviceProgram;
+use crate::fs::{is_missing, CgroupFs};
 use crate::layout::{Controller, DeviceBackend, Layout, Placement};
 use crate::owner::{Owner, OWNER_SEPARATOR};
 use crate::stats::{self, Stats};
@@ -57,6 +57,8 @@ pub(crate) struct Role {
 /// [`Cgroup::destroy`] to see errors.
 #[derive(Debug)]
 pub struct Cgroup {
+    /// Every file and directory operation goes through it (the layout's).
+    pub(crate) fs: Arc<dyn CgroupFs>,
     pub(crate) dir_name: String,
     pub(crate) mode: Mode,
     /// Every directory of this cgroup, distinct, in creation order.
@@ -115,20 +117,17 @@ pub(crate) fn dir_name_of(name: &str) -> Result<String, Error> {
 }
 
 /// Writes `value` with a single write(2) to an existing cgroup file (never creates one).
-pub(crate) fn write_file(path: &Path, value: &str) -> Result<(), Error> {
-    OpenOptions::new()
-        .write(true)
-        .open(path)
-        .and_then(|mut file| file.write_all(value.as_bytes()))
+pub(crate) fn write_file(fs: &dyn CgroupFs, path: &Path, value: &str) -> Result<(), Error> {
+    fs.write(path, value)
         .map_err(|e| Error::write(path, value, e))
 }
 
 /// Like [`write_file`] but a missing file is not an error (returns false).
-fn write_optional(path: &Path, value: &str) -> Result<bool, Error> {
-    match write_file(path, value) {
+fn write_optional(fs: &dyn CgroupFs, path: &Path, value: &str) -> Result<bool, Error> {
+    match fs.write(path, value) {
         Ok(()) => Ok(true),
-        Err(Error::Write { source, .. }) if source.kind() == ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(e),
+        Err(e) if is_missing(&e) => Ok(false),
+        Err(e) => Err(Error::write(path, value, e)),
     }
 }
 
@@ -141,17 +140,23 @@ impl Cgroup {
     }
 
     /// Like [`Cgroup::create`], in only the hierarchies that `limits` and `needs` call for.
+    /// Plans, delegates cgroup2 controllers and creates in one call; a caller that makes many
+    /// cgroups (or wants the checks done before it forks) builds a [`Plan`] once instead.
     pub fn create_with(
         layout: &Layout,
         name: &str,
         limits: &Limits,
         needs: Needs,
     ) -> Result<Cgroup, Error> {
-        let dir_name = dir_name_of(name)?;
-        limits.validate()?;
-        let plan = Plan::new(layout, limits, needs)?;
+        let plan = Plan::new(layout.clone(), limits.clone(), needs)?;
+        plan.delegate_controllers()?;
+        plan.create(name)
+    }
 
-        let mut cgroup = Cgroup {
+    /// An empty handle (no directory yet) on `layout`'s filesystem.
+    fn empty(layout: &Layout, dir_name: String) -> Cgroup {
+        Cgroup {
+            fs: layout.fs().clone(),
             dir_name,
             mode: layout.mode(),
             dirs: Vec::with_capacity(6),
@@ -165,30 +170,7 @@ impl Cgroup {
             device_program: None,
             destroyed: false,
             registered: None,
-        };
-        // From here on every early return drops `cgroup`, which removes what exists so far.
-        if let Some(root) = layout.unified_root().filter(|_| plan.unified) {
-            if layout.mode() == Mode::V2 {
-                // Controller files appear only where the parent delegates the controller.
-                enable_unified_controllers(layout)?;
-            }
-            let dir = cgroup.make_dir(root)?;
-            cgroup.unified_id = Some(
-                std::fs::metadata(&dir)
-                    .map_err(|e| Error::read(&dir, e))?
-                    .ino(),
-            );
-            cgroup.unified = Some(dir);
         }
-        cgroup.memory = cgroup.make_role(plan.memory)?;
-        cgroup.pids = cgroup.make_role(plan.pids)?;
-        cgroup.cpu = cgroup.make_role(plan.cpu)?;
-        cgroup.cpuacct = cgroup.make_role(plan.cpuacct)?;
-        let devices_v1 = cgroup.make_role(plan.devices_v1)?;
-        cgroup.freezer = cgroup.make_role(plan.freezer)?;
-
-        cgroup.apply_limits(layout, limits, devices_v1.as_ref())?;
-        Ok(cgroup)
     }
 
     /// mkdir `<root>/<dir_name>`.
@@ -197,7 +179,7 @@ impl Cgroup {
         if let Some(existing) = self.dirs.iter().find(|d| **d == dir) {
             return Ok(existing.clone()); // co-mounted v1 controllers share a directory
         }
-        match std::fs::create_dir(&dir) {
+        match self.fs.mkdir(&dir) {
             Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {
                 return Err(Error::AlreadyExists { path: dir });
@@ -208,11 +190,11 @@ impl Cgroup {
         Ok(dir)
     }
 
-    fn make_role(&mut self, placement: Option<Placement<'_>>) -> Result<Option<Role>, Error> {
-        Ok(match placement {
+    fn make_role(&mut self, site: &Option<Site>) -> Result<Option<Role>, Error> {
+        Ok(match site {
             None => None,
-            Some(Placement::Unified) => self.unified.clone().map(|dir| Role { dir, v2: true }),
-            Some(Placement::V1(root)) => Some(Role {
+            Some(Site::Unified) => self.unified.clone().map(|dir| Role { dir, v2: true }),
+            Some(Site::V1(root)) => Some(Role {
                 dir: self.make_dir(root)?,
                 v2: false,
             }),
@@ -225,16 +207,18 @@ impl Cgroup {
         limits: &Limits,
         devices_v1: Option<&Role>,
     ) -> Result<(), Error> {
+        let fs = self.fs.clone();
+        let fs = fs.as_ref();
         if let (Some(bytes), Some(role)) = (limits.memory_bytes, &self.memory) {
             let bytes = bytes.to_string();
             if role.v2 {
                 write_controller_file(layout, &role.dir.join("memory.max"), &bytes)?;
                 // swap.max is swap on top of memory.max; absent when swap accounting is off.
-                write_optional(&role.dir.join("memory.swap.max"), "0")?;
+                write_optional(fs, &role.dir.join("memory.swap.max"), "0")?;
             } else {
-                write_file(&role.dir.join("memory.limit_in_bytes"), &bytes)?;
+                write_file(fs, &role.dir.join("memory.limit_in_bytes"), &bytes)?;
                 // memsw counts memory + swap; absent when swap accounting is off.
-                write_optional(&role.dir.join("memory.memsw.limit_in_bytes"), &bytes)?;
+                write_optional(fs, &role.dir.join("memory.memsw.limit_in_bytes"), &bytes)?;
             }
         }
         if let (Some(max), Some(role)) = (limits.pids_max, &self.pids) {
@@ -242,7 +226,7 @@ impl Cgroup {
             if role.v2 {
                 write_controller_file(layout, &path, &max.to_string())?;
             } else {
-                write_file(&path, &max.to_string())?;
+                write_file(fs, &path, &max.to_string())?;
             }
         }
         if let (Some(quota), Some(role)) = (limits.cpu_quota, &self.cpu) {
@@ -252,10 +236,12 @@ impl Cgroup {
             } else {
                 // Period first: the quota is checked against the period in force.
                 write_file(
+                    fs,
                     &role.dir.join("cpu.cfs_period_us"),
                     &quota.period_us.to_string(),
                 )?;
                 write_file(
+                    fs,
                     &role.dir.join("cpu.cfs_quota_us"),
                     &quota.quota_us.to_string(),
                 )?;
@@ -264,22 +250,16 @@ impl Cgroup {
         if let Some(rules) = &limits.devices {
             match (devices_v1, &self.unified) {
                 (Some(role), _) => {
-                    write_file(&role.dir.join("devices.deny"), "a")?;
+                    write_file(fs, &role.dir.join("devices.deny"), "a")?;
                     let allow = role.dir.join("devices.allow");
-                    // The kernel parses one rule per write(2), so keep one open file.
-                    let mut file = OpenOptions::new()
-                        .write(true)
-                        .open(&allow)
-                        .map_err(|e| Error::write(&allow, "", e))?;
-                    for rule in rules {
-                        for line in rule.v1_allow_lines() {
-                            file.write_all(line.as_bytes())
-                                .map_err(|e| Error::write(&allow, line.clone(), e))?;
-                        }
-                    }
+                    // The kernel parses one rule per write(2): one open file, one write each.
+                    let lines: Vec<String> =
+                        rules.iter().flat_map(|r| r.v1_allow_lines()).collect();
+                    fs.write_each(&allow, &lines)
+                        .map_err(|(line, e)| Error::write(&allow, line, e))?;
                 }
                 (None, Some(unified)) => {
-                    self.device_program = Some(AttachedDeviceProgram::attach(unified, rules)?);
+                    self.device_program = fs.attach_device_program(unified, rules)?;
                 }
                 (None, None) => unreachable!("Plan::new refuses device rules without a backend"),
             }
@@ -297,7 +277,7 @@ impl Cgroup {
         }
         let pid = pid.to_string();
         for dir in &self.dirs {
-            write_file(&dir.join("cgroup.procs"), &pid)?;
+            write_file(self.fs.as_ref(), &dir.join("cgroup.procs"), &pid)?;
         }
         Ok(())
     }
@@ -340,14 +320,15 @@ impl Cgroup {
 
     /// Resource accounting now.
     pub fn stats(&self) -> Result<Stats, Error> {
+        let fs = self.fs.as_ref();
         let mut stats = Stats::default();
         if let Some(role) = &self.memory {
             let dir = &role.dir;
             if role.v2 {
-                stats.memory_peak_bytes = stats::read_number(&dir.join("memory.peak"))?;
-                stats.memory_current_bytes = stats::read_number(&dir.join("memory.current"))?;
+                stats.memory_peak_bytes = stats::read_number(fs, &dir.join("memory.peak"))?;
+                stats.memory_current_bytes = stats::read_number(fs, &dir.join("memory.current"))?;
                 let events = dir.join("memory.events");
-                if let Some(text) = stats::read_optional(&events)? {
+                if let Some(text) = stats::read_optional(fs, &events)? {
                     let key = |key| {
                         stats::flat_keyed_value(&text, key).map_err(|r| Error::parse(&events, r))
                     };
@@ -356,27 +337,28 @@ impl Cgroup {
                 }
             } else {
                 stats.memory_peak_bytes =
-                    stats::read_number(&dir.join("memory.max_usage_in_bytes"))?;
+                    stats::read_number(fs, &dir.join("memory.max_usage_in_bytes"))?;
                 stats.memory_current_bytes =
-                    stats::read_number(&dir.join("memory.usage_in_bytes"))?;
-                stats.oom_kills = stats::read_keyed(&dir.join("memory.oom_control"), "oom_kill")?;
+                    stats::read_number(fs, &dir.join("memory.usage_in_bytes"))?;
+                stats.oom_kills =
+                    stats::read_keyed(fs, &dir.join("memory.oom_control"), "oom_kill")?;
                 // With swap accounting the memsw counter is charged first and records the
                 // failures when memsw = memory, so count both.
-                let failcnt = stats::read_number(&dir.join("memory.failcnt"))?;
-                let memsw_failcnt = stats::read_number(&dir.join("memory.memsw.failcnt"))?;
+                let failcnt = stats::read_number(fs, &dir.join("memory.failcnt"))?;
+                let memsw_failcnt = stats::read_number(fs, &dir.join("memory.memsw.failcnt"))?;
                 stats.memory_limit_hits = failcnt.map(|n| n + memsw_failcnt.unwrap_or(0));
             }
         }
         if let Some(role) = &self.pids {
-            stats.pids_current = stats::read_number(&role.dir.join("pids.current"))?;
-            stats.pids_limit_hits = stats::read_keyed(&role.dir.join("pids.events"), "max")?;
+            stats.pids_current = stats::read_number(fs, &role.dir.join("pids.current"))?;
+            stats.pids_limit_hits = stats::read_keyed(fs, &role.dir.join("pids.events"), "max")?;
         }
         // cpu.stat is a core file of every cgroup2 directory; v1 needs the cpuacct controller.
         if let Some(dir) = &self.unified {
-            stats.cpu_usage_ns = stats::read_keyed(&dir.join("cpu.stat"), "usage_usec")?
+            stats.cpu_usage_ns = stats::read_keyed(fs, &dir.join("cpu.stat"), "usage_usec")?
                 .map(|us| us.saturating_mul(1000));
         } else if let Some(role) = &self.cpuacct {
-            stats.cpu_usage_ns = stats::read_number(&role.dir.join("cpuacct.usage"))?;
+            stats.cpu_usage_ns = stats::read_number(fs, &role.dir.join("cpuacct.usage"))?;
         }
         Ok(stats)
     }
@@ -384,7 +366,7 @@ impl Cgroup {
     /// The processes in the cgroup (from the unified directory when there is one).
     pub fn pids(&self) -> Result<Vec<i32>, Error> {
         match self.unified.as_ref().or(self.dirs.first()) {
-            Some(dir) => read_procs(dir),
+            Some(dir) => read_procs(self.fs.as_ref(), dir),
             None => Ok(Vec::new()),
         }
     }
@@ -403,7 +385,7 @@ impl Cgroup {
         };
         let mut removed = Ok(());
         for dir in self.dirs.iter().rev() {
-            if let Err(e) = remove_dir(dir) {
+            if let Err(e) = remove_dir(self.fs.as_ref(), dir) {
                 if removed.is_ok() {
                     removed = Err(e);
                 }
@@ -420,24 +402,11 @@ impl Cgroup {
     /// A handle on an existing watertight cgroup `dir_name` (e.g. a stale one), with the
     /// directories that exist. Its drop removes it.
     pub(crate) fn adopt(layout: &Layout, dir_name: &str) -> Cgroup {
-        let mut cgroup = Cgroup {
-            dir_name: dir_name.to_owned(),
-            mode: layout.mode(),
-            dirs: Vec::new(),
-            unified: None,
-            unified_id: None,
-            memory: None,
-            pids: None,
-            cpu: None,
-            cpuacct: None,
-            freezer: None,
-            device_program: None,
-            destroyed: false,
-            registered: None,
-        };
+        let mut cgroup = Cgroup::empty(layout, dir_name.to_owned());
+        let fs = layout.fs().clone();
         let existing = |root: &Path| {
             let dir = dir_in(root, dir_name);
-            dir.is_dir().then_some(dir)
+            fs.is_dir(&dir).then_some(dir)
         };
         cgroup.unified = layout.unified_root().and_then(existing);
         cgroup.dirs.extend(cgroup.unified.clone());
@@ -471,19 +440,19 @@ impl Drop for Cgroup {
     }
 }
 
-pub(crate) fn read_procs(dir: &Path) -> Result<Vec<i32>, Error> {
+pub(crate) fn read_procs(fs: &dyn CgroupFs, dir: &Path) -> Result<Vec<i32>, Error> {
     let path = dir.join("cgroup.procs");
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::read(&path, e))?;
+    let text = fs.read(&path).map_err(|e| Error::read(&path, e))?;
     stats::parse_pids(&text).map_err(|reason| Error::parse(&path, reason))
 }
 
 /// rmdir, tolerating a directory that is already gone and retrying briefly on EBUSY (exiting
 /// tasks leave the cgroup a moment after they stop showing in cgroup.procs).
-fn remove_dir(dir: &Path) -> Result<(), Error> {
+fn remove_dir(fs: &dyn CgroupFs, dir: &Path) -> Result<(), Error> {
     let mut delay = std::time::Duration::from_micros(100);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
     loop {
-        match std::fs::remove_dir(dir) {
+        match fs.rmdir(dir) {
             Ok(()) => return Ok(()),
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
             Err(e)
@@ -519,61 +488,92 @@ fn enable_unified_controllers(layout: &Layout) -> Result<(), Error> {
         return Ok(());
     }
     let control = root.join("cgroup.subtree_control");
-    let enabled = std::fs::read_to_string(&control).unwrap_or_default();
+    let enabled = layout.fs().read(&control).unwrap_or_default();
     if wanted
         .iter()
         .all(|w| enabled.split_whitespace().any(|e| e == &w[1..]))
     {
         return Ok(());
     }
-    write_file(&control, &wanted.join(" "))
+    write_file(layout.fs().as_ref(), &control, &wanted.join(" "))
 }
 
 /// Writes a cgroup2 controller file; if it is missing because the parent was created without
 /// delegating the controller (older watertight, another tool), delegates and retries once.
 fn write_controller_file(layout: &Layout, path: &Path, value: &str) -> Result<(), Error> {
-    if write_optional(path, value)? {
+    let fs = layout.fs().as_ref();
+    if write_optional(fs, path, value)? {
         return Ok(());
     }
     enable_unified_controllers(layout)?;
-    write_file(path, value)
+    write_file(fs, path, value)
 }
 
-/// Which hierarchy each controller of one sandbox goes to, decided before any mkdir so an
-/// unsupported request fails without side effects.
-struct Plan<'a> {
-    memory: Option<Placement<'a>>,
-    pids: Option<Placement<'a>>,
-    cpu: Option<Placement<'a>>,
-    cpuacct: Option<Placement<'a>>,
-    devices_v1: Option<Placement<'a>>,
-    freezer: Option<Placement<'a>>,
+/// Where one controller of a sandbox's cgroup goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Site {
+    /// A directory under this v1 hierarchy root.
+    V1(PathBuf),
+    /// The sandbox's unified-hierarchy directory.
+    Unified,
+}
+
+impl From<Placement<'_>> for Site {
+    fn from(placement: Placement<'_>) -> Site {
+        match placement {
+            Placement::V1(root) => Site::V1(root.to_owned()),
+            Placement::Unified => Site::Unified,
+        }
+    }
+}
+
+/// One sandbox cgroup, decided before anything exists: the layout, the limits (checked against
+/// the kernel's ranges) and which hierarchy each controller goes to. Building it does no I/O,
+/// so a supervisor makes it before it forks and an unsupported request fails with no side
+/// effect; after the fork [`Plan::create`] only makes the directories, writes the limits and
+/// hands back the [`Cgroup`].
+#[derive(Debug, Clone)]
+pub struct Plan {
+    layout: Layout,
+    limits: Limits,
+    needs: Needs,
+    memory: Option<Site>,
+    pids: Option<Site>,
+    cpu: Option<Site>,
+    cpuacct: Option<Site>,
+    devices_v1: Option<Site>,
+    freezer: Option<Site>,
     /// Whether the cgroup gets a unified-hierarchy directory.
     unified: bool,
 }
 
-impl<'a> Plan<'a> {
-    fn new(layout: &'a Layout, limits: &Limits, needs: Needs) -> Result<Plan<'a>, Error> {
+impl Plan {
+    /// Validates `limits` and chooses the hierarchies `limits` and `needs` call for on
+    /// `layout`. Fails when a limit is out of the kernel's range or its controller is missing.
+    pub fn new(layout: Layout, limits: Limits, needs: Needs) -> Result<Plan, Error> {
+        limits.validate()?;
         let required = |controller: Controller, fix: &'static str| {
             layout
                 .placement(controller)
+                .map(Site::from)
                 .ok_or(Error::ControllerMissing {
                     controller: controller.name(),
                     mode: layout.mode(),
                     fix,
                 })
         };
+        let optional = |controller: Controller| layout.placement(controller).map(Site::from);
         let memory = match limits.memory_bytes {
             Some(_) => Some(required(Controller::Memory, "enable the memory controller (v2: cgroup.subtree_control; v1: mount it) or drop the memory limit")?),
             // Without a limit the memory cgroup still gives peak usage and OOM counts.
-            None => layout.placement(Controller::Memory),
+            None => optional(Controller::Memory),
         };
         let pids = match limits.pids_max {
             Some(_) => Some(required(
                 Controller::Pids,
                 "enable the pids controller or drop pids_max",
             )?),
-            None => layout.placement(Controller::Pids),
+            None => optional(Controller::Pids),
         };
         // No quota: joining the cpu hierarchy would buy nothing, so skip the mkdir.
         let cpu = match limits.cpu_quota {
@@ -586,7 +586,7 @@ impl<'a> Plan<'a> {
         // CPU usage comes from the unified cpu.stat when there is a unified hierarchy.
         let cpuacct = match (needs.cpu_usage, layout.unified_root()) {
             (false, _) | (true, Some(_)) => None,
-            (true, None) => layout.placement(Controller::Cpuacct),
+            (true, None) => optional(Controller::Cpuacct),
         };
         let devices_v1 = match (&limits.devices, layout.device_backend()) {
             (None, _) | (Some(_), DeviceBackend::Bpf) => None,
@@ -603,10 +603,10 @@ impl<'a> Plan<'a> {
             }
         };
         let freezer = match needs.freeze {
-            true => layout.placement(Controller::Freezer),
+            true => optional(Controller::Freezer),
             false => None,
         };
-        let on_unified = |p: &Option<Placement<'_>>| matches!(p, Some(Placement::Unified));
+        let on_unified = |site: &Option<Site>| site.as_ref() == Some(&Site::Unified);
         let unified = layout.unified_root().is_some()
             && (layout.mode() == Mode::V2
                 || needs.bpf
@@ -614,6 +614,9 @@ impl<'a> Plan<'a> {
                 || (limits.devices.is_some() && devices_v1.is_none())
                 || [&memory, &pids, &cpu, &freezer].into_iter().any(on_unified));
         Ok(Plan {
+            layout,
+            limits,
+            needs,
             memory,
             pids,
             cpu,
@@ -623,6 +626,79 @@ impl<'a> Plan<'a> {
             unified,
         })
     }
+
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// The limits, validated.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    pub fn needs(&self) -> Needs {
+        self.needs
+    }
+
+    /// The hierarchy roots a cgroup of this plan gets a directory under, in creation order
+    /// (unified first; co-mounted v1 controllers once).
+    pub fn roots(&self) -> Vec<&Path> {
+        let mut roots: Vec<&Path> = Vec::new();
+        let unified = self.layout.unified_root().filter(|_| self.unified);
+        let v1 = [
+            &self.memory,
+            &self.pids,
+            &self.cpu,
+            &self.cpuacct,
+            &self.devices_v1,
+            &self.freezer,
+        ]
+        .into_iter()
+        .filter_map(|site| match site {
+            Some(Site::V1(root)) => Some(root.as_path()),
+            _ => None,
+        });
+        for root in unified.into_iter().chain(v1) {
+            if !roots.contains(&root) {
+                roots.push(root);
+            }
+        }
+        roots
+    }
+
+    /// On pure cgroup v2, makes sure the unified root delegates the controllers this host
+    /// offers (`+memory +pids +cpu` to its `cgroup.subtree_control`), so the controller files
+    /// exist in every cgroup made after it: one read, and a write the first time on a host.
+    /// Nothing on v1 and hybrid hosts. Call it once, e.g. before forking; [`Plan::create`]
+    /// still delegates and retries if a controller file turns out to be missing.
+    pub fn delegate_controllers(&self) -> Result<(), Error> {
+        match self.layout.mode() {
+            Mode::V2 if self.unified => enable_unified_controllers(&self.layout),
+            _ => Ok(()),
+        }
+    }
+
+    /// Creates `<root>/watertight-<name>@<owner>` in every planned hierarchy and writes the
+    /// limits. Any failure removes what this call created.
+    pub fn create(&self, name: &str) -> Result<Cgroup, Error> {
+        let dir_name = dir_name_of(name)?;
+        let mut cgroup = Cgroup::empty(&self.layout, dir_name);
+        // From here on every early return drops `cgroup`, which removes what exists so far.
+        if let Some(root) = self.layout.unified_root().filter(|_| self.unified) {
+            let dir = cgroup.make_dir(root)?;
+            cgroup.unified_id = Some(cgroup.fs.inode(&dir).map_err(|e| Error::read(&dir, e))?);
+            cgroup.unified = Some(dir);
+        }
+        cgroup.memory = cgroup.make_role(&self.memory)?;
+        cgroup.pids = cgroup.make_role(&self.pids)?;
+        cgroup.cpu = cgroup.make_role(&self.cpu)?;
+        cgroup.cpuacct = cgroup.make_role(&self.cpuacct)?;
+        let devices_v1 = cgroup.make_role(&self.devices_v1)?;
+        cgroup.freezer = cgroup.make_role(&self.freezer)?;
+
+        cgroup.apply_limits(&self.layout, &self.limits, devices_v1.as_ref())?;
+        Ok(cgroup)
+    }
 }
 
 /// The supervisor hands cgroups between threads (e.g. a reaper thread destroys them).
@@ -630,6 +706,7 @@ const _: () = {
     const fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<Cgroup>();
     assert_send_sync::<Layout>();
+    assert_send_sync::<Plan>();
 };
 
 #[cfg(test)]
@@ -664,9 +741,10 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("wt-cg-write-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let missing = dir.join("missing");
-        assert!(write_file(&missing, "1").is_err());
+        let fs = crate::fs::KernelFs;
+        assert!(write_file(&fs, &missing, "1").is_err());
         assert!(!missing.exists());
-        assert!(!write_optional(&missing, "1").unwrap());
+        assert!(!write_optional(&fs, &missing, "1").unwrap());
         std::fs::remove_dir(&dir).unwrap();
     }
 }

@@ -2,17 +2,14 @@
 //! `cgroup.freeze` / `cgroup.events` / `cgroup.kill`, and the signal loop for hosts without
 //! `cgroup.kill`.
 
-use std::fs::File;
-use std::os::fd::AsFd;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use crate::cgroup::{read_procs, write_file, Cgroup, Role};
+use crate::fs::{is_missing, CgroupFs};
 use crate::stats::flat_keyed_value;
 use crate::Error;
 
@@ -52,13 +49,14 @@ impl Cgroup {
     /// the cgroup is thawed again so it is never left half-frozen.
     pub fn freeze(&self) -> Result<(), Error> {
         let role = self.freezer_role()?;
+        let fs = self.fs.as_ref();
         let result = if role.v2 {
-            write_file(&role.dir.join("cgroup.freeze"), "1").and_then(|()| {
-                wait_for_event(&role.dir.join("cgroup.events"), "frozen", 1, "freeze")
+            write_file(fs, &role.dir.join("cgroup.freeze"), "1").and_then(|()| {
+                wait_for_event(fs, &role.dir.join("cgroup.events"), "frozen", 1, "freeze")
             })
         } else {
             let state = role.dir.join("freezer.state");
-            freeze_v1(&state)
+            freeze_v1(fs, &state)
         };
         if result.is_err() {
             let _ = self.thaw();
@@ -69,13 +67,14 @@ impl Cgroup {
     /// Lets every process run again; returns once the kernel reports the cgroup thawed.
     pub fn thaw(&self) -> Result<(), Error> {
         let role = self.freezer_role()?;
+        let fs = self.fs.as_ref();
         if role.v2 {
-            write_file(&role.dir.join("cgroup.freeze"), "0")?;
-            wait_for_event(&role.dir.join("cgroup.events"), "frozen", 0, "thaw")
+            write_file(fs, &role.dir.join("cgroup.freeze"), "0")?;
+            wait_for_event(fs, &role.dir.join("cgroup.events"), "frozen", 0, "thaw")
         } else {
             let state = role.dir.join("freezer.state");
-            write_file(&state, "THAWED")?;
-            wait_for_v1_state(&state, FreezerState::Thawed)
+            write_file(fs, &state, "THAWED")?;
+            wait_for_v1_state(fs, &state, FreezerState::Thawed)
         }
     }
 
@@ -84,10 +83,13 @@ impl Cgroup {
         let role = self.freezer_role()?;
         if role.v2 {
             let events = role.dir.join("cgroup.events");
-            let text = std::fs::read_to_string(&events).map_err(|e| Error::read(&events, e))?;
+            let text = self.fs.read(&events).map_err(|e| Error::read(&events, e))?;
             Ok(flat_keyed_value(&text, "frozen").map_err(|r| Error::parse(&events, r))? == Some(1))
         } else {
-            Ok(read_v1_state(&role.dir.join("freezer.state"))? == FreezerState::Frozen)
+            Ok(
+                read_v1_state(self.fs.as_ref(), &role.dir.join("freezer.state"))?
+                    == FreezerState::Frozen,
+            )
         }
     }
 
@@ -96,6 +98,7 @@ impl Cgroup {
     /// frozen tasks); otherwise SIGKILLs every listed pid, thaws a v1 freezer (frozen tasks act
     /// on SIGKILL only after thaw) and repeats until nothing is left.
     pub fn kill_all(&self) -> Result<(), Error> {
+        let fs = self.fs.as_ref();
         let kill_file = self.unified.as_ref().map(|dir| dir.join("cgroup.kill"));
         let mut have_cgroup_kill = kill_file.is_some();
         let v1_freezer = self.freezer.as_ref().filter(|role| !role.v2);
@@ -105,7 +108,7 @@ impl Cgroup {
             // Processes in the unified directory are reached by cgroup.kill; signal by pid
             // only what it cannot reach (a pid can be recycled between read and kill).
             let reached_by_cgroup_kill = match (&self.unified, have_cgroup_kill) {
-                (Some(dir), true) => read_procs(dir)?,
+                (Some(dir), true) => read_procs(fs, dir)?,
                 _ => Vec::new(),
             };
             let mut signal_list = Vec::new();
@@ -114,7 +117,7 @@ impl Cgroup {
                     continue;
                 }
                 signal_list.extend(
-                    read_procs(dir)?
+                    read_procs(fs, dir)?
                         .into_iter()
                         .filter(|pid| !reached_by_cgroup_kill.contains(pid)),
                 );
@@ -127,11 +130,9 @@ impl Cgroup {
                 reached_by_cgroup_kill.is_empty(),
                 &kill_file,
             ) {
-                match write_file(path, "1") {
+                match write_file(fs, path, "1") {
                     Ok(()) => {}
-                    Err(Error::Write { source, .. })
-                        if source.kind() == std::io::ErrorKind::NotFound =>
-                    {
+                    Err(Error::Write { source, .. }) if is_missing(&source) => {
                         // Kernel before 5.14: fall back to signals from the next round on.
                         have_cgroup_kill = false;
                         continue;
@@ -150,8 +151,8 @@ impl Cgroup {
             }
             if let Some(role) = v1_freezer {
                 let state = role.dir.join("freezer.state");
-                if read_v1_state(&state)? != FreezerState::Thawed {
-                    write_file(&state, "THAWED")?;
+                if read_v1_state(fs, &state)? != FreezerState::Thawed {
+                    write_file(fs, &state, "THAWED")?;
                 }
             }
             if Instant::now() >= deadline {
@@ -207,8 +208,8 @@ fn is_member_line(line: &str, dir_name: &str) -> bool {
         .is_some_and(|prefix| prefix.ends_with('/'))
 }
 
-fn read_v1_state(path: &Path) -> Result<FreezerState, Error> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::read(path, e))?;
+fn read_v1_state(fs: &dyn CgroupFs, path: &Path) -> Result<FreezerState, Error> {
+    let text = fs.read(path).map_err(|e| Error::read(path, e))?;
     parse_freezer_state(&text).map_err(|reason| Error::parse(path, reason))
 }
 
@@ -217,12 +218,12 @@ fn read_v1_state(path: &Path) -> Result<FreezerState, Error> {
 /// each FROZEN write walks the tasks again and catches late forks, and every 50 attempts a
 /// short thaw lets a task stuck mid-fork finish. Measured here: a shell forking `mv` in a tight
 /// loop stayed FREEZING for over 10 s about once in 40 runs with a single write.
-fn freeze_v1(path: &Path) -> Result<(), Error> {
+fn freeze_v1(fs: &dyn CgroupFs, path: &Path) -> Result<(), Error> {
     let deadline = Instant::now() + WAIT_LIMIT;
     let mut delay = FIRST_DELAY;
     for attempt in 1u32.. {
-        write_file(path, "FROZEN")?;
-        if read_v1_state(path)? == FreezerState::Frozen {
+        write_file(fs, path, "FROZEN")?;
+        if read_v1_state(fs, path)? == FreezerState::Frozen {
             return Ok(());
         }
         if Instant::now() >= deadline {
@@ -231,7 +232,7 @@ fn freeze_v1(path: &Path) -> Result<(), Error> {
         std::thread::sleep(delay);
         delay = (delay * 2).min(Duration::from_millis(1));
         if attempt % 50 == 0 {
-            write_file(path, "THAWED")?;
+            write_file(fs, path, "THAWED")?;
             std::thread::sleep(Duration::from_millis(1));
         }
     }
@@ -243,11 +244,11 @@ fn freeze_v1(path: &Path) -> Result<(), Error> {
 }
 
 /// Polls v1 freezer.state (reading it is what advances FREEZING to FROZEN) until `want`.
-fn wait_for_v1_state(path: &Path, want: FreezerState) -> Result<(), Error> {
+fn wait_for_v1_state(fs: &dyn CgroupFs, path: &Path, want: FreezerState) -> Result<(), Error> {
     let deadline = Instant::now() + WAIT_LIMIT;
     let mut delay = FIRST_DELAY;
     loop {
-        if read_v1_state(path)? == want {
+        if read_v1_state(fs, path)? == want {
             return Ok(());
         }
         if Instant::now() >= deadline {
@@ -266,35 +267,25 @@ fn wait_for_v1_state(path: &Path, want: FreezerState) -> Result<(), Error> {
     }
 }
 
-/// Waits until the flat-keyed `cgroup.events` shows `key want`, sleeping in poll(2): the kernel
-/// signals POLLPRI on the file whenever an event value changes.
-fn wait_for_event(path: &Path, key: &str, want: u64, what: &'static str) -> Result<(), Error> {
-    let file = File::open(path).map_err(|e| Error::read(path, e))?;
-    let deadline = Instant::now() + WAIT_LIMIT;
-    let mut buf = [0u8; 256];
-    loop {
-        let len = file
-            .read_at(&mut buf, 0)
-            .map_err(|e| Error::read(path, e))?;
-        let text = String::from_utf8_lossy(&buf[..len]);
-        if flat_keyed_value(&text, key).map_err(|r| Error::parse(path, r))? == Some(want) {
-            return Ok(());
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            return Err(Error::Timeout {
-                path: path.to_owned(),
-                what,
-                waited_ms: WAIT_LIMIT.as_millis() as u64,
-            });
-        }
-        // Cap each sleep so a missed notification costs at most 50 ms.
-        let wait_ms = (deadline - now).as_millis().min(50) as u16;
-        let mut fds = [PollFd::new(file.as_fd(), PollFlags::POLLPRI)];
-        match nix::poll::poll(&mut fds, PollTimeout::from(wait_ms)) {
-            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-            Err(e) => return Err(Error::read(path, e.into())),
-        }
+/// Waits until the flat-keyed `cgroup.events` shows `key want` (the filesystem sleeps on the
+/// kernel's change notification between reads).
+fn wait_for_event(
+    fs: &dyn CgroupFs,
+    path: &Path,
+    key: &str,
+    want: u64,
+    what: &'static str,
+) -> Result<(), Error> {
+    let reached = fs.wait_until(path, WAIT_LIMIT, &mut |text| {
+        Ok(flat_keyed_value(text, key).map_err(|r| Error::parse(path, r))? == Some(want))
+    })?;
+    match reached {
+        true => Ok(()),
+        false => Err(Error::Timeout {
+            path: path.to_owned(),
+            what,
+            waited_ms: WAIT_LIMIT.as_millis() as u64,
+        }),
     }
 }
 

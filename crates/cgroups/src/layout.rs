@@ -1,11 +1,15 @@
 //! Where each cgroup controller lives on this host: a v1 hierarchy mount, the unified (cgroup2)
 //! hierarchy, or nowhere. Detected once per supervisor from `/proc/self/mountinfo` plus the
-//! unified root's `cgroup.controllers`; the hot path never looks at mounts again.
+//! unified root's `cgroup.controllers`; the hot path never looks at mounts again. The layout
+//! also carries the [`CgroupFs`] its cgroups are made through.
 
+use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::fs::{CgroupFs, KernelFs};
 use crate::Error;
 
 const MOUNTINFO: &str = "/proc/self/mountinfo";
@@ -83,9 +87,12 @@ pub enum Placement<'a> {
     Unified,
 }
 
-/// Where every controller lives; built by [`detect`] or [`Layout::from_mountinfo`].
+/// Where every controller lives; built by [`detect`], [`Layout::detect_in`] or
+/// [`Layout::from_mountinfo`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Layout {
+    #[serde(skip)]
+    fs: FsHandle,
     mode: Mode,
     unified: Option<PathBuf>,
     /// Controllers the unified root offers (its cgroup.controllers), minus any bound to v1.
@@ -95,31 +102,75 @@ pub struct Layout {
     device_backend: DeviceBackend,
 }
 
+/// The filesystem a layout's cgroups are made through. Layouts compare equal whatever their
+/// filesystem: equality is about where controllers live.
+#[derive(Clone)]
+struct FsHandle(Arc<dyn CgroupFs>);
+
+impl Default for FsHandle {
+    fn default() -> FsHandle {
+        FsHandle(Arc::new(KernelFs))
+    }
+}
+
+impl fmt::Debug for FsHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl PartialEq for FsHandle {
+    fn eq(&self, _: &FsHandle) -> bool {
+        true
+    }
+}
+
+impl Eq for FsHandle {}
+
 /// Detects the host's cgroup layout from `/proc/self/mountinfo` and the unified root's
-/// `cgroup.controllers`.
+/// `cgroup.controllers`, on the kernel's files.
 pub fn detect() -> Result<Layout, Error> {
     let mountinfo = std::fs::read_to_string(MOUNTINFO).map_err(|e| Error::read(MOUNTINFO, e))?;
-    let mounts = parse_mountinfo(&mountinfo).map_err(|reason| Error::parse(MOUNTINFO, reason))?;
-    let unified_controllers = match mounts.iter().find(|m| m.fstype == "cgroup2") {
-        Some(m) => {
-            let path = m.mount_point.join("cgroup.controllers");
-            std::fs::read_to_string(&path).map_err(|e| Error::read(&path, e))?
-        }
-        None => String::new(),
-    };
-    Layout::from_mounts(&mounts, &unified_controllers)
+    Layout::detect_in(Arc::new(KernelFs), &mountinfo)
 }
 
 impl Layout {
+    /// Detects the layout described by `mountinfo` (the text of a `/proc/<pid>/mountinfo`),
+    /// reading the unified root's `cgroup.controllers` through `fs`, and makes every cgroup of
+    /// this layout through `fs`. [`detect`] is this with the kernel's files; tests pass a
+    /// fixture and a [`crate::fake::FakeCgroupFs`].
+    pub fn detect_in(fs: Arc<dyn CgroupFs>, mountinfo: &str) -> Result<Layout, Error> {
+        let mounts =
+            parse_mountinfo(mountinfo).map_err(|reason| Error::parse(MOUNTINFO, reason))?;
+        let unified_controllers = match mounts.iter().find(|m| m.fstype == "cgroup2") {
+            Some(m) => {
+                let path = m.mount_point.join("cgroup.controllers");
+                fs.read(&path).map_err(|e| Error::read(&path, e))?
+            }
+            None => String::new(),
+        };
+        Layout::from_mounts(FsHandle(fs), &mounts, &unified_controllers)
+    }
+
     /// Builds a layout from mountinfo text and the unified root's cgroup.controllers content
-    /// (empty when there is no cgroup2 mount). Lets callers and tests describe other hosts.
+    /// (empty when there is no cgroup2 mount), on the kernel's files. Lets callers and tests
+    /// describe other hosts.
     pub fn from_mountinfo(mountinfo: &str, unified_controllers: &str) -> Result<Layout, Error> {
         let mounts =
             parse_mountinfo(mountinfo).map_err(|reason| Error::parse(MOUNTINFO, reason))?;
-        Layout::from_mounts(&mounts, unified_controllers)
+        Layout::from_mounts(FsHandle::default(), &mounts, unified_controllers)
     }
 
-    fn from_mounts(mounts: &[CgroupMount], unified_controllers: &str) -> Result<Layout, Error> {
+    /// The filesystem this layout's cgroups are made through.
+    pub fn fs(&self) -> &Arc<dyn CgroupFs> {
+        &self.fs.0
+    }
+
+    fn from_mounts(
+        fs: FsHandle,
+        mounts: &[CgroupMount],
+        unified_controllers: &str,
+    ) -> Result<Layout, Error> {
         let mut v1: [Option<PathBuf>; 6] = Default::default();
         let mut unified = None;
         let mut any_v1_controller = false;
@@ -164,6 +215,7 @@ impl Layout {
             DeviceBackend::Unavailable
         };
         Ok(Layout {
+            fs,
             mode,
             unified,
             unified_controllers,

@@ -1,6 +1,7 @@
 //! What a sandbox may use: memory (swap counted as memory), processes, CPU bandwidth and devices.
 
 use std::fmt;
+use std::ops::RangeInclusive;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
@@ -9,9 +10,16 @@ use crate::Error;
 
 /// pids.max refuses values above PID_MAX_LIMIT (4 Mi) with EINVAL.
 const PIDS_MAX_LIMIT: u64 = 4 * 1024 * 1024;
+/// The memory limits [`Limits::validate`] accepts, in bytes: a page at least, and what the
+/// kernel's signed page counter holds at most.
+pub const MEMORY_BYTES: RangeInclusive<u64> = 4096..=i64::MAX as u64;
+/// The task limits [`Limits::validate`] accepts (pids.max refuses more than PID_MAX_LIMIT).
+pub const PIDS_MAX: RangeInclusive<u64> = 1..=PIDS_MAX_LIMIT;
 /// CFS bandwidth bounds enforced by the kernel (kernel/sched/core.c): 1 ms..1 s period, quota
 /// at least 1 ms.
-const CFS_PERIOD_US: std::ops::RangeInclusive<u64> = 1_000..=1_000_000;
+pub const CFS_PERIOD_US: RangeInclusive<u64> = 1_000..=1_000_000;
+/// The CFS quotas [`Limits::validate`] accepts, in microseconds per period.
+pub const CFS_QUOTA_US: RangeInclusive<u64> = CFS_MIN_QUOTA_US..=i64::MAX as u64 / 1000;
 const CFS_MIN_QUOTA_US: u64 = 1_000;
 
 /// Resource limits of one sandbox. `Default` is "no limits, no device policy".
@@ -36,9 +44,12 @@ pub struct CpuQuota {
 }
 
 impl CpuQuota {
+    /// The period [`CpuQuota::cpus`] uses: 100 ms, the kernel's default.
+    pub const DEFAULT_PERIOD_US: u64 = 100_000;
+
     /// A quota of `cpus` whole or fractional CPUs over the default 100 ms period.
     pub fn cpus(cpus: f64) -> CpuQuota {
-        let period_us = 100_000;
+        let period_us = CpuQuota::DEFAULT_PERIOD_US;
         CpuQuota {
             quota_us: (cpus * period_us as f64).round().max(0.0) as u64,
             period_us,
@@ -51,7 +62,7 @@ impl Limits {
     /// directory is created.
     pub fn validate(&self) -> Result<(), Error> {
         if let Some(bytes) = self.memory_bytes {
-            if bytes < 4096 || bytes > i64::MAX as u64 {
+            if !MEMORY_BYTES.contains(&bytes) {
                 return Err(Error::InvalidLimit {
                     what: "memory_bytes",
                     reason: format!("{bytes} is outside 4096..=2^63-1 bytes"),
@@ -59,7 +70,7 @@ impl Limits {
             }
         }
         if let Some(pids) = self.pids_max {
-            if pids == 0 || pids > PIDS_MAX_LIMIT {
+            if !PIDS_MAX.contains(&pids) {
                 return Err(Error::InvalidLimit {
                     what: "pids_max",
                     reason: format!("{pids} is outside 1..={PIDS_MAX_LIMIT}"),
@@ -73,7 +84,7 @@ impl Limits {
                     reason: format!("{} is outside 1000..=1000000 microseconds", cpu.period_us),
                 });
             }
-            if cpu.quota_us < CFS_MIN_QUOTA_US || cpu.quota_us > i64::MAX as u64 / 1000 {
+            if !CFS_QUOTA_US.contains(&cpu.quota_us) {
                 return Err(Error::InvalidLimit {
                     what: "cpu_quota.quota_us",
                     reason: format!(

@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::io::ErrorKind;
 
-use crate::cgroup::{Cgroup, DIR_PREFIX};
+use crate::cgroup::{Cgroup, Plan, DIR_PREFIX};
 use crate::layout::Layout;
 use crate::owner::parse_dir_name;
 use crate::Error;
@@ -14,19 +14,13 @@ use crate::Error;
 pub fn cleanup_stale(layout: &Layout) -> Result<usize, Error> {
     let mut stale = BTreeSet::new();
     for root in layout.roots() {
-        let entries = match std::fs::read_dir(root) {
-            Ok(entries) => entries,
+        let names = match layout.fs().subdirs(root) {
+            Ok(names) => names,
             Err(e) if e.kind() == ErrorKind::NotFound => continue,
             Err(e) => return Err(Error::read(root, e)),
         };
-        for entry in entries {
-            let entry = entry.map_err(|e| Error::read(root, e))?;
-            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
-                continue;
-            };
-            if !name.starts_with(DIR_PREFIX)
-                || !entry.file_type().map(|t| t.is_dir()).unwrap_or(false)
-            {
+        for name in names {
+            if !name.starts_with(DIR_PREFIX) {
                 continue;
             }
             if let Some((_, owner)) = parse_dir_name(&name) {
@@ -109,9 +103,16 @@ impl Registry {
         limits: &crate::Limits,
         needs: crate::Needs,
     ) -> Result<Cgroup, Error> {
+        let plan = Plan::new(layout.clone(), limits.clone(), needs)?;
+        plan.delegate_controllers()?;
+        self.create_planned(&plan, name)
+    }
+
+    /// [`Plan::create`], registered here for its whole life.
+    pub fn create_planned(&self, plan: &Plan, name: &str) -> Result<Cgroup, Error> {
         let entry = self.dir.join(crate::cgroup::dir_name_of(name)?);
         std::fs::write(&entry, b"").map_err(|e| Error::write(&entry, "", e))?;
-        match Cgroup::create_with(layout, name, limits, needs) {
+        match plan.create(name) {
             Ok(mut cgroup) => {
                 cgroup.registered = Some(entry);
                 Ok(cgroup)

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use crate::fs::{is_missing, CgroupFs};
 use crate::Error;
 
 /// A sandbox's resource accounting. `None` means the host does not provide that number (its
@@ -77,25 +78,25 @@ pub fn parse_pids(text: &str) -> Result<Vec<i32>, String> {
 }
 
 /// Reads a file that may legitimately be missing (returns `Ok(None)` then).
-pub(crate) fn read_optional(path: &Path) -> Result<Option<String>, Error> {
-    match std::fs::read_to_string(path) {
+pub(crate) fn read_optional(fs: &dyn CgroupFs, path: &Path) -> Result<Option<String>, Error> {
+    match fs.read(path) {
         Ok(text) => Ok(Some(text)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) if is_missing(&e) => Ok(None),
         Err(e) => Err(Error::read(path, e)),
     }
 }
 
 /// A single-number file, `None` when absent.
-pub(crate) fn read_number(path: &Path) -> Result<Option<u64>, Error> {
-    match read_optional(path)? {
+pub(crate) fn read_number(fs: &dyn CgroupFs, path: &Path) -> Result<Option<u64>, Error> {
+    match read_optional(fs, path)? {
         Some(text) => parse_u64_or_max(&text).map_err(|reason| Error::parse(path, reason)),
         None => Ok(None),
     }
 }
 
 /// One key of a flat-keyed file, `None` when the file or the key is absent.
-pub(crate) fn read_keyed(path: &Path, key: &str) -> Result<Option<u64>, Error> {
-    match read_optional(path)? {
+pub(crate) fn read_keyed(fs: &dyn CgroupFs, path: &Path, key: &str) -> Result<Option<u64>, Error> {
+    match read_optional(fs, path)? {
         Some(text) => flat_keyed_value(&text, key).map_err(|reason| Error::parse(path, reason)),
         None => Ok(None),
     }

@@ -165,6 +165,13 @@ fn bad_input_is_one_line_exit_125_and_leaves_nothing() {
     let seccomp_flag = format!("--seccomp={}", bad_seccomp.display());
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["--memory-limit=12XB"], "12XB"),
+        // Out of the kernel's range: checked before clone, named by flag and profile key.
+        (
+            vec!["--memory-limit=1K"],
+            "limits.memory (--memory-limit) 1K",
+        ),
+        (vec!["--pids-limit=5000000"], "limits.pids (--pids-limit)"),
+        (vec!["--cpus=0.001"], "limits.cpus (--cpus) 0.001"),
         (vec!["--rootfs=/no/such/rootfs"], "/no/such/rootfs"),
         (vec![&profile_flag], "bad.toml"),
         (vec![&seccomp_flag], "no_such_syscall_wt"),

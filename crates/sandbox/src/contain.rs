@@ -37,7 +37,7 @@ use crate::error::{AtStage, Error, IoContext, SetupError, Stage};
 use crate::events::EventLog;
 use crate::forensic::ForensicConfig;
 use crate::layers::{
-    cgroup, env, fds, integrity, limits, mount, namespaces, privileges, seccomp, secrets, user,
+    env, fds, integrity, limits, mount, namespaces, privileges, seccomp, secrets, user,
 };
 use crate::plan::Plan;
 use crate::profile::Profile;
@@ -86,6 +86,7 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
     let mut prepared = Plan::new(job)?;
     preflight()?;
     prepared.open_host_trees()?;
+    prepared.cgroup.prepare_host()?; // dead supervisors' cgroups removed; v2 controllers delegated
     let profile = &prepared.profile;
 
     // 2. user: a host uid of this sandbox's own.
@@ -195,8 +196,7 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
         Go::MapsWritten
             .send(&go_wr)
             .map_err(|e| Error::io("release the sandbox", e))?;
-        let needs = cgroup::needs(profile, prepared.integrity.as_ref().is_some_and(|v| v.gate));
-        let (_layout, cgroup) = cgroup::create(&sandbox_id, profile, needs)?;
+        let cgroup = prepared.cgroup.create(&sandbox_id)?; // planned before clone: mkdirs, limits
         cgroup.add_process(pid)?;
         let port = namespaces::attach_bridge_port(job.bridge_port.as_ref(), pid)?;
         let gate = match &prepared.integrity {

@@ -1,18 +1,187 @@
 //! cgroup layer: the sandbox's own cgroup with its memory (no swap), pids and CPU limits and the
 //! device allowlist, on cgroup v1, v2 or a hybrid of both (the cgroups crate detects which).
+//!
+//! In three steps around clone. [`CgroupPlan::new`], part of the sandbox's `Plan::new`, only
+//! checks and reads: the profile's limits in bytes and numbers, checked against the kernel's
+//! ranges (errors name the profile key and the flag), the host's layout, the hierarchies this
+//! run needs. [`CgroupPlan::prepare_host`], as root before clone, acts once: leftovers of dead
+//! supervisors removed, the owner tag read, cgroup2 controllers delegated. [`CgroupPlan::create`]
+//! runs after clone while the sandbox waits: it only makes the directories and writes the
+//! limits; the supervisor then moves the child in.
 
-use watertight_cgroups::{Cgroup, CpuQuota, Layout, Limits as CgLimits, Needs, Registry};
+use std::path::PathBuf;
+
+use watertight_cgroups::owner::Owner;
+use watertight_cgroups::{
+    Cgroup, CpuQuota, Layout, Limits as CgLimits, Needs, Plan, Registry, CFS_QUOTA_US,
+    MEMORY_BYTES, PIDS_MAX,
+};
 
 use crate::error::Error;
-use crate::profile::{OnViolation, Profile};
+use crate::profile::{key, OnViolation, Profile};
+use crate::size::Size;
 
-pub fn limits(profile: &Profile) -> CgLimits {
-    CgLimits {
-        memory_bytes: profile.limits.memory.map(|s| s.bytes()),
-        pids_max: profile.limits.pids,
-        cpu_quota: profile.limits.cpus.map(CpuQuota::cpus),
-        devices: Some(crate::layers::dev::allowlist(&profile.dev)),
+/// Where supervisors register the cgroups they create (see `watertight_cgroups::Registry`).
+pub const REGISTRY_DIR: &str = "/run/watertight/cgroups";
+
+/// One sandbox's cgroup, decided before clone.
+#[derive(Debug, Clone)]
+pub struct CgroupPlan {
+    plan: Plan,
+    registry_dir: PathBuf,
+    /// Opened by [`CgroupPlan::prepare_host`].
+    registry: Option<Registry>,
+}
+
+impl CgroupPlan {
+    /// Checks the profile's limits, detects the host's cgroup layout (reading mountinfo and the
+    /// unified root's `cgroup.controllers`) and chooses the hierarchies. Creates nothing.
+    /// `exec_gate`: the integrity exec gate will attach BPF programs to the cgroup (it then
+    /// needs a unified-hierarchy directory).
+    pub fn new(profile: &Profile, exec_gate: bool) -> Result<CgroupPlan, Error> {
+        let limits = limits(profile)?;
+        let layout = watertight_cgroups::detect()?;
+        CgroupPlan::on(
+            layout,
+            REGISTRY_DIR.into(),
+            limits,
+            needs(profile, exec_gate),
+        )
     }
+
+    /// Like [`CgroupPlan::new`] on a given layout (e.g. over a fake cgroupfs in tests) and
+    /// registry directory.
+    pub fn with_layout(
+        profile: &Profile,
+        exec_gate: bool,
+        layout: Layout,
+        registry_dir: impl Into<PathBuf>,
+    ) -> Result<CgroupPlan, Error> {
+        let limits = limits(profile)?;
+        CgroupPlan::on(
+            layout,
+            registry_dir.into(),
+            limits,
+            needs(profile, exec_gate),
+        )
+    }
+
+    fn on(
+        layout: Layout,
+        registry_dir: PathBuf,
+        limits: CgLimits,
+        needs: Needs,
+    ) -> Result<CgroupPlan, Error> {
+        Ok(CgroupPlan {
+            plan: Plan::new(layout, limits, needs)?,
+            registry_dir,
+            registry: None,
+        })
+    }
+
+    /// As root, before clone: opens the registry and removes the cgroups of supervisors that
+    /// died without cleaning up (best effort), reads this process's owner tag (so naming the
+    /// cgroup after clone is string work only) and, on pure cgroup v2, makes sure the root
+    /// delegates the controllers.
+    pub fn prepare_host(&mut self) -> Result<(), Error> {
+        let registry = Registry::open(&self.registry_dir)?;
+        // A failure to clean someone else's leftovers must not stop this run.
+        let _ = registry.cleanup_stale(self.plan.layout());
+        self.registry = Some(registry);
+        Owner::current().map_err(|e| Error::io("read /proc/self/stat", e))?;
+        self.plan.delegate_controllers()?;
+        Ok(())
+    }
+
+    /// After clone: makes the sandbox's cgroup `sandbox_id` (registered until destroyed) with
+    /// its limits written. The caller moves the child in.
+    pub fn create(&self, sandbox_id: &str) -> Result<Cgroup, Error> {
+        let opened;
+        let registry = match &self.registry {
+            Some(registry) => registry,
+            None => {
+                opened = Registry::open(&self.registry_dir)?;
+                &opened
+            }
+        };
+        Ok(registry.create_planned(&self.plan, sandbox_id)?)
+    }
+
+    /// The limits as the cgroup gets them (bytes, tasks, CPU quota, device rules).
+    pub fn limits(&self) -> &CgLimits {
+        self.plan.limits()
+    }
+
+    /// The host's cgroup layout, as detected.
+    pub fn layout(&self) -> &Layout {
+        self.plan.layout()
+    }
+}
+
+/// The profile's cgroup limits in the kernel's units, each checked against the range the
+/// kernel accepts. An error names the profile key, the flag that sets it, the value and the
+/// range.
+pub fn limits(profile: &Profile) -> Result<CgLimits, Error> {
+    let out_of_range = |name: &str, value: String, range: String| {
+        Error::Config(format!(
+            "{} {value} is out of range: use {range}",
+            key(name)
+        ))
+    };
+    let memory_bytes = match profile.limits.memory {
+        Some(size) if !MEMORY_BYTES.contains(&size.bytes()) => {
+            return Err(out_of_range(
+                "limits.memory",
+                size.to_string(),
+                format!(
+                    "{} to {} (a page at least, at most 2^63-1 bytes), e.g. 256M",
+                    Size::bytes_exact(*MEMORY_BYTES.start()),
+                    Size::bytes_exact(*MEMORY_BYTES.end() >> 40 << 40),
+                ),
+            ))
+        }
+        other => other.map(Size::bytes),
+    };
+    let pids_max = match profile.limits.pids {
+        Some(n) if !PIDS_MAX.contains(&n) => {
+            return Err(out_of_range(
+                "limits.pids",
+                n.to_string(),
+                format!(
+                    "{} to {} tasks (the kernel's PID_MAX_LIMIT)",
+                    PIDS_MAX.start(),
+                    PIDS_MAX.end()
+                ),
+            ))
+        }
+        other => other,
+    };
+    let cpu_quota = match profile.limits.cpus {
+        None => None,
+        Some(cpus) => {
+            let quota = CpuQuota::cpus(cpus);
+            if !(cpus.is_finite() && CFS_QUOTA_US.contains(&quota.quota_us)) {
+                let period = CpuQuota::DEFAULT_PERIOD_US as f64;
+                return Err(out_of_range(
+                    "limits.cpus",
+                    cpus.to_string(),
+                    format!(
+                        "{} to {} cores (the kernel's CPU quota is at least 1 ms per {} ms period)",
+                        *CFS_QUOTA_US.start() as f64 / period,
+                        (*CFS_QUOTA_US.end() as f64 / period).floor(),
+                        CpuQuota::DEFAULT_PERIOD_US / 1000,
+                    ),
+                ));
+            }
+            Some(quota)
+        }
+    };
+    Ok(CgLimits {
+        memory_bytes,
+        pids_max,
+        cpu_quota,
+        devices: Some(crate::layers::dev::allowlist(&profile.dev)),
+    })
 }
 
 /// What the sandbox's cgroup must do besides its limits. Each hierarchy joined costs a mkdir, a
@@ -27,18 +196,112 @@ pub fn needs(profile: &Profile, exec_gate: bool) -> Needs {
     }
 }
 
-/// Where supervisors register the cgroups they create (see `watertight_cgroups::Registry`).
-pub const REGISTRY_DIR: &str = "/run/watertight/cgroups";
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
 
-/// Detects the host's cgroup layout, removes cgroups of supervisors that died without cleaning
-/// up, and creates this sandbox's cgroup.
-pub fn create(name: &str, profile: &Profile, needs: Needs) -> Result<(Layout, Cgroup), Error> {
-    let layout = watertight_cgroups::detect()?;
-    let limits = limits(profile);
-    limits.validate()?;
-    // Best effort: a failure to clean someone else's leftovers must not stop this run.
-    let registry = Registry::open(REGISTRY_DIR)?;
-    let _ = registry.cleanup_stale(&layout);
-    let cg = registry.create(&layout, name, &limits, needs)?;
-    Ok((layout, cg))
+    use watertight_cgroups::fake::{FakeCgroupFs, FakeOp};
+
+    use super::*;
+    use crate::profile::default_profile;
+
+    fn message(profile: &Profile) -> String {
+        limits(profile).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn out_of_range_limits_name_the_key_the_flag_and_the_range() {
+        let mut p = default_profile();
+        p.limits.memory = Some("1K".parse().unwrap());
+        let m = message(&p);
+        assert!(
+            m.contains("limits.memory") && m.contains("--memory-limit"),
+            "{m}"
+        );
+        assert!(m.contains("1K") && m.contains("4K to 8388607T"), "{m}");
+        assert!(!m.contains("memory_bytes"), "no internal field name: {m}");
+
+        let mut p = default_profile();
+        p.limits.pids = Some(5_000_000);
+        let m = message(&p);
+        assert!(m.contains("limits.pids (--pids-limit) 5000000"), "{m}");
+        assert!(m.contains("1 to 4194304"), "{m}");
+        p.limits.pids = Some(0);
+        assert!(message(&p).contains("limits.pids (--pids-limit) 0"));
+
+        let mut p = default_profile();
+        p.limits.cpus = Some(0.001);
+        let m = message(&p);
+        assert!(m.contains("limits.cpus (--cpus) 0.001"), "{m}");
+        assert!(m.contains("0.01 to"), "{m}");
+        assert!(!m.contains("quota_us"), "{m}");
+    }
+
+    #[test]
+    fn limits_are_in_the_kernels_units() {
+        let mut p = default_profile();
+        p.limits.memory = Some("64M".parse().unwrap());
+        p.limits.pids = Some(20);
+        p.limits.cpus = Some(0.25);
+        let l = limits(&p).unwrap();
+        assert_eq!(l.memory_bytes, Some(64 << 20));
+        assert_eq!(l.pids_max, Some(20));
+        assert_eq!(
+            l.cpu_quota,
+            Some(CpuQuota {
+                quota_us: 25_000,
+                period_us: 100_000
+            })
+        );
+        assert!(l.validate().is_ok());
+    }
+
+    /// The default profile on a fake hybrid host: the plan made before clone, then only the
+    /// mkdirs and limit writes after it.
+    #[test]
+    fn plan_then_create_on_a_fake_hybrid_host() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut fake = FakeCgroupFs::new(dir.path().join("fs"));
+        for c in ["memory", "pids", "cpu", "devices", "freezer"] {
+            fake.mount_v1(&Path::new("/sys/fs/cgroup").join(c), &[c])
+                .unwrap();
+        }
+        fake.mount_v2(Path::new("/sys/fs/cgroup/unified"), &["hugetlb"])
+            .unwrap();
+        let fake = Arc::new(fake);
+        let layout = Layout::detect_in(fake.clone(), &fake.mountinfo()).unwrap();
+        let profile = default_profile();
+        let mut plan =
+            CgroupPlan::with_layout(&profile, false, layout, dir.path().join("registry")).unwrap();
+        plan.prepare_host().unwrap();
+        assert!(
+            fake.log().is_empty(),
+            "planning writes nothing on a hybrid host"
+        );
+
+        let cgroup = plan.create("wt-0-1").unwrap();
+        let name = cgroup.dir_name().to_owned();
+        let memory = profile.limits.memory.unwrap().bytes().to_string();
+        let pids = profile.limits.pids.unwrap().to_string();
+        let cg = |c: &str| Path::new("/sys/fs/cgroup").join(c).join(&name);
+        let mut expected = vec![
+            FakeOp::Mkdir(cg("memory")),
+            FakeOp::Mkdir(cg("pids")),
+            FakeOp::Mkdir(cg("devices")),
+            FakeOp::Write(cg("memory").join("memory.limit_in_bytes"), memory.clone()),
+            FakeOp::Write(cg("memory").join("memory.memsw.limit_in_bytes"), memory),
+            FakeOp::Write(cg("pids").join("pids.max"), pids),
+            FakeOp::Write(cg("devices").join("devices.deny"), "a".into()),
+        ];
+        for rule in crate::layers::dev::allowlist(&profile.dev) {
+            for line in rule.v1_allow_lines() {
+                expected.push(FakeOp::Write(cg("devices").join("devices.allow"), line));
+            }
+        }
+        assert_eq!(fake.take_log(), expected);
+        assert!(dir.path().join("registry").join(&name).is_file());
+        cgroup.destroy().unwrap();
+        assert!(!dir.path().join("registry").join(&name).exists());
+    }
 }

@@ -42,6 +42,9 @@ pub struct Plan {
     pub rlimits: Vec<(Resource, u64, u64)>,
     pub filter: CompiledFilter,
     pub integrity: Option<integrity::Verified>,
+    /// The sandbox's cgroup: limits in the kernel's units (checked), the host's layout
+    /// (detected), the hierarchies it uses; made after clone by [`cgroup::CgroupPlan::create`].
+    pub cgroup: cgroup::CgroupPlan,
     /// Detached mount trees the mount plan attaches, made by [`Plan::open_host_trees`] (an act,
     /// not a plan: empty until then).
     pub bind_trees: Vec<OwnedFd>,
@@ -102,8 +105,8 @@ impl Plan {
         }
         let envp = env::build(&profile.env, &job.env)?;
         let rlimits = limits::rlimits(&profile.limits);
-        // The cgroup is made after clone: its limits are checked here, before anything exists.
-        cgroup::limits(&profile).validate()?;
+        // The cgroup is made after clone: its limits, layout and hierarchies are settled here.
+        let cgroup = cgroup::CgroupPlan::new(&profile, integrity.as_ref().is_some_and(|v| v.gate))?;
         let filter = seccomp::compile(&profile.seccomp, integrity.is_some())?;
         let digest = PlanDigest::of(&profile, &filter, job.integrity.as_ref())?;
         Ok(Plan {
@@ -115,6 +118,7 @@ impl Plan {
             rlimits,
             filter,
             integrity,
+            cgroup,
             bind_trees: Vec::new(),
             digest,
         })
