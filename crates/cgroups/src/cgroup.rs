@@ -627,6 +627,8 @@ impl Plan {
         })
     }
 
+    /// The host layout the plan was made for; [`Plan::create`] makes its directories through
+    /// this layout's filesystem.
     pub fn layout(&self) -> &Layout {
         &self.layout
     }
@@ -636,6 +638,7 @@ impl Plan {
         &self.limits
     }
 
+    /// What the caller asked the cgroup to support beyond its limits.
     pub fn needs(&self) -> Needs {
         self.needs
     }

@@ -22,7 +22,9 @@ use crate::{DeviceRule, Error};
 /// One change the code under test made to the fake tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FakeOp {
+    /// A cgroup directory made (recorded only when the mkdir succeeded).
     Mkdir(PathBuf),
+    /// A cgroup directory removed (recorded only when the rmdir succeeded).
     Rmdir(PathBuf),
     /// One write(2) of the value to the file.
     Write(PathBuf, String),

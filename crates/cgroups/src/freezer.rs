@@ -21,8 +21,12 @@ const MAX_DELAY: Duration = Duration::from_millis(10);
 /// v1 freezer states as read from freezer.state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FreezerState {
+    /// Tasks run normally.
     Thawed,
+    /// A freeze was requested and some tasks are not stopped yet; re-reading the file advances
+    /// it, and a task forked mid-walk can keep it here.
     Freezing,
+    /// Every task in the cgroup is stopped.
     Frozen,
 }
 

@@ -28,15 +28,22 @@ pub enum Mode {
 /// The controllers watertight drives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub enum Controller {
+    /// The memory limit (no swap on top) and peak usage, limit hits and OOM kills.
     Memory,
+    /// The task limit (`pids.max`) and how often it refused a fork.
     Pids,
+    /// CFS bandwidth: v1 `cpu.cfs_period_us`/`cpu.cfs_quota_us`, v2 `cpu.max`.
     Cpu,
+    /// v1 CPU usage (`cpuacct.usage`); on cgroup2 the core `cpu.stat` replaces it.
     Cpuacct,
+    /// v1 `devices.deny`/`devices.allow`; cgroup2 has no such controller (a BPF program instead).
     Devices,
+    /// v1 `freezer.state`; on cgroup2 the core `cgroup.freeze` replaces it.
     Freezer,
 }
 
 impl Controller {
+    /// Every controller, in the order of the enum.
     pub const ALL: [Controller; 6] = [
         Controller::Memory,
         Controller::Pids,
@@ -224,6 +231,7 @@ impl Layout {
         })
     }
 
+    /// How the host mounts cgroups: v1, pure v2 or hybrid.
     pub fn mode(&self) -> Mode {
         self.mode
     }
@@ -259,6 +267,8 @@ impl Layout {
         available.then_some(Placement::Unified)
     }
 
+    /// How device allowlists are enforced: v1 files when the devices hierarchy is mounted, else
+    /// the BPF program on cgroup2, unless changed by [`Layout::with_device_backend`].
     pub fn device_backend(&self) -> DeviceBackend {
         self.device_backend
     }
@@ -301,8 +311,12 @@ impl Layout {
 /// One cgroup or cgroup2 mount from mountinfo.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CgroupMount {
+    /// Where it is mounted (field 5, with mountinfo's octal escapes decoded).
     pub mount_point: PathBuf,
+    /// `cgroup` (a v1 hierarchy) or `cgroup2` (the unified hierarchy).
     pub fstype: String,
+    /// The superblock options: for v1, the controllers the hierarchy carries (e.g.
+    /// `rw,cpu,cpuacct`) or a `name=` of a named hierarchy.
     pub super_options: String,
 }
 

@@ -36,10 +36,15 @@ pub struct Limits {
     pub devices: Option<Vec<DeviceRule>>,
 }
 
+/// CFS bandwidth limit: the sandbox's tasks together get `quota_us` of CPU time in every
+/// `period_us`, then are throttled until the next period.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CpuQuota {
+    /// CPU time per period, in microseconds (at least 1 ms; above the period for more than
+    /// one CPU).
     pub quota_us: u64,
+    /// Length of the accounting period, in microseconds (1 ms..1 s).
     pub period_us: u64,
 }
 
@@ -107,8 +112,11 @@ impl Limits {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DeviceKind {
+    /// Character devices (`c`).
     Char,
+    /// Block devices (`b`).
     Block,
+    /// Both kinds (`a`).
     All,
 }
 
@@ -117,11 +125,17 @@ pub enum DeviceKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceRule {
+    /// Which kind of device node the rule covers.
     pub kind: DeviceKind,
+    /// Device major number; `None` matches any.
     pub major: Option<u32>,
+    /// Device minor number; `None` matches any.
     pub minor: Option<u32>,
+    /// Allows opening the device for reading.
     pub read: bool,
+    /// Allows opening the device for writing.
     pub write: bool,
+    /// Allows creating a node for the device with mknod(2).
     pub mknod: bool,
 }
 

@@ -12,7 +12,10 @@ pub const OWNER_SEPARATOR: char = '@';
 /// field 22 of /proc/<pid>/stat).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Owner {
+    /// The process id.
     pub pid: u32,
+    /// Field 22 of `/proc/<pid>/stat`; tells the owner apart from a later process reusing the
+    /// pid.
     pub start_time: u64,
 }
 
