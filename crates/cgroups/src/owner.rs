@@ -9,12 +9,12 @@ use std::sync::Mutex;
 pub const OWNER_SEPARATOR: char = '@';
 
 /// The owner of a cgroup: a process identified by pid and start time (clock ticks after boot,
-/// field 22 of /proc/<pid>/stat).
+/// field 22 of `/proc/<pid>/stat`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Owner {
     /// The process id.
     pub pid: u32,
-    /// Field 22 of `/proc/<pid>/stat`; tells the owner apart from a later process reusing the
+    /// Field 22 of ``/proc/<pid>/stat``; tells the owner apart from a later process reusing the
     /// pid.
     pub start_time: u64,
 }
@@ -70,14 +70,14 @@ impl Owner {
     }
 }
 
-/// Whether the state field (3) of /proc/<pid>/stat says zombie or dead.
+/// Whether the state field (3) of `/proc/<pid>/stat` says zombie or dead.
 pub fn is_exiting(stat: &str) -> bool {
     stat.rsplit_once(')')
         .and_then(|(_, rest)| rest.split_whitespace().next())
         .is_some_and(|state| matches!(state, "Z" | "X" | "x"))
 }
 
-/// Field 22 (starttime) of /proc/<pid>/stat. The command name (field 2) may contain spaces and
+/// Field 22 (starttime) of `/proc/<pid>/stat`. The command name (field 2) may contain spaces and
 /// parentheses, so fields are counted after the last ')'.
 pub fn parse_start_time(stat: &str) -> Option<u64> {
     let (_, after_comm) = stat.rsplit_once(')')?;
