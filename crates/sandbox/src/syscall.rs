@@ -35,10 +35,15 @@ pub enum CapabilitySets {
 /// files for writing only beneath `write_roots` (those that do not exist are skipped).
 #[derive(Debug, Clone, Copy)]
 pub struct LandlockRules<'a> {
+    /// Execute is allowed beneath these (the verified root directory's entries).
     pub exec_roots: &'a [PathBuf],
+    /// Opening files for writing is allowed beneath these (the writable mounts).
     pub write_roots: &'a [PathBuf],
 }
 
+/// The calls the sandbox's pid 1 and the program make on their way to execve. Each method is
+/// one system call (or one short fixed sequence, such as clearing a group of capability sets) of
+/// the real kernel in [`Linux`].
 pub trait Syscall {
     fn mount(
         &self,
@@ -80,6 +85,7 @@ pub trait Syscall {
     fn set_parent_death_signal(&self, signal: Signal) -> io::Result<()>;
     /// unshare(2).
     fn unshare(&self, flags: CloneFlags) -> io::Result<()>;
+    /// Empties the capability sets `sets` names.
     fn clear_capabilities(&self, sets: CapabilitySets) -> io::Result<()>;
     /// prctl(PR_SET_SECUREBITS).
     fn set_securebits(&self, bits: u32) -> io::Result<()>;
@@ -104,6 +110,7 @@ pub trait Syscall {
     /// close_range(first, ~0, CLOSE_RANGE_CLOEXEC): every descriptor from `first` up closes at
     /// execve.
     fn cloexec_from(&self, first: RawFd) -> io::Result<()>;
+    /// setrlimit(2).
     fn set_rlimit(&self, resource: Resource, soft: u64, hard: u64) -> io::Result<()>;
 }
 
@@ -275,6 +282,7 @@ pub mod recorder {
     use super::*;
     use std::cell::RefCell;
 
+    /// Each call as one line of text, in the order made.
     #[derive(Default)]
     pub struct Recorder {
         pub calls: RefCell<Vec<String>>,
