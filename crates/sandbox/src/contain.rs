@@ -25,17 +25,20 @@
 //! ```
 
 use std::ffi::{CString, OsString};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 use std::time::Instant;
 
 use nix::fcntl::OFlag;
+use nix::sys::resource::Resource;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use watertight_seccomp::CompiledFilter;
 use watertight_sys::process::{clone_into_namespaces, exit_now, spawn_shared_vm, Forked};
 
 use crate::error::{AtStage, Error, IoContext, SetupError, Stage};
 use crate::events::EventLog;
 use crate::forensic::ForensicConfig;
+use crate::layers::mount::MountPlan;
 use crate::layers::{
     env, fds, integrity, limits, mount, namespaces, privileges, seccomp, secrets, user,
 };
@@ -319,12 +322,13 @@ fn clone_error(e: std::io::Error) -> Error {
 /// The sandbox's pid 1. Never returns: exits with 0 after reporting the program's status, or
 /// with 1 after reporting a setup error.
 fn sandbox_init(p: &Plan, mut ends: SandboxEnds) -> ! {
+    let sys = Linux;
     let result = (|| -> Result<(), SetupError> {
         // Its /proc/self is its own only while dumpable (the supervisor's change of effective
         // uid made the memory it copied non-dumpable); made non-dumpable again before the
-        // program exists (g).
-        let _ = nix::sys::prctl::set_dumpable(true);
-        let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+        // program exists (f).
+        let _ = sys.set_dumpable(true);
+        let _ = sys.set_parent_death_signal(Signal::SIGKILL);
         if let Some(t) = &ends.terminal {
             t.attach_stdio().at(Stage::Terminal)?; // the caller's terminal does not enter the sandbox
         }
@@ -335,49 +339,22 @@ fn sandbox_init(p: &Plan, mut ends: SandboxEnds) -> ! {
         // seccomp filter, which would otherwise run on each of these 64 calls in the program.
         watertight_sys::process::reset_signal_dispositions();
         // a. The supervisor has written our id maps.
-        wait_for_supervisor(&ends.go, Go::MapsWritten);
-        let sys = Linux;
-        // System paths (the rest are trees the supervisor made), opened before the uid change.
-        let (mount_ops, _pinned_sources) =
-            mount::pin_bind_sources(&p.mounts.ops).at(Stage::Mount)?;
-        // b. audit login uid, fixed; before the uid change, which makes /proc/self root's.
-        user::pin_login_uid(&p.profile.identity).at(Stage::User)?;
-        user::become_sandbox_user(&p.profile.identity).at(Stage::User)?; // b. user
-
-        // The kernel clears the parent-death signal on a uid change: set it again, then make sure
-        // the supervisor did not die in between (it holds the go pipe open while it lives).
-        let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
-        if report::supervisor_gone(&ends.go) {
-            exit_now(1);
-        }
-        mount::apply(&mount_ops, &p.bind_trees, &sys).at(Stage::Mount)?; // c. mount, proc, dev, tmp, secrets
-        namespaces::set_hostname(&p.profile.namespaces, &p.profile.hostname, &sys)
-            .at(Stage::Uts)?; // d. uts
-        namespaces::loopback_up(&p.profile.namespaces, &sys).at(Stage::Net)?; // d. net
-        sys.chdir(&p.mounts.workdir)
-            .ctx(|| format!("chdir {}", p.mounts.workdir.display()))
-            .at(Stage::Workdir)?;
-        // e. The supervisor has moved us into our cgroup: it becomes our cgroup namespace's root.
-        wait_for_supervisor(&ends.go, Go::InCgroup);
-        namespaces::enter_cgroup_namespace(&p.profile.namespaces).at(Stage::Cgroup)?;
-        // f. The last layers, for pid 1 and the program alike (the program inherits them):
-        // capabilities, securebits, no_new_privs; integrity: Landlock, MDWE; seccomp, last.
-        privileges::drop_all().at(Stage::Privileges)?;
-        if let Some(v) = &p.integrity {
-            integrity::restrict_exec(&v.exec_roots, &v.write_roots, v.landlock)
-                .at(Stage::Integrity)?;
-            // exec only what was verified
-        }
-        seccomp::install(&p.filter, ends.notify.as_fd()).at(Stage::Seccomp)?;
-        // Before the program exists, so it never finds pid 1's memory open to it (/proc/1/mem)
-        // and cannot forge the status pid 1 reports. Per memory map: the program's execve
-        // gets a map of its own, dumpable as usual.
-        let _ = nix::sys::prctl::set_dumpable(false);
+        let supervisor = GoPipe(&ends.go);
+        supervisor.wait_for_go(Go::MapsWritten);
+        // b-f. Every layer, in order.
+        let layers = Confinement {
+            profile: &p.profile,
+            mounts: &p.mounts,
+            bind_trees: &p.bind_trees,
+            integrity: p.integrity.as_ref(),
+            filter: &p.filter,
+        };
+        confine(&layers, ends.notify.as_fd(), &supervisor, &sys)?;
         // g. The program runs as pid 2 so that pid 1 (which the kernel shields from signals it
         // has no handler for) is us, reaping orphans and reporting the program's true status.
         // It starts the way posix_spawn starts one (sharing our memory until its execve):
         // copying this process's page tables would be most of the start-up cost.
-        let program = spawn_shared_vm(&mut || exec_program(p, &ends))
+        let program = spawn_shared_vm(&mut || exec_program(p, &ends, &sys))
             .ctx(|| "start the program".into())
             .at(Stage::Spawn)?;
         // Only the program writes its output pipes: their EOF tells the supervisor it is done.
@@ -396,12 +373,86 @@ fn sandbox_init(p: &Plan, mut ends: SandboxEnds) -> ! {
     }
 }
 
-/// Blocks until the supervisor releases the sandbox at `step`; exits (fail closed) when it died
-/// instead or sent anything else.
-fn wait_for_supervisor(go: &OwnedFd, step: Go) {
-    if step.receive(go).is_err() {
-        exit_now(1);
+/// What pid 1's layers (b-f, [`confine`]) read, borrowed from the plan.
+struct Confinement<'a> {
+    profile: &'a Profile,
+    mounts: &'a MountPlan,
+    /// Detached mount trees the mount plan attaches.
+    bind_trees: &'a [OwnedFd],
+    integrity: Option<&'a integrity::Verified>,
+    filter: &'a CompiledFilter,
+}
+
+/// How pid 1 waits for the supervisor between its steps (the go pipe; a recorder in tests).
+trait Supervisor {
+    /// Blocks until the supervisor releases the sandbox at `step`; exits (fail closed) when it
+    /// died instead or sent anything else.
+    fn wait_for_go(&self, step: Go);
+    /// Exits when the supervisor died.
+    fn exit_if_gone(&self);
+}
+
+/// The sandbox's read end of the go pipe. The supervisor holds the write end open while it
+/// lives, so a hang-up means it died.
+struct GoPipe<'a>(&'a OwnedFd);
+
+impl Supervisor for GoPipe<'_> {
+    fn wait_for_go(&self, step: Go) {
+        if step.receive(self.0).is_err() {
+            exit_now(1);
+        }
     }
+
+    fn exit_if_gone(&self) {
+        if report::supervisor_gone(self.0) {
+            exit_now(1);
+        }
+    }
+}
+
+/// b-f: pid 1's layers after the first go, in the order that makes them hold; every
+/// security-critical call goes through `sys`, so the order is pinned by a test against the
+/// recorder (`tests` below). On success everything the program will inherit is in place, the
+/// seccomp filter last.
+fn confine(
+    c: &Confinement<'_>,
+    to_supervisor: BorrowedFd<'_>,
+    supervisor: &impl Supervisor,
+    sys: &impl Syscall,
+) -> Result<(), SetupError> {
+    // System paths (the rest are trees the supervisor made), opened before the uid change.
+    let (mount_ops, _pinned_sources) = mount::pin_bind_sources(&c.mounts.ops).at(Stage::Mount)?;
+    // b. audit login uid, fixed; before the uid change, which makes /proc/self root's.
+    user::pin_login_uid(&c.profile.identity, sys).at(Stage::User)?;
+    user::become_sandbox_user(&c.profile.identity, sys).at(Stage::User)?; // b. user
+
+    // The kernel clears the parent-death signal on a uid change: set it again, then make sure
+    // the supervisor did not die in between (it holds the go pipe open while it lives).
+    let _ = sys.set_parent_death_signal(Signal::SIGKILL);
+    supervisor.exit_if_gone();
+    mount::apply(&mount_ops, c.bind_trees, sys).at(Stage::Mount)?; // c. mount, proc, dev, tmp, secrets
+    namespaces::set_hostname(&c.profile.namespaces, &c.profile.hostname, sys).at(Stage::Uts)?; // d. uts
+    namespaces::loopback_up(&c.profile.namespaces, sys).at(Stage::Net)?; // d. net
+    sys.chdir(&c.mounts.workdir)
+        .ctx(|| format!("chdir {}", c.mounts.workdir.display()))
+        .at(Stage::Workdir)?;
+    // e. The supervisor has moved us into our cgroup: it becomes our cgroup namespace's root.
+    supervisor.wait_for_go(Go::InCgroup);
+    namespaces::enter_cgroup_namespace(&c.profile.namespaces, sys).at(Stage::Cgroup)?;
+    // f. The last layers, for pid 1 and the program alike (the program inherits them):
+    // capabilities, securebits, no_new_privs; integrity: Landlock, MDWE; seccomp, last.
+    privileges::drop_all(sys).at(Stage::Privileges)?;
+    if let Some(v) = c.integrity {
+        // exec only what was verified
+        integrity::restrict_exec(&v.exec_roots, &v.write_roots, v.landlock, sys)
+            .at(Stage::Integrity)?;
+    }
+    seccomp::install(c.filter, to_supervisor, sys).at(Stage::Seccomp)?;
+    // Before the program exists, so it never finds pid 1's memory open to it (/proc/1/mem)
+    // and cannot forge the status pid 1 reports. Per memory map: the program's execve
+    // gets a map of its own, dumpable as usual.
+    let _ = sys.set_dumpable(false);
+    Ok(())
 }
 
 /// Reaps every child (orphans are reparented to pid 1) until `program` exits; returns its raw
@@ -416,30 +467,10 @@ fn reap_until(program: i32) -> i32 {
     }
 }
 
-/// The program's last steps (h-i) before execve; it exits if execve fails.
-fn exec_program(p: &Plan, ends: &SandboxEnds) {
-    let result = (|| -> Result<(), SetupError> {
-        nix::unistd::setsid()
-            .ctx(|| "setsid".into())
-            .at(Stage::Session)?; // h. a session of its own
-        if let Some(t) = &ends.terminal {
-            t.make_controlling().at(Stage::Session)?; // h. the pty, never the caller's terminal
-        }
-        if let Some(out) = &ends.stdout {
-            nix::unistd::dup2_stdout(out.as_fd())
-                .ctx(|| "redirect stdout".into())
-                .at(Stage::Stdio)?;
-        }
-        if let Some(err) = &ends.stderr {
-            nix::unistd::dup2_stderr(err.as_fd())
-                .ctx(|| "redirect stderr".into())
-                .at(Stage::Stdio)?;
-        }
-        fds::close_inherited().at(Stage::Fds)?; // h. nothing but stdio survives execve
-        limits::apply(&p.rlimits).at(Stage::Rlimits)?; // h. rlimits
-        Ok(())
-    })();
-    if let Err(e) = result {
+/// The program's last steps (h-i) before execve; it exits if execve fails. It shares pid 1's
+/// memory until then (CLONE_VM|CLONE_VFORK): `sys` is a generic, so these calls are direct.
+fn exec_program(p: &Plan, ends: &SandboxEnds, sys: &impl Syscall) {
+    if let Err(e) = before_exec(&p.rlimits, ends, sys) {
         report::send(&ends.report, &Report::SetupFailed(e));
         exit_now(126);
     }
@@ -456,6 +487,31 @@ fn exec_program(p: &Plan, ends: &SandboxEnds) {
     } else {
         126
     })
+}
+
+/// h. A session of its own, its terminal and output streams, nothing else inherited, rlimits.
+fn before_exec(
+    rlimits: &[(Resource, u64, u64)],
+    ends: &SandboxEnds,
+    sys: &impl Syscall,
+) -> Result<(), SetupError> {
+    sys.setsid().ctx(|| "setsid".into()).at(Stage::Session)?; // h. a session of its own
+    if let Some(t) = &ends.terminal {
+        t.make_controlling().at(Stage::Session)?; // h. the pty, never the caller's terminal
+    }
+    if let Some(out) = &ends.stdout {
+        nix::unistd::dup2_stdout(out.as_fd())
+            .ctx(|| "redirect stdout".into())
+            .at(Stage::Stdio)?;
+    }
+    if let Some(err) = &ends.stderr {
+        nix::unistd::dup2_stderr(err.as_fd())
+            .ctx(|| "redirect stderr".into())
+            .at(Stage::Stdio)?;
+    }
+    fds::close_inherited(sys).at(Stage::Fds)?; // h. nothing but stdio survives execve
+    limits::apply(rlimits, sys).at(Stage::Rlimits)?; // h. rlimits
+    Ok(())
 }
 
 fn exec_search(argv: &[CString], envp: &[CString]) -> nix::errno::Errno {
@@ -481,4 +537,252 @@ fn exec_search(argv: &[CString], envp: &[CString]) -> nix::errno::Errno {
         }
     }
     last
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layers::mount::MountRequest;
+    use crate::profile::default_profile;
+    use crate::syscall::recorder::Recorder;
+    use watertight_seccomp::{CompileOptions, ViolationAction};
+
+    /// The supervisor's go and its liveness check, logged among the calls they order.
+    struct RecordedSupervisor<'a>(&'a Recorder);
+
+    impl Supervisor for RecordedSupervisor<'_> {
+        fn wait_for_go(&self, step: Go) {
+            let _ = self.0.log(format!("go {step:?}"));
+        }
+        fn exit_if_gone(&self) {
+            let _ = self.0.log("supervisor alive?".into());
+        }
+    }
+
+    fn dev_null() -> OwnedFd {
+        std::fs::File::open("/dev/null").unwrap().into()
+    }
+
+    /// The filter `watertight run` installs by default (violations go to the supervisor).
+    fn default_filter() -> CompiledFilter {
+        watertight_seccomp::default_profile()
+            .compile(&CompileOptions {
+                violation_action: ViolationAction::UserNotify,
+                ..Default::default()
+            })
+            .unwrap()
+    }
+
+    fn verified() -> integrity::Verified {
+        integrity::Verified {
+            tree: watertight_integrity::VerifiedTree {
+                root: "/".into(),
+                files: Vec::new(),
+                unlisted: Vec::new(),
+            },
+            exec_roots: vec!["/usr".into()],
+            write_roots: vec!["/tmp".into()],
+            landlock: true,
+            memfd_noexec: true,
+            gate: false,
+        }
+    }
+
+    /// Runs pid 1's layers against `rec` with the default profile's host-directory plan.
+    fn confine_recorded(
+        rec: &Recorder,
+        verified: Option<&integrity::Verified>,
+    ) -> Result<(), SetupError> {
+        let profile = default_profile();
+        let mounts = mount::plan(&profile, &MountRequest::default()).unwrap();
+        let filter = default_filter();
+        let layers = Confinement {
+            profile: &profile,
+            mounts: &mounts,
+            bind_trees: &[],
+            integrity: verified,
+            filter: &filter,
+        };
+        let notify = dev_null();
+        confine(&layers, notify.as_fd(), &RecordedSupervisor(rec), rec)
+    }
+
+    /// Asserts that `calls` from `from` on are exactly calls starting with `prefixes`, in order.
+    fn assert_calls_from(rec: &Recorder, from: usize, prefixes: &[&str]) {
+        let calls = rec.calls.borrow();
+        let got = &calls[from..];
+        assert!(
+            got.len() == prefixes.len() && got.iter().zip(prefixes).all(|(c, p)| c.starts_with(p)),
+            "expected {prefixes:#?}\ngot {got:#?}"
+        );
+    }
+
+    #[test]
+    fn pid1_layers_run_in_the_order_that_makes_them_hold() {
+        let rec = Recorder::default();
+        confine_recorded(&rec, None).unwrap();
+        // The identity before anything else, groups before gid before uid; the supervisor
+        // checked alive once the uid change reset the parent-death signal.
+        let mounts_start = rec.position("supervisor alive?") + 1;
+        {
+            let calls = rec.calls.borrow();
+            let head: Vec<&str> = calls[..mounts_start].iter().map(String::as_str).collect();
+            assert_eq!(
+                head,
+                [
+                    "loginuid 0",
+                    "setgroups []",
+                    "setresgid 0",
+                    "setresuid 0",
+                    "pdeathsig SIGKILL",
+                    "supervisor alive?"
+                ]
+            );
+            // Everything private before anything is mounted; every mount made before
+            // pivot_root; after it, only the root itself made read-only.
+            assert_eq!(
+                calls[mounts_start],
+                "mount None / None MsFlags(MS_REC | MS_PRIVATE) None"
+            );
+            let pivot = rec.position("pivot_root");
+            assert!(pivot > mounts_start);
+            let root_attrs = calls[pivot + 1]
+                .strip_prefix("setattr / recursive=false attrs=0x")
+                .and_then(|rest| rest.split(' ').next())
+                .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+                .unwrap_or_else(|| panic!("not the root made read-only: {}", calls[pivot + 1]));
+            assert_ne!(root_attrs & watertight_sys::mount::ATTR_RDONLY, 0);
+            assert_eq!(calls[pivot + 2], "sethostname watertight");
+        }
+        // From the second go on, exactly: cgroup namespace, capabilities, securebits,
+        // no_new_privs, seccomp last (its listener handed over), pid 1 no longer dumpable.
+        let second_go = rec.position("go InCgroup");
+        assert_calls_from(
+            &rec,
+            second_go - 2,
+            &[
+                "up lo",
+                "chdir ",
+                "go InCgroup",
+                "unshare CloneFlags(CLONE_NEWCGROUP)",
+                "clear capabilities AmbientAndBounding",
+                "securebits 0x",
+                "clear capabilities EffectivePermittedInheritable",
+                "no_new_privs",
+                "seccomp ",
+                "send_fd",
+                "dumpable false",
+            ],
+        );
+        let calls = rec.calls.borrow();
+        assert!(
+            !calls
+                .iter()
+                .any(|c| c.starts_with("landlock") || c.starts_with("mdwe")),
+            "integrity layers in a run without --manifest: {calls:#?}"
+        );
+    }
+
+    #[test]
+    fn integrity_adds_landlock_then_mdwe_after_no_new_privs_and_before_seccomp() {
+        let rec = Recorder::default();
+        confine_recorded(&rec, Some(&verified())).unwrap();
+        // memfd_noexec is the supervisor's (integrity::refuse_memfd_exec): pid 1 starts as usual.
+        assert_eq!(rec.calls.borrow()[0], "loginuid 0");
+        let nnp = rec.position("no_new_privs");
+        assert_calls_from(
+            &rec,
+            nnp,
+            &[
+                "no_new_privs",
+                "landlock exec=[\"/usr\"] write=[\"/tmp\"]",
+                "mdwe refuse_exec_gain",
+                "seccomp ",
+                "send_fd",
+                "dumpable false",
+            ],
+        );
+    }
+
+    #[test]
+    fn without_landlock_the_integrity_run_still_refuses_exec_gain() {
+        let rec = Recorder::default();
+        let weaker = integrity::Verified {
+            landlock: false,
+            memfd_noexec: false,
+            ..verified()
+        };
+        confine_recorded(&rec, Some(&weaker)).unwrap();
+        let nnp = rec.position("no_new_privs");
+        assert_calls_from(
+            &rec,
+            nnp,
+            &[
+                "no_new_privs",
+                "mdwe refuse_exec_gain",
+                "seccomp ",
+                "send_fd",
+                "dumpable false",
+            ],
+        );
+        assert_eq!(rec.calls.borrow()[0], "loginuid 0");
+    }
+
+    #[test]
+    fn a_refused_layer_stops_pid1_before_the_filter_and_names_the_step() {
+        let clean = Recorder::default();
+        confine_recorded(&clean, Some(&verified())).unwrap();
+        for (step, stage, message) in [
+            ("setresuid", Stage::User, "setresuid(0)"),
+            ("securebits", Stage::Privileges, "lock securebits"),
+            ("landlock", Stage::Integrity, "landlock"),
+            ("mdwe", Stage::Integrity, "PR_SET_MDWE"),
+        ] {
+            let rec = Recorder {
+                fail_at: Some(clean.position(step)),
+                ..Default::default()
+            };
+            let e = confine_recorded(&rec, Some(&verified())).unwrap_err();
+            assert_eq!(e.stage, stage, "{step}: {e}");
+            assert!(e.message.contains(message), "{step}: {e}");
+            let calls = rec.calls.borrow();
+            assert!(calls.last().unwrap().starts_with(step), "{calls:#?}");
+            assert!(!calls.iter().any(|c| c.starts_with("seccomp")));
+        }
+    }
+
+    #[test]
+    fn the_program_gets_a_session_then_its_descriptors_closed_then_rlimits() {
+        let rec = Recorder::default();
+        let ends = SandboxEnds {
+            go: dev_null(),
+            report: dev_null(),
+            notify: dev_null(),
+            stdout: None,
+            stderr: None,
+            terminal: None,
+        };
+        let mut limits = default_profile().limits;
+        limits.open_files = Some(64);
+        limits.file_size = None;
+        before_exec(&limits::rlimits(&limits), &ends, &rec).unwrap();
+        assert_eq!(
+            rec.calls.borrow().as_slice(),
+            [
+                "setsid",
+                "cloexec_from 3",
+                "setrlimit RLIMIT_CORE 0/0",
+                "setrlimit RLIMIT_NOFILE 64/64"
+            ]
+        );
+
+        let refused = Recorder {
+            fail_at: Some(1),
+            ..Default::default()
+        };
+        let e = before_exec(&[], &ends, &refused).unwrap_err();
+        assert_eq!(e.stage, Stage::Fds, "{e}");
+        assert!(e.message.contains("close-on-exec"), "{e}");
+        assert_eq!(refused.calls.borrow().len(), 2, "no rlimit after a refusal");
+    }
 }

@@ -3,8 +3,10 @@
 //! socket, a directory of the host) never reaches the sandbox.
 
 use crate::error::{Error, IoContext};
+use crate::syscall::Syscall;
 
-pub fn close_inherited() -> Result<(), Error> {
-    watertight_sys::process::cloexec_from(3)
+/// In the program, after its stdio is in place and before execve.
+pub fn close_inherited(sys: &impl Syscall) -> Result<(), Error> {
+    sys.cloexec_from(3)
         .ctx(|| "mark inherited descriptors close-on-exec".into())
 }

@@ -27,6 +27,7 @@ use watertight_sys::mount::ATTR_RDONLY;
 
 use crate::error::{Error, IoContext};
 use crate::layers::mount::{MountOp, MountPlan, STAGE};
+use crate::syscall::{LandlockRules, Syscall};
 
 /// The layers a verified run demands; fewer only with `allow_weaker`.
 pub const REQUIRED: [Layer; 3] = [Layer::Landlock, Layer::BpfExecGate, Layer::MemfdNoexec];
@@ -168,24 +169,26 @@ pub fn write_roots(plan: &MountPlan) -> Vec<PathBuf> {
     roots
 }
 
-/// In the program, before seccomp: execute only beneath the verified entries, open files for
-/// writing only beneath the writable mounts, and no writable memory turned executable.
+/// In the sandbox's pid 1 (so in the program, which inherits it), after no_new_privs and before
+/// seccomp: execute only beneath the verified entries, open files for writing only beneath the
+/// writable mounts, and no writable memory turned executable.
 pub fn restrict_exec(
     exec_roots: &[PathBuf],
     write_roots: &[PathBuf],
     landlock: bool,
+    sys: &impl Syscall,
 ) -> Result<(), Error> {
     if landlock {
-        let roots: Vec<&Path> = exec_roots.iter().map(PathBuf::as_path).collect();
-        let writable: Vec<&Path> = write_roots.iter().map(PathBuf::as_path).collect();
-        watertight_integrity::landlock_exec_write_ruleset(&roots, &writable)
-            .and_then(|r| r.restrict_self())
-            .map_err(|e| Error::Setup {
-                stage: crate::error::Stage::Integrity,
-                message: format!("landlock: {e}"),
-            })?;
+        sys.landlock_restrict_self(&LandlockRules {
+            exec_roots,
+            write_roots,
+        })
+        .map_err(|e| Error::Setup {
+            stage: crate::error::Stage::Integrity,
+            message: format!("landlock: {e}"),
+        })?;
     }
-    watertight_sys::process::refuse_exec_gain().ctx(|| "prctl(PR_SET_MDWE)".into())
+    sys.refuse_exec_gain().ctx(|| "prctl(PR_SET_MDWE)".into())
 }
 
 /// Syscalls the integrity-only seccomp rules refuse (and `ptrace`/`userfaultfd`, which the

@@ -2,10 +2,11 @@
 //! (memory, pids, CPU bandwidth) are the cgroup layer's; CPU and wall time and output size are
 //! enforced by the supervisor, which sees the whole sandbox.
 
-use nix::sys::resource::{setrlimit, Resource};
+use nix::sys::resource::Resource;
 
 use crate::error::{Error, IoContext};
 use crate::profile::Limits;
+use crate::syscall::Syscall;
 
 /// The rlimits for a profile's limits, as (resource, soft, hard).
 pub fn rlimits(limits: &Limits) -> Vec<(Resource, u64, u64)> {
@@ -31,9 +32,12 @@ pub fn rlimits(limits: &Limits) -> Vec<(Resource, u64, u64)> {
     v
 }
 
-pub fn apply(rlimits: &[(Resource, u64, u64)]) -> Result<(), Error> {
+/// In the program, before execve. Allocation-free unless a limit is refused (it runs in a child
+/// that shares pid 1's memory).
+pub fn apply(rlimits: &[(Resource, u64, u64)], sys: &impl Syscall) -> Result<(), Error> {
     for &(res, soft, hard) in rlimits {
-        setrlimit(res, soft, hard).ctx(|| format!("setrlimit {res:?} {soft}/{hard}"))?;
+        sys.set_rlimit(res, soft, hard)
+            .ctx(|| format!("setrlimit {res:?} {soft}/{hard}"))?;
     }
     Ok(())
 }

@@ -26,9 +26,9 @@ pub fn clone_flags(ns: &Namespaces) -> CloneFlags {
 }
 
 /// Inside the sandbox, once it is in its own cgroup.
-pub fn enter_cgroup_namespace(ns: &Namespaces) -> Result<(), Error> {
+pub fn enter_cgroup_namespace(ns: &Namespaces, sys: &impl Syscall) -> Result<(), Error> {
     if ns.cgroup {
-        nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
+        sys.unshare(CloneFlags::CLONE_NEWCGROUP)
             .ctx(|| "unshare cgroup namespace".into())?;
     }
     Ok(())

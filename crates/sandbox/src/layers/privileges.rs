@@ -3,6 +3,7 @@
 //! its capabilities back, and no_new_privs so setuid binaries and file capabilities are inert.
 
 use crate::error::{Error, IoContext};
+use crate::syscall::{CapabilitySets, Syscall};
 
 /// SECBIT_NOROOT, NO_SETUID_FIXUP, KEEP_CAPS_LOCKED, NO_CAP_AMBIENT_RAISE, each with its lock.
 pub const LOCKED_SECUREBITS: u32 = (libc::SECBIT_NOROOT
@@ -13,13 +14,71 @@ pub const LOCKED_SECUREBITS: u32 = (libc::SECBIT_NOROOT
     | libc::SECBIT_NO_CAP_AMBIENT_RAISE
     | libc::SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED) as u32;
 
-pub fn drop_all() -> Result<(), Error> {
-    // The bounding set and securebits need CAP_SETPCAP, so they go before the other sets.
-    watertight_sys::process::clear_ambient_and_bounding()
+/// In the order the kernel requires: the bounding set and securebits need CAP_SETPCAP, so they
+/// go before the other sets are emptied; no_new_privs last.
+pub fn drop_all(sys: &impl Syscall) -> Result<(), Error> {
+    sys.clear_capabilities(CapabilitySets::AmbientAndBounding)
         .ctx(|| "clear the ambient and bounding capability sets".into())?;
-    watertight_sys::process::set_securebits(LOCKED_SECUREBITS).ctx(|| "lock securebits".into())?;
-    watertight_sys::process::clear_capability_sets()
+    sys.set_securebits(LOCKED_SECUREBITS)
+        .ctx(|| "lock securebits".into())?;
+    sys.clear_capabilities(CapabilitySets::EffectivePermittedInheritable)
         .ctx(|| "clear the effective, permitted and inheritable capability sets".into())?;
-    nix::sys::prctl::set_no_new_privs().ctx(|| "set no_new_privs".into())?;
+    sys.set_no_new_privs().ctx(|| "set no_new_privs".into())?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::syscall::recorder::Recorder;
+
+    #[test]
+    fn bounding_set_then_securebits_then_the_other_sets_then_no_new_privs() {
+        let rec = Recorder::default();
+        drop_all(&rec).unwrap();
+        assert_eq!(
+            rec.calls.borrow().as_slice(),
+            [
+                "clear capabilities AmbientAndBounding".to_string(),
+                format!("securebits {LOCKED_SECUREBITS:#x}"),
+                "clear capabilities EffectivePermittedInheritable".to_string(),
+                "no_new_privs".to_string(),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_refused_step_stops_the_drop_and_is_named() {
+        let rec = Recorder {
+            fail_at: Some(1),
+            ..Default::default()
+        };
+        let e = drop_all(&rec).unwrap_err().to_string();
+        assert!(e.contains("lock securebits"), "{e}");
+        assert_eq!(
+            rec.calls.borrow().len(),
+            2,
+            "nothing after the refused step"
+        );
+    }
+
+    #[test]
+    fn securebits_keep_root_powerless_and_locked() {
+        for (bit, lock) in [
+            (libc::SECBIT_NOROOT, libc::SECBIT_NOROOT_LOCKED),
+            (
+                libc::SECBIT_NO_SETUID_FIXUP,
+                libc::SECBIT_NO_SETUID_FIXUP_LOCKED,
+            ),
+            (
+                libc::SECBIT_NO_CAP_AMBIENT_RAISE,
+                libc::SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED,
+            ),
+        ] {
+            assert_eq!(LOCKED_SECUREBITS & (bit | lock) as u32, (bit | lock) as u32);
+        }
+        // KEEP_CAPS itself stays off (capabilities are not kept across a uid change), locked.
+        assert_eq!(LOCKED_SECUREBITS & libc::SECBIT_KEEP_CAPS as u32, 0);
+        assert_ne!(LOCKED_SECUREBITS & libc::SECBIT_KEEP_CAPS_LOCKED as u32, 0);
+    }
 }

@@ -13,6 +13,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 
 use crate::error::{Error, IoContext};
 use crate::profile::{OnViolation, Seccomp};
+use crate::syscall::Syscall;
 
 /// Where compiled filters are cached, keyed by a hash of the profile and options.
 pub const CACHE_DIR: &str = "/run/watertight/seccomp-cache";
@@ -78,11 +79,16 @@ pub fn compile(seccomp: &Seccomp, exec_integrity: bool) -> Result<CompiledFilter
 /// which inherits the filter: one filter for both, installed once (loading a filter costs
 /// ~0.2 ms here, mostly the kernel's JIT). The user-notification listener, if the filter makes
 /// one, goes to the supervisor over `to_supervisor` and is closed here.
-pub fn install(filter: &CompiledFilter, to_supervisor: BorrowedFd<'_>) -> Result<(), Error> {
-    let listener = watertight_sys::seccomp::install_filter(filter.program(), filter.flags())
+pub fn install(
+    filter: &CompiledFilter,
+    to_supervisor: BorrowedFd<'_>,
+    sys: &impl Syscall,
+) -> Result<(), Error> {
+    let listener = sys
+        .install_seccomp(filter.program(), filter.flags())
         .ctx(|| "install seccomp filter".into())?;
     if let Some(l) = listener {
-        watertight_sys::fdpass::send_fd(to_supervisor, l.as_fd())
+        sys.send_fd(to_supervisor, l.as_fd())
             .ctx(|| "hand the seccomp listener to the supervisor".into())?;
     }
     Ok(())

@@ -11,6 +11,7 @@ use nix::fcntl::{Flock, FlockArg};
 
 use crate::error::{Error, IoContext};
 use crate::profile::Identity;
+use crate::syscall::Syscall;
 
 pub const SLOT_DIR: &str = "/run/watertight/slots";
 
@@ -75,12 +76,15 @@ pub fn write_id_maps(child: i32, identity: &Identity, host_id: u32) -> Result<()
 /// supplementary groups. The creator of a user namespace keeps its capabilities in it across
 /// this change (its old uid is not the namespace's root), so the mount layer can still work,
 /// and files it creates belong to the sandbox's own uid.
-pub fn become_sandbox_user(identity: &Identity) -> Result<(), Error> {
-    use nix::unistd::{setgroups, setresgid, setresuid, Gid, Uid};
-    let (uid, gid) = (Uid::from_raw(identity.uid), Gid::from_raw(identity.gid));
-    setgroups(&[]).ctx(|| "setgroups([])".into())?;
-    setresgid(gid, gid, gid).ctx(|| format!("setresgid({})", identity.gid))?;
-    setresuid(uid, uid, uid).ctx(|| format!("setresuid({})", identity.uid))?;
+pub fn become_sandbox_user(identity: &Identity, sys: &impl Syscall) -> Result<(), Error> {
+    use nix::unistd::{Gid, Uid};
+    // Groups first, then the gid, then the uid: each later change would take away the
+    // privilege the earlier one needs.
+    sys.set_groups(&[]).ctx(|| "setgroups([])".into())?;
+    sys.set_gid(Gid::from_raw(identity.gid))
+        .ctx(|| format!("setresgid({})", identity.gid))?;
+    sys.set_uid(Uid::from_raw(identity.uid))
+        .ctx(|| format!("setresuid({})", identity.uid))?;
     Ok(())
 }
 
@@ -128,8 +132,8 @@ impl Drop for NamespaceOwner {
 /// choose whom the host's audit log blames. Once set, changing it needs CAP_AUDIT_CONTROL, which
 /// the sandbox never has. Already set (inherited from the caller) or no audit support: nothing
 /// to do.
-pub fn pin_login_uid(identity: &Identity) -> Result<(), Error> {
-    match std::fs::write("/proc/self/loginuid", identity.uid.to_string()) {
+pub fn pin_login_uid(identity: &Identity, sys: &impl Syscall) -> Result<(), Error> {
+    match sys.set_login_uid(nix::unistd::Uid::from_raw(identity.uid)) {
         Ok(()) => Ok(()),
         Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM | libc::ENOENT)) => Ok(()),
         Err(e) => Err(Error::io("set the sandbox's audit login uid", e)),
@@ -143,5 +147,20 @@ mod tests {
     #[test]
     fn maps_one_id() {
         assert_eq!(id_map_line(0, 0x7000_0005), "0 1879048197 1\n");
+    }
+
+    #[test]
+    fn groups_then_gid_then_uid() {
+        let rec = crate::syscall::recorder::Recorder::default();
+        let identity = Identity {
+            uid: 1000,
+            gid: 100,
+            ..crate::profile::default_profile().identity
+        };
+        become_sandbox_user(&identity, &rec).unwrap();
+        assert_eq!(
+            rec.calls.borrow().as_slice(),
+            ["setgroups []", "setresgid 100", "setresuid 1000"]
+        );
     }
 }
