@@ -53,11 +53,16 @@ use crate::verdict::{self, Verdict};
 /// One program to run and how.
 #[derive(Debug, Clone)]
 pub struct Job {
+    /// The effective profile: the profile file (or the built-in one) with the flags applied.
     pub profile: Profile,
     /// The program and its arguments: bytes, as execve takes them (need not be UTF-8).
     pub argv: Vec<OsString>,
+    /// `--workdir`: the program's working directory inside the sandbox (default: the caller's
+    /// directory when `root.bind_cwd` binds it, else /tmp).
     pub workdir: Option<PathBuf>,
+    /// `--env NAME=VALUE`: variables set over the profile's `[env]` (they win on a clash).
     pub env: Vec<(OsString, OsString)>,
+    /// `--secret NAME=FILE`, already read: each appears read-only at /run/secrets/NAME.
     pub secrets: Vec<secrets::Secret>,
     /// `--events FILE`: the audit trail as JSON Lines.
     pub events: Option<PathBuf>,

@@ -2,31 +2,59 @@
 
 use std::io;
 
+/// Why `watertight run` could not start or finish the sandbox: every failure of watertight's own,
+/// never the program's (that is the verdict's).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A profile that does not parse or validate.
     #[error("profile {origin}: {message}")]
-    Profile { origin: String, message: String },
+    Profile {
+        /// The profile file, or `(effective profile)` once flags were applied.
+        origin: String,
+        /// What is wrong, naming the key at fault and what it accepts.
+        message: String,
+    },
+    /// Bad input or host configuration (a flag, a path, a disabled kernel feature), worded as
+    /// the fix.
     #[error("{0}")]
     Config(String),
+    /// A host operation failed.
     // `err`, not `source`: the message already carries it, and a source would be printed twice.
     #[error("{what}: {err}")]
-    Io { what: String, err: io::Error },
+    Io {
+        /// The operation, e.g. `mount /proc`.
+        what: String,
+        /// The OS error it returned.
+        err: io::Error,
+    },
+    /// The effective uid is not 0.
     #[error("watertight run needs root (it creates cgroups and maps the sandbox to its own host uid); run it as root, e.g. with sudo")]
     NotRoot,
+    /// The seccomp profile could not be loaded or compiled.
     // Not `#[from]`/`#[source]`: the inner message is already in ours, and a source would make
     // the CLI print it twice.
     #[error("seccomp: {0}")]
     Seccomp(watertight_seccomp::Error),
+    /// The cgroup driver failed (layout, limits, creation, removal).
     #[error("cgroups: {0}")]
     Cgroup(watertight_cgroups::Error),
+    /// Every host uid of the `identity` range is taken by a running sandbox.
     #[error(
         "every sandbox slot ({slots}) is in use: wait for a sandbox to end or raise identity.slots"
     )]
-    NoFreeSlot { slots: u32 },
+    NoFreeSlot {
+        /// `identity.slots`: how many sandboxes may run at once.
+        slots: u32,
+    },
     /// A step of the sandbox's own setup (`contain::sandbox_init`, the program's last steps)
     /// failed; the supervisor gets it through `report.rs` and the verdict (XX) names the stage.
     #[error("sandbox setup failed at {stage}: {message}")]
-    Setup { stage: Stage, message: String },
+    Setup {
+        /// The setup step that failed.
+        stage: Stage,
+        /// What failed there.
+        message: String,
+    },
 }
 
 /// The steps of the sandbox's setup, in the order `contain::sandbox_init` takes them: the
@@ -129,7 +157,9 @@ impl std::fmt::Display for Stage {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("sandbox setup failed at {stage}: {message}")]
 pub struct SetupError {
+    /// The setup step that failed.
     pub stage: Stage,
+    /// What failed there (the operation and the OS error).
     pub message: String,
 }
 
@@ -174,6 +204,7 @@ impl From<watertight_cgroups::Error> for Error {
 }
 
 impl Error {
+    /// An [`Error::Io`]: `what` failed with `source`.
     pub fn io(what: impl Into<String>, source: io::Error) -> Error {
         Error::Io {
             what: what.into(),
@@ -184,6 +215,7 @@ impl Error {
 
 /// Adds context to io results: `.ctx(|| format!("mount {}", p))?`.
 pub trait IoContext<T> {
+    /// Maps the error to [`Error::Io`] named by `what` (called only on failure).
     fn ctx<F: FnOnce() -> String>(self, what: F) -> Result<T, Error>;
 }
 

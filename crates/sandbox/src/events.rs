@@ -106,6 +106,8 @@ impl std::fmt::Display for EventKind {
     }
 }
 
+/// One sandbox's audit trail: writes each event to the `--events` file and to memory within
+/// their limits, aggregates repeats, and keeps exact counts for the verdict.
 pub struct EventLog {
     sandbox_id: String,
     /// The digest of the plan the sandbox runs under, on every event (`plan::PlanDigest`).
@@ -218,6 +220,7 @@ struct KeyState {
 pub struct EventSummary {
     /// Every event that happened, written in full or only counted.
     pub total: u64,
+    /// Exact count of each kind of event, suppressed repeats included.
     pub by_kind: BTreeMap<EventKind, u64>,
     /// The first violation-class syscall, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -450,6 +453,7 @@ impl EventLog {
         &self.memory.sink
     }
 
+    /// What the verdict says about this run's events; exact whatever was truncated or suppressed.
     pub fn summary(&self) -> EventSummary {
         EventSummary {
             total: self.counts.values().sum(),

@@ -19,7 +19,9 @@ use crate::profile::Profile;
 /// Where evidence goes, which key signs it, what is captured and how much of it at most.
 #[derive(Debug, Clone)]
 pub struct ForensicConfig {
+    /// Where bundles are written (`--evidence-dir`).
     pub evidence_dir: PathBuf,
+    /// The host's ed25519 signing key (`--evidence-key`), created if missing.
     pub key_path: PathBuf,
     /// Writable places inside the sandbox, by name and path inside (e.g. ("tmp", "/tmp")).
     pub writable: Vec<(String, PathBuf)>,

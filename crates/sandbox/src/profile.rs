@@ -12,18 +12,31 @@ use crate::size::Size;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Profile {
+    /// The profile's name (`default` for the built-in one): the workload id `watertight:NAME`
+    /// in `watertight profile explain`.
     pub name: String,
+    /// The sandbox's host name, set in its own uts namespace (only with `namespaces.uts`).
     pub hostname: String,
+    /// `[namespaces]`: which optional namespaces the sandbox gets.
     pub namespaces: Namespaces,
+    /// `[identity]`: the ids inside and the host uid range behind them.
     pub identity: Identity,
+    /// `[root]`: what the sandbox's `/` is.
     pub root: Root,
+    /// `[[bind]]`: extra host paths bound in, always nosuid and nodev.
     #[serde(default, rename = "bind")]
     pub binds: Vec<Bind>,
+    /// `[tmp]`: the writable /tmp.
     pub tmp: Tmp,
+    /// `[proc]`: the /proc masks.
     pub proc: Proc,
+    /// `[dev]`: the devices shown in /dev and allowed by the device controller.
     pub dev: Dev,
+    /// `[seccomp]`: the syscall filter and what a violation does.
     pub seccomp: Seccomp,
+    /// `[limits]`: cgroup limits, time and output limits, rlimits.
     pub limits: Limits,
+    /// `[env]`: the program's environment.
     pub env: Env,
     /// Absent in profiles written before it existed: the default then.
     #[serde(default)]
@@ -38,9 +51,16 @@ pub struct Profile {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Namespaces {
+    /// A network namespace of its own: only loopback (plus a guarded port with `--net bridge`);
+    /// false shares the host's network.
     pub net: bool,
+    /// A uts namespace of its own, so `hostname` can be set without touching the host's.
     pub uts: bool,
+    /// An ipc namespace of its own: System V IPC and POSIX message queues not shared with the
+    /// host.
     pub ipc: bool,
+    /// A cgroup namespace of its own, entered once the sandbox is in its cgroup, so that cgroup is
+    /// its root and the host's hierarchy stays out of view.
     pub cgroup: bool,
 }
 
@@ -50,6 +70,7 @@ pub struct Namespaces {
 pub struct Identity {
     /// uid and gid inside the sandbox.
     pub uid: u32,
+    /// gid inside the sandbox (mapped like `uid` to the slot's host gid); no supplementary groups.
     pub gid: u32,
     /// First host uid/gid of the range sandboxes are mapped to; sandbox slot N maps to base+N,
     /// so two concurrent sandboxes never share a host uid.
@@ -99,8 +120,12 @@ pub enum HostSockets {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Bind {
+    /// Host path to bind.
     pub source: PathBuf,
+    /// Absolute path inside the sandbox where `source` appears.
     pub target: PathBuf,
+    /// Read-only bind (the default: absent means true); false lets the sandbox write to the host
+    /// path.
     #[serde(default = "yes")]
     pub read_only: bool,
 }
@@ -134,6 +159,7 @@ pub struct Dev {
     /// Character devices from the host shown in /dev, by name: null, zero, full, random,
     /// urandom, tty. /dev/pts (a private instance), /dev/ptmx and /dev/shm are always there.
     pub devices: Vec<String>,
+    /// Size of the tmpfs at /dev/shm (default 16M).
     pub shm_size: Size,
     /// Pseudo-terminals the sandbox may hold at once (its devpts `max=`; the kernel's count is
     /// host-wide).
@@ -197,11 +223,15 @@ impl Default for Events {
     }
 }
 
+/// What a call in the seccomp profile's violation class does (`seccomp.on_violation`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OnViolation {
+    /// The call fails with EPERM and the program goes on; killed (SV) at `max_violations`.
     Deny,
+    /// The sandbox is killed, status SV.
     Kill,
+    /// The sandbox is frozen, evidence captured into a signed bundle, then killed (SV).
     Forensic,
 }
 
@@ -256,10 +286,14 @@ impl Default for Terminal {
     }
 }
 
+/// What reaches the caller's terminal of the program's escape sequences (`terminal.escapes`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TerminalEscapes {
+    /// Only text and plain SGR colours; OSC, DCS, APC, PM, SOS strings, cursor and mode
+    /// sequences and C1 controls removed (the default).
     Strip,
+    /// Every byte as the program wrote it.
     Pass,
 }
 
@@ -280,12 +314,15 @@ impl Profile {
         Ok(p)
     }
 
+    /// Reads and parses the profile file at `path`; errors name the file.
     pub fn load(path: &std::path::Path) -> Result<Profile, Error> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::io(format!("read profile {}", path.display()), e))?;
         Profile::from_toml(&text, &path.display().to_string())
     }
 
+    /// The profile as TOML, headed by a comment saying where its keys are documented (what
+    /// `watertight profile show` prints).
     pub fn to_toml(&self) -> String {
         let body = toml::to_string_pretty(self).expect("a profile always serializes");
         format!(

@@ -73,12 +73,23 @@ pub fn supervisor_gone(go: &OwnedFd) -> bool {
 /// What the sandbox's pid 1 (or the program before its execve) tells the supervisor.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Report {
+    /// A step of pid 1's setup (or the program's last steps) failed: the verdict is XX.
     SetupFailed(SetupError),
-    ExecFailed { errno: i32 },
-    Exited { status: i32 },
+    /// The program's execve failed.
+    ExecFailed {
+        /// The errno execve returned (for a PATH search, the most telling one).
+        errno: i32,
+    },
+    /// The program ended.
+    Exited {
+        /// Its raw wait status, as wait4 returned it to pid 1.
+        status: i32,
+    },
 }
 
 impl Report {
+    /// One message: a tag byte, the payload, a newline; at most 4001 bytes, so one write of it
+    /// is atomic on a pipe.
     pub fn encode(&self) -> Vec<u8> {
         let mut v = match self {
             Report::SetupFailed(SetupError { stage, message }) => {
@@ -123,6 +134,8 @@ impl Report {
     }
 }
 
+/// Writes `r` to the report pipe as one line (a newline inside becomes a space). A failed write
+/// is ignored: there is no one else to tell, and a missing program status makes the verdict XX.
 pub fn send(fd: &OwnedFd, r: &Report) {
     let mut bytes = r.encode();
     // Keep one message per line.

@@ -4,16 +4,21 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::str::FromStr;
 
+/// A byte count. Parsed from a number with an optional K, M, G or T suffix (powers of 1024),
+/// written back in the largest exact unit (`256M`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Size(u64);
 
 impl Size {
+    /// `n` bytes.
     pub const fn bytes_exact(n: u64) -> Size {
         Size(n)
     }
+    /// `n` MiB.
     pub const fn mib(n: u64) -> Size {
         Size(n << 20)
     }
+    /// The size in bytes.
     pub fn bytes(self) -> u64 {
         self.0
     }

@@ -28,6 +28,9 @@ pub struct Signals {
     old: SigSet,
 }
 
+/// Blocks SIGINT, SIGTERM, SIGHUP and SIGQUIT in the supervisor and opens a signalfd for them,
+/// so they end the run through the supervisor's loop (the sandbox killed, verdict XX) rather
+/// than killing watertight mid-setup.
 pub fn block_signals() -> Result<Signals, Error> {
     let mut set = SigSet::empty();
     for s in [
@@ -46,6 +49,7 @@ pub fn block_signals() -> Result<Signals, Error> {
     Ok(Signals { fd, old })
 }
 
+/// Restores the signal mask `block_signals` replaced.
 pub fn restore_signals(s: &Signals) {
     let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&s.old), None);
 }
@@ -56,9 +60,11 @@ pub struct ChildGuard {
 }
 
 impl ChildGuard {
+    /// Guards the sandbox's pid 1 `pid` from here until [`ChildGuard::disarm`].
     pub fn new(pid: i32) -> ChildGuard {
         ChildGuard { pid: Some(pid) }
     }
+    /// Once the supervisor has reaped pid 1: dropping the guard then does nothing.
     pub fn disarm(mut self) {
         self.pid = None;
     }
@@ -79,7 +85,9 @@ pub struct Target<'a> {
     pub pid: i32,
     /// Readable once pid 1 has exited (None: the kernel has no pidfds; a short tick instead).
     pub pidfd: Option<BorrowedFd<'a>>,
+    /// The sandbox's cgroup: its CPU time and accounting, and freezing and killing every task.
     pub cgroup: &'a Cgroup,
+    /// The sandbox's name, in events and evidence.
     pub sandbox_id: &'a str,
     /// When the sandbox was started (its wall time counts from here).
     pub started: Instant,
@@ -93,15 +101,19 @@ pub struct Channels {
     pub notify: OwnedFd,
     /// The program's output pipes, when the output is counted (not a terminal stream).
     pub stdout: Option<OwnedFd>,
+    /// The program's stderr pipe, when counted (see `stdout`).
     pub stderr: Option<OwnedFd>,
 }
 
 /// What the supervisor enforces.
 pub struct Policy<'a> {
+    /// The profile's `[limits]`: wall time, CPU time and output are the supervisor's to enforce.
     pub limits: &'a Limits,
+    /// What a violation-class syscall gets: `seccomp.on_violation`.
     pub on_violation: OnViolation,
     /// In deny mode, violations before the sandbox is ended (0: no limit).
     pub max_violations: u64,
+    /// Where evidence bundles go and which key signs them, for `forensic`.
     pub forensics: &'a ForensicConfig,
 }
 
@@ -218,6 +230,8 @@ pub struct Supervisor<'a> {
 }
 
 impl<'a> Supervisor<'a> {
+    /// A supervisor of `target` that reads `channels`; the signalfd of [`block_signals`] and the
+    /// event log are borrowed for the run.
     pub fn new(
         target: Target<'a>,
         channels: Channels,

@@ -45,6 +45,7 @@ pub struct LandlockRules<'a> {
 /// one system call (or one short fixed sequence, such as clearing a group of capability sets) of
 /// the real kernel in [`Linux`].
 pub trait Syscall {
+    /// mount(2), as the old mount API takes it.
     fn mount(
         &self,
         source: Option<&Path>,
@@ -61,12 +62,19 @@ pub trait Syscall {
         attrs: u64,
         propagation: u64,
     ) -> io::Result<()>;
+    /// mkdir(2); an existing directory is success.
     fn mkdir(&self, path: &Path, mode: u32) -> io::Result<()>;
+    /// Creates `path` exclusively (O_CREAT|O_EXCL) with `mode` and writes `contents`.
     fn write_file(&self, path: &Path, mode: u32, contents: &[u8]) -> io::Result<()>;
+    /// symlink(2): `link` pointing to `target`.
     fn symlink(&self, target: &Path, link: &Path) -> io::Result<()>;
+    /// pivot_root into `new_root`, the old root detached at once, cwd `/`.
     fn pivot_root(&self, new_root: &Path) -> io::Result<()>;
+    /// chdir(2): pid 1 into the workdir, which the program inherits.
     fn chdir(&self, path: &Path) -> io::Result<()>;
+    /// sethostname(2), in the sandbox's uts namespace.
     fn sethostname(&self, name: &str) -> io::Result<()>;
+    /// Sets network interface `name` up (IFF_UP).
     fn interface_up(&self, name: &str) -> io::Result<()>;
     /// move_mount: attach a detached mount tree (open_tree) at `target`.
     fn attach_tree(&self, tree: BorrowedFd<'_>, target: &Path) -> io::Result<()>;
@@ -285,7 +293,9 @@ pub mod recorder {
     /// Each call as one line of text, in the order made.
     #[derive(Default)]
     pub struct Recorder {
+        /// Every call so far, in order.
         pub calls: RefCell<Vec<String>>,
+        /// Index of the call that fails with EPERM; None: every call succeeds.
         pub fail_at: Option<usize>,
     }
 

@@ -35,8 +35,11 @@ const FINAL_OUTPUT_WAIT_MS: u16 = 2000;
 /// Which of the caller's stdin, stdout and stderr are terminals.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Streams {
+    /// stdin is a terminal: keys reach the program through its pty.
     pub stdin: bool,
+    /// stdout is a terminal: the program's stdout is the pty (not a counted pipe).
     pub stdout: bool,
+    /// stderr is a terminal: the program's stderr is the pty (not a counted pipe).
     pub stderr: bool,
 }
 
@@ -225,6 +228,7 @@ pub struct RawMode {
 }
 
 impl RawMode {
+    /// Puts the terminal `fd` in raw mode (cfmakeraw), saving its settings for the drop.
     pub fn enter(fd: BorrowedFd<'_>) -> Result<RawMode, Error> {
         let fd = fd
             .try_clone_to_owned()
@@ -512,6 +516,7 @@ enum State {
 }
 
 impl EscapeFilter {
+    /// A filter in `mode`, at the start of a stream.
     pub fn new(mode: TerminalEscapes) -> EscapeFilter {
         EscapeFilter {
             mode,

@@ -43,26 +43,47 @@ pub enum Status {
 /// The limits that applied, echoed in the verdict.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct AppliedLimits {
+    /// `limits.memory` in bytes.
     pub memory_bytes: Option<u64>,
+    /// `limits.pids`: tasks in the whole sandbox.
     pub pids: Option<u64>,
+    /// `limits.cpus`: CPU bandwidth in cores.
     pub cpus: Option<f64>,
+    /// `limits.cpu_time` in seconds.
     pub cpu_time_s: Option<f64>,
+    /// `limits.wall_time` in seconds.
     pub wall_time_s: Option<f64>,
+    /// `limits.output` in bytes (stdout and stderr together).
     pub output_bytes: Option<u64>,
+    /// `limits.open_files` (RLIMIT_NOFILE).
     pub open_files: Option<u64>,
+    /// `limits.file_size` in bytes (RLIMIT_FSIZE).
     pub file_size_bytes: Option<u64>,
 }
 
+/// What happened to one run: the JSON written to `--result FILE` and the basis of watertight's
+/// exit code.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Verdict {
+    /// The outcome class an autograder reads first.
     pub status: Status,
+    /// The program's exit code when it exited; 126/127 when it could not be executed / found.
     pub exit_code: Option<i32>,
+    /// The signal number that ended the program, when one did.
     pub signal: Option<i32>,
+    /// CPU time of the whole sandbox in seconds: the cgroup's count, or the reaped tasks' rusage
+    /// if larger.
     pub cpu_time_s: f64,
+    /// Wall time from before the clone until the sandbox's pid 1 was gone, seconds.
     pub wall_time_s: f64,
+    /// Peak resident set size in KiB of pid 1 and its reaped descendants (rusage).
     pub max_rss_kb: u64,
+    /// The cgroup's OOM killer killed some task of the sandbox.
     pub oom_killed: bool,
+    /// Bytes of the program's output the supervisor passed on: its stdout and stderr pipes (there
+    /// only with an output limit) and its terminal, together.
     pub output_bytes: u64,
+    /// The profile's limits, so the result says what the run was judged against.
     pub limits: AppliedLimits,
     /// Set for XX (and TO/OL/SV: which limit or rule): one line for people.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -70,6 +91,7 @@ pub struct Verdict {
     /// For XX after a failed setup step inside the sandbox: which step (machine-readable).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stage: Option<Stage>,
+    /// The sandbox's name: `wt-<slot>-<supervisor pid>`, also in events and the cgroup's path.
     pub sandbox_id: String,
     /// The digest of the plan (policy) the sandbox ran under (`plan::PlanDigest`).
     #[serde(skip_serializing_if = "String::is_empty")]
@@ -159,9 +181,13 @@ impl Verdict {
 /// Why the supervisor killed the sandbox, if it did.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Stop {
+    /// `limits.wall_time` passed.
     WallTime,
+    /// `limits.cpu_time` passed (the cgroup's CPU time).
     CpuTime,
+    /// `limits.output` passed.
     Output,
+    /// watertight itself got this signal (e.g. SIGINT, SIGTERM) and killed the sandbox.
     Interrupted(i32),
     /// A violation-class syscall under `kill` or `forensic`.
     Violation,
@@ -176,9 +202,14 @@ pub struct Outcome {
     pub reaped: Option<Reaped>,
     /// What the sandbox reported (`report.rs`).
     pub reports: Vec<Report>,
+    /// Why the supervisor killed the sandbox, if it did: decides TO, OL and SV before the
+    /// program's own status.
     pub stop: Option<Stop>,
+    /// Wall time from before the clone until pid 1 was reaped.
     pub wall: Duration,
+    /// Bytes of output the supervisor passed on (pipes and pty together), for the verdict.
     pub output_bytes: u64,
+    /// The cgroup's CPU time in nanoseconds, if it could be read.
     pub cgroup_cpu_ns: Option<u64>,
     /// The cgroup's accounting, read once after the sandbox ended.
     pub stats: Option<Stats>,
@@ -189,11 +220,13 @@ pub struct Outcome {
 /// What, besides the outcome, the verdict depends on.
 #[derive(Debug, Clone, Default)]
 pub struct Settings {
+    /// The limits that applied, echoed in the verdict and used to explain a signal.
     pub limits: AppliedLimits,
     /// `seccomp.max_violations`, for the message when it ended the run.
     pub max_violations: u64,
     /// Exec-time integrity was on: a refused code-injection syscall is a violation.
     pub integrity: bool,
+    /// The sandbox's name, echoed in the verdict.
     pub sandbox_id: String,
     /// The program as given (argv[0]), for the message when it cannot be executed.
     pub command: OsString,

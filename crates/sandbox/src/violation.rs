@@ -97,6 +97,7 @@ pub struct Responder {
 }
 
 impl Responder {
+    /// A responder for `mode` that ends the run at `max_violations` under `deny` (0: never).
     pub fn new(mode: OnViolation, max_violations: u64) -> Responder {
         Responder {
             mode,

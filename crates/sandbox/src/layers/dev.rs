@@ -21,6 +21,7 @@ const KNOWN: [(&str, u32, u32); 6] = [
     ("tty", 5, 0),
 ];
 
+/// (major, minor) of a device a profile may list in `dev.devices`; None for any other name.
 pub fn device_by_name(name: &str) -> Option<(u32, u32)> {
     KNOWN
         .iter()

@@ -32,10 +32,16 @@ use crate::syscall::{LandlockRules, Syscall};
 /// The layers a verified run demands; fewer only with `allow_weaker`.
 pub const REQUIRED: [Layer; 3] = [Layer::Landlock, Layer::BpfExecGate, Layer::MemfdNoexec];
 
+/// `--manifest`, `--pubkey`, `--allow-weaker-integrity`: what exec-time integrity checks the
+/// root directory against.
 #[derive(Debug, Clone)]
 pub struct IntegrityRequest {
+    /// The root directory's signed manifest.
     pub manifest: PathBuf,
+    /// The public key the manifest must be signed with.
     pub pubkey: PathBuf,
+    /// Run even when this kernel lacks some of the [`REQUIRED`] layers; otherwise [`verify`]
+    /// refuses, naming them.
     pub allow_weaker: bool,
     /// What this kernel offers (`watertight_integrity::probe_enforcement()`).
     pub report: EnforcementReport,
@@ -43,14 +49,19 @@ pub struct IntegrityRequest {
 
 /// The supervisor's side, prepared before fork.
 pub struct Verified {
+    /// The root directory as verified against the manifest: the files the exec gate allows.
     pub tree: VerifiedTree,
     /// Paths inside the sandbox beneath which Landlock allows execute.
     pub exec_roots: Vec<PathBuf>,
     /// Paths inside the sandbox beneath which Landlock allows opening files for writing (the
     /// writable mounts; see [`write_roots`]).
     pub write_roots: Vec<PathBuf>,
+    /// Landlock restricts execute and write-opens (this kernel has it).
     pub landlock: bool,
+    /// The supervisor sets `vm.memfd_noexec = 2` in the sandbox's pid namespace (this kernel has
+    /// it).
     pub memfd_noexec: bool,
+    /// The BPF exec gate is attached to the sandbox's cgroup (this kernel has it).
     pub gate: bool,
 }
 

@@ -29,70 +29,102 @@ pub const STAGE: &str = "/run/watertight/stage";
 pub enum MountOp {
     /// Change the propagation of `path` (and everything below it) to private.
     MakePrivate {
+        /// Mount point whose subtree stops propagating (`/` first of all).
         path: PathBuf,
     },
     /// A tmpfs with `size` bytes, the root directory's `mode`, and `flags` (MS_NOSUID ...).
     Tmpfs {
+        /// Where it is mounted: the stage (a new root), or /tmp, /dev, /dev/shm, /run/secrets or
+        /// the first hidden directory under the new root.
         target: PathBuf,
+        /// Size limit in bytes (tmpfs `size=`).
         size: u64,
+        /// Permission bits of the tmpfs's root directory (tmpfs `mode=`).
         mode: u32,
+        /// Mount flags (`MS_NOSUID`, `MS_NODEV`, `MS_NOEXEC` ...).
         flags: MsFlags,
     },
     /// An overlay: `lower` read-only below, `upper`/`work` on a tmpfs.
     Overlay {
+        /// The read-only tree the overlay shows through (the root directory, bound).
         lower: PathBuf,
+        /// Where writes land: a directory on the stage tmpfs, gone with the sandbox (pid 1 keeps
+        /// it open for the forensic capture).
         upper: PathBuf,
+        /// overlayfs's scratch directory, on the same tmpfs as `upper`.
         work: PathBuf,
+        /// Mount point of the merged tree (the new root).
         target: PathBuf,
     },
     /// A directory and its missing parents.
     MkdirAll {
+        /// Directory to create.
         path: PathBuf,
+        /// Permission bits of every directory created.
         mode: u32,
     },
     /// An empty file (a mount point for a file bind).
     Touch {
+        /// File to create; an existing one is kept.
         path: PathBuf,
     },
+    /// A symbolic link (e.g. /bin -> usr/bin of a merged-/usr host, reproduced in the new root).
     Symlink {
+        /// What the link points to, as stored in it.
         target: PathBuf,
+        /// Path of the link itself.
         link: PathBuf,
     },
     /// A recursive bind mount, then `attrs` (ATTR_RDONLY ...) on the whole bound tree.
     Bind {
+        /// The tree to bind: a host path, or one already under the new root (a /proc path made
+        /// read-only, the shared empty tmpfs of [`DirMasks`]).
         source: PathBuf,
+        /// Where it appears, under the new root.
         target: PathBuf,
+        /// Mount attributes (`ATTR_*` bits) set recursively after the bind; 0 for none.
         attrs: u64,
     },
     /// A fresh procfs for the sandbox's pid namespace.
     Proc {
+        /// /proc under the new root.
         target: PathBuf,
     },
     /// A private devpts instance with at most `max` pseudo-terminals: the kernel's pty count
     /// (kernel.pty.max) is host-wide, so without `max=` one sandbox could open them all.
     Devpts {
+        /// /dev/pts under the new root.
         target: PathBuf,
+        /// Most pseudo-terminals the instance hands out (`profile.dev.max_ptys`).
         max: u32,
     },
     /// A file with the given contents (secrets), created exclusively.
     WriteFile {
+        /// File to create; it must not exist.
         path: PathBuf,
+        /// Permission bits (0o400 for a secret).
         mode: u32,
+        /// The bytes written.
         contents: Vec<u8>,
     },
     /// Set attributes on an existing mount (not recursive).
     SetAttributes {
+        /// The mount to change, e.g. /run/secrets once written, `/` after pivot_root.
         target: PathBuf,
+        /// Mount attributes (`ATTR_*` bits) to set.
         attrs: u64,
     },
     /// pivot_root into `new_root` and detach the old root.
     PivotRoot {
+        /// The assembled root (the stage, or the overlay on it) to pivot into.
         new_root: PathBuf,
     },
     /// Detached mount tree number `tree` (prepared by the supervisor before fork: a bind source
     /// made an idmapped mount, see `layers/sockets.rs`) moved into place at `target`.
     AttachTree {
+        /// Index into the supervisor's detached trees (`Plan::bind_trees`).
         tree: usize,
+        /// Where the tree appears, under the new root.
         target: PathBuf,
     },
 }
@@ -100,6 +132,7 @@ pub enum MountOp {
 /// The planned file system plus facts the later layers need.
 #[derive(Debug, Clone)]
 pub struct MountPlan {
+    /// Every step, in the order pid 1 applies them.
     pub ops: Vec<MountOp>,
     /// The program's working directory inside the sandbox.
     pub workdir: PathBuf,
@@ -129,6 +162,9 @@ pub struct MountRequest {
 /// Flags every writable scratch mount gets: no setuid binaries, no device nodes.
 pub const SCRATCH_FLAGS: MsFlags = MsFlags::MS_NOSUID.union(MsFlags::MS_NODEV);
 
+/// Plans the sandbox's whole file system from the profile and the command line: root, host
+/// directories, binds, hidden paths, /proc, /dev, /tmp, secrets, pivot_root. Checks sources and
+/// targets (errors name the path at fault); creates nothing.
 pub fn plan(profile: &Profile, req: &MountRequest) -> Result<MountPlan, Error> {
     let stage = PathBuf::from(STAGE);
     let mut ops = vec![MountOp::MakePrivate { path: "/".into() }];
@@ -422,6 +458,8 @@ pub struct DirMasks {
 }
 
 impl DirMasks {
+    /// The op that hides the directory `target`: the shared empty tmpfs the first time, a bind of
+    /// it after that.
     pub fn hide(&mut self, target: &Path) -> MountOp {
         match &self.first {
             Some(first) => MountOp::Bind {

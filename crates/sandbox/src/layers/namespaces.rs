@@ -11,6 +11,8 @@ use crate::error::{Error, IoContext};
 use crate::profile::Namespaces;
 use crate::syscall::Syscall;
 
+/// The clone flags of the sandbox: user, pid and mount always, net, uts and ipc as the profile
+/// says (the cgroup namespace is entered later, from inside).
 pub fn clone_flags(ns: &Namespaces) -> CloneFlags {
     let mut f = CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS;
     if ns.net {

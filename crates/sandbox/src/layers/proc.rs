@@ -9,6 +9,8 @@ use watertight_sys::mount::{ATTR_NODEV, ATTR_NOEXEC, ATTR_NOSUID, ATTR_RDONLY};
 use crate::layers::mount::{hide_file, DirMasks, MountOp};
 use crate::profile::Proc;
 
+/// The /proc mounts under `root`: a fresh procfs, the `read_only` paths bound read-only, then
+/// the `masked` ones hidden (only those the host's /proc has).
 pub fn plan(proc: &Proc, root: &Path, dir_masks: &mut DirMasks) -> Vec<MountOp> {
     let inside = |p: &Path| root.join(p.strip_prefix("/").unwrap_or(p));
     let mut ops = vec![MountOp::Proc {

@@ -31,9 +31,12 @@ use crate::layers::mount::{MountOp, SCRATCH_FLAGS};
 /// Bytes one secret may hold unless the caller raises it (`--secret-size-limit`).
 pub const DEFAULT_SIZE_LIMIT: u64 = 1 << 20;
 
+/// One `--secret NAME=FILE`, read by the supervisor before fork.
 #[derive(Debug, Clone)]
 pub struct Secret {
+    /// The file name under /run/secrets: a plain name (UTF-8, no '/' or control characters).
     pub name: String,
+    /// The host file's bytes, at most the size limit.
     pub contents: Vec<u8>,
 }
 
@@ -132,6 +135,9 @@ fn read_regular(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
     Ok(contents)
 }
 
+/// The /run/secrets mounts under `root`: a noexec tmpfs sized for the secrets, each secret
+/// written mode 0400 by the sandbox's uid, then the tmpfs made read-only. Nothing without
+/// secrets.
 pub fn plan(secrets: &[Secret], root: &Path, _uid: u32) -> Result<Vec<MountOp>, Error> {
     if secrets.is_empty() {
         return Ok(Vec::new());

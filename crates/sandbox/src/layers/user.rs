@@ -13,12 +13,15 @@ use crate::error::{Error, IoContext};
 use crate::profile::Identity;
 use crate::syscall::Syscall;
 
+/// Where the slot lock files live: slot N is held by an flock on `SLOT_DIR/N`.
 pub const SLOT_DIR: &str = "/run/watertight/slots";
 
 /// A held sandbox slot; dropping it releases the slot.
 #[derive(Debug)]
 pub struct Slot {
+    /// N: this sandbox's slot, from 0 up.
     pub index: u32,
+    /// The host uid and gid the sandbox's ids map to: `identity.host_id_base` + N.
     pub host_id: u32,
     _lock: Flock<File>,
 }
@@ -102,6 +105,7 @@ pub struct NamespaceOwner {
 }
 
 impl NamespaceOwner {
+    /// Sets the effective uid to `host_id` (real and saved stay 0) until the guard drops.
     pub fn become_owner(host_id: u32) -> Result<NamespaceOwner, Error> {
         use nix::unistd::{setresuid, Uid};
         let root = Uid::from_raw(0);

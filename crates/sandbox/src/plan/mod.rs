@@ -36,11 +36,17 @@ pub struct Plan {
     pub profile: Profile,
     /// The namespaces the clone creates (user, pid and mount always).
     pub clone_flags: CloneFlags,
+    /// Every mount pid 1 makes, in order, and the working directory.
     pub mounts: MountPlan,
+    /// The program and its arguments for execve.
     pub argv: Vec<CString>,
+    /// The program's whole environment (`KEY=VALUE`): the profile's plus `--env`.
     pub envp: Vec<CString>,
+    /// (resource, soft, hard) limits the program gets before execve.
     pub rlimits: Vec<(Resource, u64, u64)>,
+    /// The seccomp program pid 1 installs last (from the cache when compiled before).
     pub filter: CompiledFilter,
+    /// Exec-time integrity, verified before fork; None without `--manifest`.
     pub integrity: Option<integrity::Verified>,
     /// The sandbox's cgroup: limits in the kernel's units (checked), the host's layout
     /// (detected), the hierarchies it uses; made after clone by [`cgroup::CgroupPlan::create`].
