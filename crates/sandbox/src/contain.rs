@@ -94,7 +94,6 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
     let mut prepared = Plan::new(job)?;
     preflight()?;
     prepared.open_host_trees()?;
-    prepared.cgroup.prepare_host()?; // dead supervisors' cgroups removed; v2 controllers delegated
     let profile = &prepared.profile;
 
     // 2. user: a host uid of this sandbox's own.
@@ -204,7 +203,8 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
         Go::MapsWritten
             .send(&go_wr)
             .map_err(|e| Error::io("release the sandbox", e))?;
-        let cgroup = prepared.cgroup.create(&sandbox_id)?; // planned before clone: mkdirs, limits
+        // Planned before clone; made while pid 1 mounts: stale cleanup, mkdirs, limits.
+        let cgroup = prepared.cgroup.create(&sandbox_id)?;
         cgroup.add_process(pid)?;
         let port = namespaces::attach_bridge_port(job.bridge_port.as_ref(), pid)?;
         let gate = match &prepared.integrity {

@@ -11,7 +11,6 @@
 
 use std::path::PathBuf;
 
-use watertight_cgroups::owner::Owner;
 use watertight_cgroups::{
     Cgroup, CpuQuota, Layout, Limits as CgLimits, Needs, Plan, Registry, CFS_QUOTA_US,
     MEMORY_BYTES, PIDS_MAX,
@@ -29,8 +28,6 @@ pub const REGISTRY_DIR: &str = "/run/watertight/cgroups";
 pub struct CgroupPlan {
     plan: Plan,
     registry_dir: PathBuf,
-    /// Opened by [`CgroupPlan::prepare_host`].
-    registry: Option<Registry>,
 }
 
 impl CgroupPlan {
@@ -75,35 +72,19 @@ impl CgroupPlan {
         Ok(CgroupPlan {
             plan: Plan::new(layout, limits, needs)?,
             registry_dir,
-            registry: None,
         })
     }
 
-    /// As root, before clone: opens the registry and removes the cgroups of supervisors that
-    /// died without cleaning up (best effort), reads this process's owner tag (so naming the
-    /// cgroup after clone is string work only) and, on pure cgroup v2, makes sure the root
-    /// delegates the controllers.
-    pub fn prepare_host(&mut self) -> Result<(), Error> {
+    /// After clone, while pid 1 builds its mounts on the other core (so none of it is on the
+    /// start-up's serial path): removes the cgroups of supervisors that died without cleaning
+    /// up (best effort), on pure cgroup v2 makes sure the root delegates the controllers, then
+    /// makes the sandbox's cgroup `sandbox_id` (registered until destroyed) with its limits
+    /// written. The caller moves the child in.
+    pub fn create(&self, sandbox_id: &str) -> Result<Cgroup, Error> {
         let registry = Registry::open(&self.registry_dir)?;
         // A failure to clean someone else's leftovers must not stop this run.
         let _ = registry.cleanup_stale(self.plan.layout());
-        self.registry = Some(registry);
-        Owner::current().map_err(|e| Error::io("read /proc/self/stat", e))?;
         self.plan.delegate_controllers()?;
-        Ok(())
-    }
-
-    /// After clone: makes the sandbox's cgroup `sandbox_id` (registered until destroyed) with
-    /// its limits written. The caller moves the child in.
-    pub fn create(&self, sandbox_id: &str) -> Result<Cgroup, Error> {
-        let opened;
-        let registry = match &self.registry {
-            Some(registry) => registry,
-            None => {
-                opened = Registry::open(&self.registry_dir)?;
-                &opened
-            }
-        };
         Ok(registry.create_planned(&self.plan, sandbox_id)?)
     }
 
@@ -274,7 +255,6 @@ mod tests {
         let profile = default_profile();
         let mut plan =
             CgroupPlan::with_layout(&profile, false, layout, dir.path().join("registry")).unwrap();
-        plan.prepare_host().unwrap();
         assert!(
             fake.log().is_empty(),
             "planning writes nothing on a hybrid host"
