@@ -227,6 +227,8 @@ pub struct Supervisor<'a> {
     stop: Option<Stop>,
     evidence: Option<Result<std::path::PathBuf, String>>,
     buf: Vec<u8>,
+    /// Something to do once, at a time, unless pid 1 is gone by then (see [`Supervisor::later`]).
+    later: Option<(Instant, &'a mut dyn FnMut())>,
 }
 
 impl<'a> Supervisor<'a> {
@@ -261,7 +263,16 @@ impl<'a> Supervisor<'a> {
             stop: None,
             evidence: None,
             buf: Vec::new(),
+            later: None,
         }
+    }
+
+    /// Does `action` once at `at` if the sandbox still runs then. For work that is not
+    /// enforcement and need not be paid by short runs: done right after the sandbox's release,
+    /// it ran on the core the woken sandbox was queued on and delayed its start.
+    pub fn later(mut self, at: Instant, action: &'a mut dyn FnMut()) -> Self {
+        self.later = Some((at, action));
+        self
     }
 
     /// Relays the program's pty to the caller's terminal.
@@ -293,6 +304,15 @@ impl<'a> Supervisor<'a> {
             self.record_gate_events();
             self.events.write_summaries_if_due();
             self.check_time();
+            if self
+                .later
+                .as_ref()
+                .is_some_and(|(at, _)| Instant::now() >= *at)
+            {
+                if let Some((_, action)) = self.later.take() {
+                    action();
+                }
+            }
         };
         let wall = self.target.started.elapsed();
         self.record_gate_events();
@@ -311,6 +331,9 @@ impl<'a> Supervisor<'a> {
             if let Some(t) = self.clock.next_cpu_check {
                 wake_by(t);
             }
+        }
+        if let Some((t, _)) = &self.later {
+            wake_by(*t);
         }
         // Counts of repeated events, for a live reader of the events file, also when idle.
         if let Some(t) = self.events.next_summary() {

@@ -253,7 +253,7 @@ mod tests {
         let fake = Arc::new(fake);
         let layout = Layout::detect_in(fake.clone(), &fake.mountinfo()).unwrap();
         let profile = default_profile();
-        let mut plan =
+        let plan =
             CgroupPlan::with_layout(&profile, false, layout, dir.path().join("registry")).unwrap();
         assert!(
             fake.log().is_empty(),
