@@ -6,7 +6,8 @@
 # cgroups, no seccomp). Prints medians and ratios to the unshare floor.
 # Usage: benches/run/startup.sh [RUNS]   (as root; installs hyperfine, bubblewrap, gcc if missing)
 # With WT_PREVIOUS=/path/to/an/older/watertight, that binary runs in the same hyperfine run too
-# (row "previous"), so a change is measured against the version before it side by side.
+# (row "previous"), so a change is measured against the version before it side by side, and
+# the two are also run alternately, round by round (the figure to trust on a busy machine).
 set -euo pipefail
 runs=${1:-300}
 cd "$(dirname "$0")/../.."
@@ -28,8 +29,16 @@ bwrap_cmd="bwrap --unshare-all --die-with-parent --new-session --cap-drop ALL \
  --ro-bind /usr /usr --symlink usr/bin /bin --symlink usr/sbin /sbin --symlink usr/lib /lib \
  --symlink usr/lib64 /lib64 --ro-bind /etc /etc --proc /proc --dev /dev --tmpfs /tmp /bin/true"
 
+# Both binaries as fresh copies in one directory: the same binary ran 5% slower straight from
+# target/ (where the linker wrote it) than as a copy, which would pass for a change's cost.
+cp "$wt" "$out/watertight"
+wt=$out/watertight
 previous=()
-if [ -n "${WT_PREVIOUS:-}" ]; then previous=(-n previous "$WT_PREVIOUS run -- /bin/true"); fi
+if [ -n "${WT_PREVIOUS:-}" ]; then
+  cp "$WT_PREVIOUS" "$out/previous"
+  WT_PREVIOUS=$out/previous
+  previous=(-n previous "$WT_PREVIOUS run -- /bin/true")
+fi
 hyperfine -N --warmup 30 --runs "$runs" --export-json "$out/r.json" \
   -n true "/bin/true" \
   -n unshare "unshare -Urpfmnui --mount-proc /bin/true" \
@@ -50,3 +59,23 @@ for k in ["true", "unshare", "kernel-floor", "watertight", "previous", "bubblewr
     if k in med:
         print(f"{k:<13}{med[k]:>10.2f}{med[k] / floor:>11.2f}x")
 PY
+
+# hyperfine runs one command's runs in a block, then the next: on this kind of VM the load moves
+# between blocks by more than a change costs. Against the previous version, also alternate the
+# two run by run (random order each round) and compare the medians of those pairs.
+if [ -n "${WT_PREVIOUS:-}" ]; then
+  python3 - "$wt" "$WT_PREVIOUS" "$runs" <<'PY'
+import random, statistics, subprocess, sys, time
+new, old, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+times = {new: [], old: []}
+for _ in range(n):
+    pair = [new, old]
+    random.shuffle(pair)
+    for b in pair:
+        t = time.perf_counter()
+        subprocess.run([b, "run", "--", "/bin/true"], check=True)
+        times[b].append(time.perf_counter() - t)
+m_new, m_old = statistics.median(times[new]) * 1000, statistics.median(times[old]) * 1000
+print(f"interleaved, {n} rounds: watertight {m_new:.2f} ms, previous {m_old:.2f} ms: {m_new / m_old:.3f}x")
+PY
+fi

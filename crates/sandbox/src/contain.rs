@@ -108,8 +108,7 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
         &sandbox_id,
         job.events.as_deref(),
         profile.events.limit.bytes(),
-    )?
-    .with_plan_digest(prepared.digest.as_str());
+    )?;
 
     let (go_rd, go_wr) = nix::unistd::pipe2(OFlag::O_CLOEXEC).ctx(|| "pipe".into())?;
     let (report_rd, report_wr) = nix::unistd::pipe2(OFlag::O_CLOEXEC).ctx(|| "pipe".into())?;
@@ -208,7 +207,8 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
         Go::MapsWritten
             .send(&go_wr)
             .map_err(|e| Error::io("release the sandbox", e))?;
-        // Planned before clone; made while pid 1 mounts: stale cleanup, mkdirs, limits.
+        let _ = prepared.digest(); // made while pid 1 mounts
+                                   // Planned before clone; made while pid 1 mounts: stale cleanup, mkdirs, limits.
         let cgroup = prepared.cgroup.create(&sandbox_id)?;
         cgroup.add_process(pid)?;
         let port = namespaces::attach_bridge_port(job.bridge_port.as_ref(), pid)?;
@@ -229,6 +229,7 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
             return Err(e);
         }
     };
+    events.set_plan_digest(prepared.digest().as_str());
     // For `watertight audit host`: what the sandbox is meant to be, published once it has run
     // PUBLISH_AFTER and until it is cleaned up (a failure to publish is a warning: the sandbox
     // holds without it).
@@ -293,7 +294,7 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
         command: job.argv[0].clone(),
     };
     let mut verdict = verdict::decide(&outcome, &settings, events.summary());
-    verdict.plan_digest = prepared.digest.to_string();
+    verdict.plan_digest = prepared.digest().to_string();
 
     // 9. Clean up: kill anything left and remove the cgroup; the slot is freed on drop.
     if let Some(p) = port {

@@ -307,9 +307,8 @@ impl EventLog {
 
     /// Every event from now on names the plan the sandbox runs under, so an event log (and the
     /// evidence bundle that holds it) says which policy it came from.
-    pub fn with_plan_digest(mut self, digest: &str) -> EventLog {
+    pub fn set_plan_digest(&mut self, digest: &str) {
         self.plan_digest = Some(digest.into());
-        self
     }
 
     /// Records one event of `kind` with extra `fields`, grouped with the earlier ones of its

@@ -93,7 +93,7 @@ fn explain(name: &str, format: ExplainFormat, fail_on: &str) -> anyhow::Result<u
     let written = match format {
         ExplainFormat::Json => {
             let doc = serde_json::json!({
-                "plan_digest": plan.digest,
+                "plan_digest": plan.digest(),
                 "workload": workload,
                 "findings": findings,
             });
@@ -119,7 +119,7 @@ fn write_text(
 ) -> std::io::Result<()> {
     let s = &w.subjects[0];
     writeln!(out, "profile      {}", plan.profile.name)?;
-    writeln!(out, "plan digest  {}", plan.digest)?;
+    writeln!(out, "plan digest  {}", plan.digest())?;
     let kinds = |state| {
         s.namespaces
             .kinds_in(state)

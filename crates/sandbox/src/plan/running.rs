@@ -25,7 +25,7 @@ impl Plan {
         let entry = RunningSandbox {
             sandbox_id: sandbox_id.into(),
             supervisor_pid: std::process::id(),
-            plan_digest: self.digest.to_string(),
+            plan_digest: self.digest().to_string(),
             workload: self.workload(),
         };
         let json = serde_json::to_vec_pretty(&entry)
