@@ -60,9 +60,26 @@ impl PlanDigest {
                 "allow_weaker": i.allow_weaker,
             }),
         };
+        // Bind paths come from the command line as bytes (not always UTF-8, which serde_json
+        // refuses): they go in as lossless text, the rest of the profile as it serializes.
+        let mut rest = profile.clone();
+        let binds: Vec<serde_json::Value> = std::mem::take(&mut rest.binds)
+            .iter()
+            .map(|b| {
+                json!({
+                    "source": lossless(&b.source),
+                    "target": lossless(&b.target),
+                    "read_only": b.read_only,
+                })
+            })
+            .collect();
+        let rest = serde_json::to_value(&rest)
+            // Any other field that is not UTF-8: its debug form, which keeps every byte.
+            .unwrap_or_else(|_| serde_json::Value::String(format!("{rest:?}")));
         let mut policy = json!({
             "encoding": ENCODING,
-            "profile": profile,
+            "profile": rest,
+            "binds": binds,
             "seccomp": {
                 "flags": filter.flags(),
                 "program_sha256": hex(&Sha256::digest(filter.program_bytes())),
@@ -91,6 +108,10 @@ fn file_sha256(path: &std::path::Path) -> Result<String, Error> {
     let bytes =
         std::fs::read(path).map_err(|e| Error::io(format!("read {}", path.display()), e))?;
     Ok(hex(&Sha256::digest(bytes)))
+}
+
+fn lossless(path: &std::path::Path) -> String {
+    watertight_sys::text::lossless(std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str()))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -126,5 +147,21 @@ mod tests {
         for changed in [memory, net, kill] {
             assert_ne!(digest_of(&changed), base);
         }
+    }
+
+    #[test]
+    fn a_bind_that_is_not_utf8_has_a_digest_of_its_own() {
+        use std::os::unix::ffi::OsStrExt;
+        let with = |bytes: &[u8]| {
+            let mut p = default_profile();
+            p.binds.push(crate::profile::Bind {
+                source: std::ffi::OsStr::from_bytes(bytes).into(),
+                target: "/data".into(),
+                read_only: true,
+            });
+            digest_of(&p)
+        };
+        assert_ne!(with(b"/srv/\xff"), with(b"/srv/\xfe"));
+        assert_ne!(with(b"/srv/\xff"), digest_of(&default_profile()));
     }
 }
