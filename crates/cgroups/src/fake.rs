@@ -441,12 +441,12 @@ const V1_CORE: [(&str, &str); 4] = [
     ("cgroup.clone_children", "0\n"),
 ];
 
+/// A controller's files as (name, initial text) pairs the fake tree owns.
+fn owned(list: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {
+    list.iter().map(|(n, t)| (*n, t.to_string())).collect()
+}
+
 fn v1_files(controller: &str, swap: bool) -> Vec<(&'static str, String)> {
-    let owned = |list: &[(&'static str, &str)]| {
-        list.iter()
-            .map(|(n, t)| (*n, t.to_string()))
-            .collect::<Vec<_>>()
-    };
     match controller {
         "memory" => {
             let mut files = owned(&[
@@ -489,11 +489,6 @@ fn v1_files(controller: &str, swap: bool) -> Vec<(&'static str, String)> {
 }
 
 fn v2_files(controller: &str, swap: bool) -> Vec<(&'static str, String)> {
-    let owned = |list: &[(&'static str, &str)]| {
-        list.iter()
-            .map(|(n, t)| (*n, t.to_string()))
-            .collect::<Vec<_>>()
-    };
     match controller {
         "memory" => {
             let mut files = owned(&[
