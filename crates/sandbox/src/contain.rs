@@ -96,10 +96,10 @@ struct SandboxEnds {
 /// reported in the verdict.
 pub fn run(job: &Job) -> Result<Verdict, Error> {
     // 1. Everything that can fail on bad input fails here, before anything is created.
-    let mut prepared = Plan::new(job)?;
+    let mut plan = Plan::new(job)?;
     preflight()?;
-    prepared.open_host_trees()?;
-    let profile = &prepared.profile;
+    plan.open_host_trees()?;
+    let profile = &plan.profile;
 
     // 2. user: a host uid of this sandbox's own.
     let slot = user::acquire_slot(&profile.identity)?;
@@ -143,7 +143,7 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
             return Err(e);
         }
     };
-    let forked = clone_into_namespaces(prepared.clone_flags.bits());
+    let forked = clone_into_namespaces(plan.clone_flags.bits());
     match &forked {
         Ok(Forked::Child) => owner.forget(),
         _ => drop(owner), // the supervisor: root again
@@ -165,7 +165,7 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
                 None => (None, None),
             };
             sandbox_init(
-                &prepared,
+                &plan,
                 SandboxEnds {
                     go: go_rd,
                     report: report_wr,
@@ -201,18 +201,19 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
     //    and attaches the bridge port and the exec gate, then lets it start the program.
     let setup = (|| -> Result<_, Error> {
         user::write_id_maps(pid, &profile.identity, slot.host_id)?;
-        if prepared.integrity.as_ref().is_some_and(|v| v.memfd_noexec) {
+        if plan.integrity.as_ref().is_some_and(|v| v.memfd_noexec) {
             integrity::refuse_memfd_exec(pid)?; // before pid 1 does anything
         }
         Go::MapsWritten
             .send(&go_wr)
             .map_err(|e| Error::io("release the sandbox", e))?;
-        let _ = prepared.digest(); // made while pid 1 mounts
-                                   // Planned before clone; made while pid 1 mounts: stale cleanup, mkdirs, limits.
-        let cgroup = prepared.cgroup.create(&sandbox_id)?;
+        // While pid 1 mounts: the plan's digest, then the cgroup (layout, stale cleanup,
+        // mkdirs, limits), off the start-up's serial path.
+        let _ = plan.digest();
+        let cgroup = plan.cgroup.create(&sandbox_id)?;
         cgroup.add_process(pid)?;
         let port = namespaces::attach_bridge_port(job.bridge_port.as_ref(), pid)?;
-        let gate = match &prepared.integrity {
+        let gate = match &plan.integrity {
             Some(v) => integrity::attach_gate(&cgroup, v)?,
             None => None,
         };
@@ -229,13 +230,13 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
             return Err(e);
         }
     };
-    events.set_plan_digest(prepared.digest().as_str());
+    events.set_plan_digest(plan.digest().as_str());
     // For `watertight audit host`: what the sandbox is meant to be, published once it has run
     // PUBLISH_AFTER and until it is cleaned up (a failure to publish is a warning: the sandbox
     // holds without it).
     let mut published: Option<crate::plan::Published> = None;
     let mut publish = || {
-        published = prepared
+        published = plan
             .publish(&sandbox_id)
             .map_err(|e| eprintln!("watertight: warning: {e}"))
             .ok();
@@ -289,12 +290,12 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
     let settings = verdict::Settings {
         limits: verdict::AppliedLimits::of(&profile.limits),
         max_violations: profile.seccomp.max_violations,
-        integrity: prepared.integrity.is_some(),
+        integrity: plan.integrity.is_some(),
         sandbox_id: sandbox_id.clone(),
         command: job.argv[0].clone(),
     };
     let mut verdict = verdict::decide(&outcome, &settings, events.summary());
-    verdict.plan_digest = prepared.digest().to_string();
+    verdict.plan_digest = plan.digest().to_string();
 
     // 9. Clean up: kill anything left and remove the cgroup; the slot is freed on drop.
     if let Some(p) = port {
