@@ -8,6 +8,7 @@ pkgs=(
   clang llvm libelf-dev zlib1g-dev bpftool  # the BPF exec gate (libbpf-rs, vmlinux.h)
   nftables iproute2             # bridge anti-spoofing (nft), veth/bridges/netns in tests
   util-linux libcap2-bin        # unshare, setpriv, capsh for the live-audit tests
+  openssl                       # key interoperability test (crates/integrity/tests/openssl_interop.rs)
   bubblewrap hyperfine          # peers and the timer for benches/
   python3 python3-venv          # bench scripts that compare with peers (checkov)
   qemu-system-x86 busybox-static cpio  # the pure cgroup v2 guest (scripts/cgroup2-guest.sh;

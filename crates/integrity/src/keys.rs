@@ -64,12 +64,17 @@ impl SigningKey {
         self.0.sign(message)
     }
 
-    /// PKCS#8 PEM text of the private key.
+    /// PKCS#8 PEM text of the private key: version 1, the seed alone. Version 2 (RFC 5958, with
+    /// the public key, ed25519-dalek's own encoding) is what OpenSSL 3.0 cannot read
+    /// (`openssl pkey`: "unsupported"); both versions load ([`SigningKey::from_pem`]).
     pub fn to_pem(&self) -> String {
-        self.0
-            .to_pkcs8_pem(LineEnding::LF)
-            .map(|pem| pem.to_string())
-            .expect("an ed25519 key always encodes as PKCS#8")
+        ed25519_dalek::pkcs8::KeypairBytes {
+            secret_key: self.0.to_bytes(),
+            public_key: None,
+        }
+        .to_pkcs8_pem(LineEnding::LF)
+        .map(|pem| pem.to_string())
+        .expect("an ed25519 key always encodes as PKCS#8")
     }
 
     /// Parses PKCS#8 PEM text; `origin` names the source in errors.
