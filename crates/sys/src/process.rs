@@ -363,6 +363,17 @@ pub fn exit_now(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
+/// Runs `f` when the process exits normally (`exit`, or returning from `main`): libc's atexit.
+/// Fails only when libc's table of handlers is full.
+pub fn at_exit(f: extern "C" fn()) -> io::Result<()> {
+    // SAFETY: atexit stores a plain function pointer, which lives as long as the program (a fn
+    // item); it is called once, on the exiting thread, after main.
+    match unsafe { libc::atexit(f) } {
+        0 => Ok(()),
+        _ => Err(io::Error::other("atexit: no room for another handler")),
+    }
+}
+
 /// The one uid and gid that [`unmapped_user_namespace`] maps (to itself): -2, an id no file on a
 /// real system is owned by (-1 is the kernel's "no id").
 pub const UNMAPPED_IDMAP_ID: u32 = u32::MAX - 1;

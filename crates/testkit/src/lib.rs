@@ -9,6 +9,11 @@
 //! | a tool `scripts/install-deps.sh` installs ([`require_tools`], [`require`]) | one `SKIP` line | fails when `CI` is set |
 //! | a property of the host no install changes ([`host_lacks`]) | one `SKIP` line | one `SKIP` line |
 //!
+//! A `SKIP` line goes straight to stderr (libtest captures only `eprintln!`, so a passing test's
+//! skip would be silent), and when the test binary ends it prints how many of its tests skipped
+//! and why, after libtest's own `test result` line, so a plain `cargo test` shows what did not
+//! run.
+//!
 //! `.ci/run` runs under `CI=true` and sets `WATERTIGHT_REQUIRE_ROOT=1` for the test step, so a
 //! green CI means the root-only tests ran rather than skipped. The rest: the `watertight` binary
 //! ([`watertight`]), world-readable scratch directories ([`world_readable_tempdir`]), C attack
@@ -60,7 +65,10 @@ pub fn require_root(test: &str) -> bool {
              tests as root, or unset {REQUIRE_ROOT_VAR} to skip them"
         );
     }
-    eprintln!("SKIP {test}: needs root (set {REQUIRE_ROOT_VAR}=1 to make this a failure)");
+    skip(
+        test,
+        &format!("needs root (set {REQUIRE_ROOT_VAR}=1 to make this a failure)"),
+    );
     false
 }
 
@@ -74,7 +82,7 @@ pub fn require(test: &str, missing: Option<String>) -> bool {
     if in_ci() {
         panic!("{test}: {reason} (CI is set, so a missing prerequisite is a failure, not a skip)");
     }
-    eprintln!("SKIP {test}: {reason}");
+    skip(test, &reason);
     false
 }
 
@@ -106,7 +114,42 @@ pub fn require_tools(test: &str, tools: &[&str], package: &str) -> bool {
 /// A skip for a property of the host that no install changes (a kernel without IA32 emulation,
 /// no cgroup v1 hierarchy): one `SKIP` line, in CI too.
 pub fn host_lacks(test: &str, reason: &str) {
-    eprintln!("SKIP {test}: {reason}");
+    skip(test, reason);
+}
+
+/// The skips of this test binary, printed when it ends ([`print_skipped`]).
+static SKIPPED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// One `SKIP` line now, past libtest's capture, and one entry in the summary at exit.
+fn skip(test: &str, reason: &str) {
+    use std::io::Write;
+    let line = format!("SKIP {test}: {reason}");
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+    let mut skipped = SKIPPED.lock().unwrap_or_else(|e| e.into_inner());
+    if skipped.is_empty() {
+        // Registered once, on the first skip; a binary with none prints nothing.
+        let _ = watertight_sys::process::at_exit(print_skipped);
+    }
+    skipped.push(line);
+}
+
+/// At exit: how many of this binary's tests skipped, and why.
+extern "C" fn print_skipped() {
+    use std::io::Write;
+    let skipped = SKIPPED.lock().unwrap_or_else(|e| e.into_inner());
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(
+        err,
+        "\n{} test(s) of {} did not run (skipped, counted as passed):",
+        skipped.len(),
+        std::env::current_exe()
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "this test binary".into()),
+    );
+    for line in skipped.iter() {
+        let _ = writeln!(err, "  {line}");
+    }
 }
 
 /// The `shared/` folder beside the checkout (`../shared` from the workspace root), where the

@@ -1,5 +1,6 @@
-//! The idmap namespace of guarded binds (`process::unmapped_user_namespace`), made by a helper
-//! that shares the caller's memory: its maps, and that the helper is gone afterwards.
+//! The idmap namespace of guarded binds (`watertight_sys::process::unmapped_user_namespace`, which
+//! `layers/sockets.rs` uses), made by a helper that shares the caller's memory: its maps, and
+//! that the helper is gone afterwards.
 
 use std::os::fd::AsRawFd;
 use std::process::Command;
