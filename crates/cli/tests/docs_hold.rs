@@ -1,0 +1,243 @@
+//! The documentation holds: every repository path README.md, ARCHITECTURE.md and docs/*.md name
+//! exists, and every `watertight ...` command they show names real subcommands and flags (checked
+//! against the binary's own `--help`). Claims about behaviour are tested where the behaviour is;
+//! this catches the drift of names, the commonest way docs stop holding.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use watertight_testkit::{stdout, watertight};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// README.md, ARCHITECTURE.md and docs/*.md, with their text.
+fn documents() -> Vec<(PathBuf, String)> {
+    let mut files = vec![repo().join("README.md"), repo().join("ARCHITECTURE.md")];
+    let mut docs: Vec<PathBuf> = std::fs::read_dir(repo().join("docs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "md"))
+        .collect();
+    docs.sort();
+    files.extend(docs);
+    files
+        .into_iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).unwrap();
+            (p, text)
+        })
+        .collect()
+}
+
+/// The top-level folders and files a path in the docs starts with.
+const ROOTS: &[&str] = &[
+    "crates/", "scripts/", "docs/", "benches/", "deploy/", ".ci/", ".cargo/",
+];
+
+/// Repository paths in code spans (`crates/x/y.rs`) and link targets (`(docs/net.md)`), without
+/// templates (`<rule>`, `{a,b}`, `*`) and trailing punctuation.
+fn paths_in(text: &str) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    for (open, close) in [('`', '`'), ('(', ')')] {
+        for piece in text.split(open).skip(1) {
+            let candidate: String = piece
+                .chars()
+                .take_while(|c| *c != close && !c.is_whitespace())
+                .collect();
+            let candidate = candidate.trim_start_matches("../");
+            if !ROOTS.iter().any(|r| candidate.starts_with(r)) {
+                continue;
+            }
+            if candidate.contains(['<', '{', '*', '[']) {
+                continue;
+            }
+            let candidate = candidate
+                .split(['#', ':'])
+                .next()
+                .unwrap()
+                .trim_end_matches(['.', ',', ';']);
+            found.insert(candidate.to_string());
+        }
+    }
+    found
+}
+
+#[test]
+fn every_path_the_docs_name_exists() {
+    let mut missing = Vec::new();
+    let mut checked = 0;
+    for (doc, text) in documents() {
+        for path in paths_in(&text) {
+            checked += 1;
+            if !repo().join(&path).exists() {
+                missing.push(format!(
+                    "{}: {path}",
+                    doc.file_name().unwrap().to_string_lossy()
+                ));
+            }
+        }
+    }
+    assert!(checked > 50, "the docs name paths: found only {checked}");
+    assert!(
+        missing.is_empty(),
+        "the docs name paths that do not exist:\n{}",
+        missing.join("\n")
+    );
+}
+
+/// `watertight ...` invocations in code spans and in fenced shell blocks.
+fn commands_in(text: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    // Inside a fence: None outside, Some(true) in a shell block, Some(false) in any other
+    // (diagrams, TOML, YAML: their "watertight" is not a command).
+    let mut fence: Option<bool> = None;
+    for line in text.lines() {
+        if let Some(lang) = line.trim_start().strip_prefix("```") {
+            fence = match fence {
+                Some(_) => None,
+                None => Some(matches!(lang.trim(), "sh" | "bash" | "console" | "shell")),
+            };
+            continue;
+        }
+        let spans: Vec<&str> = if let Some(shell) = fence {
+            if !shell {
+                continue;
+            }
+            vec![line]
+        } else {
+            line.split('`').skip(1).step_by(2).collect()
+        };
+        for span in spans {
+            // From each "watertight " on (a span may start with a path: ./target/.../watertight).
+            for (i, _) in span.match_indices("watertight ") {
+                let before = span[..i].chars().last();
+                if before.is_some_and(|c| c.is_alphanumeric() || c == '-' || c == '_') {
+                    continue; // part of another word: watertight-runc, watertight_sys
+                }
+                let previous_word = span[..i].split_whitespace().last();
+                if matches!(
+                    previous_word,
+                    Some("-p" | "--package" | "--bin" | "install")
+                ) {
+                    continue; // the package, not the command: cargo test -p watertight
+                }
+                let rest = &span[i + "watertight ".len()..];
+                let end = rest
+                    .find(['|', ';', '&', '>', '<', '(', ')'])
+                    .unwrap_or(rest.len());
+                // `a\|b` in a table is an alternative: keep it whole (split below).
+                let end = if rest[..end].ends_with('\\') {
+                    rest.find(" |").unwrap_or(rest.len())
+                } else {
+                    end
+                };
+                found.push(rest[..end].trim().to_string());
+            }
+        }
+    }
+    found
+}
+
+/// A command's subcommand path (as many leading words as are subcommands) and its flags.
+fn subcommand_help(words: &[String]) -> (Vec<String>, String) {
+    let mut path: Vec<String> = Vec::new();
+    let mut help = stdout(&watertight().arg("--help").output().unwrap());
+    for w in words {
+        if w.starts_with('-')
+            || !w
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        {
+            break;
+        }
+        let mut candidate = path.clone();
+        candidate.push(w.clone());
+        let out = watertight()
+            .args(&candidate)
+            .arg("--help")
+            .output()
+            .unwrap();
+        if !out.status.success() || !help.contains(&format!("  {w}")) {
+            break;
+        }
+        path = candidate;
+        help = stdout(&out);
+    }
+    (path, help)
+}
+
+#[test]
+fn every_command_the_docs_show_exists_with_its_flags() {
+    let mut wrong = Vec::new();
+    let mut checked = 0;
+    for (doc, text) in documents() {
+        let name = doc.file_name().unwrap().to_string_lossy().into_owned();
+        for command in commands_in(&text) {
+            // `audit host\|k8s` is several commands; [--x] is an optional flag, still a flag.
+            let command = command.replace(['[', ']'], " ");
+            let mut words: Vec<String> = command
+                .split_whitespace()
+                .map(|w| w.replace("\\|", "|"))
+                .collect();
+            if words.is_empty() {
+                continue;
+            }
+            let alternatives: Vec<String> = words
+                .iter()
+                .position(|w| w.contains('|') && !w.starts_with('-'))
+                .map(|i| words[i].split('|').map(str::to_string).collect())
+                .unwrap_or_default();
+            let variants: Vec<Vec<String>> = if alternatives.is_empty() {
+                vec![words.clone()]
+            } else {
+                let i = words.iter().position(|w| w.contains('|')).unwrap();
+                alternatives
+                    .iter()
+                    .map(|a| {
+                        words[i] = a.clone();
+                        words.clone()
+                    })
+                    .collect()
+            };
+            for words in variants {
+                checked += 1;
+                let (path, help) = subcommand_help(&words);
+                if path.is_empty() {
+                    wrong.push(format!(
+                        "{name}: `watertight {}`: no such subcommand",
+                        words.join(" ")
+                    ));
+                    continue;
+                }
+                for w in &words[path.len()..] {
+                    if w == "--" {
+                        break; // the program's own arguments follow
+                    }
+                    let Some(flag) = w.strip_prefix("--") else {
+                        continue;
+                    };
+                    let flag = flag.split('=').next().unwrap();
+                    if flag.is_empty() || !flag.chars().all(|c| c.is_ascii_lowercase() || c == '-')
+                    {
+                        continue;
+                    }
+                    if !help.contains(&format!("--{flag}")) {
+                        wrong.push(format!(
+                            "{name}: `watertight {}`: `watertight {}` has no --{flag}",
+                            words.join(" "),
+                            path.join(" ")
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    assert!(checked > 30, "the docs show commands: found only {checked}");
+    assert!(
+        wrong.is_empty(),
+        "the docs show commands that do not exist:\n{}",
+        wrong.join("\n")
+    );
+}
