@@ -241,3 +241,61 @@ fn every_command_the_docs_show_exists_with_its_flags() {
         wrong.join("\n")
     );
 }
+
+/// The README's first command, as a new user runs it (its `watertight run` part, with this
+/// build's binary): it prints what the README says it prints.
+#[test]
+fn the_readme_first_command_prints_what_the_readme_says() {
+    if !watertight_testkit::require_root("the_readme_first_command_prints_what_the_readme_says") {
+        return;
+    }
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let first = readme
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|block| block.lines().next())
+        .expect("README starts with a sh block");
+    let (_, run) = first
+        .split_once("/release/watertight ")
+        .expect("the first command runs the release binary");
+    let script = format!(
+        "exec {} {run}",
+        watertight_testkit::watertight_bin().display()
+    );
+    let out = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    // "It prints the sandbox's host name, an empty capability set, NoNewPrivs: 1, Seccomp: 2
+    // and the number of processes it can see (4 ...)".
+    assert!(lines[0].starts_with("hello from "), "{text}");
+    assert!(
+        !lines[0].contains(&hostname()),
+        "the sandbox's own host name: {text}"
+    );
+    let field = |name: &str| {
+        lines
+            .iter()
+            .find_map(|l| l.strip_prefix(name))
+            .map(str::trim)
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+    };
+    assert_eq!(field("CapEff:"), "0000000000000000");
+    assert_eq!(field("NoNewPrivs:"), "1");
+    assert_eq!(field("Seccomp:"), "2");
+    assert_eq!(lines.last().unwrap().trim(), "4", "four processes: {text}");
+    assert!(
+        readme.contains("`NoNewPrivs: 1`, `Seccomp: 2`") && readme.contains("(4: its reaper"),
+        "the README still says what this test checks"
+    );
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .to_string()
+}
