@@ -34,6 +34,17 @@ pub enum Error {
         source: io::Error,
     },
 
+    /// A cgroup v1 `tasks` file could not be opened to hand to the sandbox, which joins that
+    /// hierarchy by itself ([`Cgroup::admit`](crate::Cgroup::admit)).
+    #[error("open {path} for the sandbox to join its cgroup: {source}")]
+    Open {
+        /// The `tasks` file.
+        path: PathBuf,
+        /// The open(2) error.
+        #[source]
+        source: io::Error,
+    },
+
     /// mkdir of the sandbox's directory under a hierarchy root failed for a reason other than
     /// an existing directory ([`Error::AlreadyExists`]), or the registry directory could not be
     /// created.

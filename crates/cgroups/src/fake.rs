@@ -30,6 +30,8 @@ pub enum FakeOp {
     Write(PathBuf, String),
     /// A cgroup v2 device program for these rules (v1 syntax), attached to the directory.
     DeviceProgram(PathBuf, Vec<String>),
+    /// A file opened for writing, to be handed to a process that writes it itself.
+    OpenForWrite(PathBuf),
 }
 
 #[derive(Debug, Clone)]
@@ -363,6 +365,16 @@ impl CgroupFs for FakeCgroupFs {
 
     fn write(&self, file: &Path, value: &str) -> io::Result<()> {
         self.apply_write(file, value)
+    }
+
+    fn open_for_write(&self, file: &Path) -> io::Result<std::os::fd::OwnedFd> {
+        let host = self.host(file);
+        if !host.is_file() {
+            return Err(io::Error::from_raw_os_error(nix::libc::ENOENT));
+        }
+        let open = std::fs::OpenOptions::new().write(true).open(host)?;
+        self.record(FakeOp::OpenForWrite(file.to_owned()));
+        Ok(open.into())
     }
 
     fn write_each(&self, file: &Path, values: &[String]) -> Result<(), (String, io::Error)> {

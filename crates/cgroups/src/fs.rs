@@ -9,7 +9,7 @@
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{self, ErrorKind, Write};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -31,6 +31,10 @@ pub trait CgroupFs: fmt::Debug + Send + Sync {
     /// Writes `value` with a single write(2) to an existing file; never creates one (a missing
     /// controller file is `NotFound`, not a new regular file).
     fn write(&self, file: &Path, value: &str) -> io::Result<()>;
+
+    /// Opens an existing file for writing (close-on-exec), to hand to another process that
+    /// writes it itself ([`crate::Cgroup::admit`]).
+    fn open_for_write(&self, file: &Path) -> io::Result<OwnedFd>;
 
     /// Writes each value with its own write(2) through one open file (the kernel parses one
     /// `devices.allow` rule per write). On failure, the value that failed and the error.
@@ -100,6 +104,10 @@ impl CgroupFs for KernelFs {
             .write(true)
             .open(file)?
             .write_all(value.as_bytes())
+    }
+
+    fn open_for_write(&self, file: &Path) -> io::Result<OwnedFd> {
+        Ok(OpenOptions::new().write(true).open(file)?.into())
     }
 
     fn write_each(&self, file: &Path, values: &[String]) -> Result<(), (String, io::Error)> {

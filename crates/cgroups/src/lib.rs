@@ -28,7 +28,7 @@ pub mod owner;
 mod stale;
 pub mod stats;
 
-pub use cgroup::{dir_in, validate_name, Cgroup, Needs, Plan, DIR_PREFIX};
+pub use cgroup::{dir_in, join_self, validate_name, Cgroup, Needs, Plan, DIR_PREFIX};
 pub use error::Error;
 pub use freezer::{parse_freezer_state, FreezerState};
 pub use fs::{CgroupFs, KernelFs};

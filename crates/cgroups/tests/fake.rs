@@ -93,6 +93,7 @@ fn lines(ops: &[FakeOp], dir_name: &str) -> Vec<String> {
             FakeOp::DeviceProgram(dir, rules) => {
                 format!("bpf-devices {} [{}]", show(dir), rules.join(", "))
             }
+            FakeOp::OpenForWrite(file) => format!("open {}", show(file)),
         })
         .collect()
 }
@@ -283,6 +284,62 @@ fn hybrid_sandbox_with_bpf_gets_a_unified_directory_first() {
         )
         .unwrap();
     assert_eq!(cgroup.stats().unwrap().cpu_usage_ns, Some(1_500_000));
+}
+
+/// `admit`: the unified hierarchy by the caller (`cgroup.procs`), each v1 hierarchy handed over
+/// as its open `tasks` file, which `join_self` writes "0" to (the caller itself).
+#[test]
+fn admit_moves_in_the_unified_hierarchy_and_hands_over_v1_tasks_files() {
+    let h = host(HYBRID, &["hugetlb"]);
+    let limits = Limits {
+        memory_bytes: Some(1 << 30),
+        ..Limits::default()
+    };
+    let needs = Needs {
+        bpf: true,
+        ..NO_NEEDS
+    };
+    let cgroup = Cgroup::create_with(&h.layout, "admit", &limits, needs).unwrap();
+    let name = cgroup.dir_name().to_owned();
+    let before = h.fake.log().len();
+    let tasks = cgroup.admit(4242).unwrap();
+    assert_eq!(
+        lines(&h.fake.log()[before..], &name),
+        [
+            "write /sys/fs/cgroup/unified/CG/cgroup.procs 4242",
+            "open /sys/fs/cgroup/memory/CG/tasks",
+            "open /sys/fs/cgroup/pids/CG/tasks",
+        ]
+    );
+    assert_eq!(tasks.len(), 2);
+    watertight_cgroups::join_self(&tasks).unwrap();
+    for controller in ["memory", "pids"] {
+        let file = Path::new("/sys/fs/cgroup")
+            .join(controller)
+            .join(&name)
+            .join("tasks");
+        assert_eq!(
+            h.fake.contents(&file).unwrap(),
+            "0",
+            "{controller}: written through the fd"
+        );
+    }
+    assert!(matches!(cgroup.admit(0), Err(Error::InvalidPid { pid: 0 })));
+    cgroup.destroy().unwrap();
+
+    // Pure v2: nothing to hand over.
+    let v2 = host(PURE_V2, &PURE_V2_CONTROLLERS);
+    let plan = Plan::new(v2.layout.clone(), all_limits(), NO_NEEDS).unwrap();
+    plan.delegate_controllers().unwrap();
+    let cgroup = plan.create("admit").unwrap();
+    let name = cgroup.dir_name().to_owned();
+    let before = v2.fake.log().len();
+    assert!(cgroup.admit(77).unwrap().is_empty());
+    assert_eq!(
+        lines(&v2.fake.log()[before..], &name),
+        ["write /sys/fs/cgroup/CG/cgroup.procs 77"]
+    );
+    cgroup.destroy().unwrap();
 }
 
 #[test]

@@ -11,8 +11,9 @@
 //!     integrity: memfd_noexec=2 in its pid
 //!     namespace; go
 //!  5. cgroup: create it with limits, move     d. uts: hostname; net: loopback up
-//!     the child in (while it mounts);         e. wait until it is in its cgroup (second go);
-//!     net: bridge port; integrity: exec gate     cgroup: own cgroup namespace
+//!     the child in (unified; v1: send it      e. wait for its cgroup (second go); join the
+//!     the tasks files); net: bridge port;        v1 hierarchies itself; cgroup: own cgroup
+//!     integrity: exec gate (while it mounts)     namespace
 //!  6. say go again                            f. capabilities dropped, securebits locked,
 //!  7. supervise: time, output, signals,          no_new_privs (integrity: Landlock, MDWE);
 //!     violations (deny/kill/forensic)            seccomp, last: all inherited by the program
@@ -211,13 +212,18 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
         // mkdirs, limits), off the start-up's serial path.
         let _ = plan.digest();
         let cgroup = plan.cgroup.create(&sandbox_id)?;
-        cgroup.add_process(pid)?;
+        // The unified hierarchy now; the v1 hierarchies pid 1 joins by itself (cheaper: no
+        // global lock, see `Cgroup::admit`) with these files, before it runs anything else.
+        let v1_tasks = cgroup.admit(pid)?;
         let port = namespaces::attach_bridge_port(job.bridge_port.as_ref(), pid)?;
         let gate = match &plan.integrity {
             Some(v) => integrity::attach_gate(&cgroup, v)?,
             None => None,
         };
-        Go::InCgroup
+        let v1_tasks: Vec<BorrowedFd<'_>> = v1_tasks.iter().map(|f| f.as_fd()).collect();
+        watertight_sys::fdpass::send_fds(notify_sup.as_fd(), &v1_tasks)
+            .map_err(|e| Error::io("hand the sandbox its cgroup files", e))?;
+        Go::CgroupReady
             .send(&go_wr)
             .map_err(|e| Error::io("release the sandbox", e))?;
         Ok((cgroup, port, gate))
@@ -353,7 +359,10 @@ fn sandbox_init(p: &Plan, mut ends: SandboxEnds) -> ! {
         // seccomp filter, which would otherwise run on each of these 64 calls in the program.
         watertight_sys::process::reset_signal_dispositions();
         // a. The supervisor has written our id maps.
-        let supervisor = GoPipe(&ends.go);
+        let supervisor = GoPipe {
+            go: &ends.go,
+            notify: ends.notify.as_fd(),
+        };
         supervisor.wait_for_go(Go::MapsWritten);
         // b-f. Every layer, in order.
         let layers = Confinement {
@@ -402,23 +411,37 @@ trait Supervisor {
     /// Blocks until the supervisor releases the sandbox at `step`; exits (fail closed) when it
     /// died instead or sent anything else.
     fn wait_for_go(&self, step: Go);
+    /// The cgroup v1 `tasks` files the supervisor sent with [`Go::CgroupReady`]; exits (fail
+    /// closed) when none came.
+    fn cgroup_files(&self) -> Vec<OwnedFd>;
     /// Exits when the supervisor died.
     fn exit_if_gone(&self);
 }
 
-/// The sandbox's read end of the go pipe. The supervisor holds the write end open while it
-/// lives, so a hang-up means it died.
-struct GoPipe<'a>(&'a OwnedFd);
+/// The sandbox's read end of the go pipe, and its end of the notify socket (the cgroup files
+/// come on it). The supervisor holds the write end open while it lives, so a hang-up means it
+/// died.
+struct GoPipe<'a> {
+    go: &'a OwnedFd,
+    notify: BorrowedFd<'a>,
+}
 
 impl Supervisor for GoPipe<'_> {
     fn wait_for_go(&self, step: Go) {
-        if step.receive(self.0).is_err() {
+        if step.receive(self.go).is_err() {
             exit_now(1);
         }
     }
 
+    fn cgroup_files(&self) -> Vec<OwnedFd> {
+        match watertight_sys::fdpass::recv_fds(self.notify) {
+            Ok(Some(files)) => files,
+            _ => exit_now(1),
+        }
+    }
+
     fn exit_if_gone(&self) {
-        if report::supervisor_gone(self.0) {
+        if report::supervisor_gone(self.go) {
             exit_now(1);
         }
     }
@@ -450,8 +473,14 @@ fn confine(
     sys.chdir(&c.mounts.workdir)
         .ctx(|| format!("chdir {}", c.mounts.workdir.display()))
         .at(Stage::Workdir)?;
-    // e. The supervisor has moved us into our cgroup: it becomes our cgroup namespace's root.
-    supervisor.wait_for_go(Go::InCgroup);
+    // e. Our cgroup is ready and holds us in the unified hierarchy; we join its v1 hierarchies
+    // ourselves, then it becomes our cgroup namespace's root.
+    supervisor.wait_for_go(Go::CgroupReady);
+    let v1_tasks = supervisor.cgroup_files();
+    sys.join_cgroups(&v1_tasks)
+        .ctx(|| "join the cgroup's v1 hierarchies".into())
+        .at(Stage::Cgroup)?;
+    drop(v1_tasks); // nothing the program could inherit
     namespaces::enter_cgroup_namespace(&c.profile.namespaces, sys).at(Stage::Cgroup)?;
     // f. The last layers, for pid 1 and the program alike (the program inherits them):
     // capabilities, securebits, no_new_privs; integrity: Landlock, MDWE; seccomp, last.
@@ -568,6 +597,10 @@ mod tests {
         fn wait_for_go(&self, step: Go) {
             let _ = self.0.log(format!("go {step:?}"));
         }
+        fn cgroup_files(&self) -> Vec<OwnedFd> {
+            let _ = self.0.log("cgroup files".into());
+            vec![dev_null(), dev_null()]
+        }
         fn exit_if_gone(&self) {
             let _ = self.0.log("supervisor alive?".into());
         }
@@ -670,14 +703,16 @@ mod tests {
         }
         // From the second go on, exactly: cgroup namespace, capabilities, securebits,
         // no_new_privs, seccomp last (its listener handed over), pid 1 no longer dumpable.
-        let second_go = rec.position("go InCgroup");
+        let second_go = rec.position("go CgroupReady");
         assert_calls_from(
             &rec,
             second_go - 2,
             &[
                 "up lo",
                 "chdir ",
-                "go InCgroup",
+                "go CgroupReady",
+                "cgroup files",
+                "join cgroups (2 v1)",
                 "unshare CloneFlags(CLONE_NEWCGROUP)",
                 "clear capabilities AmbientAndBounding",
                 "securebits 0x",

@@ -19,21 +19,23 @@ use crate::error::{SetupError, Stage};
 pub enum Go {
     /// The sandbox's uid/gid maps are written: it may become its own user and mount.
     MapsWritten,
-    /// The sandbox is in its cgroup (limits, bridge port, exec gate in place): it may enter its
-    /// cgroup namespace, lock itself down and start the program.
-    InCgroup,
+    /// The sandbox's cgroup is ready (limits, bridge port, exec gate in place) and holds it in
+    /// the unified hierarchy; the cgroup v1 `tasks` files it joins by itself are on the notify
+    /// socket (`Cgroup::admit`). It joins them, enters its cgroup namespace, locks itself down
+    /// and starts the program.
+    CgroupReady,
 }
 
 impl Go {
     fn byte(self) -> u8 {
         match self {
             Go::MapsWritten => b'm',
-            Go::InCgroup => b'g',
+            Go::CgroupReady => b'g',
         }
     }
 
     fn from_byte(b: u8) -> Option<Go> {
-        [Go::MapsWritten, Go::InCgroup]
+        [Go::MapsWritten, Go::CgroupReady]
             .into_iter()
             .find(|g| g.byte() == b)
     }
@@ -203,15 +205,15 @@ mod tests {
         Go::MapsWritten.send(&wr).unwrap();
         assert_eq!(Go::MapsWritten.receive(&rd), Ok(()));
         // Out of order: the second step where the first is awaited.
-        Go::InCgroup.send(&wr).unwrap();
+        Go::CgroupReady.send(&wr).unwrap();
         assert_eq!(Go::MapsWritten.receive(&rd), Err(Some(b'g')));
         // A byte that is no step.
         nix::unistd::write(&wr, b"x").unwrap();
-        assert_eq!(Go::InCgroup.receive(&rd), Err(Some(b'x')));
+        assert_eq!(Go::CgroupReady.receive(&rd), Err(Some(b'x')));
         assert!(!supervisor_gone(&rd));
         // The supervisor is gone.
         drop(wr);
         assert!(supervisor_gone(&rd));
-        assert_eq!(Go::InCgroup.receive(&rd), Err(None));
+        assert_eq!(Go::CgroupReady.receive(&rd), Err(None));
     }
 }

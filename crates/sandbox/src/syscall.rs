@@ -113,6 +113,9 @@ pub trait Syscall {
     ) -> io::Result<Option<OwnedFd>>;
     /// Sends `fd` over the unix socket `socket` (SCM_RIGHTS).
     fn send_fd(&self, socket: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> io::Result<()>;
+    /// Joins the calling thread to the cgroup v1 hierarchy of each open `tasks` file (writes
+    /// "0": `watertight_cgroups::join_self`).
+    fn join_cgroups(&self, tasks: &[OwnedFd]) -> io::Result<()>;
     /// setsid: a new session, without a controlling terminal.
     fn setsid(&self) -> io::Result<()>;
     /// close_range(first, ~0, CLOSE_RANGE_CLOEXEC): every descriptor from `first` up closes at
@@ -271,6 +274,10 @@ impl Syscall for Linux {
         watertight_sys::fdpass::send_fd(socket, fd)
     }
 
+    fn join_cgroups(&self, tasks: &[OwnedFd]) -> io::Result<()> {
+        watertight_cgroups::join_self(tasks)
+    }
+
     fn setsid(&self) -> io::Result<()> {
         nix::unistd::setsid().map(drop).map_err(io::Error::from)
     }
@@ -425,6 +432,9 @@ pub mod recorder {
         }
         fn send_fd(&self, _socket: BorrowedFd<'_>, _fd: BorrowedFd<'_>) -> io::Result<()> {
             self.log("send_fd".into())
+        }
+        fn join_cgroups(&self, tasks: &[OwnedFd]) -> io::Result<()> {
+            self.log(format!("join cgroups ({} v1)", tasks.len()))
         }
         fn setsid(&self) -> io::Result<()> {
             self.log("setsid".into())

@@ -1,5 +1,6 @@
-//! Passing a file descriptor between processes over a unix socket (SCM_RIGHTS): the sandboxed
-//! program hands its seccomp listener to the supervisor before execve.
+//! Passing file descriptors between processes over a unix socket (SCM_RIGHTS): the sandbox's
+//! pid 1 hands its seccomp listener to the supervisor, and the supervisor hands pid 1 the cgroup
+//! files it joins by itself.
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -44,6 +45,64 @@ pub fn recv_fd(sock: BorrowedFd<'_>) -> io::Result<Option<OwnedFd>> {
     Ok(None)
 }
 
+/// The most descriptors one [`send_fds`] message carries.
+pub const MAX_FDS: usize = 16;
+
+/// Sends `fds` (none to [`MAX_FDS`]) as one message: the receiver gets all of them or none.
+pub fn send_fds(sock: BorrowedFd<'_>, fds: &[BorrowedFd<'_>]) -> io::Result<()> {
+    if fds.len() > MAX_FDS {
+        return Err(io::Error::other(format!(
+            "{} descriptors in one message (at most {MAX_FDS})",
+            fds.len()
+        )));
+    }
+    let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
+    let rights = [ControlMessage::ScmRights(&raw)];
+    let cmsgs: &[ControlMessage<'_>] = if raw.is_empty() { &[] } else { &rights };
+    sendmsg::<()>(
+        sock.as_raw_fd(),
+        &[IoSlice::new(b"F")],
+        cmsgs,
+        MsgFlags::empty(),
+        None,
+    )?;
+    Ok(())
+}
+
+/// Receives one [`send_fds`] message. Ok(None): the peer closed without sending. A message that
+/// carried more than [`MAX_FDS`] (truncated by the kernel) is an error.
+pub fn recv_fds(sock: BorrowedFd<'_>) -> io::Result<Option<Vec<OwnedFd>>> {
+    let mut byte = [0u8; 1];
+    let mut iov = [IoSliceMut::new(&mut byte)];
+    let mut space = nix::cmsg_space!([RawFd; MAX_FDS]);
+    let msg = recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )?;
+    let mut owned = Vec::new();
+    for c in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            // SAFETY: the kernel installed these descriptors in this process for this message;
+            // nothing else owns them.
+            owned.extend(
+                fds.into_iter()
+                    .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+            );
+        }
+    }
+    if msg.flags.contains(MsgFlags::MSG_CTRUNC) {
+        return Err(io::Error::other(
+            "descriptors were cut off (more than MAX_FDS)",
+        ));
+    }
+    if msg.bytes == 0 && owned.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(owned))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,5 +124,32 @@ mod tests {
         assert_ne!(got.as_raw_fd(), file.as_raw_fd());
         drop(a);
         assert!(recv_fd(b.as_fd()).unwrap().is_none());
+    }
+
+    #[test]
+    fn several_descriptors_or_none_cross_in_one_message() {
+        let (a, b) = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .unwrap();
+        let files: Vec<std::fs::File> = (0..3)
+            .map(|_| std::fs::File::open("/proc/self/status").unwrap())
+            .collect();
+        let borrowed: Vec<BorrowedFd<'_>> = files.iter().map(|f| f.as_fd()).collect();
+        send_fds(a.as_fd(), &borrowed).unwrap();
+        send_fds(a.as_fd(), &[]).unwrap();
+        assert_eq!(recv_fds(b.as_fd()).unwrap().unwrap().len(), 3);
+        assert_eq!(
+            recv_fds(b.as_fd()).unwrap().unwrap().len(),
+            0,
+            "an empty message"
+        );
+        let too_many: Vec<BorrowedFd<'_>> = (0..=MAX_FDS).map(|_| files[0].as_fd()).collect();
+        assert!(send_fds(a.as_fd(), &too_many).is_err());
+        drop(a);
+        assert!(recv_fds(b.as_fd()).unwrap().is_none(), "the peer closed");
     }
 }
