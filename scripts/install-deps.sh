@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages watertight builds and tests with (Debian 12, as root). Idempotent.
-# Rust itself (stable >= 1.85, cargo) is expected on PATH.
+# Rust itself (stable >= 1.91, cargo) is expected on PATH: .cargo/config.toml's build.target = "host-tuple" needs Cargo 1.91.
 set -euo pipefail
 pkgs=(
   gcc libc6-dev pkg-config make # C toolchain for -sys crates and the attack programs in tests

@@ -299,3 +299,24 @@ fn hostname() -> String {
         .trim()
         .to_string()
 }
+
+/// The minimum Rust the README states is the workspace's `rust-version`.
+#[test]
+fn the_stated_minimum_rust_is_the_workspaces() {
+    let manifest = std::fs::read_to_string(repo().join("Cargo.toml")).unwrap();
+    let version = manifest
+        .lines()
+        .find_map(|l| l.strip_prefix("rust-version = "))
+        .map(|v| v.trim().trim_matches('"').to_string())
+        .expect("Cargo.toml sets rust-version");
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    assert!(
+        readme.contains(&format!("Rust {version} or newer")),
+        "README must say `Rust {version} or newer`"
+    );
+    let deps = std::fs::read_to_string(repo().join("scripts/install-deps.sh")).unwrap();
+    assert!(
+        deps.contains(&format!("stable >= {version}")),
+        "install-deps.sh names {version}"
+    );
+}
