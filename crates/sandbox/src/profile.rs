@@ -467,10 +467,10 @@ impl Profile {
 /// size units ([`crate::size::UNITS_TEXT`]) and [`NO_LIMIT`].
 pub fn toml_header() -> String {
     format!(
-        "# watertight sandbox profile; every key is documented in docs/profile.md. A profile file\n\
-         # may set only the keys it changes: the rest comes from the built-in profile, or from the\n\
-         # file named by a top-level `extends = \"FILE\"`. Sizes take {units} suffixes (powers of\n\
-         # 1024); a limit of \"{none}\" is no limit.\n",
+        "# watertight sandbox profile: every key is in the README (\"Profile format\"), layering in\n\
+         # docs/profile.md. A profile file may set only the keys it changes: the rest comes from\n\
+         # the built-in profile, or from the file a top-level `extends = \"FILE\"` names. Sizes\n\
+         # take {units} suffixes (powers of 1024); a limit of \"{none}\" is no limit.\n",
         units = crate::size::UNITS_TEXT,
         none = NO_LIMIT,
     )

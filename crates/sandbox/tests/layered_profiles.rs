@@ -421,3 +421,53 @@ fn merge_replaces_everything_but_tables() {
     .unwrap();
     assert_eq!(base, want);
 }
+
+#[test]
+fn the_examples_in_docs_profile_md_load_as_described() {
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/profile.md"
+    ))
+    .unwrap();
+    // Each ```toml block whose first line is `# FILE` is that file.
+    let examples: Vec<(String, String)> = doc
+        .split("```toml\n")
+        .skip(1)
+        .filter_map(|block| {
+            let block = block.split("```").next().unwrap();
+            let (first, _) = block.split_once('\n')?;
+            Some((first.strip_prefix("# ")?.to_string(), block.to_string()))
+        })
+        .collect();
+    assert_eq!(examples.len(), 2, "{examples:?}");
+    let d = files(
+        &examples
+            .iter()
+            .map(|(n, t)| (n.as_str(), t.as_str()))
+            .collect::<Vec<_>>(),
+    );
+    let p = load(d.path(), "grader.toml");
+    let base = default_profile();
+    assert_eq!((p.name.as_str(), p.hostname.as_str()), ("course", "grader"));
+    assert_eq!(p.binds.len(), 1);
+    assert!(p.binds[0].read_only);
+    assert_eq!(p.limits.cpu_time, Some(2.0));
+    assert_eq!(p.limits.memory, Some(Size::mib(256)));
+    assert_eq!(p.limits.pids, Some(64));
+    assert_eq!(p.limits.wall_time, None);
+    assert_eq!(p.env.set["LANG"], "C");
+    assert_eq!(p.env.set["PATH"], base.env.set["PATH"]);
+    assert_eq!(p.env.set["HOME"], base.env.set["HOME"]);
+    assert_eq!(
+        Profile {
+            name: base.name.clone(),
+            hostname: base.hostname.clone(),
+            binds: Vec::new(),
+            limits: base.limits.clone(),
+            env: base.env.clone(),
+            ..p
+        },
+        base,
+        "every other key is the built-in profile's"
+    );
+}
