@@ -414,7 +414,7 @@ fn merge_replaces_everything_but_tables() {
     .unwrap();
     let top: toml::Table =
         toml::from_str("a = [9]\n[t]\nl = []\n[t.u]\nn = 2\n[[arr]]\nr = 2\n").unwrap();
-    layered::merge(&mut base, &top);
+    layered::merge(&mut base, top);
     let want: toml::Table = toml::from_str(
         "a = [9]\nb = \"x\"\n[t]\nk = 1\nl = []\n[t.u]\nm = 1\nn = 2\n[[arr]]\nr = 2\n",
     )

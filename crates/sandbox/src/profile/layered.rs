@@ -17,6 +17,8 @@
 
 use std::path::{Path, PathBuf};
 
+use serde::Deserialize;
+
 use super::{default_profile, key, Profile};
 use crate::error::Error;
 
@@ -65,6 +67,23 @@ impl Layer {
             origin: self.origin(),
             message: message.into(),
         }
+    }
+
+    /// The error of the merged profile that this file made undeserializable: the key path (with
+    /// its flag and its line in this file) and what is wrong.
+    fn deserialize_error(&self, e: &serde_path_to_error::Error<toml::de::Error>) -> Error {
+        let path = e.path().to_string();
+        let line = locate(&self.text, e.path())
+            .map(|at| format!(", {}", position(&self.text, at)))
+            .unwrap_or_default();
+        let message = e.inner().message().trim_end();
+        // serde lists the schema's keys; `extends` is the loader's own.
+        let also = if e.path().iter().count() == 1 && message.starts_with("unknown field") {
+            format!(" (or `{EXTENDS}`)")
+        } else {
+            String::new()
+        };
+        self.error(format!("{}{line}: {message}{also}", named(&path)))
     }
 
     /// Parses `text` (the contents of `path`) and takes its `extends` out.
@@ -141,11 +160,15 @@ pub fn load(path: &Path) -> Result<Layered, Error> {
 /// file of the chain sets one.
 pub fn from_text(text: String, origin: &Path) -> Result<Layered, Error> {
     let (top, mut extends) = Layer::parse(origin.to_path_buf(), text, None)?;
-    let mut seen = vec![identity(origin)];
+    // The chain's files as the file system names them (canonical), once there is a base.
+    let mut seen = Vec::new();
     let mut chain = vec![top];
     while let Some(base) = extends.take() {
         if base == BUILT_IN {
             break;
+        }
+        if seen.is_empty() {
+            seen.push(identity(origin));
         }
         let by = chain.last().expect("the chain starts with the top file");
         let path = by.path.parent().unwrap_or(Path::new("")).join(&base);
@@ -178,8 +201,9 @@ pub fn from_text(text: String, origin: &Path) -> Result<Layered, Error> {
         chain.push(layer);
         extends = next;
     }
-    let mut profile = merge_chain(&chain)?;
-    if !chain.iter().any(|l| l.table.contains_key("name")) {
+    let named = chain.iter().any(|l| l.table.contains_key("name"));
+    let mut profile = merge_chain(&mut chain)?;
+    if !named {
         if let Some(stem) = origin.file_stem() {
             profile.name = stem.to_string_lossy().into_owned();
         }
@@ -203,28 +227,27 @@ fn names<'a>(paths: impl Iterator<Item = &'a Path>) -> String {
 }
 
 /// Merges the chain over the built-in profile, from its last file up to the top, checking each
-/// step so that an error names the file that brought it.
-fn merge_chain(chain: &[Layer]) -> Result<Profile, Error> {
+/// step so that an error names the file that brought it. Takes the files' tables.
+fn merge_chain(chain: &mut [Layer]) -> Result<Profile, Error> {
     let mut merged = default_profile().to_table();
     let mut profile = None;
-    for layer in chain.iter().rev() {
-        merge(&mut merged, &layer.table);
+    for layer in chain.iter_mut().rev() {
+        merge(&mut merged, std::mem::take(&mut layer.table));
         // What merged before this file deserialized and validated: a failure is this file's.
-        let p: Profile = serde_path_to_error::deserialize(toml::Value::Table(merged.clone()))
-            .map_err(|e| {
-                let path = e.path().to_string();
-                let line = locate(&layer.text, e.path())
-                    .map(|at| format!(", {}", position(&layer.text, at)))
-                    .unwrap_or_default();
-                let message = e.inner().message().trim_end();
-                // serde lists the schema's keys; `extends` is the loader's own.
-                let also = if e.path().iter().count() == 1 && message.starts_with("unknown field") {
-                    format!(" (or `{EXTENDS}`)")
-                } else {
-                    String::new()
-                };
-                layer.error(format!("{}{line}: {message}{also}", named(&path)))
-            })?;
+        // The plain deserializer first (half the cost); the error again with its key path.
+        let p = match Profile::deserialize(toml::Value::Table(merged.clone())) {
+            Ok(p) => p,
+            Err(plain) => {
+                let again = toml::Value::Table(std::mem::take(&mut merged));
+                return Err(
+                    match serde_path_to_error::deserialize::<_, Profile>(again) {
+                        Err(e) => layer.deserialize_error(&e),
+                        // Not seen: the same input, the same deserializer.
+                        Ok(_) => layer.error(plain.message().trim_end()),
+                    },
+                );
+            }
+        };
         p.validate().map_err(|m| layer.error(m))?;
         profile = Some(p);
     }
@@ -233,12 +256,12 @@ fn merge_chain(chain: &[Layer]) -> Result<Profile, Error> {
 
 /// Merges `top` into `base`: a table merges key by key, recursively; any other value of `top`
 /// replaces the base's (an array whole, never appended to).
-pub fn merge(base: &mut toml::Table, top: &toml::Table) {
+pub fn merge(base: &mut toml::Table, top: toml::Table) {
     for (k, v) in top {
-        match (base.get_mut(k), v) {
+        match (base.get_mut(&k), v) {
             (Some(toml::Value::Table(b)), toml::Value::Table(t)) => merge(b, t),
-            _ => {
-                base.insert(k.clone(), v.clone());
+            (_, v) => {
+                base.insert(k, v);
             }
         }
     }
