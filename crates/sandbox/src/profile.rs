@@ -368,8 +368,9 @@ impl Profile {
     }
 
     /// The profile as a complete TOML table: every key, a limit that is not set as
-    /// [`NO_LIMIT`]. Deserializing it gives the profile back.
-    pub fn to_table(&self) -> toml::Table {
+    /// [`NO_LIMIT`]. Deserializing it gives the profile back. For the built-in profile (the
+    /// merge's base): a path that is not UTF-8, which only a flag can give, would not serialize.
+    pub(crate) fn to_table(&self) -> toml::Table {
         toml::Table::try_from(self).expect("a profile always serializes")
     }
 

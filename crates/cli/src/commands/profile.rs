@@ -17,6 +17,7 @@ pub enum Command {
     /// Print a profile as complete TOML: `default` (the built-in one) or a profile file's
     /// effective profile (validated), which loads back to the same profile.
     Show {
+        /// `default` or a profile file (`./default` for a file of that name).
         #[arg(default_value = "default")]
         name: String,
         /// The effective profile: the file merged over the files its `extends` chain names and
