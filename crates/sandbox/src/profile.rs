@@ -1,9 +1,12 @@
 //! The sandbox profile: a TOML file that says which layers apply and how. `default_profile()`
-//! is the built-in one (`watertight profile show default` prints it as TOML), and every CLI flag
-//! is an override on top of a profile.
+//! is the built-in one (`watertight profile show default` prints it as TOML), a profile file
+//! sets only the keys it changes over it or over the file its `extends` names ([`layered`]),
+//! and every CLI flag is an override on top of the result.
 
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+pub mod layered;
 
 use crate::error::Error;
 use crate::size::Size;
@@ -235,28 +238,76 @@ pub enum OnViolation {
     Forensic,
 }
 
-/// Resource limits. A zero or absent value means no limit of that kind.
+/// Resource limits. `None` is no limit of that kind; in a profile file `"none"` says so (an
+/// absent key is inherited from the base profile, see [`layered`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
     /// Memory of the whole sandbox (cgroup), swap not allowed.
+    #[serde(default, with = "none_or")]
     pub memory: Option<Size>,
     /// Tasks in the whole sandbox (cgroup pids.max).
+    #[serde(default, with = "none_or")]
     pub pids: Option<u64>,
     /// CPU bandwidth in cores (cgroup CPU quota), e.g. 1.0.
+    #[serde(default, with = "none_or")]
     pub cpus: Option<f64>,
     /// CPU time of the whole sandbox, seconds (verdict TO).
+    #[serde(default, with = "none_or")]
     pub cpu_time: Option<f64>,
     /// Wall-clock time, seconds (verdict TO).
+    #[serde(default, with = "none_or")]
     pub wall_time: Option<f64>,
     /// Bytes the program may write to stdout and stderr together (verdict OL).
+    #[serde(default, with = "none_or")]
     pub output: Option<Size>,
     /// RLIMIT_NOFILE.
+    #[serde(default, with = "none_or")]
     pub open_files: Option<u64>,
     /// RLIMIT_FSIZE: the largest file the program may write.
+    #[serde(default, with = "none_or")]
     pub file_size: Option<Size>,
     /// RLIMIT_STACK.
+    #[serde(default, with = "none_or")]
     pub stack: Option<Size>,
+}
+
+/// The word a profile file gives a limit for "no limit": TOML has no null, and an absent key
+/// is inherited from the base profile.
+pub const NO_LIMIT: &str = "none";
+
+/// `Option<T>` as a profile writes a limit: the value, or [`NO_LIMIT`] for `None`. JSON (the
+/// plan digest's encoding) gets the same string; `plan::digest` turns it back into null.
+mod none_or {
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<T: Serialize, S: Serializer>(v: &Option<T>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => v.serialize(s),
+            None => s.serialize_str(super::NO_LIMIT),
+        }
+    }
+
+    pub fn deserialize<'de, T, D>(d: D) -> Result<Option<T>, D::Error>
+    where
+        T: serde::de::DeserializeOwned,
+        D: Deserializer<'de>,
+    {
+        let value = toml::Value::deserialize(d)?;
+        if value.as_str() == Some(super::NO_LIMIT) {
+            return Ok(None);
+        }
+        let was_text = value.is_str();
+        T::deserialize(value).map(Some).map_err(|e| {
+            let hint = if was_text {
+                format!(" (or \"{}\" for no limit)", super::NO_LIMIT)
+            } else {
+                String::new()
+            };
+            D::Error::custom(format!("{}{hint}", e.message()))
+        })
+    }
 }
 
 /// The program's environment: nothing from the caller except what is listed.
@@ -298,37 +349,37 @@ pub enum TerminalEscapes {
 }
 
 impl Profile {
-    /// Parses a profile from TOML; the error names the file and the offending key.
+    /// Parses a profile from TOML text as if it were the file `origin`: layered over the
+    /// built-in profile or the file its `extends` names (relative to `origin`'s directory). The
+    /// error names the file and the offending key.
     pub fn from_toml(text: &str, origin: &str) -> Result<Profile, Error> {
-        let p: Profile = toml::from_str(text).map_err(|e| Error::Profile {
-            origin: origin.to_string(),
-            message: e.message().to_string()
-                + &e.span()
-                    .map(|s| format!(" (at byte {})", s.start))
-                    .unwrap_or_default(),
-        })?;
-        p.validate().map_err(|message| Error::Profile {
-            origin: origin.to_string(),
-            message,
-        })?;
-        Ok(p)
+        layered::from_text(text.to_string(), Path::new(origin)).map(|l| l.profile)
     }
 
-    /// Reads and parses the profile file at `path`; errors name the file.
-    pub fn load(path: &std::path::Path) -> Result<Profile, Error> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::io(format!("read profile {}", path.display()), e))?;
-        Profile::from_toml(&text, &path.display().to_string())
+    /// Reads the profile file at `path`, layered over its base (see [`layered`]); errors name
+    /// the file that is wrong and the key.
+    pub fn load(path: &Path) -> Result<Profile, Error> {
+        layered::load(path).map(|l| l.profile)
     }
 
-    /// The profile as TOML, headed by a comment saying where its keys are documented (what
-    /// `watertight profile show` prints).
+    /// [`Profile::load`], also returning the chain of files the profile came from.
+    pub fn load_layered(path: &Path) -> Result<layered::Layered, Error> {
+        layered::load(path)
+    }
+
+    /// The profile as a complete TOML table: every key, a limit that is not set as
+    /// [`NO_LIMIT`]. Deserializing it gives the profile back. For the built-in profile (the
+    /// merge's base): a path that is not UTF-8, which only a flag can give, would not serialize.
+    pub(crate) fn to_table(&self) -> toml::Table {
+        toml::Table::try_from(self).expect("a profile always serializes")
+    }
+
+    /// The profile as complete TOML (every key, so it loads back to the same profile whatever
+    /// the built-in one becomes), headed by a comment saying where its keys are documented
+    /// (what `watertight profile show` prints).
     pub fn to_toml(&self) -> String {
         let body = toml::to_string_pretty(self).expect("a profile always serializes");
-        format!(
-            "# watertight sandbox profile. Start a custom one from this: every key is documented in\n\
-             # the README (\"Profile format\"); sizes take K/M/G suffixes; omit a limit for none.\n\n{body}"
-        )
+        format!("{}\n{body}", toml_header())
     }
 
     /// Checks what serde cannot: ranges and combinations. Each error names the profile key,
@@ -411,6 +462,19 @@ impl Profile {
         }
         Ok(())
     }
+}
+
+/// The comment [`Profile::to_toml`] starts with: where the keys are documented, layering, the
+/// size units ([`crate::size::UNITS_TEXT`]) and [`NO_LIMIT`].
+pub fn toml_header() -> String {
+    format!(
+        "# watertight sandbox profile: every key is in the README (\"Profile format\"), layering in\n\
+         # docs/profile.md. A profile file may set only the keys it changes: the rest comes from\n\
+         # the built-in profile, or from the file a top-level `extends = \"FILE\"` names. Sizes\n\
+         # take {units} suffixes (powers of 1024); a limit of \"{none}\" is no limit.\n",
+        units = crate::size::UNITS_TEXT,
+        none = NO_LIMIT,
+    )
 }
 
 /// The `watertight run` flag that sets each profile key that has one.
@@ -590,6 +654,68 @@ mod tests {
             .replace("hostname =", "hostnam =");
         let e = Profile::from_toml(&text, "p.toml").unwrap_err().to_string();
         assert!(e.contains("p.toml") && e.contains("hostnam"), "{e}");
+    }
+
+    #[test]
+    fn a_partial_text_layers_over_the_default() {
+        let p = Profile::from_toml("[limits]\npids = 3\n", "dir/partial.toml").unwrap();
+        let want = Profile {
+            name: "partial".into(),
+            limits: Limits {
+                pids: Some(3),
+                ..default_profile().limits
+            },
+            ..default_profile()
+        };
+        assert_eq!(p, want);
+    }
+
+    /// The units a text names: the `/`-separated word right before ` suffix`.
+    fn units_named_in(text: &str) -> Vec<String> {
+        let before = &text[..text
+            .find(" suffix")
+            .expect("a text naming the size suffixes")];
+        let word = before.rsplit([' ', '\n', '#']).next().unwrap();
+        word.split('/').map(str::to_string).collect()
+    }
+
+    #[test]
+    fn the_profile_comment_names_exactly_the_size_units_size_parses() {
+        // Every letter the parser takes as a multiple, smallest first.
+        let mut parsed: Vec<(u64, String)> = ('A'..='Z')
+            .map(String::from)
+            .filter_map(|u| Some((format!("1{u}").parse::<Size>().ok()?.bytes(), u)))
+            .filter(|(bytes, _)| *bytes > 1)
+            .collect();
+        parsed.sort();
+        let parsed: Vec<String> = parsed.into_iter().map(|(_, u)| u).collect();
+        let named = units_named_in(&default_profile().to_toml());
+        assert_eq!(named, parsed);
+        assert_eq!(named, ["K", "M", "G", "T"]);
+        // And the size error message.
+        let e = "2X".parse::<Size>().unwrap_err();
+        assert_eq!(units_named_in(&e), parsed, "{e}");
+    }
+
+    #[test]
+    fn every_limit_is_written_even_when_not_set() {
+        let mut p = default_profile();
+        p.limits = Limits {
+            memory: None,
+            pids: None,
+            cpus: None,
+            cpu_time: None,
+            wall_time: None,
+            output: None,
+            open_files: None,
+            file_size: None,
+            stack: None,
+        };
+        let text = p.to_toml();
+        assert_eq!(text.matches("= \"none\"").count(), 9, "{text}");
+        assert_eq!(Profile::from_toml(&text, "default.toml").unwrap(), p);
+        let table = p.to_table();
+        assert_eq!(table["limits"].as_table().unwrap().len(), 9);
     }
 
     #[test]

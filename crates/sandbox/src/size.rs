@@ -4,7 +4,15 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::str::FromStr;
 
-/// A byte count. Parsed from a number with an optional K, M, G or T suffix (powers of 1024),
+/// The unit suffixes a [`Size`] takes, each a power of 1024 (`KB`, `KiB` and lowercase forms
+/// are read too, and `B` for plain bytes), smallest first.
+pub const UNITS: [(&str, u32); 4] = [("K", 10), ("M", 20), ("G", 30), ("T", 40)];
+
+/// [`UNITS`] as every description of sizes names them (profile comment, help, errors, docs).
+/// `units_text_lists_exactly_the_units` keeps the two in step.
+pub const UNITS_TEXT: &str = "K/M/G/T";
+
+/// A byte count. Parsed from a number with an optional [`UNITS`] suffix (powers of 1024),
 /// written back in the largest exact unit (`256M`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Size(u64);
@@ -30,7 +38,7 @@ impl FromStr for Size {
         let t = s.trim();
         let bad = || {
             format!(
-                "invalid size {s:?}: use a number with an optional K, M, G or T suffix, e.g. 256M"
+                "invalid size {s:?}: use a number of bytes with an optional {UNITS_TEXT} suffix (powers of 1024), e.g. 256M"
             )
         };
         let digits_end = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
@@ -38,13 +46,17 @@ impl FromStr for Size {
             return Err(bad());
         }
         let n: u64 = t[..digits_end].parse().map_err(|_| bad())?;
-        let shift = match t[digits_end..].trim().to_ascii_uppercase().as_str() {
+        let suffix = t[digits_end..].trim().to_ascii_uppercase();
+        let shift = match suffix.as_str() {
             "" | "B" => 0,
-            "K" | "KB" | "KIB" => 10,
-            "M" | "MB" | "MIB" => 20,
-            "G" | "GB" | "GIB" => 30,
-            "T" | "TB" | "TIB" => 40,
-            _ => return Err(bad()),
+            _ => match UNITS.iter().find(|(unit, _)| {
+                suffix
+                    .strip_prefix(unit)
+                    .is_some_and(|rest| matches!(rest, "" | "B" | "IB"))
+            }) {
+                Some(&(_, shift)) => shift,
+                None => return Err(bad()),
+            },
         };
         n.checked_mul(1u64 << shift)
             .map(Size)
@@ -54,7 +66,7 @@ impl FromStr for Size {
 
 impl fmt::Display for Size {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (shift, suffix) in [(40, "T"), (30, "G"), (20, "M"), (10, "K")] {
+        for &(suffix, shift) in UNITS.iter().rev() {
             if self.0 != 0 && self.0 % (1u64 << shift) == 0 {
                 return write!(f, "{}{}", self.0 >> shift, suffix);
             }
@@ -71,16 +83,28 @@ impl Serialize for Size {
 
 impl<'de> Deserialize<'de> for Size {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Size, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Num(u64),
-            Text(String),
+        struct SizeVisitor;
+        impl serde::de::Visitor<'_> for SizeVisitor {
+            type Value = Size;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(
+                    f,
+                    "a size: a number of bytes, or text with a {UNITS_TEXT} suffix such as \"256M\""
+                )
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Size, E> {
+                Ok(Size(n))
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Size, E> {
+                u64::try_from(n)
+                    .map(Size)
+                    .map_err(|_| E::custom(format!("invalid size {n}: a size cannot be negative")))
+            }
+            fn visit_str<E: serde::de::Error>(self, t: &str) -> Result<Size, E> {
+                t.parse().map_err(E::custom)
+            }
         }
-        match Raw::deserialize(d)? {
-            Raw::Num(n) => Ok(Size(n)),
-            Raw::Text(t) => t.parse().map_err(serde::de::Error::custom),
-        }
+        d.deserialize_any(SizeVisitor)
     }
 }
 
@@ -100,6 +124,30 @@ mod tests {
     fn rejects_garbage() {
         for s in ["12XB", "", "M", "-5M", "1.5G", "99999999999999999999T"] {
             assert!(s.parse::<Size>().is_err(), "{s}");
+        }
+    }
+
+    #[test]
+    fn units_text_lists_exactly_the_units() {
+        let listed: Vec<&str> = UNITS_TEXT.split('/').collect();
+        let units: Vec<&str> = UNITS.iter().map(|(u, _)| *u).collect();
+        assert_eq!(listed, units);
+        // And the parser takes exactly these letters as multiples (B is plain bytes).
+        let mut multiples: Vec<(u64, String)> = ('A'..='Z')
+            .map(String::from)
+            .filter_map(|u| Some((format!("1{u}").parse::<Size>().ok()?.bytes(), u)))
+            .filter(|(bytes, _)| *bytes > 1)
+            .collect();
+        multiples.sort();
+        let multiples: Vec<&str> = multiples.iter().map(|(_, u)| u.as_str()).collect();
+        assert_eq!(multiples, listed);
+        for (unit, shift) in UNITS {
+            for form in [unit.to_string(), format!("{unit}B"), format!("{unit}iB")] {
+                assert_eq!(
+                    format!("3{form}").parse::<Size>().unwrap().bytes(),
+                    3 << shift
+                );
+            }
         }
     }
 

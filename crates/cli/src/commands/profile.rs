@@ -1,10 +1,12 @@
-//! `watertight profile show [NAME|FILE]`: prints a profile in the TOML format `--profile`
-//! reads, so a custom profile starts from the built-in one. `watertight profile explain
+//! `watertight profile show [--effective] [NAME|FILE]`: prints a profile in the TOML format
+//! `--profile` reads, every key written out: the built-in one, or a file's effective profile
+//! (merged over its `extends` chain and the built-in profile). `watertight profile explain
 //! [NAME|FILE]`: the plan a sandbox on that profile runs under (its digest and its model) and
 //! what the auditor's rules say of it: the same rules `watertight audit` applies to containers.
 
 use std::ffi::OsString;
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
 use watertight_audit::{Finding, Severity};
@@ -12,12 +14,20 @@ use watertight_sandbox::{Job, Plan, Profile};
 
 #[derive(clap::Subcommand)]
 pub enum Command {
-    /// Print a profile as TOML: `default` (the built-in one) or a profile file (validated).
+    /// Print a profile as complete TOML: `default` (the built-in one) or a profile file's
+    /// effective profile (validated), which loads back to the same profile.
     Show {
+        /// `default` or a profile file (`./default` for a file of that name).
         #[arg(default_value = "default")]
         name: String,
+        /// The effective profile: the file merged over the files its `extends` chain names and
+        /// the built-in profile, every key written out. A file is always shown this way; the
+        /// flag says so in scripts.
+        #[arg(long)]
+        effective: bool,
     },
-    /// Check a profile file; prints nothing and exits 0 when it is valid.
+    /// Check a profile file (and every file its `extends` chain names); prints nothing and exits
+    /// 0 when it is valid.
     Check { file: PathBuf },
     /// Print the plan of a sandbox on this profile (`default` or a file), run from the current
     /// directory: its digest, its isolation model, and the auditor's findings on it. Exits 1
@@ -51,8 +61,23 @@ fn load(name: &str) -> anyhow::Result<Profile> {
 
 pub fn run(cmd: Command) -> anyhow::Result<u8> {
     match cmd {
-        Command::Show { name } => {
-            print!("{}", load(&name)?.to_toml());
+        Command::Show { name, effective: _ } => {
+            let text = if name == "default" {
+                watertight_sandbox::default_profile().to_toml()
+            } else {
+                let layered = Profile::load_layered(std::path::Path::new(&name))?;
+                let chain: Vec<String> = layered
+                    .files
+                    .iter()
+                    .map(|f| watertight_sys::text::quote(f.as_os_str().as_bytes()))
+                    .collect();
+                format!(
+                    "# The effective profile of {}, over the built-in profile.\n{}",
+                    chain.join(" extends "),
+                    layered.profile.to_toml()
+                )
+            };
+            print_out(&text)?;
         }
         Command::Check { file } => {
             Profile::load(&file)?;
@@ -64,6 +89,14 @@ pub fn run(cmd: Command) -> anyhow::Result<u8> {
         } => return explain(&name, format, &fail_on),
     }
     Ok(0)
+}
+
+/// Writes `text` to standard output; a reader that closed it early (`| head`) is not an error.
+fn print_out(text: &str) -> anyhow::Result<()> {
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => Ok(r?),
+    }
 }
 
 fn explain(name: &str, format: ExplainFormat, fail_on: &str) -> anyhow::Result<u8> {

@@ -12,15 +12,24 @@ use watertight_sandbox::layers::{env, secrets};
 use watertight_sandbox::profile::{Bind, HostSockets, OnViolation, TerminalEscapes};
 use watertight_sandbox::{default_profile, ExitCodes, Job, Profile, Size, Status};
 
-#[derive(clap::Args)]
-#[command(
-    after_help = "Exit status (--exit-codes program, the default): the program's own; 128+N if signal N \
+/// The text after `watertight run --help`'s flags: sizes, exit status.
+fn after_help() -> String {
+    format!(
+        "SIZE: a number of bytes with an optional {} suffix (powers of 1024), e.g. 256M.\n\n\
+Exit status (--exit-codes program, the default): the program's own; 128+N if signal N \
 killed it; 124 time limit; 137 memory limit; 153 output limit; 159 security violation; 125 watertight failed; \
 126/127 command not executable / not found. The program can exit with any of these itself: --result is the \
-authority. With --exit-codes verdict: OK 0, RE 1, SG 2, TO 3, ML 4, OL 5, SV 6, XX 125 (126/127 as above)."
-)]
+authority. With --exit-codes verdict: OK 0, RE 1, SG 2, TO 3, ML 4, OL 5, SV 6, XX 125 (126/127 as above).",
+        watertight_sandbox::size::UNITS_TEXT
+    )
+}
+
+#[derive(clap::Args)]
+#[command(after_help = after_help())]
 pub struct Args {
-    /// Profile file (TOML); default: the built-in profile (`watertight profile show default`).
+    /// Profile file (TOML): only the keys it changes, over the built-in profile or the file its
+    /// `extends` names (`watertight profile show --effective FILE` prints the result); default:
+    /// the built-in profile.
     #[arg(long, value_name = "FILE")]
     profile: Option<PathBuf>,
     /// Use DIR as the sandbox's root (read-only) instead of the host's own directories.

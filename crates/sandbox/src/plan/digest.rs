@@ -73,9 +73,7 @@ impl PlanDigest {
                 })
             })
             .collect();
-        let rest = serde_json::to_value(&rest)
-            // Any other field that is not UTF-8: its debug form, which keeps every byte.
-            .unwrap_or_else(|_| serde_json::Value::String(format!("{rest:?}")));
+        let rest = profile_encoding(&rest);
         let mut policy = json!({
             "encoding": ENCODING,
             "profile": rest,
@@ -102,6 +100,26 @@ impl std::fmt::Display for PlanDigest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
     }
+}
+
+/// The profile (binds taken out) as the digest encodes it.
+fn profile_encoding(rest: &Profile) -> serde_json::Value {
+    let mut rest = serde_json::to_value(rest)
+        // Any other field that is not UTF-8: its debug form, which keeps every byte.
+        .unwrap_or_else(|_| serde_json::Value::String(format!("{rest:?}")));
+    // A limit that is not set serializes as "none" (the word a profile file uses); this
+    // encoding has it as null, as it always had.
+    if let Some(limits) = rest
+        .get_mut("limits")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        for v in limits.values_mut() {
+            if v == crate::profile::NO_LIMIT {
+                *v = serde_json::Value::Null;
+            }
+        }
+    }
+    rest
 }
 
 fn file_sha256(path: &std::path::Path) -> Result<String, Error> {
@@ -147,6 +165,16 @@ mod tests {
         for changed in [memory, net, kill] {
             assert_ne!(digest_of(&changed), base);
         }
+    }
+
+    #[test]
+    fn a_limit_that_is_not_set_is_null_in_the_encoding() {
+        // Encoding 1 has had null for an unset limit since before profiles wrote "none".
+        let limits = &profile_encoding(&default_profile())["limits"];
+        assert_eq!(limits["cpus"], serde_json::Value::Null);
+        assert_eq!(limits["stack"], serde_json::Value::Null);
+        assert_eq!(limits["memory"], "512M");
+        assert_eq!(limits["pids"], 128);
     }
 
     #[test]
