@@ -79,6 +79,14 @@ impl Plan {
             readonly_rootfs: Some(p.root.source == "host" || !p.root.writable),
             service_account_token: None,
             cgroup_path: None,
+            readonly_paths: Some(
+                p.proc
+                    .read_only
+                    .iter()
+                    .map(|r| r.to_string_lossy().into_owned())
+                    .collect(),
+            ),
+            ..Subject::default()
         };
         Workload {
             plan: None,
