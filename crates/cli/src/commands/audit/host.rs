@@ -78,7 +78,9 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     // "unknown" and the report empty, which reads as "isolated". An error, not "No findings".
     if let Some(dir) = &scanned.reference_unreadable {
         anyhow::bail!(
-            "cannot read {}/* (the namespaces of the reference process, permission denied): run              as root in the host PID namespace, or pass --reference-pid of a host process whose              namespaces can be read",
+            "cannot read {}/* (the namespaces of the reference process, permission denied): \
+             run as root in the host PID namespace, or pass --reference-pid of a host process \
+             whose namespaces can be read",
             dir.display()
         );
     }
