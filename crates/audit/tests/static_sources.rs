@@ -259,3 +259,69 @@ fn docker_options_that_add_up_to_privileged_are_privileged() {
         "{u:?}"
     );
 }
+
+/// The isolation findings (not the PSS ones) of one manifest, as `rule container` keys.
+fn k8s_findings(yaml: &str) -> Vec<Finding> {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pod.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    let audit = watertight_audit::sources::k8s::audit_path(
+        &file,
+        watertight_pss::Level::Privileged,
+        watertight_pss::Version::Latest,
+    );
+    assert!(audit.errors.is_empty(), "{:?}", audit.errors);
+    audit_workloads(&audit.workloads)
+}
+
+#[test]
+fn k8s_unset_seccomp_and_image_user_are_low_findings() {
+    let f = k8s_findings(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - {name: c, image: x}\n",
+    );
+    for rule in ["seccomp-unset", "image-user-root"] {
+        let x = f
+            .iter()
+            .find(|f| f.rule == rule)
+            .unwrap_or_else(|| panic!("{rule}: {f:#?}"));
+        assert_eq!(x.severity, Severity::Low);
+    }
+    // Both set at pod level: neither.
+    let f = k8s_findings(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  securityContext:\n    \
+         runAsNonRoot: true\n    seccompProfile: {type: RuntimeDefault}\n  containers:\n  \
+         - {name: c, image: x}\n",
+    );
+    assert!(
+        !f.iter()
+            .any(|f| f.rule == "seccomp-unset" || f.rule == "image-user-root"),
+        "{f:#?}"
+    );
+}
+
+#[test]
+fn k8s_windows_host_process_is_privileged_and_skips_linux_rules() {
+    let f = k8s_findings(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: w}\nspec:\n  os: {name: windows}\n  \
+         hostNetwork: true\n  securityContext:\n    windowsOptions: {hostProcess: true, \
+         runAsUserName: \"NT AUTHORITY\\\\SYSTEM\"}\n  containers:\n  - {name: c, image: x}\n",
+    );
+    let p = f.iter().find(|f| f.rule == "privileged").unwrap();
+    assert_eq!(p.severity, Severity::Critical);
+    assert!(p.message.contains("HostProcess"));
+    for linux_only in [
+        "seccomp-unset",
+        "image-user-root",
+        "no-new-privs",
+        "dangerous-capabilities",
+    ] {
+        assert!(
+            !f.iter().any(|f| f.rule == linux_only),
+            "{linux_only}: {f:#?}"
+        );
+    }
+    assert!(
+        f.iter().any(|f| f.rule == "shared-host-namespace"),
+        "{f:#?}"
+    );
+}
