@@ -53,7 +53,7 @@ fn docker_leaky_containers_give_the_exact_findings() {
             "web host-devices",
             "web host-ports",
             "web seccomp-disabled",
-            "web unsafe-sysctls",
+            // net.ipv4.ip_forward in web's own (bridge) network namespace changes only web.
             "web shared-host-namespace[user]",
         ])
     );
@@ -76,11 +76,7 @@ fn docker_leaky_containers_give_the_exact_findings() {
         .find(|f| f.rule == "mount-propagation" && f.severity == Severity::High)
         .unwrap();
     assert_eq!(bidi.paths, vec!["/cache"]);
-    let sysctl = findings
-        .iter()
-        .find(|f| f.rule == "unsafe-sysctls")
-        .unwrap();
-    assert_eq!(sysctl.paths, vec!["net.ipv4.ip_forward"]);
+    assert!(!findings.iter().any(|f| f.rule == "unsafe-sysctls"));
     for f in &findings {
         assert_eq!(
             f.file.as_deref(),
@@ -169,9 +165,17 @@ fn oci_leaky_spec() {
     assert_eq!(prop.paths, vec!["/var/lib/kubelet", "/shared"]);
     let socket = findings
         .iter()
-        .find(|f| f.rule == "sensitive-host-mount" && f.severity == Severity::Critical)
+        .find(|f| {
+            f.rule == "sensitive-host-mount" && f.paths[0] == "/run/containerd/containerd.sock"
+        })
         .unwrap();
-    assert_eq!(socket.paths[0], "/run/containerd/containerd.sock");
+    assert_eq!(socket.severity, Severity::Critical);
+    // Writable /var/lib/kubelet: every pod's secrets on the node.
+    let kubelet = findings
+        .iter()
+        .find(|f| f.rule == "sensitive-host-mount" && f.paths[0] == "/var/lib/kubelet")
+        .unwrap();
+    assert_eq!(kubelet.severity, Severity::Critical);
 }
 
 #[test]
@@ -184,4 +188,140 @@ fn oci_bad_input() {
     );
     let e = oci::load(Path::new("/nonexistent-bundle-dir")).unwrap_err();
     assert!(e.to_string().contains("cannot read"), "{e}");
+}
+
+#[test]
+fn an_oci_config_that_adds_up_to_privileged_is_privileged() {
+    let all_caps: Vec<String> = watertight_model::CAPABILITY_NAMES
+        .iter()
+        .map(|c| format!("CAP_{c}"))
+        .collect();
+    let config = |devices: &str| {
+        format!(
+            r#"{{"ociVersion": "1.0.2", "process": {{"user": {{"uid": 0, "gid": 0}},
+                "cwd": "/", "args": ["sh"], "capabilities": {{"effective": {caps},
+                "bounding": {caps}, "permitted": {caps}}}}},
+              "root": {{"path": "rootfs"}},
+              "linux": {{"namespaces": [{{"type": "pid"}}, {{"type": "mount"}},
+                {{"type": "network"}}, {{"type": "ipc"}}, {{"type": "uts"}}],
+                "resources": {{"devices": {devices}}}}}}}"#,
+            caps = serde_json::to_string(&all_caps).unwrap()
+        )
+    };
+    // Podman's and runc's privileged spec: one allow-all device rule.
+    let w = oci::parse(
+        &config(r#"[{"allow": true, "access": "rwm"}]"#),
+        Path::new("config.json"),
+    )
+    .unwrap();
+    let f = audit_workloads(&[w]);
+    let p = f.iter().find(|f| f.rule == "privileged").unwrap();
+    assert_eq!(p.severity, Severity::Critical);
+    assert!(p.message.contains("adds up to privileged"), "{}", p.message);
+    // The parts are folded into it, as for privileged mode.
+    assert!(!f
+        .iter()
+        .any(|f| f.rule == "full-capabilities" || f.rule == "unmasked-proc"));
+    // runc's default device rules (deny all, then single devices): not privileged.
+    let w = oci::parse(
+        &config(
+            r#"[{"allow": false, "access": "rwm"},
+                {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"}]"#,
+        ),
+        Path::new("config.json"),
+    )
+    .unwrap();
+    let f = audit_workloads(&[w]);
+    assert!(!f.iter().any(|f| f.rule == "privileged"), "{f:#?}");
+    assert!(f.iter().any(|f| f.rule == "full-capabilities"));
+    assert!(f.iter().any(|f| f.rule == "unmasked-proc"));
+}
+
+#[test]
+fn docker_options_that_add_up_to_privileged_are_privileged() {
+    let inspect = |rules: &str| {
+        format!(
+            r#"[{{"Id": "abc", "Name": "/almost", "Config": {{"User": "1000"}},
+                 "HostConfig": {{"CapAdd": ["ALL"], "DeviceCgroupRules": {rules},
+                   "SecurityOpt": ["seccomp=unconfined", "systempaths=unconfined"]}}}}]"#
+        )
+    };
+    let f =
+        audit_workloads(&docker::parse(&inspect(r#"["a *:* rwm"]"#), Path::new("i.json")).unwrap());
+    let p = f.iter().find(|f| f.rule == "privileged").unwrap();
+    assert!(p.message.contains("adds up to privileged"), "{}", p.message);
+    let f =
+        audit_workloads(&docker::parse(&inspect(r#"["c 1:3 rwm"]"#), Path::new("i.json")).unwrap());
+    assert!(!f.iter().any(|f| f.rule == "privileged"), "{f:#?}");
+    let u = f.iter().find(|f| f.rule == "unmasked-proc").unwrap();
+    assert!(
+        u.paths.contains(&"/proc/sysrq-trigger".to_string()),
+        "{u:?}"
+    );
+}
+
+/// The isolation findings (not the PSS ones) of one manifest, as `rule container` keys.
+fn k8s_findings(yaml: &str) -> Vec<Finding> {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pod.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    let audit = watertight_audit::sources::k8s::audit_path(
+        &file,
+        watertight_pss::Level::Privileged,
+        watertight_pss::Version::Latest,
+    );
+    assert!(audit.errors.is_empty(), "{:?}", audit.errors);
+    audit_workloads(&audit.workloads)
+}
+
+#[test]
+fn k8s_unset_seccomp_and_image_user_are_low_findings() {
+    let f = k8s_findings(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - {name: c, image: x}\n",
+    );
+    for rule in ["seccomp-unset", "image-user-root"] {
+        let x = f
+            .iter()
+            .find(|f| f.rule == rule)
+            .unwrap_or_else(|| panic!("{rule}: {f:#?}"));
+        assert_eq!(x.severity, Severity::Low);
+    }
+    // Both set at pod level: neither.
+    let f = k8s_findings(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  securityContext:\n    \
+         runAsNonRoot: true\n    seccompProfile: {type: RuntimeDefault}\n  containers:\n  \
+         - {name: c, image: x}\n",
+    );
+    assert!(
+        !f.iter()
+            .any(|f| f.rule == "seccomp-unset" || f.rule == "image-user-root"),
+        "{f:#?}"
+    );
+}
+
+#[test]
+fn k8s_windows_host_process_is_privileged_and_skips_linux_rules() {
+    let f = k8s_findings(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: w}\nspec:\n  os: {name: windows}\n  \
+         hostNetwork: true\n  securityContext:\n    windowsOptions: {hostProcess: true, \
+         runAsUserName: \"NT AUTHORITY\\\\SYSTEM\"}\n  containers:\n  - {name: c, image: x}\n",
+    );
+    let p = f.iter().find(|f| f.rule == "privileged").unwrap();
+    assert_eq!(p.severity, Severity::Critical);
+    assert!(p.message.contains("HostProcess"));
+    for linux_only in [
+        "seccomp-unset",
+        "image-user-root",
+        "no-new-privs",
+        "dangerous-capabilities",
+    ] {
+        assert!(
+            !f.iter().any(|f| f.rule == linux_only),
+            "{linux_only}: {f:#?}"
+        );
+    }
+    assert!(
+        f.iter().any(|f| f.rule == "shared-host-namespace"),
+        "{f:#?}"
+    );
 }

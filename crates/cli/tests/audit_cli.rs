@@ -365,3 +365,78 @@ fn host_audit_of_one_unshared_process() {
     }
     drop(guard);
 }
+
+/// A child killed and reaped on drop (by its pid, never by name).
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn host_audit_without_the_privileges_it_needs_is_an_error() {
+    let test = "host_audit_without_the_privileges_it_needs_is_an_error";
+    if !watertight_testkit::require_root(test)
+        || !watertight_testkit::require_tools(test, &["setpriv"], "util-linux")
+    {
+        return;
+    }
+    let nobody = |args: &[&str]| {
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(env!("CARGO_BIN_EXE_watertight"))
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let one_line = |out: &std::process::Output, names: &str| {
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(out.stdout.is_empty(), "a report was printed: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(names) && err.contains("run as root"), "{err}");
+        assert!(!err.contains("No findings"), "{err}");
+    };
+    // PID 1's namespaces (the default reference): another user's.
+    one_line(&nobody(&["audit", "host"]), "/proc/1/ns");
+    // A reference of its own, but every other user's process unreadable.
+    let reference = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "sleep",
+            "60",
+        ])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let reference = Reaped(reference);
+    let pid = reference.0.id().to_string();
+    one_line(
+        &nobody(&["audit", "host", "--reference-pid", &pid]),
+        "other users' processes",
+    );
+    // Only its own processes: readable, audited (exit 0 or 1, a report).
+    let out = nobody(&[
+        "audit",
+        "host",
+        "--reference-pid",
+        &pid,
+        "--pid",
+        &pid,
+        "--format",
+        "json",
+    ]);
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(json(&out)["command"], "host");
+    drop(reference);
+}

@@ -1,7 +1,8 @@
 //! The one output sink of every report command, end to end through the binary: `--fail-on`
 //! thresholds, SARIF and Prometheus of the isolation and kernel result classes, `-o FILE` written
-//! through (symlink, FIFO, /dev/stdout), and a reader that closes standard output early
-//! (`watertight audit kernel | head -1`) ending the command quietly. No root needed.
+//! through (symlink, FIFO, /dev/stdout) by every command that writes a file, and a reader that
+//! closes standard output early (`watertight audit kernel | head -1`) ending the command
+//! quietly. Root only for a character device node made with mknod and for `audit host`.
 
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::fs::MetadataExt;
@@ -320,4 +321,190 @@ fn audit_kernel_piped_into_head_1() {
     };
     // 6.6.50 has high-severity CVEs: the default --fail-on high decides 1.
     assert_quiet_end(&o, 1);
+}
+
+/// Every command that writes a file, each with its output flag last (the path follows it).
+/// `net check` is not here: it needs a real bridge (crates/cli/tests/net_cli.rs) and emits
+/// through the same `Sink::emit` as the audits.
+fn file_writers(scratch: &Path) -> Vec<Vec<String>> {
+    let s = |v: &[&str]| v.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+    let p = |rel: &str| scratch.join(rel).display().to_string();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../audit/tests/fixtures");
+    std::fs::write(
+        scratch.join("pod.yaml"),
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers: [{name: c, image: x}]\n",
+    )
+    .unwrap();
+    let report = run(&[
+        "audit",
+        "docker",
+        "--format",
+        "json",
+        "--fail-on",
+        "none",
+        &leaky(),
+    ]);
+    std::fs::write(scratch.join("node.json"), &report.stdout).unwrap();
+    let records = scratch.join("records");
+    std::fs::create_dir_all(&records).unwrap();
+    std::fs::write(
+        records.join("CVE-2024-1.json"),
+        r#"{"containers":{"cna":{"title":"t","affected":[{"defaultStatus":"affected",
+"programFiles":["fs/x.c"],"versions":[{"version":"0","lessThan":"5.0","status":"unaffected",
+"versionType":"semver"}]}]}},"cveMetadata":{"cveId":"CVE-2024-1","state":"PUBLISHED"}}"#,
+    )
+    .unwrap();
+    let key = p("release.key");
+    assert_eq!(
+        run(&["key", "generate", "--out", &key]).status.code(),
+        Some(0)
+    );
+    let tree = scratch.join("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    std::fs::write(tree.join("a"), "a").unwrap();
+    let kernel = scratch.join("host/proc/sys/kernel");
+    std::fs::create_dir_all(&kernel).unwrap();
+    std::fs::write(kernel.join("osrelease"), "6.6.50\n").unwrap();
+    let host_root = p("host");
+    let mut out = vec![
+        s(&["audit", "docker", "--fail-on", "none", &leaky(), "-o"]),
+        s(&[
+            "audit",
+            "oci",
+            "--fail-on",
+            "none",
+            &fixtures.join("oci/runc-default").display().to_string(),
+            "-o",
+        ]),
+        s(&["audit", "k8s", "--fail-on", "none", &p("pod.yaml"), "-o"]),
+        s(&["audit", "fleet", "--fail-on", "none", &p("node.json"), "-o"]),
+        s(&[
+            "audit",
+            "kernel",
+            "--fail-on",
+            "none",
+            "--host-root",
+            &host_root,
+            "-o",
+        ]),
+        s(&[
+            "audit",
+            "kernel",
+            "--cve-db",
+            &records.display().to_string(),
+            "--index-out",
+        ]),
+        s(&[
+            "manifest",
+            "create",
+            &tree.display().to_string(),
+            "--key",
+            &key,
+            "--out",
+        ]),
+    ];
+    if watertight_testkit::is_root() {
+        let me = std::process::id().to_string();
+        out.push(s(&[
+            "audit",
+            "host",
+            "--fail-on",
+            "none",
+            "--pid",
+            &me,
+            "--reference-pid",
+            &me,
+            "-o",
+        ]));
+    }
+    out
+}
+
+/// Runs one writer into `target` and checks it ended well.
+fn write_to(args: &[String], target: &Path) {
+    let o = watertight().args(args).arg(target).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr(&o));
+}
+
+#[test]
+fn every_file_writer_writes_through_fifos_and_symlinks() {
+    let scratch = tempfile::tempdir().unwrap();
+    for args in file_writers(scratch.path()) {
+        // A FIFO, read by a thread: the output arrives, the FIFO stays a FIFO.
+        let fifo = scratch.path().join("out.fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::read(fifo).unwrap())
+        };
+        write_to(&args, &fifo);
+        use std::os::unix::fs::FileTypeExt;
+        // Checked before joining the reader: a writer that replaced the FIFO never opened it.
+        assert!(
+            std::fs::symlink_metadata(&fifo)
+                .unwrap()
+                .file_type()
+                .is_fifo(),
+            "{args:?} replaced the FIFO"
+        );
+        let got = reader.join().unwrap();
+        assert!(!got.is_empty(), "{args:?}: nothing came through the FIFO");
+        std::fs::remove_file(&fifo).unwrap();
+
+        // A symlink to a file: still the same symlink, its target holds the output.
+        let target = scratch.path().join("real.out");
+        std::fs::write(&target, "old").unwrap();
+        let inode = std::fs::metadata(&target).unwrap().ino();
+        let link = scratch.path().join("link.out");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        write_to(&args, &link);
+        assert_eq!(std::fs::read_link(&link).unwrap(), target, "{args:?}");
+        assert_eq!(std::fs::metadata(&target).unwrap().ino(), inode, "{args:?}");
+        let written = std::fs::read(&target).unwrap();
+        assert!(
+            written.len() > 3 && !written.starts_with(b"old"),
+            "{args:?}"
+        );
+        std::fs::remove_file(&link).unwrap();
+
+        // A regular file: replaced whole by a rename (a new inode), nothing left beside it.
+        write_to(&args, &target);
+        assert_ne!(std::fs::metadata(&target).unwrap().ino(), inode, "{args:?}");
+        std::fs::remove_file(&target).unwrap();
+        let left: Vec<_> = std::fs::read_dir(scratch.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .filter(|n| n.to_string_lossy().contains(".tmp"))
+            .collect();
+        assert!(left.is_empty(), "{args:?} left {left:?}");
+    }
+}
+
+#[test]
+fn every_file_writer_writes_through_a_character_device() {
+    if !watertight_testkit::require_root("every_file_writer_writes_through_a_character_device") {
+        return;
+    }
+    use nix::sys::stat::{makedev, mknod, Mode, SFlag};
+    use std::os::unix::fs::FileTypeExt;
+    let scratch = tempfile::tempdir().unwrap();
+    // A node of our own with /dev/null's numbers (1:3), in the temp dir: /dev is never touched.
+    let null = scratch.path().join("null");
+    mknod(
+        &null,
+        SFlag::S_IFCHR,
+        Mode::from_bits_truncate(0o666),
+        makedev(1, 3),
+    )
+    .unwrap();
+    for args in file_writers(scratch.path()) {
+        write_to(&args, &null);
+        let meta = std::fs::symlink_metadata(&null).unwrap();
+        assert!(
+            meta.file_type().is_char_device(),
+            "{args:?} replaced the device node"
+        );
+        assert_eq!(meta.rdev(), makedev(1, 3), "{args:?}");
+    }
 }

@@ -169,9 +169,28 @@ pub struct Subject {
     /// Kernel parameters set for it.
     #[serde(default)]
     pub sysctls: Vec<Sysctl>,
-    /// Paths the runtime masks (e.g. `/proc/kcore`); `None` if not known.
+    /// Paths the workload cannot read: masked by the runtime (OCI `maskedPaths`: `/dev/null`
+    /// over a file, an empty read-only tmpfs over a directory) or, measured live, not there at
+    /// all in its view; `None` if not known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub masked_paths: Option<Vec<String>>,
+    /// Paths the runtime makes read-only (OCI `readonlyPaths`: `/proc/sys`,
+    /// `/proc/sysrq-trigger`, ...); `None` if not known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readonly_paths: Option<Vec<String>>,
+    /// Whether the device cgroup lets it open every device (OCI `linux.resources.devices` ending
+    /// in an allow-all rule, Docker `--device-cgroup-rule 'a *:* rwm'`, privileged mode); `None`
+    /// if not known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub all_devices_allowed: Option<bool>,
+    /// The operating system it runs on (`linux`, `windows`: Kubernetes `spec.os.name`); `None`
+    /// when the source does not say (then Linux).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os: Option<String>,
+    /// A Windows HostProcess container (Kubernetes `windowsOptions.hostProcess: true`): a process
+    /// on the host, with the host's network and file system, as the account it names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_process: Option<bool>,
     /// Whether its root filesystem is read-only; `None` where the source does not say.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub readonly_rootfs: Option<bool>,
@@ -344,6 +363,55 @@ pub const DEFAULT_DEVICE_NODES: [&str; 6] = [
     "/dev/random",
     "/dev/urandom",
     "/dev/tty",
+];
+
+/// What an OCI runtime masks in /proc and /sys by default: runc's default spec
+/// (`libcontainer/specconv/example.go`, `Example()`), also containerd's (`oci/spec.go`,
+/// `populateDefaultUnixSpec`), moby's (`oci/defaults.go`, `DefaultLinuxSpec`) and Podman's
+/// (containers/common `pkg/config`): kernel memory (`kcore`), the kernel's keyrings (`keys`),
+/// timers and scheduler state of every host task (`timer_list`, `timer_stats`, `sched_debug`,
+/// `latency_stats`), hardware interfaces (`acpi`, `asound`, `scsi`) and firmware
+/// (`/sys/firmware`: ACPI tables, EFI variables); plus `kallsyms` (kernel addresses, which no
+/// runtime masks: the rule counts it only where the reader sees real addresses).
+/// containerd and moby also mask `/sys/devices/virtual/powercap`; it is not required here:
+/// runc's own default does not mask it, and its energy counters (CVE-2020-8694) are root-only
+/// since the kernel's fix.
+pub const PROC_MASKED_PATHS: [&str; 11] = [
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/kallsyms",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+];
+
+/// What an OCI runtime makes read-only in /proc by default (the same sources' `readonlyPaths`):
+/// writing any of them changes the host kernel for everyone (`sysrq-trigger` reboots or crashes
+/// it, `/proc/sys` holds every global sysctl, `/proc/irq` interrupt affinity, `/proc/bus` PCI
+/// configuration space, `/proc/fs` file system tunables).
+pub const PROC_READONLY_PATHS: [&str; 5] = [
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+/// What in a host's /etc is secret to other users (password hashes, sudo rules, host keys, TLS
+/// private keys), relative to /etc: a workload shown the host's /etc read-only with each of
+/// these masked (or absent) sees only what any local user of the host may read.
+pub const ETC_CREDENTIALS: [&str; 6] = [
+    "shadow",
+    "gshadow",
+    "sudoers",
+    "sudoers.d",
+    "ssh",
+    "ssl/private",
 ];
 
 /// Where `watertight run` publishes the plan of each running sandbox, one `<sandbox_id>.json`

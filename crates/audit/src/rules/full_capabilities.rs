@@ -13,7 +13,7 @@ pub const INFO: RuleInfo = RuleInfo {
 };
 
 pub fn check(cx: &Context, out: &mut Vec<Finding>) {
-    if !cx.expects_isolation() || !cx.caps_count_on_host() || cx.subject.privileged {
+    if !cx.expects_isolation() || !cx.caps_count_on_host() || cx.privileged() {
         return;
     }
     let caps = &cx.subject.capabilities;

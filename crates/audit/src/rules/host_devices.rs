@@ -15,7 +15,7 @@ pub const INFO: RuleInfo = RuleInfo {
 const KERNEL_MEMORY: [&str; 3] = ["/dev/mem", "/dev/kmem", "/dev/port"];
 
 pub fn check(cx: &Context, out: &mut Vec<Finding>) {
-    if !cx.expects_isolation() || cx.subject.privileged || cx.subject.devices.is_empty() {
+    if !cx.expects_isolation() || cx.privileged() || cx.subject.devices.is_empty() {
         return;
     }
     let mut severity = Severity::Medium;

@@ -5,6 +5,7 @@ mod dangerous_capabilities;
 mod full_capabilities;
 mod host_devices;
 mod host_ports;
+mod image_user_root;
 mod lsm_unconfined;
 mod mount_propagation;
 mod namespace_unknown;
@@ -14,6 +15,7 @@ mod privileged;
 mod root_cgroup;
 mod run_as_root;
 mod seccomp_disabled;
+mod seccomp_unset;
 mod sensitive_host_mount;
 mod service_account_token;
 mod shared_host_namespace;
@@ -73,6 +75,24 @@ impl Context<'_> {
         matches!(self.workload.origin, Origin::Live { .. })
     }
 
+    /// Whether the subject is privileged in effect: privileged mode, a Windows HostProcess
+    /// container, or settings that add up to privileged mode (every capability, every device,
+    /// no seccomp filter, /proc unmasked: `privileged` reports it). The rules for its parts then
+    /// stay silent: the one critical finding says it all, as it does for privileged mode.
+    pub fn privileged(&self) -> bool {
+        self.subject.privileged
+            || self.subject.host_process == Some(true)
+            || privileged::equivalent(self.subject).is_some()
+    }
+
+    /// Whether the subject is a Windows container (Kubernetes `spec.os.name: windows`).
+    pub fn is_windows(&self) -> bool {
+        self.subject
+            .os
+            .as_deref()
+            .is_some_and(|os| os.eq_ignore_ascii_case("windows"))
+    }
+
     /// Capabilities held against the host: a separate user namespace makes them namespaced.
     pub fn caps_count_on_host(&self) -> bool {
         self.subject.namespaces.get(NamespaceKind::User) != NamespaceState::Isolated
@@ -111,8 +131,32 @@ impl Context<'_> {
 
 type Check = fn(&Context, &mut Vec<Finding>);
 
+/// Rules about Linux mechanisms (capabilities, seccomp, no_new_privs, LSMs, uids, user
+/// namespaces, /proc, sysctls, mount propagation, cgroups) that do not exist for a Windows
+/// container: skipped for `spec.os.name: windows`, as pod-security-admission skips its Linux-only
+/// checks for such pods (Pod Security Standards, "Pod OS field": seccomp, AppArmor, SELinux,
+/// procMount, capabilities, privilege escalation, runAsNonRoot/runAsUser, sysctls).
+/// Host namespaces, host paths, host ports, service-account tokens and privileged mode
+/// (HostProcess) apply to Windows too.
+const LINUX_ONLY: [&str; 14] = [
+    "full-capabilities",
+    "dangerous-capabilities",
+    "user-namespace-host-root",
+    "mount-propagation",
+    "root-cgroup",
+    "seccomp-disabled",
+    "seccomp-unset",
+    "no-new-privs",
+    "lsm-unconfined",
+    "run-as-root",
+    "image-user-root",
+    "unmasked-proc",
+    "unsafe-sysctls",
+    "host-devices",
+];
+
 /// Every rule, in report order.
-const RULES: [(RuleInfo, Check); 19] = [
+const RULES: [(RuleInfo, Check); 21] = [
     (privileged::INFO, privileged::check),
     (shared_host_namespace::INFO, shared_host_namespace::check),
     (namespace_unknown::INFO, namespace_unknown::check),
@@ -127,9 +171,11 @@ const RULES: [(RuleInfo, Check); 19] = [
     (host_devices::INFO, host_devices::check),
     (root_cgroup::INFO, root_cgroup::check),
     (seccomp_disabled::INFO, seccomp_disabled::check),
+    (seccomp_unset::INFO, seccomp_unset::check),
     (no_new_privs::INFO, no_new_privs::check),
     (lsm_unconfined::INFO, lsm_unconfined::check),
     (run_as_root::INFO, run_as_root::check),
+    (image_user_root::INFO, image_user_root::check),
     (unmasked_proc::INFO, unmasked_proc::check),
     (unsafe_sysctls::INFO, unsafe_sysctls::check),
     (host_ports::INFO, host_ports::check),
@@ -154,7 +200,11 @@ pub fn evaluate(workload: &Workload, source: &str) -> Vec<Finding> {
             source,
         };
         let mut found = Vec::new();
-        for (_, check) in RULES.iter() {
+        let windows = cx.is_windows();
+        for (info, check) in RULES.iter() {
+            if windows && LINUX_ONLY.contains(&info.id) {
+                continue;
+            }
             check(&cx, &mut found);
         }
         for f in found {
@@ -240,6 +290,40 @@ mod tests {
     fn a_well_isolated_container_has_no_findings() {
         let (w, s) = isolated_container();
         assert_eq!(run(&w, s), vec![]);
+    }
+
+    #[test]
+    fn linux_only_names_real_rules() {
+        let ids: Vec<_> = catalog().iter().map(|r| r.id).collect();
+        for id in LINUX_ONLY {
+            assert!(ids.contains(&id), "{id}");
+        }
+    }
+
+    #[test]
+    fn windows_pods_skip_linux_only_rules_but_not_host_access() {
+        let (mut w, mut s) = isolated_container();
+        w.kind = watertight_model::WorkloadKind::KubernetesObject {
+            api_version: "v1".into(),
+            kind: "Pod".into(),
+        };
+        s.seccomp = watertight_model::Seccomp::default();
+        s.user.uid = None;
+        s.no_new_privs = Some(false);
+        s.namespaces.set(NamespaceKind::Net, NamespaceState::Shared);
+        s.namespaces
+            .set(NamespaceKind::User, NamespaceState::Shared);
+        let linux = rules(&run(&w, s.clone()));
+        for id in ["seccomp-unset", "image-user-root", "no-new-privs"] {
+            assert!(linux.contains(&id.to_string()), "{linux:?}");
+        }
+        s.os = Some("windows".into());
+        let windows = rules(&run(&w, s));
+        assert_eq!(
+            windows,
+            vec!["shared-host-namespace", "shared-host-namespace"],
+            "{windows:?}"
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ pub const INFO: RuleInfo = RuleInfo {
 };
 
 pub fn check(cx: &Context, out: &mut Vec<Finding>) {
-    if !cx.expects_isolation() || cx.subject.privileged {
+    if !cx.expects_isolation() || cx.privileged() {
         return;
     }
     if cx.subject.seccomp.mode == SeccompMode::Disabled {

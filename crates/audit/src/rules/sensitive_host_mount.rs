@@ -3,6 +3,7 @@
 
 use super::{Context, RuleInfo};
 use crate::finding::{Finding, Severity};
+use watertight_model::{NamespaceKind, NamespaceState, DEFAULT_DEVICE_NODES};
 
 pub const INFO: RuleInfo = RuleInfo {
     id: "sensitive-host-mount",
@@ -36,7 +37,11 @@ const SENSITIVE_TREES: [(&str, Severity); 10] = [
     ("/etc", Severity::High),
     ("/boot", Severity::High),
     ("/root", Severity::High),
-    ("/var/lib/kubelet", Severity::High),
+    // Every pod's volumes on the node: its secrets, service-account tokens and config maps
+    // (`/var/lib/kubelet/pods/<uid>/volumes/...`), and the kubelet's own client certificate
+    // (`/var/lib/kubelet/pki`). Writable, it also plants files in other pods' volumes:
+    // critical; read-only, high (every secret readable).
+    ("/var/lib/kubelet", Severity::Critical),
     ("/var/lib/docker", Severity::High),
     ("/var/lib/containerd", Severity::High),
     ("/var/log", Severity::Medium),
@@ -44,14 +49,7 @@ const SENSITIVE_TREES: [(&str, Severity); 10] = [
 
 /// What in the host's /etc is secret to other users (password hashes, sudo rules, host keys,
 /// TLS private keys): with each masked, a read-only /etc is a low finding.
-pub const ETC_CREDENTIALS: [&str; 6] = [
-    "shadow",
-    "gshadow",
-    "sudoers",
-    "sudoers.d",
-    "ssh",
-    "ssl/private",
-];
+pub use watertight_model::ETC_CREDENTIALS;
 
 /// Subtrees that runtimes create per workload (its own hosts file, secrets, token): mounting
 /// them is how containers get their own files, not a leak.
@@ -103,6 +101,21 @@ pub fn sensitivity(host_path: &str) -> Option<Severity> {
         .max()
 }
 
+/// Host device nodes that hold no host data and behave the same at any path: the OCI
+/// runtime-spec's default devices and `/dev/ptmx` (the pty multiplexer). A runtime in a user
+/// namespace (Podman rootless, bubblewrap, `watertight run`) cannot mknod them and binds the
+/// host's nodes instead, and `/dev/null` bound over a file is how every runtime masks it (OCI
+/// `maskedPaths`). Reading or writing them changes no host file: not a host path exposed.
+/// (The host's `/dev/pts` is not here: it holds the host's terminals; a devpts instance of the
+/// workload's own has no host path.)
+fn is_safe_device_node(host_path: &str) -> bool {
+    DEFAULT_DEVICE_NODES.contains(&host_path) || host_path == "/dev/ptmx"
+}
+
+/// The host's IPC objects as files: with the host IPC namespace they are that namespace's
+/// (its finding names them), not a second finding.
+pub const HOST_IPC_MOUNTS: [&str; 2] = ["/dev/shm", "/dev/mqueue"];
+
 /// `path` below `base` (or equal): the rest, starting with `/` or empty.
 fn rest_below<'a>(path: &'a str, base: &str) -> Option<&'a str> {
     if base == "/" {
@@ -128,6 +141,14 @@ pub fn check(cx: &Context, out: &mut Vec<Finding>) {
     let mut trees: Vec<(String, String, usize)> = Vec::new();
     let mut found: Vec<Finding> = Vec::new();
     for (mount, host_path) in mounts {
+        if is_safe_device_node(&host_path) {
+            continue;
+        }
+        if HOST_IPC_MOUNTS.contains(&host_path.as_str())
+            && cx.subject.namespaces.get(NamespaceKind::Ipc) == NamespaceState::Shared
+        {
+            continue; // part of shared-host-namespace[ipc]
+        }
         let Some(mut severity) = sensitivity(&host_path) else {
             continue;
         };
@@ -218,7 +239,16 @@ mod tests {
         assert_eq!(sensitivity("/var/run/"), Some(Severity::Critical));
         assert_eq!(sensitivity("/etc/ssl"), Some(Severity::High));
         assert_eq!(sensitivity("/var"), Some(Severity::Critical));
-        assert_eq!(sensitivity("/var/lib/kubelet"), Some(Severity::High));
+        assert_eq!(sensitivity("/var/lib/kubelet"), Some(Severity::Critical));
+        assert_eq!(
+            sensitivity("/var/lib/kubelet/pods"),
+            Some(Severity::Critical)
+        );
+        assert_eq!(
+            sensitivity("/var/lib/kubelet/pods/"),
+            Some(Severity::Critical)
+        );
+        assert_eq!(sensitivity("/var/lib/docker"), Some(Severity::High));
         assert_eq!(sensitivity("/var/lib/kubelet/pods/u1/volumes/x"), None);
         assert_eq!(sensitivity("/var/lib/docker/containers/abc/hosts"), None);
         assert_eq!(sensitivity("/data"), None);
@@ -275,5 +305,62 @@ mod tests {
         // Writable: high whatever is masked.
         s.mounts[0].read_only = false;
         assert_eq!(run(&w, s)[0].severity, Severity::High);
+    }
+
+    fn mount(host: &str, target: &str, read_only: bool) -> Mount {
+        Mount {
+            target: target.into(),
+            source: host.into(),
+            host_path: Some(host.into()),
+            read_only,
+            ..Mount::default()
+        }
+    }
+
+    #[test]
+    fn writable_kubelet_pods_are_critical_read_only_high() {
+        let (w, mut s) = isolated_container();
+        s.mounts = vec![mount("/var/lib/kubelet/pods", "/pods", false)];
+        assert_eq!(run(&w, s.clone())[0].severity, Severity::Critical);
+        s.mounts[0].read_only = true;
+        assert_eq!(run(&w, s.clone())[0].severity, Severity::High);
+        // One pod's own directory is how it gets its volumes: no finding.
+        s.mounts = vec![mount("/var/lib/kubelet/pods/u1/volumes/x", "/x", false)];
+        assert_eq!(run(&w, s), vec![]);
+    }
+
+    #[test]
+    fn default_device_nodes_and_dev_null_masks_are_not_host_paths() {
+        let (w, mut s) = isolated_container();
+        // What a runtime in a user namespace binds (Podman rootless, bubblewrap, watertight).
+        s.mounts = ["null", "zero", "full", "random", "urandom", "tty", "ptmx"]
+            .iter()
+            .map(|d| mount(&format!("/dev/{d}"), &format!("/dev/{d}"), false))
+            .collect();
+        // Masks: /dev/null over a file.
+        s.mounts.push(mount("/dev/null", "/proc/kcore", false));
+        s.mounts.push(mount("/dev/null", "/etc/shadow", false));
+        assert_eq!(run(&w, s.clone()), vec![]);
+        // Any other host device node, or the host's terminals, still is.
+        s.mounts.push(mount("/dev/sda", "/dev/sda", false));
+        s.mounts.push(mount("/dev/pts", "/dev/pts", false));
+        let f = run(&w, s);
+        assert_eq!(f.len(), 2, "{f:#?}");
+        assert!(f.iter().all(|f| f.severity == Severity::High));
+    }
+
+    #[test]
+    fn host_dev_shm_is_the_ipc_finding_with_the_host_ipc_namespace() {
+        let (w, mut s) = isolated_container();
+        s.mounts = vec![mount("/dev/shm", "/dev/shm", false)];
+        // Own IPC namespace but the host's /dev/shm: a channel to the host, reported here.
+        let f = run(&w, s.clone());
+        assert_eq!(rules(&f), vec!["sensitive-host-mount"]);
+        // The host's IPC namespace: one finding, the namespace's, naming /dev/shm.
+        s.namespaces.set(NamespaceKind::Ipc, NamespaceState::Shared);
+        let f = run(&w, s);
+        assert_eq!(rules(&f), vec!["shared-host-namespace"], "{f:#?}");
+        assert!(f[0].message.contains("/dev/shm"), "{}", f[0].message);
+        assert_eq!(f[0].paths, vec!["/dev/shm"]);
     }
 }

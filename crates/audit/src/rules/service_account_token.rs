@@ -25,7 +25,7 @@ pub fn check(cx: &Context, out: &mut Vec<Finding>) {
             || c.eq_ignore_ascii_case("CAP_SYS_ADMIN")
             || c.eq_ignore_ascii_case("ALL")
     });
-    if cx.subject.privileged || full || admin {
+    if cx.privileged() || full || admin {
         out.push(cx.finding(
             &INFO,
             Severity::Medium,

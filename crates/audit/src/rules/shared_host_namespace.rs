@@ -1,5 +1,6 @@
 //! `shared-host-namespace`: a container or sandbox shares a namespace with the host.
 
+use super::sensitive_host_mount::HOST_IPC_MOUNTS;
 use super::{Context, RuleInfo};
 use crate::finding::{Finding, Severity};
 use watertight_model::{NamespaceKind, NamespaceState};
@@ -31,12 +32,28 @@ pub fn check(cx: &Context, out: &mut Vec<Finding>) {
         return;
     }
     for kind in cx.subject.namespaces.kinds_in(NamespaceState::Shared) {
-        let mut f = cx.finding(
-            &INFO,
-            severity_of(kind),
-            format!("shares the host {} namespace", kind.describe()),
-        );
+        let mut message = format!("shares the host {} namespace", kind.describe());
+        let mut paths = Vec::new();
+        if kind == NamespaceKind::Ipc {
+            // The host's /dev/shm or /dev/mqueue mounted in: the same IPC objects as files
+            // (sensitive-host-mount leaves them to this finding).
+            paths = cx
+                .subject
+                .mounts
+                .iter()
+                .filter_map(|m| m.host_path.as_deref())
+                .filter(|h| HOST_IPC_MOUNTS.contains(h))
+                .map(String::from)
+                .collect();
+            paths.sort();
+            paths.dedup();
+            if !paths.is_empty() {
+                message.push_str(&format!(" and mounts the host's {}", paths.join(", ")));
+            }
+        }
+        let mut f = cx.finding(&INFO, severity_of(kind), message);
         f.namespace = Some(kind.proc_name().to_string());
+        f.paths = paths;
         out.push(f);
     }
 }

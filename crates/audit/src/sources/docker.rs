@@ -31,8 +31,10 @@ pub const DOCKER_DEFAULT_CAPS: [&str; 14] = [
     "AUDIT_WRITE",
 ];
 
-/// Docker's default masked paths (moby `oci/defaults.go`).
-const DOCKER_MASKED_PATHS: [&str; 9] = [
+/// Docker's default masked paths (moby `oci/defaults.go`; `/sys/firmware` and
+/// `/sys/devices/virtual/powercap` since 20.10 and 24.0), used when an older `docker inspect`
+/// has no `MaskedPaths`.
+const DOCKER_MASKED_PATHS: [&str; 11] = [
     "/proc/asound",
     "/proc/acpi",
     "/proc/kcore",
@@ -42,7 +44,12 @@ const DOCKER_MASKED_PATHS: [&str; 9] = [
     "/proc/timer_stats",
     "/proc/sched_debug",
     "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
 ];
+
+/// Docker's default read-only paths (moby `oci/defaults.go`).
+const DOCKER_READONLY_PATHS: [&str; 5] = watertight_model::PROC_READONLY_PATHS;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
@@ -100,6 +107,10 @@ struct HostConfig {
     sysctls: Option<BTreeMap<String, String>>,
     #[serde(rename = "MaskedPaths")]
     masked_paths: Option<Vec<String>>,
+    #[serde(rename = "ReadonlyPaths")]
+    readonly_paths: Option<Vec<String>>,
+    #[serde(rename = "DeviceCgroupRules")]
+    device_cgroup_rules: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -231,6 +242,7 @@ fn container_to_workload(c: Inspect, path: &Path, index: usize) -> Workload {
     };
     let mut no_new_privs = Some(false);
     let mut lsm = None;
+    let mut unmasked = false;
     for opt in hc.security_opt.iter().flatten() {
         let (key, value) = opt
             .split_once(['=', ':'])
@@ -257,6 +269,8 @@ fn container_to_workload(c: Inspect, path: &Path, index: usize) -> Workload {
                     confined: v != "unconfined",
                 })
             }
+            // `--security-opt systempaths=unconfined`: nothing masked or read-only in /proc.
+            "systempaths" if value == Some("unconfined") => unmasked = true,
             "label" if value == Some("disable") => {
                 lsm = Some(LsmLabel {
                     lsm: "selinux".into(),
@@ -439,7 +453,7 @@ fn container_to_workload(c: Inspect, path: &Path, index: usize) -> Workload {
                 value: v.clone(),
             })
             .collect(),
-        masked_paths: if hc.privileged {
+        masked_paths: if hc.privileged || unmasked {
             Some(Vec::new())
         } else {
             Some(
@@ -447,6 +461,26 @@ fn container_to_workload(c: Inspect, path: &Path, index: usize) -> Workload {
                     .unwrap_or_else(|| DOCKER_MASKED_PATHS.iter().map(|s| s.to_string()).collect()),
             )
         },
+        readonly_paths: if hc.privileged || unmasked {
+            Some(Vec::new())
+        } else {
+            Some(hc.readonly_paths.unwrap_or_else(|| {
+                DOCKER_READONLY_PATHS
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect()
+            }))
+        },
+        // `--device-cgroup-rule 'a *:* rwm'` (or `a`): every device, as privileged mode allows.
+        all_devices_allowed: Some(
+            hc.privileged
+                || hc.device_cgroup_rules.iter().flatten().any(|r| {
+                    let mut f = r.split_whitespace();
+                    f.next() == Some("a")
+                        && f.next().is_none_or(|n| n == "*:*")
+                        && f.next().is_none_or(|a| a.contains('r') && a.contains('w'))
+                }),
+        ),
         readonly_rootfs: Some(hc.readonly_rootfs),
         cgroup_path: hc.cgroup_parent.clone().filter(|s| !s.is_empty()),
         ..Subject::default()

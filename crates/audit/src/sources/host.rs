@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use watertight_model::{
     CapSet, Capabilities, Device, DeviceKind, LsmLabel, Mount, NamespaceKind, NamespaceState,
     Namespaces, Origin, Propagation, Seccomp, SeccompMode, Subject, User, Workload,
+    ETC_CREDENTIALS, PROC_MASKED_PATHS, PROC_READONLY_PATHS,
 };
 
 /// What to scan.
@@ -59,6 +60,12 @@ pub struct HostScan {
     pub processes: usize,
     /// Facts that limit the scan (unreadable reference, missing files), one line each.
     pub warnings: Vec<String>,
+    /// The reference's namespace directory (`/proc/<reference>/ns`) when its links could not
+    /// be read: nothing can be compared with the host, every namespace is unknown.
+    pub reference_unreadable: Option<PathBuf>,
+    /// Processes whose status could be read but whose namespace links could not (permission
+    /// denied: another user's process, to an auditor without root).
+    pub ns_unreadable: Vec<u32>,
 }
 
 /// A namespace identity: the nsfs inode behind `/proc/PID/ns/<kind>` (all namespaces live on the
@@ -69,7 +76,18 @@ type NsId = u64;
 /// formats the inode number without materializing the nsfs dentry and inode, about half the
 /// kernel time per link (measured on 10,000 processes).
 fn ns_id(path: &Path) -> Option<NsId> {
-    parse_ns_link(fs::read_link(path).ok()?.to_str()?)
+    ns_id_or_denied(path, &mut false)
+}
+
+/// [`ns_id`], setting `denied` when the link exists but may not be read.
+fn ns_id_or_denied(path: &Path, denied: &mut bool) -> Option<NsId> {
+    match fs::read_link(path) {
+        Ok(target) => parse_ns_link(target.to_str()?),
+        Err(e) => {
+            *denied |= e.kind() == std::io::ErrorKind::PermissionDenied;
+            None
+        }
+    }
 }
 
 /// The inode number in a namespace link's target, `kind:[inode]`.
@@ -85,6 +103,8 @@ struct Reference {
     /// Peer groups of the reference's shared mounts.
     shared_groups: HashSet<u32>,
     mountinfo_readable: bool,
+    /// Namespace kinds whose links exist but could not be read.
+    unreadable: Vec<&'static str>,
 }
 
 /// The LSM in force, if any, judged by whether `attr/current` can be read at all.
@@ -168,6 +188,7 @@ fn read_reference(proc_root: &Path, pid: u32, warnings: &mut Vec<String>) -> Ref
         mounts_by_dev,
         shared_groups,
         mountinfo_readable,
+        unreadable,
     }
 }
 
@@ -247,10 +268,7 @@ fn visible_devices(proc_pid: &Path) -> Vec<Device> {
         } else {
             continue;
         };
-        let rdev = meta.rdev();
-        // Linux dev_t encoding (glibc's gnu_dev_major/minor).
-        let major = (((rdev >> 32) & 0xffff_f000) | ((rdev >> 8) & 0xfff)) as u32;
-        let minor = (((rdev >> 12) & 0xffff_ff00) | (rdev & 0xff)) as u32;
+        let (major, minor) = major_minor(meta.rdev());
         out.push(Device {
             path,
             host_path: None,
@@ -263,12 +281,94 @@ fn visible_devices(proc_pid: &Path) -> Vec<Device> {
     out
 }
 
+/// One mount namespace as a workload sees it (read once per namespace).
+#[derive(Debug, Clone, Default)]
+struct MountView {
+    mounts: Vec<Mount>,
+    devices: Vec<Device>,
+    /// [`Subject::masked_paths`]: `None` where not measured (the host's mount namespace).
+    masked: Option<Vec<String>>,
+    /// [`Subject::readonly_paths`].
+    read_only: Option<Vec<String>>,
+}
+
+/// Whether a mount hides what is below it rather than exposing anything: the host's
+/// `/dev/null` bound over a file (how runtimes mask one) or a read-only tmpfs over a directory.
+fn is_mask(m: &Mount) -> bool {
+    (m.host_path.as_deref() == Some("/dev/null") && m.target != "/dev/null")
+        || (m.fs_type.as_deref() == Some("tmpfs") && m.read_only && m.target != "/")
+}
+
+/// The `/dev/null` device (1:3): a file with its rdev is masked whatever mount put it there.
+fn is_dev_null(meta: &fs::Metadata) -> bool {
+    meta.file_type().is_char_device() && major_minor(meta.rdev()) == (1, 3)
+}
+
+/// A device number's major and minor (Linux dev_t encoding, glibc's gnu_dev_major/minor).
+fn major_minor(rdev: u64) -> (u32, u32) {
+    let major = ((rdev >> 32) & 0xffff_f000) | ((rdev >> 8) & 0xfff);
+    let minor = ((rdev >> 12) & 0xffff_ff00) | (rdev & 0xff);
+    (major as u32, minor as u32)
+}
+
+/// The mount a path lies on in a view: the longest mount point above it (the last mounted of
+/// equal ones: mountinfo lists mounts in the order they were stacked).
+fn covering_mount<'a>(mounts: &'a [Mount], path: &str) -> Option<&'a Mount> {
+    mounts
+        .iter()
+        .filter(|m| strip_path_prefix(path, &m.target).is_some())
+        .max_by_key(|m| m.target.len())
+}
+
+/// Which of the kernel's sensitive files ([`PROC_MASKED_PATHS`]) and, under a host /etc, of
+/// the host's credentials ([`ETC_CREDENTIALS`]) the process cannot read (masked, or not there
+/// in its view), and which of the kernel's tunables ([`PROC_READONLY_PATHS`]) it cannot write
+/// (on a read-only mount, or not there). Looked at through `/proc/PID/root`, so in the
+/// process's own mount namespace.
+fn hidden_and_read_only(proc_pid: &Path, mounts: &[Mount]) -> (Vec<String>, Vec<String>) {
+    let root = proc_pid.join("root");
+    let in_view = |p: &str| fs::symlink_metadata(root.join(p.trim_start_matches('/')));
+    let absent = |r: &std::io::Result<fs::Metadata>| matches!(r, Err(e) if e.kind() == std::io::ErrorKind::NotFound);
+    let mut masked: Vec<String> = mounts
+        .iter()
+        .filter(|m| is_mask(m))
+        .map(|m| m.target.clone())
+        .collect();
+    let mut candidates: Vec<String> = PROC_MASKED_PATHS.iter().map(|p| p.to_string()).collect();
+    for m in mounts
+        .iter()
+        .filter(|m| m.host_path.as_deref() == Some("/etc"))
+    {
+        let base = m.target.trim_end_matches('/');
+        candidates.extend(ETC_CREDENTIALS.iter().map(|c| format!("{base}/{c}")));
+    }
+    for p in candidates {
+        if masked.contains(&p) {
+            continue;
+        }
+        let meta = in_view(&p);
+        if absent(&meta) || meta.as_ref().is_ok_and(is_dev_null) {
+            masked.push(p);
+        }
+    }
+    masked.sort();
+    masked.dedup();
+    let read_only = PROC_READONLY_PATHS
+        .iter()
+        .filter(|p| absent(&in_view(p)) || covering_mount(mounts, p).is_some_and(|m| m.read_only))
+        .map(|p| p.to_string())
+        .collect();
+    (masked, read_only)
+}
+
 /// What one process looks like before grouping.
 struct ProcessView {
     pid: u32,
     status: Status,
     cgroup: Option<(String, bool)>,
     ns: BTreeMap<NamespaceKind, Option<NsId>>,
+    /// Some namespace link could not be read (permission denied).
+    ns_denied: bool,
     lsm: Option<String>,
 }
 
@@ -293,10 +393,11 @@ fn read_process(
         .ok()
         .and_then(|t| parse_cgroup(&t));
     let mut ns = BTreeMap::new();
+    let mut ns_denied = false;
     path_buf.set_file_name("ns");
     for kind in NamespaceKind::ALL {
         path_buf.push(kind.proc_name());
-        ns.insert(kind, ns_id(path_buf));
+        ns.insert(kind, ns_id_or_denied(path_buf, &mut ns_denied));
         path_buf.pop();
     }
     let lsm = if lsm_active {
@@ -313,6 +414,7 @@ fn read_process(
         status,
         cgroup,
         ns,
+        ns_denied,
         lsm,
     })
 }
@@ -394,7 +496,7 @@ pub fn scan(opts: &HostOptions) -> Result<HostScan, AuditError> {
     }
 
     // Per distinct mount namespace (isolated from the reference): mounts and devices, once.
-    let mut mounts_cache: HashMap<NsId, (Vec<Mount>, Vec<Device>)> = HashMap::new();
+    let mut mounts_cache: HashMap<NsId, MountView> = HashMap::new();
     let mut uid_map_cache: HashMap<NsId, Option<Vec<watertight_model::IdMapping>>> = HashMap::new();
     let mut groups: BTreeMap<String, Vec<Subject>> = BTreeMap::new();
     for v in &views {
@@ -419,14 +521,14 @@ pub fn scan(opts: &HostOptions) -> Result<HostScan, AuditError> {
             }
             namespaces.set(kind, state);
         }
-        let (mounts, devices) = match (
+        let view = match (
             namespaces.get(NamespaceKind::Mnt),
             v.ns.get(&NamespaceKind::Mnt).copied().flatten(),
         ) {
             (NamespaceState::Isolated, Some(id)) => mounts_cache
                 .entry(id)
                 .or_insert_with(|| {
-                    let mounts = fs::read_to_string(proc_pid.join("mountinfo"))
+                    let mounts: Vec<Mount> = fs::read_to_string(proc_pid.join("mountinfo"))
                         .map(|t| parse_mountinfo(&t))
                         .unwrap_or_default()
                         .into_iter()
@@ -439,10 +541,16 @@ pub fn scan(opts: &HostOptions) -> Result<HostScan, AuditError> {
                             read_only: m.read_only,
                         })
                         .collect();
-                    (mounts, visible_devices(&proc_pid))
+                    let (masked, read_only) = hidden_and_read_only(&proc_pid, &mounts);
+                    MountView {
+                        devices: visible_devices(&proc_pid),
+                        mounts,
+                        masked: Some(masked),
+                        read_only: Some(read_only),
+                    }
                 })
                 .clone(),
-            _ => (Vec::new(), Vec::new()),
+            _ => MountView::default(),
         };
         let uid_map = match (
             namespaces.get(NamespaceKind::User),
@@ -493,8 +601,10 @@ pub fn scan(opts: &HostOptions) -> Result<HostScan, AuditError> {
                 run_as_non_root: None,
             },
             uid_map,
-            mounts,
-            devices,
+            mounts: view.mounts,
+            devices: view.devices,
+            masked_paths: view.masked,
+            readonly_paths: view.read_only,
             cgroup_path: v.cgroup.as_ref().map(|c| c.0.clone()),
             ..Subject::default()
         };
@@ -513,11 +623,20 @@ pub fn scan(opts: &HostOptions) -> Result<HostScan, AuditError> {
             subjects,
         })
         .collect();
+    let reference_unreadable = (!reference.unreadable.is_empty())
+        .then(|| proc_root.join(opts.reference_pid.to_string()).join("ns"));
+    let ns_unreadable = views
+        .iter()
+        .filter(|v| v.ns_denied)
+        .map(|v| v.pid)
+        .collect();
     Ok(HostScan {
         node,
         workloads,
         processes: views.len(),
         warnings,
+        reference_unreadable,
+        ns_unreadable,
     })
 }
 
@@ -562,6 +681,7 @@ mod tests {
             mounts_by_dev: HashMap::new(),
             shared_groups: HashSet::from([1]),
             mountinfo_readable: true,
+            unreadable: Vec::new(),
         };
         for m in parse_mountinfo(
             "22 1 8:1 / / rw shared:1 - ext4 /dev/sda1 rw\n\

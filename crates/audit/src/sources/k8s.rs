@@ -280,6 +280,15 @@ fn subject_of(meta: &ObjectMeta, spec: &PodSpec, c: &ContainerView) -> Subject {
         readonly_rootfs: sc.and_then(|s| s.read_only_root_filesystem),
         service_account_token: Some(spec.automount_service_account_token != Some(false)),
         cgroup_path: None,
+        os: spec.os.as_ref().map(|os| os.name.clone()),
+        // The container's windowsOptions override the pod's.
+        host_process: sc
+            .and_then(|s| s.windows_options.as_ref())
+            .and_then(|w| w.host_process)
+            .or(pod_sc
+                .and_then(|p| p.windows_options.as_ref())
+                .and_then(|w| w.host_process)),
+        ..Subject::default()
     }
 }
 

@@ -189,6 +189,8 @@ pub fn spec_to_workload(spec: &Spec, path: &Path) -> Workload {
         devices,
         sysctls,
         masked_paths: Some(linux.masked_paths().clone().unwrap_or_default()),
+        readonly_paths: Some(linux.readonly_paths().clone().unwrap_or_default()),
+        all_devices_allowed: Some(all_devices_allowed(&linux)),
         readonly_rootfs: spec.root().as_ref().and_then(|r| r.readonly()),
         cgroup_path: cgroup_path.clone(),
         ..Subject::default()
@@ -212,6 +214,35 @@ pub fn spec_to_workload(spec: &Spec, path: &Path) -> Workload {
         cgroup_path,
         subjects: vec![subject],
     }
+}
+
+/// Whether the device cgroup rules end up allowing every device: the last rule for every
+/// device (no type or `a`, no major, no minor) allows, and nothing after it denies. runc's
+/// spec for a privileged container has exactly `[{"allow": true, "access": "rwm"}]`; its
+/// default starts with the deny-all `{"allow": false, "access": "rwm"}` and allows single
+/// devices after it.
+fn all_devices_allowed(linux: &oci_spec::runtime::Linux) -> bool {
+    let rules = linux
+        .resources()
+        .as_ref()
+        .and_then(|r| r.devices().clone())
+        .unwrap_or_default();
+    let mut all = false;
+    for rule in &rules {
+        let every = matches!(rule.typ(), None | Some(LinuxDeviceType::A))
+            && rule.major().is_none()
+            && rule.minor().is_none();
+        if every {
+            all = rule.allow()
+                && rule
+                    .access()
+                    .as_deref()
+                    .is_none_or(|a| a.contains('r') && a.contains('w'));
+        } else if !rule.allow() {
+            all = false;
+        }
+    }
+    all
 }
 
 trait LinuxOrEmpty {

@@ -5,8 +5,6 @@
 //! missing or extra executable file, bad signature); 2 = usage or input error (unreadable key,
 //! malformed manifest, wrong key).
 
-use anyhow::Context;
-use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 use watertight_integrity::{
@@ -79,18 +77,9 @@ fn create(root: PathBuf, key: PathBuf, out: PathBuf) -> anyhow::Result<u8> {
         watertight_integrity::Entry::File { size, .. } => (n + 1, b + size),
         _ => (n, b),
     });
-    // Write beside the target and rename, so a failed write never leaves a truncated manifest.
-    let tmp = out.with_extension("manifest.tmp");
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&signed.to_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, &out)
-    };
-    if let Err(e) = write() {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e).with_context(|| format!("cannot write manifest {}", out.display()));
-    }
+    // A regular file is written beside and renamed over (a failed write never leaves a truncated
+    // manifest); a symlink, FIFO or device is written through (the one sink's rule).
+    crate::commands::sink::write_file(&out, &signed.to_bytes(), "--out")?;
     let secs = elapsed.as_secs_f64().max(1e-9);
     println!(
         "{}: {} entries, {files} files, {:.1} MiB hashed in {:.2} s ({:.0} MiB/s), signed by {}",

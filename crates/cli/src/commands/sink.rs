@@ -22,9 +22,9 @@ pub struct ReportArgs {
     /// or `none` to exit 0 whatever the findings once the inputs were read.
     #[arg(long, value_name = "SEVERITY", default_value = "high", value_parser = parse_fail_on)]
     pub fail_on: FailOn,
-    /// Write the report to FILE instead of standard output. The file is written through (created
-    /// or truncated, then written in place), so a symlink, a FIFO or /dev/stdout works; a reader
-    /// may see it half written (for a textfile collector, write elsewhere and `mv`).
+    /// Write the report to FILE instead of standard output: a regular file or a new path is
+    /// written beside it and renamed over it (never seen half written); a symlink, a FIFO or a
+    /// device (/dev/stdout) is written through and stays what it is.
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
 }
@@ -71,22 +71,69 @@ impl Sink {
     }
 }
 
-/// Opens `path` for writing with O_CREAT|O_TRUNC (never a rename: the inode, a symlink's target,
-/// a FIFO or a device stays what it is) and writes `bytes` to it.
 fn write_through(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(path)
-        .with_context(|| {
-            format!(
-                "--output {}: cannot open for writing (does the directory exist and is it writable?)",
-                path.display()
-            )
-        })?;
-    quiet_on_broken_pipe(file.write_all(bytes).and_then(|()| file.flush()))
-        .with_context(|| format!("--output {}: cannot write the report", path.display()))
+    write_file(path, bytes, "--output")
+}
+
+/// Writes a command's output file (`-o` reports, `manifest create --out`, `audit kernel
+/// --index-out`): through whatever already stands at `path` that is not a regular file (a
+/// symlink, followed; a FIFO; a device node such as /dev/stdout's), which is opened and written
+/// and stays what it was; a regular file or a new path is written beside it and renamed over
+/// it, so a reader (a textfile collector, a node fetching an index) never sees half of it and a
+/// failed write leaves the old file whole. `flag` names the option in errors.
+pub fn write_file(path: &Path, bytes: &[u8], flag: &str) -> anyhow::Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_file() => write_aside(path, bytes, flag, Some(meta)),
+        Ok(_) => {
+            // Truncation is ignored by FIFOs and devices and empties a symlink's target file.
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(path)
+                .with_context(|| format!("{flag} {}: cannot open for writing", path.display()))?;
+            quiet_on_broken_pipe(file.write_all(bytes).and_then(|()| file.flush()))
+                .with_context(|| format!("{flag} {}: cannot write", path.display()))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => write_aside(path, bytes, flag, None),
+        Err(e) => Err(e).with_context(|| format!("{flag} {}: cannot look at it", path.display())),
+    }
+}
+
+/// Writes a temporary file in `path`'s directory (with the old file's permissions) and renames
+/// it over `path`.
+fn write_aside(
+    path: &Path,
+    bytes: &[u8],
+    flag: &str,
+    old: Option<std::fs::Metadata>,
+) -> anyhow::Result<()> {
+    let name = path
+        .file_name()
+        .with_context(|| format!("{flag} {}: not a file name", path.display()))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".tmp{}", std::process::id()));
+    let tmp = path.with_file_name(tmp_name);
+    let write = || -> io::Result<()> {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
+        if let Some(old) = &old {
+            file.set_permissions(old.permissions())?;
+        }
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        anyhow::Error::new(e).context(format!(
+            "{flag} {}: cannot write (does the directory exist and is it writable?)",
+            path.display()
+        ))
+    })
 }
 
 /// Writes `bytes` to standard output; a closed pipe ends the output quietly.
@@ -136,6 +183,28 @@ mod tests {
             .unwrap()
             .file_type()
             .is_symlink());
+    }
+
+    #[test]
+    fn a_regular_file_is_replaced_whole_keeping_its_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("report.prom");
+        std::fs::write(&path, "old\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let inode = std::fs::metadata(&path).unwrap().ino();
+        write_file(&path, b"new\n", "--output").unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_ne!(meta.ino(), inode, "renamed over, not rewritten in place");
+        assert_eq!(meta.permissions().mode() & 0o777, 0o640);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "new\n");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temp file left"
+        );
+        write_file(&dir.path().join("new.json"), b"x", "--output").unwrap();
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use watertight_model::{
     CapSet, Capabilities, IdMapping, Mount, NamespaceKind, NamespaceState, Namespaces, Propagation,
     Seccomp, SeccompMode, Subject, User, Workload, WorkloadKind, DEFAULT_DEVICE_NODES,
+    PROC_MASKED_PATHS,
 };
 use watertight_sys::mount::ATTR_RDONLY;
 
@@ -79,6 +80,14 @@ impl Plan {
             readonly_rootfs: Some(p.root.source == "host" || !p.root.writable),
             service_account_token: None,
             cgroup_path: None,
+            readonly_paths: Some(
+                p.proc
+                    .read_only
+                    .iter()
+                    .map(|r| r.to_string_lossy().into_owned())
+                    .collect(),
+            ),
+            ..Subject::default()
         };
         Workload {
             plan: None,
@@ -182,6 +191,14 @@ impl Plan {
         let p = &self.profile;
         let hidden = p.proc.masked.iter().chain(&p.root.hide);
         masked.extend(hidden.map(|h| h.to_string_lossy().into_owned()));
+        // No sysfs is mounted: what the runtimes mask under /sys (firmware tables) is not
+        // there, unless a bind the caller asked for puts a host tree over it.
+        for path in PROC_MASKED_PATHS.iter().filter(|p| p.starts_with("/sys/")) {
+            let under = |t: &str| t != "/" && (*path == t || path.starts_with(&format!("{t}/")));
+            if !mounts.iter().any(|m| under(m.target.as_str())) {
+                masked.push(path.to_string());
+            }
+        }
         masked.sort();
         masked.dedup();
         (mounts, masked)

@@ -66,12 +66,6 @@ fn running_as_root() -> bool {
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
     let started = Instant::now();
-    if !running_as_root() {
-        warn(
-            "warning: not running as root: other users' processes cannot be read and \
-             their namespaces are reported as unknown (run with sudo)",
-        );
-    }
     let opts = HostOptions {
         proc_root: args.proc_root.clone(),
         reference_pid: args.reference_pid,
@@ -80,6 +74,35 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     };
     let scanned = scan(&opts)
         .with_context(|| format!("cannot audit this host via {}", args.proc_root.display()))?;
+    // Without the host's namespaces nothing can be compared: every namespace would be
+    // "unknown" and the report empty, which reads as "isolated". An error, not "No findings".
+    if let Some(dir) = &scanned.reference_unreadable {
+        anyhow::bail!(
+            "cannot read {}/* (the namespaces of the reference process, permission denied): \
+             run as root in the host PID namespace, or pass --reference-pid of a host process \
+             whose namespaces can be read",
+            dir.display()
+        );
+    }
+    if !scanned.ns_unreadable.is_empty() {
+        let first = args
+            .proc_root
+            .join(scanned.ns_unreadable[0].to_string())
+            .join("ns");
+        let what = format!(
+            "cannot read the namespaces of {} process(es) (e.g. {}, permission denied)",
+            scanned.ns_unreadable.len(),
+            first.display()
+        );
+        if !running_as_root() {
+            anyhow::bail!(
+                "{what}: other users' processes can only be audited by root: run as root"
+            );
+        }
+        // Root denied (a process of the machine's supervisor, as PID 1 on this VM): its
+        // namespaces are reported unknown, never isolated.
+        warn(&format!("warning: {what}; reported as unknown"));
+    }
     for w in &scanned.warnings {
         warn(&format!("warning: {w}"));
     }

@@ -2,7 +2,7 @@
 //! kernel CNA's records or a shipped index), which a default sandbox reaches, and the kernel's
 //! hardening posture. The work lives in crate `watertight-kernel-audit`.
 
-use crate::commands::sink::{say, warn, ReportArgs};
+use crate::commands::sink::{say, warn, write_file, ReportArgs};
 use anyhow::{bail, Context};
 use std::path::PathBuf;
 use watertight_kernel_audit::{
@@ -70,12 +70,13 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         let db = database
             .as_ref()
             .context("--index-out needs --cve-db DIR")?;
-        let bytes = db.write_index(out)?;
+        let bytes = watertight_kernel_audit::index::encode(&db.index_body());
+        write_file(out, &bytes, "--index-out")?;
         say(&format!(
             "wrote {} ({} CVEs, {} bytes, {} record files skipped)",
             out.display(),
             db.records.len(),
-            bytes,
+            bytes.len(),
             db.source.skipped_count
         ))?;
         return Ok(0);
