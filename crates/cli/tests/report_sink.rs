@@ -467,9 +467,10 @@ fn every_file_writer_writes_through_fifos_and_symlinks() {
         );
         std::fs::remove_file(&link).unwrap();
 
-        // A regular file: replaced whole by a rename (a new inode), nothing left beside it.
+        // A regular file: written through (the same inode, so its links and owner stay),
+        // nothing left beside it.
         write_to(&args, &target);
-        assert_ne!(std::fs::metadata(&target).unwrap().ino(), inode, "{args:?}");
+        assert_eq!(std::fs::metadata(&target).unwrap().ino(), inode, "{args:?}");
         std::fs::remove_file(&target).unwrap();
         let left: Vec<_> = std::fs::read_dir(scratch.path())
             .unwrap()

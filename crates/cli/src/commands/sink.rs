@@ -76,64 +76,28 @@ fn write_through(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 }
 
 /// Writes a command's output file (`-o` reports, `manifest create --out`, `audit kernel
-/// --index-out`): through whatever already stands at `path` that is not a regular file (a
-/// symlink, followed; a FIFO; a device node such as /dev/stdout's), which is opened and written
-/// and stays what it was; a regular file or a new path is written beside it and renamed over
-/// it, so a reader (a textfile collector, a node fetching an index) never sees half of it and a
-/// failed write leaves the old file whole. `flag` names the option in errors.
+/// --index-out`) through whatever stands at `path`, which stays what it was: a regular file
+/// keeps its inode, owner, mode and links (truncated and written), a symlink keeps pointing
+/// where it did (its target is written), a FIFO or a device node such as /dev/stdout is opened
+/// and written; a new path is created. Never renamed over: replacing the path would turn a
+/// device node into a regular file (`-o /dev/null` as root) or break a link. A reader that
+/// must never see half a file writes to a temporary name and renames it itself (README's
+/// textfile-collector example). `flag` names the option in errors.
 pub fn write_file(path: &Path, bytes: &[u8], flag: &str) -> anyhow::Result<()> {
-    match std::fs::symlink_metadata(path) {
-        Ok(meta) if meta.file_type().is_file() => write_aside(path, bytes, flag, Some(meta)),
-        Ok(_) => {
-            // Truncation is ignored by FIFOs and devices and empties a symlink's target file.
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(path)
-                .with_context(|| format!("{flag} {}: cannot open for writing", path.display()))?;
-            quiet_on_broken_pipe(file.write_all(bytes).and_then(|()| file.flush()))
-                .with_context(|| format!("{flag} {}: cannot write", path.display()))
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => write_aside(path, bytes, flag, None),
-        Err(e) => Err(e).with_context(|| format!("{flag} {}: cannot look at it", path.display())),
-    }
-}
-
-/// Writes a temporary file in `path`'s directory (with the old file's permissions) and renames
-/// it over `path`.
-fn write_aside(
-    path: &Path,
-    bytes: &[u8],
-    flag: &str,
-    old: Option<std::fs::Metadata>,
-) -> anyhow::Result<()> {
-    let name = path
-        .file_name()
-        .with_context(|| format!("{flag} {}: not a file name", path.display()))?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(format!(".tmp{}", std::process::id()));
-    let tmp = path.with_file_name(tmp_name);
-    let write = || -> io::Result<()> {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
-        if let Some(old) = &old {
-            file.set_permissions(old.permissions())?;
-        }
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        anyhow::Error::new(e).context(format!(
-            "{flag} {}: cannot write (does the directory exist and is it writable?)",
-            path.display()
-        ))
-    })
+    // Truncation is ignored by FIFOs and devices and empties a regular or symlinked file.
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .with_context(|| {
+            format!(
+                "{flag} {}: cannot open for writing (does the directory exist and is it writable?)",
+                path.display()
+            )
+        })?;
+    quiet_on_broken_pipe(file.write_all(bytes).and_then(|()| file.flush()))
+        .with_context(|| format!("{flag} {}: cannot write", path.display()))
 }
 
 /// Writes `bytes` to standard output; a closed pipe ends the output quietly.
