@@ -889,7 +889,7 @@ mod tests {
                 x ^= x << 13;
                 x ^= x >> 7;
                 x ^= x << 17;
-                let b = if x % 3 == 0 {
+                let b = if x.is_multiple_of(3) {
                     (x >> 8) as u8
                 } else {
                     interesting[(x >> 8) as usize % interesting.len()]

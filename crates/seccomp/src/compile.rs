@@ -124,7 +124,7 @@ pub(crate) const MAX_INSNS: usize = 4096;
 
 /// Parse raw 8-byte instructions back into `sock_filter`s.
 pub(crate) fn program_from_bytes(bytes: &[u8]) -> Option<Vec<libc::sock_filter>> {
-    if bytes.is_empty() || bytes.len() % INSN_LEN != 0 {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(INSN_LEN) {
         return None;
     }
     Some(
