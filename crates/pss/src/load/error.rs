@@ -3,8 +3,8 @@
 /// What can go wrong with one document.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum DocumentError {
-    #[error("invalid YAML: {0}")]
-    Yaml(#[from] serde_norway::Error),
+    #[error("{0}")]
+    Yaml(#[from] super::yaml11::YamlError),
     #[error("invalid JSON: {0}")]
     Json(#[from] serde_json::Error),
     #[error(
@@ -21,6 +21,12 @@ pub(crate) enum DocumentError {
         path: String,
         #[source]
         source: serde_json::Error,
+    },
+    #[error("{kind} {name:?} has more than {repairs} fields that do not match its schema; fix the object (kubectl would refuse it)")]
+    TooBroken {
+        kind: String,
+        name: String,
+        repairs: usize,
     },
     #[error("{kind} {name:?} has no pod spec: set {field}")]
     NoPodSpec {
