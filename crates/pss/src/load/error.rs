@@ -64,8 +64,23 @@ impl DocumentError {
             DocumentError::ListItem { index, source } => {
                 format!("items[{index}]: {}", source.message())
             }
-            DocumentError::Schema { source, .. } => format!("{self}: {source}"),
+            DocumentError::Schema { source, .. } => {
+                let source = source.to_string();
+                format!("{self}: {source}{}", yaml11_hint(&source))
+            }
             other => other.to_string(),
         }
+    }
+}
+
+/// Why a plain scalar may not be the type the schema expects: YAML 1.1 as kubectl reads it.
+pub(crate) fn yaml11_hint(message: &str) -> &'static str {
+    let typed =
+        message.contains("invalid type: boolean") || message.contains("invalid type: integer");
+    if typed && message.contains("expected a string") {
+        " (to kubectl, unquoted yes/no/on/off/y/n are booleans and 0-led numbers octal \
+         integers, as YAML 1.1 reads them: quote the value)"
+    } else {
+        ""
     }
 }

@@ -426,7 +426,7 @@ fn decode<T: DeserializeOwned>(
         let Some(mut steps) = steps else {
             return Err(schema_error(path_text, source));
         };
-        let message = source.to_string();
+        let message = format!("{source}{}", super::error::yaml11_hint(&source.to_string()));
         // "missing field `name`": the path is the struct's; Go's decoder leaves a zero value.
         if let Some(field) = message
             .strip_prefix("missing field `")
