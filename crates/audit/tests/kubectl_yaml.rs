@@ -222,6 +222,13 @@ fn a_typo_is_a_warning_naming_the_field_meant() {
     // The API server drops it: the container is not privileged.
     assert!(audit.pss[0].allowed);
     assert!(!audit.workloads[0].subjects[0].privileged);
+
+    // An unknown key with a newline and an escape sequence in it stays on one line.
+    let evil = "apiVersion: v1\nkind: Pod\nmetadata: {name: e}\nspec:\n  containers:\n  - name: c\n    securityContext: {\"x\\n\\e[31my\": true}\n";
+    let audit = audit_text(evil, Path::new("e.yaml"), Level::Baseline, Version::Latest);
+    assert_eq!(audit.warnings.len(), 1, "{:?}", audit.warnings);
+    let line = audit.warnings[0].line();
+    assert!(line.contains("x\\n\\u{1b}[31my"), "{line}");
 }
 
 #[test]

@@ -413,11 +413,28 @@ pub fn audit_text(text: &str, label: &Path, level: Level, version: Version) -> K
     audit_loaded(watertight_pss::load_text(text, label), level, version)
 }
 
+/// One line, whatever the input held: control characters (a key with a newline in it, an
+/// escape sequence) are shown escaped, so a manifest cannot add lines or colours to a log.
+fn one_line(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_string();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 fn input_error(e: watertight_pss::LoadError) -> InputError {
     InputError {
-        source: e.file.display().to_string(),
+        source: one_line(&e.file.display().to_string()),
         document: e.document,
-        message: e.message,
+        message: one_line(&e.message),
     }
 }
 
