@@ -263,7 +263,8 @@ fn a_schema_error_no_check_reads_is_a_warning_and_the_object_is_evaluated() {
     assert_eq!(broken.errors.len(), 1, "{:?}", broken.errors);
     let message = &broken.errors[0].message;
     assert!(
-        message.contains("spec.containers[0].securityContext.privileged"),
+        message.contains("spec.containers[0].securityContext.privileged")
+            && message.contains("write true or false without quotes"),
         "{message}"
     );
 }

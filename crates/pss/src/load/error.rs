@@ -77,7 +77,9 @@ impl DocumentError {
 pub(crate) fn yaml11_hint(message: &str) -> &'static str {
     let typed =
         message.contains("invalid type: boolean") || message.contains("invalid type: integer");
-    if typed && message.contains("expected a string") {
+    if message.contains("invalid type: string") && message.contains("expected a boolean") {
+        " (quoted, a value is text: write true or false without quotes)"
+    } else if typed && message.contains("expected a string") {
         " (to kubectl, unquoted yes/no/on/off/y/n are booleans and 0-led numbers octal \
          integers, as YAML 1.1 reads them: quote the value)"
     } else {
