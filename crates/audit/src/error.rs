@@ -30,6 +30,14 @@ pub enum AuditError {
         /// What the input is missing, and what was expected instead.
         message: String,
     },
+    /// An `--exclude` pattern is not a glob.
+    #[error("--exclude {glob:?}: {message}; use a glob such as 'charts/**' or '*.tmpl.yaml'")]
+    BadGlob {
+        /// The pattern as given.
+        glob: String,
+        /// What is wrong with it.
+        message: String,
+    },
     /// /proc cannot be listed, so no live process can be audited.
     #[error("cannot list /proc ({source}); mount procfs or run where /proc is visible")]
     ProcUnreadable {
@@ -47,7 +55,7 @@ impl AuditError {
             AuditError::Parse { message, .. } | AuditError::Invalid { message, .. } => {
                 message.clone()
             }
-            AuditError::ProcUnreadable { .. } => self.to_string(),
+            AuditError::ProcUnreadable { .. } | AuditError::BadGlob { .. } => self.to_string(),
         }
     }
 }

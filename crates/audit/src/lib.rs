@@ -16,7 +16,7 @@ pub mod sources;
 
 pub use error::AuditError;
 pub use finding::{Finding, Severity};
-pub use report::{Format, InputError, PssEntry, PssViolation, Report};
+pub use report::{Format, InputError, PssEntry, PssViolation, Report, SkipReason, SkippedFile};
 
 use watertight_model::{Origin, Workload};
 

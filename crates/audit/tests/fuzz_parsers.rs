@@ -31,6 +31,18 @@ fn samples() -> Vec<String> {
         "0 100000 65536\n".into(),
         "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  hostNetwork: true\n  containers:\n  - name: c\n    image: x\n    securityContext:\n      privileged: true\n      capabilities:\n        add: [SYS_ADMIN]\n    volumeMounts:\n    - name: sock\n      mountPath: /var/run/docker.sock\n      mountPropagation: Bidirectional\n  volumes:\n  - name: sock\n    hostPath:\n      path: /var/run/docker.sock\n".into(),
     ];
+    // Kubernetes YAML as kubectl reads it (YAML 1.1 scalars, unknown fields, schema errors set
+    // aside, Lists, rendered output): the kubectl-yaml corpus.
+    for f in [
+        "kubectl-yaml/calico-node.yaml",
+        "kubectl-yaml/yaml11-booleans.yaml",
+        "kubectl-yaml/typo.yaml",
+        "kubectl-yaml/schema-error.yaml",
+        "kubectl-yaml/list.yaml",
+        "kubectl-yaml/rendered/helm-template.yaml",
+    ] {
+        v.push(fixture(f));
+    }
     let mut report = watertight_audit::Report::new("host");
     report.node = Some("n1".into());
     v.push(report.render(Format::Json));
@@ -94,6 +106,18 @@ fn every_parser(text: &str) {
     let (workloads, _, _) = watertight_pss::parse_documents(text, Path::new("fuzz.yaml"));
     let models: Vec<_> = workloads.iter().map(k8s::to_workload).collect();
     let _ = audit_workloads(&models);
+    // The YAML 1.1 reader and the lenient decode behind `audit k8s -`: every message one line.
+    let audited = k8s::audit_text(
+        text,
+        Path::new("<stdin>"),
+        watertight_pss::Level::Restricted,
+        watertight_pss::Version::Latest,
+    );
+    for e in audited.errors.iter().chain(&audited.warnings) {
+        let line = e.line();
+        assert!(!line.chars().any(char::is_control), "{line:?}");
+    }
+    let _ = audit_workloads(&audited.workloads);
 }
 
 proptest! {
@@ -117,5 +141,12 @@ fn samples_parse() {
     assert!(errs.is_empty() && ws.len() == 1, "{errs:?}");
     let f = audit_workloads(&[k8s::to_workload(&ws[0])]);
     assert!(f.iter().any(|f| f.rule == "privileged"));
-    assert!(parse_report(&s[9], Path::new("r.json")).is_ok());
+    let audited = k8s::audit_text(
+        &s[9],
+        Path::new("c.yaml"),
+        watertight_pss::Level::Baseline,
+        watertight_pss::Version::Latest,
+    );
+    assert!(audited.errors.is_empty() && audited.workloads.len() == 1);
+    assert!(parse_report(&s[15], Path::new("r.json")).is_ok());
 }

@@ -132,9 +132,16 @@ fn k8s_mixed_directory_audits_good_files_and_names_bad_ones() {
         "json",
         dir.path().to_str().unwrap(),
     ]);
-    assert_eq!(out.status.code(), Some(1), "findings, not an input failure");
+    // The good file is audited, but a manifest that could not be evaluated may hide anything:
+    // the run fails as an input error (2) whatever the threshold, unless `--fail-on none`.
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "an object could not be evaluated"
+    );
     let report = json(&out);
     assert_eq!(report["workloads"], 1);
+    assert_eq!(report["unevaluated"], 1);
     let errors = report["errors"].as_array().unwrap();
     assert!(
         errors
@@ -149,6 +156,18 @@ fn k8s_mixed_directory_audits_good_files_and_names_bad_ones() {
         .unwrap()
         .iter()
         .any(|f| f["namespace"] == "net"));
+    let out = watertight(&[
+        "audit",
+        "k8s",
+        "--fail-on",
+        "none",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "--fail-on none never fails once read"
+    );
     // Only unreadable input: exit 2.
     let only_bad = dir.path().join("broken.yaml");
     let out = watertight(&["audit", "k8s", only_bad.to_str().unwrap()]);

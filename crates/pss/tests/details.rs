@@ -193,7 +193,8 @@ fn restricted_details() {
         )
     );
 
-    let y = pod(&format!("{GOOD_RESTRICTED}  volumes: [{{name: n, nfs: {{server: s, path: /}}}}, {{name: g, gitRepo: {{repository: r}}}}, {{name: i, image: {{reference: x}}}}]\n"));
+    // `n` quoted: unquoted it is YAML 1.1's `false` to kubectl (and to the loader).
+    let y = pod(&format!("{GOOD_RESTRICTED}  volumes: [{{name: 'n', nfs: {{server: s, path: /}}}}, {{name: g, gitRepo: {{repository: r}}}}, {{name: i, image: {{reference: x}}}}]\n"));
     let r = eval(&y, Level::Restricted, Version::Latest);
     assert_eq!(r.violations.len(), 1, "{r:?}");
     assert_eq!(r.violations[0].check, "restrictedVolumes");

@@ -228,7 +228,14 @@ fn directories_load_recursively_and_keep_going_past_bad_files() {
     std::fs::write(nested.join("two.YML"), pod.replace("NAME", "two")).unwrap();
     std::fs::write(nested.join("three.json"), r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"three"},"spec":{"containers":[{"name":"c"}]}}"#).unwrap();
     std::fs::write(nested.join("notes.txt"), pod.replace("NAME", "ignored")).unwrap();
-    std::fs::write(dir.path().join("binary.yaml"), [0xff, 0xfe, 0x00]).unwrap();
+    // Not UTF-8 but meant as a manifest (it names apiVersion and kind): an error. Bytes that
+    // name neither are some other file, skipped as not Kubernetes.
+    std::fs::write(
+        dir.path().join("binary.yaml"),
+        b"apiVersion: v1\nkind: Pod\nmetadata: {name: \xff}\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("image.yaml"), [0xff, 0xfe, 0x00]).unwrap();
     std::fs::write(
         dir.path().join("broken.yaml"),
         "apiVersion: v1\nkind: Pod\nspec: [\n",
@@ -251,6 +258,13 @@ fn directories_load_recursively_and_keep_going_past_bad_files() {
         .errors
         .iter()
         .any(|e| e.file.ends_with("broken.yaml") && e.document == Some(0)));
+    assert_eq!(
+        report.not_kubernetes.len(),
+        1,
+        "{:?}",
+        report.not_kubernetes
+    );
+    assert!(report.not_kubernetes[0].ends_with("image.yaml"));
 
     // A single file is read whatever its extension.
     let single = load_path(&nested.join("notes.txt"));

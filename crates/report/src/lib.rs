@@ -166,8 +166,27 @@ pub trait Report: Serialize {
         Vec::new()
     }
 
+    /// Problems in inputs that did not stop them being audited, one line each (stderr as
+    /// `warning:` lines, SARIF notifications of level `warning`).
+    fn input_warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Summary lines about the inputs (what was skipped and why): stderr and SARIF
+    /// notifications of level `note`.
+    fn input_notes(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// True when nothing could be audited at all (exit code 2).
     fn unusable(&self) -> bool {
+        false
+    }
+
+    /// True when some input that should have been audited could not be (a manifest that does
+    /// not parse): it may hide anything, so it fails the run (exit code 2) unless `--fail-on
+    /// none`.
+    fn incomplete(&self) -> bool {
         false
     }
 
@@ -184,10 +203,10 @@ pub trait Report: Serialize {
             .count()
     }
 
-    /// The exit code: 2 when nothing could be audited, 1 when a finding is at or above
-    /// `fail_on`, else 0.
+    /// The exit code: 2 when nothing could be audited, or when some input could not be and
+    /// `fail_on` is not `none`; 1 when a finding is at or above `fail_on`, else 0.
     fn exit_code(&self, fail_on: FailOn) -> u8 {
-        if self.unusable() {
+        if self.unusable() || (self.incomplete() && fail_on != FailOn::Never) {
             2
         } else if self.gated(fail_on) > 0 {
             1
@@ -336,6 +355,49 @@ mod tests {
             nothing_read: true,
         };
         assert_eq!(broken.exit_code(FailOn::Never), 2);
+    }
+
+    /// Something could not be audited, and there are warnings and notes about the inputs.
+    #[derive(Serialize)]
+    struct Partial;
+
+    impl Report for Partial {
+        fn command(&self) -> &str {
+            "partial"
+        }
+        fn rows(&self) -> Vec<Row> {
+            Vec::new()
+        }
+        fn write_table(&self, _: &mut String) {}
+        fn write_metrics(&self, _: &mut Exposition) {}
+        fn input_errors(&self) -> Vec<String> {
+            vec!["a.yaml: broken".into()]
+        }
+        fn input_warnings(&self) -> Vec<String> {
+            vec!["b.yaml: unknown field".into()]
+        }
+        fn input_notes(&self) -> Vec<String> {
+            vec!["skipped 1 file".into()]
+        }
+        fn incomplete(&self) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn an_incomplete_audit_fails_unless_fail_on_none() {
+        assert_eq!(Partial.exit_code(FailOn::At(Severity::Critical)), 2);
+        assert_eq!(Partial.exit_code(FailOn::Never), 0);
+        let v: Value = serde_json::from_str(&render(&Partial, Format::Sarif)).unwrap();
+        let invocation = &v["runs"][0]["invocations"][0];
+        assert_eq!(invocation["executionSuccessful"], false);
+        let levels: Vec<&str> = invocation["toolExecutionNotifications"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["level"].as_str().unwrap())
+            .collect();
+        assert_eq!(levels, ["error", "warning", "note"]);
     }
 
     #[test]

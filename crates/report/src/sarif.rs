@@ -100,10 +100,18 @@ pub fn render<R: Report + ?Sized>(report: &R) -> String {
             r
         })
         .collect();
-    let errors = report.input_errors();
-    let notifications: Vec<Value> = errors
+    let levels = [
+        ("error", report.input_errors()),
+        ("warning", report.input_warnings()),
+        ("note", report.input_notes()),
+    ];
+    let notifications: Vec<Value> = levels
         .iter()
-        .map(|e| json!({ "level": "error", "message": { "text": e } }))
+        .flat_map(|(level, lines)| {
+            lines
+                .iter()
+                .map(move |e| json!({ "level": level, "message": { "text": e } }))
+        })
         .collect();
     let mut properties = Map::new();
     properties.insert("command".into(), json!(report.command()));
@@ -123,7 +131,7 @@ pub fn render<R: Report + ?Sized>(report: &R) -> String {
                 }
             },
             "invocations": [{
-                "executionSuccessful": !report.unusable(),
+                "executionSuccessful": !report.unusable() && !report.incomplete(),
                 "toolExecutionNotifications": notifications,
             }],
             "results": results,

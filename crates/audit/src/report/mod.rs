@@ -24,6 +24,26 @@ pub struct InputError {
     pub message: String,
 }
 
+/// Why an input was left out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SkipReason {
+    /// It holds no Kubernetes object (a CI workflow, Chart.yaml, values.yaml, a compose file,
+    /// package.json, a file that is not YAML).
+    NotKubernetes,
+    /// An unrendered Go template (a Helm chart's `templates/`): render it first.
+    Template,
+}
+
+/// An input file left out of the audit, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkippedFile {
+    /// The file, as found.
+    pub source: String,
+    /// Why it was left out.
+    pub reason: SkipReason,
+}
+
 /// One Pod Security Standards violation, named as upstream names the check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PssViolation {
@@ -91,6 +111,18 @@ pub struct Report {
     /// Inputs that could not be read or understood; the rest were still audited.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<InputError>,
+    /// Problems in inputs that did not stop them being audited (`audit k8s`: unknown fields
+    /// such as typos, fields of the wrong type no check reads, duplicate keys).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<InputError>,
+    /// How many of `errors` are inputs that should have been audited and could not be
+    /// (`audit k8s`: manifests that do not parse or whose checked fields do not match the
+    /// schema); any makes the run fail with exit code 2 unless `--fail-on none`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unevaluated: usize,
+    /// Input files left out because they are not what the command audits.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped_files: Vec<SkippedFile>,
     /// The per-rule node counts of a merged report (`audit fleet` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fleet: Option<FleetSummary>,
@@ -113,6 +145,9 @@ impl Report {
             findings: Vec::new(),
             pss: Vec::new(),
             errors: Vec::new(),
+            warnings: Vec::new(),
+            unevaluated: 0,
+            skipped_files: Vec::new(),
             fleet: None,
         }
     }
@@ -133,6 +168,30 @@ impl Report {
             self.workloads > 0 || self.fleet.as_ref().is_some_and(|f| f.nodes_total > 0);
         !self.errors.is_empty() && !read_something
     }
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// `skipped 3 files that are not Kubernetes objects (e.g. .github/workflows/ci.yml)`.
+fn skip_note(skipped: &[SkippedFile], reason: SkipReason) -> Option<String> {
+    let mut files = skipped.iter().filter(|f| f.reason == reason);
+    let first = files.next()?;
+    let n = 1 + files.count();
+    let example = first.source.strip_prefix("./").unwrap_or(&first.source);
+    let plural = if n == 1 { "" } else { "s" };
+    Some(match reason {
+        SkipReason::NotKubernetes => format!(
+            "skipped {n} file{plural} that {} not Kubernetes objects (e.g. {example})",
+            if n == 1 { "is" } else { "are" }
+        ),
+        SkipReason::Template => format!(
+            "skipped {n} unrendered template{plural} (e.g. {example}): render {} first, e.g. \
+             `helm template CHART | watertight audit k8s -`",
+            if n == 1 { "it" } else { "them" }
+        ),
+    })
 }
 
 impl InputError {
@@ -171,8 +230,23 @@ impl watertight_report::Report for Report {
         self.errors.iter().map(InputError::line).collect()
     }
 
+    fn input_warnings(&self) -> Vec<String> {
+        self.warnings.iter().map(InputError::line).collect()
+    }
+
+    fn input_notes(&self) -> Vec<String> {
+        [SkipReason::NotKubernetes, SkipReason::Template]
+            .into_iter()
+            .filter_map(|r| skip_note(&self.skipped_files, r))
+            .collect()
+    }
+
     fn unusable(&self) -> bool {
         self.nothing_read()
+    }
+
+    fn incomplete(&self) -> bool {
+        self.unevaluated > 0
     }
 }
 

@@ -75,6 +75,13 @@ pub(super) fn write(report: &Report, out: &mut String) {
             .unwrap_or_default();
         let _ = writeln!(out, "ERROR {}{doc}: {}", e.source, e.message);
     }
+    for e in &report.warnings {
+        let doc = e
+            .document
+            .map(|d| format!(" document {d}"))
+            .unwrap_or_default();
+        let _ = writeln!(out, "WARNING {}{doc}: {}", e.source, e.message);
+    }
     let counts = report
         .counts()
         .iter()
@@ -87,11 +94,15 @@ pub(super) fn write(report: &Report, out: &mut String) {
         "{} workload(s), {} finding(s): {counts}{}",
         report.workloads,
         report.findings.len(),
-        if report.errors.is_empty() {
-            String::new()
-        } else {
-            format!("; {} input error(s)", report.errors.len())
-        }
+        [
+            (report.errors.len(), "input error(s)"),
+            (report.warnings.len(), "warning(s)"),
+            (report.skipped_files.len(), "file(s) skipped"),
+        ]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("; {n} {what}"))
+        .collect::<String>()
     );
 }
 

@@ -1,10 +1,14 @@
-//! The Kubernetes source: manifests loaded by watertight-pss (every workload kind, `List`,
-//! multi-document files, API defaults applied) become one model workload per object, one subject
-//! per container (init and ephemeral included); each object also gets its Pod Security
-//! Standards verdict.
+//! The Kubernetes source: manifests loaded by watertight-pss (read as kubectl reads them: YAML
+//! 1.1 scalars, every workload kind, `List`, multi-document files, API defaults applied) become
+//! one model workload per object, one subject per container (init and ephemeral included); each
+//! object also gets its Pod Security Standards verdict. Files that hold no Kubernetes object
+//! (CI workflows, Chart.yaml, package.json, ...) and unrendered templates are left out and
+//! counted; `--exclude` globs ([`Exclude`]) leave out paths before they are read.
 
+use crate::error::AuditError;
 use crate::finding::{Finding, Severity};
-use crate::report::{InputError, PssEntry, PssViolation};
+use crate::report::{InputError, PssEntry, PssViolation, SkipReason, SkippedFile};
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use std::collections::BTreeMap;
 use std::path::Path;
 use watertight_model::{
@@ -34,9 +38,87 @@ pub struct K8sAudit {
     /// One finding per PSS violation (rule `pss/<check>`).
     pub pss_findings: Vec<Finding>,
     /// Files and documents that could not be read or loaded; the others are still audited.
+    /// Each is a manifest that could not be evaluated.
     pub errors: Vec<InputError>,
+    /// Problems that did not stop an object's evaluation (unknown fields, fields of the wrong
+    /// type that no check reads, duplicate keys).
+    pub warnings: Vec<InputError>,
     /// Documents that were not workloads (Services, ConfigMaps, ...).
     pub skipped: usize,
+    /// Files left out: no Kubernetes object in them, or unrendered templates.
+    pub skipped_files: Vec<SkippedFile>,
+}
+
+/// The paths `--exclude` leaves out. A glob without `/` matches a file or directory name
+/// anywhere (`vendor`, `*.tmpl.yaml`); a glob with `/` matches the path below the PATH
+/// argument (`deploy/dev/**`, `charts/*/templates`), where `*` stops at `/` and `**` does not.
+/// An excluded directory is not entered.
+#[derive(Debug, Clone)]
+pub struct Exclude {
+    names: GlobSet,
+    paths: GlobSet,
+}
+
+impl Default for Exclude {
+    fn default() -> Self {
+        Exclude {
+            names: GlobSet::empty(),
+            paths: GlobSet::empty(),
+        }
+    }
+}
+
+impl Exclude {
+    /// The matcher of `globs`; a pattern that is not a glob is an error naming it.
+    pub fn new<S: AsRef<str>>(globs: &[S]) -> Result<Exclude, AuditError> {
+        let mut names = GlobSetBuilder::new();
+        let mut paths = GlobSetBuilder::new();
+        for glob in globs {
+            let glob = glob.as_ref();
+            let pattern = glob.trim_start_matches("./").trim_end_matches('/');
+            let bad = |e: globset::Error| AuditError::BadGlob {
+                glob: glob.to_string(),
+                message: e.kind().to_string(),
+            };
+            if pattern.is_empty() {
+                return Err(AuditError::BadGlob {
+                    glob: glob.to_string(),
+                    message: "the pattern is empty".into(),
+                });
+            }
+            let compiled = GlobBuilder::new(pattern)
+                .literal_separator(true)
+                .build()
+                .map_err(bad)?;
+            if pattern.contains('/') {
+                paths.add(compiled);
+            } else {
+                names.add(compiled);
+            }
+        }
+        let build = |b: GlobSetBuilder| {
+            b.build().map_err(|e| AuditError::BadGlob {
+                glob: globs
+                    .iter()
+                    .map(|g| g.as_ref())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                message: e.kind().to_string(),
+            })
+        };
+        Ok(Exclude {
+            names: build(names)?,
+            paths: build(paths)?,
+        })
+    }
+
+    /// Whether `relative` (a path below a PATH argument) is left out.
+    pub fn matches(&self, relative: &Path) -> bool {
+        relative
+            .file_name()
+            .is_some_and(|name| self.names.is_match(name))
+            || self.paths.is_match(relative)
+    }
 }
 
 /// The fields of a container the audit reads (regular, init and ephemeral alike).
@@ -321,18 +403,66 @@ pub fn to_workload(w: &watertight_pss::Workload) -> Workload {
 
 /// Loads manifests under `path` and evaluates Pod Security Standards at `level`/`version`.
 pub fn audit_path(path: &Path, level: Level, version: Version) -> K8sAudit {
-    let loaded = watertight_pss::load_path(path);
+    audit_path_excluding(path, &Exclude::default(), level, version)
+}
+
+/// [`audit_path`], leaving out what `exclude` matches.
+pub fn audit_path_excluding(
+    path: &Path,
+    exclude: &Exclude,
+    level: Level,
+    version: Version,
+) -> K8sAudit {
+    let loaded = watertight_pss::load_path_excluding(path, &|p| exclude.matches(p));
+    audit_loaded(loaded, level, version)
+}
+
+/// Audits manifests given as text (standard input), labelled `label` (e.g. `<stdin>`).
+pub fn audit_text(text: &str, label: &Path, level: Level, version: Version) -> K8sAudit {
+    audit_loaded(watertight_pss::load_text(text, label), level, version)
+}
+
+/// One line, whatever the input held: control characters (a key with a newline in it, an
+/// escape sequence) are shown escaped, so a manifest cannot add lines or colours to a log.
+fn one_line(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_string();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+fn input_error(e: watertight_pss::LoadError) -> InputError {
+    InputError {
+        source: one_line(&e.file.display().to_string()),
+        document: e.document,
+        message: one_line(&e.message),
+    }
+}
+
+fn audit_loaded(loaded: watertight_pss::LoadReport, level: Level, version: Version) -> K8sAudit {
+    let skipped_files = loaded
+        .not_kubernetes
+        .iter()
+        .map(|f| (f, SkipReason::NotKubernetes))
+        .chain(loaded.templates.iter().map(|f| (f, SkipReason::Template)))
+        .map(|(f, reason)| SkippedFile {
+            source: f.display().to_string(),
+            reason,
+        })
+        .collect();
     let mut out = K8sAudit {
         skipped: loaded.skipped,
-        errors: loaded
-            .errors
-            .into_iter()
-            .map(|e| InputError {
-                source: e.file.display().to_string(),
-                document: e.document,
-                message: e.message,
-            })
-            .collect(),
+        errors: loaded.errors.into_iter().map(input_error).collect(),
+        warnings: loaded.warnings.into_iter().map(input_error).collect(),
+        skipped_files,
         ..K8sAudit::default()
     };
     for w in &loaded.workloads {

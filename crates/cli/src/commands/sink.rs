@@ -4,7 +4,8 @@
 //! `--fail-on` into the exit code.
 //!
 //! Exit codes (README, "Exit codes"): 0 nothing at or above `--fail-on`; 1 findings at or above
-//! it; 2 usage or input error. A reader that goes away (`| head -1`) is not an error: the command
+//! it; 2 usage or input error (for `audit k8s`, any manifest that could not be evaluated, unless
+//! `--fail-on none`). A reader that goes away (`| head -1`) is not an error: the command
 //! ends quietly with the exit code its findings decide.
 
 use anyhow::Context as _;
@@ -57,7 +58,8 @@ pub struct Sink {
 }
 
 impl Sink {
-    /// Prints the report, names its unreadable inputs on stderr, and returns the exit code.
+    /// Prints the report, names its unreadable inputs, input warnings and skipped inputs on
+    /// stderr, and returns the exit code.
     pub fn emit<R: Report>(&self, report: &R) -> anyhow::Result<u8> {
         let text = render(report, self.format);
         match &self.output {
@@ -65,6 +67,12 @@ impl Sink {
             None => write_stdout(text.as_bytes())?,
         }
         for line in report.input_errors() {
+            warn(&line);
+        }
+        for line in report.input_warnings() {
+            warn(&format!("warning: {line}"));
+        }
+        for line in report.input_notes() {
             warn(&line);
         }
         Ok(report.exit_code(self.fail_on))

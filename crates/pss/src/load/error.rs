@@ -3,8 +3,8 @@
 /// What can go wrong with one document.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum DocumentError {
-    #[error("invalid YAML: {0}")]
-    Yaml(#[from] serde_norway::Error),
+    #[error("{0}")]
+    Yaml(#[from] super::yaml11::YamlError),
     #[error("invalid JSON: {0}")]
     Json(#[from] serde_json::Error),
     #[error(
@@ -21,6 +21,12 @@ pub(crate) enum DocumentError {
         path: String,
         #[source]
         source: serde_json::Error,
+    },
+    #[error("{kind} {name:?} has more than {repairs} fields that do not match its schema; fix the object (kubectl would refuse it)")]
+    TooBroken {
+        kind: String,
+        name: String,
+        repairs: usize,
     },
     #[error("{kind} {name:?} has no pod spec: set {field}")]
     NoPodSpec {
@@ -58,8 +64,25 @@ impl DocumentError {
             DocumentError::ListItem { index, source } => {
                 format!("items[{index}]: {}", source.message())
             }
-            DocumentError::Schema { source, .. } => format!("{self}: {source}"),
+            DocumentError::Schema { source, .. } => {
+                let source = source.to_string();
+                format!("{self}: {source}{}", yaml11_hint(&source))
+            }
             other => other.to_string(),
         }
+    }
+}
+
+/// Why a plain scalar may not be the type the schema expects: YAML 1.1 as kubectl reads it.
+pub(crate) fn yaml11_hint(message: &str) -> &'static str {
+    let typed =
+        message.contains("invalid type: boolean") || message.contains("invalid type: integer");
+    if message.contains("invalid type: string") && message.contains("expected a boolean") {
+        " (quoted, a value is text: write true or false without quotes)"
+    } else if typed && message.contains("expected a string") {
+        " (to kubectl, unquoted yes/no/on/off/y/n are booleans and 0-led numbers octal \
+         integers, as YAML 1.1 reads them: quote the value)"
+    } else {
+        ""
     }
 }

@@ -1,16 +1,19 @@
-//! `watertight audit k8s`: Kubernetes manifests (files or directories) against Pod Security
-//! Standards and the isolation rules.
+//! `watertight audit k8s`: Kubernetes manifests (files, directories or standard input) against
+//! Pod Security Standards and the isolation rules.
 
 use crate::commands::sink::ReportArgs;
-use std::path::PathBuf;
+use anyhow::Context as _;
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
-use watertight_audit::sources::k8s::audit_path;
+use watertight_audit::sources::k8s::{audit_path_excluding, audit_text, Exclude, K8sAudit};
 use watertight_audit::{audit_workloads, report::sort_findings, Report};
 use watertight_pss::{Level, Version};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// YAML/JSON manifests or directories (searched recursively for *.yaml, *.yml, *.json).
+    /// YAML/JSON manifests or directories (searched recursively for *.yaml, *.yml, *.json);
+    /// `-` reads standard input (`helm template . | watertight audit k8s -`).
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
     /// Pod Security Standards level: privileged, baseline or restricted.
@@ -19,6 +22,10 @@ pub struct Args {
     /// Pod Security Standards version: latest or v1.N (e.g. v1.30).
     #[arg(long, default_value = "latest", value_parser = parse_version)]
     pub pss_version: Version,
+    /// Leave out files and directories matching GLOB (repeatable). Without `/` it matches a
+    /// name anywhere (`vendor`, `*.tmpl.yaml`); with `/` the path below PATH (`deploy/dev/**`).
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
     #[command(flatten)]
     pub output: ReportArgs,
 }
@@ -35,16 +42,44 @@ fn parse_version(s: &str) -> Result<Version, String> {
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
     let started = Instant::now();
+    let exclude = Exclude::new(&args.exclude)?;
     let mut report = Report::new("k8s");
+    let mut stdin_read = false;
     for path in &args.paths {
-        let audited = audit_path(path, args.pss_level, args.pss_version);
-        report.workloads += audited.workloads.len();
-        report.findings.extend(audit_workloads(&audited.workloads));
-        report.findings.extend(audited.pss_findings);
-        report.pss.extend(audited.pss);
-        report.errors.extend(audited.errors);
+        let audited = if path.as_os_str() == "-" {
+            anyhow::ensure!(
+                !stdin_read,
+                "`-` (standard input) is given twice; pass it once"
+            );
+            stdin_read = true;
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .context("cannot read manifests from standard input (`-`): is it UTF-8 text?")?;
+            audit_text(
+                &text,
+                Path::new("<stdin>"),
+                args.pss_level,
+                args.pss_version,
+            )
+        } else {
+            audit_path_excluding(path, &exclude, args.pss_level, args.pss_version)
+        };
+        add(&mut report, audited);
     }
     sort_findings(&mut report.findings);
     report.duration_seconds = started.elapsed().as_secs_f64();
     args.output.sink().emit(&report)
+}
+
+fn add(report: &mut Report, audited: K8sAudit) {
+    report.workloads += audited.workloads.len();
+    report.findings.extend(audit_workloads(&audited.workloads));
+    report.findings.extend(audited.pss_findings);
+    report.pss.extend(audited.pss);
+    // Every error is a manifest that could not be evaluated.
+    report.unevaluated += audited.errors.len();
+    report.errors.extend(audited.errors);
+    report.warnings.extend(audited.warnings);
+    report.skipped_files.extend(audited.skipped_files);
 }
