@@ -37,6 +37,8 @@ pub struct K8sAudit {
     pub errors: Vec<InputError>,
     /// Documents that were not workloads (Services, ConfigMaps, ...).
     pub skipped: usize,
+    /// The findings objects accept by design (annotation [`crate::accept::ANNOTATION`]).
+    pub acceptances: Vec<crate::accept::Acceptance>,
 }
 
 /// The fields of a container the audit reads (regular, init and ephemeral alike).
@@ -328,6 +330,13 @@ pub fn audit_path(path: &Path, level: Level, version: Version) -> K8sAudit {
     };
     for w in &loaded.workloads {
         let model = to_workload(w);
+        out.acceptances.extend(crate::accept::of_object(
+            w.pod_meta.annotations.as_ref(),
+            &w.file,
+            w.document,
+            &model.id,
+            &mut out.errors,
+        ));
         let eval = watertight_pss::evaluate(&w.pod_meta, &w.pod_spec, level, version);
         for v in &eval.violations {
             let detail = if v.detail.is_empty() {
