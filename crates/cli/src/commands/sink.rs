@@ -27,6 +27,12 @@ pub struct ReportArgs {
     /// may see it half written (for a textfile collector, write elsewhere and `mv`).
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// With -o FILE: write the report to a hidden temporary file beside FILE, then rename it
+    /// onto FILE, so a reader (a textfile collector) sees the previous report or the new one,
+    /// never half of one. FILE is replaced (a symlink there is replaced, not followed) and its
+    /// directory must be writable.
+    #[arg(long, requires = "output")]
+    pub atomic: bool,
 }
 
 fn parse_format(s: &str) -> Result<Format, String> {
@@ -44,6 +50,7 @@ impl ReportArgs {
             format: self.format,
             fail_on: self.fail_on,
             output: self.output.clone(),
+            atomic: self.atomic,
         }
     }
 }
@@ -54,6 +61,8 @@ pub struct Sink {
     pub format: Format,
     pub fail_on: FailOn,
     pub output: Option<PathBuf>,
+    /// Replace `output` by a rename instead of writing through it.
+    pub atomic: bool,
 }
 
 impl Sink {
@@ -61,6 +70,7 @@ impl Sink {
     pub fn emit<R: Report>(&self, report: &R) -> anyhow::Result<u8> {
         let text = render(report, self.format);
         match &self.output {
+            Some(path) if self.atomic => write_replacing(path, text.as_bytes())?,
             Some(path) => write_through(path, text.as_bytes())?,
             None => write_stdout(text.as_bytes())?,
         }
@@ -87,6 +97,50 @@ fn write_through(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         })?;
     quiet_on_broken_pipe(file.write_all(bytes).and_then(|()| file.flush()))
         .with_context(|| format!("--output {}: cannot write the report", path.display()))
+}
+
+/// Writes `bytes` to `.NAME.PID.tmp` beside `path` and renames it onto `path`: readers see the
+/// old file or the new one, never a part (`--atomic`). The temporary file is removed on failure;
+/// its name does not end like `path`'s, so a collector globbing `*.prom` never picks it up.
+fn write_replacing(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let name = path.file_name().with_context(|| {
+        format!(
+            "--output {} --atomic: name a file, not a directory",
+            path.display()
+        )
+    })?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".{}.tmp", std::process::id()));
+    let tmp = path.with_file_name(tmp_name);
+    let written = (|| {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .with_context(|| {
+                format!(
+                    "--output {} --atomic: cannot create {} (is the directory writable?)",
+                    path.display(),
+                    tmp.display()
+                )
+            })?;
+        file.write_all(bytes)
+            .and_then(|()| file.flush())
+            .with_context(|| format!("--output {}: cannot write the report", path.display()))?;
+        std::fs::rename(&tmp, path).with_context(|| {
+            format!(
+                "--output {} --atomic: cannot rename {} onto it",
+                path.display(),
+                tmp.display()
+            )
+        })
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// Writes `bytes` to standard output; a closed pipe ends the output quietly.
@@ -136,6 +190,28 @@ mod tests {
             .unwrap()
             .file_type()
             .is_symlink());
+    }
+
+    #[test]
+    fn an_atomic_output_replaces_the_file_and_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("watertight.prom");
+        std::fs::write(&target, "old\n").unwrap();
+        let inode = std::fs::metadata(&target).unwrap().ino();
+        write_replacing(&target, b"new\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "new\n");
+        // A new inode: a reader holding the old file keeps reading all of the old report.
+        assert_ne!(std::fs::metadata(&target).unwrap().ino(), inode);
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["watertight.prom"]);
+        let err = write_replacing(&dir.path().join("missing/x.prom"), b"x").unwrap_err();
+        assert!(
+            format!("{err:#}").contains("--atomic: cannot create"),
+            "{err:#}"
+        );
     }
 
     #[test]
