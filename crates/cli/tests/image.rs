@@ -32,10 +32,12 @@ fn podman(args: &[&str]) -> Output {
 /// hybrid cgroups, as this VM has), rlimits the runtime may set (podman asks for 1048576 open
 /// files and more processes than root here may raise its limit to: root lacks
 /// CAP_SYS_RESOURCE), no network, and a cgroup parent named for this test run, which podman
-/// creates (with `conmon` below it) and the guard removes.
+/// creates (with `conmon` below it) and the guard removes; the cgroupfs manager, so that this
+/// path is one on a systemd host too (where podman would otherwise want a slice).
 fn run_flags(cgroup_parent: &str) -> Vec<String> {
     [
         "--runtime=runc",
+        "--cgroup-manager=cgroupfs",
         "run",
         "--rm",
         "--network=none",
