@@ -42,6 +42,12 @@ done
 if [ -n "$key" ]; then
   [ -f "$key" ] && [ -r "$key" ] ||
     die "--key $key: no readable key file there: make one with \`watertight key generate --out KEY\`"
+  grep -q "BEGIN PRIVATE KEY" "$key" ||
+    die "--key $key: not a private key (watertight key generate writes KEY, private, and KEY.pub): give the private half"
+  case $(stat -c %a "$key") in
+    ?00) ;;
+    *) die "--key $key: group or others may read this private key: chmod 600 $key" ;;
+  esac
   key=$(cd "$(dirname "$key")" && pwd)/$(basename "$key")
 fi
 for tool in tar gzip sha256sum strip; do
@@ -85,6 +91,8 @@ if [ -n "$key" ]; then
   if [ -f "$key.pub" ]; then
     "$bin" manifest verify "$check/$name" --manifest "$out/$name.manifest" --pubkey "$key.pub" >&2 ||
       die "the unpacked tarball does not verify against $name.manifest" 1
+  else
+    echo "${0##*/}: no $key.pub beside the key: the unpacked tarball was not verified" >&2
   fi
 fi
 echo "$tarball"

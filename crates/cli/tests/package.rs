@@ -12,6 +12,7 @@
 //! does once: the second script finds it up to date. Build outputs go to temporary directories,
 //! removed at the end.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use watertight_testkit::{
@@ -399,4 +400,59 @@ fn release_tarball_checks_and_its_signature_fails_on_one_flipped_byte() {
         !again.join(format!("{name}.manifest")).exists(),
         "no manifest without --key"
     );
+}
+
+#[test]
+fn the_scripts_refuse_bad_arguments_with_one_line_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let public = dir.path().join("k.pub");
+    std::fs::write(&public, "-----BEGIN PUBLIC KEY-----\n").unwrap();
+    let public = public.to_str().unwrap();
+    let loose = dir.path().join("k");
+    std::fs::write(&loose, "-----BEGIN PRIVATE KEY-----\n").unwrap();
+    std::fs::set_permissions(&loose, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let loose = loose.to_str().unwrap();
+    for (script, args, says) in [
+        (
+            "build-deb.sh",
+            &["--bogus"][..],
+            "unknown argument \"--bogus\"",
+        ),
+        ("build-deb.sh", &["--out"][..], "--out needs a directory"),
+        (
+            "release-tarball.sh",
+            &["--key"][..],
+            "--key needs a key file",
+        ),
+        (
+            "release-tarball.sh",
+            &["--key", "/nonexistent/k"][..],
+            "no readable key file",
+        ),
+        (
+            "release-tarball.sh",
+            &["--key", public][..],
+            "not a private key",
+        ),
+        (
+            "release-tarball.sh",
+            &["extra"][..],
+            "unknown argument \"extra\"",
+        ),
+    ] {
+        let o = Command::new("bash")
+            .arg(workspace().join("scripts").join(script))
+            .args(args)
+            .output()
+            .unwrap();
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{script} {args:?}: {err}");
+        assert_eq!(
+            err.lines().count(),
+            1,
+            "{script} {args:?}: not one line: {err}"
+        );
+        assert!(err.contains(says), "{script} {args:?}: {err}");
+        assert!(o.stdout.is_empty());
+    }
 }
