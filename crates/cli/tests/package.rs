@@ -434,6 +434,7 @@ fn the_scripts_refuse_bad_arguments_with_one_line_and_exit_2() {
             &["--key", public][..],
             "not a private key",
         ),
+        ("release-tarball.sh", &["--key", loose][..], "chmod 600"),
         (
             "release-tarball.sh",
             &["extra"][..],
