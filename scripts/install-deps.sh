@@ -11,6 +11,7 @@ pkgs=(
   openssl                       # key interoperability test (crates/integrity/tests/openssl_interop.rs)
   bubblewrap hyperfine          # peers and the timer for benches/
   python3 python3-venv          # bench scripts that compare with peers (checkov)
+  groff-base lintian            # rendering the generated man pages; linting the .deb (tests/package.rs)
   qemu-system-x86 busybox-static cpio  # the pure cgroup v2 guest (scripts/cgroup2-guest.sh;
                                 # its SeaBIOS firmware is a hard dependency of qemu-system-x86)
   podman file runc              # the DaemonSet image (scripts/build-image.sh: podman build;

@@ -5,7 +5,7 @@
 
 mod commands;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::ffi::OsString;
 use std::process::ExitCode;
 
@@ -38,6 +38,10 @@ enum Command {
     /// Forensic evidence bundles: show and verify.
     #[command(subcommand)]
     Evidence(commands::evidence::Command),
+    /// Print the shell completion script for bash, zsh or fish.
+    Completions(commands::completions::Args),
+    /// Write the manual pages (watertight.1, one per subcommand) to a directory.
+    Man(commands::man::Args),
 }
 
 /// `watertight run` alone. Each sandbox start parses its arguments, and building the whole
@@ -88,6 +92,8 @@ fn main() -> ExitCode {
         Command::Key(cmd) => commands::key::run(cmd),
         Command::Manifest(cmd) => commands::manifest::run(cmd),
         Command::Evidence(cmd) => commands::evidence::run(cmd),
+        Command::Completions(args) => commands::completions::run(args, Cli::command()),
+        Command::Man(args) => commands::man::run(args, Cli::command()),
     };
     finish(result, &argv)
 }
