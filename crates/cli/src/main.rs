@@ -4,13 +4,20 @@
 #![forbid(unsafe_code)]
 
 mod commands;
+mod version;
 
 use clap::{Parser, Subcommand};
 use std::ffi::OsString;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "watertight", version, about, long_about = None)]
+#[command(
+    name = "watertight",
+    version = version::short(),
+    long_version = version::long(),
+    about,
+    long_about = None
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
