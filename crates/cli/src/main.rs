@@ -80,7 +80,17 @@ fn main() -> ExitCode {
             std::iter::once(OsString::from("watertight run")).chain(argv[2..].iter().cloned());
         return match RunCli::try_parse_from(run_argv) {
             Ok(cli) => finish(commands::run::run(cli.args), &argv),
-            Err(e) => parse_error(e, &argv),
+            Err(e) => {
+                let parses = |args: &[OsString]| {
+                    let argv = std::iter::once(OsString::from("watertight run"))
+                        .chain(args.iter().cloned());
+                    RunCli::try_parse_from(argv).is_ok()
+                };
+                parse_error(
+                    commands::run::with_program_hint(e, &argv[2..], parses),
+                    &argv,
+                )
+            }
         };
     }
     let cli = match Cli::try_parse_from(&argv) {
