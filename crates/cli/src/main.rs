@@ -45,6 +45,8 @@ enum Command {
     /// Forensic evidence bundles: show and verify.
     #[command(subcommand)]
     Evidence(commands::evidence::Command),
+    /// What this host supports for watertight, and what each missing piece disables.
+    Doctor(commands::doctor::Args),
 }
 
 /// `watertight run` alone. Each sandbox start parses its arguments, and building the whole
@@ -105,6 +107,7 @@ fn main() -> ExitCode {
         Command::Key(cmd) => commands::key::run(cmd),
         Command::Manifest(cmd) => commands::manifest::run(cmd),
         Command::Evidence(cmd) => commands::evidence::run(cmd),
+        Command::Doctor(args) => commands::doctor::run(args),
     };
     finish(result, &argv)
 }

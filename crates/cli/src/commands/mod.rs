@@ -2,6 +2,7 @@
 //! returning the exit code.
 
 pub mod audit;
+pub mod doctor;
 pub mod evidence;
 pub mod key;
 pub mod manifest;
