@@ -4,7 +4,7 @@
 //! (signal dispositions, securebits, capability sets).
 
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 /// What `clone_into_namespaces` and `fork` return on each side.
 #[derive(Debug)]
@@ -415,6 +415,33 @@ pub fn unmapped_user_namespace() -> io::Result<OwnedFd> {
     Ok(OwnedFd::from(ns?))
 }
 
+/// Whether descriptors `a` and `b` of this process are the same open file description (as after
+/// `dup` or a shell's `2>&1`: one file offset, one set of status flags), by kcmp(2). Errors when
+/// the kernel lacks kcmp (CONFIG_KCMP) or refuses it.
+pub fn same_open_file(a: BorrowedFd<'_>, b: BorrowedFd<'_>) -> io::Result<bool> {
+    /// `KCMP_FILE` (uapi/linux/kcmp.h).
+    const KCMP_FILE: libc::c_int = 0;
+    // SAFETY: getpid takes no arguments and cannot fail.
+    let pid = unsafe { libc::getpid() };
+    // SAFETY: kcmp with KCMP_FILE reads only its integer arguments (two pids, two descriptor
+    // numbers), no memory of ours.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_kcmp,
+            pid,
+            pid,
+            KCMP_FILE,
+            a.as_raw_fd() as libc::c_ulong,
+            b.as_raw_fd() as libc::c_ulong,
+        )
+    };
+    match ret {
+        0 => Ok(true),
+        -1 => Err(io::Error::last_os_error()),
+        _ => Ok(false),
+    }
+}
+
 /// Whether a user namespace can be created here, asked the way `watertight run` creates its
 /// sandbox's: by a child cloned straight into a new user namespace (it exits at once; nothing
 /// outlives the call). With `as_uid`, the calling thread's effective uid is that uid for the
@@ -496,6 +523,16 @@ mod tests {
         }
         let after = std::fs::read_to_string("/proc/thread-self/status").unwrap();
         assert_eq!(ids(&before), ids(&after));
+    }
+
+    #[test]
+    fn same_open_file_tells_a_dup_from_another_open() {
+        use std::os::fd::AsFd;
+        let (r, w) = nix::unistd::pipe().unwrap();
+        let dup = w.try_clone().unwrap();
+        assert!(same_open_file(w.as_fd(), dup.as_fd()).unwrap());
+        // The two ends of one pipe are two open file descriptions.
+        assert!(!same_open_file(r.as_fd(), w.as_fd()).unwrap());
     }
 
     #[test]
