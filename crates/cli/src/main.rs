@@ -4,13 +4,20 @@
 #![forbid(unsafe_code)]
 
 mod commands;
+mod version;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use std::ffi::OsString;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "watertight", version, about, long_about = None)]
+#[command(
+    name = "watertight",
+    version = version::short(),
+    long_version = version::long(),
+    about,
+    long_about = None
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -42,6 +49,8 @@ enum Command {
     Completions(commands::completions::Args),
     /// Write the manual pages (watertight.1, one per subcommand) to a directory.
     Man(commands::man::Args),
+    /// What this host supports for watertight, and what each missing piece disables.
+    Doctor(commands::doctor::Args),
 }
 
 /// `watertight run` alone. Each sandbox start parses its arguments, and building the whole
@@ -77,7 +86,17 @@ fn main() -> ExitCode {
             std::iter::once(OsString::from("watertight run")).chain(argv[2..].iter().cloned());
         return match RunCli::try_parse_from(run_argv) {
             Ok(cli) => finish(commands::run::run(cli.args), &argv),
-            Err(e) => parse_error(e, &argv),
+            Err(e) => {
+                let parses = |args: &[OsString]| {
+                    let argv = std::iter::once(OsString::from("watertight run"))
+                        .chain(args.iter().cloned());
+                    RunCli::try_parse_from(argv).is_ok()
+                };
+                parse_error(
+                    commands::run::with_program_hint(e, &argv[2..], parses),
+                    &argv,
+                )
+            }
         };
     }
     let cli = match Cli::try_parse_from(&argv) {
@@ -94,6 +113,7 @@ fn main() -> ExitCode {
         Command::Evidence(cmd) => commands::evidence::run(cmd),
         Command::Completions(args) => commands::completions::run(args, Cli::command()),
         Command::Man(args) => commands::man::run(args, Cli::command()),
+        Command::Doctor(args) => commands::doctor::run(args),
     };
     finish(result, &argv)
 }

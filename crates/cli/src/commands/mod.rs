@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod completions;
+pub mod doctor;
 pub mod evidence;
 pub mod key;
 pub mod man;
