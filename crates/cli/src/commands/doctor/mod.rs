@@ -47,6 +47,7 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
         format: a.format,
         fail_on: FailOn::Never,
         output: a.output,
+        atomic: false,
     };
     let code = sink.emit(&report)?;
     if !report.default_profile_missing.is_empty() {
