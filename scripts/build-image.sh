@@ -71,8 +71,8 @@ case "$kind" in
   *) die "$bin is not statically linked ($kind): build with .cargo/config.toml's crt-static flags (do not override RUSTFLAGS)" ;;
 esac
 
-version=$("$bin" --version | awk '{print $2}')
-[ -n "$version" ] || die "$bin --version printed no version"
+version=$("$bin" -V | awk '{print $2}')
+[ -n "$version" ] || die "$bin -V printed no version"
 revision=$(git -C "$root" rev-parse HEAD 2>/dev/null || echo unknown)
 if [ "$revision" != unknown ] && [ -n "$(git -C "$root" status --porcelain --untracked-files=no 2>/dev/null)" ]; then
   revision="$revision-dirty"

@@ -46,9 +46,10 @@ release_build() {
     die "cargo build --release failed (see above)" 1
   [ -x "$bin" ] || die "no binary at $bin after the build (CARGO_TARGET_DIR or build.target changed?)" 1
   local said
-  said=$("$bin" --version)
-  [ "$said" = "watertight $version" ] ||
-    die "$bin --version says \"$said\", Cargo says $version: rebuild" 1
+  said=$("$bin" -V)
+  # -V: "watertight VERSION (REVISION)"
+  [[ $said == "watertight $version ("*")" ]] ||
+    die "$bin -V says \"$said\", Cargo says $version: rebuild" 1
 }
 
 # Installs into $1 what the binary generates and the files of the checkout, in a layout each

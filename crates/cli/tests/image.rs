@@ -409,10 +409,14 @@ fn the_daemonset_image_builds_runs_as_the_manifest_says_and_leaves_nothing() {
         stderr(&shell)
     );
 
-    // 4. --version, as the image's default user.
-    let out = pm.run("version", &[], &["--version"]);
+    // 4. -V, as the image's default user: the version and the revision it was built from.
+    let out = pm.run("version", &[], &["-V"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(stdout(&out).trim(), format!("watertight {version}"));
+    let said = stdout(&out);
+    assert!(
+        said.trim().starts_with(&format!("watertight {version} (")) && said.trim().ends_with(')'),
+        "{said}"
+    );
 
     // 5. `audit k8s deploy/`, in the image as its default user: nothing at medium or above
     //    counts (the host access is accepted in the manifest, tests/audit_daemonset.rs).
