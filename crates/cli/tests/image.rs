@@ -482,8 +482,8 @@ fn the_daemonset_image_builds_runs_as_the_manifest_says_and_leaves_nothing() {
         "pid {}: {seen:?}",
         workload.pid
     );
-    // And CAP_SYS_PTRACE is what makes that possible: without it the same container reads no
-    // namespace of any other process (so nothing about them is claimed, shared or isolated).
+    // And CAP_SYS_PTRACE is what makes that possible: without it the same container cannot
+    // read the reference's namespaces, and audit host says so (exit 2) instead of reporting.
     let without: Vec<String> = pod
         .flags
         .iter()
@@ -491,12 +491,26 @@ fn the_daemonset_image_builds_runs_as_the_manifest_says_and_leaves_nothing() {
         .cloned()
         .collect();
     assert_ne!(without, pod.flags, "the manifest adds SYS_PTRACE");
-    let blind = audit_host(&mut pm, "host-noptrace", &without);
-    assert!(
-        findings_of(&blind, workload.pid).is_empty(),
-        "{:?}",
-        findings_of(&blind, workload.pid)
+    let blind = pm.run(
+        "host-noptrace",
+        &without,
+        &[
+            "audit",
+            "host",
+            "--node=test-node",
+            &reference,
+            "--format=json",
+            "--fail-on=none",
+        ],
     );
+    let said = stderr(&blind);
+    assert_eq!(blind.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains(&format!("cannot read /proc/{}/ns", std::process::id()))
+            && said.contains("permission denied"),
+        "{said}"
+    );
+    assert!(blind.stdout.is_empty(), "{}", stdout(&blind));
 
     // 7. The DaemonSet's own command line (5-minute rounds made 1-second ones): the report
     //    appears in the textfile volume and is replaced by a rename, round after round.
