@@ -287,6 +287,9 @@ pub(crate) mod test_support {
                 paths: vec![],
                 file: Some("inspect.json".into()),
                 document: None,
+                field: Some("/0/HostConfig/NetworkMode".into()),
+                line: Some(4),
+                column: Some(3),
             },
             Finding {
                 rule: "run-as-root".into(),
@@ -302,6 +305,9 @@ pub(crate) mod test_support {
                 paths: vec![],
                 file: None,
                 document: None,
+                field: None,
+                line: None,
+                column: None,
             },
         ];
         r

@@ -26,6 +26,10 @@ use watertight_pss::{Level, Version};
 /// containerd's and CRI-O's default capability set (the same 14 as Docker's).
 const CRI_DEFAULT_CAPS: [&str; 14] = crate::sources::docker::DOCKER_DEFAULT_CAPS;
 
+mod locate;
+
+use locate::Locator;
+
 const APPARMOR_ANNOTATION: &str = "container.apparmor.security.beta.kubernetes.io/";
 
 /// What the audit of some manifests produced.
@@ -47,6 +51,27 @@ pub struct K8sAudit {
     pub skipped: usize,
     /// Files left out: no Kubernetes object in them, or unrendered templates.
     pub skipped_files: Vec<SkippedFile>,
+    /// Where each of `workloads` was written, to locate its findings (same order).
+    locators: Vec<Locator>,
+}
+
+impl K8sAudit {
+    /// The isolation rules' findings over [`K8sAudit::workloads`], each pointing at the field
+    /// it is about ([`Finding::field`], line and column), most severe first.
+    pub fn rule_findings(&self) -> Vec<Finding> {
+        let mut out = Vec::new();
+        for (i, w) in self.workloads.iter().enumerate() {
+            let mut found = crate::audit_workloads(std::slice::from_ref(w));
+            if let Some(locator) = self.locators.get(i) {
+                for f in &mut found {
+                    locator.locate(f, None);
+                }
+            }
+            out.extend(found);
+        }
+        crate::report::sort_findings(&mut out);
+        out
+    }
 }
 
 /// The paths `--exclude` leaves out. A glob without `/` matches a file or directory name
@@ -467,6 +492,7 @@ fn audit_loaded(loaded: watertight_pss::LoadReport, level: Level, version: Versi
     };
     for w in &loaded.workloads {
         let model = to_workload(w);
+        let locator = Locator::new(w);
         let eval = watertight_pss::evaluate(&w.pod_meta, &w.pod_spec, level, version);
         for v in &eval.violations {
             let detail = if v.detail.is_empty() {
@@ -474,7 +500,7 @@ fn audit_loaded(loaded: watertight_pss::LoadReport, level: Level, version: Versi
             } else {
                 format!(" ({})", v.detail)
             };
-            out.pss_findings.push(Finding {
+            let mut finding = Finding {
                 rule: format!("pss/{}", v.check),
                 severity: Severity::High,
                 message: format!(
@@ -491,7 +517,12 @@ fn audit_loaded(loaded: watertight_pss::LoadReport, level: Level, version: Versi
                 paths: vec![],
                 file: Some(w.file.clone()),
                 document: Some(w.document),
-            });
+                field: None,
+                line: None,
+                column: None,
+            };
+            locator.locate(&mut finding, Some(&v.detail));
+            out.pss_findings.push(finding);
         }
         out.pss.push(PssEntry {
             file: w.file.clone(),
@@ -514,6 +545,7 @@ fn audit_loaded(loaded: watertight_pss::LoadReport, level: Level, version: Versi
                 .collect(),
         });
         out.workloads.push(model);
+        out.locators.push(locator);
     }
     out
 }

@@ -7,7 +7,7 @@ use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use watertight_audit::sources::k8s::{audit_path_excluding, audit_text, Exclude, K8sAudit};
-use watertight_audit::{audit_workloads, report::sort_findings, Report};
+use watertight_audit::{report::sort_findings, Report};
 use watertight_pss::{Level, Version};
 
 #[derive(clap::Args, Debug)]
@@ -74,7 +74,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
 
 fn add(report: &mut Report, audited: K8sAudit) {
     report.workloads += audited.workloads.len();
-    report.findings.extend(audit_workloads(&audited.workloads));
+    report.findings.extend(audited.rule_findings());
     report.findings.extend(audited.pss_findings);
     report.pss.extend(audited.pss);
     // Every error is a manifest that could not be evaluated.
