@@ -508,7 +508,13 @@ fn audit_loaded(loaded: watertight_pss::LoadReport, level: Level, version: Versi
                     eval.level, eval.version, v.reason
                 ),
                 source: w.file.display().to_string(),
-                subject: model.id.clone(),
+                // The containers upstream's detail names, when it is about containers (not in
+                // `container`, which the finding's fingerprint holds).
+                subject: match locator.pss_containers(&v.check, &v.detail).as_slice() {
+                    [] => model.id.clone(),
+                    [one] => format!("{} container {one}", model.id),
+                    many => format!("{} containers {}", model.id, many.join(", ")),
+                },
                 workload: model.id.clone(),
                 container: None,
                 pid: None,

@@ -184,84 +184,57 @@ impl Locator {
         out
     }
 
+    /// The containers a Pod Security Standards violation's detail names (upstream quotes them:
+    /// `containers "app", "side" must ...`), for a check of containers' fields; none for a
+    /// pod-level check (its detail may quote volume names).
+    pub(crate) fn pss_containers(&self, check: &str, detail: &str) -> Vec<&str> {
+        if container_fields(check).is_empty() {
+            return Vec::new();
+        }
+        self.containers
+            .iter()
+            .map(|c| c.name.as_str())
+            .filter(|name| detail.contains(&format!("\"{name}\"")))
+            .collect()
+    }
+
     /// A Pod Security Standards violation: the container upstream's detail names first (it
     /// quotes names: `container "app" must ...`), else the first whose field is written.
     fn pss_candidates(&self, check: &str, detail: &str) -> Vec<String> {
         let s = &self.spec;
         let psc = format!("{s}/securityContext");
-        // Fields below a container, and the pod-level fields checked too.
-        let (in_container, in_pod): (&[&str], Vec<String>) = match check {
-            "privileged" => (&["/securityContext/privileged"], vec![]),
-            "hostNamespaces" => (
-                &[],
-                vec![
-                    format!("{s}/hostNetwork"),
-                    format!("{s}/hostPID"),
-                    format!("{s}/hostIPC"),
-                ],
-            ),
+        let in_container = container_fields(check);
+        // The pod-level fields checked too.
+        let in_pod: Vec<String> = match check {
+            "hostNamespaces" => vec![
+                format!("{s}/hostNetwork"),
+                format!("{s}/hostPID"),
+                format!("{s}/hostIPC"),
+            ],
             "hostPathVolumes" | "restrictedVolumes" => {
-                let named: Vec<String> = self
+                let mut v: Vec<String> = self
                     .volumes
                     .iter()
                     .enumerate()
                     .filter(|(_, v)| detail.contains(&format!("\"{v}\"")))
                     .map(|(k, _)| format!("{s}/volumes/{k}"))
                     .collect();
-                let mut v = named;
                 v.push(format!("{s}/volumes"));
-                (&[], v)
+                v
             }
-            "hostPorts" => (&["/ports"], vec![]),
-            "capabilities_baseline" => (&["/securityContext/capabilities/add"], vec![]),
-            "capabilities_restricted" => (
-                &[
-                    "/securityContext/capabilities/drop",
-                    "/securityContext/capabilities/add",
-                    "/securityContext/capabilities",
-                ],
-                vec![],
-            ),
-            "appArmorProfile" => (
-                &["/securityContext/appArmorProfile"],
-                vec![
-                    format!("{psc}/appArmorProfile"),
-                    format!("{}/annotations", self.meta),
-                ],
-            ),
-            "seLinuxOptions" => (
-                &["/securityContext/seLinuxOptions"],
-                vec![format!("{psc}/seLinuxOptions")],
-            ),
-            "procMount" | "procMount_restricted" => (&["/securityContext/procMount"], vec![]),
-            "seccompProfile_baseline" | "seccompProfile_restricted" => (
-                &["/securityContext/seccompProfile"],
-                vec![format!("{psc}/seccompProfile")],
-            ),
-            "sysctls" => (&[], vec![format!("{psc}/sysctls")]),
-            "windowsHostProcess" => (
-                &["/securityContext/windowsOptions/hostProcess"],
-                vec![format!("{psc}/windowsOptions/hostProcess")],
-            ),
-            "allowPrivilegeEscalation" => (&["/securityContext/allowPrivilegeEscalation"], vec![]),
-            "runAsNonRoot" => (
-                &["/securityContext/runAsNonRoot"],
-                vec![format!("{psc}/runAsNonRoot")],
-            ),
-            "runAsUser" => (
-                &["/securityContext/runAsUser"],
-                vec![format!("{psc}/runAsUser")],
-            ),
-            "hostProbesAndHostLifecycle" => (
-                &[
-                    "/livenessProbe",
-                    "/readinessProbe",
-                    "/startupProbe",
-                    "/lifecycle",
-                ],
-                vec![],
-            ),
-            _ => (&[], vec![]),
+            "appArmorProfile" => vec![
+                format!("{psc}/appArmorProfile"),
+                format!("{}/annotations", self.meta),
+            ],
+            "seLinuxOptions" => vec![format!("{psc}/seLinuxOptions")],
+            "seccompProfile_baseline" | "seccompProfile_restricted" => {
+                vec![format!("{psc}/seccompProfile")]
+            }
+            "sysctls" => vec![format!("{psc}/sysctls")],
+            "windowsHostProcess" => vec![format!("{psc}/windowsOptions/hostProcess")],
+            "runAsNonRoot" => vec![format!("{psc}/runAsNonRoot")],
+            "runAsUser" => vec![format!("{psc}/runAsUser")],
+            _ => vec![],
         };
         let mut out = Vec::new();
         if !in_container.is_empty() {
@@ -287,6 +260,38 @@ impl Locator {
             out.push(s.clone());
         }
         out
+    }
+}
+
+/// The fields below a container that a Pod Security Standards check reads (empty for a check of
+/// pod-level fields only).
+fn container_fields(check: &str) -> &'static [&'static str] {
+    match check {
+        "privileged" => &["/securityContext/privileged"],
+        "hostPorts" => &["/ports"],
+        "capabilities_baseline" => &["/securityContext/capabilities/add"],
+        "capabilities_restricted" => &[
+            "/securityContext/capabilities/drop",
+            "/securityContext/capabilities/add",
+            "/securityContext/capabilities",
+        ],
+        "appArmorProfile" => &["/securityContext/appArmorProfile"],
+        "seLinuxOptions" => &["/securityContext/seLinuxOptions"],
+        "procMount" | "procMount_restricted" => &["/securityContext/procMount"],
+        "seccompProfile_baseline" | "seccompProfile_restricted" => {
+            &["/securityContext/seccompProfile"]
+        }
+        "windowsHostProcess" => &["/securityContext/windowsOptions/hostProcess"],
+        "allowPrivilegeEscalation" => &["/securityContext/allowPrivilegeEscalation"],
+        "runAsNonRoot" => &["/securityContext/runAsNonRoot"],
+        "runAsUser" => &["/securityContext/runAsUser"],
+        "hostProbesAndHostLifecycle" => &[
+            "/livenessProbe",
+            "/readinessProbe",
+            "/startupProbe",
+            "/lifecycle",
+        ],
+        _ => &[],
     }
 }
 
@@ -446,6 +451,39 @@ items:
         assert_eq!(
             place(host),
             expect("/items/0/spec/hostNetwork", at(MANIFESTS, "hostNetwork", 0))
+        );
+        // Subjects name the containers a check about containers names; a pod-level check none.
+        assert_eq!(pss.subject, "shop/Deployment/web container app");
+        assert_eq!(pss.container, None, "the fingerprint stays the workload's");
+        assert_eq!(host.subject, "ns/Pod/p");
+    }
+
+    #[test]
+    fn a_violation_of_several_containers_names_them_all() {
+        let audit = audit_text(
+            MANIFESTS,
+            Path::new("all.yaml"),
+            Level::Restricted,
+            Version::Latest,
+        );
+        let seccomp = audit
+            .pss_findings
+            .iter()
+            .find(|f| {
+                f.rule == "pss/seccompProfile_restricted" && f.workload == "shop/Deployment/web"
+            })
+            .unwrap_or_else(|| panic!("{:#?}", audit.pss_findings));
+        assert_eq!(
+            seccomp.subject, "shop/Deployment/web containers app, side, bare",
+            "{seccomp:#?}"
+        );
+        // Located at the first container named, its securityContext (no seccompProfile there).
+        assert_eq!(
+            place(seccomp),
+            expect(
+                "/spec/template/spec/containers/0/securityContext",
+                at(MANIFESTS, "securityContext:", 0)
+            )
         );
     }
 
