@@ -103,6 +103,15 @@ impl Positions {
         let col = u32::try_from(mark.col() + 1).unwrap_or(u32::MAX);
         self.map.entry(pointer.to_string()).or_insert((line, col));
     }
+
+    /// Records a mapping key at `mark`. A key written twice is where the later one is (its
+    /// value wins). What was written below the earlier one keeps its positions: forgetting them
+    /// would cost a walk over every position per duplicate, which a hostile document could
+    /// repeat; a duplicate key is a warning anyway.
+    fn record_key(&mut self, pointer: &str, mark: Marker) {
+        self.map.remove(pointer);
+        self.record(pointer, mark);
+    }
 }
 
 /// Appends `/<segment>` to a JSON pointer, escaping `~` and `/` (RFC 6901).
@@ -674,7 +683,7 @@ impl Reader<'_> {
                         let key = key_string(&value, mark)?;
                         let len = self.pointer.len();
                         push_segment(&mut self.pointer, &key);
-                        self.positions.record(&self.pointer, mark);
+                        self.positions.record_key(&self.pointer, mark);
                         self.pointer.truncate(len);
                         *pending = Pending::Key(key, mark.line());
                         Ok(())
@@ -895,6 +904,11 @@ mod tests {
         let (docs, _) = read_stream("a: 1\nb: 2\na: 3\n");
         assert_eq!(docs[0].value, json!({"a": 3, "b": 2}));
         assert_eq!(docs[0].duplicates, [("a".to_string(), 3)]);
+        // The later key is where the value is.
+        let (docs, _) = read_stream("s:\n  p: true\nb: 2\ns:\n  u: 1\n");
+        let p = &docs[0].positions;
+        assert_eq!(p.locate("/s"), Some(("/s", 4, 1)));
+        assert_eq!(p.locate("/s/u"), Some(("/s/u", 5, 3)));
     }
 
     #[test]
