@@ -26,8 +26,10 @@ const MAX_INDEX: u64 = 16 << 20;
 const MAX_NAMESPACES: usize = 64;
 
 const DOCKER: &str = "var/lib/docker/containers";
-const STORAGE: &str = "var/lib/containers/storage/overlay-containers";
-const STORAGE_RUN: &str = "run/containers/storage/overlay-containers";
+/// containers/storage (Podman, CRI-O): the graph root and the run root, each with one
+/// `<driver>-containers` directory per storage driver.
+const STORAGE_ROOTS: [&str; 2] = ["run/containers/storage", "var/lib/containers/storage"];
+const STORAGE_DRIVERS: [&str; 4] = ["overlay", "vfs", "btrfs", "zfs"];
 const CONTAINERD_TASKS: &str = "run/containerd/io.containerd.runtime.v2.task";
 
 /// Reads `rel` below `dir` (the runtime's state directory), at most `cap` bytes: `None` when
@@ -158,9 +160,14 @@ impl RuntimeNames {
         let root = &self.root;
         let index = self.podman.get_or_insert_with(|| {
             let mut names = HashMap::new();
-            if let Some(Value::Array(list)) =
-                read_json(&root.join(STORAGE), Path::new("containers.json"), MAX_INDEX)
-            {
+            let graph = root.join(STORAGE_ROOTS[1]);
+            for driver in STORAGE_DRIVERS {
+                let dir = graph.join(format!("{driver}-containers"));
+                let Some(Value::Array(list)) =
+                    read_json(&dir, Path::new("containers.json"), MAX_INDEX)
+                else {
+                    continue;
+                };
                 for c in &list {
                     let name = c
                         .get("names")
@@ -205,8 +212,13 @@ impl RuntimeNames {
     /// graph root of containers/storage.
     fn crio(&self, id: &str) -> Option<String> {
         let rel = Path::new(id).join("userdata").join("config.json");
-        [STORAGE_RUN, STORAGE].iter().find_map(|dir| {
-            let config = read_json(&self.root.join(dir), &rel, MAX_FILE)?;
+        let mut dirs = STORAGE_ROOTS.iter().flat_map(|root| {
+            STORAGE_DRIVERS
+                .iter()
+                .map(move |driver| self.root.join(root).join(format!("{driver}-containers")))
+        });
+        dirs.find_map(|dir| {
+            let config = read_json(&dir, &rel, MAX_FILE)?;
             let a = config.get("annotations")?;
             kubernetes(
                 text(a, "io.kubernetes.pod.namespace"),
@@ -223,7 +235,10 @@ mod tests {
     use crate::sources::host::workload_kind::classify;
     use std::os::unix::fs::symlink;
 
+    const STORAGE: &str = "var/lib/containers/storage/overlay-containers";
+    const STORAGE_RUN: &str = "run/containers/storage/overlay-containers";
     const ID: &str = "3f1c2a9b8e7d6c5b4a3f1c2a9b8e7d6c5b4a3f1c2a9b8e7d6c5b4a3f1c2a9b8e";
+    const ID3: &str = "bbbb2a9b8e7d6c5b4a3f1c2a9b8e7d6c5b4a3f1c2a9b8e7d6c5b4a3f1c2a9b8e";
     const ID2: &str = "aaaa2a9b8e7d6c5b4a3f1c2a9b8e7d6c5b4a3f1c2a9b8e7d6c5b4a3f1c2a9b8e";
 
     fn write(root: &Path, rel: &str, text: &str) {
@@ -257,6 +272,16 @@ mod tests {
         assert_eq!(
             name(root, &format!("/libpod_parent/libpod-{ID}")).as_deref(),
             Some("podman container db (3f1c2a9b8e7d)")
+        );
+        // Another storage driver's index.
+        write(
+            root,
+            "var/lib/containers/storage/vfs-containers/containers.json",
+            &format!(r#"[{{"id":"{ID3}","names":["cache"]}}]"#),
+        );
+        assert_eq!(
+            name(root, &format!("/libpod_parent/libpod-{ID3}")).as_deref(),
+            Some("podman container cache (bbbb2a9b8e7d)")
         );
         // conmon is not the container; a nameless container keeps its path.
         assert_eq!(
