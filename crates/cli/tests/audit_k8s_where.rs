@@ -179,6 +179,15 @@ fn json_and_table_say_where_too() {
         "{f:#}"
     );
 
+    let web = report["pss"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "web")
+        .unwrap_or_else(|| panic!("{report:#}"));
+    let (start, _) = at(MANIFESTS, "apiVersion: apps/v1", 0);
+    assert_eq!(web["line"].as_u64(), Some(start), "{web:#}");
+
     let out = watertight(
         &[
             "audit",
@@ -201,9 +210,19 @@ fn json_and_table_say_where_too() {
         row.contains(&format!(" all.yaml:{line}:{column} ")),
         "{row}\n{text}"
     );
-    // A denied object is named by its document, not as a line.
+    // A denied object is named by the line it starts on (its first key).
+    let (start, _) = at(MANIFESTS, "apiVersion: apps/v1", 0);
     assert!(
-        text.contains("PSS DENIED all.yaml document 1 Deployment/web at baseline:latest"),
+        text.contains(&format!(
+            "PSS DENIED all.yaml:{start} Deployment/web at baseline:latest"
+        )),
+        "{text}"
+    );
+    let (item, _) = at(MANIFESTS, "apiVersion: v1\n  kind: Pod", 0);
+    assert!(
+        text.contains(&format!(
+            "PSS DENIED all.yaml:{item} Pod/p at baseline:latest"
+        )),
         "{text}"
     );
 }

@@ -130,6 +130,10 @@ spec:
         .collect();
     assert_eq!(names, [("in-list", 2), ("last", 3)]);
     // A List item's pod spec is under its item; each document has its own positions.
+    assert_eq!(workloads[0].object_pointer, "/items/1");
+    assert_eq!(workloads[0].line(), Some(14));
+    assert_eq!(workloads[1].object_pointer, "");
+    assert_eq!(workloads[1].line(), Some(25));
     assert_eq!(workloads[0].spec_pointer, "/items/1/spec");
     assert_eq!(
         workloads[0]

@@ -63,6 +63,9 @@ pub struct PssEntry {
     pub file: PathBuf,
     /// The object's 0-based document index within `file`.
     pub document: usize,
+    /// The 1-based line the object starts on in `file` (YAML only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
     /// The object's `apiVersion`.
     pub api_version: String,
     /// The object's `kind` (`Pod`, `Deployment`, ...).

@@ -53,17 +53,16 @@ pub(super) fn write(report: &Report, out: &mut String) {
     }
     // Denied objects with their violations; allowed ones only counted (a directory may hold
     // thousands).
-    // `FILE document N` (as errors say it): `FILE:N` would read as a line in LOCATION's terms.
+    // `FILE:LINE` where the object starts, else `FILE document N` (as errors say it).
     for entry in report.pss.iter().filter(|e| !e.allowed) {
+        let place = match entry.line {
+            Some(line) => format!("{}:{line}", entry.file.display()),
+            None => format!("{} document {}", entry.file.display(), entry.document),
+        };
         let _ = writeln!(
             out,
-            "PSS DENIED {} document {} {}/{} at {}:{}",
-            entry.file.display(),
-            entry.document,
-            entry.kind,
-            entry.name,
-            entry.level,
-            entry.version
+            "PSS DENIED {place} {}/{} at {}:{}",
+            entry.kind, entry.name, entry.level, entry.version
         );
         for v in &entry.violations {
             let detail = if v.detail.is_empty() {

@@ -533,6 +533,7 @@ fn audit_loaded(loaded: watertight_pss::LoadReport, level: Level, version: Versi
         out.pss.push(PssEntry {
             file: w.file.clone(),
             document: w.document,
+            line: w.line(),
             api_version: w.api_version.clone(),
             kind: w.kind.clone(),
             name: w.name.clone(),

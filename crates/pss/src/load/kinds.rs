@@ -156,6 +156,7 @@ pub(super) fn collect_objects(
             found.push(
                 convert(value, *shape, current, &kind, &api_version, &name).map(|(mut w, m)| {
                     w.spec_pointer = format!("{pointer}{}", w.spec_pointer);
+                    w.object_pointer = pointer.to_string();
                     (w, m)
                 }),
             );
@@ -583,6 +584,7 @@ fn convert(
         namespace: object_meta.namespace,
         pod_meta,
         pod_spec,
+        object_pointer: String::new(),
         spec_pointer: match shape {
             Shape::Pod => "/spec",
             Shape::PodTemplate => "/template/spec",

@@ -41,6 +41,9 @@ pub struct Workload {
     pub pod_meta: ObjectMeta,
     /// The pod's spec; for workloads the pod template's spec.
     pub pod_spec: PodSpec,
+    /// The JSON pointer of the object within the document: `""`, or `/items/<i>` inside a
+    /// `List`.
+    pub object_pointer: String,
     /// The JSON pointer of the pod spec within the document: `/spec` for a Pod,
     /// `/spec/template/spec` for a Deployment, `/items/<i>/...` inside a `List`.
     pub spec_pointer: String,
@@ -51,6 +54,15 @@ pub struct Workload {
 }
 
 impl Workload {
+    /// The 1-based line the object starts on (its first key, or its `List` item's `-`), when
+    /// its file was YAML.
+    pub fn line(&self) -> Option<usize> {
+        self.positions
+            .locate(&self.object_pointer)
+            .filter(|(at, ..)| *at == self.object_pointer)
+            .map(|(_, line, _)| line)
+    }
+
     /// The JSON pointer of the pod's metadata (a template's metadata for workloads).
     pub fn meta_pointer(&self) -> String {
         let parent = self
