@@ -4,13 +4,20 @@
 #![forbid(unsafe_code)]
 
 mod commands;
+mod version;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::ffi::OsString;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "watertight", version, about, long_about = None)]
+#[command(
+    name = "watertight",
+    version = version::short(),
+    long_version = version::long(),
+    about,
+    long_about = None
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -38,6 +45,12 @@ enum Command {
     /// Forensic evidence bundles: show and verify.
     #[command(subcommand)]
     Evidence(commands::evidence::Command),
+    /// Print the shell completion script for bash, zsh or fish.
+    Completions(commands::completions::Args),
+    /// Write the manual pages (watertight.1, one per subcommand) to a directory.
+    Man(commands::man::Args),
+    /// What this host supports for watertight, and what each missing piece disables.
+    Doctor(commands::doctor::Args),
 }
 
 /// `watertight run` alone. Each sandbox start parses its arguments, and building the whole
@@ -73,7 +86,17 @@ fn main() -> ExitCode {
             std::iter::once(OsString::from("watertight run")).chain(argv[2..].iter().cloned());
         return match RunCli::try_parse_from(run_argv) {
             Ok(cli) => finish(commands::run::run(cli.args), &argv),
-            Err(e) => parse_error(e, &argv),
+            Err(e) => {
+                let parses = |args: &[OsString]| {
+                    let argv = std::iter::once(OsString::from("watertight run"))
+                        .chain(args.iter().cloned());
+                    RunCli::try_parse_from(argv).is_ok()
+                };
+                parse_error(
+                    commands::run::with_program_hint(e, &argv[2..], parses),
+                    &argv,
+                )
+            }
         };
     }
     let cli = match Cli::try_parse_from(&argv) {
@@ -88,6 +111,9 @@ fn main() -> ExitCode {
         Command::Key(cmd) => commands::key::run(cmd),
         Command::Manifest(cmd) => commands::manifest::run(cmd),
         Command::Evidence(cmd) => commands::evidence::run(cmd),
+        Command::Completions(args) => commands::completions::run(args, Cli::command()),
+        Command::Man(args) => commands::man::run(args, Cli::command()),
+        Command::Doctor(args) => commands::doctor::run(args),
     };
     finish(result, &argv)
 }

@@ -436,6 +436,15 @@ fn host_audit_without_the_privileges_it_needs_is_an_error() {
         .unwrap();
     let reference = Reaped(reference);
     let pid = reference.0.id().to_string();
+    // Until setpriv has become nobody and exec'd sleep, the reference is still root's.
+    let became_sleep = (0..500).any(|_| {
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        comm.trim() == "sleep" || {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            false
+        }
+    });
+    assert!(became_sleep, "the reference process never became `sleep`");
     one_line(
         &nobody(&["audit", "host", "--reference-pid", &pid]),
         "other users' processes",

@@ -6,19 +6,27 @@ use common::*;
 
 use std::time::{Duration, Instant};
 
-fn sandbox_pid1_of(supervisor: u32) -> Option<u32> {
-    std::fs::read_dir("/proc").ok()?.flatten().find_map(|p| {
-        let pid: u32 = p.file_name().to_str()?.parse().ok()?;
-        let stat = std::fs::read_to_string(p.path().join("stat")).ok()?;
-        let ppid: u32 = stat
-            .rsplit(')')
-            .next()?
-            .split_whitespace()
-            .nth(1)?
-            .parse()
-            .ok()?;
-        (ppid == supervisor).then_some(pid)
-    })
+/// The supervisor's children: the sandbox's pid 1, and for a moment before it the helper that
+/// holds the idmap namespace (killed once its maps are written).
+fn children_of(supervisor: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|p| {
+            let pid: u32 = p.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(p.path().join("stat")).ok()?;
+            let ppid: u32 = stat
+                .rsplit(')')
+                .next()?
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            (ppid == supervisor).then_some(pid)
+        })
+        .collect()
 }
 
 #[test]
@@ -30,27 +38,24 @@ fn killed_supervisor_leaves_nothing_after_the_next_run() {
         .args(["run", "--", "/bin/sleep", "60"])
         .spawn()
         .unwrap();
+    // The sandbox's pid 1 is the child the supervisor moves into its cgroup right after clone
+    // (the idmap helper, also a child for a moment, never joins one).
     let deadline = Instant::now() + Duration::from_secs(10);
-    let pid1 = loop {
-        if let Some(p) = sandbox_pid1_of(child.id()) {
-            break p;
-        }
-        assert!(Instant::now() < deadline, "the sandbox never started");
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    // The supervisor moves pid 1 into its cgroup right after clone.
-    let name = loop {
-        let cgroups = std::fs::read_to_string(format!("/proc/{pid1}/cgroup")).unwrap_or_default();
-        if let Some(n) = cgroups
-            .lines()
-            .filter_map(|l| l.rsplit('/').next())
-            .find(|n| n.starts_with("watertight-"))
-        {
-            break n.to_string();
+    let (pid1, name) = loop {
+        let found = children_of(child.id()).into_iter().find_map(|pid| {
+            let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+            cgroups
+                .lines()
+                .filter_map(|l| l.rsplit('/').next())
+                .find(|n| n.starts_with("watertight-"))
+                .map(|n| (pid, n.to_string()))
+        });
+        if let Some(found) = found {
+            break found;
         }
         assert!(
             Instant::now() < deadline,
-            "the sandbox never joined a watertight cgroup"
+            "the sandbox never started in a watertight cgroup"
         );
         std::thread::sleep(Duration::from_millis(10));
     };

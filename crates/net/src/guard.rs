@@ -77,6 +77,20 @@ pub fn remove_guard(bridge: &str) -> Result<()> {
     state::forget_bridge(bridge)
 }
 
+/// Whether this host can hold a guard: the whole guard table of a bridge with no ports (its
+/// sets, chains and prerouting hook in the bridge family) is applied by `nft` in a scratch
+/// network namespace that vanishes with it, so nothing of the host's ruleset changes. Needs
+/// root (creating a network namespace).
+pub fn probe_guard_support() -> Result<()> {
+    require_root("the nftables bridge probe")?;
+    crate::netns::in_scratch_netns(|| {
+        nft::apply(
+            &ruleset::render_skeleton("wtprobe0"),
+            "apply a guard table in a scratch network namespace",
+        )
+    })
+}
+
 /// Whether a guard table exists for `bridge` in this namespace.
 pub fn guard_exists(bridge: &str) -> Result<bool> {
     Ok(nft::list_table_json(&ruleset::table_name(bridge))?.is_some())

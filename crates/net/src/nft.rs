@@ -85,6 +85,23 @@ pub fn list_table_json(table: &str) -> Result<Option<serde_json::Value>> {
         .map_err(|e| Error::RulesetJson(e.to_string()))
 }
 
+/// `nft --version`'s line, e.g. `nftables v1.0.6 (Lester Gooch #5)`.
+pub fn version() -> Result<String> {
+    let out = nft()
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(spawn_error)?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    } else {
+        Err(Error::Nft {
+            action: "print its version".into(),
+            stderr: one_line(&out.stderr),
+        })
+    }
+}
+
 /// Whether `nft` is installed and can talk to the kernel here.
 pub fn probe() -> Result<()> {
     let out = nft()

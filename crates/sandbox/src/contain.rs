@@ -43,6 +43,7 @@ use crate::layers::mount::MountPlan;
 use crate::layers::{
     env, fds, integrity, limits, mount, namespaces, privileges, seccomp, secrets, user,
 };
+use crate::output;
 use crate::plan::Plan;
 use crate::profile::Profile;
 use crate::report::{self, Go, Report};
@@ -120,16 +121,11 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
         nix::sys::socket::SockFlag::SOCK_CLOEXEC,
     )
     .ctx(|| "socketpair".into())?;
-    let output = match profile.limits.output {
-        Some(_) => Some((
-            nix::unistd::pipe2(OFlag::O_CLOEXEC).ctx(|| "pipe".into())?,
-            nix::unistd::pipe2(OFlag::O_CLOEXEC).ctx(|| "pipe".into())?,
-        )),
-        None => None,
-    };
-    // A pty of the supervisor's in place of the caller's terminal (terminal.rs).
+    // A pty of the supervisor's in place of the caller's terminal (terminal.rs); every other
+    // output stream through a pipe the supervisor passes on and counts (output.rs).
     let pty = Pty::for_caller()?;
     let tty = pty.as_ref().map(Pty::streams).unwrap_or_default();
+    let output = output::Pipes::open(tty)?;
     let blocked = supervise::block_signals()?;
     let started = Instant::now();
 
@@ -154,17 +150,7 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
             drop((go_wr, report_rd, notify_sup));
             // Each side keeps only its own ends: a write end left open in the supervisor would
             // keep it from ever seeing EOF on the program's output.
-            let (stdout, stderr) = match output {
-                Some(((out_rd, out_wr), (err_rd, err_wr))) => {
-                    drop((out_rd, err_rd));
-                    // A terminal stream is the pty's: the supervisor counts it at the master.
-                    (
-                        Some(out_wr).filter(|_| !tty.stdout),
-                        Some(err_wr).filter(|_| !tty.stderr),
-                    )
-                }
-                None => (None, None),
-            };
+            let [stdout, stderr] = output.program_ends();
             sandbox_init(
                 &plan,
                 SandboxEnds {
@@ -184,16 +170,7 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
         }
     };
     drop((go_rd, report_wr, notify_sbx));
-    let (out_rd, err_rd) = match output {
-        Some(((out_rd, out_wr), (err_rd, err_wr))) => {
-            drop((out_wr, err_wr));
-            (
-                Some(out_rd).filter(|_| !tty.stdout),
-                Some(err_rd).filter(|_| !tty.stderr),
-            )
-        }
-        None => (None, None),
-    };
+    let output = output.supervisor_ends();
     // From here the child exists: any failure kills it before returning.
     let child = supervise::ChildGuard::new(pid);
 
@@ -273,8 +250,7 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
         supervise::Channels {
             report: report_rd,
             notify: notify_sup,
-            stdout: out_rd,
-            stderr: err_rd,
+            output,
         },
         supervise::Policy::of(profile, &job.forensics),
         &blocked,

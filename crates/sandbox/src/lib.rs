@@ -11,6 +11,7 @@ pub mod error;
 pub mod events;
 pub mod forensic;
 pub mod layers;
+pub mod output;
 pub mod plan;
 pub mod profile;
 pub mod report;

@@ -17,6 +17,7 @@ use watertight_sys::process::Reaped;
 use crate::error::{Error, IoContext};
 use crate::events::{EventKind, EventLog};
 use crate::forensic::ForensicConfig;
+use crate::output::{OutputFd, OutputMeter, OutputRelay};
 use crate::profile::{Limits, OnViolation, Profile};
 use crate::report::Report;
 use crate::terminal::{Relay, RelayFd};
@@ -99,10 +100,9 @@ pub struct Channels {
     pub report: OwnedFd,
     /// Where the sandbox sends its seccomp listener.
     pub notify: OwnedFd,
-    /// The program's output pipes, when the output is counted (not a terminal stream).
-    pub stdout: Option<OwnedFd>,
-    /// The program's stderr pipe, when counted (see `stdout`).
-    pub stderr: Option<OwnedFd>,
+    /// The program's stdout and stderr pipes (`output::Pipes::supervisor_ends`): every stream
+    /// that is not the caller's terminal, each passed on and counted.
+    pub output: [Option<OwnedFd>; 2],
 }
 
 /// What the supervisor enforces.
@@ -131,20 +131,6 @@ impl<'a> Policy<'a> {
 
 pub use crate::verdict::{Outcome, Stop};
 
-/// The program's output streams the supervisor copies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Stream {
-    Stdout,
-    Stderr,
-}
-
-impl Stream {
-    const BOTH: [Stream; 2] = [Stream::Stdout, Stream::Stderr];
-    fn index(self) -> usize {
-        self as usize
-    }
-}
-
 /// Which descriptor polled ready.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Ready {
@@ -157,7 +143,7 @@ enum Ready {
     NotifySocket,
     /// A violation-class syscall is pending (or every filtered task is gone).
     Listener,
-    Output(Stream),
+    Output(OutputFd),
     Terminal(RelayFd),
 }
 
@@ -220,8 +206,10 @@ pub struct Supervisor<'a> {
     listener: Option<OwnedFd>,
     /// Whether to poll the listener (false once every filtered task is gone).
     listening: bool,
-    streams: [Option<OwnedFd>; 2],
-    output: OutputMeter,
+    /// The program's output pipes, passed on to the caller's stdout and stderr.
+    output: OutputRelay,
+    /// Every byte of output, the pipes' and the terminal's, against the output limit.
+    meter: OutputMeter,
     responder: violation::Responder,
     clock: Clock,
     stop: Option<Stop>,
@@ -243,10 +231,8 @@ impl<'a> Supervisor<'a> {
     ) -> Supervisor<'a> {
         Supervisor {
             clock: Clock::new(policy.limits, target.started),
-            output: OutputMeter {
-                limit: policy.limits.output.map(|s| s.bytes()),
-                bytes: 0,
-            },
+            output: OutputRelay::new(channels.output),
+            meter: OutputMeter::new(policy.limits.output.map(|s| s.bytes())),
             responder: violation::Responder::new(policy.on_violation, policy.max_violations),
             target,
             policy,
@@ -259,7 +245,6 @@ impl<'a> Supervisor<'a> {
             notify: Some(channels.notify),
             listener: None,
             listening: false,
-            streams: [channels.stdout, channels.stderr],
             stop: None,
             evidence: None,
             buf: Vec::new(),
@@ -289,10 +274,17 @@ impl<'a> Supervisor<'a> {
 
     /// Supervises until the sandbox's pid 1 is gone; what happened, for the verdict.
     pub fn run(mut self) -> Outcome {
-        // Output is copied in 64 KiB reads; without output pipes only the small reports come
-        // through, so the big buffer (16 pages to fault in) is made only for pipes or a pty.
-        let pipes = self.streams.iter().any(Option::is_some) || self.terminal.is_some();
-        self.buf = vec![0u8; if pipes { 64 << 10 } else { 4 << 10 }];
+        // A pty's output is copied in 64 KiB reads; the output pipes are spliced (no copy), so
+        // otherwise only the small reports come through here and the big buffer (16 pages to
+        // fault in) is not made (the relay grows it if it has to copy).
+        self.buf = vec![
+            0u8;
+            if self.terminal.is_some() {
+                64 << 10
+            } else {
+                4 << 10
+            }
+        ];
         let reaped = loop {
             // Reaped already? (pidfd readable, or no pidfd: poll with a short tick.)
             if let Ok(Some(r)) = watertight_sys::process::wait4(self.target.pid, true) {
@@ -369,10 +361,8 @@ impl<'a> Supervisor<'a> {
         if let (Some(l), true) = (&self.listener, self.listening) {
             watched.push((l.as_fd(), PollFlags::POLLIN, Ready::Listener));
         }
-        for stream in Stream::BOTH {
-            if let Some(s) = &self.streams[stream.index()] {
-                watched.push((s.as_fd(), PollFlags::POLLIN, Ready::Output(stream)));
-            }
+        for (fd, flags, which) in self.output.poll_fds() {
+            watched.push((fd, flags, Ready::Output(which)));
         }
         if let Some(t) = self.terminal.as_deref() {
             for (fd, flags, which) in t.poll_fds() {
@@ -399,7 +389,7 @@ impl<'a> Supervisor<'a> {
             // Every filtered task is gone: nothing can notify any more. The fd stays open.
             Ready::Listener if !revents.contains(PollFlags::POLLIN) => self.listening = false,
             Ready::Listener => self.on_violation(),
-            Ready::Output(stream) => self.on_output(stream),
+            Ready::Output(which) => self.on_output(which),
             Ready::Terminal(which) => self.on_terminal(which),
         }
     }
@@ -455,22 +445,17 @@ impl<'a> Supervisor<'a> {
         }
     }
 
-    fn on_output(&mut self, stream: Stream) {
-        let fd = self.streams[stream.index()].as_ref().expect("polled");
-        match nix::unistd::read(fd, &mut self.buf) {
-            Ok(0) | Err(_) => self.streams[stream.index()] = None,
-            Ok(n) => {
-                if self.output.forward(stream, &self.buf[..n]) {
-                    self.kill(Stop::Output);
-                }
-            }
+    fn on_output(&mut self, which: OutputFd) {
+        self.output.on_ready(which, &mut self.meter, &mut self.buf);
+        if self.meter.exceeded() {
+            self.kill(Stop::Output);
         }
     }
 
     fn on_terminal(&mut self, which: RelayFd) {
         let t = self.terminal.as_deref_mut().expect("polled");
-        t.on_ready(which, &mut self.buf, &mut |n| self.output.admit(n));
-        if self.output.exceeded() {
+        t.on_ready(which, &mut self.buf, &mut |n| self.meter.admit(n));
+        if self.meter.exceeded() {
             self.kill(Stop::Output);
         }
     }
@@ -538,25 +523,21 @@ impl<'a> Supervisor<'a> {
                 self.report_buf.extend_from_slice(&self.buf[..n]);
             }
         }
-        for stream in Stream::BOTH {
-            let Some(fd) = self.streams[stream.index()].take() else {
-                continue;
-            };
-            while let Ok(n) = nix::unistd::read(&fd, &mut self.buf) {
-                if n == 0 {
-                    break;
-                }
-                // Output that passed the limit while the program exited is still OL.
-                if self.output.forward(stream, &self.buf[..n]) && self.stop.is_none() {
-                    self.stop = Some(Stop::Output);
-                }
-            }
-        }
+        // What is left in the output pipes; a full reader is waited for no longer than the
+        // program could have run.
+        let deadline = self.clock.wall_limit.map(|l| self.target.started + l);
+        self.output.drain(
+            &mut self.meter,
+            &mut self.buf,
+            deadline,
+            self.signals.fd.as_fd(),
+        );
         if let Some(t) = self.terminal.take() {
-            t.drain(&mut self.buf, &mut |n| self.output.admit(n));
-            if self.output.exceeded() && self.stop.is_none() {
-                self.stop = Some(Stop::Output);
-            }
+            t.drain(&mut self.buf, &mut |n| self.meter.admit(n));
+        }
+        // Output that passed the limit while the program exited is still OL.
+        if self.meter.exceeded() && self.stop.is_none() {
+            self.stop = Some(Stop::Output);
         }
         let _ = std::io::stdout().flush();
         // Read once: the CPU-time check here, the verdict and the limit events all use it.
@@ -575,43 +556,11 @@ impl<'a> Supervisor<'a> {
             reports: Report::decode_all(&self.report_buf),
             stop: self.stop,
             wall,
-            output_bytes: self.output.bytes,
+            output_bytes: self.meter.bytes,
             cgroup_cpu_ns,
             stats,
             evidence: self.evidence.take(),
         }
-    }
-}
-
-/// Copies the program's output to ours and counts it against the output limit; what passes the
-/// limit is counted but not written.
-struct OutputMeter {
-    limit: Option<u64>,
-    bytes: u64,
-}
-
-impl OutputMeter {
-    /// Forwards `data` from `stream`; true once the limit is exceeded.
-    fn forward(&mut self, stream: Stream, data: &[u8]) -> bool {
-        let allowed = self.admit(data.len());
-        let _ = match stream {
-            Stream::Stdout => std::io::stdout().write_all(&data[..allowed]),
-            Stream::Stderr => std::io::stderr().write_all(&data[..allowed]),
-        };
-        self.exceeded()
-    }
-
-    /// Counts `n` bytes of output; how many of them may still be written.
-    fn admit(&mut self, n: usize) -> usize {
-        let allowed = self
-            .limit
-            .map_or(n as u64, |l| l.saturating_sub(self.bytes).min(n as u64));
-        self.bytes += n as u64;
-        allowed as usize
-    }
-
-    fn exceeded(&self) -> bool {
-        self.limit.is_some_and(|l| self.bytes > l)
     }
 }
 
@@ -665,36 +614,5 @@ pub fn record_limit_events(o: &Outcome, limits: &Limits, events: &mut EventLog) 
             events.emit(EventKind::OutputLimit, serde_json::json!({"limit_bytes": l.output.map(|s| s.bytes()), "bytes": o.output_bytes}));
         }
         _ => {}
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn output_past_the_limit_is_counted_not_shown() {
-        let mut meter = OutputMeter {
-            limit: Some(10),
-            bytes: 0,
-        };
-        assert_eq!(meter.admit(6), 6);
-        assert!(!meter.exceeded());
-        assert_eq!(meter.admit(4), 4, "exactly the limit is allowed");
-        assert!(!meter.exceeded());
-        assert_eq!(meter.admit(5), 0);
-        assert!(meter.exceeded());
-        assert_eq!(meter.bytes, 15, "counted all the same");
-        let mut unlimited = OutputMeter {
-            limit: None,
-            bytes: 0,
-        };
-        assert_eq!(unlimited.admit(1 << 30), 1 << 30);
-        assert!(!unlimited.exceeded());
-    }
-
-    #[test]
-    fn streams_index_their_slots() {
-        assert_eq!(Stream::BOTH.map(Stream::index), [0, 1]);
     }
 }

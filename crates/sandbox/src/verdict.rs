@@ -80,8 +80,10 @@ pub struct Verdict {
     pub max_rss_kb: u64,
     /// The cgroup's OOM killer killed some task of the sandbox.
     pub oom_killed: bool,
-    /// Bytes of the program's output the supervisor passed on: its stdout and stderr pipes (there
-    /// only with an output limit) and its terminal, together.
+    /// Bytes the program wrote to its stdout and stderr, with or without an output limit: every
+    /// stream reaches the caller through the supervisor (a pipe, or the pty for a terminal),
+    /// which counts it, past the limit too (counted, not shown). 0 only when nothing was written
+    /// (or the caller had no stream open for writing).
     pub output_bytes: u64,
     /// The profile's limits, so the result says what the run was judged against.
     pub limits: AppliedLimits,
@@ -207,7 +209,8 @@ pub struct Outcome {
     pub stop: Option<Stop>,
     /// Wall time from before the clone until pid 1 was reaped.
     pub wall: Duration,
-    /// Bytes of output the supervisor passed on (pipes and pty together), for the verdict.
+    /// Bytes of output the supervisor took from the program (pipes and pty together), for the
+    /// verdict.
     pub output_bytes: u64,
     /// The cgroup's CPU time in nanoseconds, if it could be read.
     pub cgroup_cpu_ns: Option<u64>,

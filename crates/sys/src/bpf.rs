@@ -16,6 +16,8 @@ const BPF_PROG_LOAD: libc::c_int = 5;
 const BPF_PROG_ATTACH: libc::c_int = 8;
 /// `BPF_PROG_DETACH` command number.
 const BPF_PROG_DETACH: libc::c_int = 9;
+/// `BPF_TOKEN_CREATE` command number (Linux 6.9).
+const BPF_TOKEN_CREATE: libc::c_int = 36;
 
 /// `BPF_PROG_TYPE_CGROUP_DEVICE` (uapi `enum bpf_prog_type`).
 pub const PROG_TYPE_CGROUP_DEVICE: u32 = 15;
@@ -102,6 +104,14 @@ struct ProgLoadAttr {
     prog_name: [u8; 16],
     prog_ifindex: u32,
     expected_attach_type: u32,
+}
+
+/// `bpf_attr` prefix read by `BPF_TOKEN_CREATE`.
+#[repr(C)]
+#[derive(Default)]
+struct TokenCreateAttr {
+    flags: u32,
+    bpffs_fd: u32,
 }
 
 /// `bpf_attr` prefix read by `BPF_PROG_ATTACH` / `BPF_PROG_DETACH`.
@@ -242,6 +252,28 @@ pub fn prog_detach(
         })
 }
 
+/// Whether this kernel knows `BPF_TOKEN_CREATE` (BPF tokens, Linux 6.9), asked without creating
+/// anything: the command is given a descriptor that cannot be open (`u32::MAX`), which a kernel
+/// with tokens refuses with EBADF and one without refuses with EINVAL (an unknown command).
+/// `Ok(true)`: known; `Ok(false)`: unknown; `Err`: another answer (ENOSYS: no bpf() at all;
+/// EPERM: an LSM refused the call), which tells nothing about tokens.
+pub fn token_create_supported() -> io::Result<bool> {
+    let mut attr = TokenCreateAttr {
+        flags: 0,
+        bpffs_fd: u32::MAX,
+    };
+    match sys_bpf(BPF_TOKEN_CREATE, &mut attr) {
+        Err(e) if e.raw_os_error() == Some(libc::EBADF) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(false),
+        Err(e) => Err(e),
+        // No descriptor can be u32::MAX; should a kernel hand out a token all the same, close it.
+        Ok(fd) => {
+            drop(owned_fd(fd));
+            Ok(true)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,6 +290,24 @@ mod tests {
     fn attr_prefixes_have_kernel_offsets() {
         assert_eq!(std::mem::size_of::<ProgLoadAttr>(), 72);
         assert_eq!(std::mem::size_of::<ProgAttachAttr>(), 20);
+        assert_eq!(std::mem::size_of::<TokenCreateAttr>(), 8);
+    }
+
+    #[test]
+    fn token_support_follows_the_kernel_version() {
+        let release = nix::sys::utsname::uname().unwrap();
+        let release = release.release().to_string_lossy().into_owned();
+        let mut parts = release.split(|c: char| !c.is_ascii_digit());
+        let major: u32 = parts.next().unwrap().parse().unwrap();
+        let minor: u32 = parts.next().unwrap().parse().unwrap();
+        match token_create_supported() {
+            Ok(known) => assert_eq!(known, (major, minor) >= (6, 9), "kernel {release}"),
+            // No bpf() at all, or an LSM in the way: no answer, and never a token.
+            Err(e) => assert!(
+                matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)),
+                "{e}"
+            ),
+        }
     }
 
     #[test]

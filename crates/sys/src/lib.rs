@@ -5,12 +5,13 @@
 //! One module per concern:
 //! - `process`: clone into new namespaces with a pidfd, fork, posix_spawn-style start
 //!   (CLONE_VM|CLONE_VFORK), wait4 with rusage, close_range, default signal actions, securebits
-//!   and emptying the capability sets.
+//!   and emptying the capability sets; whether a user namespace can be created (`doctor`);
+//!   whether two descriptors share one open file (kcmp).
 //! - `fdpass`: send and receive a descriptor over a unix socket (SCM_RIGHTS).
 //! - `mount`: mount_setattr (recursive read-only / propagation changes in one call).
 //! - `netdev`: bring an interface (loopback) up in the current network namespace.
 //! - `seccomp`: install a compiled seccomp filter.
-//! - `bpf`: the bpf() calls for cgroup device programs.
+//! - `bpf`: the bpf() calls for cgroup device programs; whether the kernel knows BPF tokens.
 //! - `text`: caller and sandbox bytes made visible and quoted for messages, or kept lossless as
 //!   text (no syscalls: shared here because every crate that shows such bytes depends on this one).
 //! - `tty`: window size, controlling terminal and line discipline ioctls.

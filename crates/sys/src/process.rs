@@ -4,7 +4,7 @@
 //! (signal dispositions, securebits, capability sets).
 
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 /// What `clone_into_namespaces` and `fork` return on each side.
 #[derive(Debug)]
@@ -426,6 +426,82 @@ pub fn unmapped_user_namespace() -> io::Result<OwnedFd> {
     Ok(OwnedFd::from(ns?))
 }
 
+/// Whether descriptors `a` and `b` of this process are the same open file description (as after
+/// `dup` or a shell's `2>&1`: one file offset, one set of status flags), by kcmp(2). Errors when
+/// the kernel lacks kcmp (CONFIG_KCMP) or refuses it.
+pub fn same_open_file(a: BorrowedFd<'_>, b: BorrowedFd<'_>) -> io::Result<bool> {
+    /// `KCMP_FILE` (uapi/linux/kcmp.h).
+    const KCMP_FILE: libc::c_int = 0;
+    // SAFETY: getpid takes no arguments and cannot fail.
+    let pid = unsafe { libc::getpid() };
+    // SAFETY: kcmp with KCMP_FILE reads only its integer arguments (two pids, two descriptor
+    // numbers), no memory of ours.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_kcmp,
+            pid,
+            pid,
+            KCMP_FILE,
+            a.as_raw_fd() as libc::c_ulong,
+            b.as_raw_fd() as libc::c_ulong,
+        )
+    };
+    match ret {
+        0 => Ok(true),
+        -1 => Err(io::Error::last_os_error()),
+        _ => Ok(false),
+    }
+}
+
+/// Whether a user namespace can be created here, asked the way `watertight run` creates its
+/// sandbox's: by a child cloned straight into a new user namespace (it exits at once; nothing
+/// outlives the call). With `as_uid`, the calling thread's effective uid is that uid for the
+/// clone only (real and saved uids untouched, root's effective capabilities back afterwards; a
+/// raw setresuid, so no other thread's credentials change), so the answer is the one an
+/// unprivileged owner gets: `kernel.unprivileged_userns_clone = 0` or AppArmor's
+/// `apparmor_restrict_unprivileged_userns` refuse it where root would pass. `as_uid` needs a
+/// saved uid of 0 (root). The error is the kernel's (EPERM, ENOSPC at `user.max_user_namespaces`,
+/// EINVAL without user namespace support).
+pub fn probe_user_namespace(as_uid: Option<u32>) -> io::Result<()> {
+    extern "C" fn exit_at_once(_: *mut libc::c_void) -> libc::c_int {
+        exit_now(0)
+    }
+    if let Some(uid) = as_uid {
+        // SAFETY: setresuid reads no memory of ours; -1 leaves the real and saved uids as they
+        // are. Raw syscall: it changes this thread only (glibc's wrapper switches every thread).
+        if unsafe { libc::syscall(libc::SYS_setresuid, -1i32, uid, -1i32) } == -1 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    // The child runs `exit_at_once` on this stack and touches nothing else.
+    let mut stack = vec![0u8; 16 << 10];
+    // SAFETY: the offset stays within the allocation (one past the end is allowed).
+    let top = unsafe { stack.as_mut_ptr().add(stack.len()) } as usize & !15;
+    // SAFETY: the child shares our memory (CLONE_VM) but only calls _exit on `stack`, which
+    // stays allocated until the child is gone: CLONE_VFORK suspends us until it exits, and it
+    // is reaped below before the stack is dropped.
+    let pid = unsafe {
+        libc::clone(
+            exit_at_once,
+            top as *mut libc::c_void,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_NEWUSER | libc::SIGCHLD,
+            std::ptr::null_mut(),
+        )
+    };
+    let clone_error = (pid == -1).then(io::Error::last_os_error);
+    if as_uid.is_some() {
+        // SAFETY: as above; the saved uid is 0, so going back to an effective uid of 0 cannot
+        // fail, and with it the permitted capabilities become effective again.
+        unsafe { libc::syscall(libc::SYS_setresuid, -1i32, 0u32, -1i32) };
+    }
+    if let Some(e) = clone_error {
+        return Err(e);
+    }
+    let _ = wait4(pid, false);
+    drop(stack);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -439,6 +515,35 @@ mod tests {
         assert!(thread_count().unwrap() >= 2, "a second thread is counted");
         drop(tx);
         let _ = t.join();
+    }
+
+    #[test]
+    fn a_user_namespace_probe_leaves_the_caller_as_it_was() {
+        let before = std::fs::read_to_string("/proc/thread-self/status").unwrap();
+        let ids = |s: &str| {
+            s.lines()
+                .filter(|l| l.starts_with("Uid:") || l.starts_with("CapEff:"))
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        };
+        // This machine allows user namespaces; elsewhere the answer may be an error, never a
+        // changed caller.
+        let _ = probe_user_namespace(None);
+        if nix::unistd::geteuid().is_root() {
+            let _ = probe_user_namespace(Some(65534));
+        }
+        let after = std::fs::read_to_string("/proc/thread-self/status").unwrap();
+        assert_eq!(ids(&before), ids(&after));
+    }
+
+    #[test]
+    fn same_open_file_tells_a_dup_from_another_open() {
+        use std::os::fd::AsFd;
+        let (r, w) = nix::unistd::pipe().unwrap();
+        let dup = w.try_clone().unwrap();
+        assert!(same_open_file(w.as_fd(), dup.as_fd()).unwrap());
+        // The two ends of one pipe are two open file descriptions.
+        assert!(!same_open_file(r.as_fd(), w.as_fd()).unwrap());
     }
 
     #[test]

@@ -108,6 +108,10 @@ pub struct Report {
     pub workloads: usize,
     /// Every finding, most severe first; in a fleet report, one per rule and namespace kind.
     pub findings: Vec<Finding>,
+    /// Findings their object accepts by design, with its justification (`audit k8s`: the
+    /// annotation [`crate::accept::ANNOTATION`]); listed, never counted toward `--fail-on`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accepted: Vec<crate::accept::AcceptedFinding>,
     /// Pod Security Standards verdicts, one per Kubernetes object (`audit k8s` only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pss: Vec<PssEntry>,
@@ -146,6 +150,7 @@ impl Report {
             duration_seconds: 0.0,
             workloads: 0,
             findings: Vec::new(),
+            accepted: Vec::new(),
             pss: Vec::new(),
             errors: Vec::new(),
             warnings: Vec::new(),
@@ -250,6 +255,31 @@ impl watertight_report::Report for Report {
 
     fn incomplete(&self) -> bool {
         self.unevaluated > 0
+    }
+
+    fn sarif_properties(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut props = serde_json::Map::new();
+        if !self.accepted.is_empty() {
+            // Accepted findings are not results (they do not gate), but they are not hidden.
+            let accepted = self
+                .accepted
+                .iter()
+                .map(|a| {
+                    serde_json::json!({
+                        "ruleId": a.finding.rule,
+                        "severity": a.finding.severity.as_str(),
+                        "namespace": a.finding.namespace,
+                        "workload": a.finding.workload,
+                        "file": a.finding.file,
+                        "document": a.finding.document,
+                        "message": a.finding.message,
+                        "justification": a.justification,
+                    })
+                })
+                .collect();
+            props.insert("accepted".into(), serde_json::Value::Array(accepted));
+        }
+        props
     }
 }
 

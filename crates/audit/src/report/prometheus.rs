@@ -61,6 +61,35 @@ pub(super) fn write(report: &Report, out: &mut Exposition) {
         );
     }
 
+    if !report.accepted.is_empty() {
+        let mut accepted: BTreeMap<(&str, Severity, &str), usize> = BTreeMap::new();
+        for a in &report.accepted {
+            let f = &a.finding;
+            *accepted
+                .entry((
+                    f.rule.as_str(),
+                    f.severity,
+                    f.namespace.as_deref().unwrap_or(""),
+                ))
+                .or_default() += 1;
+        }
+        let mut g = out.gauge(
+            "watertight_audit_accepted_findings",
+            "Findings their object accepts by design (not in the other counts), by rule.",
+        );
+        for ((rule, severity, ns), n) in &accepted {
+            g.sample(
+                &[
+                    ("command", cmd),
+                    ("rule", rule),
+                    ("severity", severity.as_str()),
+                    ("namespace", ns),
+                ],
+                n,
+            );
+        }
+    }
+
     out.gauge("watertight_audit_workloads", "Workloads audited.")
         .sample(&[("command", cmd)], report.workloads);
     out.gauge(

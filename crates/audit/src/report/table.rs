@@ -51,6 +51,21 @@ pub(super) fn write(report: &Report, out: &mut String) {
             .collect();
         write_rows(out, ["SEVERITY", "RULE", "SUBJECT", "MESSAGE"], &rows);
     }
+    // Accepted findings: listed with their justification, never counted or gating.
+    for a in &report.accepted {
+        let f = &a.finding;
+        let rule = match &f.namespace {
+            Some(ns) => format!("{}[{ns}]", f.rule),
+            None => f.rule.clone(),
+        };
+        let _ = writeln!(
+            out,
+            "ACCEPTED {} {rule} {}: {}",
+            f.severity.as_str().to_uppercase(),
+            clip(&f.subject, 60),
+            clip(&a.justification, 160)
+        );
+    }
     // Denied objects with their violations; allowed ones only counted (a directory may hold
     // thousands).
     // `FILE:LINE` where the object starts, else `FILE document N` (as errors say it).
@@ -102,9 +117,18 @@ pub(super) fn write(report: &Report, out: &mut String) {
         .map(|(s, n)| format!("{n} {s}"))
         .collect::<Vec<_>>()
         .join(", ");
+    let accepted = if report.accepted.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; {} accepted by annotation {}",
+            report.accepted.len(),
+            crate::accept::ANNOTATION
+        )
+    };
     let _ = writeln!(
         out,
-        "{} workload(s), {} finding(s): {counts}{}",
+        "{} workload(s), {} finding(s): {counts}{accepted}{}",
         report.workloads,
         report.findings.len(),
         [

@@ -51,6 +51,8 @@ pub struct K8sAudit {
     pub skipped: usize,
     /// Files left out: no Kubernetes object in them, or unrendered templates.
     pub skipped_files: Vec<SkippedFile>,
+    /// The findings objects accept by design (annotation [`crate::accept::ANNOTATION`]).
+    pub acceptances: Vec<crate::accept::Acceptance>,
     /// Where each of `workloads` was written, to locate its findings (same order).
     locators: Vec<Locator>,
 }
@@ -493,6 +495,15 @@ fn audit_loaded(loaded: watertight_pss::LoadReport, level: Level, version: Versi
     for w in &loaded.workloads {
         let model = to_workload(w);
         let locator = Locator::new(w);
+        out.acceptances.extend(crate::accept::of_object(
+            w.pod_meta.annotations.as_ref(),
+            &w.file,
+            w.document,
+            &model.id,
+            // A malformed line accepts nothing, so the object is evaluated in full: a warning,
+            // not an object that could not be evaluated.
+            &mut out.warnings,
+        ));
         let eval = watertight_pss::evaluate(&w.pod_meta, &w.pod_spec, level, version);
         for v in &eval.violations {
             let detail = if v.detail.is_empty() {

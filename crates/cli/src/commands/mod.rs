@@ -2,8 +2,11 @@
 //! returning the exit code.
 
 pub mod audit;
+pub mod completions;
+pub mod doctor;
 pub mod evidence;
 pub mod key;
+pub mod man;
 pub mod manifest;
 pub mod net;
 pub mod profile;

@@ -463,3 +463,105 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
         ExitCodesArg::Verdict => ExitCodes::Verdict,
     }))
 }
+
+/// How `run` is called, for a tip in its usage errors.
+const RUN_USAGE: &str = "watertight run [OPTIONS] -- PROGRAM [ARGS...]";
+
+/// `e` (a usage error of `run`) with a tip on where the program goes, when the arguments have no
+/// `--`: `watertight run ./a.out -x` is an error because everything before `--` is an option of
+/// watertight's. When the arguments parse with `--` put before the first unexpected one
+/// (`parses` says whether a list of arguments does), the tip shows that command line too.
+pub fn with_program_hint(
+    mut e: clap::Error,
+    args: &[OsString],
+    parses: impl Fn(&[OsString]) -> bool,
+) -> clap::Error {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if args.iter().any(|a| a == "--") {
+        return e;
+    }
+    let unexpected = match e.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(s)) => Some(s.clone()),
+        _ => None,
+    };
+    let mut tips = match e.kind() {
+        ErrorKind::MissingRequiredArgument => {
+            vec![format!("name the program after `--`: {RUN_USAGE}")]
+        }
+        // An unknown option (`-x`) is more likely a typo: clap's own tip says how to pass it on.
+        ErrorKind::UnknownArgument
+            if !unexpected.as_deref().is_some_and(|a| a.starts_with('-')) =>
+        {
+            vec![format!(
+                "the program and its arguments go after `--`: {RUN_USAGE}"
+            )]
+        }
+        _ => return e,
+    };
+    // The first place `--` can go that makes the whole line parse: the program's first word is
+    // then one of the arguments clap did not expect.
+    let fixed = unexpected.and_then(|arg| {
+        (0..args.len())
+            .filter(|&i| args[i] == arg.as_str())
+            .map(|i| {
+                let mut v = args[..i].to_vec();
+                v.push("--".into());
+                v.extend_from_slice(&args[i..]);
+                v
+            })
+            .find(|v| parses(v))
+    });
+    if let Some(line) = fixed.and_then(|v| shell_line(&v)) {
+        tips.push(format!("here: watertight run {line}"));
+    }
+    let mut list: Vec<clap::builder::StyledStr> = match e.get(ContextKind::Suggested) {
+        Some(ContextValue::StyledStrs(v)) => v.clone(),
+        _ => Vec::new(),
+    };
+    list.extend(tips.into_iter().map(Into::into));
+    e.insert(ContextKind::Suggested, ContextValue::StyledStrs(list));
+    e
+}
+
+/// `args` as one shell command line (single quotes where a word needs them); `None` when a word
+/// is not UTF-8 or holds a control character, which a line to copy could not show faithfully.
+fn shell_line(args: &[OsString]) -> Option<String> {
+    let words = args
+        .iter()
+        .map(|a| {
+            let s = a.to_str()?;
+            if s.chars().any(char::is_control) {
+                return None;
+            }
+            let plain = !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_@%+=:,./-".contains(&b));
+            Some(if plain {
+                s.to_owned()
+            } else {
+                format!("'{}'", s.replace('\'', r"'\''"))
+            })
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some(words.join(" "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_lines_quote_only_what_needs_it() {
+        let args: Vec<OsString> = ["--env", "A=b c", "--", "./a.out", "it's", ""]
+            .iter()
+            .map(OsString::from)
+            .collect();
+        assert_eq!(
+            shell_line(&args).unwrap(),
+            r"--env 'A=b c' -- ./a.out 'it'\''s' ''"
+        );
+        assert_eq!(shell_line(&[OsString::from("a\nb")]), None);
+        use std::os::unix::ffi::OsStringExt;
+        assert_eq!(shell_line(&[OsString::from_vec(vec![0xff])]), None);
+    }
+}

@@ -23,11 +23,18 @@ pub struct ReportArgs {
     /// or `none` to exit 0 whatever the findings once the inputs were read.
     #[arg(long, value_name = "SEVERITY", default_value = "high", value_parser = parse_fail_on)]
     pub fail_on: FailOn,
-    /// Write the report to FILE instead of standard output: a regular file or a new path is
-    /// written beside it and renamed over it (never seen half written); a symlink, a FIFO or a
-    /// device (/dev/stdout) is written through and stays what it is.
+    /// Write the report to FILE instead of standard output. FILE is written through (created or
+    /// truncated, then written in place) and stays what it is: a regular file keeps its inode, a
+    /// symlink its target, a FIFO or a device (/dev/stdout) stays one. A reader may see it half
+    /// written: for a textfile collector, add --atomic.
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// With -o FILE: write the report to a hidden temporary file beside FILE, then rename it
+    /// onto FILE, so a reader (a textfile collector) sees the previous report or the new one,
+    /// never half of one. FILE is replaced (a symlink there is replaced, not followed) and its
+    /// directory must be writable.
+    #[arg(long, requires = "output")]
+    pub atomic: bool,
 }
 
 fn parse_format(s: &str) -> Result<Format, String> {
@@ -45,6 +52,7 @@ impl ReportArgs {
             format: self.format,
             fail_on: self.fail_on,
             output: self.output.clone(),
+            atomic: self.atomic,
         }
     }
 }
@@ -55,6 +63,8 @@ pub struct Sink {
     pub format: Format,
     pub fail_on: FailOn,
     pub output: Option<PathBuf>,
+    /// Replace `output` by a rename instead of writing through it.
+    pub atomic: bool,
 }
 
 impl Sink {
@@ -63,6 +73,7 @@ impl Sink {
     pub fn emit<R: Report>(&self, report: &R) -> anyhow::Result<u8> {
         let text = render(report, self.format);
         match &self.output {
+            Some(path) if self.atomic => write_replacing(path, text.as_bytes())?,
             Some(path) => write_through(path, text.as_bytes())?,
             None => write_stdout(text.as_bytes())?,
         }
@@ -106,6 +117,50 @@ pub fn write_file(path: &Path, bytes: &[u8], flag: &str) -> anyhow::Result<()> {
         })?;
     quiet_on_broken_pipe(file.write_all(bytes).and_then(|()| file.flush()))
         .with_context(|| format!("{flag} {}: cannot write", path.display()))
+}
+
+/// Writes `bytes` to `.NAME.PID.tmp` beside `path` and renames it onto `path`: readers see the
+/// old file or the new one, never a part (`--atomic`). The temporary file is removed on failure;
+/// its name does not end like `path`'s, so a collector globbing `*.prom` never picks it up.
+fn write_replacing(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let name = path.file_name().with_context(|| {
+        format!(
+            "--output {} --atomic: name a file, not a directory",
+            path.display()
+        )
+    })?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".{}.tmp", std::process::id()));
+    let tmp = path.with_file_name(tmp_name);
+    let written = (|| {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .with_context(|| {
+                format!(
+                    "--output {} --atomic: cannot create {} (is the directory writable?)",
+                    path.display(),
+                    tmp.display()
+                )
+            })?;
+        file.write_all(bytes)
+            .and_then(|()| file.flush())
+            .with_context(|| format!("--output {}: cannot write the report", path.display()))?;
+        std::fs::rename(&tmp, path).with_context(|| {
+            format!(
+                "--output {} --atomic: cannot rename {} onto it",
+                path.display(),
+                tmp.display()
+            )
+        })
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// Writes `bytes` to standard output; a closed pipe ends the output quietly.
@@ -158,25 +213,46 @@ mod tests {
     }
 
     #[test]
-    fn a_regular_file_is_replaced_whole_keeping_its_mode() {
+    fn a_regular_file_is_written_through_keeping_its_inode_and_mode() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("report.prom");
-        std::fs::write(&path, "old\n").unwrap();
+        std::fs::write(&path, "old report, longer than the new one\n").unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
         let inode = std::fs::metadata(&path).unwrap().ino();
         write_file(&path, b"new\n", "--output").unwrap();
         let meta = std::fs::metadata(&path).unwrap();
-        assert_ne!(meta.ino(), inode, "renamed over, not rewritten in place");
+        assert_eq!(meta.ino(), inode, "written in place, never renamed over");
         assert_eq!(meta.permissions().mode() & 0o777, 0o640);
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "new\n");
         assert_eq!(
-            std::fs::read_dir(dir.path()).unwrap().count(),
-            1,
-            "no temp file left"
+            std::fs::read_to_string(&path).unwrap(),
+            "new\n",
+            "truncated first"
         );
         write_file(&dir.path().join("new.json"), b"x", "--output").unwrap();
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+    }
+
+    #[test]
+    fn an_atomic_output_replaces_the_file_and_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("watertight.prom");
+        std::fs::write(&target, "old\n").unwrap();
+        let inode = std::fs::metadata(&target).unwrap().ino();
+        write_replacing(&target, b"new\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "new\n");
+        // A new inode: a reader holding the old file keeps reading all of the old report.
+        assert_ne!(std::fs::metadata(&target).unwrap().ino(), inode);
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["watertight.prom"]);
+        let err = write_replacing(&dir.path().join("missing/x.prom"), b"x").unwrap_err();
+        assert!(
+            format!("{err:#}").contains("--atomic: cannot create"),
+            "{err:#}"
+        );
     }
 
     #[test]

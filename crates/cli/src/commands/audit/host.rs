@@ -49,6 +49,11 @@ pub struct Args {
     /// The node name to report (default: the kernel hostname).
     #[arg(long)]
     pub node: Option<String>,
+    /// Audit again every SECONDS seconds, forever (a DaemonSet whose image has no shell to loop
+    /// in); a round that fails is reported on stderr and the next one still runs. Pair with
+    /// `-o FILE --atomic` for a textfile collector.
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub every: Option<u64>,
     #[command(flatten)]
     pub output: ReportArgs,
 }
@@ -65,6 +70,19 @@ fn running_as_root() -> bool {
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
+    let Some(every) = args.every else {
+        return audit_once(&args);
+    };
+    loop {
+        if let Err(e) = audit_once(&args) {
+            warn(&format!("audit failed: {e:#}; the next one in {every} s"));
+        }
+        std::thread::sleep(std::time::Duration::from_secs(every));
+    }
+}
+
+/// One audit of this host, written through the sink; returns its exit code.
+fn audit_once(args: &Args) -> anyhow::Result<u8> {
     let started = Instant::now();
     let opts = HostOptions {
         proc_root: args.proc_root.clone(),

@@ -7,7 +7,7 @@ use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use watertight_audit::sources::k8s::{audit_path_excluding, audit_text, Exclude, K8sAudit};
-use watertight_audit::{report::sort_findings, Report};
+use watertight_audit::{accept, report::sort_findings, Report};
 use watertight_pss::{Level, Version};
 
 #[derive(clap::Args, Debug)]
@@ -26,6 +26,10 @@ pub struct Args {
     /// name anywhere (`vendor`, `*.tmpl.yaml`); with `/` the path below PATH (`deploy/dev/**`).
     #[arg(long, value_name = "GLOB")]
     pub exclude: Vec<String>,
+    /// Disregard the objects' `audit.watertight/accept` annotations: every finding counts (for
+    /// manifests whose authors are not the ones to decide what is acceptable).
+    #[arg(long)]
+    pub ignore_accepted: bool,
     #[command(flatten)]
     pub output: ReportArgs,
 }
@@ -65,17 +69,27 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         } else {
             audit_path_excluding(path, &exclude, args.pss_level, args.pss_version)
         };
-        add(&mut report, audited);
+        add(&mut report, audited, args.ignore_accepted);
     }
     sort_findings(&mut report.findings);
+    report
+        .accepted
+        .sort_by_key(|a| std::cmp::Reverse(a.finding.severity));
     report.duration_seconds = started.elapsed().as_secs_f64();
     args.output.sink().emit(&report)
 }
 
-fn add(report: &mut Report, audited: K8sAudit) {
+fn add(report: &mut Report, audited: K8sAudit, ignore_accepted: bool) {
     report.workloads += audited.workloads.len();
-    report.findings.extend(audited.rule_findings());
-    report.findings.extend(audited.pss_findings);
+    let mut findings = audited.rule_findings();
+    findings.extend(audited.pss_findings);
+    if ignore_accepted {
+        report.findings.extend(findings);
+    } else {
+        let (kept, accepted) = accept::apply(findings, &audited.acceptances);
+        report.findings.extend(kept);
+        report.accepted.extend(accepted);
+    }
     report.pss.extend(audited.pss);
     // Every error is a manifest that could not be evaluated.
     report.unevaluated += audited.errors.len();
