@@ -210,6 +210,9 @@ mod tests {
             paths: vec![],
             file: Some("d.yaml".into()),
             document: Some(1),
+            field: None,
+            line: None,
+            column: None,
         }
     }
 

@@ -44,6 +44,17 @@ pub struct Finding {
     /// The 0-based document index within `file` (multi-document YAML); `None` otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub document: Option<usize>,
+    /// The field of the document the finding is about, as a JSON pointer
+    /// (`/spec/template/spec/containers/0/securityContext/privileged`). A finding about a field
+    /// that is not there (no seccomp profile) names the nearest one that is (the container).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// The 1-based line of `field` in `file` (where its key, or its list item, starts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    /// The 1-based column of `field` on `line`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub column: Option<usize>,
 }
 
 impl Finding {

@@ -155,6 +155,9 @@ pub fn merge(reports: Vec<(String, Report)>) -> Report {
             paths: node_list.clone(),
             file: None,
             document: None,
+            field: None,
+            line: None,
+            column: None,
         });
         summary.rules.push(FleetRule {
             rule,
@@ -198,6 +201,9 @@ mod tests {
                 paths: vec![],
                 file: None,
                 document: None,
+                field: None,
+                line: None,
+                column: None,
             });
         }
         r

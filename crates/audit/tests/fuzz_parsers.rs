@@ -118,6 +118,15 @@ fn every_parser(text: &str) {
         assert!(!line.chars().any(char::is_control), "{line:?}");
     }
     let _ = audit_workloads(&audited.workloads);
+    // Located findings point inside the text (YAML breaks lines at \n, \r or both).
+    let lines = 1 + text.matches(['\n', '\r']).count();
+    for f in audited.rule_findings().iter().chain(&audited.pss_findings) {
+        if let Some(line) = f.line {
+            assert!((1..=lines).contains(&line), "{f:?}");
+            assert!(f.column.is_some_and(|c| c >= 1), "{f:?}");
+            assert!(f.field.is_some(), "{f:?}");
+        }
+    }
 }
 
 proptest! {

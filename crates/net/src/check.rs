@@ -149,6 +149,7 @@ impl watertight_report::Report for CheckReport {
                     message: format!("{}: {}", f.subject, f.detail),
                     location: Location {
                         file: None,
+                        region: None,
                         logical: vec![LogicalLocation {
                             name: f.subject.clone(),
                             fully_qualified_name: Some(format!("{}/{}", self.bridge, f.subject)),

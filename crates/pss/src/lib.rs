@@ -24,5 +24,6 @@ pub use checks::{active_checks, checks, CheckInfo, CheckVersion};
 pub use evaluate::{evaluate, Evaluation, Violation};
 pub use level::{Level, ParseLevelError, ParseVersionError, Version, LATEST_MINOR};
 pub use load::{
-    load_path, load_path_excluding, load_text, parse_documents, LoadError, LoadReport, Workload,
+    load_path, load_path_excluding, load_text, parse_documents, LoadError, LoadReport, Positions,
+    Workload,
 };

@@ -64,6 +64,22 @@ fn every_workload_kind_yields_its_pod_template() {
         let w = &workloads[0];
         assert_eq!((w.name.as_str(), w.namespace.as_deref()), ("w", Some("ns")));
         assert_eq!(w.pod_spec.containers[0].name, "app");
+        // Where the pod spec is in the document, and where its fields were written.
+        let spec = match w.kind.as_str() {
+            "Pod" => "/spec",
+            "PodTemplate" => "/template/spec",
+            "CronJob" => "/spec/jobTemplate/spec/template/spec",
+            _ => "/spec/template/spec",
+        };
+        assert_eq!(w.spec_pointer, spec, "{text}");
+        let privileged = format!("{spec}/containers/0/securityContext/privileged");
+        let line = text
+            .lines()
+            .position(|l| l.trim_start().starts_with("privileged:"))
+            .unwrap()
+            + 1;
+        let (at, l, _) = w.positions.locate(&privileged).unwrap();
+        assert_eq!((at, l), (privileged.as_str(), line), "{text}");
         let result = evaluate(&w.pod_meta, &w.pod_spec, Level::Baseline, Version::Latest);
         let ids: Vec<&str> = result.violations.iter().map(|v| v.check.as_str()).collect();
         if w.kind == "Pod" {
@@ -113,6 +129,23 @@ spec:
         .map(|w| (w.name.as_str(), w.document))
         .collect();
     assert_eq!(names, [("in-list", 2), ("last", 3)]);
+    // A List item's pod spec is under its item; each document has its own positions.
+    assert_eq!(workloads[0].object_pointer, "/items/1");
+    assert_eq!(workloads[0].line(), Some(14));
+    assert_eq!(workloads[1].object_pointer, "");
+    assert_eq!(workloads[1].line(), Some(25));
+    assert_eq!(workloads[0].spec_pointer, "/items/1/spec");
+    assert_eq!(
+        workloads[0]
+            .positions
+            .locate("/items/1/spec/containers/0/name"),
+        Some(("/items/1/spec/containers/0/name", 18, 19))
+    );
+    assert_eq!(workloads[1].spec_pointer, "/spec");
+    assert_eq!(
+        workloads[1].positions.locate("/spec/containers/0"),
+        Some(("/spec/containers/0", 29, 16))
+    );
     assert_eq!(skipped, 2, "Service and ConfigMap");
     assert_eq!(errors.len(), 1, "{errors:?}");
     let message = errors[0].to_string();

@@ -126,7 +126,19 @@ pub struct LogicalLocation {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Location {
     pub file: Option<String>,
+    /// Where in `file` (SARIF `region`).
+    pub region: Option<Region>,
     pub logical: Vec<LogicalLocation>,
+}
+
+/// A place in a file: 1-based line and column (SARIF counts columns in characters, as the YAML
+/// reader does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Region {
+    /// 1-based line.
+    pub start_line: usize,
+    /// 1-based column, when known.
+    pub start_column: Option<usize>,
 }
 
 /// One finding of any result class, on the one severity scale.
@@ -261,6 +273,10 @@ mod tests {
             message: format!("{id} found"),
             location: Location {
                 file: Some("./a.yaml".into()),
+                region: (id == "a-rule").then_some(Region {
+                    start_line: 3,
+                    start_column: Some(7),
+                }),
                 logical: vec![LogicalLocation {
                     name: "w".into(),
                     fully_qualified_name: Some("ns/w".into()),
@@ -329,6 +345,13 @@ mod tests {
         assert_eq!(
             results[0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
             "a.yaml"
+        );
+        assert_eq!(v["runs"][0]["columnKind"], "unicodeCodePoints");
+        // A row that knows where in its file: SARIF `region`; one that does not has none.
+        assert!(results[0]["locations"][0]["physicalLocation"]["region"].is_null());
+        assert_eq!(
+            results[1]["locations"][0]["physicalLocation"]["region"],
+            json!({"startLine": 3, "startColumn": 7})
         );
         assert_eq!(results[0]["properties"]["severity"], "medium");
         assert_eq!(

@@ -53,9 +53,17 @@ fn location(row: &Row) -> Value {
         .collect();
     let mut loc = json!({ "logicalLocations": logical });
     if let Some(file) = &row.location.file {
-        loc["physicalLocation"] = json!({
+        let mut physical = json!({
             "artifactLocation": { "uri": file.trim_start_matches("./") },
         });
+        if let Some(region) = row.location.region {
+            let mut r = json!({ "startLine": region.start_line });
+            if let Some(column) = region.start_column {
+                r["startColumn"] = json!(column);
+            }
+            physical["region"] = r;
+        }
+        loc["physicalLocation"] = physical;
     }
     loc
 }
@@ -135,6 +143,9 @@ pub fn render<R: Report + ?Sized>(report: &R) -> String {
                 "toolExecutionNotifications": notifications,
             }],
             "results": results,
+            // Regions count columns in characters, as the YAML reader does (SARIF's default
+            // is UTF-16 code units).
+            "columnKind": "unicodeCodePoints",
             "properties": properties,
         }]
     });

@@ -63,6 +63,9 @@ pub struct PssEntry {
     pub file: PathBuf,
     /// The object's 0-based document index within `file`.
     pub document: usize,
+    /// The 1-based line the object starts on in `file` (YAML only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
     /// The object's `apiVersion`.
     pub api_version: String,
     /// The object's `kind` (`Pod`, `Deployment`, ...).
@@ -317,6 +320,9 @@ pub(crate) mod test_support {
                 paths: vec![],
                 file: Some("inspect.json".into()),
                 document: None,
+                field: Some("/0/HostConfig/NetworkMode".into()),
+                line: Some(4),
+                column: Some(3),
             },
             Finding {
                 rule: "run-as-root".into(),
@@ -332,6 +338,9 @@ pub(crate) mod test_support {
                 paths: vec![],
                 file: None,
                 document: None,
+                field: None,
+                line: None,
+                column: None,
             },
         ];
         r

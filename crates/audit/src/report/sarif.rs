@@ -5,7 +5,26 @@
 use crate::finding::Finding;
 use crate::rules::RuleInfo;
 use serde_json::{json, Map};
-use watertight_report::{Location, LogicalLocation, Row, Rule};
+use std::path::Path;
+use watertight_report::{Location, LogicalLocation, Region, Row, Rule};
+
+/// The file as a SARIF artifact URI: as given when relative (code-scanning services resolve it
+/// against the checkout, where CI runs the audit); an absolute path inside the working
+/// directory is made relative to it.
+fn artifact(file: &Path) -> String {
+    let relative = if file.is_absolute() {
+        std::env::current_dir()
+            .ok()
+            .and_then(|cwd| file.strip_prefix(cwd).ok().map(Path::to_path_buf))
+    } else {
+        None
+    };
+    relative
+        .as_deref()
+        .unwrap_or(file)
+        .to_string_lossy()
+        .into_owned()
+}
 
 fn rule(id: &str, catalog: &[RuleInfo]) -> Rule {
     match catalog.iter().find(|r| r.id == id) {
@@ -43,12 +62,19 @@ pub(super) fn row(f: &Finding, catalog: &[RuleInfo]) -> Row {
     if !f.paths.is_empty() {
         props.insert("paths".into(), json!(f.paths));
     }
+    if let Some(field) = &f.field {
+        props.insert("field".into(), json!(field));
+    }
     Row {
         rule: rule(&f.rule, catalog),
         severity: f.severity,
         message: format!("{}: {}", f.subject, f.message),
         location: Location {
-            file: f.file.as_ref().map(|p| p.to_string_lossy().into_owned()),
+            file: f.file.as_deref().map(artifact),
+            region: f.line.map(|start_line| Region {
+                start_line,
+                start_column: f.column,
+            }),
             logical: vec![LogicalLocation {
                 name: f.subject.clone(),
                 fully_qualified_name: Some(match &f.container {
@@ -94,6 +120,14 @@ mod tests {
         assert_eq!(
             results[0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
             "inspect.json"
+        );
+        assert_eq!(
+            results[0]["locations"][0]["physicalLocation"]["region"],
+            serde_json::json!({"startLine": 4, "startColumn": 3})
+        );
+        assert_eq!(
+            results[0]["properties"]["field"],
+            "/0/HostConfig/NetworkMode"
         );
         assert!(results[1]["locations"][0]["physicalLocation"].is_null());
         assert_eq!(results[1]["properties"]["pids"], serde_json::json!([7, 9]));

@@ -8,7 +8,9 @@ pub(super) fn write(report: &Report, out: &mut String) {
     if let Some(fleet) = &report.fleet {
         let _ = writeln!(out, "Fleet: {} node report(s) merged", fleet.nodes_total);
     }
-    let rows: Vec<[String; 4]> = report
+    // Findings read from files say where: `file:line:col` (a host audit has no such column).
+    let located = report.findings.iter().any(|f| f.file.is_some());
+    let rows: Vec<[String; 5]> = report
         .findings
         .iter()
         .map(|f| {
@@ -29,13 +31,24 @@ pub(super) fn write(report: &Report, out: &mut String) {
                 f.severity.as_str().to_uppercase(),
                 rule,
                 clip(&subject, 60),
+                place(f),
                 clip(&f.message, 120),
             ]
         })
         .collect();
     if rows.is_empty() {
         let _ = writeln!(out, "No findings.");
+    } else if located {
+        write_rows(
+            out,
+            ["SEVERITY", "RULE", "SUBJECT", "LOCATION", "MESSAGE"],
+            &rows,
+        );
     } else {
+        let rows: Vec<[String; 4]> = rows
+            .into_iter()
+            .map(|[a, b, c, _, e]| [a, b, c, e])
+            .collect();
         write_rows(out, ["SEVERITY", "RULE", "SUBJECT", "MESSAGE"], &rows);
     }
     // Accepted findings: listed with their justification, never counted or gating.
@@ -55,16 +68,16 @@ pub(super) fn write(report: &Report, out: &mut String) {
     }
     // Denied objects with their violations; allowed ones only counted (a directory may hold
     // thousands).
+    // `FILE:LINE` where the object starts, else `FILE document N` (as errors say it).
     for entry in report.pss.iter().filter(|e| !e.allowed) {
+        let place = match entry.line {
+            Some(line) => format!("{}:{line}", entry.file.display()),
+            None => format!("{} document {}", entry.file.display(), entry.document),
+        };
         let _ = writeln!(
             out,
-            "PSS DENIED {}:{} {}/{} at {}:{}",
-            entry.file.display(),
-            entry.document,
-            entry.kind,
-            entry.name,
-            entry.level,
-            entry.version
+            "PSS DENIED {place} {}/{} at {}:{}",
+            entry.kind, entry.name, entry.level, entry.version
         );
         for v in &entry.violations {
             let detail = if v.detail.is_empty() {
@@ -130,6 +143,21 @@ pub(super) fn write(report: &Report, out: &mut String) {
     );
 }
 
+/// `file:line:col` (or `file`, `file:line`, as far as known); empty without a file.
+fn place(f: &crate::Finding) -> String {
+    let Some(file) = &f.file else {
+        return String::new();
+    };
+    let mut text = clip(&file.display().to_string(), 80);
+    if let Some(line) = f.line {
+        let _ = write!(text, ":{line}");
+        if let Some(col) = f.column {
+            let _ = write!(text, ":{col}");
+        }
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use crate::report::test_support::sample;
@@ -140,6 +168,9 @@ mod tests {
         assert!(text.starts_with("SEVERITY"), "{text}");
         assert!(text.contains("shared-host-namespace[net]"), "{text}");
         assert!(text.contains("/docker/abc pid 7 (+1)"), "{text}");
+        // Findings from files say where; live ones leave the column empty.
+        assert!(text.lines().next().unwrap().contains("LOCATION"), "{text}");
+        assert!(text.contains("  inspect.json:4:3  "), "{text}");
         assert!(
             text.contains("1 workload(s), 2 finding(s): 0 critical, 1 high"),
             "{text}"

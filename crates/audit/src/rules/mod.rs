@@ -125,6 +125,9 @@ impl Context<'_> {
             paths: Vec::new(),
             file,
             document,
+            field: None,
+            line: None,
+            column: None,
         }
     }
 }

@@ -7,6 +7,7 @@
 //! never Isolated.
 
 mod proc_files;
+mod runtime_names;
 mod workload_kind;
 
 pub use proc_files::{
@@ -612,17 +613,34 @@ pub fn scan(opts: &HostOptions) -> Result<HostScan, AuditError> {
     }
     let node = opts.node.clone().unwrap_or_else(|| node_name(proc_root));
     let running_dir = running_sandboxes_dir(proc_root);
-    let workloads = groups
+    let mut names = runtime_names::RuntimeNames::new(&host_root(proc_root));
+    let mut workloads: Vec<Workload> = groups
         .into_iter()
-        .map(|(path, subjects)| Workload {
-            plan: published_plan(&running_dir, &path),
-            id: path.clone(),
-            kind: classify(&path),
-            origin: Origin::Live { host: node.clone() },
-            cgroup_path: Some(path),
-            subjects,
+        .map(|(path, subjects)| {
+            let kind = classify(&path);
+            Workload {
+                plan: published_plan(&running_dir, &path),
+                // A container its runtime names is reported by that name, else by its cgroup.
+                id: names.name(&path, &kind).unwrap_or_else(|| path.clone()),
+                kind,
+                origin: Origin::Live { host: node.clone() },
+                cgroup_path: Some(path),
+                subjects,
+            }
         })
         .collect();
+    // Two workloads never share an id: a name given twice goes back to the cgroup paths.
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for w in &workloads {
+        *seen.entry(w.id.clone()).or_default() += 1;
+    }
+    for w in &mut workloads {
+        if seen.get(&w.id).is_some_and(|n| *n > 1) {
+            if let Some(path) = &w.cgroup_path {
+                w.id = path.clone();
+            }
+        }
+    }
     let reference_unreadable = (!reference.unreadable.is_empty())
         .then(|| proc_root.join(opts.reference_pid.to_string()).join("ns"));
     let ns_unreadable = views
@@ -638,6 +656,15 @@ pub fn scan(opts: &HostOptions) -> Result<HostScan, AuditError> {
         reference_unreadable,
         ns_unreadable,
     })
+}
+
+/// The host's root for the procfs at `proc_root`: `/` for `/proc`, else its parent (a
+/// DaemonSet that mounts the host's root at /host passes `--proc /host/proc`).
+fn host_root(proc_root: &Path) -> PathBuf {
+    match proc_root.parent() {
+        Some(root) if proc_root != Path::new("/proc") => root.to_path_buf(),
+        _ => PathBuf::from("/"),
+    }
 }
 
 /// Where `watertight run` publishes its running sandboxes' plans on the host whose procfs is at

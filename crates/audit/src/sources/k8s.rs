@@ -26,6 +26,10 @@ use watertight_pss::{Level, Version};
 /// containerd's and CRI-O's default capability set (the same 14 as Docker's).
 const CRI_DEFAULT_CAPS: [&str; 14] = crate::sources::docker::DOCKER_DEFAULT_CAPS;
 
+mod locate;
+
+use locate::Locator;
+
 const APPARMOR_ANNOTATION: &str = "container.apparmor.security.beta.kubernetes.io/";
 
 /// What the audit of some manifests produced.
@@ -49,6 +53,27 @@ pub struct K8sAudit {
     pub skipped_files: Vec<SkippedFile>,
     /// The findings objects accept by design (annotation [`crate::accept::ANNOTATION`]).
     pub acceptances: Vec<crate::accept::Acceptance>,
+    /// Where each of `workloads` was written, to locate its findings (same order).
+    locators: Vec<Locator>,
+}
+
+impl K8sAudit {
+    /// The isolation rules' findings over [`K8sAudit::workloads`], each pointing at the field
+    /// it is about ([`Finding::field`], line and column), most severe first.
+    pub fn rule_findings(&self) -> Vec<Finding> {
+        let mut out = Vec::new();
+        for (i, w) in self.workloads.iter().enumerate() {
+            let mut found = crate::audit_workloads(std::slice::from_ref(w));
+            if let Some(locator) = self.locators.get(i) {
+                for f in &mut found {
+                    locator.locate(f, None);
+                }
+            }
+            out.extend(found);
+        }
+        crate::report::sort_findings(&mut out);
+        out
+    }
 }
 
 /// The paths `--exclude` leaves out. A glob without `/` matches a file or directory name
@@ -469,6 +494,7 @@ fn audit_loaded(loaded: watertight_pss::LoadReport, level: Level, version: Versi
     };
     for w in &loaded.workloads {
         let model = to_workload(w);
+        let locator = Locator::new(w);
         out.acceptances.extend(crate::accept::of_object(
             w.pod_meta.annotations.as_ref(),
             &w.file,
@@ -485,7 +511,7 @@ fn audit_loaded(loaded: watertight_pss::LoadReport, level: Level, version: Versi
             } else {
                 format!(" ({})", v.detail)
             };
-            out.pss_findings.push(Finding {
+            let mut finding = Finding {
                 rule: format!("pss/{}", v.check),
                 severity: Severity::High,
                 message: format!(
@@ -493,7 +519,13 @@ fn audit_loaded(loaded: watertight_pss::LoadReport, level: Level, version: Versi
                     eval.level, eval.version, v.reason
                 ),
                 source: w.file.display().to_string(),
-                subject: model.id.clone(),
+                // The containers upstream's detail names, when it is about containers (not in
+                // `container`, which the finding's fingerprint holds).
+                subject: match locator.pss_containers(&v.check, &v.detail).as_slice() {
+                    [] => model.id.clone(),
+                    [one] => format!("{} container {one}", model.id),
+                    many => format!("{} containers {}", model.id, many.join(", ")),
+                },
                 workload: model.id.clone(),
                 container: None,
                 pid: None,
@@ -502,11 +534,17 @@ fn audit_loaded(loaded: watertight_pss::LoadReport, level: Level, version: Versi
                 paths: vec![],
                 file: Some(w.file.clone()),
                 document: Some(w.document),
-            });
+                field: None,
+                line: None,
+                column: None,
+            };
+            locator.locate(&mut finding, Some(&v.detail));
+            out.pss_findings.push(finding);
         }
         out.pss.push(PssEntry {
             file: w.file.clone(),
             document: w.document,
+            line: w.line(),
             api_version: w.api_version.clone(),
             kind: w.kind.clone(),
             name: w.name.clone(),
@@ -525,6 +563,7 @@ fn audit_loaded(loaded: watertight_pss::LoadReport, level: Level, version: Versi
                 .collect(),
         });
         out.workloads.push(model);
+        out.locators.push(locator);
     }
     out
 }

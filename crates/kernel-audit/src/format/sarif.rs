@@ -10,6 +10,7 @@ use watertight_report::{Location, LogicalLocation, Row, Rule};
 pub(crate) fn rows(r: &KernelReport) -> Vec<Row> {
     let location = Location {
         file: None,
+        region: None,
         logical: vec![LogicalLocation {
             name: format!("linux-{}", r.kernel_version),
             fully_qualified_name: None,

@@ -93,6 +93,7 @@ fn group_of(api_version: &str) -> &str {
 pub(super) fn collect_objects(
     value: Value,
     depth: usize,
+    pointer: &str,
     found: &mut Vec<Found>,
     skipped: &mut usize,
 ) -> Result<(), DocumentError> {
@@ -125,7 +126,8 @@ pub(super) fn collect_objects(
                 continue;
             }
             let mut nested = Vec::new();
-            let result = collect_objects(item, depth + 1, &mut nested, skipped);
+            let item_pointer = format!("{pointer}/items/{index}");
+            let result = collect_objects(item, depth + 1, &item_pointer, &mut nested, skipped);
             let wrap = |source| DocumentError::ListItem {
                 index,
                 source: Box::new(source),
@@ -151,7 +153,13 @@ pub(super) fn collect_objects(
     let known = WORKLOAD_KINDS.iter().find(|(k, ..)| *k == kind);
     if let Some((_, current, legacy, shape)) = known {
         if api_version == *current || legacy.contains(&api_version.as_str()) {
-            found.push(convert(value, *shape, current, &kind, &api_version, &name));
+            found.push(
+                convert(value, *shape, current, &kind, &api_version, &name).map(|(mut w, m)| {
+                    w.spec_pointer = format!("{pointer}{}", w.spec_pointer);
+                    w.object_pointer = pointer.to_string();
+                    (w, m)
+                }),
+            );
             return Ok(());
         }
         if BUILT_IN_GROUPS.contains(&group_of(&api_version)) {
@@ -576,6 +584,15 @@ fn convert(
         namespace: object_meta.namespace,
         pod_meta,
         pod_spec,
+        object_pointer: String::new(),
+        spec_pointer: match shape {
+            Shape::Pod => "/spec",
+            Shape::PodTemplate => "/template/spec",
+            Shape::CronJob => "/spec/jobTemplate/spec/template/spec",
+            _ => "/spec/template/spec",
+        }
+        .to_string(),
+        positions: Default::default(),
     };
     Ok((workload, warnings))
 }

@@ -5,6 +5,7 @@
 use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::PodSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -15,6 +16,8 @@ mod error;
 mod kinds;
 mod probe;
 mod yaml11;
+
+pub use yaml11::Positions;
 
 use error::DocumentError;
 use kinds::collect_objects;
@@ -38,6 +41,36 @@ pub struct Workload {
     pub pod_meta: ObjectMeta,
     /// The pod's spec; for workloads the pod template's spec.
     pub pod_spec: PodSpec,
+    /// The JSON pointer of the object within the document: `""`, or `/items/<i>` inside a
+    /// `List`.
+    pub object_pointer: String,
+    /// The JSON pointer of the pod spec within the document: `/spec` for a Pod,
+    /// `/spec/template/spec` for a Deployment, `/items/<i>/...` inside a `List`.
+    pub spec_pointer: String,
+    /// Where the document's fields were written (shared by the workloads of one document;
+    /// empty for JSON files).
+    #[serde(skip)]
+    pub positions: Arc<Positions>,
+}
+
+impl Workload {
+    /// The 1-based line the object starts on (its first key, or its `List` item's `-`), when
+    /// its file was YAML.
+    pub fn line(&self) -> Option<usize> {
+        self.positions
+            .locate(&self.object_pointer)
+            .filter(|(at, ..)| *at == self.object_pointer)
+            .map(|(_, line, _)| line)
+    }
+
+    /// The JSON pointer of the pod's metadata (a template's metadata for workloads).
+    pub fn meta_pointer(&self) -> String {
+        let parent = self
+            .spec_pointer
+            .strip_suffix("/spec")
+            .unwrap_or(&self.spec_pointer);
+        format!("{parent}/metadata")
+    }
 }
 
 /// A file or document that could not be loaded.
@@ -258,6 +291,7 @@ fn parse_file(text: &str, file: &Path) -> Parsed {
         skipped: 0,
         objects: 0,
         line: 1,
+        positions: Arc::default(),
     };
     let mut unparsed = false;
     if is_json(file) {
@@ -282,6 +316,7 @@ fn parse_file(text: &str, file: &Path) -> Parsed {
                 );
             }
             out.line = document.line;
+            out.positions = Arc::new(document.positions);
             out.document(index, document.value);
         }
         if let Some(e) = error {
@@ -309,6 +344,8 @@ struct Collector<'a> {
     objects: usize,
     /// The line the current document starts on (named in its messages past line 1).
     line: usize,
+    /// Where the current document's fields were written.
+    positions: Arc<Positions>,
 }
 
 impl Collector<'_> {
@@ -341,7 +378,7 @@ impl Collector<'_> {
         }
         let mut found = Vec::new();
         let mut skipped = 0;
-        if let Err(e) = collect_objects(value, 0, &mut found, &mut skipped) {
+        if let Err(e) = collect_objects(value, 0, "", &mut found, &mut skipped) {
             self.error(document, e);
         }
         self.skipped += skipped;
@@ -354,6 +391,7 @@ impl Collector<'_> {
                     self.workloads.push(Workload {
                         file: self.file.to_path_buf(),
                         document,
+                        positions: Arc::clone(&self.positions),
                         ..w
                     });
                 }

@@ -56,6 +56,72 @@ pub(crate) struct Document {
     /// Keys written twice in one mapping: (key, line of the later one). The later value wins,
     /// as in go-yaml v2; the API server's strict field validation warns about them.
     pub(crate) duplicates: Vec<(String, usize)>,
+    /// Where each mapping key and sequence item was written.
+    pub(crate) positions: Positions,
+}
+
+/// Where the nodes of one document were written: JSON pointer (RFC 6901) -> 1-based line and
+/// column. A mapping entry is located at its key, a sequence item at its first character, the
+/// document (`""`) at its root node. Nodes copied by an alias or a `<<` merge have no entry of
+/// their own: [`Positions::locate`] finds the alias instead.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Positions {
+    map: HashMap<String, (u32, u32)>,
+}
+
+impl Positions {
+    /// The position of `pointer`, or of its nearest ancestor that was written in the document
+    /// (a field that is absent, or came from an alias): the pointer found, its line and column.
+    pub fn locate<'a>(&self, pointer: &'a str) -> Option<(&'a str, usize, usize)> {
+        let mut at = pointer;
+        loop {
+            if let Some(&(line, col)) = self.map.get(at) {
+                return Some((at, line as usize, col as usize));
+            }
+            let (parent, _) = at.rsplit_once('/')?;
+            at = parent;
+        }
+    }
+
+    /// Whether `pointer` itself was written in the document.
+    pub fn contains(&self, pointer: &str) -> bool {
+        self.map.contains_key(pointer)
+    }
+
+    /// How many positions are recorded.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether no position is recorded (a JSON file, an empty document).
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    fn record(&mut self, pointer: &str, mark: Marker) {
+        let line = u32::try_from(mark.line()).unwrap_or(u32::MAX);
+        let col = u32::try_from(mark.col() + 1).unwrap_or(u32::MAX);
+        self.map.entry(pointer.to_string()).or_insert((line, col));
+    }
+
+    /// Records a mapping key at `mark`. A key written twice is where the later one is (its
+    /// value wins). What was written below the earlier one keeps its positions: forgetting them
+    /// would cost a walk over every position per duplicate, which a hostile document could
+    /// repeat; a duplicate key is a warning anyway.
+    fn record_key(&mut self, pointer: &str, mark: Marker) {
+        self.map.remove(pointer);
+        self.record(pointer, mark);
+    }
+}
+
+/// Appends `/<segment>` to a JSON pointer, escaping `~` and `/` (RFC 6901).
+pub(crate) fn push_segment(pointer: &mut String, segment: &str) {
+    pointer.push('/');
+    if segment.contains(['~', '/']) {
+        pointer.push_str(&segment.replace('~', "~0").replace('/', "~1"));
+    } else {
+        pointer.push_str(segment);
+    }
 }
 
 /// What a plain scalar means under YAML 1.1 as go-yaml v2 resolves it.
@@ -291,7 +357,7 @@ fn key_string(key: &Value, mark: Marker) -> Result<String, YamlError> {
 enum Pending {
     /// Waiting for a key.
     None,
-    /// A key was read; its value comes next.
+    /// A key was read (with its line); its value comes next.
     Key(String, usize),
     /// A plain `<<` key was read; the mapping(s) to merge come next.
     Merge,
@@ -302,6 +368,8 @@ enum Frame {
         items: Vec<Value>,
         anchor: usize,
         nodes: usize,
+        /// The length of the reader's pointer before this node's segment was added.
+        base: usize,
     },
     Map {
         map: Map<String, Value>,
@@ -311,6 +379,8 @@ enum Frame {
         anchor: usize,
         nodes: usize,
         mark: Marker,
+        /// The length of the reader's pointer before this node's segment was added.
+        base: usize,
     },
 }
 
@@ -325,6 +395,9 @@ pub(crate) fn read_stream(text: &str) -> (Vec<Document>, Option<YamlError>) {
         nodes: 0,
         duplicates: Vec::new(),
         root: None,
+        pointer: String::new(),
+        positions: Positions::default(),
+        unsettled: None,
     };
     let mut docs = Vec::new();
     let mut doc_line = 1;
@@ -345,6 +418,7 @@ pub(crate) fn read_stream(text: &str) -> (Vec<Document>, Option<YamlError>) {
                     value: reader.root.take().unwrap_or(Value::Null),
                     line: doc_line,
                     duplicates: std::mem::take(&mut reader.duplicates),
+                    positions: std::mem::take(&mut reader.positions),
                 });
                 Ok(())
             }
@@ -364,6 +438,11 @@ struct Reader<'a> {
     nodes: usize,
     duplicates: Vec<(String, usize)>,
     root: Option<Value>,
+    /// The JSON pointer of the innermost open collection.
+    pointer: String,
+    positions: Positions,
+    /// A collection whose start is recorded with the next event ([`Reader::defer_start`]).
+    unsettled: Option<(String, Marker)>,
 }
 
 impl Reader<'_> {
@@ -373,9 +452,72 @@ impl Reader<'_> {
         self.nodes = 0;
         self.duplicates.clear();
         self.root = None;
+        self.pointer.clear();
+        self.positions = Positions::default();
+        self.unsettled = None;
+    }
+
+    /// Records where the node that starts at `mark` was written, when it is a sequence item or
+    /// the root (a mapping value is located at its key, recorded when the key is read).
+    fn record_start(&mut self, mark: Marker) {
+        if let Some(pointer) = self.item_pointer() {
+            self.positions.record(&pointer, mark);
+        }
+    }
+
+    /// The pointer of the node that starts next, when it is a sequence item or the root.
+    fn item_pointer(&self) -> Option<String> {
+        match self.stack.last() {
+            None => Some(String::new()),
+            Some(Frame::Seq { items, .. }) => {
+                let mut pointer = self.pointer.clone();
+                push_segment(&mut pointer, itoa(items.len()).as_str());
+                Some(pointer)
+            }
+            Some(Frame::Map { .. }) => None,
+        }
+    }
+
+    /// A collection that starts at `mark` as a sequence item or the root: recorded when the
+    /// next event comes. yaml-rust2 marks a block mapping's start at its first key's `:` and a
+    /// block sequence's after its first `- `; the collection starts at the earlier of its own
+    /// mark and its first child's (a flow collection at its bracket).
+    fn defer_start(&mut self, mark: Marker) {
+        self.unsettled = self.item_pointer().map(|pointer| (pointer, mark));
+    }
+
+    /// Records the collection [`Reader::defer_start`] left, now that the event at `next` came.
+    fn settle_start(&mut self, next: Marker) {
+        if let Some((pointer, mark)) = self.unsettled.take() {
+            let at = if (next.line(), next.col()) < (mark.line(), mark.col()) {
+                next
+            } else {
+                mark
+            };
+            self.positions.record(&pointer, at);
+        }
+    }
+
+    /// The pointer of a collection opening as the next child of the innermost one.
+    fn enter(&mut self) -> usize {
+        let base = self.pointer.len();
+        match self.stack.last() {
+            None => {}
+            Some(Frame::Seq { items, .. }) => {
+                push_segment(&mut self.pointer, itoa(items.len()).as_str())
+            }
+            Some(Frame::Map { pending, .. }) => match pending {
+                Pending::Key(key, _) => push_segment(&mut self.pointer, key),
+                // Merged mappings are located at the `<<` key's mapping.
+                Pending::Merge => push_segment(&mut self.pointer, "<<"),
+                Pending::None => {}
+            },
+        }
+        base
     }
 
     fn event(&mut self, event: Event, mark: Marker) -> Result<(), YamlError> {
+        self.settle_start(mark);
         match event {
             Event::Scalar(text, style, anchor, tag) => {
                 // `<<` as a key, plain and untagged, is a merge.
@@ -389,6 +531,7 @@ impl Reader<'_> {
                         return Ok(());
                     }
                 }
+                self.record_start(mark);
                 let value = match (&tag, style) {
                     (Some(tag), _) => tagged_scalar(tag, text, style, mark)?,
                     (None, TScalarStyle::Plain) => {
@@ -418,40 +561,57 @@ impl Reader<'_> {
                     ));
                 }
                 let value = value.clone();
+                self.record_start(mark);
                 self.count(size, mark)?;
                 self.attach(value, size, mark)
             }
-            Event::SequenceStart(anchor, _) => self.open(
-                Frame::Seq {
-                    items: Vec::new(),
-                    anchor,
-                    nodes: 1,
-                },
-                mark,
-            ),
-            Event::MappingStart(anchor, _) => self.open(
-                Frame::Map {
-                    map: Map::new(),
-                    pending: Pending::None,
-                    merged: Vec::new(),
-                    anchor,
-                    nodes: 1,
+            Event::SequenceStart(anchor, _) => {
+                self.defer_start(mark);
+                let base = self.enter();
+                self.open(
+                    Frame::Seq {
+                        items: Vec::new(),
+                        anchor,
+                        nodes: 1,
+                        base,
+                    },
                     mark,
-                },
-                mark,
-            ),
+                )
+            }
+            Event::MappingStart(anchor, _) => {
+                self.defer_start(mark);
+                let base = self.enter();
+                self.open(
+                    Frame::Map {
+                        map: Map::new(),
+                        pending: Pending::None,
+                        merged: Vec::new(),
+                        anchor,
+                        nodes: 1,
+                        mark,
+                        base,
+                    },
+                    mark,
+                )
+            }
             Event::SequenceEnd | Event::MappingEnd => {
                 let frame = self.stack.pop().expect("the parser balances collections");
-                let (value, anchor, nodes) = match frame {
+                let (value, anchor, nodes, base) = match frame {
                     Frame::Seq {
                         items,
                         anchor,
                         nodes,
-                    } => (Value::Array(items), anchor, nodes),
+                        base,
+                    } => (Value::Array(items), anchor, nodes, base),
                     Frame::Map {
-                        map, anchor, nodes, ..
-                    } => (Value::Object(map), anchor, nodes),
+                        map,
+                        anchor,
+                        nodes,
+                        base,
+                        ..
+                    } => (Value::Object(map), anchor, nodes, base),
                 };
+                self.pointer.truncate(base);
                 if anchor > 0 {
                     self.anchors.insert(anchor, (value.clone(), nodes));
                 }
@@ -520,7 +680,12 @@ impl Reader<'_> {
                 *nodes += size;
                 match std::mem::replace(pending, Pending::None) {
                     Pending::None => {
-                        *pending = Pending::Key(key_string(&value, mark)?, mark.line());
+                        let key = key_string(&value, mark)?;
+                        let len = self.pointer.len();
+                        push_segment(&mut self.pointer, &key);
+                        self.positions.record_key(&self.pointer, mark);
+                        self.pointer.truncate(len);
+                        *pending = Pending::Key(key, mark.line());
                         Ok(())
                     }
                     Pending::Key(key, line) => {
@@ -539,6 +704,11 @@ impl Reader<'_> {
             }
         }
     }
+}
+
+/// A small decimal number as text (sequence indexes).
+fn itoa(n: usize) -> String {
+    n.to_string()
 }
 
 /// go-yaml v2's merge: a mapping's keys are set (overwriting); in a sequence of mappings the
@@ -662,10 +832,83 @@ mod tests {
     }
 
     #[test]
+    fn positions_of_keys_and_items() {
+        let text = "kind: Pod\nspec:\n  containers:\n  - name: a\n    securityContext: {privileged: true}\n  - &b\n    name: b\n  - *b\n  - [x, {k: 1}]\n  - - z\n  odd/key~: 1\n";
+        let (docs, err) = read_stream(text);
+        assert!(err.is_none(), "{err:?}");
+        let p = &docs[0].positions;
+        assert_eq!(p.locate(""), Some(("", 1, 1)));
+        assert_eq!(p.locate("/kind"), Some(("/kind", 1, 1)));
+        assert_eq!(
+            p.locate("/spec/containers"),
+            Some(("/spec/containers", 3, 3))
+        );
+        assert_eq!(
+            p.locate("/spec/containers/0"),
+            Some(("/spec/containers/0", 4, 5))
+        );
+        assert_eq!(
+            p.locate("/spec/containers/0/securityContext/privileged"),
+            Some(("/spec/containers/0/securityContext/privileged", 5, 23))
+        );
+        assert_eq!(
+            p.locate("/spec/containers/1/name"),
+            Some(("/spec/containers/1/name", 7, 5))
+        );
+        // An alias: located at the alias; an absent field: at its nearest written ancestor.
+        assert_eq!(
+            p.locate("/spec/containers/2/name"),
+            Some(("/spec/containers/2", 8, 5))
+        );
+        assert_eq!(
+            p.locate("/spec/containers/0/securityContext/seccompProfile/type"),
+            Some(("/spec/containers/0/securityContext", 5, 5))
+        );
+        // Flow collections start at their bracket; a block sequence in a block sequence at its
+        // first `-`.
+        assert_eq!(
+            p.locate("/spec/containers/3"),
+            Some(("/spec/containers/3", 9, 5))
+        );
+        assert_eq!(
+            p.locate("/spec/containers/3/1"),
+            Some(("/spec/containers/3/1", 9, 9))
+        );
+        assert_eq!(
+            p.locate("/spec/containers/3/1/k"),
+            Some(("/spec/containers/3/1/k", 9, 10))
+        );
+        assert_eq!(
+            p.locate("/spec/containers/4"),
+            Some(("/spec/containers/4", 10, 5))
+        );
+        assert_eq!(
+            p.locate("/spec/containers/4/0"),
+            Some(("/spec/containers/4/0", 10, 7))
+        );
+        assert_eq!(
+            p.locate("/spec/odd~1key~0"),
+            Some(("/spec/odd~1key~0", 11, 3))
+        );
+        // A document that starts with a comment or `---`: its root at its first node.
+        let (docs, _) = read_stream("# c\n---\n  - a\n");
+        assert_eq!(docs[0].positions.locate("/0"), Some(("/0", 3, 5)));
+        // Each document has its own positions.
+        let (docs, _) = read_stream("a: 1\n---\n\nb: 2\n");
+        assert_eq!(docs[1].positions.locate("/b"), Some(("/b", 4, 1)));
+        assert!(!docs[1].positions.contains("/a"));
+    }
+
+    #[test]
     fn duplicates_are_reported_with_their_line() {
         let (docs, _) = read_stream("a: 1\nb: 2\na: 3\n");
         assert_eq!(docs[0].value, json!({"a": 3, "b": 2}));
         assert_eq!(docs[0].duplicates, [("a".to_string(), 3)]);
+        // The later key is where the value is.
+        let (docs, _) = read_stream("s:\n  p: true\nb: 2\ns:\n  u: 1\n");
+        let p = &docs[0].positions;
+        assert_eq!(p.locate("/s"), Some(("/s", 4, 1)));
+        assert_eq!(p.locate("/s/u"), Some(("/s/u", 5, 3)));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use watertight_audit::sources::k8s::{audit_path_excluding, audit_text, Exclude, K8sAudit};
-use watertight_audit::{accept, audit_workloads, report::sort_findings, Report};
+use watertight_audit::{accept, report::sort_findings, Report};
 use watertight_pss::{Level, Version};
 
 #[derive(clap::Args, Debug)]
@@ -81,7 +81,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
 
 fn add(report: &mut Report, audited: K8sAudit, ignore_accepted: bool) {
     report.workloads += audited.workloads.len();
-    let mut findings = audit_workloads(&audited.workloads);
+    let mut findings = audited.rule_findings();
     findings.extend(audited.pss_findings);
     if ignore_accepted {
         report.findings.extend(findings);

@@ -137,6 +137,7 @@ impl Report for DoctorReport {
                     ),
                     location: Location {
                         file: None,
+                        region: None,
                         logical: vec![LogicalLocation {
                             name: "host".into(),
                             fully_qualified_name: None,
