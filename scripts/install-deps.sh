@@ -10,14 +10,14 @@ pkgs=(
   util-linux libcap2-bin        # unshare, setpriv, capsh for the live-audit tests
   openssl                       # key interoperability test (crates/integrity/tests/openssl_interop.rs)
   bubblewrap hyperfine          # peers and the timer for benches/
-  podman                        # live containers named from runtime metadata (crates/cli/tests/audit_host_names.rs)
   python3 python3-venv          # bench scripts that compare with peers (checkov)
   groff-base lintian            # rendering the generated man pages; linting the .deb (tests/package.rs)
   qemu-system-x86 busybox-static cpio  # the pure cgroup v2 guest (scripts/cgroup2-guest.sh;
                                 # its SeaBIOS firmware is a hard dependency of qemu-system-x86)
   podman file runc              # the DaemonSet image (scripts/build-image.sh: podman build;
                                 # file checks the binary is static) and its test (tests/image.rs,
-                                # on runc: crun 1.8 refuses hosts with hybrid cgroups)
+                                # on runc: crun 1.8 refuses hosts with hybrid cgroups); live
+                                # container names from runtime metadata (tests/audit_host_names.rs)
 )
 missing=()
 for p in "${pkgs[@]}"; do
