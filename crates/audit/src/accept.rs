@@ -3,7 +3,7 @@
 //!
 //! ```yaml
 //! annotations:
-//!   audit.watertight/accept: |
+//!   watertight.dev/ignore: |
 //!     pss/hostNamespaces: hostPID, to read every process's /proc entry
 //!     shared-host-namespace[pid]: the same hostPID
 //! ```
@@ -25,7 +25,7 @@ use watertight_model::NamespaceKind;
 
 /// The annotation (on a Pod's metadata, or a workload's pod template metadata) that lists the
 /// findings the object accepts.
-pub const ANNOTATION: &str = "audit.watertight/accept";
+pub const ANNOTATION: &str = "watertight.dev/ignore";
 
 /// One accepted finding key with its justification.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -26,7 +26,7 @@ pub struct Args {
     /// name anywhere (`vendor`, `*.tmpl.yaml`); with `/` the path below PATH (`deploy/dev/**`).
     #[arg(long, value_name = "GLOB")]
     pub exclude: Vec<String>,
-    /// Disregard the objects' `audit.watertight/accept` annotations: every finding counts (for
+    /// Disregard the objects' `watertight.dev/ignore` annotations: every finding counts (for
     /// manifests whose authors are not the ones to decide what is acceptable).
     #[arg(long)]
     pub ignore_accepted: bool,
