@@ -5,22 +5,26 @@
 //! annotations:
 //!   watertight.dev/ignore: |
 //!     pss/hostNamespaces: hostPID, to read every process's /proc entry
-//!     shared-host-namespace[pid]: the same hostPID
+//!     shared-host-namespace[pid]: the same hostPID until 2027-03-31
 //! ```
 //!
-//! One `KEY: JUSTIFICATION` per line; KEY is a rule id (a catalog rule or `pss/<check>`) with the
+//! One `KEY: JUSTIFICATION [until YYYY-MM-DD]` per line; KEY is a rule id (a catalog rule or `pss/<check>`) with the
 //! namespace kind in brackets for the rules that carry one. A finding of that object with exactly
 //! that rule and namespace kind is moved to the report's `accepted` list with the justification:
 //! still reported (JSON, table, SARIF run properties, a metric), never counted toward `--fail-on`
 //! or in the finding totals. Nothing is hidden and no rule changes; the Pod Security Standards
 //! verdicts stay what upstream decides. An entry that cannot be read is an input error and
-//! accepts nothing, so a typo keeps the finding gating. `audit k8s --ignore-accepted` disregards
-//! every annotation (auditing manifests one does not trust).
+//! accepts nothing, so a typo keeps the finding gating. An entry ending in `until YYYY-MM-DD`
+//! applies through that day (UTC); after it, it accepts nothing and is a warning naming the
+//! object, the rule and the date. `audit k8s --ignore-accepted` disregards every annotation
+//! (auditing manifests one does not trust).
 
 use crate::finding::Finding;
 use crate::report::InputError;
 use serde::{Deserialize, Serialize};
+use std::fmt;
 use std::path::PathBuf;
+use std::str::FromStr;
 use watertight_model::NamespaceKind;
 
 /// The annotation (on a Pod's metadata, or a workload's pod template metadata) that lists the
@@ -36,6 +40,121 @@ pub struct Entry {
     pub namespace: Option<String>,
     /// Why the object needs what the finding reports.
     pub justification: String,
+    /// The last day (UTC) the entry applies; `None`: no end.
+    pub until: Option<Date>,
+}
+
+impl Entry {
+    /// The entry's key as written: `rule` or `rule[kind]`.
+    pub fn key(&self) -> String {
+        match &self.namespace {
+            Some(ns) => format!("{}[{ns}]", self.rule),
+            None => self.rule.clone(),
+        }
+    }
+
+    /// Whether the entry no longer applies on `today`.
+    pub fn expired(&self, today: Date) -> bool {
+        self.until.is_some_and(|until| until < today)
+    }
+}
+
+/// A calendar day (proleptic Gregorian, UTC), written `YYYY-MM-DD`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Date {
+    year: i32,
+    month: u8,
+    day: u8,
+}
+
+fn days_in_month(year: i32, month: u8) -> u8 {
+    match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        _ if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        _ => 28,
+    }
+}
+
+impl Date {
+    /// The day `secs` seconds after the Unix epoch falls on, in UTC.
+    pub fn from_unix_seconds(secs: u64) -> Date {
+        // Howard Hinnant's civil_from_days.
+        let z = (secs / 86_400) as i64 + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = (doy - (153 * mp + 2) / 5 + 1) as u8;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
+        let year = (yoe + era * 400 + i64::from(month <= 2)) as i32;
+        Date { year, month, day }
+    }
+
+    /// Today, in UTC, from the system clock (callers pass it down; tests inject their own).
+    pub fn today() -> Date {
+        Date::from_unix_seconds(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+        )
+    }
+}
+
+impl fmt::Display for Date {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04}-{:02}-{:02}", self.year, self.month, self.day)
+    }
+}
+
+/// A date that is not `YYYY-MM-DD` or not a day of the calendar.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a date: write YYYY-MM-DD (e.g. 2027-03-31)")]
+pub struct BadDate(pub String);
+
+impl FromStr for Date {
+    type Err = BadDate;
+    fn from_str(s: &str) -> Result<Date, BadDate> {
+        let bad = || BadDate(s.to_string());
+        let b = s.as_bytes();
+        let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+        if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+            return Err(bad());
+        }
+        if !digits(0..4) || !digits(5..7) || !digits(8..10) {
+            return Err(bad());
+        }
+        let year: i32 = s[0..4].parse().map_err(|_| bad())?;
+        let month: u8 = s[5..7].parse().map_err(|_| bad())?;
+        let day: u8 = s[8..10].parse().map_err(|_| bad())?;
+        if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
+            return Err(bad());
+        }
+        Ok(Date { year, month, day })
+    }
+}
+
+/// Splits a trailing `until YYYY-MM-DD` off a justification: `Ok((rest, None))` when there is
+/// none, `Err` when `until` is not followed by one date.
+fn split_until(text: &str) -> Result<(&str, Option<Date>), String> {
+    let mut words = text.rsplitn(3, char::is_whitespace);
+    let last = words.next().unwrap_or_default();
+    if last == "until" {
+        return Err("ends in `until` without a date (write until YYYY-MM-DD)".into());
+    }
+    let Some(before) = text.strip_suffix(last).map(str::trim_end) else {
+        return Ok((text, None));
+    };
+    let head = match before.strip_suffix("until") {
+        Some(head) if head.is_empty() || head.ends_with(char::is_whitespace) => head.trim_end(),
+        _ => return Ok((text, None)),
+    };
+    match last.parse::<Date>() {
+        Ok(date) => Ok((head, Some(date))),
+        Err(e) => Err(format!("after `until`: {e}")),
+    }
 }
 
 /// What one object accepts: the entries of its annotation, located like its findings.
@@ -112,6 +231,15 @@ pub fn parse(text: &str) -> (Vec<Entry>, Vec<String>) {
                 continue;
             }
         }
+        let (justification, until) = match split_until(justification) {
+            Ok(split) => split,
+            Err(problem) => {
+                errors.push(format!(
+                    "annotation {ANNOTATION}, line {n}: {key}: {problem}"
+                ));
+                continue;
+            }
+        };
         if justification.is_empty() {
             errors.push(format!(
                 "annotation {ANNOTATION}, line {n}: {key} has no justification (write why the \
@@ -123,6 +251,7 @@ pub fn parse(text: &str) -> (Vec<Entry>, Vec<String>) {
             rule: rule.to_string(),
             namespace: namespace.map(str::to_string),
             justification: justification.to_string(),
+            until,
         };
         if entries
             .iter()
@@ -162,11 +291,32 @@ pub fn of_object(
     })
 }
 
-/// Splits `findings` into those that still count and those their object accepts.
+/// Splits `findings` into those that still count and those their object accepts on `today`
+/// (UTC), with one warning per expired entry (it accepts nothing), located at its object.
 pub fn apply(
     findings: Vec<Finding>,
     acceptances: &[Acceptance],
-) -> (Vec<Finding>, Vec<AcceptedFinding>) {
+    today: Date,
+) -> (Vec<Finding>, Vec<AcceptedFinding>, Vec<InputError>) {
+    let warnings = acceptances
+        .iter()
+        .flat_map(|a| {
+            a.entries
+                .iter()
+                .filter(|e| e.expired(today))
+                .map(move |e| InputError {
+                    source: a.file.display().to_string(),
+                    document: Some(a.document),
+                    message: format!(
+                        "{}: annotation {ANNOTATION}: {} expired on {} (the last day it \
+                         applied), renew or remove it; the finding counts again",
+                        a.workload,
+                        e.key(),
+                        e.until.map(|d| d.to_string()).unwrap_or_default()
+                    ),
+                })
+        })
+        .collect();
     let mut kept = Vec::new();
     let mut accepted = Vec::new();
     for f in findings {
@@ -178,7 +328,7 @@ pub fn apply(
                     && f.workload == a.workload
             })
             .flat_map(|a| &a.entries)
-            .find(|e| e.rule == f.rule && e.namespace == f.namespace);
+            .find(|e| e.rule == f.rule && e.namespace == f.namespace && !e.expired(today));
         match entry {
             Some(e) => accepted.push(AcceptedFinding {
                 justification: e.justification.clone(),
@@ -187,7 +337,7 @@ pub fn apply(
             None => kept.push(f),
         }
     }
-    (kept, accepted)
+    (kept, accepted, warnings)
 }
 
 #[cfg(test)]
@@ -233,11 +383,13 @@ mod tests {
                     rule: "pss/hostNamespaces".into(),
                     namespace: None,
                     justification: "hostPID: to see every process".into(),
+                    until: None,
                 },
                 Entry {
                     rule: "shared-host-namespace".into(),
                     namespace: Some("pid".into()),
                     justification: "the same hostPID".into(),
+                    until: None,
                 },
             ]
         );
@@ -277,7 +429,8 @@ mod tests {
             // Another object of the same file and document (a List item): not accepted.
             finding("dangerous-capabilities", None, "ns/DaemonSet/b"),
         ];
-        let (kept, accepted) = apply(findings, &[acceptance]);
+        let (kept, accepted, warnings) = apply(findings, &[acceptance], day("2026-01-01"));
+        assert!(warnings.is_empty(), "{warnings:#?}");
         let keys = |fs: Vec<&Finding>| -> Vec<String> {
             fs.iter()
                 .map(|f| format!("{} {:?} {}", f.rule, f.namespace, f.workload))
@@ -298,5 +451,132 @@ mod tests {
             ]
         );
         assert_eq!(accepted[1].justification, "SYS_PTRACE");
+    }
+
+    fn day(s: &str) -> Date {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn dates_parse_strictly_and_come_from_unix_time() {
+        assert_eq!(day("2024-02-29").to_string(), "2024-02-29");
+        for bad in [
+            "2023-02-29",
+            "2024-13-01",
+            "2024-00-10",
+            "2024-1-01",
+            "24-01-01",
+            "2024-01-32",
+            "2024/01/01",
+            "+202-01-01",
+            "2024-01-0a",
+            "2024-01-01x",
+        ] {
+            assert!(bad.parse::<Date>().is_err(), "{bad}");
+        }
+        assert_eq!(Date::from_unix_seconds(0).to_string(), "1970-01-01");
+        assert_eq!(Date::from_unix_seconds(1_709_251_199), day("2024-02-29"));
+        assert_eq!(Date::from_unix_seconds(1_709_251_200), day("2024-03-01"));
+        assert!(day("2024-01-31") < day("2024-02-01"));
+        assert!(day("2023-12-31") < day("2024-01-01"));
+    }
+
+    #[test]
+    fn an_entry_may_end_with_until_a_date_and_a_bad_date_accepts_nothing() {
+        let (entries, errors) = parse(
+            "privileged: needs /dev/kvm until 2027-03-31\n\
+             dangerous-capabilities: wait until   2027-01-01  \n\
+             host-devices: runs until the migration\n\
+             run-as-root: fine until 2027-02-30\n\
+             host-ports: fine until\n\
+             no-new-privs: until 2027-01-01\n",
+        );
+        let got: Vec<(String, String, Option<String>)> = entries
+            .iter()
+            .map(|e| {
+                (
+                    e.key(),
+                    e.justification.clone(),
+                    e.until.map(|d| d.to_string()),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "privileged".into(),
+                    "needs /dev/kvm".into(),
+                    Some("2027-03-31".into())
+                ),
+                (
+                    "dangerous-capabilities".into(),
+                    "wait".into(),
+                    Some("2027-01-01".into())
+                ),
+                (
+                    "host-devices".into(),
+                    "runs until the migration".into(),
+                    None
+                ),
+            ]
+        );
+        assert_eq!(errors.len(), 3, "{errors:#?}");
+        for (needle, line) in [
+            ("\"2027-02-30\" is not a date", 4),
+            ("without a date", 5),
+            ("no justification", 6),
+        ] {
+            assert!(
+                errors
+                    .iter()
+                    .any(|e| e.contains(needle) && e.contains(&format!("line {line}:"))),
+                "{needle} on line {line}: {errors:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_entry_applies_through_its_day_and_then_warns_and_accepts_nothing() {
+        let (entries, errors) = parse(
+            "shared-host-namespace[pid]: hostPID until 2026-06-30\n\
+             dangerous-capabilities: SYS_PTRACE\n",
+        );
+        assert!(errors.is_empty(), "{errors:#?}");
+        let acceptance = Acceptance {
+            file: "d.yaml".into(),
+            document: 1,
+            workload: "ns/DaemonSet/a".into(),
+            entries,
+        };
+        let findings = || {
+            vec![
+                finding("shared-host-namespace", Some("pid"), "ns/DaemonSet/a"),
+                finding("dangerous-capabilities", None, "ns/DaemonSet/a"),
+            ]
+        };
+        for today in ["2026-01-01", "2026-06-30"] {
+            let (kept, accepted, warnings) =
+                apply(findings(), std::slice::from_ref(&acceptance), day(today));
+            assert!(kept.is_empty(), "{today}: {kept:#?}");
+            assert_eq!(accepted.len(), 2, "{today}");
+            assert!(warnings.is_empty(), "{today}: {warnings:#?}");
+        }
+        let (kept, accepted, warnings) = apply(findings(), &[acceptance], day("2026-07-01"));
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].rule, "shared-host-namespace");
+        assert_eq!(accepted.len(), 1);
+        assert_eq!(accepted[0].finding.rule, "dangerous-capabilities");
+        assert_eq!(warnings.len(), 1, "{warnings:#?}");
+        let w = &warnings[0];
+        assert_eq!((w.source.as_str(), w.document), ("d.yaml", Some(1)));
+        assert!(
+            w.message.starts_with("ns/DaemonSet/a: ")
+                && w.message
+                    .contains("shared-host-namespace[pid] expired on 2026-06-30")
+                && w.message.contains("renew or remove it"),
+            "{}",
+            w.message
+        );
     }
 }

@@ -49,6 +49,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     let exclude = Exclude::new(&args.exclude)?;
     let mut report = Report::new("k8s");
     let mut stdin_read = false;
+    let today = accept::Date::today();
     for path in &args.paths {
         let audited = if path.as_os_str() == "-" {
             anyhow::ensure!(
@@ -69,7 +70,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         } else {
             audit_path_excluding(path, &exclude, args.pss_level, args.pss_version)
         };
-        add(&mut report, audited, args.ignore_accepted);
+        add(&mut report, audited, args.ignore_accepted, today);
     }
     sort_findings(&mut report.findings);
     report
@@ -79,16 +80,17 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     args.output.sink().emit(&report)
 }
 
-fn add(report: &mut Report, audited: K8sAudit, ignore_accepted: bool) {
+fn add(report: &mut Report, audited: K8sAudit, ignore_accepted: bool, today: accept::Date) {
     report.workloads += audited.workloads.len();
     let mut findings = audit_workloads(&audited.workloads);
     findings.extend(audited.pss_findings);
     if ignore_accepted {
         report.findings.extend(findings);
     } else {
-        let (kept, accepted) = accept::apply(findings, &audited.acceptances);
+        let (kept, accepted, expired) = accept::apply(findings, &audited.acceptances, today);
         report.findings.extend(kept);
         report.accepted.extend(accepted);
+        report.warnings.extend(expired);
     }
     report.pss.extend(audited.pss);
     // Every error is a manifest that could not be evaluated.
