@@ -180,6 +180,16 @@ pub struct AcceptedFinding {
     pub justification: String,
 }
 
+impl AcceptedFinding {
+    /// The acceptance as the shared report writers take it (SARIF `suppressions`).
+    pub fn suppression(&self) -> watertight_report::Suppression {
+        watertight_report::Suppression {
+            kind: watertight_report::SuppressionKind::InSource,
+            justification: self.justification.clone(),
+        }
+    }
+}
+
 /// Reads the annotation's text: the valid entries, and one message per line that is not one
 /// (each names the line and the fix).
 pub fn parse(text: &str) -> (Vec<Entry>, Vec<String>) {

@@ -217,9 +217,15 @@ impl watertight_report::Report for Report {
 
     fn rows(&self) -> Vec<watertight_report::Row> {
         let catalog = crate::rules::catalog();
+        let accepted = self.accepted.iter().map(|a| watertight_report::Row {
+            gates: false,
+            suppression: Some(a.suppression()),
+            ..sarif::row(&a.finding, &catalog)
+        });
         self.findings
             .iter()
             .map(|f| sarif::row(f, &catalog))
+            .chain(accepted)
             .collect()
     }
 
@@ -252,31 +258,6 @@ impl watertight_report::Report for Report {
 
     fn incomplete(&self) -> bool {
         self.unevaluated > 0
-    }
-
-    fn sarif_properties(&self) -> serde_json::Map<String, serde_json::Value> {
-        let mut props = serde_json::Map::new();
-        if !self.accepted.is_empty() {
-            // Accepted findings are not results (they do not gate), but they are not hidden.
-            let accepted = self
-                .accepted
-                .iter()
-                .map(|a| {
-                    serde_json::json!({
-                        "ruleId": a.finding.rule,
-                        "severity": a.finding.severity.as_str(),
-                        "namespace": a.finding.namespace,
-                        "workload": a.finding.workload,
-                        "file": a.finding.file,
-                        "document": a.finding.document,
-                        "message": a.finding.message,
-                        "justification": a.justification,
-                    })
-                })
-                .collect();
-            props.insert("accepted".into(), serde_json::Value::Array(accepted));
-        }
-        props
     }
 }
 
