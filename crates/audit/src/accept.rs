@@ -170,21 +170,38 @@ pub struct Acceptance {
     pub entries: Vec<Entry>,
 }
 
-/// A finding its object accepts, with the object's justification.
+/// Where a finding's acceptance is recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AcceptedBy {
+    /// The object's [`ANNOTATION`] (SARIF `inSource`).
+    #[default]
+    Annotation,
+    /// An entry of a `--baseline` file (SARIF `external`).
+    Baseline,
+}
+
+/// A finding accepted by its object's annotation or by a baseline, with the justification.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AcceptedFinding {
     /// The finding, as it would have been reported.
     #[serde(flatten)]
     pub finding: Finding,
-    /// The justification from the object's annotation.
+    /// The justification: the annotation entry's, or the baseline entry's `reason`.
     pub justification: String,
+    /// Where the acceptance is recorded.
+    #[serde(default)]
+    pub accepted_by: AcceptedBy,
 }
 
 impl AcceptedFinding {
     /// The acceptance as the shared report writers take it (SARIF `suppressions`).
     pub fn suppression(&self) -> watertight_report::Suppression {
         watertight_report::Suppression {
-            kind: watertight_report::SuppressionKind::InSource,
+            kind: match self.accepted_by {
+                AcceptedBy::Annotation => watertight_report::SuppressionKind::InSource,
+                AcceptedBy::Baseline => watertight_report::SuppressionKind::External,
+            },
             justification: self.justification.clone(),
         }
     }
@@ -343,11 +360,245 @@ pub fn apply(
             Some(e) => accepted.push(AcceptedFinding {
                 justification: e.justification.clone(),
                 finding: f,
+                accepted_by: AcceptedBy::Annotation,
             }),
             None => kept.push(f),
         }
     }
     (kept, accepted, warnings)
+}
+
+/// A finding's key as entries write it: `rule`, or `rule[kind]` for a namespace kind.
+pub fn key_of(f: &Finding) -> String {
+    match &f.namespace {
+        Some(ns) => format!("{}[{ns}]", f.rule),
+        None => f.rule.clone(),
+    }
+}
+
+/// What a finding is about, as a baseline names it: the workload id (`namespace/Kind/name`),
+/// then `/container` for a container's finding.
+pub fn subject_of(f: &Finding) -> String {
+    match &f.container {
+        Some(c) => format!("{}/{c}", f.workload),
+        None => f.workload.clone(),
+    }
+}
+
+/// A stable identity of a finding across runs: its rule, namespace kind, workload, container
+/// and the paths it names, hashed (FNV-1a, 64 bits). Not its message, file, document index or
+/// line, which change without the finding changing.
+pub fn fingerprint(f: &Finding) -> String {
+    let mut paths = f.paths.clone();
+    paths.sort();
+    let parts = [
+        f.rule.as_str(),
+        f.namespace.as_deref().unwrap_or(""),
+        f.workload.as_str(),
+        f.container.as_deref().unwrap_or(""),
+        &paths.join("\u{1f}"),
+    ];
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for (i, part) in parts.iter().enumerate() {
+        // 0xff never occurs in UTF-8: parts cannot run into each other.
+        let separator = (i > 0).then_some(0xffu8);
+        for b in separator.into_iter().chain(part.bytes()) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{h:016x}")
+}
+
+/// The baseline file format's version.
+pub const BASELINE_VERSION: u32 = 1;
+
+/// The `reason` `--write-baseline` writes, for the user to replace.
+pub const REASON_PLACEHOLDER: &str = "TODO: say why this finding is acceptable";
+
+/// A baseline file (`--write-baseline` writes one, `--baseline` reads it): findings accepted
+/// apart from their objects, each with a reason and optionally until a day.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Baseline {
+    /// Always [`BASELINE_VERSION`].
+    pub version: u32,
+    /// The accepted findings.
+    pub entries: Vec<BaselineEntry>,
+}
+
+/// One accepted finding of a [`Baseline`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BaselineEntry {
+    /// The finding's key ([`key_of`]): `rule` or `rule[kind]`.
+    pub rule: String,
+    /// What the finding is about ([`subject_of`]).
+    pub subject: String,
+    /// The finding's [`fingerprint`].
+    pub fingerprint: String,
+    /// Why it is accepted.
+    pub reason: String,
+    /// The last day (UTC, `YYYY-MM-DD`) it applies; absent: no end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+}
+
+impl BaselineEntry {
+    fn matches(&self, f: &Finding) -> bool {
+        self.rule == key_of(f)
+            && self.subject == subject_of(f)
+            && self.fingerprint == fingerprint(f)
+    }
+}
+
+impl Baseline {
+    /// Every finding of `findings` as an entry with the reason placeholder, once each.
+    pub fn from_findings(findings: &[Finding]) -> Baseline {
+        let mut entries: Vec<BaselineEntry> = Vec::new();
+        for f in findings {
+            let entry = BaselineEntry {
+                rule: key_of(f),
+                subject: subject_of(f),
+                fingerprint: fingerprint(f),
+                reason: REASON_PLACEHOLDER.into(),
+                until: None,
+            };
+            if !entries.contains(&entry) {
+                entries.push(entry);
+            }
+        }
+        Baseline {
+            version: BASELINE_VERSION,
+            entries,
+        }
+    }
+
+    /// The file's text (pretty JSON, trailing newline).
+    pub fn to_json(&self) -> String {
+        // Strings and numbers only: always serializes.
+        let mut text = serde_json::to_string_pretty(self).unwrap_or_default();
+        text.push('\n');
+        text
+    }
+
+    /// Reads a baseline from `bytes`; the error is one line naming `path` and the fix.
+    pub fn parse(bytes: &[u8], path: &std::path::Path) -> Result<Baseline, String> {
+        let invalid = |problem: String| {
+            format!(
+                "--baseline {}: {problem}; fix the file or write a new one with --write-baseline",
+                path.display()
+            )
+            .replace(['\n', '\r'], " ")
+        };
+        let baseline: Baseline = serde_json::from_slice(bytes)
+            .map_err(|e| invalid(format!("not a baseline file ({e})")))?;
+        if baseline.version != BASELINE_VERSION {
+            return Err(invalid(format!(
+                "version {} is not supported (this watertight reads version {BASELINE_VERSION})",
+                baseline.version
+            )));
+        }
+        for (i, e) in baseline.entries.iter().enumerate() {
+            if [&e.rule, &e.subject, &e.fingerprint, &e.reason]
+                .iter()
+                .any(|s| s.trim().is_empty())
+            {
+                return Err(invalid(format!(
+                    "entry {i}: rule, subject, fingerprint and reason must not be empty"
+                )));
+            }
+            if let Some(until) = &e.until {
+                until
+                    .parse::<Date>()
+                    .map_err(|err| invalid(format!("entry {i}: until: {err}")))?;
+            }
+        }
+        Ok(baseline)
+    }
+
+    /// Reads a baseline file; the error is one line naming it and the fix.
+    pub fn load(path: &std::path::Path) -> Result<Baseline, String> {
+        let bytes = std::fs::read(path).map_err(|e| {
+            format!(
+                "--baseline {}: cannot read it ({e}); write one with --write-baseline FILE",
+                path.display()
+            )
+        })?;
+        Baseline::parse(&bytes, path)
+    }
+}
+
+/// What a baseline did to a report's findings.
+#[derive(Debug, Default)]
+pub struct BaselineOutcome {
+    /// The findings that still count.
+    pub kept: Vec<Finding>,
+    /// The findings a baseline entry accepts.
+    pub accepted: Vec<AcceptedFinding>,
+    /// One per expired entry that matches a finding (the finding counts again).
+    pub warnings: Vec<InputError>,
+    /// One per entry that matches no finding, neither counted nor already accepted.
+    pub notes: Vec<String>,
+}
+
+/// Accepts the findings of `findings` that an entry of `baseline` (read from `file`) lists and
+/// that has not expired on `today`; `already_accepted` (by annotation) only keeps entries from
+/// being stale.
+pub fn apply_baseline(
+    findings: Vec<Finding>,
+    already_accepted: &[AcceptedFinding],
+    baseline: &Baseline,
+    file: &std::path::Path,
+    today: Date,
+) -> BaselineOutcome {
+    let mut out = BaselineOutcome::default();
+    let mut used = vec![false; baseline.entries.len()];
+    for (i, e) in baseline.entries.iter().enumerate() {
+        used[i] = already_accepted.iter().any(|a| e.matches(&a.finding));
+    }
+    for f in findings {
+        let Some(i) = baseline.entries.iter().position(|e| e.matches(&f)) else {
+            out.kept.push(f);
+            continue;
+        };
+        used[i] = true;
+        let e = &baseline.entries[i];
+        // `Baseline::parse` checked the date.
+        let until = e.until.as_deref().and_then(|d| d.parse::<Date>().ok());
+        match until {
+            Some(until) if until < today => {
+                out.warnings.push(InputError {
+                    source: file.display().to_string(),
+                    document: None,
+                    message: format!(
+                        "baseline entry {} on {}: expired on {until} (the last day it applied), \
+                         renew or remove it; the finding counts again",
+                        e.rule, e.subject
+                    ),
+                });
+                out.kept.push(f);
+            }
+            _ => out.accepted.push(AcceptedFinding {
+                finding: f,
+                justification: e.reason.clone(),
+                accepted_by: AcceptedBy::Baseline,
+            }),
+        }
+    }
+    for (e, used) in baseline.entries.iter().zip(used) {
+        if !used {
+            out.notes.push(format!(
+                "stale baseline entry in {}: {} on {} (fingerprint {}) matches no finding; \
+                 remove it",
+                file.display(),
+                e.rule,
+                e.subject,
+                e.fingerprint
+            ));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -588,5 +839,145 @@ mod tests {
             "{}",
             w.message
         );
+    }
+
+    #[test]
+    fn fingerprints_ignore_wording_and_place_but_not_identity() {
+        let f = finding("host-path-mounts", None, "ns/Deployment/a");
+        let mut moved = f.clone();
+        moved.message = "new wording".into();
+        moved.file = Some("elsewhere.yaml".into());
+        moved.source = "elsewhere.yaml".into();
+        moved.document = Some(7);
+        assert_eq!(fingerprint(&f), fingerprint(&moved));
+        for changed in [
+            Finding {
+                container: Some("app".into()),
+                ..f.clone()
+            },
+            Finding {
+                namespace: Some("pid".into()),
+                ..f.clone()
+            },
+            Finding {
+                paths: vec!["/etc".into()],
+                ..f.clone()
+            },
+            Finding {
+                workload: "ns/Deployment/b".into(),
+                ..f.clone()
+            },
+        ] {
+            assert_ne!(fingerprint(&f), fingerprint(&changed), "{changed:?}");
+        }
+    }
+
+    #[test]
+    fn a_baseline_accepts_what_it_lists_until_its_day_and_names_stale_entries() {
+        let findings = || {
+            vec![
+                Finding {
+                    container: Some("app".into()),
+                    ..finding("privileged", None, "ns/Pod/p")
+                },
+                finding("shared-host-namespace", Some("net"), "ns/Pod/p"),
+                finding("dangerous-capabilities", None, "ns/Pod/p"),
+            ]
+        };
+        let mut b = Baseline::from_findings(&findings()[..2]);
+        assert_eq!(b.entries[0].rule, "privileged");
+        assert_eq!(b.entries[0].subject, "ns/Pod/p/app");
+        assert_eq!(b.entries[0].reason, REASON_PLACEHOLDER);
+        assert_eq!(b.entries[1].rule, "shared-host-namespace[net]");
+        b.entries[0].reason = "needs /dev/kvm".into();
+        b.entries[1].until = Some("2026-06-30".into());
+        // Written and read back unchanged.
+        let file = std::path::Path::new("base.json");
+        assert_eq!(Baseline::parse(b.to_json().as_bytes(), file).unwrap(), b);
+        let mut stale = b.entries[0].clone();
+        stale.subject = "ns/Pod/gone/app".into();
+        b.entries.push(stale);
+
+        let out = apply_baseline(findings(), &[], &b, file, day("2026-06-30"));
+        assert_eq!(out.kept.len(), 1);
+        assert_eq!(out.kept[0].rule, "dangerous-capabilities");
+        assert_eq!(out.accepted.len(), 2);
+        assert_eq!(out.accepted[0].justification, "needs /dev/kvm");
+        assert_eq!(out.accepted[0].accepted_by, AcceptedBy::Baseline);
+        assert!(out.warnings.is_empty(), "{:#?}", out.warnings);
+        assert_eq!(out.notes.len(), 1, "{:#?}", out.notes);
+        assert!(
+            out.notes[0]
+                .starts_with("stale baseline entry in base.json: privileged on ns/Pod/gone/app")
+                && out.notes[0].ends_with("remove it"),
+            "{}",
+            out.notes[0]
+        );
+
+        let out = apply_baseline(findings(), &[], &b, file, day("2026-07-01"));
+        assert_eq!(out.kept.len(), 2);
+        assert_eq!(out.accepted.len(), 1);
+        assert_eq!(out.warnings.len(), 1);
+        assert!(
+            out.warnings[0]
+                .message
+                .contains("shared-host-namespace[net] on ns/Pod/p: expired on 2026-06-30")
+                && out.warnings[0].message.contains("renew or remove it"),
+            "{:?}",
+            out.warnings[0]
+        );
+        // An entry whose finding the annotation already accepts is not stale.
+        let annotated = AcceptedFinding {
+            finding: findings().remove(0),
+            justification: "j".into(),
+            accepted_by: AcceptedBy::Annotation,
+        };
+        let out = apply_baseline(
+            findings().split_off(1),
+            &[annotated],
+            &b,
+            file,
+            day("2026-01-01"),
+        );
+        assert_eq!(out.notes.len(), 1, "{:#?}", out.notes);
+    }
+
+    #[test]
+    fn a_broken_baseline_is_one_line_naming_the_file_and_the_fix() {
+        let file = std::path::Path::new("dir/base.json");
+        for (text, needle) in [
+            ("", "not a baseline file"),
+            ("{\n\"version\": 1,\n", "not a baseline file"),
+            ("[]", "not a baseline file"),
+            (
+                r#"{"version": 2, "entries": []}"#,
+                "version 2 is not supported",
+            ),
+            (
+                r#"{"version": 1, "entries": [], "extra": 1}"#,
+                "unknown field",
+            ),
+            (
+                r#"{"version": 1, "entries": [{"rule": "privileged", "subject": "s", "fingerprint": "f", "reason": " "}]}"#,
+                "entry 0: rule, subject, fingerprint and reason must not be empty",
+            ),
+            (
+                r#"{"version": 1, "entries": [{"rule": "privileged", "subject": "s", "fingerprint": "f", "reason": "r", "until": "soon"}]}"#,
+                "entry 0: until: \"soon\" is not a date",
+            ),
+        ] {
+            let e = Baseline::parse(text.as_bytes(), file).unwrap_err();
+            assert!(e.starts_with("--baseline dir/base.json: "), "{e}");
+            assert!(e.contains(needle), "{needle}: {e}");
+            assert!(e.ends_with("write a new one with --write-baseline"), "{e}");
+            assert!(!e.contains('\n'), "{e}");
+        }
+        let e = Baseline::load(std::path::Path::new("/nonexistent-wt/base.json")).unwrap_err();
+        assert!(
+            e.starts_with("--baseline /nonexistent-wt/base.json: cannot read it"),
+            "{e}"
+        );
+        assert!(!e.contains('\n'), "{e}");
+        assert!(Baseline::parse(br#"{"version": 1, "entries": []}"#, file).is_ok());
     }
 }

@@ -105,8 +105,9 @@ pub struct Report {
     pub workloads: usize,
     /// Every finding, most severe first; in a fleet report, one per rule and namespace kind.
     pub findings: Vec<Finding>,
-    /// Findings their object accepts by design, with its justification (`audit k8s`: the
-    /// annotation [`crate::accept::ANNOTATION`]); listed, never counted toward `--fail-on`.
+    /// Findings accepted with a justification (`audit k8s`: the object's annotation
+    /// [`crate::accept::ANNOTATION`] or a `--baseline` entry); listed, never counted toward
+    /// `--fail-on`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub accepted: Vec<crate::accept::AcceptedFinding>,
     /// Pod Security Standards verdicts, one per Kubernetes object (`audit k8s` only).
@@ -124,6 +125,9 @@ pub struct Report {
     /// schema); any makes the run fail with exit code 2 unless `--fail-on none`.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub unevaluated: usize,
+    /// Notes about the inputs that change nothing (`--baseline` entries that match no finding).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     /// Input files left out because they are not what the command audits.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub skipped_files: Vec<SkippedFile>,
@@ -152,6 +156,7 @@ impl Report {
             errors: Vec::new(),
             warnings: Vec::new(),
             unevaluated: 0,
+            notes: Vec::new(),
             skipped_files: Vec::new(),
             fleet: None,
         }
@@ -249,6 +254,7 @@ impl watertight_report::Report for Report {
         [SkipReason::NotKubernetes, SkipReason::Template]
             .into_iter()
             .filter_map(|r| skip_note(&self.skipped_files, r))
+            .chain(self.notes.iter().cloned())
             .collect()
     }
 

@@ -109,6 +109,7 @@ mod tests {
         r.accepted.push(crate::accept::AcceptedFinding {
             finding: f,
             justification: "needed by design".into(),
+            accepted_by: crate::accept::AcceptedBy::Annotation,
         });
         let v: serde_json::Value = serde_json::from_str(&r.render(Format::Sarif)).unwrap();
         let results = v["runs"][0]["results"].as_array().unwrap();

@@ -1,7 +1,7 @@
 //! `watertight audit k8s`: Kubernetes manifests (files, directories or standard input) against
 //! Pod Security Standards and the isolation rules.
 
-use crate::commands::sink::ReportArgs;
+use crate::commands::sink::{warn, write_file, ReportArgs};
 use anyhow::Context as _;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
@@ -26,10 +26,19 @@ pub struct Args {
     /// name anywhere (`vendor`, `*.tmpl.yaml`); with `/` the path below PATH (`deploy/dev/**`).
     #[arg(long, value_name = "GLOB")]
     pub exclude: Vec<String>,
-    /// Disregard the objects' `watertight.dev/ignore` annotations: every finding counts (for
-    /// manifests whose authors are not the ones to decide what is acceptable).
+    /// Disregard the objects' `watertight.dev/ignore` annotations and any --baseline: every
+    /// finding counts (for manifests whose authors are not the ones to decide what is
+    /// acceptable).
     #[arg(long)]
     pub ignore_accepted: bool,
+    /// Accept the findings listed in FILE (written by --write-baseline), each with the entry's
+    /// reason, through its `until` day if it has one; entries that match no finding are noted.
+    #[arg(long, value_name = "FILE", conflicts_with = "write_baseline")]
+    pub baseline: Option<PathBuf>,
+    /// Write every finding that counts (not accepted) to FILE as a baseline, each entry with a
+    /// reason to fill in; FILE is written through, like -o.
+    #[arg(long, value_name = "FILE")]
+    pub write_baseline: Option<PathBuf>,
     #[command(flatten)]
     pub output: ReportArgs,
 }
@@ -47,6 +56,14 @@ fn parse_version(s: &str) -> Result<Version, String> {
 pub fn run(args: Args) -> anyhow::Result<u8> {
     let started = Instant::now();
     let exclude = Exclude::new(&args.exclude)?;
+    let baseline = match &args.baseline {
+        Some(path) if !args.ignore_accepted => Some(
+            accept::Baseline::load(path)
+                .map_err(anyhow::Error::msg)
+                .map(|b| (b, path))?,
+        ),
+        _ => None,
+    };
     let mut report = Report::new("k8s");
     let mut stdin_read = false;
     let today = accept::Date::today();
@@ -72,7 +89,31 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         };
         add(&mut report, audited, args.ignore_accepted, today);
     }
+    if let Some((baseline, path)) = &baseline {
+        let findings = std::mem::take(&mut report.findings);
+        let out = accept::apply_baseline(findings, &report.accepted, baseline, path, today);
+        report.findings = out.kept;
+        report.accepted.extend(out.accepted);
+        report.warnings.extend(out.warnings);
+        report.notes.extend(out.notes);
+    }
     sort_findings(&mut report.findings);
+    if let Some(path) = &args.write_baseline {
+        let written = accept::Baseline::from_findings(&report.findings);
+        write_file(path, written.to_json().as_bytes(), "--write-baseline")?;
+        warn(&format!(
+            "wrote {} baseline entr{} to {}: replace each reason with why the finding is \
+             acceptable, then pass --baseline {}",
+            written.entries.len(),
+            if written.entries.len() == 1 {
+                "y"
+            } else {
+                "ies"
+            },
+            path.display(),
+            path.display()
+        ));
+    }
     report
         .accepted
         .sort_by_key(|a| std::cmp::Reverse(a.finding.severity));
