@@ -17,7 +17,12 @@
 //! accepts nothing, so a typo keeps the finding gating. An entry ending in `until YYYY-MM-DD`
 //! applies through that day (UTC); after it, it accepts nothing and is a warning naming the
 //! object, the rule and the date. `audit k8s --ignore-accepted` disregards every annotation
-//! (auditing manifests one does not trust).
+//! (auditing manifests one does not trust), and any baseline too.
+//!
+//! A [`Baseline`] file accepts findings from outside their objects: `audit k8s
+//! --write-baseline` writes the counting findings ([`Baseline::from_findings`]), `--baseline`
+//! reads it ([`Baseline::load`]) and [`apply_baseline`] accepts the findings its entries list
+//! (by rule, subject and [`fingerprint`]), with the same expiry, and notes stale entries.
 
 use crate::finding::Finding;
 use crate::report::InputError;
