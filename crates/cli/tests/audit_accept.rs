@@ -250,3 +250,46 @@ fn a_broken_or_missing_baseline_is_one_error_line() {
         assert!(err.contains("--write-baseline"), "{err}");
     }
 }
+
+#[test]
+fn docker_and_oci_take_the_same_baseline_flags() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../audit/tests/fixtures");
+    let dir = tempfile::tempdir().unwrap();
+    for (source, input) in [("docker", "docker/leaky.json"), ("oci", "oci/leaky")] {
+        let input = fixtures.join(input).display().to_string();
+        let base = dir
+            .path()
+            .join(format!("{source}.json"))
+            .display()
+            .to_string();
+        let run = |args: &[&str]| {
+            Command::new(env!("CARGO_BIN_EXE_watertight"))
+                .args(["audit", source, "--fail-on", "high"])
+                .args(args)
+                .arg(&input)
+                .output()
+                .expect("run watertight")
+        };
+        let out = run(&["--format", "json", "--write-baseline", &base]);
+        assert_eq!(out.status.code(), Some(1), "{source}: {}", stderr(&out));
+        assert!(!gating_keys(&json(&out)).is_empty(), "{source}");
+        let out = run(&["--format", "sarif", "--baseline", &base]);
+        assert_eq!(out.status.code(), Some(0), "{source}: {}", stderr(&out));
+        let (open, suppressions) = sarif(&out);
+        assert_eq!(open, 0, "{source}");
+        assert!(!suppressions.is_empty(), "{source}");
+        assert!(
+            suppressions.iter().all(|s| s["kind"] == "external"),
+            "{source}"
+        );
+        std::fs::write(&base, "[]").unwrap();
+        let out = run(&["--baseline", &base]);
+        assert_eq!(out.status.code(), Some(2), "{source}: {}", stderr(&out));
+        assert_eq!(
+            stderr(&out).lines().count(),
+            1,
+            "{source}: {}",
+            stderr(&out)
+        );
+    }
+}

@@ -1,13 +1,13 @@
 //! `watertight audit k8s`: Kubernetes manifests (files, directories or standard input) against
 //! Pod Security Standards and the isolation rules.
 
-use crate::commands::sink::{warn, write_file, ReportArgs};
+use crate::commands::sink::ReportArgs;
 use anyhow::Context as _;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use watertight_audit::sources::k8s::{audit_path_excluding, audit_text, Exclude, K8sAudit};
-use watertight_audit::{accept, audit_workloads, report::sort_findings, Report};
+use watertight_audit::{accept, audit_workloads, Report};
 use watertight_pss::{Level, Version};
 
 #[derive(clap::Args, Debug)]
@@ -31,14 +31,8 @@ pub struct Args {
     /// acceptable).
     #[arg(long)]
     pub ignore_accepted: bool,
-    /// Accept the findings listed in FILE (written by --write-baseline), each with the entry's
-    /// reason, through its `until` day if it has one; entries that match no finding are noted.
-    #[arg(long, value_name = "FILE", conflicts_with = "write_baseline")]
-    pub baseline: Option<PathBuf>,
-    /// Write every finding that counts (not accepted) to FILE as a baseline, each entry with a
-    /// reason to fill in; FILE is written through, like -o.
-    #[arg(long, value_name = "FILE")]
-    pub write_baseline: Option<PathBuf>,
+    #[command(flatten)]
+    pub baselines: super::BaselineArgs,
     #[command(flatten)]
     pub output: ReportArgs,
 }
@@ -56,14 +50,7 @@ fn parse_version(s: &str) -> Result<Version, String> {
 pub fn run(args: Args) -> anyhow::Result<u8> {
     let started = Instant::now();
     let exclude = Exclude::new(&args.exclude)?;
-    let baseline = match &args.baseline {
-        Some(path) if !args.ignore_accepted => Some(
-            accept::Baseline::load(path)
-                .map_err(anyhow::Error::msg)
-                .map(|b| (b, path))?,
-        ),
-        _ => None,
-    };
+    let baseline = args.baselines.load(args.ignore_accepted)?;
     let mut report = Report::new("k8s");
     let mut stdin_read = false;
     let today = accept::Date::today();
@@ -89,34 +76,8 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         };
         add(&mut report, audited, args.ignore_accepted, today);
     }
-    if let Some((baseline, path)) = &baseline {
-        let findings = std::mem::take(&mut report.findings);
-        let out = accept::apply_baseline(findings, &report.accepted, baseline, path, today);
-        report.findings = out.kept;
-        report.accepted.extend(out.accepted);
-        report.warnings.extend(out.warnings);
-        report.notes.extend(out.notes);
-    }
-    sort_findings(&mut report.findings);
-    if let Some(path) = &args.write_baseline {
-        let written = accept::Baseline::from_findings(&report.findings);
-        write_file(path, written.to_json().as_bytes(), "--write-baseline")?;
-        warn(&format!(
-            "wrote {} baseline entr{} to {}: replace each reason with why the finding is \
-             acceptable, then pass --baseline {}",
-            written.entries.len(),
-            if written.entries.len() == 1 {
-                "y"
-            } else {
-                "ies"
-            },
-            path.display(),
-            path.display()
-        ));
-    }
-    report
-        .accepted
-        .sort_by_key(|a| std::cmp::Reverse(a.finding.severity));
+    args.baselines
+        .finish(&mut report, baseline.as_ref(), today)?;
     report.duration_seconds = started.elapsed().as_secs_f64();
     args.output.sink().emit(&report)
 }
