@@ -249,6 +249,18 @@ fn a_broken_or_missing_baseline_is_one_error_line() {
         );
         assert!(err.contains("--write-baseline"), "{err}");
     }
+    let unwritable = dir.path().join("no-such-dir/baseline.json");
+    let unwritable = unwritable.display().to_string();
+    let out = audit(&["--write-baseline", &unwritable, &pod]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with(&format!(
+            "watertight: --write-baseline {unwritable}: cannot open"
+        )),
+        "{err}"
+    );
 }
 
 #[test]
