@@ -4,7 +4,8 @@
 //! Shape: `sources/*` turn one input (live `/proc`, YAML, `docker inspect`, `config.json`) into
 //! [`watertight_model::Workload`]s; `rules/*` read only that model and emit [`Finding`]s;
 //! `report/*` only format a [`Report`]; `fleet` merges many nodes' JSON reports; `accept` moves
-//! the findings a Kubernetes object accepts by design, with its justification, out of the count.
+//! the findings a Kubernetes object accepts by design, or a baseline file lists, with their
+//! justification, out of the count.
 
 #![forbid(unsafe_code)]
 

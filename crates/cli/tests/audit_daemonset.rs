@@ -1,6 +1,6 @@
 //! The shipped DaemonSet, linted with watertight's own Kubernetes audit. It needs host access by
 //! design and accepts exactly the findings that access produces, each with a justification, in
-//! its `audit.watertight/accept` annotation; this pins both sets, so any new finding (or a
+//! its `watertight.dev/ignore` annotation; this pins both sets, so any new finding (or a
 //! forgotten acceptance) fails here.
 
 use std::collections::BTreeSet;

@@ -159,6 +159,7 @@ impl watertight_report::Report for CheckReport {
                     fingerprint: Some(format!("{}|{}|{}", f.kind.as_str(), self.bridge, f.subject)),
                     properties: serde_json::Map::new(),
                     gates: true,
+                    suppression: None,
                 }
             })
             .collect()

@@ -156,6 +156,35 @@ pub struct Row {
     /// Whether the row counts toward `--fail-on` (a command may narrow the gate, e.g.
     /// `audit kernel --fail-on-reachable-only`).
     pub gates: bool,
+    /// Why the finding is accepted, when it is: it never gates, and SARIF marks the result
+    /// suppressed (`suppressions`), which code-scanning services hide from their alert lists.
+    pub suppression: Option<Suppression>,
+}
+
+/// Where an accepted finding's acceptance is recorded (SARIF 2.1.0 `suppression.kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SuppressionKind {
+    /// With the object itself (an annotation): SARIF `inSource`.
+    InSource,
+    /// Apart from it (a baseline file): SARIF `external`.
+    External,
+}
+
+impl SuppressionKind {
+    /// The SARIF spelling.
+    pub fn sarif(self) -> &'static str {
+        match self {
+            SuppressionKind::InSource => "inSource",
+            SuppressionKind::External => "external",
+        }
+    }
+}
+
+/// An accepted finding's acceptance: where it is recorded and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Suppression {
+    pub kind: SuppressionKind,
+    pub justification: String,
 }
 
 /// A result class the shared writers and the `--fail-on` decision consume. JSON output is the
@@ -211,7 +240,7 @@ pub trait Report: Serialize {
     fn gated(&self, fail_on: FailOn) -> usize {
         self.rows()
             .iter()
-            .filter(|r| r.gates && fail_on.reached_by(r.severity))
+            .filter(|r| r.gates && r.suppression.is_none() && fail_on.reached_by(r.severity))
             .count()
     }
 
@@ -286,6 +315,7 @@ mod tests {
             fingerprint: Some(id.into()),
             properties: Map::new(),
             gates,
+            suppression: None,
         }
     }
 
@@ -421,6 +451,57 @@ mod tests {
             .map(|n| n["level"].as_str().unwrap())
             .collect();
         assert_eq!(levels, ["error", "warning", "note"]);
+    }
+
+    /// Accepted findings: one recorded with the object, one in a baseline, one not accepted.
+    #[derive(Serialize)]
+    struct Accepted;
+
+    impl Report for Accepted {
+        fn command(&self) -> &str {
+            "accepted"
+        }
+        fn rows(&self) -> Vec<Row> {
+            let suppressed = |id, kind, why: &str| Row {
+                suppression: Some(Suppression {
+                    kind,
+                    justification: why.into(),
+                }),
+                ..row(id, Severity::Critical, true)
+            };
+            vec![
+                row("open", Severity::Low, true),
+                suppressed("here", SuppressionKind::InSource, "by design"),
+                suppressed("apart", SuppressionKind::External, "known, tracked"),
+            ]
+        }
+        fn write_table(&self, _: &mut String) {}
+        fn write_metrics(&self, _: &mut Exposition) {}
+    }
+
+    #[test]
+    fn suppressed_rows_are_sarif_results_with_their_suppression_and_never_gate() {
+        assert_eq!(Accepted.gated(FailOn::At(Severity::Info)), 1);
+        assert_eq!(Accepted.exit_code(FailOn::At(Severity::Medium)), 0);
+        let v: Value = serde_json::from_str(&render(&Accepted, Format::Sarif)).unwrap();
+        let results = v["runs"][0]["results"].as_array().unwrap();
+        assert_eq!(results.len(), 3);
+        assert!(results[0].get("suppressions").is_none(), "{:#}", results[0]);
+        assert_eq!(
+            results[1]["suppressions"],
+            json!([{"kind": "inSource", "status": "accepted", "justification": "by design"}])
+        );
+        assert_eq!(
+            results[2]["suppressions"],
+            json!([{"kind": "external", "status": "accepted", "justification": "known, tracked"}])
+        );
+        // Still the finding as found: its level, rule and fingerprint.
+        assert_eq!(results[2]["level"], "error");
+        assert_eq!(results[2]["ruleId"], "apart");
+        assert_eq!(
+            results[2]["partialFingerprints"]["watertightFinding/v1"],
+            "apart"
+        );
     }
 
     #[test]

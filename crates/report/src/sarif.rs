@@ -105,6 +105,13 @@ pub fn render<R: Report + ?Sized>(report: &R) -> String {
             if let Some(fp) = &row.fingerprint {
                 r["partialFingerprints"] = json!({ "watertightFinding/v1": fp });
             }
+            if let Some(s) = &row.suppression {
+                r["suppressions"] = json!([{
+                    "kind": s.kind.sarif(),
+                    "status": "accepted",
+                    "justification": s.justification,
+                }]);
+            }
             r
         })
         .collect();

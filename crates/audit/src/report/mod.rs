@@ -108,8 +108,9 @@ pub struct Report {
     pub workloads: usize,
     /// Every finding, most severe first; in a fleet report, one per rule and namespace kind.
     pub findings: Vec<Finding>,
-    /// Findings their object accepts by design, with its justification (`audit k8s`: the
-    /// annotation [`crate::accept::ANNOTATION`]); listed, never counted toward `--fail-on`.
+    /// Findings accepted with a justification (`audit k8s`: the object's annotation
+    /// [`crate::accept::ANNOTATION`] or a `--baseline` entry); listed, never counted toward
+    /// `--fail-on`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub accepted: Vec<crate::accept::AcceptedFinding>,
     /// Pod Security Standards verdicts, one per Kubernetes object (`audit k8s` only).
@@ -127,6 +128,9 @@ pub struct Report {
     /// schema); any makes the run fail with exit code 2 unless `--fail-on none`.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub unevaluated: usize,
+    /// Notes about the inputs that change nothing (`--baseline` entries that match no finding).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     /// Input files left out because they are not what the command audits.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub skipped_files: Vec<SkippedFile>,
@@ -155,6 +159,7 @@ impl Report {
             errors: Vec::new(),
             warnings: Vec::new(),
             unevaluated: 0,
+            notes: Vec::new(),
             skipped_files: Vec::new(),
             fleet: None,
         }
@@ -220,9 +225,15 @@ impl watertight_report::Report for Report {
 
     fn rows(&self) -> Vec<watertight_report::Row> {
         let catalog = crate::rules::catalog();
+        let accepted = self.accepted.iter().map(|a| watertight_report::Row {
+            gates: false,
+            suppression: Some(a.suppression()),
+            ..sarif::row(&a.finding, &catalog)
+        });
         self.findings
             .iter()
             .map(|f| sarif::row(f, &catalog))
+            .chain(accepted)
             .collect()
     }
 
@@ -246,6 +257,7 @@ impl watertight_report::Report for Report {
         [SkipReason::NotKubernetes, SkipReason::Template]
             .into_iter()
             .filter_map(|r| skip_note(&self.skipped_files, r))
+            .chain(self.notes.iter().cloned())
             .collect()
     }
 
@@ -255,31 +267,6 @@ impl watertight_report::Report for Report {
 
     fn incomplete(&self) -> bool {
         self.unevaluated > 0
-    }
-
-    fn sarif_properties(&self) -> serde_json::Map<String, serde_json::Value> {
-        let mut props = serde_json::Map::new();
-        if !self.accepted.is_empty() {
-            // Accepted findings are not results (they do not gate), but they are not hidden.
-            let accepted = self
-                .accepted
-                .iter()
-                .map(|a| {
-                    serde_json::json!({
-                        "ruleId": a.finding.rule,
-                        "severity": a.finding.severity.as_str(),
-                        "namespace": a.finding.namespace,
-                        "workload": a.finding.workload,
-                        "file": a.finding.file,
-                        "document": a.finding.document,
-                        "message": a.finding.message,
-                        "justification": a.justification,
-                    })
-                })
-                .collect();
-            props.insert("accepted".into(), serde_json::Value::Array(accepted));
-        }
-        props
     }
 }
 

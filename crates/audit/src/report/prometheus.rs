@@ -75,7 +75,7 @@ pub(super) fn write(report: &Report, out: &mut Exposition) {
         }
         let mut g = out.gauge(
             "watertight_audit_accepted_findings",
-            "Findings their object accepts by design (not in the other counts), by rule.",
+            "Findings accepted with a justification, by annotation or baseline (not in the other counts), by rule.",
         );
         for ((rule, severity, ns), n) in &accepted {
             g.sample(

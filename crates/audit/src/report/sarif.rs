@@ -93,6 +93,7 @@ pub(super) fn row(f: &Finding, catalog: &[RuleInfo]) -> Row {
         )),
         properties: props,
         gates: true,
+        suppression: None,
     }
 }
 
@@ -132,5 +133,38 @@ mod tests {
         assert!(results[1]["locations"][0]["physicalLocation"].is_null());
         assert_eq!(results[1]["properties"]["pids"], serde_json::json!([7, 9]));
         assert_eq!(run["properties"]["command"], "docker");
+    }
+
+    #[test]
+    fn accepted_findings_are_suppressed_results_with_their_justification() {
+        let mut r = sample();
+        let f = r.findings.remove(0);
+        let (rule, workload) = (f.rule.clone(), f.workload.clone());
+        r.accepted.push(crate::accept::AcceptedFinding {
+            finding: f,
+            justification: "needed by design".into(),
+            accepted_by: crate::accept::AcceptedBy::Annotation,
+        });
+        let v: serde_json::Value = serde_json::from_str(&r.render(Format::Sarif)).unwrap();
+        let results = v["runs"][0]["results"].as_array().unwrap();
+        assert_eq!(results.len(), 2, "{results:#?}");
+        assert!(results[0].get("suppressions").is_none());
+        let accepted = &results[1];
+        assert_eq!(accepted["ruleId"], rule.as_str());
+        assert_eq!(accepted["properties"]["workload"], workload.as_str());
+        assert_eq!(
+            accepted["suppressions"],
+            serde_json::json!([{
+                "kind": "inSource",
+                "status": "accepted",
+                "justification": "needed by design",
+            }])
+        );
+        // It is a result, not a gate: only the other (low) finding counts.
+        use watertight_report::Report as _;
+        assert_eq!(
+            r.gated(watertight_report::FailOn::At(crate::Severity::Info)),
+            1
+        );
     }
 }

@@ -58,9 +58,13 @@ pub(super) fn write(report: &Report, out: &mut String) {
             Some(ns) => format!("{}[{ns}]", f.rule),
             None => f.rule.clone(),
         };
+        let by = match a.accepted_by {
+            crate::accept::AcceptedBy::Annotation => "",
+            crate::accept::AcceptedBy::Baseline => " (baseline)",
+        };
         let _ = writeln!(
             out,
-            "ACCEPTED {} {rule} {}: {}",
+            "ACCEPTED {} {rule} {}: {}{by}",
             f.severity.as_str().to_uppercase(),
             clip(&f.subject, 60),
             clip(&a.justification, 160)
@@ -117,14 +121,20 @@ pub(super) fn write(report: &Report, out: &mut String) {
         .map(|(s, n)| format!("{n} {s}"))
         .collect::<Vec<_>>()
         .join(", ");
-    let accepted = if report.accepted.is_empty() {
-        String::new()
-    } else {
-        format!(
-            "; {} accepted by annotation {}",
-            report.accepted.len(),
+    let by_baseline = report
+        .accepted
+        .iter()
+        .filter(|a| a.accepted_by == crate::accept::AcceptedBy::Baseline)
+        .count();
+    let accepted = match (report.accepted.len(), by_baseline) {
+        (0, _) => String::new(),
+        (n, 0) => format!("; {n} accepted by annotation {}", crate::accept::ANNOTATION),
+        (n, b) if b == n => format!("; {n} accepted by --baseline"),
+        (n, b) => format!(
+            "; {n} accepted ({} by annotation {}, {b} by --baseline)",
+            n - b,
             crate::accept::ANNOTATION
-        )
+        ),
     };
     let _ = writeln!(
         out,

@@ -58,6 +58,7 @@ pub(crate) fn rows(r: &KernelReport) -> Vec<Row> {
             fingerprint: Some(format!("{}|{}", c.id, r.kernel_version)),
             properties: props,
             gates: !r.gate_reachable_only || c.reachable_from_sandbox,
+            suppression: None,
         });
     }
     for h in r.hardening.iter().filter(|h| h.status == CheckStatus::Fail) {
@@ -89,6 +90,7 @@ pub(crate) fn rows(r: &KernelReport) -> Vec<Row> {
             fingerprint: Some(format!("kernel-hardening/{}", h.name)),
             properties: props,
             gates: true,
+            suppression: None,
         });
     }
     rows

@@ -12,11 +12,13 @@ pub struct Args {
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
     #[command(flatten)]
+    pub baselines: super::BaselineArgs,
+    #[command(flatten)]
     pub output: ReportArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
-    audit_files("docker", &args.files, load, &args.output)
+    audit_files("docker", &args.files, load, &args.output, &args.baselines)
 }
 
 /// A file of `docker inspect` output, or standard input for `-`.

@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use std::path::PathBuf;
 use std::time::Instant;
 use watertight_audit::sources::host::{scan, HostOptions};
-use watertight_audit::{audit_workloads, Report};
+use watertight_audit::{accept::Date, audit_workloads, Report};
 
 /// Audits the workloads each input file yields, names every input that could not be read, and
 /// writes the report (the file-based sources: docker, oci).
@@ -15,8 +15,10 @@ pub fn audit_files<W: IntoIterator<Item = watertight_model::Workload>>(
     files: &[std::path::PathBuf],
     load: impl Fn(&std::path::Path) -> Result<W, watertight_audit::AuditError>,
     out: &ReportArgs,
+    baselines: &super::BaselineArgs,
 ) -> anyhow::Result<u8> {
     let started = std::time::Instant::now();
+    let baseline = baselines.load(false)?;
     let mut report = Report::new(source);
     let mut workloads = Vec::new();
     for file in files {
@@ -31,6 +33,7 @@ pub fn audit_files<W: IntoIterator<Item = watertight_model::Workload>>(
     }
     report.workloads = workloads.len();
     report.findings = watertight_audit::audit_workloads(&workloads);
+    baselines.finish(&mut report, baseline.as_ref(), Date::today())?;
     report.duration_seconds = started.elapsed().as_secs_f64();
     out.sink().emit(&report)
 }
@@ -54,6 +57,8 @@ pub struct Args {
     /// `-o FILE --atomic` for a textfile collector.
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     pub every: Option<u64>,
+    #[command(flatten)]
+    pub baselines: super::BaselineArgs,
     #[command(flatten)]
     pub output: ReportArgs,
 }
@@ -84,6 +89,8 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
 /// One audit of this host, written through the sink; returns its exit code.
 fn audit_once(args: &Args) -> anyhow::Result<u8> {
     let started = Instant::now();
+    // Read every round: an edited baseline counts from the next one.
+    let baseline = args.baselines.load(false)?;
     let opts = HostOptions {
         proc_root: args.proc_root.clone(),
         reference_pid: args.reference_pid,
@@ -133,6 +140,8 @@ fn audit_once(args: &Args) -> anyhow::Result<u8> {
     report.node = Some(scanned.node.clone());
     report.workloads = scanned.workloads.len();
     report.findings = audit_workloads(&scanned.workloads);
+    args.baselines
+        .finish(&mut report, baseline.as_ref(), Date::today())?;
     report.duration_seconds = started.elapsed().as_secs_f64();
     args.output.sink().emit(&report)
 }

@@ -7,7 +7,7 @@ use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use watertight_audit::sources::k8s::{audit_path_excluding, audit_text, Exclude, K8sAudit};
-use watertight_audit::{accept, report::sort_findings, Report};
+use watertight_audit::{accept, Report};
 use watertight_pss::{Level, Version};
 
 #[derive(clap::Args, Debug)]
@@ -26,10 +26,13 @@ pub struct Args {
     /// name anywhere (`vendor`, `*.tmpl.yaml`); with `/` the path below PATH (`deploy/dev/**`).
     #[arg(long, value_name = "GLOB")]
     pub exclude: Vec<String>,
-    /// Disregard the objects' `audit.watertight/accept` annotations: every finding counts (for
-    /// manifests whose authors are not the ones to decide what is acceptable).
+    /// Disregard the objects' `watertight.dev/ignore` annotations and any --baseline: every
+    /// finding counts (for manifests whose authors are not the ones to decide what is
+    /// acceptable).
     #[arg(long)]
     pub ignore_accepted: bool,
+    #[command(flatten)]
+    pub baselines: super::BaselineArgs,
     #[command(flatten)]
     pub output: ReportArgs,
 }
@@ -47,8 +50,10 @@ fn parse_version(s: &str) -> Result<Version, String> {
 pub fn run(args: Args) -> anyhow::Result<u8> {
     let started = Instant::now();
     let exclude = Exclude::new(&args.exclude)?;
+    let baseline = args.baselines.load(args.ignore_accepted)?;
     let mut report = Report::new("k8s");
     let mut stdin_read = false;
+    let today = accept::Date::today();
     for path in &args.paths {
         let audited = if path.as_os_str() == "-" {
             anyhow::ensure!(
@@ -69,26 +74,25 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         } else {
             audit_path_excluding(path, &exclude, args.pss_level, args.pss_version)
         };
-        add(&mut report, audited, args.ignore_accepted);
+        add(&mut report, audited, args.ignore_accepted, today);
     }
-    sort_findings(&mut report.findings);
-    report
-        .accepted
-        .sort_by_key(|a| std::cmp::Reverse(a.finding.severity));
+    args.baselines
+        .finish(&mut report, baseline.as_ref(), today)?;
     report.duration_seconds = started.elapsed().as_secs_f64();
     args.output.sink().emit(&report)
 }
 
-fn add(report: &mut Report, audited: K8sAudit, ignore_accepted: bool) {
+fn add(report: &mut Report, audited: K8sAudit, ignore_accepted: bool, today: accept::Date) {
     report.workloads += audited.workloads.len();
     let mut findings = audited.rule_findings();
     findings.extend(audited.pss_findings);
     if ignore_accepted {
         report.findings.extend(findings);
     } else {
-        let (kept, accepted) = accept::apply(findings, &audited.acceptances);
+        let (kept, accepted, expired) = accept::apply(findings, &audited.acceptances, today);
         report.findings.extend(kept);
         report.accepted.extend(accepted);
+        report.warnings.extend(expired);
     }
     report.pss.extend(audited.pss);
     // Every error is a manifest that could not be evaluated.

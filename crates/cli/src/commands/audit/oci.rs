@@ -11,10 +11,18 @@ pub struct Args {
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
     #[command(flatten)]
+    pub baselines: super::BaselineArgs,
+    #[command(flatten)]
     pub output: ReportArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
     // One workload per bundle.
-    audit_files("oci", &args.paths, |p| oci::load(p).map(Some), &args.output)
+    audit_files(
+        "oci",
+        &args.paths,
+        |p| oci::load(p).map(Some),
+        &args.output,
+        &args.baselines,
+    )
 }

@@ -147,6 +147,7 @@ impl Report for DoctorReport {
                     fingerprint: Some(format!("doctor/{}/{}", c.name, c.status.as_str())),
                     properties,
                     gates: c.blocks_default(),
+                    suppression: None,
                 }
             })
             .collect()
