@@ -16,31 +16,13 @@ pub(super) fn write(report: &Report, out: &mut Exposition) {
         g.sample(&[("command", cmd), ("severity", severity.as_str())], n);
     }
 
-    let mut per_rule: BTreeMap<(&str, Severity, &str), usize> = BTreeMap::new();
-    for f in &report.findings {
-        *per_rule
-            .entry((
-                f.rule.as_str(),
-                f.severity,
-                f.namespace.as_deref().unwrap_or(""),
-            ))
-            .or_default() += 1;
-    }
-    let mut g = out.gauge(
+    per_rule_gauge(
+        out,
+        cmd,
         "watertight_audit_rule_findings",
         "Findings of the last audit by rule, severity and namespace kind.",
+        report.findings.iter(),
     );
-    for ((rule, severity, ns), n) in &per_rule {
-        g.sample(
-            &[
-                ("command", cmd),
-                ("rule", rule),
-                ("severity", severity.as_str()),
-                ("namespace", ns),
-            ],
-            n,
-        );
-    }
 
     let mut g = out.gauge(
         "watertight_audit_finding",
@@ -62,32 +44,13 @@ pub(super) fn write(report: &Report, out: &mut Exposition) {
     }
 
     if !report.accepted.is_empty() {
-        let mut accepted: BTreeMap<(&str, Severity, &str), usize> = BTreeMap::new();
-        for a in &report.accepted {
-            let f = &a.finding;
-            *accepted
-                .entry((
-                    f.rule.as_str(),
-                    f.severity,
-                    f.namespace.as_deref().unwrap_or(""),
-                ))
-                .or_default() += 1;
-        }
-        let mut g = out.gauge(
+        per_rule_gauge(
+            out,
+            cmd,
             "watertight_audit_accepted_findings",
             "Findings accepted with a justification, by annotation or baseline (not in the other counts), by rule.",
+            report.accepted.iter().map(|a| &a.finding),
         );
-        for ((rule, severity, ns), n) in &accepted {
-            g.sample(
-                &[
-                    ("command", cmd),
-                    ("rule", rule),
-                    ("severity", severity.as_str()),
-                    ("namespace", ns),
-                ],
-                n,
-            );
-        }
     }
 
     out.gauge("watertight_audit_workloads", "Workloads audited.")
@@ -154,6 +117,38 @@ pub(super) fn write(report: &Report, out: &mut Exposition) {
         &[("command", cmd)],
         format!("{:.6}", report.duration_seconds),
     );
+}
+
+/// One gauge counting `findings` by rule, severity and namespace kind.
+fn per_rule_gauge<'a>(
+    out: &mut Exposition,
+    cmd: &str,
+    name: &'static str,
+    help: &'static str,
+    findings: impl Iterator<Item = &'a crate::Finding>,
+) {
+    let mut per_rule: BTreeMap<(&str, Severity, &str), usize> = BTreeMap::new();
+    for f in findings {
+        *per_rule
+            .entry((
+                f.rule.as_str(),
+                f.severity,
+                f.namespace.as_deref().unwrap_or(""),
+            ))
+            .or_default() += 1;
+    }
+    let mut g = out.gauge(name, help);
+    for ((rule, severity, ns), n) in &per_rule {
+        g.sample(
+            &[
+                ("command", cmd),
+                ("rule", rule),
+                ("severity", severity.as_str()),
+                ("namespace", ns),
+            ],
+            n,
+        );
+    }
 }
 
 #[cfg(test)]
