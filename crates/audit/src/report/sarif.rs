@@ -12,9 +12,11 @@ use watertight_report::{Location, LogicalLocation, Region, Row, Rule};
 /// against the checkout, where CI runs the audit); an absolute path inside the working
 /// directory is made relative to it.
 fn artifact(file: &Path) -> String {
+    // Asked once per process: every finding has a file, and getcwd is a system call.
+    static CWD: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
     let relative = if file.is_absolute() {
-        std::env::current_dir()
-            .ok()
+        CWD.get_or_init(|| std::env::current_dir().ok())
+            .as_deref()
             .and_then(|cwd| file.strip_prefix(cwd).ok().map(Path::to_path_buf))
     } else {
         None
