@@ -55,7 +55,7 @@ pkg=$work/pkg
 doc=$pkg/usr/share/doc/watertight
 install -d "$pkg/DEBIAN" "$pkg/usr/bin" "$pkg/usr/share/man/man1" "$pkg/usr/share/lintian/overrides" \
   "$pkg/usr/share/bash-completion/completions" "$pkg/usr/share/zsh/vendor-completions" \
-  "$pkg/usr/share/fish/vendor_completions.d" "$doc/examples"
+  "$pkg/usr/share/fish/vendor_completions.d" "$doc/examples" "$pkg/lib/systemd/system"
 
 install -m 0755 "$work/stage/watertight" "$pkg/usr/bin/watertight"
 for page in "$work"/stage/man/*.1; do
@@ -64,6 +64,11 @@ done
 install -m 0644 "$work/stage/completions/watertight.bash" "$pkg/usr/share/bash-completion/completions/watertight"
 install -m 0644 "$work/stage/completions/_watertight" "$pkg/usr/share/zsh/vendor-completions/_watertight"
 install -m 0644 "$work/stage/completions/watertight.fish" "$pkg/usr/share/fish/vendor_completions.d/watertight.fish"
+
+# The audit as a systemd timer for nodes without Kubernetes (not enabled: the admin runs
+# `systemctl enable --now watertight-audit.timer`, so no maintainer scripts).
+install -m 0644 "$root/deploy/systemd/watertight-audit.service" "$root/deploy/systemd/watertight-audit.timer" \
+  "$pkg/lib/systemd/system/"
 
 # Documentation: README, the example configs the repository ships, and the default profile as
 # TOML (what `watertight profile show default` prints: the start of a custom profile).
@@ -145,7 +150,7 @@ $(printf '%s\n' "$description" | fold -s -w 72 | sed 's/ *$//; s/^/ /')
  .
  The binary is linked statically and needs no other package.
 EOF
-(cd "$pkg" && find usr -type f -print0 | sort -z | xargs -0 md5sum) >"$pkg/DEBIAN/md5sums"
+(cd "$pkg" && find lib usr -type f -print0 | sort -z | xargs -0 md5sum) >"$pkg/DEBIAN/md5sums"
 chmod 0644 "$pkg/DEBIAN/control" "$pkg/DEBIAN/md5sums"
 find "$pkg" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
 

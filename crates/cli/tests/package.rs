@@ -214,6 +214,7 @@ fn deb_passes_lintian_and_installs_runs_and_removes_in_a_throwaway_root() {
     run(Command::new(r.join("usr/bin/watertight"))
         .args(["profile", "check"])
         .arg(r.join("usr/share/doc/watertight/examples/profile-default.toml")));
+    systemd_units_hold(r);
 
     dpkg(&["--remove".as_ref(), "watertight".as_ref()]);
     assert!(!r.join("usr/bin/watertight").exists(), "removed");
@@ -225,6 +226,109 @@ fn deb_passes_lintian_and_installs_runs_and_removes_in_a_throwaway_root() {
         host_before,
         "the machine's own dpkg database and log are untouched"
     );
+}
+
+/// The installed audit timer and service: systemd reads them (`systemd-analyze verify`), and the
+/// service's own command line, run with the confinement it declares (its capability bounding
+/// set, no_new_privs), writes a Prometheus report in which the auditor is not a workload of its
+/// own (it keeps the host's namespaces, see the unit's comments). This VM's PID 1 cannot be read,
+/// so the run adds `--reference-pid` of this test process, as tests/image.rs does.
+fn systemd_units_hold(r: &Path) {
+    let units = r.join("lib/systemd/system");
+    let service = std::fs::read_to_string(units.join("watertight-audit.service")).unwrap();
+    let timer = std::fs::read_to_string(units.join("watertight-audit.timer")).unwrap();
+    assert!(timer.contains("WantedBy=timers.target"), "{timer}");
+    let value = |key: &str| -> String {
+        service
+            .lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+            .unwrap_or_else(|| panic!("no {key}= in the service"))
+            .to_string()
+    };
+    let exec = value("ExecStart");
+    let bounding = value("CapabilityBoundingSet");
+    assert_eq!(bounding, "CAP_SYS_PTRACE");
+    assert_eq!(value("NoNewPrivileges"), "yes");
+    let installed = r.join("usr/bin/watertight");
+    let scratch = tempfile::tempdir().unwrap();
+    if require(
+        "deb_systemd_verify",
+        (!have_tool("systemd-analyze"))
+            .then(|| "needs systemd-analyze (the systemd package)".into()),
+    ) {
+        // verify checks ExecStart's binary exists: point it at the installed one.
+        let here = scratch.path().join("units");
+        std::fs::create_dir(&here).unwrap();
+        std::fs::write(
+            here.join("watertight-audit.service"),
+            service.replace("/usr/bin/watertight", &installed.display().to_string()),
+        )
+        .unwrap();
+        std::fs::write(here.join("watertight-audit.timer"), &timer).unwrap();
+        run(Command::new("systemd-analyze")
+            .args(["verify", "--man=no"])
+            .arg(here.join("watertight-audit.service"))
+            .arg(here.join("watertight-audit.timer")));
+    }
+    if !require_tools("deb_systemd_exec", &["setpriv", "unshare"], "util-linux") {
+        return;
+    }
+    let mut words: Vec<String> = exec.split_whitespace().map(str::to_string).collect();
+    assert_eq!(words[0], "/usr/bin/watertight");
+    words[0] = installed.display().to_string();
+    words.push(format!("--reference-pid={}", std::process::id()));
+    let cap = bounding.trim_start_matches("CAP_").to_lowercase();
+    // The unit's command line in `wrapper`, its report as (workloads, findings).
+    let audit = |name: &str, wrapper: &[&str]| -> (f64, f64) {
+        let report = scratch.path().join(name).join("watertight.prom");
+        std::fs::create_dir(report.parent().unwrap()).unwrap();
+        let args: Vec<String> = words
+            .iter()
+            .map(|w| match w.strip_prefix("--output=") {
+                Some(path) => {
+                    assert!(path.ends_with("/watertight.prom"), "{path}");
+                    format!("--output={}", report.display())
+                }
+                None => w.replace("%H", "test-node"),
+            })
+            .collect();
+        let out = run(Command::new(wrapper[0]).args(&wrapper[1..]).args(&args));
+        assert!(out.stdout.is_empty(), "{}", stdout(&out));
+        let text = std::fs::read_to_string(&report).unwrap();
+        let samples = watertight_report::prometheus::read(&text).expect("Prometheus text");
+        let sum = |metric: &str| -> f64 {
+            samples
+                .iter()
+                .filter(|s| s.name == metric)
+                .map(|s| s.value)
+                .sum()
+        };
+        (
+            sum("watertight_audit_workloads"),
+            sum("watertight_audit_findings_total"),
+        )
+    };
+    let bounding_set = format!("--bounding-set=-all,+{cap}");
+    // As systemd runs it: a mount namespace of its own, only the bounding set's capability.
+    let confined = audit(
+        "confined",
+        &[
+            "unshare",
+            "--mount",
+            "--propagation=private",
+            "setpriv",
+            &bounding_set,
+            "--inh-caps=-all",
+            "--no-new-privs",
+            "--",
+        ],
+    );
+    let plain = audit("plain", &["env"]);
+    assert_eq!(confined, plain, "the unit's confinement changes the report");
+    // The check can fail: with a UTS namespace of its own (ProtectHostname=) the auditor is a
+    // sandbox of the host and reports itself.
+    let own_uts = audit("own-uts", &["unshare", "--uts"]);
+    assert!(own_uts.1 > plain.1, "{own_uts:?} vs {plain:?}");
 }
 
 #[test]
