@@ -43,8 +43,10 @@ arch=$(dpkg --print-architecture)
 # Debian orders 1.0~rc1 before 1.0 (a tilde), SemVer 1.0.0-rc.1 before 1.0.0 (a hyphen).
 deb_version=${version/-/\~}
 maintainer="${DEBFULLNAME:-watertight developers} <${DEBEMAIL:-watertight@example.invalid}>"
-repository=$(sed -n 's/^repository = "\(.*\)"$/\1/p' "$root/Cargo.toml" | head -1)
-description=$(sed -n 's/^description = "\(.*\)"$/\1/p' "$root/crates/cli/Cargo.toml" | head -1)
+# `sed -n 1p`, never `head`: head exits after its first line, a writer still writing then dies of
+# SIGPIPE, and pipefail turns that into a silent exit of this script (seen in CI with git log).
+repository=$(sed -n 's/^repository = "\(.*\)"$/\1/p' "$root/Cargo.toml" | sed -n 1p)
+description=$(sed -n 's/^description = "\(.*\)"$/\1/p' "$root/crates/cli/Cargo.toml" | sed -n 1p)
 export SOURCE_DATE_EPOCH=$source_date_epoch
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/watertight-deb.XXXXXX")
@@ -90,7 +92,7 @@ embedded-library zlib [usr/bin/watertight]
 shared-library-lacks-prerequisites [usr/bin/watertight]
 LINTIAN
 chmod 0644 "$pkg/usr/share/lintian/overrides/watertight"
-first_year=$(git -C "$root" log --reverse --format=%cd --date=format:%Y 2>/dev/null | head -1)
+first_year=$({ git -C "$root" log --reverse --format=%cd --date=format:%Y 2>/dev/null || true; } | sed -n 1p)
 last_year=$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y)
 years=${first_year:-$last_year}
 [ "$years" = "$last_year" ] || years=$years-$last_year
