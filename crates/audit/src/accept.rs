@@ -381,15 +381,6 @@ pub fn key_of(f: &Finding) -> String {
     }
 }
 
-/// What a finding is about, as a baseline names it: the workload id (`namespace/Kind/name`),
-/// then `/container` for a container's finding.
-pub fn subject_of(f: &Finding) -> String {
-    match &f.container {
-        Some(c) => format!("{}/{c}", f.workload),
-        None => f.workload.clone(),
-    }
-}
-
 /// A stable identity of a finding across runs: its rule, namespace kind, workload, container
 /// and the paths it names, hashed (FNV-1a, 64 bits). Not its message, file, document index or
 /// line, which change without the finding changing.
@@ -438,7 +429,7 @@ pub struct Baseline {
 pub struct BaselineEntry {
     /// The finding's key ([`key_of`]): `rule` or `rule[kind]`.
     pub rule: String,
-    /// What the finding is about ([`subject_of`]).
+    /// What the finding is about ([`Finding::qualified_subject`]).
     pub subject: String,
     /// The finding's [`fingerprint`].
     pub fingerprint: String,
@@ -452,7 +443,7 @@ pub struct BaselineEntry {
 impl BaselineEntry {
     fn matches(&self, f: &Finding) -> bool {
         self.rule == key_of(f)
-            && self.subject == subject_of(f)
+            && self.subject == f.qualified_subject()
             && self.fingerprint == fingerprint(f)
     }
 }
@@ -464,7 +455,7 @@ impl Baseline {
         for f in findings {
             let entry = BaselineEntry {
                 rule: key_of(f),
-                subject: subject_of(f),
+                subject: f.qualified_subject(),
                 fingerprint: fingerprint(f),
                 reason: REASON_PLACEHOLDER.into(),
                 until: None,
@@ -609,6 +600,18 @@ pub fn apply_baseline(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each `(needle, line)`: some error names that line and says that.
+    fn assert_errors_on_lines(errors: &[String], expected: &[(&str, usize)]) {
+        for (needle, line) in expected {
+            assert!(
+                errors
+                    .iter()
+                    .any(|e| e.contains(needle) && e.contains(&format!("line {line}:"))),
+                "{needle} on line {line}: {errors:#?}"
+            );
+        }
+    }
     use crate::finding::Severity;
 
     fn finding(rule: &str, namespace: Option<&str>, workload: &str) -> Finding {
@@ -663,21 +666,17 @@ mod tests {
             ]
         );
         assert_eq!(errors.len(), 6, "{errors:#?}");
-        for (needle, line) in [
-            ("no justification", 4),
-            ("unknown rule \"no-such-rule\"", 5),
-            ("unknown namespace kind \"pdi\"", 6),
-            ("closing `]`", 7),
-            ("is not `RULE: JUSTIFICATION`", 8),
-            ("accepted twice", 9),
-        ] {
-            assert!(
-                errors
-                    .iter()
-                    .any(|e| e.contains(needle) && e.contains(&format!("line {line}:"))),
-                "{needle} on line {line}: {errors:#?}"
-            );
-        }
+        assert_errors_on_lines(
+            &errors,
+            &[
+                ("no justification", 4),
+                ("unknown rule \"no-such-rule\"", 5),
+                ("unknown namespace kind \"pdi\"", 6),
+                ("closing `]`", 7),
+                ("is not `RULE: JUSTIFICATION`", 8),
+                ("accepted twice", 9),
+            ],
+        );
     }
 
     #[test]
@@ -791,18 +790,14 @@ mod tests {
             ]
         );
         assert_eq!(errors.len(), 3, "{errors:#?}");
-        for (needle, line) in [
-            ("\"2027-02-30\" is not a date", 4),
-            ("without a date", 5),
-            ("no justification", 6),
-        ] {
-            assert!(
-                errors
-                    .iter()
-                    .any(|e| e.contains(needle) && e.contains(&format!("line {line}:"))),
-                "{needle} on line {line}: {errors:#?}"
-            );
-        }
+        assert_errors_on_lines(
+            &errors,
+            &[
+                ("\"2027-02-30\" is not a date", 4),
+                ("without a date", 5),
+                ("no justification", 6),
+            ],
+        );
     }
 
     #[test]

@@ -58,6 +58,15 @@ pub struct Finding {
 }
 
 impl Finding {
+    /// What the finding is about, as one path: the workload id, then `/container` for a
+    /// container's finding (SARIF's fully qualified logical name, a baseline entry's subject).
+    pub fn qualified_subject(&self) -> String {
+        match &self.container {
+            Some(c) => format!("{}/{c}", self.workload),
+            None => self.workload.clone(),
+        }
+    }
+
     /// The key under which findings of one workload are merged across its processes.
     pub(crate) fn merge_key(&self) -> (String, Option<String>, String, Vec<String>) {
         (

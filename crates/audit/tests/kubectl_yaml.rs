@@ -6,28 +6,16 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use watertight_audit::sources::k8s::{audit_path, audit_path_excluding, audit_text, Exclude};
-use watertight_audit::{audit_workloads, Finding, SkipReason};
+use watertight_audit::{audit_workloads, SkipReason};
 use watertight_pss::{Level, Version};
+
+mod common;
+use common::keys;
 
 fn fixture(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/kubectl-yaml")
         .join(rel)
-}
-
-/// `container rule[namespace]` for every isolation finding.
-fn keys(findings: &[Finding]) -> BTreeSet<String> {
-    findings
-        .iter()
-        .map(|f| {
-            let ns = f
-                .namespace
-                .as_ref()
-                .map(|n| format!("[{n}]"))
-                .unwrap_or_default();
-            format!("{} {}{ns}", f.container.as_deref().unwrap_or("-"), f.rule)
-        })
-        .collect()
 }
 
 fn has(keys: &BTreeSet<String>, want: &[&str]) {

@@ -6,25 +6,13 @@ use std::path::{Path, PathBuf};
 use watertight_audit::sources::{docker, oci};
 use watertight_audit::{audit_workloads, Finding, Severity};
 
+mod common;
+use common::keys;
+
 fn fixture(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(rel)
-}
-
-/// `container rule[namespace]` for every finding.
-fn keys(findings: &[Finding]) -> BTreeSet<String> {
-    findings
-        .iter()
-        .map(|f| {
-            let ns = f
-                .namespace
-                .as_ref()
-                .map(|n| format!("[{n}]"))
-                .unwrap_or_default();
-            format!("{} {}{ns}", f.container.as_deref().unwrap_or("-"), f.rule)
-        })
-        .collect()
 }
 
 fn set(items: &[&str]) -> BTreeSet<String> {

@@ -79,10 +79,7 @@ pub(super) fn row(f: &Finding, catalog: &[RuleInfo]) -> Row {
             }),
             logical: vec![LogicalLocation {
                 name: f.subject.clone(),
-                fully_qualified_name: Some(match &f.container {
-                    Some(c) => format!("{}/{}", f.workload, c),
-                    None => f.workload.clone(),
-                }),
+                fully_qualified_name: Some(f.qualified_subject()),
                 kind: "resource",
             }],
         },
