@@ -7,6 +7,7 @@
 use std::os::unix::fs::MetadataExt as _;
 use std::path::Path;
 use std::process::{Command, Output};
+use watertight_testkit::{stderr, stdout_json as json};
 
 const POD: &str = "apiVersion: v1
 kind: Pod
@@ -35,20 +36,6 @@ fn audit(args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("run watertight")
-}
-
-fn json(out: &Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}): {}\nstderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            stderr(out)
-        )
-    })
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// The `rule` or `rule[kind]` keys of the findings at high or above.

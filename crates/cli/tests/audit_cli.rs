@@ -3,22 +3,13 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use watertight_testkit::stdout_json as json;
 
 fn watertight(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_watertight"))
         .args(args)
         .output()
         .expect("run watertight")
-}
-
-fn json(out: &Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}): {}\nstderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
 }
 
 fn audit_fixture(rel: &str) -> String {

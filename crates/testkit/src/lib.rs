@@ -213,6 +213,12 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// Stdout of a finished command as JSON; panics with both streams when it is not.
+pub fn stdout_json(o: &Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", stdout(o), stderr(o)))
+}
+
 /// A fresh temporary directory with mode 0755, so that a sandbox's unmapped uid can read what a
 /// test puts there (tempfile makes them 0700). Removed on drop.
 pub fn world_readable_tempdir() -> tempfile::TempDir {
