@@ -7,10 +7,12 @@
 
 #![forbid(unsafe_code)]
 
+mod bpf;
 mod capability;
 mod mount;
 mod namespace;
 
+pub use bpf::{LoadedBpfProgram, BPF_REGISTRY_DIR};
 pub use capability::{CapSet, Capabilities, UnknownCapability, CAPABILITY_NAMES, LAST_KNOWN_CAP};
 pub use mount::{Device, DeviceKind, Mount, Propagation};
 pub use namespace::{NamespaceKind, NamespaceState, Namespaces};
