@@ -239,6 +239,18 @@ fn check_header(data: &[u8]) -> Result<()> {
         };
         return Err(Error::NotBpf(name));
     }
+    // e_shoff (40..48), e_shentsize (58..60), e_shnum (60..62): a cut-off file loses its
+    // section headers first (they come last in clang's output).
+    let shoff = u64::from_le_bytes(data[40..48].try_into().unwrap_or([0; 8]));
+    let shentsize = u64::from(u16::from_le_bytes([data[58], data[59]]));
+    let shnum = u64::from(u16::from_le_bytes([data[60], data[61]]));
+    let end = shoff.saturating_add(shentsize.saturating_mul(shnum));
+    if end > data.len() as u64 {
+        return Err(Error::Elf(format!(
+            "truncated: its section headers end at byte {end}, the file has {} bytes",
+            data.len()
+        )));
+    }
     Ok(())
 }
 

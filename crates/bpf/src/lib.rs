@@ -17,6 +17,7 @@ pub mod elf;
 mod error;
 pub mod helpers;
 pub mod policy;
+pub mod report;
 pub mod sections;
 mod sign;
 
@@ -24,6 +25,7 @@ pub use elf::{GlobalData, HelperCall, KfuncCall, Map, Object, Program};
 pub use error::{Error, Result};
 pub use helpers::{Helper, HelperClass};
 pub use policy::Policy;
+pub use report::{VetObject, VetReport};
 pub use sign::{sign, verify_signature, SignatureFile, SIGNATURE_FORMAT};
 
 use serde::Serialize;
