@@ -262,6 +262,9 @@ impl Policy {
     /// The policy as a commented TOML file, to start a custom one from.
     pub fn to_commented_toml(&self) -> String {
         let list = |v: &[String]| {
+            if v.is_empty() {
+                return "[]".to_string();
+            }
             let items: Vec<String> = v.iter().map(|s| format!("  {s:?},\n")).collect();
             format!("[\n{}]", items.concat())
         };

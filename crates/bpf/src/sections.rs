@@ -128,6 +128,8 @@ const EXACT: &[&str] = &[
 
 /// The program type and attach target of a section, or `None` when libbpf would not know it.
 pub fn classify(section: &str) -> Option<SectionKind> {
+    // A leading `?` only tells libbpf not to load the program by default.
+    let section = section.strip_prefix('?').unwrap_or(section);
     if EXACT.contains(&section) {
         return Some(SectionKind {
             prog_type: section.to_string(),
@@ -233,6 +235,10 @@ mod tests {
             "cgroup/connect4"
         );
         assert_eq!(classify("mystery/thing"), None);
+        assert_eq!(
+            classify("?tp/sched/sched_process_exec").unwrap().prog_type,
+            "tracepoint"
+        );
         assert_eq!(
             classify("kprobe"),
             Some(SectionKind {
