@@ -14,7 +14,8 @@ use crate::btf::Btf;
 use crate::error::{Error, Result};
 use crate::helpers::{self, HelperClass};
 use crate::sections::{self, SectionKind};
-use object::read::elf::ElfFile64;
+use object::elf::{Rel64, Rela64, SHT_CREL, SHT_REL, SHT_RELA};
+use object::read::elf::{ElfFile64, SectionHeader as _};
 use object::{
     LittleEndian, Object as _, ObjectSection as _, ObjectSymbol as _, RelocationFlags,
     RelocationTarget, SectionFlags, SectionIndex, SymbolKind, SymbolSection,
@@ -325,19 +326,50 @@ pub fn read(data: &[u8]) -> Result<Object> {
         }
     }
 
+    // Relocation sections are read strictly first: the ELF reader's iterator skips a relocation
+    // section it cannot parse, and a dropped relocation would hide a kfunc call.
+    let mut expected: HashMap<usize, usize> = HashMap::new();
+    for (i, header) in elf.elf_section_table().iter().enumerate() {
+        let sh_type = header.sh_type(LittleEndian);
+        if !matches!(sh_type, SHT_REL | SHT_RELA | SHT_CREL) {
+            continue;
+        }
+        let target = header.sh_info(LittleEndian) as usize;
+        let Some(c) = code.get(&target) else { continue };
+        let count = match sh_type {
+            SHT_REL => header
+                .data_as_array::<Rel64<LittleEndian>, _>(LittleEndian, data)
+                .map(<[_]>::len),
+            SHT_RELA => header
+                .data_as_array::<Rela64<LittleEndian>, _>(LittleEndian, data)
+                .map(<[_]>::len),
+            _ => {
+                return Err(section_error(
+                    &c.name,
+                    "compressed relocations (SHT_CREL) are not read; compile without --crel",
+                ))
+            }
+        }
+        .map_err(|e| section_error(&c.name, format!("relocation section #{i}: {e}")))?;
+        *expected.entry(target).or_default() += count;
+    }
+
     // Relocations of executable sections, by instruction.
     for (index, c) in code.iter_mut() {
         let section = elf
             .section_by_index(SectionIndex(*index))
             .map_err(|e| section_error(&c.name, e.to_string()))?;
+        let mut read = 0usize;
         for (offset, reloc) in section.relocations() {
             let RelocationTarget::Symbol(sym_index) = reloc.target() else {
+                read += 1;
                 continue;
             };
             if let RelocationFlags::Elf { r_type } = reloc.flags() {
                 // R_BPF_64_64 (1), R_BPF_64_ABS64 (2), R_BPF_64_ABS32 (3), R_BPF_64_NODYLD32
                 // (4), R_BPF_64_32 (10): all name a symbol; which one is used does not matter.
                 if r_type == 0 {
+                    read += 1;
                     continue;
                 }
             }
@@ -358,6 +390,14 @@ pub fn read(data: &[u8]) -> Result<Object> {
                 ));
             }
             c.relocs.insert((offset / 8) as usize, target);
+            read += 1;
+        }
+        let want = expected.get(index).copied().unwrap_or(0);
+        if read != want {
+            return Err(section_error(
+                &c.name,
+                format!("{want} relocations in its relocation sections, {read} readable"),
+            ));
         }
     }
 
@@ -399,6 +439,7 @@ pub fn read(data: &[u8]) -> Result<Object> {
         .find(|(_, c)| c.name == ".text")
         .map(|(i, _)| *i);
     let mut programs = Vec::new();
+    let mut scans = Scans::new();
     for (index, c) in &code {
         if Some(*index) == text {
             continue;
@@ -419,7 +460,7 @@ pub fn read(data: &[u8]) -> Result<Object> {
                 subprograms: Vec::new(),
                 conservative: false,
             };
-            walk(&code, *index, start, &mut program);
+            walk(&code, &mut scans, *index, start, &mut program);
             programs.push(program);
         }
     }
@@ -487,96 +528,133 @@ fn is_global_data(name: &str) -> bool {
         .any(|p| name == *p || name.starts_with(&format!("{p}.")))
 }
 
+/// What one function calls, read once per object ([`Scans`]).
+#[derive(Debug, Default)]
+struct Scan {
+    name: String,
+    helpers: Vec<HelperCall>,
+    kfuncs: Vec<KfuncCall>,
+    /// Call and callback targets, as (section, instruction).
+    callees: Vec<(usize, usize)>,
+    /// No function symbol covers this code: the rest of the section was read.
+    uncovered: bool,
+}
+
+/// Each function's [`Scan`], by (section, first instruction): a function many programs reach
+/// is read once, so vetting stays linear in the object's size plus its call edges.
+type Scans = HashMap<(usize, usize), Scan>;
+
+/// The function covering instruction `at` of section `s`: (start, end, name), or the rest of
+/// the section when no function symbol covers it.
+fn function_at(c: &Code, at: usize) -> (usize, usize, Option<&str>) {
+    match c.functions.range(..=at).next_back() {
+        // The whole function, also when a call lands inside it: libbpf appends whole
+        // subprograms.
+        Some((&start, (name, end))) if at < *end => (start, *end, Some(name.as_str())),
+        _ => (at, c.insns.len(), None),
+    }
+}
+
+fn scan(c: &Code, s: usize, from: usize, to: usize, name: Option<&str>) -> Scan {
+    let fname = name
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("{}+{from}", c.name));
+    let mut out = Scan {
+        name: fname.clone(),
+        uncovered: name.is_none(),
+        ..Scan::default()
+    };
+    let mut i = from;
+    while i < to {
+        let insn = c.insns[i];
+        match (insn.code, c.relocs.get(&i)) {
+            (CALL, Some(Target::Extern(name))) => out.kfuncs.push(KfuncCall {
+                name: name.clone(),
+                section: c.name.clone(),
+                insn: i,
+                function: fname.clone(),
+            }),
+            (CALL, Some(Target::Defined { section: ts, value })) => {
+                let target = (*value / 8) as i64 + i64::from(insn.imm) + 1;
+                if let Ok(t) = usize::try_from(target) {
+                    out.callees.push((*ts, t));
+                }
+            }
+            (CALL, None) if insn.src == PSEUDO_CALL => {
+                let target = i as i64 + i64::from(insn.imm) + 1;
+                if let Ok(t) = usize::try_from(target) {
+                    out.callees.push((s, t));
+                }
+            }
+            (CALL, None) if insn.src == PSEUDO_KFUNC_CALL => out.kfuncs.push(KfuncCall {
+                name: format!("btf_id:{}", insn.imm),
+                section: c.name.clone(),
+                insn: i,
+                function: fname.clone(),
+            }),
+            (CALL, None) => {
+                let id = insn.imm as u32;
+                let known = helpers::by_id(id);
+                out.helpers.push(HelperCall {
+                    id,
+                    name: known.map(|h| h.name.clone()),
+                    class: known.map(|h| h.class),
+                    section: c.name.clone(),
+                    insn: i,
+                    function: fname.clone(),
+                });
+            }
+            (LD_IMM64, Some(Target::Defined { section: ts, value })) => {
+                // The address of a function (a callback of bpf_loop, timers, for_each), when
+                // the symbol is in an executable section; a map or global data otherwise.
+                let target = (*value as i64 + i64::from(insn.imm)) / 8;
+                if let Ok(t) = usize::try_from(target) {
+                    out.callees.push((*ts, t));
+                }
+            }
+            _ => {}
+        }
+        // ld_imm64 takes two slots.
+        i += if insn.code == LD_IMM64 { 2 } else { 1 };
+    }
+    out
+}
+
 /// Follows every function `program` can reach from (`section`, `start`), collecting its calls.
-fn walk(code: &BTreeMap<usize, Code>, section: usize, start: usize, program: &mut Program) {
+fn walk(
+    code: &BTreeMap<usize, Code>,
+    scans: &mut Scans,
+    section: usize,
+    start: usize,
+    program: &mut Program,
+) {
     let mut seen: BTreeSet<(usize, usize)> = BTreeSet::new();
     let mut work = vec![(section, start)];
-    let mut helpers = BTreeMap::new();
-    let mut kfuncs = BTreeMap::new();
     while let Some((s, at)) = work.pop() {
-        if !seen.insert((s, at)) || seen.len() > MAX_FUNCTIONS {
+        // Callback addresses may name data in a non-executable section: not code.
+        let Some(c) = code.get(&s) else { continue };
+        if at >= c.insns.len() {
             continue;
         }
-        let Some(c) = code.get(&s) else { continue };
-        // The function covering `at`, or the rest of the section.
-        let (fname, from, to) = match c.functions.range(..=at).next_back() {
-            Some((&f_start, (name, end))) if at < *end => (name.clone(), f_start.max(at), *end),
-            _ => {
-                program.conservative = true;
-                (format!("{}+{at}", c.name), at, c.insns.len())
-            }
-        };
-        if (s, at) != (section, start) && !program.subprograms.contains(&fname) {
-            program.subprograms.push(fname.clone());
+        let (from, to, name) = function_at(c, at);
+        if !seen.insert((s, from)) || seen.len() > MAX_FUNCTIONS {
+            continue;
         }
-        let mut i = from;
-        while i < to {
-            let insn = c.insns[i];
-            match (insn.code, c.relocs.get(&i)) {
-                (CALL, Some(Target::Extern(name))) => {
-                    kfuncs.insert(
-                        (c.name.clone(), i),
-                        KfuncCall {
-                            name: name.clone(),
-                            section: c.name.clone(),
-                            insn: i,
-                            function: fname.clone(),
-                        },
-                    );
-                }
-                (CALL, Some(Target::Defined { section: ts, value })) => {
-                    let target = (*value / 8) as i64 + i64::from(insn.imm) + 1;
-                    if let Ok(t) = usize::try_from(target) {
-                        work.push((*ts, t));
-                    }
-                }
-                (CALL, None) if insn.src == PSEUDO_CALL => {
-                    let target = i as i64 + i64::from(insn.imm) + 1;
-                    if let Ok(t) = usize::try_from(target) {
-                        work.push((s, t));
-                    }
-                }
-                (CALL, None) if insn.src == PSEUDO_KFUNC_CALL => {
-                    kfuncs.insert(
-                        (c.name.clone(), i),
-                        KfuncCall {
-                            name: format!("btf_id:{}", insn.imm),
-                            section: c.name.clone(),
-                            insn: i,
-                            function: fname.clone(),
-                        },
-                    );
-                }
-                (CALL, None) => {
-                    let id = insn.imm as u32;
-                    let known = helpers::by_id(id);
-                    helpers.insert(
-                        (c.name.clone(), i),
-                        HelperCall {
-                            id,
-                            name: known.map(|h| h.name.clone()),
-                            class: known.map(|h| h.class),
-                            section: c.name.clone(),
-                            insn: i,
-                            function: fname.clone(),
-                        },
-                    );
-                }
-                (LD_IMM64, Some(Target::Defined { section: ts, value }))
-                    if code.contains_key(ts) =>
-                {
-                    // The address of a function: a callback (bpf_loop, timers, for_each).
-                    let target = (*value as i64 + i64::from(insn.imm)) / 8;
-                    if let Ok(t) = usize::try_from(target) {
-                        work.push((*ts, t));
-                    }
-                }
-                _ => {}
-            }
-            // ld_imm64 takes two slots.
-            i += if insn.code == LD_IMM64 { 2 } else { 1 };
+        let f = scans
+            .entry((s, from))
+            .or_insert_with(|| scan(c, s, from, to, name));
+        program.conservative |= f.uncovered;
+        if (s, from) != (section, start) && !program.subprograms.contains(&f.name) {
+            program.subprograms.push(f.name.clone());
         }
+        program.helpers.extend(f.helpers.iter().cloned());
+        program.kfuncs.extend(f.kfuncs.iter().cloned());
+        work.extend(f.callees.iter().copied());
     }
-    program.helpers = helpers.into_values().collect();
-    program.kfuncs = kfuncs.into_values().collect();
+    program
+        .helpers
+        .sort_by(|a, b| (&a.section, a.insn).cmp(&(&b.section, b.insn)));
+    program
+        .kfuncs
+        .sort_by(|a, b| (&a.section, a.insn).cmp(&(&b.section, b.insn)));
 }
