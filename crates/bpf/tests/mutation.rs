@@ -117,3 +117,42 @@ proptest! {
         let _ = watertight_bpf::btf::Btf::parse(&bytes[range.clone()]);
     }
 }
+
+/// The section headers of type SHT_REL: (header offset in the file, sh_size).
+fn rel_headers(obj: &[u8]) -> Vec<(usize, u64)> {
+    let u64_at = |o: usize| u64::from_le_bytes(obj[o..o + 8].try_into().unwrap());
+    let shoff = u64_at(40) as usize;
+    let shentsize = u16::from_le_bytes([obj[58], obj[59]]) as usize;
+    let shnum = u16::from_le_bytes([obj[60], obj[61]]) as usize;
+    (0..shnum)
+        .map(|i| shoff + i * shentsize)
+        .filter(|&h| u32::from_le_bytes(obj[h + 4..h + 8].try_into().unwrap()) == 9)
+        .map(|h| (h, u64_at(h + 32)))
+        .collect()
+}
+
+#[test]
+fn an_unreadable_relocation_section_is_an_error_not_a_dropped_call() {
+    let Some(obj) = object() else { return };
+    let rels = rel_headers(obj);
+    assert!(!rels.is_empty(), "the object has relocation sections");
+    let mut refused = 0;
+    for (header, size) in rels {
+        // A size that is not a whole number of entries, then past the end of the file.
+        for bad in [size + 3, obj.len() as u64 * 2] {
+            let mut bytes = obj.to_vec();
+            bytes[header + 32..header + 40].copy_from_slice(&bad.to_le_bytes());
+            match vet(&bytes, &Policy::builtin()) {
+                Err(e) => {
+                    assert!(e.to_string().contains("relocation"), "{e}");
+                    refused += 1;
+                }
+                // A relocation section of a non-executable section (.BTF.ext's) is not read.
+                Ok(v) => assert_eq!(v.programs[0].kfuncs.len(), 0),
+            }
+        }
+    }
+    // At least the program section's relocations, cut past the end of the file. (A size that
+    // is not a whole number of entries reads as whole entries, as libbpf reads it.)
+    assert!(refused >= 1, "{refused} refused");
+}
