@@ -198,9 +198,12 @@ impl Report for VetReport {
             }
         }
         let count = |verdict: &str| self.objects.iter().filter(|o| o.verdict == verdict).count();
+        if !out.is_empty() {
+            out.push('\n');
+        }
         let _ = writeln!(
             out,
-            "\n{} object(s): {} admitted, {} refused, {} unreadable (policy {}, sha256 {})",
+            "{} object(s): {} admitted, {} refused, {} unreadable (policy {}, sha256 {})",
             self.objects.len(),
             count("admitted"),
             count("refused"),

@@ -70,3 +70,20 @@ fn the_btf_reader_agrees_with_bpftool_on_the_kernel_enum() {
         .collect();
     assert_eq!(ids, from_bpftool);
 }
+
+#[test]
+fn docs_state_the_tables_class_counts() {
+    use watertight_bpf::HelperClass;
+    let count = |c: HelperClass| helpers::all().iter().filter(|h| h.class == c).count();
+    let line = format!(
+        "Of the {} ids: {} observe, {} output, {} act, {} control.",
+        helpers::all().len(),
+        count(HelperClass::Observe),
+        count(HelperClass::Output),
+        count(HelperClass::Act),
+        count(HelperClass::Control)
+    );
+    let docs =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/bpf.md")).unwrap();
+    assert!(docs.contains(&line), "docs/bpf.md should say: {line}");
+}
