@@ -218,10 +218,9 @@ impl Policy {
     /// Parses policy text; `origin` names the file in errors.
     pub fn parse(text: &str, origin: &Path) -> Result<Policy> {
         toml::from_str(text).map_err(|e| {
-            let line = e
-                .span()
-                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
-            let key = key_at(text, e.span().map(|s| s.start));
+            let at = e.span().map(|s| char_floor(text, s.start));
+            let line = at.map(|at| text[..at].matches('\n').count() + 1);
+            let key = key_at(text, at);
             let mut message = String::new();
             if let Some(line) = line {
                 let _ = write!(message, "line {line}: ");
@@ -317,10 +316,19 @@ impl Policy {
     }
 }
 
+/// `pos` moved back to a character boundary of `text` (and into it).
+fn char_floor(text: &str, pos: usize) -> usize {
+    let mut pos = pos.min(text.len());
+    while !text.is_char_boundary(pos) {
+        pos -= 1;
+    }
+    pos
+}
+
 /// The `table.key` the byte at `pos` belongs to: the last `[table]` header and `key =` line at
 /// or before it.
 fn key_at(text: &str, pos: Option<usize>) -> Option<String> {
-    let pos = pos?.min(text.len());
+    let pos = char_floor(text, pos?);
     let mut table = None;
     let mut key = None;
     for line in text[..pos].lines() {
@@ -387,6 +395,24 @@ mod tests {
         let p =
             Policy::parse("[kfuncs]\nallow = [\"bpf_task_acquire\"]\n", Path::new("p")).unwrap();
         assert_eq!(p.programs, Programs::default());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_parses_or_is_an_error_naming_the_file(text in "\\PC{0,200}") {
+            if let Err(e) = Policy::parse(&text, Path::new("fuzz.toml")) {
+                proptest::prop_assert!(e.to_string().starts_with("fuzz.toml: "));
+            }
+        }
+
+        #[test]
+        fn policy_like_text_never_panics(
+            table in proptest::sample::select(vec!["[programs]", "[helpers]", "[kfuncs]", "[maps]", "[x]", ""]),
+            key in proptest::sample::select(vec!["types", "attach", "classes", "allow", "deny", "é"]),
+            value in "\\PC{0,40}",
+        ) {
+            let _ = Policy::parse(&format!("{table}\n{key} = {value}\n"), Path::new("p.toml"));
+        }
     }
 
     #[test]
