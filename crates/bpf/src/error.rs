@@ -29,6 +29,23 @@ pub enum Error {
     /// The `.BTF` section is malformed.
     #[error("malformed .BTF section: {0}")]
     Btf(String),
+    /// An object file could not be read ([`crate::vet_file`]).
+    #[error("{path}: cannot read the BPF object: {source}")]
+    ObjectRead {
+        /// The object file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// An object file is not a BPF object it can vet ([`crate::vet_file`]): the inner error
+    /// says what is wrong.
+    #[error("{path}: {source}")]
+    Object {
+        /// The object file.
+        path: PathBuf,
+        /// What is wrong with it.
+        source: Box<Error>,
+    },
     /// The policy file could not be read.
     #[error("{path}: cannot read the policy: {source}")]
     PolicyRead {

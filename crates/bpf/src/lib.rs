@@ -139,6 +139,20 @@ pub fn vet(object: &[u8], policy: &Policy) -> Result<Vetting> {
     })
 }
 
+/// [`vet`] of a file: its bytes (returned with the vetting, so that a loader hands the kernel
+/// exactly what was vetted) and errors that name the file.
+pub fn vet_file(path: &std::path::Path, policy: &Policy) -> Result<(Vec<u8>, Vetting)> {
+    let bytes = std::fs::read(path).map_err(|source| Error::ObjectRead {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let vetting = vet(&bytes, policy).map_err(|e| Error::Object {
+        path: path.to_path_buf(),
+        source: Box::new(e),
+    })?;
+    Ok((bytes, vetting))
+}
+
 fn check_program(p: &Program, policy: &Policy, refusals: &mut Vec<Refusal>) {
     let refuse = |section: Option<&str>, insn: Option<usize>, subject: String, key: &str| Refusal {
         program: Some(p.name.clone()),
@@ -235,6 +249,26 @@ mod tests {
             r.to_string(),
             "program handle: helper send_signal (109, act) at insn 7 of section \
              tp/syscalls/sys_enter_kill is refused by helpers.classes"
+        );
+    }
+
+    #[test]
+    fn vet_file_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.o");
+        let e = vet_file(&missing, &Policy::builtin())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(&format!("{}: cannot read", missing.display())),
+            "{e}"
+        );
+        let text = dir.path().join("text.o");
+        std::fs::write(&text, "hello").unwrap();
+        let e = vet_file(&text, &Policy::builtin()).unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!("{}: not a readable ELF object", text.display())),
+            "{e}"
         );
     }
 

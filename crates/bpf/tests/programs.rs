@@ -180,7 +180,25 @@ SEC("tp/syscalls/sys_enter_kill") int prog(void *ctx) {
 #[test]
 fn kfuncs_kprobes_unlisted_tracepoints_and_unknown_sections_are_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&str, &str, &str, &str); 4] = [
+    let cases: [(&str, &str, &str, &str); 7] = [
+        (
+            "unknown_helper",
+            r#"SEC("tp/syscalls/sys_enter_openat") int prog(void *ctx) { return ((long (*)(void))999)(); }"#,
+            "unknown helper id 999 (not in the helper table)",
+            "helpers.allow",
+        ),
+        (
+            "uprobe",
+            r#"SEC("uprobe//bin/bash:readline") int prog(void *ctx) { return 0; }"#,
+            "program type uprobe (section uprobe//bin/bash:readline)",
+            "programs.types",
+        ),
+        (
+            "fentry",
+            r#"SEC("fentry/do_unlinkat") int prog(void *ctx) { return 0; }"#,
+            "program type fentry (section fentry/do_unlinkat)",
+            "programs.types",
+        ),
         (
             "kfunc",
             r#"struct task_struct;
