@@ -139,6 +139,15 @@ pub fn vet(object: &[u8], policy: &Policy) -> Result<Vetting> {
     })
 }
 
+/// Whether `attach` is `category:event` with both parts identifiers, as tracefs names them.
+fn is_tracepoint_name(attach: &str) -> bool {
+    let ident =
+        |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    attach
+        .split_once(':')
+        .is_some_and(|(c, e)| ident(c) && ident(e))
+}
+
 /// [`vet`] of a file: its bytes (returned with the vetting, so that a loader hands the kernel
 /// exactly what was vetted) and errors that name the file.
 pub fn vet_file(path: &std::path::Path, policy: &Policy) -> Result<(Vec<u8>, Vetting)> {
@@ -188,6 +197,15 @@ fn check_program(p: &Program, policy: &Policy, refusals: &mut Vec<Refusal>) {
                     "a {} without an attach point in its section name",
                     p.prog_type
                 ),
+                "programs.attach",
+            )),
+            // libbpf joins the category and event into a tracefs path
+            // (events/<category>/<event>/id): anything but an identifier could walk out of
+            // the category a pattern like `syscalls:*` names (`tp/syscalls/../sched/x`).
+            Some(a) if !is_tracepoint_name(a) => refusals.push(refuse(
+                None,
+                None,
+                format!("attach point {a:?} (not category:event of letters, digits and _)"),
                 "programs.attach",
             )),
             Some(a) if !policy.allows_attach(a) => refusals.push(refuse(

@@ -180,7 +180,13 @@ SEC("tp/syscalls/sys_enter_kill") int prog(void *ctx) {
 #[test]
 fn kfuncs_kprobes_unlisted_tracepoints_and_unknown_sections_are_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&str, &str, &str, &str); 7] = [
+    let cases: [(&str, &str, &str, &str); 8] = [
+        (
+            "traversal",
+            r#"SEC("tp/syscalls/../sched/sched_switch") int prog(void *ctx) { return 0; }"#,
+            "attach point \"syscalls:../sched/sched_switch\" (not category:event of letters, digits and _)",
+            "programs.attach",
+        ),
         (
             "unknown_helper",
             r#"SEC("tp/syscalls/sys_enter_openat") int prog(void *ctx) { return ((long (*)(void))999)(); }"#,
