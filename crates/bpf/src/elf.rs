@@ -27,6 +27,8 @@ const EM_BPF: u16 = 247;
 const SHF_EXECINSTR: u64 = 0x4;
 const CALL: u8 = 0x85;
 const LD_IMM64: u8 = 0x18;
+/// `BPF_JMP|BPF_CALL|BPF_X`: a call through a register (clang's `callx` for a function pointer).
+const CALLX: u8 = 0x8d;
 const PSEUDO_CALL: u8 = 1;
 const PSEUDO_KFUNC_CALL: u8 = 2;
 /// Functions followed per program at most (a program cannot have more than the object's
@@ -63,6 +65,17 @@ pub struct KfuncCall {
     pub function: String,
 }
 
+/// An indirect call (`callx`): its target is a register, unknown statically.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IndirectCall {
+    /// The section of the call instruction.
+    pub section: String,
+    /// The instruction's index in its section.
+    pub insn: usize,
+    /// The function the call is in.
+    pub function: String,
+}
+
 /// One program of the object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Program {
@@ -81,6 +94,9 @@ pub struct Program {
     pub helpers: Vec<HelperCall>,
     /// Every kfunc call it can reach.
     pub kfuncs: Vec<KfuncCall>,
+    /// Every indirect call (`callx`) it can reach: always refused (the target is unknown; the
+    /// 6.18 verifier refuses the opcode too).
+    pub indirect_calls: Vec<IndirectCall>,
     /// The subprograms and callbacks it can reach, by name.
     pub subprograms: Vec<String>,
     /// True when a call went into code no symbol covers and the rest of that section was
@@ -457,6 +473,7 @@ pub fn read(data: &[u8]) -> Result<Object> {
                 insns: end - start,
                 helpers: Vec::new(),
                 kfuncs: Vec::new(),
+                indirect_calls: Vec::new(),
                 subprograms: Vec::new(),
                 conservative: false,
             };
@@ -534,6 +551,7 @@ struct Scan {
     name: String,
     helpers: Vec<HelperCall>,
     kfuncs: Vec<KfuncCall>,
+    indirect: Vec<IndirectCall>,
     /// Call and callback targets, as (section, instruction).
     callees: Vec<(usize, usize)>,
     /// No function symbol covers this code: the rest of the section was read.
@@ -604,6 +622,11 @@ fn scan(c: &Code, s: usize, from: usize, to: usize, name: Option<&str>) -> Scan 
                     function: fname.clone(),
                 });
             }
+            (CALLX, _) => out.indirect.push(IndirectCall {
+                section: c.name.clone(),
+                insn: i,
+                function: fname.clone(),
+            }),
             (LD_IMM64, Some(Target::Defined { section: ts, value })) => {
                 // The address of a function (a callback of bpf_loop, timers, for_each), when
                 // the symbol is in an executable section; a map or global data otherwise.
@@ -649,6 +672,7 @@ fn walk(
         }
         program.helpers.extend(f.helpers.iter().cloned());
         program.kfuncs.extend(f.kfuncs.iter().cloned());
+        program.indirect_calls.extend(f.indirect.iter().cloned());
         work.extend(f.callees.iter().copied());
     }
     program

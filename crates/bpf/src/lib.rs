@@ -21,7 +21,7 @@ pub mod report;
 pub mod sections;
 mod sign;
 
-pub use elf::{GlobalData, HelperCall, KfuncCall, Map, Object, Program};
+pub use elf::{GlobalData, HelperCall, IndirectCall, KfuncCall, Map, Object, Program};
 pub use error::{Error, Result};
 pub use helpers::{Helper, HelperClass};
 pub use policy::Policy;
@@ -237,6 +237,14 @@ fn check_program(p: &Program, policy: &Policy, refusals: &mut Vec<Refusal>) {
                 "helpers.allow",
             )),
         }
+    }
+    for c in &p.indirect_calls {
+        refusals.push(refuse(
+            Some(&c.section),
+            Some(c.insn),
+            "indirect call (callx: a call through a function pointer, target unknown)".into(),
+            "helpers.allow",
+        ));
     }
     for k in &p.kfuncs {
         if !policy.kfuncs.allow.contains(&k.name) {

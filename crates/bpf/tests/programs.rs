@@ -180,7 +180,14 @@ SEC("tp/syscalls/sys_enter_kill") int prog(void *ctx) {
 #[test]
 fn kfuncs_kprobes_unlisted_tracepoints_and_unknown_sections_are_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&str, &str, &str, &str); 8] = [
+    let cases: [(&str, &str, &str, &str); 9] = [
+        (
+            "indirect",
+            r#"int (*volatile fp)(int);
+SEC("tp/syscalls/sys_enter_openat") int prog(void *ctx) { return fp(1); }"#,
+            "indirect call (callx: a call through a function pointer, target unknown)",
+            "helpers.allow",
+        ),
         (
             "traversal",
             r#"SEC("tp/syscalls/../sched/sched_switch") int prog(void *ctx) { return 0; }"#,
