@@ -416,3 +416,99 @@ fn corpus_row(obj: &Path, v: &Vetting) -> String {
         types.into_iter().collect::<Vec<_>>().join(", ")
     )
 }
+
+/// One BTF type as `bpftool btf dump file` prints it.
+#[derive(Default, Debug)]
+struct BtfLine {
+    kind: String,
+    name: String,
+    type_id: Option<u32>,
+    nr_elems: Option<u32>,
+    /// STRUCT members and DATASEC entries: (name, type id).
+    members: Vec<(String, u32)>,
+}
+
+/// Map name -> map type of every `.maps` variable, read from bpftool's BTF dump.
+fn bpftool_maps(obj: &Path) -> BTreeMap<String, u32> {
+    let text = tool("bpftool", &["btf", "dump", "file"], obj);
+    let mut types: BTreeMap<u32, BtfLine> = BTreeMap::new();
+    let mut current = 0;
+    let field = |line: &str, key: &str| {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(key))
+            .map(|v| v.trim_end_matches(',').parse::<u32>().unwrap())
+    };
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix('[') {
+            // "[14] ARRAY '(anon)' type_id=2 index_type_id=4 nr_elems=10240"
+            let (id, rest) = rest.split_once("] ").unwrap();
+            current = id.parse().unwrap();
+            let mut words = rest.split_whitespace();
+            let kind = words.next().unwrap().to_string();
+            let name = rest.split('\'').nth(1).unwrap_or("").to_string();
+            types.insert(
+                current,
+                BtfLine {
+                    kind,
+                    name,
+                    type_id: field(line, "type_id="),
+                    nr_elems: field(line, "nr_elems="),
+                    members: Vec::new(),
+                },
+            );
+        } else if line.starts_with('\t') {
+            let t = types.get_mut(&current).unwrap();
+            // "	'type' type_id=1 bits_offset=0" or "	type_id=12 offset=0 size=32 (VAR 'x')"
+            // (ENUM values have no type id.)
+            let name = line.split('\'').nth(1).unwrap_or("").to_string();
+            if let Some(id) = field(line, "type_id=") {
+                t.members.push((name, id));
+            }
+        }
+    }
+    let skip = |mut id: u32| loop {
+        let t = &types[&id];
+        match t.kind.as_str() {
+            "TYPEDEF" | "CONST" | "VOLATILE" | "RESTRICT" | "TYPE_TAG" => id = t.type_id.unwrap(),
+            _ => return id,
+        }
+    };
+    let mut maps = BTreeMap::new();
+    for t in types
+        .values()
+        .filter(|t| t.kind == "DATASEC" && t.name == ".maps")
+    {
+        for (_, var) in &t.members {
+            let var = &types[var];
+            let def = &types[&skip(var.type_id.unwrap())];
+            let Some((_, ty)) = def.members.iter().find(|(n, _)| n == "type") else {
+                continue;
+            };
+            let ptr = &types[&skip(*ty)];
+            let array = &types[&skip(ptr.type_id.unwrap())];
+            maps.insert(var.name.clone(), array.nr_elems.unwrap());
+        }
+    }
+    maps
+}
+
+#[test]
+fn every_btf_map_type_matches_bpftool() {
+    let Some(dir) = corpus(&watertight_testkit::this_test()) else {
+        return;
+    };
+    let mut maps = 0;
+    for obj in objects(dir) {
+        let v = vet_file(&obj, &Policy::builtin());
+        let got: BTreeMap<String, u32> = v
+            .maps
+            .iter()
+            .filter(|m| m.section == ".maps")
+            .map(|m| (m.name.clone(), m.map_type.unwrap()))
+            .collect();
+        let want = bpftool_maps(&obj);
+        assert_eq!(got, want, "{obj:?}");
+        maps += got.len();
+    }
+    assert!(maps > 100, "{maps} maps");
+}
