@@ -6,6 +6,8 @@ pkgs=(
   gcc libc6-dev pkg-config make # C toolchain for -sys crates and the attack programs in tests
   libseccomp-dev                # libseccomp: compiles seccomp profiles to BPF
   clang llvm libelf-dev zlib1g-dev bpftool  # the BPF exec gate (libbpf-rs, vmlinux.h)
+  libbpf-dev                    # bpf/bpf_helpers.h: BPF C programs compiled in crates/bpf's and
+                                # bpf_vet's tests, and the libbpf-tools corpus (../shared/corpora)
   nftables iproute2             # bridge anti-spoofing (nft), veth/bridges/netns in tests
   util-linux libcap2-bin        # unshare, setpriv, capsh for the live-audit tests
   openssl                       # key interoperability test (crates/integrity/tests/openssl_interop.rs)

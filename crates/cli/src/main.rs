@@ -45,6 +45,9 @@ enum Command {
     /// Forensic evidence bundles: show and verify.
     #[command(subcommand)]
     Evidence(commands::evidence::Command),
+    /// Vet, sign and police BPF programs: only signed, observe-only programs on allowed tracepoints.
+    #[command(subcommand)]
+    Bpf(commands::bpf::Command),
     /// Print the shell completion script for bash, zsh or fish.
     Completions(commands::completions::Args),
     /// Write the manual pages (watertight.1, one per subcommand) to a directory.
@@ -111,6 +114,7 @@ fn main() -> ExitCode {
         Command::Key(cmd) => commands::key::run(cmd),
         Command::Manifest(cmd) => commands::manifest::run(cmd),
         Command::Evidence(cmd) => commands::evidence::run(cmd),
+        Command::Bpf(cmd) => commands::bpf::run(cmd),
         Command::Completions(args) => commands::completions::run(args, Cli::command()),
         Command::Man(args) => commands::man::run(args, Cli::command()),
         Command::Doctor(args) => commands::doctor::run(args),

@@ -64,6 +64,12 @@ impl SigningKey {
         self.0.sign(message)
     }
 
+    /// The ed25519 signature of `message`, for other crates' signature formats (signed BPF
+    /// objects, watertight-bpf); they put a format prefix of their own in `message`.
+    pub fn sign_bytes(&self, message: &[u8]) -> [u8; 64] {
+        self.0.sign(message).to_bytes()
+    }
+
     /// PKCS#8 PEM text of the private key: version 1, the seed alone. Version 2 (RFC 5958, with
     /// the public key, ed25519-dalek's own encoding) is what OpenSSL 3.0 cannot read
     /// (`openssl pkey`: "unsupported"); both versions load ([`SigningKey::from_pem`]).
@@ -170,6 +176,12 @@ impl VerifyingKey {
     /// `sha256:<hex>` of the raw 32-byte key.
     pub fn fingerprint(&self) -> String {
         format!("sha256:{}", hex::encode(Sha256::digest(self.0.as_bytes())))
+    }
+
+    /// Whether `signature` (64 bytes) is this key's ed25519 signature of `message`, checked as
+    /// strictly as manifests are ([`SigningKey::sign_bytes`]'s counterpart).
+    pub fn verify_bytes(&self, message: &[u8], signature: &[u8]) -> bool {
+        Signature::from_slice(signature).is_ok_and(|s| self.verify(message, &s))
     }
 
     pub(crate) fn verify(&self, message: &[u8], signature: &Signature) -> bool {
