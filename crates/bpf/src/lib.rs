@@ -16,6 +16,7 @@ pub mod btf;
 pub mod elf;
 mod error;
 pub mod helpers;
+pub mod load;
 pub mod policy;
 pub mod report;
 pub mod sections;

@@ -8,6 +8,7 @@
 //! `vet`; `sign` refuses to sign a refused object); 2 bad input (a missing, malformed,
 //! truncated or non-BPF object, a bad policy file, an unreadable key, a write that failed).
 
+pub mod load;
 pub mod policy;
 pub mod sign;
 pub mod vet;
@@ -24,6 +25,10 @@ pub enum Command {
     Policy(policy::Command),
     /// Vet a BPF object, then sign its exact bytes with an ed25519 key (`watertight key`).
     Sign(sign::Args),
+    /// Load signed, vetted BPF objects: verify, vet, load exactly those bytes, attach, record.
+    Load(load::Args),
+    /// Remove the pins `bpf load --pin DIR` made (the programs detach) and their records.
+    Unload(load::UnloadArgs),
 }
 
 /// The `--policy FILE` flag every `bpf` subcommand that vets takes.
@@ -60,5 +65,7 @@ pub fn run(cmd: Command) -> anyhow::Result<u8> {
         Command::Vet(args) => vet::run(args),
         Command::Policy(cmd) => policy::run(cmd),
         Command::Sign(args) => sign::run(args),
+        Command::Load(args) => load::run(args),
+        Command::Unload(args) => load::unload(args),
     }
 }

@@ -1,0 +1,406 @@
+//! `watertight bpf load`, the gatekeeper, against the real kernel: a signed observe-only object
+//! loads, attaches and counts what it observes; its record appears and goes with it; a byte
+//! changed after signing, another signer, a missing signature and an object that the
+//! gatekeeper's policy refuses (though signed under a looser one) load nothing; `--pin` keeps
+//! programs after the command ends and `bpf unload` removes them.
+
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use watertight_testkit::{require_root, require_tools, stderr, stdout, this_test, watertight};
+
+const SOURCES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/bpf_load");
+
+/// A signing key pair and BPF objects compiled for this test.
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let o = watertight()
+            .args(["key", "generate", "--out"])
+            .arg(dir.path().join("team.key"))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        Self { dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Compiles tests/bpf_load/NAME.bpf.c into the fixture as NAME.bpf.o.
+    fn compile(&self, name: &str) -> PathBuf {
+        let out = self.path(&format!("{name}.bpf.o"));
+        let o = Command::new("clang")
+            .args([
+                "-O2",
+                "-g",
+                "-target",
+                "bpf",
+                "-I/usr/include/x86_64-linux-gnu",
+                "-c",
+            ])
+            .arg(Path::new(SOURCES).join(format!("{name}.bpf.c")))
+            .arg("-o")
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "clang: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        out
+    }
+
+    fn sign(&self, object: &Path, extra: &[&str]) {
+        let o = watertight()
+            .args(["bpf", "sign"])
+            .arg(object)
+            .arg("--key")
+            .arg(self.path("team.key"))
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "sign: {}", stderr(&o));
+    }
+
+    fn registry(&self) -> PathBuf {
+        self.path("registry")
+    }
+
+    fn load(&self, objects: &[&Path], extra: &[&str]) -> Command {
+        let mut c = watertight();
+        c.args(["bpf", "load", "--pubkey"])
+            .arg(self.path("team.key.pub"))
+            .arg("--registry")
+            .arg(self.registry())
+            .args(extra)
+            .args(objects);
+        c
+    }
+
+    fn records(&self) -> Vec<serde_json::Value> {
+        let Ok(entries) = std::fs::read_dir(self.registry()) else {
+            return Vec::new();
+        };
+        let mut out: Vec<serde_json::Value> = entries
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap())
+            .collect();
+        out.sort_by_key(|r| r["id"].as_u64());
+        out
+    }
+}
+
+fn guard(test: &str) -> bool {
+    require_root(test) && require_tools(test, &["clang", "bpftool"], "clang bpftool libbpf-dev")
+}
+
+fn program_exists(id: u64) -> bool {
+    Command::new("bpftool")
+        .args(["prog", "show", "id", &id.to_string()])
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+/// The value of key 0 of the program's first map, through bpftool.
+fn first_map_counter(prog_id: u64) -> u64 {
+    let o = Command::new("bpftool")
+        .args(["-j", "prog", "show", "id", &prog_id.to_string()])
+        .output()
+        .unwrap();
+    let info: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let map = info["map_ids"][0].as_u64().expect("the program has a map");
+    let o = Command::new("bpftool")
+        .args([
+            "-j",
+            "map",
+            "lookup",
+            "id",
+            &map.to_string(),
+            "key",
+            "0",
+            "0",
+            "0",
+            "0",
+        ])
+        .output()
+        .unwrap();
+    let entry: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    entry["value"]
+        .as_array()
+        .expect("an array map value as bytes")
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            u64::from_str_radix(b.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+                << (8 * i)
+        })
+        .sum()
+}
+
+/// Ends a `--hold` gatekeeper left running by a failed assertion.
+struct Holding(Child);
+
+impl Drop for Holding {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.0.id().to_string()])
+                .status();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+#[test]
+fn a_signed_observer_loads_attaches_counts_and_is_gone_after_the_hold() {
+    if !guard(&this_test()) {
+        return;
+    }
+    let f = Fixture::new();
+    let object = f.compile("count_getppid");
+    f.sign(&object, &[]);
+    let child = f
+        .load(&[&object], &["--hold", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut holding = Holding(child);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while f.records().is_empty() {
+        if let Ok(Some(status)) = holding.0.try_wait() {
+            let mut err = String::new();
+            holding
+                .0
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            panic!("bpf load --hold ended ({status}) before recording: {err}");
+        }
+        assert!(Instant::now() < deadline, "no record after 60 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let records = f.records();
+    assert_eq!(records.len(), 1, "{records:?}");
+    let r = &records[0];
+    assert_eq!(r["name"], "count_getppid");
+    assert_eq!(r["prog_type"], "tracepoint");
+    assert_eq!(r["attach"], "syscalls:sys_enter_getppid");
+    let id = r["id"].as_u64().unwrap();
+    // The record names the program the kernel holds: same id, same tag.
+    let o = Command::new("bpftool")
+        .args(["-j", "prog", "show", "id", &id.to_string()])
+        .output()
+        .unwrap();
+    let info: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(info["tag"], r["tag"], "{info}");
+    // Attached: it sees this process's getppid calls.
+    let before = first_map_counter(id);
+    for _ in 0..100 {
+        let _ = std::hint::black_box(std::os::unix::process::parent_id());
+    }
+    let after = first_map_counter(id);
+    assert!(after >= before + 100, "counter {before} -> {after}");
+
+    Command::new("kill")
+        .args(["-TERM", &holding.0.id().to_string()])
+        .status()
+        .unwrap();
+    let status = holding.0.wait().unwrap();
+    assert!(status.success(), "{status}");
+    let mut out = String::new();
+    holding
+        .0
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let printed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(printed[0]["id"].as_u64(), Some(id));
+    assert!(f.records().is_empty(), "records left: {:?}", f.records());
+    assert!(!program_exists(id), "program {id} still loaded");
+}
+
+#[test]
+fn tampered_foreign_unsigned_and_refused_objects_load_nothing() {
+    if !guard(&this_test()) {
+        return;
+    }
+    let f = Fixture::new();
+    let object = f.compile("count_getppid");
+    f.sign(&object, &[]);
+
+    // One byte changed after signing (inside the license string: still a valid object).
+    let tampered = f.path("tampered.bpf.o");
+    let mut bytes = std::fs::read(&object).unwrap();
+    let at = bytes.windows(3).position(|w| w == b"GPL").unwrap();
+    bytes[at + 2] = b'X';
+    std::fs::write(&tampered, &bytes).unwrap();
+    std::fs::copy(
+        f.path("count_getppid.bpf.o.sig"),
+        f.path("tampered.bpf.o.sig"),
+    )
+    .unwrap();
+    let o = f.load(&[&tampered], &[]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("changed after signing"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+
+    // Signed by another key.
+    let other = Fixture::new();
+    let o = other.load(&[&object], &[]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("not by the key given"),
+        "{}",
+        stderr(&o)
+    );
+
+    // No signature at all.
+    let unsigned = f.path("unsigned.bpf.o");
+    std::fs::copy(&object, &unsigned).unwrap();
+    let o = f.load(&[&unsigned], &[]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("unsigned.bpf.o.sig"), "{}", stderr(&o));
+
+    // Signed after vetting under a policy that admits kprobes; the gatekeeper's policy (the
+    // built-in one) refuses it, naming the program type.
+    let kprobe = f.compile("kprobe_openat");
+    let loose = f.path("loose.toml");
+    std::fs::write(&loose, "[programs]\ntypes = [\"kprobe\"]\n").unwrap();
+    f.sign(&kprobe, &["--policy", loose.to_str().unwrap()]);
+    let o = f.load(&[&kprobe], &[]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("program type kprobe"), "{}", stderr(&o));
+
+    // A missing object is bad input.
+    let o = f.load(&[&f.path("absent.bpf.o")], &[]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("absent.bpf.o"), "{}", stderr(&o));
+
+    assert!(f.records().is_empty(), "{:?}", f.records());
+    assert!(stdout(&o).is_empty());
+}
+
+/// A bpffs mounted for the test, unmounted (which drops every pin in it) on drop.
+struct Bpffs(PathBuf);
+
+impl Drop for Bpffs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn pinned_programs_outlive_the_command_until_unloaded() {
+    if !guard(&this_test()) {
+        return;
+    }
+    let f = Fixture::new();
+    let object = f.compile("count_getppid");
+    f.sign(&object, &[]);
+    let mount = f.path("bpffs");
+    std::fs::create_dir(&mount).unwrap();
+    let o = Command::new("mount")
+        .args(["-t", "bpf", "bpf"])
+        .arg(&mount)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let _bpffs = Bpffs(mount.clone());
+    let pin_root = mount.join("watertight");
+
+    let o = f
+        .load(&[f.dir.path()], &["--pin", pin_root.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let records = f.records();
+    assert_eq!(records.len(), 1, "{records:?}");
+    let id = records[0]["id"].as_u64().unwrap();
+    let pin = pin_root.join("count_getppid/count_getppid");
+    assert_eq!(records[0]["pin"], pin.to_str().unwrap());
+    assert!(pin.exists());
+    assert!(
+        program_exists(id),
+        "a pinned program stays after bpf load ends"
+    );
+
+    let o = watertight()
+        .args(["bpf", "unload", "--pin"])
+        .arg(&pin_root)
+        .arg("--registry")
+        .arg(f.registry())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("count_getppid"), "{}", stdout(&o));
+    assert!(!pin.exists());
+    assert!(f.records().is_empty());
+    // The kernel frees a program whose last reference went after an RCU grace period.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while program_exists(id) {
+        assert!(
+            Instant::now() < deadline,
+            "program {id} still loaded 30 s after unload"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn without_privileges_the_kernel_refusal_is_named_with_the_fix() {
+    if !guard(&this_test()) || !require_tools(&this_test(), &["setpriv"], "util-linux") {
+        return;
+    }
+    let f = Fixture::new();
+    let object = f.compile("count_getppid");
+    f.sign(&object, &[]);
+    // Readable by an unprivileged uid.
+    for p in [
+        f.dir.path().to_path_buf(),
+        object.clone(),
+        f.path("count_getppid.bpf.o.sig"),
+        f.path("team.key.pub"),
+    ] {
+        let mode = if p.is_dir() { 0o755 } else { 0o644 };
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
+    }
+    let load = f.load(&[&object], &[]);
+    let o = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .arg(load.get_program())
+        .args(load.get_args())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("needs CAP_BPF and CAP_PERFMON"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(f.records().is_empty());
+}
