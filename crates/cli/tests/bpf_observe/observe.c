@@ -8,11 +8,13 @@
  *   observe attach-raw-tp         load a raw_tracepoint program through the token and attach it
  *                                 to sys_enter with BPF_RAW_TRACEPOINT_OPEN
  *   observe attach-tp             perf_event_open of the tracepoint syscalls/sys_enter_getpid
+ *   observe cmd N                 bpf(N) with an all-zero attribute (any command number)
  *
  * KIND: tracepoint, raw_tp, perf_event, kprobe, socket_filter, send_signal (a tracepoint program
  * calling bpf_send_signal), probe_read_kernel (one calling bpf_probe_read_kernel), map (an array
  * map created through the token).
- * Prints one line "RESULT <what> ok" or "RESULT <what> errno=<n> <name>" and exits 0 or 1. */
+ * Prints one line "RESULT <what> ok" (a loaded program: "RESULT <what> ok id=<program id>") or
+ * "RESULT <what> errno=<n> <name>" and exits 0 or 1. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -28,6 +30,7 @@
 enum {
     CMD_MAP_CREATE = 0,
     CMD_PROG_LOAD = 5,
+    CMD_OBJ_GET_INFO_BY_FD = 15,
     CMD_RAW_TRACEPOINT_OPEN = 17,
     CMD_TOKEN_CREATE = 36,
 };
@@ -76,6 +79,14 @@ struct map_create_attr {
 
 static long sys_bpf(int cmd, void *attr, unsigned size) { return syscall(SYS_bpf, cmd, attr, size); }
 
+/* The kernel's id of program `fd` (BPF_OBJ_GET_INFO_BY_FD: bpf_prog_info starts with type, id). */
+static long prog_id(long fd) {
+    uint32_t info[4] = {0};
+    struct { uint32_t bpf_fd, info_len; uint64_t info; } a = {
+        (uint32_t)fd, sizeof info, (uint64_t)(uintptr_t)info };
+    return sys_bpf(CMD_OBJ_GET_INFO_BY_FD, &a, sizeof a) < 0 ? -1 : (long)info[1];
+}
+
 static int result(const char *what, long r) {
     if (r >= 0) { printf("RESULT %s ok\n", what); return 0; }
     printf("RESULT %s errno=%d %s\n", what, errno, strerrorname_np(errno) ? strerrorname_np(errno) : "?");
@@ -85,7 +96,7 @@ static int result(const char *what, long r) {
 static int token(void) {
     const char *path = getenv("BPFFS") ? getenv("BPFFS") : "/sys/fs/bpf";
     int fs = open(path, O_RDONLY | O_DIRECTORY);
-    if (fs < 0) { perror(path); return -1; }
+    if (fs < 0) { int saved = errno; fprintf(stderr, "%s: %s\n", path, strerror(saved)); errno = saved; return -1; }
     struct { uint32_t flags, bpffs_fd; } attr = { 0, (uint32_t)fs };
     long t = sys_bpf(CMD_TOKEN_CREATE, &attr, sizeof attr);
     int saved = errno;
@@ -146,6 +157,12 @@ int main(int argc, char **argv) {
         pa.type = PERF_TYPE_TRACEPOINT; pa.size = sizeof pa; pa.config = id; pa.sample_period = 1;
         return result("attach-tp", syscall(SYS_perf_event_open, &pa, -1, 0, -1, 0));
     }
+    if (!strcmp(cmd, "cmd") && argc == 3) {
+        static char zero[128];
+        char what[32];
+        snprintf(what, sizeof what, "cmd %s", argv[2]);
+        return result(what, sys_bpf(atoi(argv[2]), zero, sizeof zero));
+    }
     int tok = token();
     if (!strcmp(cmd, "token")) return result("token", tok);
     if (tok < 0) return result("token", tok);
@@ -155,8 +172,10 @@ int main(int argc, char **argv) {
         struct { uint64_t name; uint32_t prog_fd, pad; uint64_t cookie; } a = {
             (uint64_t)(uintptr_t)"sys_enter", (uint32_t)p, 0, 0 };
         long l = sys_bpf(CMD_RAW_TRACEPOINT_OPEN, &a, sizeof a);
-        if (l >= 0) usleep(1000); /* it runs on every system call meanwhile */
-        return result("attach-raw-tp", l);
+        if (l < 0) return result("attach-raw-tp", l);
+        usleep(1000); /* it runs on every system call meanwhile */
+        printf("RESULT attach-raw-tp ok id=%ld\n", prog_id(p));
+        return 0;
     }
     if (!strcmp(cmd, "load") && argc == 3) {
         const char *k = argv[2];
@@ -176,6 +195,10 @@ int main(int argc, char **argv) {
             m.map_flags = F_TOKEN_FD; m.map_token_fd = tok;
             r = sys_bpf(CMD_MAP_CREATE, &m, sizeof m);
         } else { fprintf(stderr, "unknown kind %s\n", k); return 2; }
+        if (r >= 0 && strcmp(k, "map")) {
+            printf("RESULT load %s ok id=%ld\n", k, prog_id(r));
+            return 0;
+        }
         char what[64];
         snprintf(what, sizeof what, "load %s", k);
         return result(what, r);
