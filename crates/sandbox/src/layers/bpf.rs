@@ -53,6 +53,17 @@ pub const DELEGATION: [(&CStr, &CStr); 4] = [
 /// used; anywhere else they are a non-initial namespace's and count for nothing.
 pub const KEPT_CAPABILITIES: u64 = (1 << 38) | (1 << 39);
 
+/// Whether each BPF_PROG_LOAD is vetted before the kernel sees it: not yet. The token restricts
+/// program types, attach types, map types and commands, never the helpers a program calls, so
+/// a tracepoint program of the sandbox may call bpf_send_signal (on whatever host process its
+/// tracepoint fires in) or bpf_probe_read_kernel. The seam that closes it (docs/bpf-observe.md,
+/// "The helper gap"): the seccomp rule for BPF_PROG_LOAD becomes a user notification, and the
+/// supervisor copies the attribute and instructions once, vets its copy (the vetter of the
+/// `watertight-bpf` crate), loads that copy itself and injects the descriptor
+/// (SECCOMP_IOCTL_NOTIF_ADDFD with SECCOMP_ADDFD_FLAG_SEND). The model's `helpers_vetted`
+/// and the audit rule `bpf-token` (critical while false) read this.
+pub const HELPERS_VETTED: bool = false;
+
 /// pid 1: a bpffs context of the sandbox's user namespace, sent to the supervisor.
 pub fn hand_over_context(to_supervisor: BorrowedFd<'_>, sys: &impl Syscall) -> Result<(), Error> {
     let context = sys

@@ -32,7 +32,7 @@ fn bpf_token() -> watertight_model::BpfToken {
         maps: option("delegate_maps"),
         programs: option("delegate_progs"),
         attach_types: option("delegate_attachs"),
-        helpers_vetted: false,
+        helpers_vetted: bpf::HELPERS_VETTED,
     }
 }
 
