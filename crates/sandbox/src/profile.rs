@@ -682,6 +682,20 @@ mod tests {
     }
 
     #[test]
+    fn bpf_observe_is_off_by_default_left_out_when_off_and_read_when_on() {
+        let d = default_profile();
+        assert!(d.bpf.is_off());
+        assert!(!d.to_toml().contains("[bpf]"), "{}", d.to_toml());
+        let p = Profile::from_toml("[bpf]\nobserve = true\n", "observer.toml").unwrap();
+        assert!(p.bpf.observe);
+        assert!(p.to_toml().contains("[bpf]\nobserve = true"));
+        let e = Profile::from_toml("[bpf]\nobserv = true\n", "typo.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("typo.toml") && e.contains("observ"), "{e}");
+    }
+
+    #[test]
     fn a_partial_text_layers_over_the_default() {
         let p = Profile::from_toml("[limits]\npids = 3\n", "dir/partial.toml").unwrap();
         let want = Profile {
