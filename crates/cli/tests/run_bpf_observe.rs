@@ -1,6 +1,9 @@
 //! `watertight run --bpf-observe` on the real kernel (docs/bpf-observe.md): inside, a program
 //! makes a BPF token from the delegated bpffs at /sys/fs/bpf and loads observe-only programs
-//! through it; the kernel refuses every program type the token does not delegate; outside the
+//! through it (each BPF_PROG_LOAD served by the supervisor's vetted load); a program type the
+//! token does not delegate, or a call to an acting or memory-reading helper, is refused before
+//! the kernel sees it (a violation naming why); the kernel by itself refuses undelegated types
+//! but not helpers (`token_harness.c`, the same delegation without watertight); outside the
 //! flag bpf() is a violation as before. The workload is tests/bpf_observe/observe.c (raw bpf()
 //! calls), built static into a temporary directory. Nothing outlives a run: the programs die
 //! with the sandbox's descriptors (checked by id with bpftool) and the bpffs was never mounted
@@ -156,6 +159,8 @@ fn inside_a_tracepoint_program_loads_through_the_token_and_a_raw_tracepoint_atta
             "load tracepoint",
             "load raw_tp",
             "load map",
+            "load map_user",
+            "load unverifiable",
             "attach-raw-tp",
             "attach-tp",
         ],
@@ -168,6 +173,14 @@ fn inside_a_tracepoint_program_loads_through_the_token_and_a_raw_tracepoint_atta
     );
     assert!(r.of("load raw_tp").starts_with("ok id="), "{:?}", r.results);
     assert_eq!(r.of("load map"), "ok");
+    // A program naming its map: the supervisor took the map's descriptor from the task.
+    assert!(
+        r.of("load map_user").starts_with("ok id="),
+        "{:?}",
+        r.results
+    );
+    // The kernel's verifier refuses the vetted copy: its errno, not a violation.
+    assert_eq!(r.of("load unverifiable"), "errno=13 EACCES");
     // A raw tracepoint attaches from inside (BPF_RAW_TRACEPOINT_OPEN needs no capability);
     // a tracepoint program does not: perf_event_open stays a violation (and the kernel would
     // want CAP_PERFMON of the initial namespace at perf_event_paranoid 2).
@@ -188,7 +201,7 @@ fn inside_a_tracepoint_program_loads_through_the_token_and_a_raw_tracepoint_atta
     // Nothing outlives the sandbox: its programs (and the raw tracepoint's link) went with its
     // descriptors, and the bpffs never was in the host's mount namespace.
     let ids = r.program_ids();
-    assert_eq!(ids.len(), 3, "{:?}", r.results);
+    assert_eq!(ids.len(), 4, "{:?}", r.results);
     for id in ids {
         assert!(
             !program_outlives_the_run(id),
@@ -198,53 +211,123 @@ fn inside_a_tracepoint_program_loads_through_the_token_and_a_raw_tracepoint_atta
     assert_eq!(host_bpffs_mounts(), mounts_before);
 }
 
+/// The reasons of the refused loads the supervisor recorded.
+fn refusals(r: &Run) -> Vec<String> {
+    r.events
+        .iter()
+        .filter_map(|e| e["bpf_load_refused"].as_str().map(String::from))
+        .collect()
+}
+
 #[test]
-fn the_kernel_refuses_program_types_the_token_does_not_delegate() {
-    if !ready("the_kernel_refuses_program_types_the_token_does_not_delegate") {
+fn program_types_the_token_does_not_delegate_are_refused() {
+    if !ready("program_types_the_token_does_not_delegate_are_refused") {
         return;
     }
     let r = run(
         &["--bpf-observe"],
         &["load kprobe", "load perf_event", "load socket_filter"],
     );
-    // seccomp lets BPF_PROG_LOAD through; the kernel's token check refuses (no violation).
     for kind in ["kprobe", "perf_event", "socket_filter"] {
         assert_eq!(r.of(&format!("load {kind}")), "errno=1 EPERM", "{kind}");
     }
-    assert!(r.bpf_violations().is_empty(), "{:?}", r.events);
+    // The supervisor's vetting refuses them before the kernel sees them (the supervisor's own
+    // capabilities would otherwise load anything the token does not cover): violations.
+    assert_eq!(r.bpf_violations(), [5, 5, 5], "{:?}", r.events);
+    assert_eq!(
+        refusals(&r),
+        [
+            "program type 2 (attach type 0) is not delegated",
+            "program type 7 (attach type 0) is not delegated",
+            "program type 1 (attach type 0) is not delegated",
+        ]
+    );
 }
 
-/// The measured truth, asserted so that a change shows: a token cannot restrict helpers. A
-/// tracepoint program calling bpf_send_signal (it could signal whatever host process its
-/// tracepoint fires in) or bpf_probe_read_kernel loads. Closing this gap needs each program
-/// vetted before it is loaded (docs/bpf-observe.md, "The helper gap"); not built yet.
 #[test]
-fn the_token_does_not_restrict_helpers_so_send_signal_programs_load() {
-    if !ready("the_token_does_not_restrict_helpers_so_send_signal_programs_load") {
+fn programs_calling_acting_or_memory_reading_helpers_are_refused() {
+    if !ready("programs_calling_acting_or_memory_reading_helpers_are_refused") {
         return;
     }
     let r = run(
         &["--bpf-observe"],
         &["load send_signal", "load probe_read_kernel"],
     );
-    assert!(
-        r.of("load send_signal").starts_with("ok id="),
-        "{:?}",
-        r.results
+    assert_eq!(r.of("load send_signal"), "errno=1 EPERM");
+    assert_eq!(r.of("load probe_read_kernel"), "errno=1 EPERM");
+    assert_eq!(
+        refusals(&r),
+        [
+            "instruction 1 calls helper 109, which is not allowed",
+            "instruction 4 calls helper 113, which is not allowed",
+        ]
     );
-    assert!(
-        r.of("load probe_read_kernel").starts_with("ok id="),
-        "{:?}",
-        r.results
+}
+
+/// What the kernel enforces by itself with watertight's delegation: run without watertight
+/// (`token_harness.c`), it refuses a kprobe program, and it loads a bpf_send_signal and a
+/// bpf_probe_read_kernel program: a token cannot restrict helpers, which is why the supervisor
+/// vets every load.
+#[test]
+fn by_itself_the_kernel_refuses_undelegated_types_but_not_helpers() {
+    if !ready("by_itself_the_kernel_refuses_undelegated_types_but_not_helpers") {
+        return;
+    }
+    let tmp = world_readable_tempdir();
+    let harness = tmp.path().join("token_harness");
+    watertight_testkit::compile_c(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bpf_observe/token_harness.c"),
+        &harness,
+        &[],
     );
-    for id in r.program_ids() {
+    let mnt = tmp.path().join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    let option = |key: &str| -> String {
+        watertight_sandbox::layers::bpf::DELEGATION
+            .iter()
+            .find(|(k, _)| k.to_bytes() == key.as_bytes())
+            .map(|(_, v)| v.to_string_lossy().into_owned())
+            .unwrap()
+    };
+    let caps = format!("{:#x}", watertight_sandbox::layers::bpf::KEPT_CAPABILITIES);
+    let mut ids = Vec::new();
+    for (kind, want) in [
+        ("tracepoint", "ok"),
+        ("kprobe", "errno=1 EPERM"),
+        ("perf_event", "errno=1 EPERM"),
+        ("send_signal", "ok"),
+        ("probe_read_kernel", "ok"),
+    ] {
+        let out = std::process::Command::new(&harness)
+            .arg(&mnt)
+            .arg(option("delegate_cmds"))
+            .arg(option("delegate_progs"))
+            .arg(option("delegate_attachs"))
+            .arg(option("delegate_maps"))
+            .arg(&caps)
+            .arg("--")
+            .arg(observe_dir().join("observe"))
+            .args(["load", kind])
+            .output()
+            .unwrap();
+        let line = stdout(&out);
+        let got = line
+            .trim()
+            .strip_prefix(&format!("RESULT load {kind} "))
+            .unwrap_or_else(|| panic!("{kind}: {line} {}", stderr(&out)));
+        assert!(got.starts_with(want), "{kind}: {got}");
+        ids.extend(
+            got.strip_prefix("ok id=")
+                .and_then(|i| i.parse::<u32>().ok()),
+        );
+    }
+    for id in ids {
         assert!(
             !program_outlives_the_run(id),
-            "program {id} outlived the sandbox"
+            "program {id} outlived the harness"
         );
     }
 }
-
 #[test]
 fn only_the_observers_commands_pass_seccomp_the_rest_are_violations() {
     if !ready("only_the_observers_commands_pass_seccomp_the_rest_are_violations") {

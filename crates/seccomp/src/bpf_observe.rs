@@ -1,22 +1,25 @@
 //! `watertight run --bpf-observe`: bpf() let through for the commands a BPF observer needs and
-//! nothing else. What the program may load is the BPF token's to decide (the kernel checks the
-//! delegation options of the sandbox's bpffs); this only keeps every other bpf() command, and
-//! bpf() in every sandbox without the flag, a violation as before.
+//! nothing else. What the program may create is the BPF token's to decide (the kernel checks
+//! the delegation options of the sandbox's bpffs); BPF_PROG_LOAD goes to the supervisor (the
+//! violation action), which vets each program before it loads it. Every other bpf() command,
+//! and bpf() in every sandbox without the flag, stays a violation as before.
 
 use crate::default::low32_set_conditions;
 use crate::profile::{Action, Profile, SyscallRule};
 
-/// The bpf() commands (uapi `enum bpf_cmd`) an observer needs: make maps and programs through
-/// the token, read and write its own maps, attach a raw tracepoint, ask about its objects.
-/// Every other command (BPF_PROG_ATTACH, BPF_OBJ_PIN/GET, BPF_PROG_TEST_RUN, iterating the
-/// host's program/map ids and opening them by id, ...) stays a violation.
+/// The bpf() commands (uapi `enum bpf_cmd`) an observer needs that the filter lets through:
+/// make maps through the token, read and write its own maps, attach a raw tracepoint, ask
+/// about its objects. BPF_PROG_LOAD is not among them: it gets the violation action, which in
+/// `watertight run` is a user notification the supervisor serves with its vetted load (the
+/// sandbox crate's `bpf_load.rs`: a token cannot restrict helpers). Every other command
+/// (BPF_PROG_ATTACH, BPF_OBJ_PIN/GET, BPF_PROG_TEST_RUN, iterating the host's program/map ids
+/// and opening them by id, ...) stays a violation.
 pub const BPF_OBSERVE_COMMANDS: &[(u64, &str)] = &[
     (0, "BPF_MAP_CREATE"),
     (1, "BPF_MAP_LOOKUP_ELEM"),
     (2, "BPF_MAP_UPDATE_ELEM"),
     (3, "BPF_MAP_DELETE_ELEM"),
     (4, "BPF_MAP_GET_NEXT_KEY"),
-    (5, "BPF_PROG_LOAD"),
     (15, "BPF_OBJ_GET_INFO_BY_FD"),
     (17, "BPF_RAW_TRACEPOINT_OPEN"),
     (18, "BPF_BTF_LOAD"),
@@ -46,14 +49,18 @@ pub fn bpf_observe_rules() -> [SyscallRule; 2] {
 
     let mut allow = SyscallRule::new(&["bpf"], Action::Allow);
     allow.comment = Some(
-        "--bpf-observe: the commands an observer needs; what it may load is the BPF token's to \
-         decide"
+        "--bpf-observe: the commands an observer needs but BPF_PROG_LOAD; what it may create is \
+         the BPF token's to decide"
             .into(),
     );
     allow.args = low32_set_conditions(0, &allowed);
     let mut refuse = SyscallRule::new(&["bpf"], Action::Errno);
     refuse.errno_ret = Some(libc::EPERM as u32);
-    refuse.comment = Some("--bpf-observe: every other bpf() command, a violation".into());
+    refuse.comment = Some(
+        "--bpf-observe: BPF_PROG_LOAD (served by the supervisor's vetted load) and every other \
+         bpf() command: the violation action"
+            .into(),
+    );
     refuse.args = low32_set_conditions(0, &refused);
     [allow, refuse]
 }
@@ -86,8 +93,9 @@ mod tests {
             assert_eq!(matches(&allow, cmd), listed, "cmd {cmd:#x}");
             assert_eq!(matches(&refuse, cmd), !listed, "cmd {cmd:#x}");
         }
-        // BPF_PROG_ATTACH (8), BPF_OBJ_GET (7), BPF_PROG_GET_FD_BY_ID (13): violations.
-        for cmd in [7, 8, 13, 14] {
+        // BPF_PROG_LOAD (5: to the supervisor's vetted load), BPF_PROG_ATTACH (8), BPF_OBJ_GET
+        // (7), BPF_PROG_GET_FD_BY_ID (13): the violation action.
+        for cmd in [5, 7, 8, 13, 14] {
             assert!(matches(&refuse, cmd));
         }
     }

@@ -12,7 +12,8 @@
  *
  * KIND: tracepoint, raw_tp, perf_event, kprobe, socket_filter, send_signal (a tracepoint program
  * calling bpf_send_signal), probe_read_kernel (one calling bpf_probe_read_kernel), map (an array
- * map created through the token).
+ * map created through the token), map_user (a tracepoint program looking up such a map: its
+ * descriptor is in the instructions), unverifiable (exits without setting r0).
  * Prints one line "RESULT <what> ok" (a loaded program: "RESULT <what> ok id=<program id>") or
  * "RESULT <what> errno=<n> <name>" and exits 0 or 1. */
 #define _GNU_SOURCE
@@ -187,13 +188,25 @@ int main(int argc, char **argv) {
         else if (!strcmp(k, "socket_filter")) r = load(PT_SOCKET_FILTER, 0, ret0, 2, tok, k);
         else if (!strcmp(k, "send_signal")) r = load(PT_TRACEPOINT, 0, send_signal, 4, tok, k);
         else if (!strcmp(k, "probe_read_kernel")) r = load(PT_TRACEPOINT, 0, probe_read_kernel, 7, tok, k);
-        else if (!strcmp(k, "map")) {
+        else if (!strcmp(k, "unverifiable")) r = load(PT_TRACEPOINT, 0, ret0 + 1, 1, tok, k);
+        else if (!strcmp(k, "map") || !strcmp(k, "map_user")) {
             struct map_create_attr m;
             memset(&m, 0, sizeof m);
             m.map_type = 2; /* BPF_MAP_TYPE_ARRAY */
             m.key_size = 4; m.value_size = 8; m.max_entries = 1;
             m.map_flags = F_TOKEN_FD; m.map_token_fd = tok;
             r = sys_bpf(CMD_MAP_CREATE, &m, sizeof m);
+            if (r >= 0 && !strcmp(k, "map_user")) {
+                const struct insn lookup[] = {
+                    {0x62, 0x0a, -4, 0},          /* *(u32 *)(r10 - 4) = 0 */
+                    {0x18, 0x11, 0, (int32_t)r},  /* r1 = map (ld_imm64, BPF_PSEUDO_MAP_FD) */
+                    {0x00, 0x00, 0, 0},
+                    {0xbf, 0xa2, 0, 0},           /* r2 = r10 */
+                    {0x07, 0x02, 0, -4},          /* r2 += -4 */
+                    {0x85, 0x00, 0, 1},           /* call bpf_map_lookup_elem */
+                    MOV0, EXIT };
+                r = load(PT_TRACEPOINT, 0, lookup, 8, tok, k);
+            }
         } else { fprintf(stderr, "unknown kind %s\n", k); return 2; }
         if (r >= 0 && strcmp(k, "map")) {
             printf("RESULT load %s ok id=%ld\n", k, prog_id(r));

@@ -13,8 +13,9 @@
 //!    its own user namespace ([`KEPT_CAPABILITIES`]: the program gets them as ambient
 //!    capabilities); seccomp lets bpf() through only for the observer's commands.
 //!
-//! What the token cannot restrict (helpers: bpf_send_signal, bpf_probe_read_kernel) is in
-//! docs/bpf-observe.md, with the measured delegation sets.
+//! What the token cannot restrict (helpers: bpf_send_signal, bpf_probe_read_kernel) the
+//! supervisor's vetted load does (`crate::bpf_load`); docs/bpf-observe.md has both, with the
+//! measured delegation sets.
 
 use std::ffi::CStr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -53,16 +54,15 @@ pub const DELEGATION: [(&CStr, &CStr); 4] = [
 /// used; anywhere else they are a non-initial namespace's and count for nothing.
 pub const KEPT_CAPABILITIES: u64 = (1 << 38) | (1 << 39);
 
-/// Whether each BPF_PROG_LOAD is vetted before the kernel sees it: not yet. The token restricts
-/// program types, attach types, map types and commands, never the helpers a program calls, so
-/// a tracepoint program of the sandbox may call bpf_send_signal (on whatever host process its
-/// tracepoint fires in) or bpf_probe_read_kernel. The seam that closes it (docs/bpf-observe.md,
-/// "The helper gap"): the seccomp rule for BPF_PROG_LOAD becomes a user notification, and the
-/// supervisor copies the attribute and instructions once, vets its copy (the vetter of the
-/// `watertight-bpf` crate), loads that copy itself and injects the descriptor
-/// (SECCOMP_IOCTL_NOTIF_ADDFD with SECCOMP_ADDFD_FLAG_SEND). The model's `helpers_vetted`
-/// and the audit rule `bpf-token` (critical while false) read this.
-pub const HELPERS_VETTED: bool = false;
+/// Whether each BPF_PROG_LOAD is vetted before the kernel sees it: yes. The token restricts
+/// program types, attach types, map types and commands, never the helpers a program calls (a
+/// tracepoint program could call bpf_send_signal on whatever host process its tracepoint fires
+/// in, or bpf_probe_read_kernel). So seccomp sends BPF_PROG_LOAD to the supervisor, which
+/// copies the attribute and instructions once, vets its copy, loads that copy itself through
+/// the task's token and injects the descriptor (`crate::bpf_load`; docs/bpf-observe.md, "The
+/// helper gap"). The model's `helpers_vetted` and the audit rule `bpf-token` (critical while
+/// false, high when true) read this.
+pub const HELPERS_VETTED: bool = true;
 
 /// pid 1: a bpffs context of the sandbox's user namespace, sent to the supervisor.
 pub fn hand_over_context(to_supervisor: BorrowedFd<'_>, sys: &impl Syscall) -> Result<(), Error> {
