@@ -59,8 +59,9 @@ pub struct Profile {
 pub struct Bpf {
     /// `--bpf-observe`: a bpffs at /sys/fs/bpf whose BPF token delegates only observe-only
     /// program types (tracepoint, raw_tracepoint), CAP_BPF and CAP_PERFMON in the sandbox's own
-    /// user namespace, and bpf() allowed by seccomp for the commands an observer needs. The
-    /// program can then watch every process on the host: `watertight audit` reports it.
+    /// user namespace, and bpf() allowed by seccomp for the commands an observer needs, each
+    /// BPF_PROG_LOAD vetted and loaded by the supervisor (`bpf_load.rs`). The program can then
+    /// watch every process on the host: `watertight audit` reports it.
     #[serde(default)]
     pub observe: bool,
 }

@@ -81,9 +81,9 @@ pub struct Args {
     #[arg(long)]
     allow_weaker_integrity: bool,
     /// Let the program load observe-only eBPF programs (tracepoint, raw_tracepoint) through a
-    /// BPF token from a delegated bpffs at /sys/fs/bpf, without CAP_BPF on the host. It can then
-    /// watch every process on the host, and the token cannot restrict helpers
-    /// (docs/bpf-observe.md).
+    /// BPF token from a delegated bpffs at /sys/fs/bpf, without CAP_BPF on the host; each load
+    /// is vetted by the supervisor (observing helpers only). It can then watch every process on
+    /// the host (docs/bpf-observe.md).
     #[arg(long)]
     bpf_observe: bool,
     /// Write the audit trail (denied syscalls, limits hit, evidence) as JSON Lines to FILE.
