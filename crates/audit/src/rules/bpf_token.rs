@@ -17,7 +17,14 @@ pub const INFO: RuleInfo = RuleInfo {
 };
 
 pub fn check(cx: &Context, out: &mut Vec<Finding>) {
-    let Some(token) = &cx.subject.bpf_token else {
+    // Measured, or (a live scan, which does not read bpffs options) what the workload's
+    // published plan says it has.
+    let planned = cx
+        .workload
+        .plan
+        .as_ref()
+        .and_then(|p| p.subject.bpf_token.as_ref());
+    let Some(token) = cx.subject.bpf_token.as_ref().or(planned) else {
         return;
     };
     let programs = token.programs.join(", ");
@@ -93,6 +100,19 @@ mod tests {
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].severity, Severity::Critical);
         assert!(found[0].message.contains("bpf_send_signal"), "{found:?}");
+    }
+
+    #[test]
+    fn a_live_subject_is_judged_by_its_published_plan() {
+        let mut live = workload(None);
+        live.plan = Some(Box::new(watertight_model::WorkloadPlan {
+            digest: "sha256:0".into(),
+            subject: Subject {
+                bpf_token: Some(token(true)),
+                ..Subject::default()
+            },
+        }));
+        assert_eq!(of_rule(&live)[0].severity, Severity::High);
     }
 
     #[test]
