@@ -10,8 +10,10 @@
 //!    check (BTF, func/line info, fd_array, other flags), every helper call on the allowlist
 //!    ([`ALLOWED_HELPERS`]: observing, never acting), no kfunc calls;
 //! 3. takes the descriptors the program names (the token, the maps of `ld_imm64`) from the task
-//!    with pidfd_getfd, rewrites its copy to them, loads the copy itself through the task's
-//!    token and installs the program's descriptor in the task as the call's return value
+//!    with pidfd_getfd, rewrites its copy to them, loads the copy through the task's token from
+//!    a child in the sandbox's user namespace with only CAP_BPF and CAP_PERFMON there (so the
+//!    kernel applies the token's delegation as to the program itself) and installs the
+//!    program's descriptor in the task as the call's return value
 //!    (SECCOMP_IOCTL_NOTIF_ADDFD with SECCOMP_ADDFD_FLAG_SEND).
 //!
 //! What the kernel verifies is exactly what was vetted: no time-of-check/time-of-use window.
@@ -343,7 +345,7 @@ pub fn serve(listener: BorrowedFd<'_>, id: u64, pid: u32, args: [u64; 6]) -> Ser
         kern_version: attr.kern_version,
         token: token.as_fd(),
     };
-    let prog = match watertight_sys::bpf::prog_load_with_token(&load) {
+    let prog = match load_as_the_sandbox(pid, &load) {
         Ok(p) => p,
         Err(e) => return Served::Failed(e.raw_os_error().unwrap_or(libc::EINVAL)),
     };
@@ -352,6 +354,60 @@ pub fn serve(listener: BorrowedFd<'_>, id: u64, pid: u32, args: [u64; 6]) -> Ser
     match watertight_sys::seccomp::notif_addfd_send(listener, id, prog.as_fd()) {
         Ok(_) => Served::Loaded,
         Err(_) => Served::Failed(libc::EINTR), // the task left the call: the program goes
+    }
+}
+
+/// Loads `load` from a short-lived child that entered the user namespace of task `pid` and
+/// holds only CAP_BPF and CAP_PERFMON there (`layers::bpf::KEPT_CAPABILITIES`), as the
+/// program itself would: the kernel then applies the token's delegation to this load too (a
+/// type or attach type the token does not delegate is EPERM), where the supervisor's own
+/// capabilities would load anything. A fork, not a thread or a shared-memory child: a process
+/// whose memory is shared cannot enter another user namespace. The program's descriptor comes
+/// back over a socket pair.
+fn load_as_the_sandbox(
+    pid: u32,
+    load: &watertight_sys::bpf::TokenLoad<'_>,
+) -> std::io::Result<OwnedFd> {
+    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+    use watertight_sys::process::{exit_now, fork, Forked};
+    let userns = std::fs::File::open(format!("/proc/{pid}/ns/user"))?;
+    let (ours, theirs) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )?;
+    match fork()? {
+        Forked::Child => {
+            drop(ours);
+            let loaded = nix::sched::setns(&userns, nix::sched::CloneFlags::CLONE_NEWUSER)
+                .map_err(std::io::Error::from)
+                .and_then(|()| {
+                    watertight_sys::process::clear_capability_sets_except(
+                        crate::layers::bpf::KEPT_CAPABILITIES,
+                    )
+                })
+                .and_then(|()| watertight_sys::bpf::prog_load_with_token(load));
+            match loaded {
+                Ok(prog) => {
+                    let sent = watertight_sys::fdpass::send_fd(theirs.as_fd(), prog.as_fd());
+                    exit_now(if sent.is_ok() { 0 } else { 1 })
+                }
+                Err(e) => exit_now(e.raw_os_error().unwrap_or(libc::EINVAL).clamp(1, 255)),
+            }
+        }
+        Forked::Parent { pid: child, .. } => {
+            drop(theirs);
+            let status = watertight_sys::process::wait4(child, false)?;
+            let code = status.map(|r| r.status).unwrap_or(0x7f00);
+            let exited = libc::WIFEXITED(code);
+            match (exited, libc::WEXITSTATUS(code)) {
+                (true, 0) => watertight_sys::fdpass::recv_fd(ours.as_fd())?
+                    .ok_or_else(|| std::io::Error::from_raw_os_error(libc::EIO)),
+                (true, errno) => Err(std::io::Error::from_raw_os_error(errno)),
+                (false, _) => Err(std::io::Error::from_raw_os_error(libc::EIO)),
+            }
+        }
     }
 }
 
