@@ -585,6 +585,35 @@ pub fn probe_user_namespace(as_uid: Option<u32>) -> io::Result<()> {
     Ok(())
 }
 
+/// pidfd_open(2): a descriptor for task `pid` (in the caller's pid namespace): a process, or
+/// a thread that is not its group's leader (PIDFD_THREAD, Linux 6.9, tried when the first call
+/// says EINVAL).
+pub fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
+    // SAFETY: integer arguments only.
+    let mut fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL) {
+        // SAFETY: integer arguments only (PIDFD_THREAD is O_EXCL).
+        fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, libc::O_EXCL) };
+    }
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: pidfd_open returned a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// pidfd_getfd(2): a duplicate, in this process, of descriptor `target_fd` of the process
+/// `pidfd` refers to (needs PTRACE_MODE_ATTACH_REALCREDS over it: the supervisor is root).
+pub fn pidfd_getfd(pidfd: BorrowedFd<'_>, target_fd: i32) -> io::Result<OwnedFd> {
+    // SAFETY: integer arguments only; the pidfd is borrowed for the call.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), target_fd, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: pidfd_getfd returned a new descriptor (close-on-exec) that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -633,33 +662,4 @@ mod tests {
     fn securebits_readable() {
         securebits().unwrap();
     }
-}
-
-/// pidfd_open(2): a descriptor for task `pid` (in the caller's pid namespace): a process, or
-/// a thread that is not its group's leader (PIDFD_THREAD, Linux 6.9, tried when the first call
-/// says EINVAL).
-pub fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
-    // SAFETY: integer arguments only.
-    let mut fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-    if fd < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL) {
-        // SAFETY: integer arguments only (PIDFD_THREAD is O_EXCL).
-        fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, libc::O_EXCL) };
-    }
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: pidfd_open returned a new descriptor that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
-}
-
-/// pidfd_getfd(2): a duplicate, in this process, of descriptor `target_fd` of the process
-/// `pidfd` refers to (needs PTRACE_MODE_ATTACH_REALCREDS over it: the supervisor is root).
-pub fn pidfd_getfd(pidfd: BorrowedFd<'_>, target_fd: i32) -> io::Result<OwnedFd> {
-    // SAFETY: integer arguments only; the pidfd is borrowed for the call.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), target_fd, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: pidfd_getfd returned a new descriptor (close-on-exec) that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
