@@ -11,8 +11,9 @@
 //!    ([`ALLOWED_HELPERS`]: observing, never acting), no kfunc calls;
 //! 3. takes the descriptors the program names (the token, the maps of `ld_imm64`) from the task
 //!    with pidfd_getfd, rewrites its copy to them, loads the copy through the task's token from
-//!    a child in the sandbox's user namespace with only CAP_BPF and CAP_PERFMON there (so the
-//!    kernel applies the token's delegation as to the program itself) and installs the
+//!    a child in the sandbox's cgroup and user namespace with only CAP_BPF and CAP_PERFMON there
+//!    (so the kernel applies the token's delegation as to the program itself, and charges the
+//!    sandbox) and installs the
 //!    program's descriptor in the task as the call's return value
 //!    (SECCOMP_IOCTL_NOTIF_ADDFD with SECCOMP_ADDFD_FLAG_SEND).
 //!
@@ -31,9 +32,8 @@ use watertight_sys::bpf::BpfInsn;
 pub const BPF_PROG_LOAD: u64 = 5;
 /// The program types `layers::bpf::DELEGATION` delegates: tracepoint (5), raw_tracepoint (17).
 pub const PROGRAM_TYPES: [u32; 2] = [5, 17];
-/// The most instructions a program may have. Below the kernel's 1M: the supervisor loads the
-/// program, so its kernel memory is charged to the supervisor's memory cgroup, not the
-/// sandbox's, and each load is verified on the supervisor's thread.
+/// The most instructions a program may have. Below the kernel's 1M: the supervisor waits for
+/// each load's verification (in its loader child, which joins the sandbox's cgroup).
 pub const MAX_INSNS: u32 = 65_536;
 /// The bytes of `union bpf_attr` this copy understands (through `fd_array_cnt`); a longer
 /// attribute must be zero beyond them, as the kernel requires of what it does not know.
@@ -266,8 +266,15 @@ fn read_task(pid: u32, addr: u64, len: usize) -> std::io::Result<Vec<u8>> {
     Ok(buf)
 }
 
-/// Serves one notified BPF_PROG_LOAD (`args`: the call's arguments) of task `pid`.
-pub fn serve(listener: BorrowedFd<'_>, id: u64, pid: u32, args: [u64; 6]) -> Served {
+/// Serves one notified BPF_PROG_LOAD (`args`: the call's arguments) of task `pid`, whose
+/// sandbox's cgroup has the directories `cgroup` (the loader joins them).
+pub fn serve(
+    listener: BorrowedFd<'_>,
+    id: u64,
+    pid: u32,
+    args: [u64; 6],
+    cgroup: &[std::path::PathBuf],
+) -> Served {
     let fault = |_| Served::Failed(libc::EFAULT);
     // 1. One copy of everything the load reads.
     let size = (args[2] as u32 as usize).min(MAX_ATTR);
@@ -345,7 +352,7 @@ pub fn serve(listener: BorrowedFd<'_>, id: u64, pid: u32, args: [u64; 6]) -> Ser
         kern_version: attr.kern_version,
         token: token.as_fd(),
     };
-    let prog = match load_as_the_sandbox(pid, &load) {
+    let prog = match load_as_the_sandbox(pid, cgroup, &load) {
         Ok(p) => p,
         Err(e) => return Served::Failed(e.raw_os_error().unwrap_or(libc::EINVAL)),
     };
@@ -357,15 +364,17 @@ pub fn serve(listener: BorrowedFd<'_>, id: u64, pid: u32, args: [u64; 6]) -> Ser
     }
 }
 
-/// Loads `load` from a short-lived child that entered the user namespace of task `pid` and
-/// holds only CAP_BPF and CAP_PERFMON there (`layers::bpf::KEPT_CAPABILITIES`), as the
-/// program itself would: the kernel then applies the token's delegation to this load too (a
-/// type or attach type the token does not delegate is EPERM), where the supervisor's own
-/// capabilities would load anything. A fork, not a thread or a shared-memory child: a process
-/// whose memory is shared cannot enter another user namespace. The program's descriptor comes
-/// back over a socket pair.
+/// Loads `load` from a short-lived child that joins the sandbox's cgroup (`cgroup`: the
+/// program's kernel memory and the verifier's CPU time are then the sandbox's, within its
+/// limits), enters the user namespace of task `pid` and holds only CAP_BPF and CAP_PERFMON
+/// there (`layers::bpf::KEPT_CAPABILITIES`), as the program itself would: the kernel then
+/// applies the token's delegation to this load too (a type or attach type the token does not
+/// delegate is EPERM), where the supervisor's own capabilities would load anything. A fork, not
+/// a thread or a shared-memory child: a process whose memory is shared cannot enter another
+/// user namespace. The program's descriptor comes back over a socket pair.
 fn load_as_the_sandbox(
     pid: u32,
+    cgroup: &[std::path::PathBuf],
     load: &watertight_sys::bpf::TokenLoad<'_>,
 ) -> std::io::Result<OwnedFd> {
     use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
@@ -380,8 +389,11 @@ fn load_as_the_sandbox(
     match fork()? {
         Forked::Child => {
             drop(ours);
-            let loaded = nix::sched::setns(&userns, nix::sched::CloneFlags::CLONE_NEWUSER)
-                .map_err(std::io::Error::from)
+            let loaded = join_cgroup(cgroup)
+                .and_then(|()| {
+                    nix::sched::setns(&userns, nix::sched::CloneFlags::CLONE_NEWUSER)
+                        .map_err(std::io::Error::from)
+                })
                 .and_then(|()| {
                     watertight_sys::process::clear_capability_sets_except(
                         crate::layers::bpf::KEPT_CAPABILITIES,
@@ -409,6 +421,26 @@ fn load_as_the_sandbox(
             }
         }
     }
+}
+
+/// Moves the calling (single-threaded) process into every directory of the sandbox's cgroup:
+/// through `tasks` in a cgroup v1 hierarchy (a process moving itself takes no global lock),
+/// `cgroup.procs` in the unified one; "0" is the writer itself. A refusal (the pids limit
+/// reached) fails the load.
+fn join_cgroup(dirs: &[std::path::PathBuf]) -> std::io::Result<()> {
+    for dir in dirs {
+        let tasks = dir.join("tasks");
+        let file = if tasks.exists() {
+            tasks
+        } else {
+            dir.join("cgroup.procs")
+        };
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&file)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, b"0"))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -238,7 +238,7 @@ impl<'a> Supervisor<'a> {
             output: OutputRelay::new(channels.output),
             meter: OutputMeter::new(policy.limits.output.map(|s| s.bytes())),
             responder: violation::Responder::new(policy.on_violation, policy.max_violations)
-                .serving_bpf_loads(policy.bpf_observe),
+                .serving_bpf_loads(policy.bpf_observe.then(|| target.cgroup.dirs().to_vec())),
             target,
             policy,
             signals,

@@ -97,8 +97,9 @@ pub struct Responder {
     max_violations: u64,
     /// Violations so far: notifications received or withdrawn.
     count: u64,
-    /// `--bpf-observe`: serve BPF_PROG_LOAD with the vetted load (`bpf_load.rs`).
-    bpf_loads: bool,
+    /// `--bpf-observe`: serve BPF_PROG_LOAD with the vetted load (`bpf_load.rs`), whose loader
+    /// joins these directories of the sandbox's cgroup.
+    bpf_loads: Option<Vec<std::path::PathBuf>>,
 }
 
 impl Responder {
@@ -108,14 +109,15 @@ impl Responder {
             mode,
             max_violations,
             count: 0,
-            bpf_loads: false,
+            bpf_loads: None,
         }
     }
 
-    /// With `serve` (`--bpf-observe`), a bpf(BPF_PROG_LOAD) notification is first served by
-    /// the vetted load (`bpf_load::serve`); only a program the policy refuses is a violation.
-    pub fn serving_bpf_loads(mut self, serve: bool) -> Responder {
-        self.bpf_loads = serve;
+    /// With `cgroup` (`--bpf-observe`: the directories of the sandbox's cgroup), a
+    /// bpf(BPF_PROG_LOAD) notification is first served by the vetted load
+    /// (`bpf_load::serve`); only a program the policy refuses is a violation.
+    pub fn serving_bpf_loads(mut self, cgroup: Option<Vec<std::path::PathBuf>>) -> Responder {
+        self.bpf_loads = cgroup;
         self
     }
 
@@ -177,12 +179,13 @@ impl Responder {
         };
         let nr = notif.data.nr;
         let mut refusal = None;
-        if self.bpf_loads
-            && i64::from(nr) == libc::SYS_bpf
-            && notif.data.args[0] & 0xffff_ffff == crate::bpf_load::BPF_PROG_LOAD
-        {
+        let cgroup = self.bpf_loads.as_deref();
+        if let Some(cgroup) = cgroup.filter(|_| {
+            i64::from(nr) == libc::SYS_bpf
+                && notif.data.args[0] & 0xffff_ffff == crate::bpf_load::BPF_PROG_LOAD
+        }) {
             use crate::bpf_load::Served;
-            match crate::bpf_load::serve(listener, notif.id, notif.pid, notif.data.args) {
+            match crate::bpf_load::serve(listener, notif.id, notif.pid, notif.data.args, cgroup) {
                 Served::Loaded => return Received::Served,
                 Served::Failed(errno) => {
                     let resp = libc::seccomp_notif_resp {
