@@ -359,3 +359,28 @@ fn without_the_flag_bpf_is_refused_as_a_violation_as_before() {
     let r = run(&[], &["token"]);
     assert_eq!(r.of("token"), "errno=2 ENOENT");
 }
+
+#[test]
+fn a_refused_program_is_answered_as_on_violation_says() {
+    if !ready("a_refused_program_is_answered_as_on_violation_says") {
+        return;
+    }
+    // kill: the load never returns and the sandbox ends, so nothing after it runs.
+    let r = run(
+        &["--bpf-observe", "--on-violation=kill"],
+        &["load send_signal", "token"],
+    );
+    assert!(r.results.is_empty(), "{:?}", r.results);
+    let refused = r
+        .events
+        .iter()
+        .find(|e| e["kind"] == "syscall_denied" && e["syscall"] == "bpf")
+        .unwrap_or_else(|| panic!("no bpf violation: {:?}", r.events));
+    assert_eq!(refused["action"], "kill", "{refused}");
+    assert!(
+        refused["bpf_load_refused"]
+            .as_str()
+            .is_some_and(|m| m.contains("helper 109")),
+        "{refused}"
+    );
+}
