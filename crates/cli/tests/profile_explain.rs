@@ -162,3 +162,25 @@ fn the_same_profile_gives_the_same_digest_and_text_names_it() {
     assert!(text.contains(a["plan_digest"].as_str().unwrap()), "{text}");
     assert_eq!(o.status.code(), Some(0), "{text}");
 }
+
+#[test]
+fn bpf_observe_is_a_high_finding_of_its_own_and_changes_the_digest() {
+    let scratch = tempfile::tempdir().unwrap();
+    let (_, plain) = explain(&default_toml(), scratch.path());
+    let observe = format!("{}\n[bpf]\nobserve = true\n", default_toml());
+    let (code, doc) = explain(&observe, scratch.path());
+    let found = findings_at_medium_or_above(&doc);
+    assert!(
+        found
+            .iter()
+            .any(|f| f.starts_with("\"high\" \"bpf-token\"") && f.contains("every process")),
+        "{found:?}"
+    );
+    // CAP_BPF and CAP_PERFMON are the sandbox's user namespace's: no capability finding.
+    assert!(
+        !found.iter().any(|f| f.contains("capabilities")),
+        "{found:?}"
+    );
+    assert_eq!(code, 1);
+    assert_ne!(doc["plan_digest"], plain["plan_digest"], "{doc}");
+}

@@ -38,3 +38,25 @@ pub struct LoadedBpfProgram {
     /// When it was loaded, seconds since the Unix epoch.
     pub loaded_at: u64,
 }
+
+/// A BPF token a workload can create: a bpffs of its own user namespace whose delegation
+/// options (set by the initial namespace's root) let it load some BPF program types without
+/// CAP_BPF on the host (`watertight run --bpf-observe`). Tracing programs run in the context of
+/// every process on the host, whoever loaded them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BpfToken {
+    /// Where the delegated bpffs is mounted, inside the workload.
+    pub mount: String,
+    /// `delegate_cmds`: the bpf() commands the token allows.
+    pub commands: Vec<String>,
+    /// `delegate_maps`: the map types.
+    pub maps: Vec<String>,
+    /// `delegate_progs`: the program types.
+    pub programs: Vec<String>,
+    /// `delegate_attachs`: the expected attach types.
+    pub attach_types: Vec<String>,
+    /// Whether every program's helper calls are checked before it is loaded (a token cannot
+    /// restrict helpers: without the check a tracing program may call bpf_send_signal on any
+    /// host process or read kernel memory with bpf_probe_read_kernel).
+    pub helpers_vetted: bool,
+}

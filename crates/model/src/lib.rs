@@ -12,7 +12,7 @@ mod capability;
 mod mount;
 mod namespace;
 
-pub use bpf::{LoadedBpfProgram, BPF_REGISTRY_DIR};
+pub use bpf::{BpfToken, LoadedBpfProgram, BPF_REGISTRY_DIR};
 pub use capability::{CapSet, Capabilities, UnknownCapability, CAPABILITY_NAMES, LAST_KNOWN_CAP};
 pub use mount::{Device, DeviceKind, Mount, Propagation};
 pub use namespace::{NamespaceKind, NamespaceState, Namespaces};
@@ -202,6 +202,10 @@ pub struct Subject {
     /// The subject's cgroup path (host view); `Some("/")` means the root cgroup.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup_path: Option<String>,
+    /// A BPF token it can create (a delegated bpffs of its own user namespace); `None` when it
+    /// has none or the source does not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bpf_token: Option<BpfToken>,
 }
 
 /// The seccomp state.

@@ -6,7 +6,8 @@ use std::io::Write;
 
 fn main() {
     let profile = watertight_sandbox::default_profile();
-    match watertight_sandbox::layers::seccomp::compile(&profile.seccomp, false) {
+    match watertight_sandbox::layers::seccomp::compile(&profile.seccomp, false, profile.bpf.observe)
+    {
         Ok(filter) => {
             if let Err(e) = std::io::stdout().write_all(&filter.program_bytes()) {
                 eprintln!("default_filter: write the program: {e}");

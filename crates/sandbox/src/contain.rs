@@ -41,7 +41,7 @@ use crate::events::EventLog;
 use crate::forensic::ForensicConfig;
 use crate::layers::mount::MountPlan;
 use crate::layers::{
-    env, fds, integrity, limits, mount, namespaces, privileges, seccomp, secrets, user,
+    bpf, env, fds, integrity, limits, mount, namespaces, privileges, seccomp, secrets, user,
 };
 use crate::output;
 use crate::plan::Plan;
@@ -185,6 +185,13 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
         Go::MapsWritten
             .send(&go_wr)
             .map_err(|e| Error::io("release the sandbox", e))?;
+        // --bpf-observe: pid 1's bpffs context, delegated for observe-only programs (only
+        // the initial namespace's root may set the options) and handed back with the cgroup.
+        let bpffs = if profile.bpf.observe {
+            Some(bpf::delegate(bpf::receive_context(notify_sup.as_fd())?)?)
+        } else {
+            None
+        };
         // While pid 1 mounts: the plan's digest, then the cgroup (layout, stale cleanup,
         // mkdirs, limits), off the start-up's serial path.
         let _ = plan.digest();
@@ -200,6 +207,10 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
         let v1_tasks: Vec<BorrowedFd<'_>> = v1_tasks.iter().map(|f| f.as_fd()).collect();
         watertight_sys::fdpass::send_fds(notify_sup.as_fd(), &v1_tasks)
             .map_err(|e| Error::io("hand the sandbox its cgroup files", e))?;
+        if let Some(mount) = &bpffs {
+            watertight_sys::fdpass::send_fd(notify_sup.as_fd(), mount.as_fd())
+                .map_err(|e| Error::io("hand the sandbox its delegated bpffs", e))?;
+        }
         Go::CgroupReady
             .send(&go_wr)
             .map_err(|e| Error::io("release the sandbox", e))?;
@@ -347,6 +358,7 @@ fn sandbox_init(p: &Plan, mut ends: SandboxEnds) -> ! {
             bind_trees: &p.bind_trees,
             integrity: p.integrity.as_ref(),
             filter: &p.filter,
+            bpf_observe: p.profile.bpf.observe,
         };
         confine(&layers, ends.notify.as_fd(), &supervisor, &sys)?;
         // g. The program runs as pid 2 so that pid 1 (which the kernel shields from signals it
@@ -380,6 +392,8 @@ struct Confinement<'a> {
     bind_trees: &'a [OwnedFd],
     integrity: Option<&'a integrity::Verified>,
     filter: &'a CompiledFilter,
+    /// `--bpf-observe`: a delegated bpffs and CAP_BPF/CAP_PERFMON in the user namespace.
+    bpf_observe: bool,
 }
 
 /// How pid 1 waits for the supervisor between its steps (the go pipe; a recorder in tests).
@@ -390,6 +404,9 @@ trait Supervisor {
     /// The cgroup v1 `tasks` files the supervisor sent with [`Go::CgroupReady`]; exits (fail
     /// closed) when none came.
     fn cgroup_files(&self) -> Vec<OwnedFd>;
+    /// `--bpf-observe`: the delegated bpffs mount the supervisor sent after the cgroup files;
+    /// exits (fail closed) when none came.
+    fn bpffs_mount(&self) -> OwnedFd;
     /// Exits when the supervisor died.
     fn exit_if_gone(&self);
 }
@@ -412,6 +429,13 @@ impl Supervisor for GoPipe<'_> {
     fn cgroup_files(&self) -> Vec<OwnedFd> {
         match watertight_sys::fdpass::recv_fds(self.notify) {
             Ok(Some(files)) => files,
+            _ => exit_now(1),
+        }
+    }
+
+    fn bpffs_mount(&self) -> OwnedFd {
+        match watertight_sys::fdpass::recv_fd(self.notify) {
+            Ok(Some(mount)) => mount,
             _ => exit_now(1),
         }
     }
@@ -443,6 +467,10 @@ fn confine(
     // the supervisor did not die in between (it holds the go pipe open while it lives).
     let _ = sys.set_parent_death_signal(Signal::SIGKILL);
     supervisor.exit_if_gone();
+    if c.bpf_observe {
+        // A bpffs context of our user namespace, for the supervisor to delegate (while we mount).
+        bpf::hand_over_context(to_supervisor, sys).at(Stage::Bpf)?;
+    }
     mount::apply(&mount_ops, c.bind_trees, sys).at(Stage::Mount)?; // c. mount, proc, dev, tmp, secrets
     namespaces::set_hostname(&c.profile.namespaces, &c.profile.hostname, sys).at(Stage::Uts)?; // d. uts
     namespaces::loopback_up(&c.profile.namespaces, sys).at(Stage::Net)?; // d. net
@@ -458,9 +486,18 @@ fn confine(
         .at(Stage::Cgroup)?;
     drop(v1_tasks); // nothing the program could inherit
     namespaces::enter_cgroup_namespace(&c.profile.namespaces, sys).at(Stage::Cgroup)?;
+    // --bpf-observe: the delegated bpffs, attached on the read-only root's mount point.
+    let kept_capabilities = if c.bpf_observe {
+        let bpffs = supervisor.bpffs_mount();
+        bpf::attach(bpffs.as_fd(), sys).at(Stage::Bpf)?;
+        bpf::KEPT_CAPABILITIES
+    } else {
+        0
+    };
     // f. The last layers, for pid 1 and the program alike (the program inherits them):
-    // capabilities, securebits, no_new_privs; integrity: Landlock, MDWE; seccomp, last.
-    privileges::drop_all(sys).at(Stage::Privileges)?;
+    // capabilities (--bpf-observe: all but CAP_BPF and CAP_PERFMON of the sandbox's user
+    // namespace), securebits, no_new_privs; integrity: Landlock, MDWE; seccomp, last.
+    privileges::drop_all_but(kept_capabilities, sys).at(Stage::Privileges)?;
     if let Some(v) = c.integrity {
         // exec only what was verified
         integrity::restrict_exec(&v.exec_roots, &v.write_roots, v.landlock, sys)
@@ -577,6 +614,10 @@ mod tests {
             let _ = self.0.log("cgroup files".into());
             vec![dev_null(), dev_null()]
         }
+        fn bpffs_mount(&self) -> OwnedFd {
+            let _ = self.0.log("bpffs mount".into());
+            dev_null()
+        }
         fn exit_if_gone(&self) {
             let _ = self.0.log("supervisor alive?".into());
         }
@@ -616,7 +657,17 @@ mod tests {
         rec: &Recorder,
         verified: Option<&integrity::Verified>,
     ) -> Result<(), SetupError> {
-        let profile = default_profile();
+        confine_recorded_with(rec, verified, false)
+    }
+
+    /// [`confine_recorded`], with or without `--bpf-observe`.
+    fn confine_recorded_with(
+        rec: &Recorder,
+        verified: Option<&integrity::Verified>,
+        bpf_observe: bool,
+    ) -> Result<(), SetupError> {
+        let mut profile = default_profile();
+        profile.bpf.observe = bpf_observe;
         let mounts = mount::plan(&profile, &MountRequest::default()).unwrap();
         let filter = default_filter();
         let layers = Confinement {
@@ -625,6 +676,7 @@ mod tests {
             bind_trees: &[],
             integrity: verified,
             filter: &filter,
+            bpf_observe,
         };
         let notify = dev_null();
         confine(&layers, notify.as_fd(), &RecordedSupervisor(rec), rec)
@@ -705,6 +757,59 @@ mod tests {
                 .iter()
                 .any(|c| c.starts_with("landlock") || c.starts_with("mdwe")),
             "integrity layers in a run without --manifest: {calls:#?}"
+        );
+    }
+
+    #[test]
+    fn bpf_observe_hands_over_the_context_before_mounting_and_attaches_before_privileges() {
+        let rec = Recorder::default();
+        confine_recorded_with(&rec, None, true).unwrap();
+        // The context goes to the supervisor as the sandbox user, before the first mount (the
+        // supervisor delegates it while pid 1 mounts).
+        let alive = rec.position("supervisor alive?");
+        {
+            let calls = rec.calls.borrow();
+            assert_eq!(calls[alive + 1..alive + 3], ["fsopen bpf", "send_fd"]);
+            assert!(calls[alive + 3].starts_with("mount "), "{calls:#?}");
+        }
+        // Its mount point is made on the new root before pivot_root.
+        let mkdir = rec.position("mkdir /run/watertight/stage/sys/fs/bpf");
+        assert!(mkdir < rec.position("pivot_root"));
+        // After the cgroup namespace: the delegated mount attached on the read-only root, then
+        // every capability but CAP_BPF and CAP_PERFMON dropped (raised into the ambient set
+        // before securebits lock it), seccomp last.
+        let keep = format!("{:#x}", bpf::KEPT_CAPABILITIES);
+        let unshare = rec.position("unshare CloneFlags(CLONE_NEWCGROUP)");
+        assert_calls_from(
+            &rec,
+            unshare,
+            &[
+                "unshare CloneFlags(CLONE_NEWCGROUP)",
+                "bpffs mount",
+                "attach_tree /sys/fs/bpf",
+                &format!("clear capabilities AmbientAndBounding keep={keep}"),
+                &format!("ambient {keep}"),
+                "securebits 0x",
+                &format!("clear capabilities EffectivePermittedInheritable keep={keep}"),
+                "no_new_privs",
+                "seccomp ",
+                "send_fd",
+                "dumpable false",
+            ],
+        );
+    }
+
+    #[test]
+    fn without_bpf_observe_no_bpffs_and_no_capability_is_kept() {
+        let rec = Recorder::default();
+        confine_recorded(&rec, None).unwrap();
+        let calls = rec.calls.borrow();
+        assert!(
+            !calls.iter().any(|c| c.starts_with("fsopen")
+                || c.contains("bpf")
+                || c.contains("keep=")
+                || c.starts_with("ambient")),
+            "{calls:#?}"
         );
     }
 

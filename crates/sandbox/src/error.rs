@@ -80,6 +80,8 @@ pub enum Stage {
     Workdir,
     /// The cgroup namespace.
     Cgroup,
+    /// `--bpf-observe`: the bpffs context handed to the supervisor, the delegated bpffs attached.
+    Bpf,
     /// Capabilities, securebits, no_new_privs.
     Privileges,
     /// The seccomp filter and its listener.
@@ -98,7 +100,7 @@ pub enum Stage {
 
 impl Stage {
     /// Every stage, in setup order.
-    pub const ALL: [Stage; 16] = [
+    pub const ALL: [Stage; 17] = [
         Stage::Terminal,
         Stage::Signals,
         Stage::Integrity,
@@ -108,6 +110,7 @@ impl Stage {
         Stage::Net,
         Stage::Workdir,
         Stage::Cgroup,
+        Stage::Bpf,
         Stage::Privileges,
         Stage::Seccomp,
         Stage::Spawn,
@@ -129,6 +132,7 @@ impl Stage {
             Stage::Net => "net",
             Stage::Workdir => "workdir",
             Stage::Cgroup => "cgroup",
+            Stage::Bpf => "bpf",
             Stage::Privileges => "privileges",
             Stage::Seccomp => "seccomp",
             Stage::Spawn => "spawn",

@@ -6,6 +6,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod bpf_load;
 pub mod contain;
 pub mod error;
 pub mod events;

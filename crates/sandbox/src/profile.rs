@@ -47,6 +47,30 @@ pub struct Profile {
     /// Absent in a profile file: the defaults.
     #[serde(default)]
     pub events: Events,
+    /// `[bpf]`: BPF inside the sandbox. Absent in a profile file (and left out when written
+    /// while off, so older profiles and their plan digests stay as they were): none.
+    #[serde(default, skip_serializing_if = "Bpf::is_off")]
+    pub bpf: Bpf,
+}
+
+/// BPF inside the sandbox (docs/bpf-observe.md).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bpf {
+    /// `--bpf-observe`: a bpffs at /sys/fs/bpf whose BPF token delegates only observe-only
+    /// program types (tracepoint, raw_tracepoint), CAP_BPF and CAP_PERFMON in the sandbox's own
+    /// user namespace, and bpf() allowed by seccomp for the commands an observer needs, each
+    /// BPF_PROG_LOAD vetted and loaded by the supervisor (`bpf_load.rs`). The program can then
+    /// watch every process on the host: `watertight audit` reports it.
+    #[serde(default)]
+    pub observe: bool,
+}
+
+impl Bpf {
+    /// No BPF at all (the default).
+    pub fn is_off(&self) -> bool {
+        !self.observe
+    }
 }
 
 /// Which namespaces the sandbox gets. user, pid and mount cannot be turned off: the other layers
@@ -478,7 +502,7 @@ pub fn toml_header() -> String {
 }
 
 /// The `watertight run` flag that sets each profile key that has one.
-const FLAGS: [(&str, &str); 12] = [
+const FLAGS: [(&str, &str); 13] = [
     ("identity.uid", "--uid"),
     ("identity.gid", "--gid"),
     ("limits.cpus", "--cpus"),
@@ -491,6 +515,7 @@ const FLAGS: [(&str, &str); 12] = [
     ("seccomp.max_violations", "--max-violations"),
     ("seccomp.on_violation", "--on-violation"),
     ("bind", "--bind/--bind-ro"),
+    ("bpf.observe", "--bpf-observe"),
 ];
 
 /// A profile key as errors name it: `limits.cpus (--cpus)`, or the key alone.
@@ -632,6 +657,7 @@ pub fn default_profile() -> Profile {
         },
         terminal: Terminal::default(),
         events: Events::default(),
+        bpf: Bpf::default(),
     }
 }
 
@@ -654,6 +680,20 @@ mod tests {
             .replace("hostname =", "hostnam =");
         let e = Profile::from_toml(&text, "p.toml").unwrap_err().to_string();
         assert!(e.contains("p.toml") && e.contains("hostnam"), "{e}");
+    }
+
+    #[test]
+    fn bpf_observe_is_off_by_default_left_out_when_off_and_read_when_on() {
+        let d = default_profile();
+        assert!(d.bpf.is_off());
+        assert!(!d.to_toml().contains("[bpf]"), "{}", d.to_toml());
+        let p = Profile::from_toml("[bpf]\nobserve = true\n", "observer.toml").unwrap();
+        assert!(p.bpf.observe);
+        assert!(p.to_toml().contains("[bpf]\nobserve = true"));
+        let e = Profile::from_toml("[bpf]\nobserv = true\n", "typo.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("typo.toml") && e.contains("observ"), "{e}");
     }
 
     #[test]

@@ -115,6 +115,9 @@ pub struct Policy<'a> {
     pub max_violations: u64,
     /// Where evidence bundles go and which key signs them, for `forensic`.
     pub forensics: &'a ForensicConfig,
+    /// `--bpf-observe`: BPF_PROG_LOAD notifications are served by the vetted load
+    /// (`bpf_load.rs`), not answered as violations.
+    pub bpf_observe: bool,
 }
 
 impl<'a> Policy<'a> {
@@ -125,6 +128,7 @@ impl<'a> Policy<'a> {
             on_violation: profile.seccomp.on_violation,
             max_violations: profile.seccomp.max_violations,
             forensics,
+            bpf_observe: profile.bpf.observe,
         }
     }
 }
@@ -233,7 +237,8 @@ impl<'a> Supervisor<'a> {
             clock: Clock::new(policy.limits, target.started),
             output: OutputRelay::new(channels.output),
             meter: OutputMeter::new(policy.limits.output.map(|s| s.bytes())),
-            responder: violation::Responder::new(policy.on_violation, policy.max_violations),
+            responder: violation::Responder::new(policy.on_violation, policy.max_violations)
+                .serving_bpf_loads(policy.bpf_observe.then(|| target.cgroup.dirs().to_vec())),
             target,
             policy,
             signals,
@@ -423,7 +428,7 @@ impl<'a> Supervisor<'a> {
             // A withdrawn call was attempted all the same: under kill or forensic it ends the
             // sandbox even though it could not be named.
             Received::Call(d) | Received::Withdrawn(d) => d,
-            Received::Nothing => return,
+            Received::Nothing | Received::Served => return,
         };
         match decision {
             Decision::Denied => {}

@@ -93,8 +93,16 @@ pub trait Syscall {
     fn set_parent_death_signal(&self, signal: Signal) -> io::Result<()>;
     /// unshare(2).
     fn unshare(&self, flags: CloneFlags) -> io::Result<()>;
-    /// Empties the capability sets `sets` names.
-    fn clear_capabilities(&self, sets: CapabilitySets) -> io::Result<()>;
+    /// Empties the capability sets `sets` names, but for the capabilities in `keep` (bit n:
+    /// capability n; the ambient set is always emptied).
+    fn clear_capabilities(&self, sets: CapabilitySets, keep: u64) -> io::Result<()>;
+    /// Raises `caps` (bit n: capability n) into the inheritable and ambient sets, so that the
+    /// program keeps them across execve (`--bpf-observe`: CAP_BPF and CAP_PERFMON in the
+    /// sandbox's own user namespace).
+    fn raise_ambient(&self, caps: u64) -> io::Result<()>;
+    /// fsopen("bpf"): a bpffs context owned by the sandbox's user namespace, for the supervisor
+    /// to set its delegation options (`layers/bpf.rs`).
+    fn open_bpffs_context(&self) -> io::Result<OwnedFd>;
     /// prctl(PR_SET_SECUREBITS).
     fn set_securebits(&self, bits: u32) -> io::Result<()>;
     /// prctl(PR_SET_NO_NEW_PRIVS).
@@ -231,15 +239,23 @@ impl Syscall for Linux {
         nix::sched::unshare(flags).map_err(io::Error::from)
     }
 
-    fn clear_capabilities(&self, sets: CapabilitySets) -> io::Result<()> {
+    fn clear_capabilities(&self, sets: CapabilitySets, keep: u64) -> io::Result<()> {
         match sets {
             CapabilitySets::AmbientAndBounding => {
-                watertight_sys::process::clear_ambient_and_bounding()
+                watertight_sys::process::clear_ambient_and_bounding_except(keep)
             }
             CapabilitySets::EffectivePermittedInheritable => {
-                watertight_sys::process::clear_capability_sets()
+                watertight_sys::process::clear_capability_sets_except(keep)
             }
         }
+    }
+
+    fn raise_ambient(&self, caps: u64) -> io::Result<()> {
+        watertight_sys::process::raise_ambient(caps)
+    }
+
+    fn open_bpffs_context(&self) -> io::Result<OwnedFd> {
+        watertight_sys::mount::fs_open(c"bpf")
     }
 
     fn set_securebits(&self, bits: u32) -> io::Result<()> {
@@ -397,8 +413,19 @@ pub mod recorder {
         fn unshare(&self, f: CloneFlags) -> io::Result<()> {
             self.log(format!("unshare {f:?}"))
         }
-        fn clear_capabilities(&self, s: CapabilitySets) -> io::Result<()> {
-            self.log(format!("clear capabilities {s:?}"))
+        fn clear_capabilities(&self, s: CapabilitySets, keep: u64) -> io::Result<()> {
+            if keep == 0 {
+                self.log(format!("clear capabilities {s:?}"))
+            } else {
+                self.log(format!("clear capabilities {s:?} keep={keep:#x}"))
+            }
+        }
+        fn raise_ambient(&self, caps: u64) -> io::Result<()> {
+            self.log(format!("ambient {caps:#x}"))
+        }
+        fn open_bpffs_context(&self) -> io::Result<OwnedFd> {
+            self.log("fsopen bpf".into())?;
+            Ok(std::fs::File::open("/dev/null")?.into())
         }
         fn set_securebits(&self, b: u32) -> io::Result<()> {
             self.log(format!("securebits {b:#x}"))

@@ -84,6 +84,9 @@ pub enum Received {
     Withdrawn(Decision),
     /// Nothing to read (a spurious wake-up, or the receive was interrupted): poll again.
     Nothing,
+    /// `--bpf-observe`: a BPF_PROG_LOAD that passed the vetting, served (loaded, or answered
+    /// with the kernel's errno): no violation.
+    Served,
 }
 
 /// Answers violations as the profile says: `on_violation`, and in deny mode at most
@@ -94,6 +97,9 @@ pub struct Responder {
     max_violations: u64,
     /// Violations so far: notifications received or withdrawn.
     count: u64,
+    /// `--bpf-observe`: serve BPF_PROG_LOAD with the vetted load (`bpf_load.rs`), whose loader
+    /// joins these directories of the sandbox's cgroup.
+    bpf_loads: Option<Vec<std::path::PathBuf>>,
 }
 
 impl Responder {
@@ -103,7 +109,16 @@ impl Responder {
             mode,
             max_violations,
             count: 0,
+            bpf_loads: None,
         }
+    }
+
+    /// With `cgroup` (`--bpf-observe`: the directories of the sandbox's cgroup), a
+    /// bpf(BPF_PROG_LOAD) notification is first served by the vetted load
+    /// (`bpf_load::serve`); only a program the policy refuses is a violation.
+    pub fn serving_bpf_loads(mut self, cgroup: Option<Vec<std::path::PathBuf>>) -> Responder {
+        self.bpf_loads = cgroup;
+        self
     }
 
     /// Counts one violation and decides what becomes of it.
@@ -162,8 +177,30 @@ impl Responder {
             }
             Err(_) => return Received::Nothing,
         };
-        let decision = self.decide();
         let nr = notif.data.nr;
+        let mut refusal = None;
+        let cgroup = self.bpf_loads.as_deref();
+        if let Some(cgroup) = cgroup.filter(|_| {
+            i64::from(nr) == libc::SYS_bpf
+                && notif.data.args[0] & 0xffff_ffff == crate::bpf_load::BPF_PROG_LOAD
+        }) {
+            use crate::bpf_load::Served;
+            match crate::bpf_load::serve(listener, notif.id, notif.pid, notif.data.args, cgroup) {
+                Served::Loaded => return Received::Served,
+                Served::Failed(errno) => {
+                    let resp = libc::seccomp_notif_resp {
+                        id: notif.id,
+                        val: 0,
+                        error: -errno,
+                        flags: 0,
+                    };
+                    let _ = watertight_sys::seccomp::notif_send(listener, &resp);
+                    return Received::Served;
+                }
+                Served::Refused(r) => refusal = Some(r),
+            }
+        }
+        let decision = self.decide();
         let name = watertight_seccomp::syscall_name(nr).unwrap_or_else(|| format!("syscall_{nr}"));
         let mut key = Map::new();
         key.insert("action".into(), json!(action_name(decision)));
@@ -183,14 +220,18 @@ impl Responder {
             // The strings are only trustworthy if the task is still blocked in this very call.
             let still_pending =
                 watertight_sys::seccomp::notif_id_valid(listener, notif.id).unwrap_or(false);
-            json!({
+            let mut details = json!({
                 "nr": nr,
                 "args": args,
                 "arg_strings": if still_pending { Value::Object(strings) } else { json!({}) },
                 "host_pid": notif.pid,
                 "pid": sandbox_pid(notif.pid),
                 "comm": comm(notif.pid),
-            })
+            });
+            if let Some(r) = &refusal {
+                details["bpf_load_refused"] = json!(r.reason);
+            }
+            details
         };
         key.insert("syscall".into(), Value::String(name.clone()));
         events.record(EventKind::SyscallDenied, key, details);

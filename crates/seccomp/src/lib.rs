@@ -13,6 +13,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod bpf_observe;
 mod cache;
 mod caps;
 mod compile;
@@ -22,6 +23,7 @@ mod integrity;
 mod profile;
 mod syscall_names;
 
+pub use bpf_observe::{bpf_observe_rules, BPF_OBSERVE_COMMANDS};
 pub use cache::{
     cache_key, compile_cached, compile_cached_keyed, compile_cached_with_outcome, CacheOutcome,
     DEFAULT_CACHE_DIR, SOURCE_DIGEST,

@@ -106,6 +106,75 @@ struct ProgLoadAttr {
     expected_attach_type: u32,
 }
 
+/// `bpf_attr` prefix read by `BPF_PROG_LOAD` through `fd_array_cnt` (Linux 6.9+: the token's
+/// descriptor at offset 144).
+#[repr(C)]
+#[derive(Default)]
+struct ProgLoadTokenAttr {
+    base: ProgLoadAttr,
+    prog_btf_fd: u32,
+    func_info_rec_size: u32,
+    func_info: u64,
+    func_info_cnt: u32,
+    line_info_rec_size: u32,
+    line_info: u64,
+    line_info_cnt: u32,
+    attach_btf_id: u32,
+    attach_prog_fd: u32,
+    core_relo_cnt: u32,
+    fd_array: u64,
+    core_relos: u64,
+    core_relo_rec_size: u32,
+    log_true_size: u32,
+    prog_token_fd: i32,
+    fd_array_cnt: u32,
+}
+
+/// `BPF_F_TOKEN_FD`: `prog_token_fd` holds a BPF token.
+pub const F_TOKEN_FD: u32 = 1 << 16;
+
+/// One program to load through a BPF token, every descriptor it names already this process's
+/// own (the supervisor's vetted load for `run --bpf-observe`).
+pub struct TokenLoad<'a> {
+    /// `prog_type`.
+    pub prog_type: u32,
+    /// `expected_attach_type`.
+    pub expected_attach_type: u32,
+    /// The instructions, map descriptors in them rewritten to this process's.
+    pub insns: &'a [BpfInsn],
+    /// The license string.
+    pub license: &'a CStr,
+    /// `prog_name` as given (NUL-padded).
+    pub name: [u8; 16],
+    /// `kern_version`.
+    pub kern_version: u32,
+    /// The token.
+    pub token: BorrowedFd<'a>,
+}
+
+/// BPF_PROG_LOAD of `load` through its token, without a verifier log. The error is the
+/// kernel's errno, as the program that asked would have got it.
+pub fn prog_load_with_token(load: &TokenLoad<'_>) -> io::Result<OwnedFd> {
+    let insn_cnt =
+        u32::try_from(load.insns.len()).map_err(|_| io::Error::from_raw_os_error(libc::E2BIG))?;
+    let mut attr = ProgLoadTokenAttr {
+        base: ProgLoadAttr {
+            prog_type: load.prog_type,
+            insn_cnt,
+            insns: load.insns.as_ptr() as u64,
+            license: load.license.as_ptr() as u64,
+            kern_version: load.kern_version,
+            prog_flags: F_TOKEN_FD,
+            prog_name: load.name,
+            expected_attach_type: load.expected_attach_type,
+            ..ProgLoadAttr::default()
+        },
+        prog_token_fd: load.token.as_raw_fd(),
+        ..ProgLoadTokenAttr::default()
+    };
+    sys_bpf(BPF_PROG_LOAD, &mut attr).map(owned_fd)
+}
+
 /// `bpf_attr` prefix read by `BPF_TOKEN_CREATE`.
 #[repr(C)]
 #[derive(Default)]
@@ -291,6 +360,8 @@ mod tests {
         assert_eq!(std::mem::size_of::<ProgLoadAttr>(), 72);
         assert_eq!(std::mem::size_of::<ProgAttachAttr>(), 20);
         assert_eq!(std::mem::size_of::<TokenCreateAttr>(), 8);
+        assert_eq!(std::mem::size_of::<ProgLoadTokenAttr>(), 152);
+        assert_eq!(std::mem::offset_of!(ProgLoadTokenAttr, prog_token_fd), 144);
     }
 
     #[test]

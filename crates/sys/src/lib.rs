@@ -5,10 +5,11 @@
 //! One module per concern:
 //! - `process`: clone into new namespaces with a pidfd, fork, posix_spawn-style start
 //!   (CLONE_VM|CLONE_VFORK), wait4 with rusage, close_range, default signal actions, securebits
-//!   and emptying the capability sets; whether a user namespace can be created (`doctor`);
+//!   and emptying the capability sets (or keeping a few, raised into the ambient set); whether a user namespace can be created (`doctor`);
 //!   whether two descriptors share one open file (kcmp).
 //! - `fdpass`: send and receive a descriptor over a unix socket (SCM_RIGHTS).
-//! - `mount`: mount_setattr (recursive read-only / propagation changes in one call).
+//! - `mount`: mount_setattr (recursive read-only / propagation changes in one call); detached
+//!   trees; a new file system's mount made with fsopen/fsconfig/fsmount (the sandbox's bpffs).
 //! - `netdev`: bring an interface (loopback) up in the current network namespace.
 //! - `seccomp`: install a compiled seccomp filter.
 //! - `bpf`: the bpf() calls for cgroup device programs; whether the kernel knows BPF tokens.

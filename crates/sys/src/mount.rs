@@ -128,3 +128,83 @@ pub fn attach_tree(tree: BorrowedFd<'_>, target: &CStr) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// fsopen(2) flag: the fs-context descriptor is close-on-exec.
+const FSOPEN_CLOEXEC: libc::c_uint = 0x1;
+/// fsconfig(2) command: set a parameter to a string value.
+const FSCONFIG_SET_STRING: libc::c_uint = 1;
+/// fsconfig(2) command: create the superblock from the parameters set.
+const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+/// fsmount(2) flag: the mount descriptor is close-on-exec.
+const FSMOUNT_CLOEXEC: libc::c_uint = 0x1;
+
+/// fsopen(2): a file system context for `fstype` (e.g. `bpf`), owned by the caller's user
+/// namespace (the superblock made from it belongs to that namespace).
+pub fn fs_open(fstype: &CStr) -> io::Result<OwnedFd> {
+    // SAFETY: fstype is a valid NUL-terminated string; no other pointer is passed.
+    let fd = unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fsopen returned a new file descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// fsconfig(FSCONFIG_SET_STRING): sets parameter `key` of context `fc` to `value`.
+pub fn fs_config_string(fc: BorrowedFd<'_>, key: &CStr, value: &CStr) -> io::Result<()> {
+    // SAFETY: key and value are valid NUL-terminated strings the kernel only reads; the fd is
+    // borrowed for the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fc.as_raw_fd(),
+            FSCONFIG_SET_STRING,
+            key.as_ptr(),
+            value.as_ptr(),
+            0,
+        )
+    };
+    if r == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// fsconfig(FSCONFIG_CMD_CREATE): makes the superblock of context `fc`.
+pub fn fs_create(fc: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: no pointer is passed (key and value are NULL for this command); the fd is
+    // borrowed for the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fc.as_raw_fd(),
+            FSCONFIG_CMD_CREATE,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<libc::c_void>(),
+            0,
+        )
+    };
+    if r == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// fsmount(2): a detached mount of the superblock of context `fc` (after [`fs_create`]) with
+/// mount attributes `attrs` (ATTR_*), to be attached with [`attach_tree`].
+pub fn fs_mount(fc: BorrowedFd<'_>, attrs: u64) -> io::Result<OwnedFd> {
+    // SAFETY: integer arguments only; the fd is borrowed for the call.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_fsmount,
+            fc.as_raw_fd(),
+            FSMOUNT_CLOEXEC,
+            attrs as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fsmount returned a new file descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}

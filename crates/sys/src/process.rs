@@ -274,6 +274,12 @@ pub fn set_securebits(bits: u32) -> io::Result<()> {
 /// Empties the ambient set and the bounding set: one PR_CAPBSET_DROP per capability this kernel
 /// knows (the first EINVAL is past the last one). Needs CAP_SETPCAP for the bounding set.
 pub fn clear_ambient_and_bounding() -> io::Result<()> {
+    clear_ambient_and_bounding_except(0)
+}
+
+/// Empties the ambient set, and the bounding set but for the capabilities in `keep` (bit n:
+/// capability n).
+pub fn clear_ambient_and_bounding_except(keep: u64) -> io::Result<()> {
     // SAFETY: integer arguments only.
     let r = unsafe {
         libc::prctl(
@@ -287,7 +293,10 @@ pub fn clear_ambient_and_bounding() -> io::Result<()> {
     if r == -1 {
         return Err(io::Error::last_os_error());
     }
-    for cap in 0..=63 {
+    for cap in 0..=63u32 {
+        if keep & (1u64 << cap) != 0 {
+            continue;
+        }
         // SAFETY: integer arguments only.
         if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) } == -1 {
             let e = io::Error::last_os_error();
@@ -302,33 +311,107 @@ pub fn clear_ambient_and_bounding() -> io::Result<()> {
 
 /// Empties the effective, permitted and inheritable sets with one capset(2).
 pub fn clear_capability_sets() -> io::Result<()> {
-    #[repr(C)]
-    struct Header {
-        version: u32,
-        pid: libc::c_int,
-    }
-    #[repr(C)]
-    #[derive(Clone, Copy)]
-    struct Data {
-        effective: u32,
-        permitted: u32,
-        inheritable: u32,
-    }
-    // _LINUX_CAPABILITY_VERSION_3: two 32-bit words per set.
-    let header = Header {
-        version: 0x2008_0522,
+    clear_capability_sets_except(0)
+}
+
+/// _LINUX_CAPABILITY_VERSION_3: two 32-bit words per set.
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: libc::c_int,
+}
+
+/// One 32-bit word of each set (capget/capset v3 pass two).
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+const CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+fn capget() -> io::Result<[CapData; 2]> {
+    let mut header = CapHeader {
+        version: CAPABILITY_VERSION_3,
         pid: 0,
     };
-    let data = [Data {
-        effective: 0,
-        permitted: 0,
-        inheritable: 0,
-    }; 2];
-    // SAFETY: both pointers refer to live, correctly laid out structs (the v3 layout) that the
-    // kernel only reads.
-    let r = unsafe { libc::syscall(libc::SYS_capset, &header as *const Header, data.as_ptr()) };
+    let mut data = [CapData::default(); 2];
+    // SAFETY: both pointers refer to live, correctly laid out structs (the v3 layout: two data
+    // words); the kernel writes only within them.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_capget,
+            &mut header as *mut CapHeader,
+            data.as_mut_ptr(),
+        )
+    };
     if r == -1 {
         return Err(io::Error::last_os_error());
+    }
+    Ok(data)
+}
+
+fn capset(data: &[CapData; 2]) -> io::Result<()> {
+    let header = CapHeader {
+        version: CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    // SAFETY: both pointers refer to live, correctly laid out structs (the v3 layout) that the
+    // kernel only reads.
+    let r = unsafe { libc::syscall(libc::SYS_capset, &header as *const CapHeader, data.as_ptr()) };
+    if r == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn words(caps: u64) -> [u32; 2] {
+    [caps as u32, (caps >> 32) as u32]
+}
+
+/// Sets the effective, permitted and inheritable sets to exactly `keep` (bit n: capability n)
+/// with one capset(2): everything else is gone, and `keep` only where it was permitted.
+pub fn clear_capability_sets_except(keep: u64) -> io::Result<()> {
+    let [lo, hi] = words(keep);
+    capset(&[
+        CapData {
+            effective: lo,
+            permitted: lo,
+            inheritable: lo,
+        },
+        CapData {
+            effective: hi,
+            permitted: hi,
+            inheritable: hi,
+        },
+    ])
+}
+
+/// Raises the capabilities in `caps` into the ambient set, so that they survive execve of a
+/// program without file capabilities: first added to the inheritable set (the kernel requires
+/// each in the permitted and the inheritable set), then one PR_CAP_AMBIENT_RAISE each.
+pub fn raise_ambient(caps: u64) -> io::Result<()> {
+    let mut data = capget()?;
+    for (d, w) in data.iter_mut().zip(words(caps)) {
+        d.inheritable |= w;
+    }
+    capset(&data)?;
+    for cap in (0..64u32).filter(|c| caps & (1u64 << c) != 0) {
+        // SAFETY: integer arguments only.
+        let r = unsafe {
+            libc::prctl(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
+                cap as libc::c_ulong,
+                0,
+                0,
+            )
+        };
+        if r == -1 {
+            return Err(io::Error::last_os_error());
+        }
     }
     Ok(())
 }
@@ -500,6 +583,35 @@ pub fn probe_user_namespace(as_uid: Option<u32>) -> io::Result<()> {
     let _ = wait4(pid, false);
     drop(stack);
     Ok(())
+}
+
+/// pidfd_open(2): a descriptor for task `pid` (in the caller's pid namespace): a process, or
+/// a thread that is not its group's leader (PIDFD_THREAD, Linux 6.9, tried when the first call
+/// says EINVAL).
+pub fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
+    // SAFETY: integer arguments only.
+    let mut fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL) {
+        // SAFETY: integer arguments only (PIDFD_THREAD is O_EXCL).
+        fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, libc::O_EXCL) };
+    }
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: pidfd_open returned a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// pidfd_getfd(2): a duplicate, in this process, of descriptor `target_fd` of the process
+/// `pidfd` refers to (needs PTRACE_MODE_ATTACH_REALCREDS over it: the supervisor is root).
+pub fn pidfd_getfd(pidfd: BorrowedFd<'_>, target_fd: i32) -> io::Result<OwnedFd> {
+    // SAFETY: integer arguments only; the pidfd is borrowed for the call.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), target_fd, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: pidfd_getfd returned a new descriptor (close-on-exec) that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
 #[cfg(test)]

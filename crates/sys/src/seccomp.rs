@@ -157,6 +157,33 @@ pub fn notif_send(listener: BorrowedFd<'_>, response: &libc::seccomp_notif_resp)
     Ok(())
 }
 
+/// Answers notification `id` by installing a duplicate of `fd` in the notifying task (close-on-
+/// exec, like every descriptor bpf() returns) and making its number the call's return value, in
+/// one step (SECCOMP_IOCTL_NOTIF_ADDFD with SECCOMP_ADDFD_FLAG_SEND, Linux 5.14). Returns the
+/// number the task got. Fails with ENOENT when the task is no longer waiting in that call.
+pub fn notif_addfd_send(listener: BorrowedFd<'_>, id: u64, fd: BorrowedFd<'_>) -> io::Result<i32> {
+    let addfd = libc::seccomp_notif_addfd {
+        id,
+        flags: libc::SECCOMP_ADDFD_FLAG_SEND as u32,
+        srcfd: fd.as_raw_fd() as u32,
+        newfd: 0,
+        newfd_flags: libc::O_CLOEXEC as u32,
+    };
+    // SAFETY: `addfd` is a valid `seccomp_notif_addfd`, the type the ADDFD ioctl number encodes,
+    // which the kernel only reads; both descriptors are borrowed for the call.
+    let ret = unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_ADDFD,
+            &addfd as *const libc::seccomp_notif_addfd,
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(ret)
+}
+
 /// Whether notification `id` is still pending (its task has not died or been interrupted). Check
 /// it after reading the task's memory and before acting on what was read (TOCTOU guard).
 pub fn notif_id_valid(listener: BorrowedFd<'_>, id: u64) -> io::Result<bool> {

@@ -1,6 +1,7 @@
 //! Isolation rules. Each rule lives in its own file named after its id and reads only the
 //! normalized model ([`watertight_model`]); it never looks at a source format.
 
+mod bpf_token;
 mod dangerous_capabilities;
 mod full_capabilities;
 mod host_devices;
@@ -159,12 +160,13 @@ const LINUX_ONLY: [&str; 14] = [
 ];
 
 /// Every rule, in report order.
-const RULES: [(RuleInfo, Check); 21] = [
+const RULES: [(RuleInfo, Check); 22] = [
     (privileged::INFO, privileged::check),
     (shared_host_namespace::INFO, shared_host_namespace::check),
     (namespace_unknown::INFO, namespace_unknown::check),
     (full_capabilities::INFO, full_capabilities::check),
     (dangerous_capabilities::INFO, dangerous_capabilities::check),
+    (bpf_token::INFO, bpf_token::check),
     (
         user_namespace_host_root::INFO,
         user_namespace_host_root::check,

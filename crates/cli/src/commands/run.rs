@@ -80,6 +80,12 @@ pub struct Args {
     /// Run even when this kernel lacks some integrity enforcement layer (says which).
     #[arg(long)]
     allow_weaker_integrity: bool,
+    /// Let the program load observe-only eBPF programs (tracepoint, raw_tracepoint) through a
+    /// BPF token from a delegated bpffs at /sys/fs/bpf, without CAP_BPF on the host; each load
+    /// is vetted by the supervisor (observing helpers only). It can then watch every process on
+    /// the host (docs/bpf-observe.md).
+    #[arg(long)]
+    bpf_observe: bool,
     /// Write the audit trail (denied syscalls, limits hit, evidence) as JSON Lines to FILE.
     #[arg(long, value_name = "FILE")]
     events: Option<PathBuf>,
@@ -266,6 +272,9 @@ fn effective_profile(a: &Args) -> anyhow::Result<Profile> {
     }
     if let Some(n) = a.max_violations {
         p.seccomp.max_violations = n;
+    }
+    if a.bpf_observe {
+        p.bpf.observe = true;
     }
     if let Some(l) = &a.events_limit {
         p.events.limit = size("events-limit", l)?;

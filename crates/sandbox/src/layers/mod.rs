@@ -1,5 +1,6 @@
 //! The sandbox's layers, one module each, in the order `contain` applies them.
 
+pub mod bpf;
 pub mod cgroup;
 pub mod dev;
 pub mod env;

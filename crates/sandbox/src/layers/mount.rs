@@ -294,6 +294,14 @@ pub fn plan(profile: &Profile, req: &MountRequest) -> Result<MountPlan, Error> {
             mode: 0o755,
         });
     }
+    if profile.bpf.observe {
+        // The delegated bpffs is attached here after pivot_root (layers/bpf.rs); a root
+        // directory that brings its own /sys must have the directory already.
+        ops.push(MountOp::MkdirAll {
+            path: inside(Path::new(crate::layers::bpf::MOUNT_POINT)),
+            mode: 0o755,
+        });
+    }
 
     // Host secrets hidden: /dev/null over files, an empty read-only tmpfs over dirs.
     let mut dir_masks = DirMasks::default();

@@ -17,11 +17,24 @@ pub const LOCKED_SECUREBITS: u32 = (libc::SECBIT_NOROOT
 /// In the order the kernel requires: the bounding set and securebits need CAP_SETPCAP, so they
 /// go before the other sets are emptied; no_new_privs last.
 pub fn drop_all(sys: &impl Syscall) -> Result<(), Error> {
-    sys.clear_capabilities(CapabilitySets::AmbientAndBounding)
+    drop_all_but(0, sys)
+}
+
+/// [`drop_all`], but the capabilities in `keep` (bit n: capability n; only `--bpf-observe`
+/// keeps any: CAP_BPF and CAP_PERFMON, which count only in the sandbox's own user namespace)
+/// stay in the bounding, permitted, effective and inheritable sets and are raised into the
+/// ambient set, so the program holds them after execve even though securebits make uid 0
+/// powerless. Ambient capabilities are raised before securebits lock NO_CAP_AMBIENT_RAISE.
+pub fn drop_all_but(keep: u64, sys: &impl Syscall) -> Result<(), Error> {
+    sys.clear_capabilities(CapabilitySets::AmbientAndBounding, keep)
         .ctx(|| "clear the ambient and bounding capability sets".into())?;
+    if keep != 0 {
+        sys.raise_ambient(keep)
+            .ctx(|| format!("raise capabilities {keep:#x} into the ambient set"))?;
+    }
     sys.set_securebits(LOCKED_SECUREBITS)
         .ctx(|| "lock securebits".into())?;
-    sys.clear_capabilities(CapabilitySets::EffectivePermittedInheritable)
+    sys.clear_capabilities(CapabilitySets::EffectivePermittedInheritable, keep)
         .ctx(|| "clear the effective, permitted and inheritable capability sets".into())?;
     sys.set_no_new_privs().ctx(|| "set no_new_privs".into())?;
     Ok(())
@@ -42,6 +55,23 @@ mod tests {
                 "clear capabilities AmbientAndBounding".to_string(),
                 format!("securebits {LOCKED_SECUREBITS:#x}"),
                 "clear capabilities EffectivePermittedInheritable".to_string(),
+                "no_new_privs".to_string(),
+            ]
+        );
+    }
+
+    #[test]
+    fn kept_capabilities_are_raised_into_the_ambient_set_before_securebits_lock_it() {
+        let rec = Recorder::default();
+        let keep = (1u64 << 38) | (1u64 << 39);
+        drop_all_but(keep, &rec).unwrap();
+        assert_eq!(
+            rec.calls.borrow().as_slice(),
+            [
+                format!("clear capabilities AmbientAndBounding keep={keep:#x}"),
+                format!("ambient {keep:#x}"),
+                format!("securebits {LOCKED_SECUREBITS:#x}"),
+                format!("clear capabilities EffectivePermittedInheritable keep={keep:#x}"),
                 "no_new_privs".to_string(),
             ]
         );

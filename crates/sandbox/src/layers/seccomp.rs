@@ -31,7 +31,20 @@ pub fn load(seccomp: &Seccomp) -> Result<SeccompProfile, Error> {
 
 /// `exec_integrity`: the run verifies its root directory (`--manifest`); the filter then also
 /// refuses writable aliases of executable memory (see the seccomp crate's `integrity.rs`).
-pub fn compile(seccomp: &Seccomp, exec_integrity: bool) -> Result<CompiledFilter, Error> {
+/// `bpf_observe` (`--bpf-observe`): bpf() is let through for the observer's commands
+/// (`watertight_seccomp::BPF_OBSERVE_COMMANDS`); without it bpf() stays a violation.
+pub fn compile(
+    seccomp: &Seccomp,
+    exec_integrity: bool,
+    bpf_observe: bool,
+) -> Result<CompiledFilter, Error> {
+    let with_bpf = |p: SeccompProfile| {
+        if bpf_observe {
+            p.with_bpf_observe()
+        } else {
+            p
+        }
+    };
     let opts = CompileOptions {
         violation_action: match seccomp.on_violation {
             // Every mode is enforced by the supervisor, which first records the call.
@@ -56,20 +69,24 @@ pub fn compile(seccomp: &Seccomp, exec_integrity: bool) -> Result<CompiledFilter
         } else {
             load(seccomp)?
         };
-        return Ok(profile.compile(&opts)?);
+        return Ok(with_bpf(profile).compile(&opts)?);
     }
     if seccomp.profile == "default" {
         // Named by the seccomp crate's source digest: a cache hit never builds the profile.
-        let identity = format!("builtin:default:{}", watertight_seccomp::SOURCE_DIGEST);
+        let identity = format!(
+            "builtin:default{}:{}",
+            if bpf_observe { "+bpf-observe" } else { "" },
+            watertight_seccomp::SOURCE_DIGEST
+        );
         return Ok(watertight_seccomp::compile_cached_keyed(
             identity.as_bytes(),
-            || Ok(watertight_seccomp::default_profile()),
+            || Ok(with_bpf(watertight_seccomp::default_profile())),
             &opts,
             cache,
         )?);
     }
     Ok(watertight_seccomp::compile_cached(
-        &load(seccomp)?,
+        &with_bpf(load(seccomp)?),
         &opts,
         cache,
     )?)

@@ -142,7 +142,7 @@ mod tests {
     use crate::profile::default_profile;
 
     fn digest_of(profile: &Profile) -> PlanDigest {
-        let filter = crate::layers::seccomp::compile(&profile.seccomp, false).unwrap();
+        let filter = crate::layers::seccomp::compile(&profile.seccomp, false, false).unwrap();
         PlanDigest::of(profile, &filter, None)
     }
 

@@ -115,7 +115,7 @@ impl Plan {
         let rlimits = limits::rlimits(&profile.limits);
         // The cgroup is made after clone: its limits, layout and hierarchies are settled here.
         let cgroup = cgroup::CgroupPlan::new(&profile, integrity.as_ref().is_some_and(|v| v.gate))?;
-        let filter = seccomp::compile(&profile.seccomp, integrity.is_some())?;
+        let filter = seccomp::compile(&profile.seccomp, integrity.is_some(), profile.bpf.observe)?;
         let integrity_inputs = job
             .integrity
             .as_ref()

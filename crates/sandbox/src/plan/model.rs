@@ -13,7 +13,28 @@ use watertight_model::{
 use watertight_sys::mount::ATTR_RDONLY;
 
 use super::Plan;
+use crate::layers::bpf;
 use crate::layers::mount::{MountOp, STAGE};
+
+/// The token `--bpf-observe` gives, as the auditor's model has it (helpers are not vetted:
+/// docs/bpf-observe.md).
+fn bpf_token() -> watertight_model::BpfToken {
+    let option = |key: &str| -> Vec<String> {
+        bpf::DELEGATION
+            .iter()
+            .find(|(k, _)| k.to_bytes() == key.as_bytes())
+            .map(|(_, v)| v.to_string_lossy().split(':').map(String::from).collect())
+            .unwrap_or_default()
+    };
+    watertight_model::BpfToken {
+        mount: bpf::MOUNT_POINT.into(),
+        commands: option("delegate_cmds"),
+        maps: option("delegate_maps"),
+        programs: option("delegate_progs"),
+        attach_types: option("delegate_attachs"),
+        helpers_vetted: bpf::HELPERS_VETTED,
+    }
+}
 
 impl Plan {
     /// This plan as the auditor's model of one workload with one subject (the program).
@@ -38,19 +59,36 @@ impl Plan {
         // No time namespace: the sandbox reads the host's clocks (a documented gap).
         namespaces.set(NamespaceKind::Time, NamespaceState::Shared);
 
-        let (mounts, masked) = self.rendered_mounts();
+        let (mut mounts, masked) = self.rendered_mounts();
+        let mut kept = CapSet::default();
+        if p.bpf.observe {
+            mounts.push(Mount {
+                target: bpf::MOUNT_POINT.into(),
+                source: "bpf".into(),
+                host_path: None,
+                fs_type: Some("bpf".into()),
+                read_only: true,
+                propagation: Propagation::Private,
+            });
+            (0..64u8)
+                .filter(|c| crate::layers::bpf::KEPT_CAPABILITIES & (1u64 << c) != 0)
+                .for_each(|c| kept.insert(c));
+        }
         let subject = Subject {
             name: String::from_utf8_lossy(self.argv[0].as_bytes()).into_owned(),
             pid: None,
             namespaces,
             privileged: false,
-            // Every set empty: pid 1 clears them all before the program exists.
+            // Every set empty: pid 1 clears them all before the program exists; with
+            // --bpf-observe but for CAP_BPF and CAP_PERFMON of the sandbox's own user
+            // namespace (the token asks for them there; on the host they count for nothing).
             capabilities: Capabilities {
-                effective: Some(CapSet::default()),
-                permitted: Some(CapSet::default()),
-                bounding: Some(CapSet::default()),
+                effective: Some(kept),
+                permitted: Some(kept),
+                bounding: Some(kept),
                 ..Capabilities::default()
             },
+            bpf_token: p.bpf.observe.then(bpf_token),
             seccomp: Seccomp {
                 mode: SeccompMode::Filter,
                 profile: Some(if p.seccomp.profile.is_empty() {

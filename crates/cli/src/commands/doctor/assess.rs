@@ -504,9 +504,9 @@ fn check_bpf_token(f: &HostFacts) -> Check {
     let c = Check::new(
         "bpf-token",
         false,
-        "nothing in this version: BPF tokens (Linux 6.9) delegate chosen BPF abilities to a user namespace; watertight delegates none and refuses bpf() in its sandboxes",
+        "run --bpf-observe: a BPF token (Linux 6.9) for observe-only programs (tracepoint, raw_tracepoint) in that sandbox's user namespace; every other sandbox refuses bpf()",
     )
-    .without("nothing is lost in this version");
+    .without("run --bpf-observe fails before the program starts; every other run is unaffected");
     match f.bpf_token {
         Ok(true) => c.status(Status::Ok, "the kernel knows BPF_TOKEN_CREATE"),
         Ok(false) => c.status(
