@@ -258,8 +258,8 @@ fn programs_calling_acting_or_memory_reading_helpers_are_refused() {
     assert_eq!(
         refusals(&r),
         [
-            "instruction 1 calls helper 109, which is not allowed",
-            "instruction 4 calls helper 113, which is not allowed",
+            "instruction 1 calls helper send_signal (109, act), which is not allowed",
+            "instruction 4 calls helper probe_read_kernel (113, observe), which is not allowed",
         ]
     );
 }
@@ -380,7 +380,7 @@ fn a_refused_program_is_answered_as_on_violation_says() {
     assert!(
         refused["bpf_load_refused"]
             .as_str()
-            .is_some_and(|m| m.contains("helper 109")),
+            .is_some_and(|m| m.contains("helper send_signal (109, act)")),
         "{refused}"
     );
 }

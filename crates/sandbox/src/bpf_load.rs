@@ -41,37 +41,52 @@ const KNOWN_ATTR: usize = 152;
 /// The longest attribute copied (the kernel accepts at most a page).
 const MAX_ATTR: usize = 4096;
 
-/// Helpers an observer needs and which only read what the program is given or report what it
-/// saw (uapi `__BPF_FUNC_MAPPER` numbers). Everything else is refused, among them
-/// bpf_send_signal (109) and bpf_send_signal_thread (117), which act on whatever host task a
-/// tracepoint fires in, bpf_probe_read_kernel (113/115), bpf_probe_read (4/45) and
-/// bpf_probe_read_user (112/114), which read any memory, bpf_probe_write_user (36),
-/// bpf_override_return (58), bpf_get_current_task (35), bpf_d_path (147).
-pub const ALLOWED_HELPERS: &[(i32, &str)] = &[
-    (1, "map_lookup_elem"),
-    (2, "map_update_elem"),
-    (3, "map_delete_elem"),
-    (5, "ktime_get_ns"),
-    (7, "get_prandom_u32"),
-    (8, "get_smp_processor_id"),
-    (14, "get_current_pid_tgid"),
-    (15, "get_current_uid_gid"),
-    (16, "get_current_comm"),
-    (80, "get_current_cgroup_id"),
-    (125, "ktime_get_boot_ns"),
-    (130, "ringbuf_output"),
-    (131, "ringbuf_reserve"),
-    (132, "ringbuf_submit"),
-    (133, "ringbuf_discard"),
-    (134, "ringbuf_query"),
+/// Helpers an observer in a sandbox may call, by name in the one helper table
+/// (`watertight_bpf::helpers`, every id of the kernel with its class): observing and output
+/// helpers that only read what the program is given or report what it saw. Stricter than the
+/// gatekeeper's built-in policy, which admits every observe and output helper: a tenant's
+/// program fires in every host task's context, so reading arbitrary memory is refused here too.
+/// Everything else is refused, among them bpf_send_signal and bpf_send_signal_thread (act on
+/// whatever host task a tracepoint fires in), bpf_probe_read_kernel/_user and bpf_probe_read
+/// (read any memory), bpf_probe_write_user, bpf_override_return, bpf_get_current_task,
+/// bpf_d_path.
+pub const ALLOWED_HELPERS: &[&str] = &[
+    "map_lookup_elem",
+    "map_update_elem",
+    "map_delete_elem",
+    "ktime_get_ns",
+    "get_prandom_u32",
+    "get_smp_processor_id",
+    "get_current_pid_tgid",
+    "get_current_uid_gid",
+    "get_current_comm",
+    "get_current_cgroup_id",
+    "ktime_get_boot_ns",
+    "ringbuf_output",
+    "ringbuf_reserve",
+    "ringbuf_submit",
+    "ringbuf_discard",
+    "ringbuf_query",
 ];
+
+/// Whether a `call` with this `imm` calls an allowed helper; otherwise the refusal's words
+/// (`helper send_signal (109, act)`).
+fn helper_allowed(imm: i32) -> Result<(), String> {
+    let helper = u32::try_from(imm).ok().and_then(watertight_bpf::helpers::by_id);
+    match helper {
+        Some(h) if ALLOWED_HELPERS.contains(&h.name.as_str()) => Ok(()),
+        Some(h) => Err(format!("helper {} ({}, {})", h.name, h.id, h.class)),
+        None => Err(format!("helper {imm}, which the helper table does not know")),
+    }
+}
 
 /// Why a program was refused: the errno the task gets and the reason the event names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
     /// EPERM for what the policy forbids, EINVAL for what the vetted load does not handle.
     pub errno: i32,
-    /// One line for the event (`helper 109 is not allowed`).
+    /// One line for the event (`instruction 1 calls helper send_signal (109, act), which is
+    /// not allowed`).
     pub reason: String,
 }
 
@@ -207,15 +222,13 @@ pub fn vet(attr: &Attr, insns: &[BpfInsn]) -> Result<Vec<(usize, i32)>, Refusal>
         match insn.code {
             // BPF_JMP | BPF_CALL
             0x85 => match insn.src() {
-                0 if ALLOWED_HELPERS.iter().any(|(id, _)| *id == insn.imm) => {}
                 0 => {
-                    return Err(refuse(
-                        libc::EPERM,
-                        format!(
-                            "instruction {i} calls helper {}, which is not allowed",
-                            insn.imm
-                        ),
-                    ))
+                    if let Err(helper) = helper_allowed(insn.imm) {
+                        return Err(refuse(
+                            libc::EPERM,
+                            format!("instruction {i} calls {helper}, which is not allowed"),
+                        ));
+                    }
                 }
                 1 => {} // a call to a function of the program itself
                 s => {
@@ -466,6 +479,21 @@ mod tests {
     }
 
     #[test]
+    fn every_allowed_helper_is_in_the_table_as_observe_or_output() {
+        use watertight_bpf::HelperClass;
+        for name in ALLOWED_HELPERS {
+            let h = watertight_bpf::helpers::by_name(name)
+                .unwrap_or_else(|| panic!("{name} is not in the helper table"));
+            assert!(
+                matches!(h.class, HelperClass::Observe | HelperClass::Output),
+                "{name} is {}",
+                h.class
+            );
+            assert!(helper_allowed(h.id as i32).is_ok(), "{name}");
+        }
+    }
+
+    #[test]
     fn observing_helpers_pass_and_acting_or_reading_ones_are_refused() {
         assert_eq!(vet(&attr(5), &EXIT0), Ok(vec![]));
         assert_eq!(vet(&attr(17), &call(14)), Ok(vec![]));
@@ -482,10 +510,12 @@ mod tests {
         ] {
             let r = vet(&attr(5), &call(helper)).unwrap_err();
             assert_eq!(r.errno, libc::EPERM, "{name}");
-            assert!(
-                r.reason.contains(&format!("helper {helper}")),
-                "{name}: {r:?}"
-            );
+            let named = if helper < 0 {
+                format!("helper {helper}, which the helper table does not know")
+            } else {
+                format!("helper {name} ({helper}, ")
+            };
+            assert!(r.reason.contains(&named), "{name}: {r:?}");
         }
         // A kfunc call (src_reg 2), a 32-bit-class call, a register call.
         let kfunc = [BpfInsn::new(0x85, 0, 2, 0, 1234), EXIT0[0], EXIT0[1]];
