@@ -72,11 +72,15 @@ pub const ALLOWED_HELPERS: &[&str] = &[
 /// Whether a `call` with this `imm` calls an allowed helper; otherwise the refusal's words
 /// (`helper send_signal (109, act)`).
 fn helper_allowed(imm: i32) -> Result<(), String> {
-    let helper = u32::try_from(imm).ok().and_then(watertight_bpf::helpers::by_id);
+    let helper = u32::try_from(imm)
+        .ok()
+        .and_then(watertight_bpf::helpers::by_id);
     match helper {
         Some(h) if ALLOWED_HELPERS.contains(&h.name.as_str()) => Ok(()),
         Some(h) => Err(format!("helper {} ({}, {})", h.name, h.id, h.class)),
-        None => Err(format!("helper {imm}, which the helper table does not know")),
+        None => Err(format!(
+            "helper {imm}, which the helper table does not know"
+        )),
     }
 }
 
