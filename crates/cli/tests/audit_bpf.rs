@@ -236,3 +236,132 @@ fn the_gatekeeper_may_hold_cap_bpf_in_a_namespace_of_its_own_others_may_not() {
     );
     assert!(after.contains(&"CAP_SYS_ADMIN".to_string()), "{after:?}");
 }
+
+/// A `watertight run` sandbox, ended with SIGTERM to its supervisor (this test's own child) when
+/// dropped, so it cleans up its cgroup, its gate and its published entry.
+struct Sandbox(std::process::Child);
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.0.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let _ = self.0.wait();
+    }
+}
+
+/// Whether `watertight manifest probe` finds the BPF exec gate (and the other integrity layers).
+fn integrity_available() -> bool {
+    let o = watertight()
+        .args(["manifest", "probe", "--json"])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+    ["landlock", "bpf_exec_gate", "memfd_noexec"]
+        .iter()
+        .all(|name| {
+            v["layers"].as_array().is_some_and(|ls| {
+                ls.iter()
+                    .any(|l| l["layer"] == *name && l["available"] == true)
+            })
+        })
+}
+
+#[test]
+fn a_sandboxs_own_exec_gate_is_recognised_and_reported_once_it_is_not_published() {
+    let test = "a_sandboxs_own_exec_gate_is_recognised";
+    if !require_root(test) || !require_tools(test, &["cc"], "gcc") {
+        return;
+    }
+    if !integrity_available() {
+        watertight_testkit::host_lacks(test, "this kernel lacks the BPF exec gate (or Landlock)");
+        return;
+    }
+    // A verified rootfs holding one static program that waits until it is killed.
+    let dir = watertight_testkit::world_readable_tempdir();
+    let root = dir.path().join("rootfs");
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    let src = dir.path().join("wait.c");
+    std::fs::write(
+        &src,
+        "#include <unistd.h>\nint main(void) { for (;;) pause(); }\n",
+    )
+    .unwrap();
+    watertight_testkit::compile_c(&src, &root.join("bin/wait"), &["-static"]);
+    std::fs::remove_file(&src).unwrap();
+    for d in [&root, &root.join("bin")] {
+        std::fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
+    let (manifest, pubkey) = watertight_testkit::sign_tree(dir.path(), &root);
+    let sandbox = Sandbox(
+        watertight()
+            .arg("run")
+            .arg(format!("--rootfs={}", root.display()))
+            .arg(format!("--manifest={}", manifest.display()))
+            .arg(format!("--pubkey={}", pubkey.display()))
+            .args(["--", "/bin/wait"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // Its published entry, once it is there (the supervisor publishes 20 ms into the run).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let (entry_path, entry) = loop {
+        let found = std::fs::read_dir(watertight_model::RUNNING_SANDBOXES_DIR)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .find_map(|e| {
+                let v: Value = serde_json::from_slice(&std::fs::read(e.path()).ok()?).ok()?;
+                (v["supervisor_pid"] == sandbox.0.id()).then(|| (e.path(), v))
+            });
+        if let Some(found) = found {
+            break found;
+        }
+        assert!(std::time::Instant::now() < deadline, "no published entry");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let gate: Vec<(u64, String)> = entry["bpf_programs"]
+        .as_array()
+        .unwrap_or_else(|| panic!("the entry names no BPF programs: {entry:#}"))
+        .iter()
+        .map(|p| {
+            (
+                p["id"].as_u64().unwrap(),
+                p["tag"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(!gate.is_empty(), "{entry:#}");
+    let registry = tempfile::tempdir().unwrap();
+    let report = audit(registry.path(), &[]);
+    for (id, tag) in &gate {
+        let listed = report["bpf"]["programs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["id"] == *id)
+            .unwrap_or_else(|| panic!("gate program {id} not in the inventory: {report:#}"));
+        assert_eq!(listed["tag"], tag.as_str());
+        assert!(unvetted(&report, *id as u32).is_none(), "{report:#}");
+    }
+    // The control: the same programs without the entry's word for them are unvetted, high.
+    let mut unpublished = entry.clone();
+    unpublished.as_object_mut().unwrap().remove("bpf_programs");
+    std::fs::write(&entry_path, serde_json::to_vec(&unpublished).unwrap()).unwrap();
+    let report = audit(registry.path(), &[]);
+    for (id, _) in &gate {
+        let f = unvetted(&report, *id as u32).unwrap_or_else(|| panic!("{report:#}"));
+        assert_eq!(f["severity"], "high", "{f:#}");
+        assert!(
+            f["pids"]
+                .as_array()
+                .unwrap()
+                .contains(&sandbox.0.id().into()),
+            "held by the supervisor: {f:#}"
+        );
+    }
+}
