@@ -140,29 +140,32 @@ fn audit_once(args: &Args) -> anyhow::Result<u8> {
             "none of the pids given with --pid is a running user-space process (check `ps -p`)"
         );
     }
-    // The host's BPF programs; marks the gatekeeper's process before the workloads' rules run.
-    let host_root = watertight_audit::sources::host::host_root(&args.proc_root);
-    let registry = args.bpf_registry.clone().unwrap_or_else(|| {
-        let published = std::path::Path::new(watertight_model::BPF_REGISTRY_DIR);
-        host_root.join(published.strip_prefix("/").unwrap_or(published))
+    // The host's BPF programs (host-wide: not taken when --pid narrows the audit to some
+    // processes); marks the gatekeeper's process before the workloads' rules run.
+    let bpf = args.pids.is_empty().then(|| {
+        let host_root = watertight_audit::sources::host::host_root(&args.proc_root);
+        let registry = args.bpf_registry.clone().unwrap_or_else(|| {
+            let published = std::path::Path::new(watertight_model::BPF_REGISTRY_DIR);
+            host_root.join(published.strip_prefix("/").unwrap_or(published))
+        });
+        let running = watertight_audit::sources::host::running_sandboxes_dir(&args.proc_root);
+        bpf::inventory(&args.proc_root, &registry, &running, &mut scanned)
     });
-    let running = watertight_audit::sources::host::running_sandboxes_dir(&args.proc_root);
-    let bpf = bpf::inventory(&args.proc_root, &registry, &running, &mut scanned);
-    if let Some(why) = &bpf.not_taken {
+    if let Some(why) = bpf.as_ref().and_then(|b| b.not_taken.as_ref()) {
         warn(&format!("warning: BPF inventory not taken: {why}"));
     }
     let mut report = Report::new("host");
     report.node = Some(scanned.node.clone());
     report.workloads = scanned.workloads.len();
     report.findings = audit_workloads(&scanned.workloads);
-    report
-        .findings
-        .extend(watertight_audit::rules::evaluate_bpf(
-            &bpf,
-            &format!("host:{}", scanned.node),
-        ));
-    watertight_audit::report::sort_findings(&mut report.findings);
-    report.bpf = Some(bpf);
+    if let Some(bpf) = &bpf {
+        let source = format!("host:{}", scanned.node);
+        report
+            .findings
+            .extend(watertight_audit::rules::evaluate_bpf(bpf, &source));
+        watertight_audit::report::sort_findings(&mut report.findings);
+    }
+    report.bpf = bpf;
     args.baselines
         .finish(&mut report, baseline.as_ref(), Date::today())?;
     report.duration_seconds = started.elapsed().as_secs_f64();
