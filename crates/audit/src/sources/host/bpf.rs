@@ -52,6 +52,7 @@ pub fn inventory(
             return bpf;
         }
     };
+    let boot = boot_time();
     let mut described: BTreeMap<u32, BpfProgram> = ProgInfoIter::default()
         .map(|p| {
             let program = BpfProgram {
@@ -60,7 +61,7 @@ pub fn inventory(
                 prog_type: type_name(p.ty).to_string(),
                 name: p.name.to_string_lossy().into_owned(),
                 uid: p.created_by_uid,
-                loaded_at: boot_time().map(|boot| boot + p.load_time.as_secs()),
+                loaded_at: boot.map(|boot| boot + p.load_time.as_secs()),
                 holders: Vec::new(),
             };
             (p.id, program)
