@@ -71,6 +71,9 @@ install -m 0644 "$work/stage/completions/watertight.fish" "$pkg/usr/share/fish/v
 # `systemctl enable --now watertight-audit.timer`, so no maintainer scripts).
 install -m 0644 "$root/deploy/systemd/watertight-audit.service" "$root/deploy/systemd/watertight-audit.timer" \
   "$pkg/lib/systemd/system/"
+# The BPF gatekeeper (`bpf load --hold` from /etc/watertight/bpf.d), not enabled either:
+# `systemctl enable --now watertight-bpf-gatekeeper.service` once objects and key are in place.
+install -m 0644 "$root/deploy/bpf-gatekeeper/watertight-bpf-gatekeeper.service" "$pkg/lib/systemd/system/"
 
 # Documentation: README, the example configs the repository ships, and the default profile as
 # TOML (what `watertight profile show default` prints: the start of a custom profile).

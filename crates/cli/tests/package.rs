@@ -228,7 +228,8 @@ fn deb_passes_lintian_and_installs_runs_and_removes_in_a_throwaway_root() {
     );
 }
 
-/// The installed audit timer and service: systemd reads them (`systemd-analyze verify`), and the
+/// The installed audit timer and service and the BPF gatekeeper's unit: systemd reads them
+/// (`systemd-analyze verify`; the gatekeeper's own checks: tests/bpf_gatekeeper_deploy.rs), and the
 /// service's own command line, run with the confinement it declares (its capability bounding
 /// set, no_new_privs), writes a Prometheus report in which the auditor is not a workload of its
 /// own (it keeps the host's namespaces, see the unit's comments). This VM's PID 1 cannot be read,
@@ -237,6 +238,12 @@ fn systemd_units_hold(r: &Path) {
     let units = r.join("lib/systemd/system");
     let service = std::fs::read_to_string(units.join("watertight-audit.service")).unwrap();
     let timer = std::fs::read_to_string(units.join("watertight-audit.timer")).unwrap();
+    let gatekeeper =
+        std::fs::read_to_string(units.join("watertight-bpf-gatekeeper.service")).unwrap();
+    assert!(
+        gatekeeper.contains("CapabilityBoundingSet=CAP_BPF CAP_PERFMON\n"),
+        "{gatekeeper}"
+    );
     assert!(timer.contains("WantedBy=timers.target"), "{timer}");
     let value = |key: &str| -> String {
         service
@@ -265,10 +272,16 @@ fn systemd_units_hold(r: &Path) {
         )
         .unwrap();
         std::fs::write(here.join("watertight-audit.timer"), &timer).unwrap();
+        std::fs::write(
+            here.join("watertight-bpf-gatekeeper.service"),
+            gatekeeper.replace("/usr/bin/watertight", &installed.display().to_string()),
+        )
+        .unwrap();
         run(Command::new("systemd-analyze")
             .args(["verify", "--man=no"])
             .arg(here.join("watertight-audit.service"))
-            .arg(here.join("watertight-audit.timer")));
+            .arg(here.join("watertight-audit.timer"))
+            .arg(here.join("watertight-bpf-gatekeeper.service")));
     }
     if !require_tools("deb_systemd_exec", &["setpriv", "unshare"], "util-linux") {
         return;
@@ -303,9 +316,21 @@ fn systemd_units_hold(r: &Path) {
                 .map(|s| s.value)
                 .sum()
         };
+        // The BPF inventory needs CAP_SYS_ADMIN, which the unit does not grant by design: its
+        // rules (bpf-*) differ between the two runs and are left out (docs/audit.md).
+        let bpf: f64 = samples
+            .iter()
+            .filter(|s| {
+                s.name == "watertight_audit_rule_findings"
+                    && s.labels
+                        .iter()
+                        .any(|(k, v)| k == "rule" && v.starts_with("bpf-"))
+            })
+            .map(|s| s.value)
+            .sum();
         (
             sum("watertight_audit_workloads"),
-            sum("watertight_audit_findings_total"),
+            sum("watertight_audit_findings_total") - bpf,
         )
     };
     let bounding_set = format!("--bounding-set=-all,+{cap}");

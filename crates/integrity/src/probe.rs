@@ -172,7 +172,9 @@ fn one_line(message: &str) -> String {
     }
 }
 
-fn probe_bpf_lsm() -> LayerStatus {
+/// Whether BPF LSM programs load here (the exec gate's refusal, and an admission program for
+/// other BPF loaders, need them), and why not.
+pub fn probe_bpf_lsm() -> LayerStatus {
     if !object::is_root() {
         return LayerStatus {
             layer: Layer::BpfLsm,
@@ -201,7 +203,13 @@ fn probe_bpf_lsm() -> LayerStatus {
                 crate::Error::Bpf { reason, .. } => reason,
                 other => other.to_string(),
             };
-            (false, format!("kernel refuses BPF LSM programs at load ({}; {listed}); the exec gate kills instead", short(&why)))
+            (
+                false,
+                format!(
+                    "kernel refuses BPF LSM programs at load ({}; {listed})",
+                    short(&why)
+                ),
+            )
         }
     };
     LayerStatus {

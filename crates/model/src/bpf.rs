@@ -60,3 +60,87 @@ pub struct BpfToken {
     /// host process or read kernel memory with bpf_probe_read_kernel).
     pub helpers_vetted: bool,
 }
+
+/// A BPF program named by the kernel's id and tag together (a published sandbox's own programs:
+/// its exec gate, its device-cgroup program).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BpfProgramRef {
+    /// The kernel's program id.
+    pub id: u32,
+    /// The kernel's tag: 16 hex digits, no colons.
+    pub tag: String,
+}
+
+/// Every BPF program loaded on a host, as `watertight audit host` found it, with what it needs to
+/// judge each one: the gatekeeper's registry and the programs watertight's own sandboxes
+/// published. Host-level: it belongs to no workload.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct HostBpf {
+    /// Why the programs could not be enumerated (`BPF_PROG_GET_NEXT_ID` needs CAP_SYS_ADMIN);
+    /// `None` when they were. When set, `programs` is empty and says nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_taken: Option<String>,
+    /// Every program the kernel listed, by id.
+    pub programs: Vec<BpfProgram>,
+    /// Programs the kernel listed whose details could not be read (they may be anything).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unreadable: Vec<u32>,
+    /// The gatekeeper's records ([`BPF_REGISTRY_DIR`]).
+    pub registry: Vec<LoadedBpfProgram>,
+    /// Registry files that could not be read or parsed, one line each (`<file>: <why>`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub registry_errors: Vec<String>,
+    /// The programs each running watertight sandbox published as its own
+    /// ([`crate::RunningSandbox::bpf_programs`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sandboxes: Vec<SandboxBpf>,
+}
+
+/// The BPF programs one running watertight sandbox's supervisor holds as its own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxBpf {
+    /// The sandbox's id (`wt-<slot>-<supervisor pid>`).
+    pub sandbox_id: String,
+    /// Its supervisor's pid (on the audited host).
+    pub supervisor_pid: u32,
+    /// The programs it published.
+    pub programs: Vec<BpfProgramRef>,
+}
+
+/// One loaded BPF program, as `bpftool prog show` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BpfProgram {
+    /// The kernel's program id.
+    pub id: u32,
+    /// The kernel's tag: 16 hex digits, no colons.
+    pub tag: String,
+    /// The program type as bpftool names it (`tracepoint`, `raw_tracepoint`, `tracing`,
+    /// `cgroup_device`, ...; `unknown` for a type this build does not know).
+    pub prog_type: String,
+    /// The program's name (at most 15 bytes; empty when it was loaded without one).
+    pub name: String,
+    /// The uid that loaded it.
+    pub uid: u32,
+    /// When it was loaded, seconds since the Unix epoch (from the kernel's boot-time clock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loaded_at: Option<u64>,
+    /// The processes holding a descriptor of it, or of a link to it (`prog_id:` in
+    /// `/proc/PID/fdinfo`). Empty: only attachments or pins keep it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub holders: Vec<BpfHolder>,
+}
+
+/// A process holding a BPF program.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BpfHolder {
+    /// Its pid on the audited host.
+    pub pid: u32,
+    /// Its name (`/proc/PID/comm`).
+    pub name: String,
+    /// The workload it belongs to (the id the host report uses), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<String>,
+    /// Whether that workload is a container, pod or sandbox rather than a host process.
+    #[serde(default)]
+    pub in_container: bool,
+}

@@ -12,7 +12,10 @@ mod capability;
 mod mount;
 mod namespace;
 
-pub use bpf::{BpfToken, LoadedBpfProgram, BPF_REGISTRY_DIR};
+pub use bpf::{
+    BpfHolder, BpfProgram, BpfProgramRef, BpfToken, HostBpf, LoadedBpfProgram, SandboxBpf,
+    BPF_REGISTRY_DIR,
+};
 pub use capability::{CapSet, Capabilities, UnknownCapability, CAPABILITY_NAMES, LAST_KNOWN_CAP};
 pub use mount::{Device, DeviceKind, Mount, Propagation};
 pub use namespace::{NamespaceKind, NamespaceState, Namespaces};
@@ -206,6 +209,11 @@ pub struct Subject {
     /// has none or the source does not say.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bpf_token: Option<BpfToken>,
+    /// Live only: the process is the BPF gatekeeper (`watertight bpf load --hold`): it holds
+    /// BPF programs and every one of them is a program the gatekeeper's registry records by id
+    /// and tag. CAP_BPF and CAP_PERFMON are what it needs by design.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bpf_gatekeeper: bool,
 }
 
 /// The seccomp state.
@@ -436,4 +444,8 @@ pub struct RunningSandbox {
     pub plan_digest: String,
     /// The plan as the auditor's model.
     pub workload: Workload,
+    /// The BPF programs its supervisor holds as its own (the exec gate; a cgroup v2 device
+    /// program), by id and tag, so that `audit host` does not report them as unvetted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bpf_programs: Vec<BpfProgramRef>,
 }

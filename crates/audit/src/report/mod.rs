@@ -137,6 +137,10 @@ pub struct Report {
     /// The per-rule node counts of a merged report (`audit fleet` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fleet: Option<FleetSummary>,
+    /// The host's BPF programs as `audit host` found them (`audit host` only; its findings are
+    /// the `bpf-*` rules').
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bpf: Option<watertight_model::HostBpf>,
 }
 
 impl Report {
@@ -162,6 +166,7 @@ impl Report {
             notes: Vec::new(),
             skipped_files: Vec::new(),
             fleet: None,
+            bpf: None,
         }
     }
 

@@ -66,6 +66,11 @@ pub fn check(cx: &Context, out: &mut Vec<Finding>) {
     let mut names = Vec::new();
     let mut worst = None;
     for (name, severity) in DANGEROUS {
+        // The BPF gatekeeper loads and attaches the vetted programs: CAP_BPF and CAP_PERFMON
+        // are its job (CAP_SYS_ADMIN is not: still reported).
+        if cx.subject.bpf_gatekeeper && matches!(name, "BPF" | "PERFMON") {
+            continue;
+        }
         if held.contains_name(name) {
             names.push(format!("CAP_{name}"));
             worst = worst.max(Some(severity));
@@ -113,6 +118,30 @@ mod tests {
         let r = rules(&run(&w, s));
         assert!(r.contains(&"dangerous-capabilities".into()));
         assert!(!r.contains(&"full-capabilities".into()));
+    }
+
+    #[test]
+    fn the_gatekeeper_may_hold_bpf_and_perfmon_only() {
+        let (w, mut s) = isolated_container();
+        s.namespaces
+            .set(NamespaceKind::User, NamespaceState::Shared);
+        s.capabilities.effective = Some(CapSet::from_names(["BPF", "PERFMON"]).unwrap());
+        let f = run(&w, s.clone());
+        let d = f
+            .iter()
+            .find(|f| f.rule == "dangerous-capabilities")
+            .unwrap();
+        assert_eq!(d.paths, vec!["CAP_BPF", "CAP_PERFMON"]);
+        s.bpf_gatekeeper = true;
+        assert!(!rules(&run(&w, s.clone())).contains(&"dangerous-capabilities".to_string()));
+        s.capabilities.effective =
+            Some(CapSet::from_names(["BPF", "PERFMON", "SYS_ADMIN"]).unwrap());
+        let f = run(&w, s);
+        let d = f
+            .iter()
+            .find(|f| f.rule == "dangerous-capabilities")
+            .unwrap();
+        assert_eq!(d.paths, vec!["CAP_SYS_ADMIN"]);
     }
 
     #[test]

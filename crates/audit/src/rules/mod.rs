@@ -1,6 +1,9 @@
 //! Isolation rules. Each rule lives in its own file named after its id and reads only the
 //! normalized model ([`watertight_model`]); it never looks at a source format.
 
+mod bpf_inventory;
+mod bpf_program_unvetted;
+mod bpf_registry_mismatch;
 mod bpf_token;
 mod dangerous_capabilities;
 mod full_capabilities;
@@ -26,7 +29,7 @@ mod user_namespace_host_root;
 
 use crate::finding::{Finding, Severity};
 use std::collections::BTreeMap;
-use watertight_model::{NamespaceKind, NamespaceState, Origin, Subject, Workload};
+use watertight_model::{HostBpf, NamespaceKind, NamespaceState, Origin, Subject, Workload};
 
 /// What a rule is, for catalogs (SARIF `rules[]`, documentation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,9 +191,59 @@ const RULES: [(RuleInfo, Check); 22] = [
     (plan_drift::INFO, plan_drift::check),
 ];
 
+type HostCheck = fn(&HostBpf, &str, &mut Vec<Finding>);
+
+/// Rules about the host as a whole (its BPF programs), after the workloads' rules.
+const HOST_RULES: [(RuleInfo, HostCheck); 3] = [
+    (bpf_program_unvetted::INFO, bpf_program_unvetted::check),
+    (bpf_registry_mismatch::INFO, bpf_registry_mismatch::check),
+    (bpf_inventory::INFO, bpf_inventory::check),
+];
+
 /// The catalog of rules (for SARIF and documentation).
 pub fn catalog() -> Vec<RuleInfo> {
-    RULES.iter().map(|(info, _)| *info).collect()
+    RULES
+        .iter()
+        .map(|(info, _)| *info)
+        .chain(HOST_RULES.iter().map(|(info, _)| *info))
+        .collect()
+}
+
+/// Runs the host-level rules on a live host's BPF inventory (`source`: `host:<node>`).
+pub fn evaluate_bpf(bpf: &HostBpf, source: &str) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for (_, check) in HOST_RULES.iter() {
+        check(bpf, source, &mut out);
+    }
+    out
+}
+
+/// A finding about the host as a whole (no workload of its own: `host`).
+pub fn host_finding(
+    info: &RuleInfo,
+    severity: Severity,
+    message: String,
+    source: &str,
+    subject: String,
+) -> Finding {
+    Finding {
+        rule: info.id.to_string(),
+        severity,
+        message,
+        source: source.to_string(),
+        subject,
+        workload: "host".into(),
+        container: None,
+        pid: None,
+        pids: Vec::new(),
+        namespace: None,
+        paths: Vec::new(),
+        file: None,
+        document: None,
+        field: None,
+        line: None,
+        column: None,
+    }
 }
 
 /// Runs every rule on every subject of the workload. Findings that several processes of one
@@ -283,6 +336,58 @@ pub(crate) mod test_support {
 
     pub fn rules(findings: &[crate::Finding]) -> Vec<String> {
         findings.iter().map(|f| f.rule.clone()).collect()
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod bpf_test_support {
+    use watertight_model::*;
+
+    /// A program of `prog_type` with tag `00000000000000aa`, held by `(pid, in_container)`.
+    pub fn program(id: u32, prog_type: &str, holders: &[(u32, bool)]) -> BpfProgram {
+        BpfProgram {
+            id,
+            tag: "00000000000000aa".into(),
+            prog_type: prog_type.into(),
+            name: format!("p{id}"),
+            uid: 0,
+            loaded_at: None,
+            holders: holders
+                .iter()
+                .map(|(pid, in_container)| BpfHolder {
+                    pid: *pid,
+                    name: "x".into(),
+                    workload: in_container.then(|| "docker container c (1)".into()),
+                    in_container: *in_container,
+                })
+                .collect(),
+        }
+    }
+
+    pub fn record(id: u32, tag: &str) -> LoadedBpfProgram {
+        LoadedBpfProgram {
+            id,
+            tag: tag.into(),
+            name: format!("p{id}"),
+            prog_type: "tracepoint".into(),
+            attach: None,
+            object: "o.bpf.o".into(),
+            object_sha256: "ab".into(),
+            signer: "sha256:cd".into(),
+            pin: None,
+            loaded_at: 0,
+        }
+    }
+
+    pub fn host(programs: Vec<BpfProgram>) -> HostBpf {
+        HostBpf {
+            programs,
+            ..HostBpf::default()
+        }
+    }
+
+    pub fn findings(bpf: &HostBpf) -> Vec<crate::Finding> {
+        super::evaluate_bpf(bpf, "host:n")
     }
 }
 

@@ -6,6 +6,7 @@
 //! reference process (PID 1 by default): if the reference cannot be read the state is Unknown,
 //! never Isolated.
 
+pub mod bpf;
 mod proc_files;
 mod runtime_names;
 mod workload_kind;
@@ -660,7 +661,7 @@ pub fn scan(opts: &HostOptions) -> Result<HostScan, AuditError> {
 
 /// The host's root for the procfs at `proc_root`: `/` for `/proc`, else its parent (a
 /// DaemonSet that mounts the host's root at /host passes `--proc /host/proc`).
-fn host_root(proc_root: &Path) -> PathBuf {
+pub fn host_root(proc_root: &Path) -> PathBuf {
     match proc_root.parent() {
         Some(root) if proc_root != Path::new("/proc") => root.to_path_buf(),
         _ => PathBuf::from("/"),
@@ -670,7 +671,7 @@ fn host_root(proc_root: &Path) -> PathBuf {
 /// Where `watertight run` publishes its running sandboxes' plans on the host whose procfs is at
 /// `proc_root`: `/run/...` beside `/proc`, so a DaemonSet that mounts the host's root at /host
 /// (`--proc /host/proc`) reads `/host/run/...`.
-fn running_sandboxes_dir(proc_root: &Path) -> PathBuf {
+pub fn running_sandboxes_dir(proc_root: &Path) -> PathBuf {
     let published = Path::new(watertight_model::RUNNING_SANDBOXES_DIR);
     match proc_root.parent() {
         Some(host_root) if proc_root != Path::new("/proc") => {

@@ -5,7 +5,7 @@ use crate::commands::sink::{warn, ReportArgs};
 use anyhow::Context as _;
 use std::path::PathBuf;
 use std::time::Instant;
-use watertight_audit::sources::host::{scan, HostOptions};
+use watertight_audit::sources::host::{bpf, scan, HostOptions};
 use watertight_audit::{accept::Date, audit_workloads, Report};
 
 /// Audits the workloads each input file yields, names every input that could not be read, and
@@ -57,6 +57,10 @@ pub struct Args {
     /// `-o FILE --atomic` for a textfile collector.
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     pub every: Option<u64>,
+    /// The BPF gatekeeper's registry (default: /run/watertight/bpf/loaded beside --proc's
+    /// host). For tests: a registry of records made up for the test's own program.
+    #[arg(long, value_name = "DIR", hide = true)]
+    pub bpf_registry: Option<PathBuf>,
     #[command(flatten)]
     pub baselines: super::BaselineArgs,
     #[command(flatten)]
@@ -97,7 +101,7 @@ fn audit_once(args: &Args) -> anyhow::Result<u8> {
         pids: (!args.pids.is_empty()).then(|| args.pids.clone()),
         node: args.node.clone(),
     };
-    let scanned = scan(&opts)
+    let mut scanned = scan(&opts)
         .with_context(|| format!("cannot audit this host via {}", args.proc_root.display()))?;
     // Without the host's namespaces nothing can be compared: every namespace would be
     // "unknown" and the report empty, which reads as "isolated". An error, not "No findings".
@@ -136,10 +140,32 @@ fn audit_once(args: &Args) -> anyhow::Result<u8> {
             "none of the pids given with --pid is a running user-space process (check `ps -p`)"
         );
     }
+    // The host's BPF programs (host-wide: not taken when --pid narrows the audit to some
+    // processes); marks the gatekeeper's process before the workloads' rules run.
+    let bpf = args.pids.is_empty().then(|| {
+        let host_root = watertight_audit::sources::host::host_root(&args.proc_root);
+        let registry = args.bpf_registry.clone().unwrap_or_else(|| {
+            let published = std::path::Path::new(watertight_model::BPF_REGISTRY_DIR);
+            host_root.join(published.strip_prefix("/").unwrap_or(published))
+        });
+        let running = watertight_audit::sources::host::running_sandboxes_dir(&args.proc_root);
+        bpf::inventory(&args.proc_root, &registry, &running, &mut scanned)
+    });
+    if let Some(why) = bpf.as_ref().and_then(|b| b.not_taken.as_ref()) {
+        warn(&format!("warning: BPF inventory not taken: {why}"));
+    }
     let mut report = Report::new("host");
     report.node = Some(scanned.node.clone());
     report.workloads = scanned.workloads.len();
     report.findings = audit_workloads(&scanned.workloads);
+    if let Some(bpf) = &bpf {
+        let source = format!("host:{}", scanned.node);
+        report
+            .findings
+            .extend(watertight_audit::rules::evaluate_bpf(bpf, &source));
+        watertight_audit::report::sort_findings(&mut report.findings);
+    }
+    report.bpf = bpf;
     args.baselines
         .finish(&mut report, baseline.as_ref(), Date::today())?;
     report.duration_seconds = started.elapsed().as_secs_f64();

@@ -77,6 +77,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         Ok(loaded) => loaded,
         Err(e) => return Ok(report_error(&e)),
     };
+    say_kernel_admission();
     if args.json {
         say(&serde_json::to_string_pretty(loaded.programs())?)?;
     } else {
@@ -110,6 +111,23 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         drop(loaded);
     }
     Ok(0)
+}
+
+/// Says on stderr whether the kernel itself stops other loaders. Only a BPF LSM program on
+/// `bpf_prog_load` could refuse a loader that holds CAP_BPF; where BPF LSM programs cannot
+/// attach (this machine kind: every trampoline type is refused at load), nothing in the kernel
+/// does, and the gatekeeper's guarantee rests on who holds CAP_BPF plus `audit host` finding
+/// every program it did not load.
+fn say_kernel_admission() {
+    let lsm = watertight_integrity::probe::probe_bpf_lsm();
+    if lsm.available {
+        warn("kernel admission: BPF LSM programs load here, but watertight installs no lsm/bpf_prog_load admission program yet: other holders of CAP_BPF are not stopped by the kernel; `watertight audit host` reports every program this gatekeeper did not load");
+    } else {
+        warn(&format!(
+            "kernel admission: none on this host ({}): other holders of CAP_BPF are not stopped by the kernel; `watertight audit host` reports every program this gatekeeper did not load",
+            lsm.reason
+        ));
+    }
 }
 
 /// One line on stderr and the documented exit code of the step that failed.
