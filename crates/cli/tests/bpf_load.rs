@@ -404,3 +404,122 @@ fn without_privileges_the_kernel_refusal_is_named_with_the_fix() {
     );
     assert!(f.records().is_empty());
 }
+
+/// The gatekeeper as its systemd unit runs it (root with only CAP_BPF and CAP_PERFMON, nothing
+/// inheritable) and `audit host` on the same host: the programs it loaded are vouched for by
+/// their records, not reported as unvetted; the gatekeeper holding CAP_BPF is not a finding;
+/// once it is stopped, the programs and records are gone and nothing is reported either.
+#[test]
+fn audit_host_vouches_for_what_the_gatekeeper_loaded_under_its_units_capabilities() {
+    if !guard(&this_test()) || !require_tools(&this_test(), &["setpriv"], "util-linux") {
+        return;
+    }
+    let f = Fixture::new();
+    let object = f.compile("rawtp_sys_enter");
+    f.sign(&object, &[]);
+    let load = f.load(&[&object], &["--hold"]);
+    let child = Command::new("setpriv")
+        .args([
+            "--bounding-set=-all,+bpf,+perfmon",
+            "--inh-caps=-all",
+            "--securebits=+noroot_locked",
+        ])
+        .arg(load.get_program())
+        .args(load.get_args())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut holding = Holding(child);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while f.records().is_empty() {
+        if let Ok(Some(status)) = holding.0.try_wait() {
+            let mut err = String::new();
+            holding
+                .0
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            panic!("the gatekeeper ended ({status}) before recording: {err}");
+        }
+        assert!(Instant::now() < deadline, "no record after 60 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let id = f.records()[0]["id"].as_u64().unwrap();
+    let gatekeeper = holding.0.id();
+    let status = std::fs::read_to_string(format!("/proc/{gatekeeper}/status")).unwrap();
+    let cap_eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
+        .unwrap();
+    // CAP_PERFMON (38) and CAP_BPF (39), nothing else: the unit's set.
+    assert_eq!(cap_eff, (1 << 38) | (1 << 39), "CapEff {cap_eff:#x}");
+
+    let audit = |registry: &Path| {
+        let o = watertight()
+            .args(["audit", "host", "--format", "json", "--fail-on", "none"])
+            .arg(format!("--reference-pid={}", std::process::id()))
+            .arg("--bpf-registry")
+            .arg(registry)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        watertight_testkit::stdout_json(&o)
+    };
+    let about_gatekeeper = |report: &serde_json::Value| -> Vec<serde_json::Value> {
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|x| {
+                x["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains(&format!("BPF program {id} (")))
+                    || x["pids"]
+                        .as_array()
+                        .is_some_and(|p| p.contains(&gatekeeper.into()))
+            })
+            .cloned()
+            .collect()
+    };
+    let report = audit(&f.registry());
+    let listed = report["bpf"]["programs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == id)
+        .unwrap_or_else(|| panic!("program {id} not in the inventory: {report:#}"))
+        .clone();
+    assert_eq!(listed["holders"][0]["pid"], gatekeeper, "{listed:#}");
+    assert_eq!(about_gatekeeper(&report), Vec::<serde_json::Value>::new());
+
+    // Control: the same audit without the gatekeeper's registry reports its program as
+    // unvetted, held by the gatekeeper.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let report = audit(elsewhere.path());
+    let found = about_gatekeeper(&report);
+    assert!(
+        found
+            .iter()
+            .any(|x| x["rule"] == "bpf-program-unvetted" && x["severity"] == "high"),
+        "{report:#}"
+    );
+
+    Command::new("kill")
+        .args(["-TERM", &gatekeeper.to_string()])
+        .status()
+        .unwrap();
+    assert!(holding.0.wait().unwrap().success());
+    assert!(f.records().is_empty());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while program_exists(id) {
+        assert!(
+            Instant::now() < deadline,
+            "program {id} still loaded 30 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
