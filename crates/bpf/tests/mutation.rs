@@ -4,7 +4,6 @@
 //! asserted).
 
 use proptest::prelude::*;
-use std::process::Command;
 use std::sync::OnceLock;
 use watertight_bpf::{vet, Policy};
 
@@ -29,7 +28,7 @@ SEC("tp/syscalls/sys_enter_openat") int prog(void *ctx) {
 /// The compiled object, or `None` (skipped locally, a failure in CI) without clang.
 fn object() -> Option<&'static [u8]> {
     let test = watertight_testkit::this_test();
-    if !watertight_testkit::require_tools(&test, &["clang"], "clang libbpf-dev") {
+    if !watertight_testkit::require_bpf_toolchain(&test) {
         return None;
     }
     static OBJ: OnceLock<Vec<u8>> = OnceLock::new();
@@ -38,25 +37,7 @@ fn object() -> Option<&'static [u8]> {
         let src = dir.path().join("m.c");
         let obj = dir.path().join("m.o");
         std::fs::write(&src, SOURCE).unwrap();
-        let out = Command::new("clang")
-            .args([
-                "-g",
-                "-O2",
-                "-target",
-                "bpf",
-                "-I/usr/include/x86_64-linux-gnu",
-                "-c",
-            ])
-            .arg(&src)
-            .arg("-o")
-            .arg(&obj)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        watertight_testkit::compile_bpf(&src, &obj);
         std::fs::read(&obj).unwrap()
     }))
 }

@@ -19,42 +19,15 @@ char LICENSE[] SEC("license") = "GPL";
 /// Compiles `body` (after the prelude) into `dir/name.o`; `None` when clang or the libbpf
 /// headers are missing (skip locally, fail in CI).
 fn compile(dir: &Path, name: &str, body: &str) -> Option<Vec<u8>> {
-    if !require_tools(
-        &this_test(),
-        &["clang", "llvm-objdump"],
-        "clang llvm libbpf-dev",
-    ) {
-        return None;
-    }
-    if !watertight_testkit::require(
-        &this_test(),
-        (!Path::new("/usr/include/bpf/bpf_helpers.h").exists())
-            .then(|| "needs /usr/include/bpf/bpf_helpers.h (apt-get install libbpf-dev)".into()),
-    ) {
+    if !watertight_testkit::require_bpf_toolchain(&this_test())
+        || !require_tools(&this_test(), &["llvm-objdump"], "llvm")
+    {
         return None;
     }
     let src = dir.join(format!("{name}.c"));
     let obj = dir.join(format!("{name}.o"));
     std::fs::write(&src, format!("{PRELUDE}\n{body}\n")).unwrap();
-    let out = Command::new("clang")
-        .args([
-            "-g",
-            "-O2",
-            "-target",
-            "bpf",
-            "-I/usr/include/x86_64-linux-gnu",
-            "-c",
-        ])
-        .arg(&src)
-        .arg("-o")
-        .arg(&obj)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "clang {name}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    watertight_testkit::compile_bpf(&src, &obj);
     Some(std::fs::read(&obj).unwrap())
 }
 

@@ -2,13 +2,12 @@
 //! bytes and key, and one byte changed in the object, another key, or an edited signature file
 //! is refused.
 
-use std::process::Command;
 use watertight_bpf::{sign, verify_signature, Error, Policy, SignatureFile};
 use watertight_integrity::SigningKey;
 
 fn compile(body: &str) -> Option<Vec<u8>> {
     let test = watertight_testkit::this_test();
-    if !watertight_testkit::require_tools(&test, &["clang"], "clang libbpf-dev") {
+    if !watertight_testkit::require_bpf_toolchain(&test) {
         return None;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -19,25 +18,7 @@ fn compile(body: &str) -> Option<Vec<u8>> {
         format!("#include <linux/types.h>\n#include <linux/bpf.h>\n#include <bpf/bpf_helpers.h>\nchar LICENSE[] SEC(\"license\") = \"GPL\";\n{body}\n"),
     )
     .unwrap();
-    let out = Command::new("clang")
-        .args([
-            "-g",
-            "-O2",
-            "-target",
-            "bpf",
-            "-I/usr/include/x86_64-linux-gnu",
-            "-c",
-        ])
-        .arg(&src)
-        .arg("-o")
-        .arg(&obj)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    watertight_testkit::compile_bpf(&src, &obj);
     Some(std::fs::read(&obj).unwrap())
 }
 

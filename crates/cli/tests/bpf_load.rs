@@ -36,25 +36,7 @@ impl Fixture {
     /// Compiles tests/bpf_load/NAME.bpf.c into the fixture as NAME.bpf.o.
     fn compile(&self, name: &str) -> PathBuf {
         let out = self.path(&format!("{name}.bpf.o"));
-        let o = Command::new("clang")
-            .args([
-                "-O2",
-                "-g",
-                "-target",
-                "bpf",
-                "-I/usr/include/x86_64-linux-gnu",
-                "-c",
-            ])
-            .arg(Path::new(SOURCES).join(format!("{name}.bpf.c")))
-            .arg("-o")
-            .arg(&out)
-            .output()
-            .unwrap();
-        assert!(
-            o.status.success(),
-            "clang: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
+        watertight_testkit::compile_bpf(&Path::new(SOURCES).join(format!("{name}.bpf.c")), &out);
         out
     }
 
@@ -100,7 +82,9 @@ impl Fixture {
 }
 
 fn guard(test: &str) -> bool {
-    require_root(test) && require_tools(test, &["clang", "bpftool"], "clang bpftool libbpf-dev")
+    require_root(test)
+        && watertight_testkit::require_bpf_toolchain(test)
+        && require_tools(test, &["bpftool"], "bpftool")
 }
 
 fn program_exists(id: u64) -> bool {
@@ -110,6 +94,19 @@ fn program_exists(id: u64) -> bool {
         .unwrap()
         .status
         .success()
+}
+
+/// Waits until the kernel has freed program `id` (after an RCU grace period once the last
+/// reference went).
+fn wait_until_unloaded(id: u64) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while program_exists(id) {
+        assert!(
+            Instant::now() < deadline,
+            "program {id} still loaded after 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// The value of key 0 of the program's first map, through bpftool.
@@ -151,6 +148,32 @@ fn first_map_counter(prog_id: u64) -> u64 {
 /// Ends a `--hold` gatekeeper left running by a failed assertion.
 struct Holding(Child);
 
+impl Holding {
+    /// Waits until the gatekeeper has recorded what it loaded (it records only after loading
+    /// and attaching everything); fails with its stderr when it ends first.
+    fn wait_for_records(&mut self, f: &Fixture) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while f.records().is_empty() {
+            if let Ok(Some(status)) = self.0.try_wait() {
+                let mut err = String::new();
+                let _ = self.0.stderr.take().map(|mut e| e.read_to_string(&mut err));
+                panic!("bpf load --hold ended ({status}) before recording: {err}");
+            }
+            assert!(Instant::now() < deadline, "no record after 60 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGTERM, then its exit status.
+    fn stop(&mut self) -> std::process::ExitStatus {
+        Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status()
+            .unwrap();
+        self.0.wait().unwrap()
+    }
+}
+
 impl Drop for Holding {
     fn drop(&mut self) {
         if let Ok(None) = self.0.try_wait() {
@@ -177,22 +200,7 @@ fn a_signed_observer_loads_attaches_counts_and_is_gone_after_the_hold() {
         .spawn()
         .unwrap();
     let mut holding = Holding(child);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while f.records().is_empty() {
-        if let Ok(Some(status)) = holding.0.try_wait() {
-            let mut err = String::new();
-            holding
-                .0
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut err)
-                .unwrap();
-            panic!("bpf load --hold ended ({status}) before recording: {err}");
-        }
-        assert!(Instant::now() < deadline, "no record after 60 s");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    holding.wait_for_records(&f);
     let records = f.records();
     assert_eq!(records.len(), 1, "{records:?}");
     let r = &records[0];
@@ -215,11 +223,7 @@ fn a_signed_observer_loads_attaches_counts_and_is_gone_after_the_hold() {
     let after = first_map_counter(id);
     assert!(after >= before + 100, "counter {before} -> {after}");
 
-    Command::new("kill")
-        .args(["-TERM", &holding.0.id().to_string()])
-        .status()
-        .unwrap();
-    let status = holding.0.wait().unwrap();
+    let status = holding.stop();
     assert!(status.success(), "{status}");
     let mut out = String::new();
     holding
@@ -355,15 +359,7 @@ fn pinned_programs_outlive_the_command_until_unloaded() {
     assert!(stdout(&o).contains("count_getppid"), "{}", stdout(&o));
     assert!(!pin.exists());
     assert!(f.records().is_empty());
-    // The kernel frees a program whose last reference went after an RCU grace period.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while program_exists(id) {
-        assert!(
-            Instant::now() < deadline,
-            "program {id} still loaded 30 s after unload"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until_unloaded(id);
 }
 
 #[test]
@@ -431,22 +427,7 @@ fn audit_host_vouches_for_what_the_gatekeeper_loaded_under_its_units_capabilitie
         .spawn()
         .unwrap();
     let mut holding = Holding(child);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while f.records().is_empty() {
-        if let Ok(Some(status)) = holding.0.try_wait() {
-            let mut err = String::new();
-            holding
-                .0
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut err)
-                .unwrap();
-            panic!("the gatekeeper ended ({status}) before recording: {err}");
-        }
-        assert!(Instant::now() < deadline, "no record after 60 s");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    holding.wait_for_records(&f);
     let id = f.records()[0]["id"].as_u64().unwrap();
     let gatekeeper = holding.0.id();
     let status = std::fs::read_to_string(format!("/proc/{gatekeeper}/status")).unwrap();
@@ -508,20 +489,9 @@ fn audit_host_vouches_for_what_the_gatekeeper_loaded_under_its_units_capabilitie
         "{report:#}"
     );
 
-    Command::new("kill")
-        .args(["-TERM", &gatekeeper.to_string()])
-        .status()
-        .unwrap();
-    assert!(holding.0.wait().unwrap().success());
+    assert!(holding.stop().success());
     assert!(f.records().is_empty());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while program_exists(id) {
-        assert!(
-            Instant::now() < deadline,
-            "program {id} still loaded 30 s after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until_unloaded(id);
 }
 
 /// The libbpf-tools corpus (../shared/corpora, built once here) through the gatekeeper: every

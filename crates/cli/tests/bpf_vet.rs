@@ -4,16 +4,12 @@
 //! and signing (refused objects are not signed; the signature verifies with the library).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use watertight_testkit::{stderr, stdout, stdout_json, watertight};
 
 /// Compiles BPF C (after the libbpf prelude) into `dir/name.o`; `None` when clang is missing.
 fn compile(dir: &Path, name: &str, body: &str) -> Option<PathBuf> {
-    if !watertight_testkit::require_tools(
-        &watertight_testkit::this_test(),
-        &["clang"],
-        "clang libbpf-dev",
-    ) {
+    if !watertight_testkit::require_bpf_toolchain(&watertight_testkit::this_test()) {
         return None;
     }
     let src = dir.join(format!("{name}.c"));
@@ -23,25 +19,7 @@ fn compile(dir: &Path, name: &str, body: &str) -> Option<PathBuf> {
         format!("#include <linux/types.h>\n#include <linux/bpf.h>\n#include <bpf/bpf_helpers.h>\nchar LICENSE[] SEC(\"license\") = \"GPL\";\n{body}\n"),
     )
     .unwrap();
-    let out = Command::new("clang")
-        .args([
-            "-g",
-            "-O2",
-            "-target",
-            "bpf",
-            "-I/usr/include/x86_64-linux-gnu",
-            "-c",
-        ])
-        .arg(&src)
-        .arg("-o")
-        .arg(&obj)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    watertight_testkit::compile_bpf(&src, &obj);
     Some(obj)
 }
 

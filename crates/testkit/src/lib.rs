@@ -325,6 +325,44 @@ pub fn mutate(mut bytes: Vec<u8>, edits: &[(usize, u8, u8)]) -> Vec<u8> {
     bytes
 }
 
+/// The guard of a test that compiles BPF C: clang and libbpf's headers (`bpf/bpf_helpers.h`),
+/// both from `scripts/install-deps.sh`. True when both are there; otherwise [`require`]'s SKIP
+/// line (a failure in CI).
+pub fn require_bpf_toolchain(test: &str) -> bool {
+    require_tools(test, &["clang"], "clang libbpf-dev")
+        && require(
+            test,
+            (!Path::new("/usr/include/bpf/bpf_helpers.h").exists())
+                .then(|| "needs libbpf's headers (apt-get install libbpf-dev)".into()),
+        )
+}
+
+/// Compiles the BPF C file `src` into the object `out` as libbpf expects it (`clang -g -O2
+/// -target bpf`: BTF for `.maps`, the host's multiarch include directory for `asm/types.h`),
+/// panicking with clang's output when it fails.
+pub fn compile_bpf(src: &Path, out: &Path) {
+    let o = Command::new("clang")
+        .args([
+            "-g",
+            "-O2",
+            "-target",
+            "bpf",
+            "-I/usr/include/x86_64-linux-gnu",
+            "-c",
+        ])
+        .arg(src)
+        .arg("-o")
+        .arg(out)
+        .output()
+        .expect("clang (scripts/install-deps.sh) compiles the BPF test programs");
+    assert!(
+        o.status.success(),
+        "clang {}: {}",
+        src.display(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use watertight_testkit::{require, require_tools};
+use watertight_testkit::require_tools;
 
 /// The built object and holder, in a temporary directory removed on drop.
 pub struct Built {
@@ -34,26 +34,13 @@ fn run(cmd: &mut Command) {
 
 /// Builds both, or says what is missing (the guard's SKIP, a failure in CI).
 pub fn build(test: &str) -> Option<Built> {
-    if !require_tools(test, &["clang", "cc"], "clang gcc")
-        || !require(
-            test,
-            (!Path::new("/usr/include/bpf/libbpf.h").exists())
-                .then(|| "needs libbpf's headers (apt-get install libbpf-dev)".into()),
-        )
-    {
+    if !watertight_testkit::require_bpf_toolchain(test) || !require_tools(test, &["cc"], "gcc") {
         return None;
     }
     let dir = tempfile::tempdir().unwrap();
     let object = dir.path().join("observe.bpf.o");
     let holder = dir.path().join("holder");
-    run(Command::new("clang")
-        .args(["-O2", "-g", "-target", "bpf"])
-        // asm/types.h for the BPF target: the host's multiarch include directory.
-        .arg("-I/usr/include/x86_64-linux-gnu")
-        .arg("-c")
-        .arg(src("observe.bpf.c"))
-        .arg("-o")
-        .arg(&object));
+    watertight_testkit::compile_bpf(&src("observe.bpf.c"), &object);
     run(Command::new("cc")
         .args(["-O1", "-o"])
         .arg(&holder)
