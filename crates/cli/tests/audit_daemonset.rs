@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use watertight_testkit::finding_keys as keys;
 
 fn manifest() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/watertight-audit-daemonset.yaml")
@@ -33,25 +34,6 @@ fn audit(extra: &[&str]) -> (Option<i32>, serde_json::Value) {
         )
     });
     (out.status.code(), report)
-}
-
-/// `severity rule[namespace]` of each entry of a findings-shaped list.
-fn keys(list: &serde_json::Value) -> BTreeSet<String> {
-    list.as_array()
-        .expect("a list")
-        .iter()
-        .map(|f| {
-            let ns = f["namespace"]
-                .as_str()
-                .map(|n| format!("[{n}]"))
-                .unwrap_or_default();
-            format!(
-                "{} {}{ns}",
-                f["severity"].as_str().unwrap(),
-                f["rule"].as_str().unwrap()
-            )
-        })
-        .collect()
 }
 
 fn set(items: &[&str]) -> BTreeSet<String> {

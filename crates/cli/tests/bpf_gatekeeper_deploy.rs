@@ -10,6 +10,7 @@ mod bpf_objects;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use watertight_testkit::finding_keys as keys;
 use watertight_testkit::{
     host_lacks, require, require_root, require_tools, stderr, stdout, stdout_json, watertight,
     watertight_bin,
@@ -19,26 +20,6 @@ fn deploy(file: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../deploy/bpf-gatekeeper")
         .join(file)
-}
-
-/// `severity rule[namespace]` of each entry of a findings-shaped list.
-fn keys(list: &serde_json::Value) -> BTreeSet<String> {
-    list.as_array()
-        .map(|a| a.as_slice())
-        .unwrap_or_default()
-        .iter()
-        .map(|f| {
-            let ns = f["namespace"]
-                .as_str()
-                .map(|n| format!("[{n}]"))
-                .unwrap_or_default();
-            format!(
-                "{} {}{ns}",
-                f["severity"].as_str().unwrap(),
-                f["rule"].as_str().unwrap()
-            )
-        })
-        .collect()
 }
 
 fn set(items: &[&str]) -> BTreeSet<String> {

@@ -96,6 +96,25 @@ pub struct HostBpf {
     pub sandboxes: Vec<SandboxBpf>,
 }
 
+impl HostBpf {
+    /// Whether the gatekeeper's registry records this program: the same id and the same tag
+    /// (an id alone could be a later program's, a record outliving its own).
+    pub fn recorded(&self, p: &BpfProgram) -> bool {
+        self.registry
+            .iter()
+            .any(|r| r.id == p.id && r.tag.eq_ignore_ascii_case(&p.tag))
+    }
+
+    /// Whether a running watertight sandbox published this program (id and tag) as its own.
+    pub fn published_by_sandbox(&self, p: &BpfProgram) -> bool {
+        self.sandboxes.iter().any(|s| {
+            s.programs
+                .iter()
+                .any(|o| o.id == p.id && o.tag.eq_ignore_ascii_case(&p.tag))
+        })
+    }
+}
+
 /// The BPF programs one running watertight sandbox's supervisor holds as its own.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SandboxBpf {

@@ -363,6 +363,27 @@ pub fn compile_bpf(src: &Path, out: &Path) {
     );
 }
 
+/// `severity rule[namespace]` of each entry of a findings-shaped JSON list (a report's
+/// `findings` or `accepted`): the set a test pins, whatever the messages say. Not a list: empty.
+pub fn finding_keys(list: &serde_json::Value) -> std::collections::BTreeSet<String> {
+    list.as_array()
+        .map(|a| a.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .map(|f| {
+            let ns = f["namespace"]
+                .as_str()
+                .map(|n| format!("[{n}]"))
+                .unwrap_or_default();
+            format!(
+                "{} {}{ns}",
+                f["severity"].as_str().unwrap_or("?"),
+                f["rule"].as_str().unwrap_or("?")
+            )
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,15 +22,7 @@ pub fn check(bpf: &HostBpf, source: &str, out: &mut Vec<Finding>) {
             format!("BPF inventory not taken: {why}; loaded BPF programs were not checked")
         }
         None => {
-            let gate = bpf
-                .programs
-                .iter()
-                .filter(|p| {
-                    bpf.registry
-                        .iter()
-                        .any(|r| r.id == p.id && r.tag.eq_ignore_ascii_case(&p.tag))
-                })
-                .count();
+            let gate = bpf.programs.iter().filter(|p| bpf.recorded(p)).count();
             let all = bpf.programs.len() + bpf.unreadable.len();
             let ours = bpf.programs.iter().filter(|p| vouched(bpf, p)).count() - gate;
             format!(

@@ -46,14 +46,7 @@ pub fn severity_of(prog_type: &str) -> Severity {
 
 /// Whether a program is vouched for: the gatekeeper's record or a running sandbox's own.
 pub fn vouched(bpf: &HostBpf, p: &BpfProgram) -> bool {
-    bpf.registry
-        .iter()
-        .any(|r| r.id == p.id && r.tag.eq_ignore_ascii_case(&p.tag))
-        || bpf.sandboxes.iter().any(|s| {
-            s.programs
-                .iter()
-                .any(|o| o.id == p.id && o.tag.eq_ignore_ascii_case(&p.tag))
-        })
+    bpf.recorded(p) || bpf.published_by_sandbox(p)
 }
 
 fn holders(p: &BpfProgram) -> Vec<String> {

@@ -186,11 +186,7 @@ fn mark_gatekeeper(bpf: &HostBpf, held: &BTreeMap<u32, BTreeSet<u32>>, scan: &mu
     let vetted: BTreeSet<u32> = bpf
         .programs
         .iter()
-        .filter(|p| {
-            bpf.registry
-                .iter()
-                .any(|r| r.id == p.id && r.tag.eq_ignore_ascii_case(&p.tag))
-        })
+        .filter(|p| bpf.recorded(p))
         .map(|p| p.id)
         .collect();
     let mut by_pid: BTreeMap<u32, (usize, usize)> = BTreeMap::new();
