@@ -386,6 +386,79 @@ impl Drop for Reaped {
     }
 }
 
+/// The auditor is not a workload: run with namespaces of its own (as a confined service may),
+/// it does not report itself, while a process beside it in the same namespaces is reported.
+#[test]
+fn host_audit_never_reports_the_auditor_itself() {
+    if !watertight_testkit::require_root("host_audit_never_reports_the_auditor_itself")
+        || !watertight_testkit::require_tools(
+            "host_audit_never_reports_the_auditor_itself",
+            &["unshare"],
+            "util-linux",
+        )
+    {
+        return;
+    }
+    let bin = env!("CARGO_BIN_EXE_watertight");
+    let reference = format!("--reference-pid={}", std::process::id());
+    // The findings that name the wrapper's first process (the auditor itself under `unshare
+    // --uts`, which execs it; the shell in the control).
+    let naming_first = |wrapper: &[&str]| -> Vec<serde_json::Value> {
+        let child = Command::new(wrapper[0])
+            .args(&wrapper[1..])
+            .args([
+                bin,
+                "audit",
+                "host",
+                "--format",
+                "json",
+                "--fail-on",
+                "none",
+            ])
+            .arg(&reference)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let first = child.id();
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        json(&o)["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| {
+                f["pids"]
+                    .as_array()
+                    .is_some_and(|p| p.contains(&first.into()))
+            })
+            .cloned()
+            .collect()
+    };
+    let alone = naming_first(&["unshare", "--uts"]);
+    assert_eq!(
+        alone,
+        Vec::<serde_json::Value>::new(),
+        "the auditor reported itself"
+    );
+    // Control: the shell that starts the auditor stays in that UTS namespace with a sleep; it
+    // is a workload with a namespace of its own.
+    let beside = naming_first(&[
+        "unshare",
+        "--uts",
+        "sh",
+        "-c",
+        "sleep 60 & s=$!; \"$@\"; rc=$?; kill $s; exit $rc",
+        "sh",
+    ]);
+    assert!(!beside.is_empty(), "the control found nothing");
+}
+
 #[test]
 fn host_audit_without_the_privileges_it_needs_is_an_error() {
     let test = "host_audit_without_the_privileges_it_needs_is_an_error";

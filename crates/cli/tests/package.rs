@@ -334,12 +334,15 @@ fn systemd_units_hold(r: &Path) {
         )
     };
     let bounding_set = format!("--bounding-set=-all,+{cap}");
-    // As systemd runs it: a mount namespace of its own, only the bounding set's capability.
+    // As systemd runs it: mount, UTS and IPC namespaces of its own (ProtectSystem=,
+    // ProtectHostname=, PrivateIPC=), only the bounding set's capability.
     let confined = audit(
         "confined",
         &[
             "unshare",
             "--mount",
+            "--uts",
+            "--ipc",
             "--propagation=private",
             "setpriv",
             &bounding_set,
@@ -350,9 +353,19 @@ fn systemd_units_hold(r: &Path) {
     );
     let plain = audit("plain", &["env"]);
     assert_eq!(confined, plain, "the unit's confinement changes the report");
-    // The check can fail: with a UTS namespace of its own (ProtectHostname=) the auditor is a
-    // sandbox of the host and reports itself.
-    let own_uts = audit("own-uts", &["unshare", "--uts"]);
+    // The check can fail: a process beside the auditor in its UTS namespace is a sandbox of
+    // the host and reported. (The auditor itself is never reported: it is not a workload.)
+    let own_uts = audit(
+        "own-uts",
+        &[
+            "unshare",
+            "--uts",
+            "sh",
+            "-c",
+            "sleep 60 & s=$!; \"$@\"; rc=$?; kill $s; exit $rc",
+            "sh",
+        ],
+    );
     assert!(own_uts.1 > plain.1, "{own_uts:?} vs {plain:?}");
 }
 

@@ -38,6 +38,10 @@ pub struct HostOptions {
     pub pids: Option<Vec<u32>>,
     /// The node name to report (default: the kernel hostname).
     pub node: Option<String>,
+    /// Processes left out of a full scan (not of an explicit `pids` list): the auditor itself,
+    /// which is not a workload, but would be reported as a sandbox of the host whenever it runs
+    /// in namespaces of its own (a service with `ProtectHostname=` or `PrivateIPC=`).
+    pub exclude_pids: Vec<u32>,
 }
 
 impl Default for HostOptions {
@@ -47,6 +51,7 @@ impl Default for HostOptions {
             reference_pid: 1,
             pids: None,
             node: None,
+            exclude_pids: Vec::new(),
         }
     }
 }
@@ -440,13 +445,26 @@ fn node_name(proc_root: &Path) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+/// This process's pid as `proc_root` numbers it: `Some` only when that procfs belongs to this
+/// process's pid namespace (its `self` link names this process), so that excluding it can never
+/// hide another process that happens to have the same number in another namespace.
+pub fn own_pid_in(proc_root: &Path) -> Option<u32> {
+    let me = std::process::id();
+    let named = fs::read_link(proc_root.join("self")).ok()?;
+    (named.to_str()?.parse::<u32>().ok()? == me).then_some(me)
+}
+
 /// Scans the live host.
 pub fn scan(opts: &HostOptions) -> Result<HostScan, AuditError> {
     let proc_root = opts.proc_root.as_path();
     let mut warnings = Vec::new();
     let pids = match &opts.pids {
         Some(p) => p.clone(),
-        None => list_pids(proc_root)?,
+        None => {
+            let mut all = list_pids(proc_root)?;
+            all.retain(|p| !opts.exclude_pids.contains(p));
+            all
+        }
     };
     let reference = read_reference(proc_root, opts.reference_pid, &mut warnings);
     let last_cap = fs::read_to_string(proc_root.join("sys/kernel/cap_last_cap"))

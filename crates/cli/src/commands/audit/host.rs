@@ -100,6 +100,10 @@ fn audit_once(args: &Args) -> anyhow::Result<u8> {
         reference_pid: args.reference_pid,
         pids: (!args.pids.is_empty()).then(|| args.pids.clone()),
         node: args.node.clone(),
+        // The auditor is not a workload of the host it audits.
+        exclude_pids: watertight_audit::sources::host::own_pid_in(&args.proc_root)
+            .into_iter()
+            .collect(),
     };
     let mut scanned = scan(&opts)
         .with_context(|| format!("cannot audit this host via {}", args.proc_root.display()))?;
