@@ -283,6 +283,7 @@ impl LoadPlan {
     /// is undone before it returns.
     pub fn run(self) -> Result<Loaded, LoadError> {
         let mut loaded = Loaded {
+            skipped: Vec::new(),
             objects: Vec::new(),
             links: Vec::new(),
             programs: Vec::new(),
@@ -349,12 +350,48 @@ fn load_one(
     loaded: &mut Loaded,
 ) -> Result<(), LoadError> {
     let path = &admitted.path;
-    let open = ObjectBuilder::default()
+    let mut open = ObjectBuilder::default()
         .open_memory(&admitted.bytes)
         .map_err(|e| LoadError::Open {
             path: path.clone(),
             reason: e.to_string(),
         })?;
+    // A tracepoint this kernel lacks (an architecture's own system call, a subsystem not built
+    // in) cannot be attached: its program is not loaded, as libbpf-tools' own user space does
+    // (set_autoload false). That loads less than was vetted, never more; the rest of the
+    // object loads. When tracefs cannot be read here, nothing is skipped and the attach
+    // reports the missing tracefs.
+    let has_tracepoints = admitted
+        .vetting
+        .programs
+        .iter()
+        .any(|p| p.prog_type == "tracepoint");
+    if has_tracepoints && ensure_tracefs().is_ok() {
+        for mut prog in open.progs_mut() {
+            let name = prog.name().to_string_lossy().into_owned();
+            let absent = admitted
+                .vetting
+                .programs
+                .iter()
+                .find(|p| p.name == name && p.prog_type == "tracepoint")
+                .and_then(|p| p.attach.as_deref())
+                .is_some_and(|tp| !tracepoint_exists(tp));
+            if absent {
+                prog.set_autoload(false);
+                loaded.skipped.push(SkippedProgram {
+                    object: path.clone(),
+                    program: name,
+                    reason: "its tracepoint does not exist on this kernel".into(),
+                });
+            }
+        }
+        if open.progs().all(|p| !p.autoload()) {
+            return Err(LoadError::Load {
+                path: path.clone(),
+                reason: "none of its tracepoints exists on this kernel".into(),
+            });
+        }
+    }
     let object = open.load().map_err(|e| LoadError::Load {
         path: path.clone(),
         reason: e.to_string(),
@@ -365,6 +402,9 @@ fn load_one(
         .map(|d| d.as_secs())
         .unwrap_or(0);
     for mut prog in object.progs_mut() {
+        if !prog.autoload() {
+            continue; // skipped above: not loaded
+        }
         let name = prog.name().to_string_lossy().into_owned();
         let section = prog.section().to_string_lossy().into_owned();
         let vetted = admitted
@@ -496,6 +536,16 @@ fn ensure_tracefs() -> Result<(), LoadError> {
     .map_err(|e| fail("mount tracefs on /sys/kernel/tracing", e))
 }
 
+/// Whether tracefs lists the tracepoint `category:event`.
+fn tracepoint_exists(attach: &str) -> bool {
+    let Some((category, event)) = attach.split_once(':') else {
+        return false;
+    };
+    TRACEFS_EVENTS
+        .iter()
+        .any(|root| Path::new(root).join(category).join(event).is_dir())
+}
+
 /// `tool.bpf.o` -> `tool`: the pin directory of an object.
 fn object_stem(path: &Path) -> String {
     let name = path
@@ -618,6 +668,7 @@ pub fn unload_pinned(pin_root: &Path, registry: &Path) -> Result<Vec<LoadedBpfPr
 /// removes the records of what goes away; [`Loaded::keep_pinned`] leaves pinned programs (and
 /// their records) in place instead.
 pub struct Loaded {
+    skipped: Vec<SkippedProgram>,
     objects: Vec<Object>,
     links: Vec<Link>,
     programs: Vec<LoadedBpfProgram>,
@@ -625,7 +676,23 @@ pub struct Loaded {
     pins: Vec<PathBuf>,
 }
 
+/// A vetted program that was not loaded, and why.
+#[derive(Debug, Clone)]
+pub struct SkippedProgram {
+    /// Its object.
+    pub object: PathBuf,
+    /// The program.
+    pub program: String,
+    /// Why it was not loaded.
+    pub reason: String,
+}
+
 impl Loaded {
+    /// The vetted programs that were not loaded (their tracepoint is absent), and why.
+    pub fn skipped(&self) -> &[SkippedProgram] {
+        &self.skipped
+    }
+
     /// Every program loaded, as recorded.
     pub fn programs(&self) -> &[LoadedBpfProgram] {
         &self.programs

@@ -78,6 +78,14 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         Err(e) => return Ok(report_error(&e)),
     };
     say_kernel_admission();
+    for skip in loaded.skipped() {
+        warn(&format!(
+            "{}: program {} not loaded: {}",
+            skip.object.display(),
+            skip.program,
+            skip.reason
+        ));
+    }
     if args.json {
         say(&serde_json::to_string_pretty(loaded.programs())?)?;
     } else {
