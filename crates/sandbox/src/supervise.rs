@@ -466,9 +466,20 @@ impl<'a> Supervisor<'a> {
     }
 
     /// Kills the whole sandbox; the first reason is the one the verdict gives.
+    ///
+    /// After a violation, the sandbox is frozen first. SIGKILL reaches the tasks one by one
+    /// (pid 1's death kills the rest of its pid namespace, `cgroup.kill` walks the cgroup), and
+    /// a task killed early, such as the one blocked in the refused call, wakes its parent,
+    /// which could run on (measured once under CI load: the shell that started the violating
+    /// program printed its next line) before its own SIGKILL arrived. A frozen task runs no
+    /// more user code; SIGKILL ends it where it stands. A freeze that fails changes nothing:
+    /// the kill follows either way.
     fn kill(&mut self, why: Stop) {
         if self.stop.is_none() {
             self.stop = Some(why);
+        }
+        if matches!(why, Stop::Violation | Stop::TooManyViolations) {
+            let _ = self.target.cgroup.freeze();
         }
         let _ = nix::sys::signal::kill(Pid::from_raw(self.target.pid), Signal::SIGKILL);
         let _ = self.target.cgroup.kill_all();
