@@ -70,12 +70,14 @@ pub fn prepare(path: &Path) -> Result<WorkBox, Error> {
     match std::fs::DirBuilder::new().mode(0o700).create(&abs) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(refuse(
-            path,
-            format!(
+        Err(e) => {
+            return Err(refuse(
+                path,
+                format!(
                 "cannot create it: {e}; pass a directory in an existing parent you can write to"
             ),
-        )),
+            ))
+        }
     }
     let real = std::fs::canonicalize(&abs)
         .map_err(|e| refuse(path, format!("{e}; pass an existing directory")))?;
