@@ -254,7 +254,7 @@ fn wall_time(s: &str) -> anyhow::Result<Option<f64>> {
         return Ok(None);
     }
     match s.parse::<f64>() {
-        Ok(v) if v == 0.0 => Ok(None),
+        Ok(0.0) => Ok(None),
         Ok(v) => seconds("wall-time-limit", v).map(Some),
         Err(_) => anyhow::bail!(
             "--wall-time-limit {}: expected a number of seconds, or none (also 0) for no limit",
@@ -605,6 +605,17 @@ fn shell_line(args: &[OsString]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wall_time_takes_seconds_or_none() {
+        assert_eq!(wall_time("none").unwrap(), None);
+        assert_eq!(wall_time("0").unwrap(), None);
+        assert_eq!(wall_time("2.5").unwrap(), Some(2.5));
+        for bad in ["-1", "soon", "inf"] {
+            let e = wall_time(bad).unwrap_err().to_string();
+            assert!(e.starts_with("--wall-time-limit"), "{e}");
+        }
+    }
 
     #[test]
     fn shell_lines_quote_only_what_needs_it() {

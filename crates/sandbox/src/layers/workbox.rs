@@ -156,8 +156,10 @@ pub fn hand_back(b: &WorkBox) -> Result<HandedBack, Error> {
         Ok(n) => Ok(HandedBack { cleared: n }),
         Err(e) => {
             // The box is a real directory (`prepare`): its mode, never a link's target.
-            let locked =
-                std::fs::set_permissions(&b.path, std::os::unix::fs::PermissionsExt::from_mode(0));
+            let locked = std::fs::set_permissions(
+                &b.path,
+                std::os::unix::fs::PermissionsExt::from_mode(0o000),
+            );
             Err(refuse(
                 &b.path,
                 format!(
