@@ -58,6 +58,20 @@ fn error(flag: &'static str, path: &Path, err: std::io::Error, fix: &'static str
     }
 }
 
+/// A terminal named by path would bypass the pty (`terminal.rs`) and its escape filter: the
+/// program would hold the terminal itself (TIOCSTI, modes) or write raw escapes to it.
+fn refuse_terminal(flag: &'static str, path: &Path, f: &File) -> Result<(), Error> {
+    if nix::unistd::isatty(f.as_fd()).unwrap_or(false) {
+        return Err(Error::StdioFile {
+            flag,
+            path: shown(path),
+            err: std::io::Error::other("a terminal"),
+            fix: "leave the flag out to use the caller's terminal (through the program's own pty)",
+        });
+    }
+    Ok(())
+}
+
 const OUTPUT_FIX: &str =
     "pass a path in a directory you can write to (the file is created or truncated)";
 
@@ -85,6 +99,7 @@ impl StdioPaths {
                         "pass a file, not a directory",
                     ));
                 }
+                refuse_terminal("stdin", p, &f)?;
                 Some(f)
             }
         };
@@ -97,7 +112,9 @@ impl StdioPaths {
                 .open(p)
                 .map_err(|e| error(flag, p, e, OUTPUT_FIX))?;
             let m = f.metadata().map_err(|e| error(flag, p, e, OUTPUT_FIX))?;
-            if let Some(i) = &stdin {
+            refuse_terminal(flag, p, &f)?;
+            // Only a regular file is truncated (and so could lose the input).
+            if let (Some(i), true) = (&stdin, m.is_file()) {
                 let s = i.metadata().map_err(|e| error(flag, p, e, OUTPUT_FIX))?;
                 if (s.dev(), s.ino()) == (m.dev(), m.ino()) {
                     return Err(Error::StdioFile {
@@ -211,6 +228,40 @@ mod tests {
             "{e}"
         );
         assert_eq!(std::fs::read(&out).unwrap(), b"keep");
+    }
+
+    #[test]
+    fn a_terminal_is_refused_for_every_stream() {
+        let pair = nix::pty::openpty(None, None).unwrap();
+        let tty = PathBuf::from(format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(&pair.slave)
+        ));
+        for paths in [
+            StdioPaths {
+                stdin: Some(tty.clone()),
+                ..StdioPaths::default()
+            },
+            StdioPaths {
+                stdout: Some(tty.clone()),
+                ..StdioPaths::default()
+            },
+            StdioPaths {
+                stderr: Some(tty.clone()),
+                ..StdioPaths::default()
+            },
+        ] {
+            let e = paths.open().unwrap_err().to_string();
+            assert!(e.contains("a terminal; leave the flag out"), "{e}");
+        }
+        // Control: /dev/null is no terminal and is taken.
+        StdioPaths {
+            stdin: Some("/dev/null".into()),
+            stdout: Some("/dev/null".into()),
+            stderr: None,
+        }
+        .open()
+        .unwrap();
     }
 
     #[test]
