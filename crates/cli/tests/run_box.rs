@@ -176,6 +176,17 @@ fn a_grader_compiles_runs_and_reads_back_the_box() {
     let suid = std::fs::metadata(boxed.join("suid")).unwrap().mode() & 0o7777;
     assert_eq!(suid, 0o755, "setuid bit left on a file of the caller's");
     assert!(!mounted(&boxed), "the box is still mounted on the host");
+    let id = v["sandbox_id"].as_str().unwrap();
+    assert!(id.starts_with("wt-"), "{v}");
+    let prefix = format!("watertight-{id}@");
+    let left: Vec<_> = watertight_cgroups()
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(&prefix))
+        })
+        .collect();
+    assert!(left.is_empty(), "cgroups left behind: {left:?}");
 }
 
 #[test]
