@@ -275,7 +275,7 @@ fn dir_with_host_socket() -> (tempfile::TempDir, std::os::unix::net::UnixListene
 fn attack_in(dir: &std::path::Path, name: &str, arg: &str, flags: &[&str]) -> std::process::Output {
     watertight()
         .current_dir(dir)
-        .arg("run")
+        .args(["run", "--bind-cwd"])
         .arg(format!("--bind-ro={}:/attack", attack_dir().display()))
         .args(flags)
         .args(["--", "/attack/attack", name, arg])
@@ -283,8 +283,8 @@ fn attack_in(dir: &std::path::Path, name: &str, arg: &str, flags: &[&str]) -> st
         .unwrap()
 }
 
-/// The caller's working directory is bound by default: a host service listening on a socket in
-/// it was reachable despite the network namespace (a read-only bind does not stop connect()).
+/// The caller's working directory, bound with --bind-cwd (by default before it was opt-in): a
+/// host service listening on a socket in it was reachable despite the network namespace (a read-only bind does not stop connect()).
 #[test]
 fn host_socket_in_the_working_directory_is_unreachable() {
     if !require_root("host_socket_in_the_working_directory_is_unreachable") {
@@ -317,7 +317,7 @@ fn host_socket_created_after_the_start_is_unreachable() {
     let sock = dir.path().join("late.sock");
     let child = watertight()
         .current_dir(dir.path())
-        .arg("run")
+        .args(["run", "--bind-cwd"])
         .arg(format!("--bind-ro={}:/attack", attack_dir().display()))
         .args(["--", "/attack/attack", "unix"])
         .arg(format!("{},1500", sock.display()))

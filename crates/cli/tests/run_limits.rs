@@ -244,7 +244,7 @@ fn working_directory_under_a_private_directory_is_shown() {
     std::fs::create_dir(&work).unwrap();
     std::fs::write(work.join("input.txt"), "42\n").unwrap();
     let o = watertight()
-        .args(["run", "--", "/bin/cat", "input.txt"])
+        .args(["run", "--bind-cwd", "--", "/bin/cat", "input.txt"])
         .current_dir(&work)
         .output()
         .unwrap();

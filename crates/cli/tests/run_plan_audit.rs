@@ -78,7 +78,8 @@ fn audit_host_measures_what_the_plan_says() {
         .current_dir(scratch.path())
         .arg("run")
         .arg(format!("--result={}", result.display()))
-        .args(["--", "sleep", "30"])
+        // Past the built-in 10 s wall limit: the audit runs while it sleeps.
+        .args(["--wall-time-limit=60", "--", "sleep", "30"])
         .spawn()
         .unwrap();
     let (path, entry) = entry_of(sandbox.id());

@@ -42,6 +42,7 @@ use crate::forensic::ForensicConfig;
 use crate::layers::mount::MountPlan;
 use crate::layers::{
     bpf, env, fds, integrity, limits, mount, namespaces, privileges, seccomp, secrets, user,
+    workbox,
 };
 use crate::output;
 use crate::plan::Plan;
@@ -59,9 +60,13 @@ pub struct Job {
     pub profile: Profile,
     /// The program and its arguments: bytes, as execve takes them (need not be UTF-8).
     pub argv: Vec<OsString>,
-    /// `--workdir`: the program's working directory inside the sandbox (default: the caller's
-    /// directory when `root.bind_cwd` binds it, else /tmp).
+    /// `--workdir`: the program's working directory inside the sandbox (default: the box with
+    /// `box_dir`, else the caller's directory when `root.bind_cwd` binds it, else /tmp).
     pub workdir: Option<PathBuf>,
+    /// `--box DIR`: the program's own writable host directory at /box (`layers/workbox.rs`).
+    pub box_dir: Option<PathBuf>,
+    /// `--stdin`, `--stdout`, `--stderr`: files the supervisor opens for the program's streams.
+    pub stdio: crate::stdio::StdioPaths,
     /// `--env NAME=VALUE`: variables set over the profile's `[env]` (they win on a clash).
     pub env: Vec<(OsString, OsString)>,
     /// `--secret NAME=FILE`, already read: each appears read-only at /run/secrets/NAME.
@@ -87,6 +92,8 @@ struct SandboxEnds {
     report: OwnedFd,
     /// Carries the seccomp listener to the supervisor.
     notify: OwnedFd,
+    /// `--stdin FILE`, opened by the supervisor.
+    stdin: Option<OwnedFd>,
     stdout: Option<OwnedFd>,
     stderr: Option<OwnedFd>,
     /// The program's pty slave, when the caller has a terminal.
@@ -100,11 +107,15 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
     // 1. Everything that can fail on bad input fails here, before anything is created.
     let mut plan = Plan::new(job)?;
     preflight()?;
-    plan.open_host_trees()?;
-    let profile = &plan.profile;
+    // The caller's files and box, opened and checked as the caller before anything else
+    // exists (output files are truncated only once every file opened).
+    let mut stdio = job.stdio.open()?;
+    let work_box = job.box_dir.as_deref().map(workbox::prepare).transpose()?;
 
-    // 2. user: a host uid of this sandbox's own.
-    let slot = user::acquire_slot(&profile.identity)?;
+    // 2. user: a host uid of this sandbox's own (the box's idmap maps the caller to it).
+    let slot = user::acquire_slot(&plan.profile.identity)?;
+    plan.open_host_trees(work_box.as_ref().map(|b| (b, slot.host_id)))?;
+    let profile = &plan.profile;
     let sandbox_id = format!("wt-{}-{}", slot.index, std::process::id());
     let mut events = EventLog::new(
         &sandbox_id,
@@ -123,9 +134,10 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
     .ctx(|| "socketpair".into())?;
     // A pty of the supervisor's in place of the caller's terminal (terminal.rs); every other
     // output stream through a pipe the supervisor passes on and counts (output.rs).
-    let pty = Pty::for_caller()?;
+    let pty = Pty::for_caller(stdio.redirected())?;
     let tty = pty.as_ref().map(Pty::streams).unwrap_or_default();
-    let output = output::Pipes::open(tty)?;
+    let destinations = crate::stdio::destinations(&mut stdio);
+    let output = output::Pipes::open(tty, &destinations)?;
     let blocked = supervise::block_signals()?;
     let started = Instant::now();
 
@@ -157,6 +169,7 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
                     go: go_rd,
                     report: report_wr,
                     notify: notify_sbx,
+                    stdin: stdio.stdin.take(),
                     stdout,
                     stderr,
                     terminal: pty.map(Pty::into_slave),
@@ -170,7 +183,8 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
         }
     };
     drop((go_rd, report_wr, notify_sbx));
-    let output = output.supervisor_ends();
+    drop(stdio); // the program's stdin is the sandbox's now
+    let output = (output.supervisor_ends(), destinations);
     // From here the child exists: any failure kills it before returning.
     let child = supervise::ChildGuard::new(pid);
 
@@ -290,13 +304,17 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
     let mut verdict = verdict::decide(&outcome, &settings, events.summary());
     verdict.plan_digest = plan.digest().to_string();
 
-    // 9. Clean up: kill anything left and remove the cgroup; the slot is freed on drop.
+    // 9. Clean up: the box back to the caller (pid 1 is gone, and every process of its pid
+    //    namespace with it: no setuid/setgid file of the caller's left by the program); the
+    //    bridge port, the cgroup; the slot is freed on drop.
+    let handed_back = work_box.as_ref().map(workbox::hand_back).transpose();
     if let Some(p) = port {
         p.remove()
             .map_err(|e| Error::Config(format!("remove the sandbox's bridge port: {e}")))?;
     }
     cgroup.destroy()?;
     drop((published, slot));
+    handed_back?;
     Ok(verdict)
 }
 
@@ -369,6 +387,7 @@ fn sandbox_init(p: &Plan, mut ends: SandboxEnds) -> ! {
             .ctx(|| "start the program".into())
             .at(Stage::Spawn)?;
         // Only the program writes its output pipes: their EOF tells the supervisor it is done.
+        ends.stdin = None;
         ends.stdout = None;
         ends.stderr = None;
         let status = reap_until(program);
@@ -554,6 +573,11 @@ fn before_exec(
     sys.setsid().ctx(|| "setsid".into()).at(Stage::Session)?; // h. a session of its own
     if let Some(t) = &ends.terminal {
         t.make_controlling().at(Stage::Session)?; // h. the pty, never the caller's terminal
+    }
+    if let Some(input) = &ends.stdin {
+        nix::unistd::dup2_stdin(input.as_fd())
+            .ctx(|| "redirect stdin".into())
+            .at(Stage::Stdio)?;
     }
     if let Some(out) = &ends.stdout {
         nix::unistd::dup2_stdout(out.as_fd())
@@ -888,6 +912,7 @@ mod tests {
             go: dev_null(),
             report: dev_null(),
             notify: dev_null(),
+            stdin: None,
             stdout: None,
             stderr: None,
             terminal: None,

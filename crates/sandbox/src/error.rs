@@ -27,6 +27,27 @@ pub enum Error {
         /// The OS error it returned.
         err: io::Error,
     },
+    /// A `--stdin`, `--stdout` or `--stderr` file the supervisor could not open (as the caller,
+    /// before anything is created).
+    #[error("--{flag} {path}: {err}; {fix}")]
+    StdioFile {
+        /// The flag, e.g. `stdin`.
+        flag: &'static str,
+        /// The path as given, quoted.
+        path: String,
+        /// Why it could not be opened.
+        err: io::Error,
+        /// What to pass instead.
+        fix: &'static str,
+    },
+    /// A `--box` directory that cannot be the sandbox's box.
+    #[error("--box {path}: {message}")]
+    Box {
+        /// The path as given, quoted.
+        path: String,
+        /// What is wrong, worded as the fix.
+        message: String,
+    },
     /// The effective uid is not 0.
     #[error("watertight run needs root (it creates cgroups and maps the sandbox to its own host uid); run it as root, e.g. with sudo")]
     NotRoot,

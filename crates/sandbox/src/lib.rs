@@ -17,6 +17,7 @@ pub mod plan;
 pub mod profile;
 pub mod report;
 pub mod size;
+pub mod stdio;
 pub mod supervise;
 pub mod syscall;
 pub mod terminal;

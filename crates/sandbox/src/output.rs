@@ -60,12 +60,13 @@ pub struct Pipes {
 }
 
 impl Pipes {
-    /// A pipe for each of the caller's stdout and stderr that is open for writing and is not a
+    /// A pipe for each of the destinations `dest` (the caller's stdout and stderr, or the
+    /// `--stdout`/`--stderr` files: `stdio::destinations`) that is open for writing and is not a
     /// terminal in `tty`; one for both when they are one open file.
-    pub fn open(tty: Streams) -> Result<Pipes, Error> {
-        let (out, err) = (std::io::stdout(), std::io::stderr());
-        let relay_out = !tty.stdout && writable(out.as_fd());
-        let relay_err = !tty.stderr && writable(err.as_fd());
+    pub fn open(tty: Streams, dest: &[Option<OwnedFd>; 2]) -> Result<Pipes, Error> {
+        let is_writable = |d: &Option<OwnedFd>| d.as_ref().is_some_and(|d| writable(d.as_fd()));
+        let relay_out = !tty.stdout && is_writable(&dest[0]);
+        let relay_err = !tty.stderr && is_writable(&dest[1]);
         let pipe = || nix::unistd::pipe2(OFlag::O_CLOEXEC).ctx(|| "pipe".into());
         let mut pipes = Pipes::default();
         if relay_out {
@@ -75,7 +76,8 @@ impl Pipes {
         }
         if relay_err {
             match &pipes.write[0] {
-                Some(w) if same_destination(out.as_fd(), err.as_fd()) => {
+                Some(w) if matches!(dest, [Some(out), Some(err)] if same_destination(out.as_fd(), err.as_fd())) =>
+                {
                     pipes.write[1] = Some(w.try_clone().ctx(|| "dup the output pipe".into())?);
                 }
                 _ => {
@@ -186,6 +188,8 @@ fn way_to(dst: BorrowedFd<'_>) -> Way {
 struct Relayed {
     /// The program's pipe; None at its end (or once the caller's side is gone).
     src: Option<OwnedFd>,
+    /// Where it goes: a duplicate of the caller's descriptor, or a `--stdout`/`--stderr` file.
+    dst: OwnedFd,
     way: Way,
     /// Taken from the program, not yet taken by the caller's descriptor (Send and Write).
     pending: Vec<u8>,
@@ -208,27 +212,26 @@ pub enum OutputFd {
     Caller(Stream),
 }
 
-/// The supervisor's side: passes each stream on to the caller's stdout or stderr, counting it.
+/// The supervisor's side: passes each stream on to its destination (the caller's stdout or
+/// stderr, or a `--stdout`/`--stderr` file), counting it.
 #[derive(Debug)]
 pub struct OutputRelay {
     streams: [Option<Relayed>; 2],
-    stdout: std::io::Stdout,
-    stderr: std::io::Stderr,
 }
 
 impl OutputRelay {
-    /// Relays the pipes of [`Pipes::supervisor_ends`].
-    pub fn new(ends: [Option<OwnedFd>; 2]) -> OutputRelay {
+    /// Relays the pipes of [`Pipes::supervisor_ends`] to `dest`, the destinations the pipes
+    /// were opened for.
+    pub fn new(ends: [Option<OwnedFd>; 2], dest: [Option<OwnedFd>; 2]) -> OutputRelay {
         let mut relay = OutputRelay {
             streams: [None, None],
-            stdout: std::io::stdout(),
-            stderr: std::io::stderr(),
         };
-        for (stream, src) in Stream::BOTH.into_iter().zip(ends) {
-            if let Some(src) = src {
-                let way = way_to(relay.caller(stream));
+        for ((stream, src), dst) in Stream::BOTH.into_iter().zip(ends).zip(dest) {
+            if let (Some(src), Some(dst)) = (src, dst) {
+                let way = way_to(dst.as_fd());
                 relay.streams[stream.index()] = Some(Relayed {
                     src: Some(src),
+                    dst,
                     way,
                     pending: Vec::new(),
                     full: false,
@@ -243,13 +246,6 @@ impl OutputRelay {
         self.streams.iter().any(Option::is_some)
     }
 
-    fn caller(&self, stream: Stream) -> BorrowedFd<'_> {
-        match stream {
-            Stream::Stdout => self.stdout.as_fd(),
-            Stream::Stderr => self.stderr.as_fd(),
-        }
-    }
-
     /// The descriptors to poll: a stream's pipe while it may move, the caller's descriptor
     /// while the stream waits for room there.
     pub fn poll_fds(&self) -> Vec<(BorrowedFd<'_>, PollFlags, OutputFd)> {
@@ -259,11 +255,7 @@ impl OutputRelay {
                 continue;
             };
             if s.full || !s.pending.is_empty() {
-                v.push((
-                    self.caller(stream),
-                    PollFlags::POLLOUT,
-                    OutputFd::Caller(stream),
-                ));
+                v.push((s.dst.as_fd(), PollFlags::POLLOUT, OutputFd::Caller(stream)));
             } else if let Some(src) = &s.src {
                 v.push((src.as_fd(), PollFlags::POLLIN, OutputFd::Program(stream)));
             }
@@ -288,14 +280,10 @@ impl OutputRelay {
     /// Moves one chunk of `stream` from the program's pipe.
     fn step(&mut self, stream: Stream, meter: &mut OutputMeter, buf: &mut Vec<u8>) {
         let i = stream.index();
-        let (stdout, stderr) = (&self.stdout, &self.stderr);
-        let caller = match stream {
-            Stream::Stdout => stdout.as_fd(),
-            Stream::Stderr => stderr.as_fd(),
-        };
         let Some(s) = self.streams[i].as_mut() else {
             return;
         };
+        let caller = s.dst.as_fd();
         let Some(src) = &s.src else { return };
         if s.full || !s.pending.is_empty() {
             return;
@@ -343,14 +331,10 @@ impl OutputRelay {
 
     /// Writes what waits for the caller's descriptor, as far as it takes it now.
     fn flush(&mut self, stream: Stream) {
-        let (stdout, stderr) = (&self.stdout, &self.stderr);
-        let caller = match stream {
-            Stream::Stdout => stdout.as_fd(),
-            Stream::Stderr => stderr.as_fd(),
-        };
         let Some(s) = self.streams[stream.index()].as_mut() else {
             return;
         };
+        let caller = s.dst.as_fd();
         while !s.pending.is_empty() {
             let written = match s.way {
                 Way::Send => nix::sys::socket::send(

@@ -122,8 +122,9 @@ pub struct Root {
     /// true: the root is an overlay whose upper layer is a throwaway tmpfs, so writes anywhere
     /// succeed and vanish with the sandbox; false: the root is read-only and only /tmp is writable.
     pub writable: bool,
-    /// Show the caller's working directory read-only at the same path and start there (not when
-    /// it is / or already inside the root).
+    /// `--bind-cwd`: show the caller's working directory read-only at the same path and start
+    /// there (not when it is / or already inside the root). Off in the built-in profile: the
+    /// program starts in /tmp, or in the box with `--box`.
     pub bind_cwd: bool,
     /// Unix sockets found under directory bind sources (and the bound working directory):
     /// `mask` (the default: each one hidden, so no host service is reachable through a bind)
@@ -502,12 +503,13 @@ pub fn toml_header() -> String {
 }
 
 /// The `watertight run` flag that sets each profile key that has one.
-const FLAGS: [(&str, &str); 13] = [
+const FLAGS: [(&str, &str); 14] = [
     ("identity.uid", "--uid"),
     ("identity.gid", "--gid"),
     ("limits.cpus", "--cpus"),
     ("limits.cpu_time", "--time-limit"),
     ("limits.wall_time", "--wall-time-limit"),
+    ("root.bind_cwd", "--bind-cwd"),
     ("limits.memory", "--memory-limit"),
     ("limits.pids", "--pids-limit"),
     ("limits.output", "--output-limit"),
@@ -526,8 +528,10 @@ pub fn key(name: &str) -> String {
     }
 }
 
-/// The default profile's wall-time limit, seconds.
-pub const DEFAULT_WALL_TIME_S: f64 = 600.0;
+/// The default profile's wall-time limit, seconds: short, as a grader wants it (a program that
+/// sleeps or blocks ends TO in 10 s, not nsjail's 600 s); `--wall-time-limit none` (or a
+/// profile's `wall_time = "none"`) for no limit, `--time-limit T` sets it to 2T+1.
+pub const DEFAULT_WALL_TIME_S: f64 = 10.0;
 
 /// The built-in default profile: the host's own read-only /usr, /bin, /lib*, /etc (secrets
 /// hidden), a private writable /tmp, every namespace, a minimal /dev, watertight's seccomp
@@ -568,7 +572,9 @@ pub fn default_profile() -> Profile {
                 "/etc/machine-id",
             ]),
             writable: false,
-            bind_cwd: true,
+            // The caller's directory (a grader's expected output) is not the program's to read:
+            // `--bind-cwd` shows it, `--box DIR` gives a directory of its own.
+            bind_cwd: false,
             host_sockets: HostSockets::Mask,
         },
         binds: Vec::new(),
@@ -636,8 +642,8 @@ pub fn default_profile() -> Profile {
             cpus: None,
             cpu_time: None,
             // Every run ends: a sandbox that only sleeps or blocks still holds a slot, a cgroup,
-            // a supervisor and whatever memory it took. nsjail's default; a custom profile may
-            // omit the key for no limit.
+            // a supervisor and whatever memory it took. A profile sets `wall_time = "none"` for
+            // no limit.
             wall_time: Some(DEFAULT_WALL_TIME_S),
             output: None,
             open_files: Some(1024),

@@ -101,8 +101,9 @@ pub struct Channels {
     /// Where the sandbox sends its seccomp listener.
     pub notify: OwnedFd,
     /// The program's stdout and stderr pipes (`output::Pipes::supervisor_ends`): every stream
-    /// that is not the caller's terminal, each passed on and counted.
-    pub output: [Option<OwnedFd>; 2],
+    /// that is not the caller's terminal, each passed on and counted; then their destinations
+    /// (`stdio::destinations`: the caller's descriptors or the `--stdout`/`--stderr` files).
+    pub output: ([Option<OwnedFd>; 2], [Option<OwnedFd>; 2]),
 }
 
 /// What the supervisor enforces.
@@ -235,7 +236,7 @@ impl<'a> Supervisor<'a> {
     ) -> Supervisor<'a> {
         Supervisor {
             clock: Clock::new(policy.limits, target.started),
-            output: OutputRelay::new(channels.output),
+            output: OutputRelay::new(channels.output.0, channels.output.1),
             meter: OutputMeter::new(policy.limits.output.map(|s| s.bytes())),
             responder: violation::Responder::new(policy.on_violation, policy.max_violations)
                 .serving_bpf_loads(policy.bpf_observe.then(|| target.cgroup.dirs().to_vec())),

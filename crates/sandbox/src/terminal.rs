@@ -99,8 +99,15 @@ pub struct Pty {
 impl Pty {
     /// A pty shaped like the caller's terminal (its termios and window size), or None when none
     /// of stdin, stdout, stderr is a terminal (pipes and files stay exactly as they are).
-    pub fn for_caller() -> Result<Option<Pty>, Error> {
-        let streams = Streams::of_caller();
+    /// `redirected`: the streams that come from or go to a `--stdin`/`--stdout`/`--stderr` file
+    /// instead of the caller's (never the terminal then).
+    pub fn for_caller(redirected: Streams) -> Result<Option<Pty>, Error> {
+        let caller = Streams::of_caller();
+        let streams = Streams {
+            stdin: caller.stdin && !redirected.stdin,
+            stdout: caller.stdout && !redirected.stdout,
+            stderr: caller.stderr && !redirected.stderr,
+        };
         if !streams.any() {
             return Ok(None);
         }

@@ -472,6 +472,15 @@ pub const UNMAPPED_IDMAP_ID: u32 = u32::MAX - 1;
 /// The child shares this process's memory (CLONE_VM) and only ever sleeps: a copy of the
 /// supervisor's page tables (a fork) made this helper cost about 0.3 ms of every start.
 pub fn unmapped_user_namespace() -> io::Result<OwnedFd> {
+    let map = format!("{UNMAPPED_IDMAP_ID} {UNMAPPED_IDMAP_ID} 1\n");
+    user_namespace_with_maps(&map, &map)
+}
+
+/// A user namespace whose uid and gid maps are `uid_map` and `gid_map` (`/proc/PID/uid_map`
+/// lines: `INSIDE OUTSIDE COUNT`), for idmapped mounts: through such a mount an inode whose
+/// owner on disk is INSIDE appears owned by OUTSIDE, and a file OUTSIDE creates is stored as
+/// INSIDE. Made like [`unmapped_user_namespace`]'s (a CLONE_VM child that only sleeps).
+pub fn user_namespace_with_maps(uid_map: &str, gid_map: &str) -> io::Result<OwnedFd> {
     extern "C" fn sleep_until_killed(_: *mut libc::c_void) -> libc::c_int {
         loop {
             // SAFETY: pause takes no arguments and touches no memory; it returns only after a
@@ -498,9 +507,8 @@ pub fn unmapped_user_namespace() -> io::Result<OwnedFd> {
     if pid == -1 {
         return Err(io::Error::last_os_error());
     }
-    let map = format!("{UNMAPPED_IDMAP_ID} {UNMAPPED_IDMAP_ID} 1\n");
-    let ns = std::fs::write(format!("/proc/{pid}/uid_map"), &map)
-        .and_then(|()| std::fs::write(format!("/proc/{pid}/gid_map"), &map))
+    let ns = std::fs::write(format!("/proc/{pid}/uid_map"), uid_map)
+        .and_then(|()| std::fs::write(format!("/proc/{pid}/gid_map"), gid_map))
         .and_then(|()| std::fs::File::open(format!("/proc/{pid}/ns/user")));
     // SIGKILL cannot be caught or blocked: the child ends whatever it was doing.
     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);

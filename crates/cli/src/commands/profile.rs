@@ -112,6 +112,8 @@ fn explain(name: &str, format: ExplainFormat, fail_on: &str) -> anyhow::Result<u
         profile: load(name)?,
         argv: vec![OsString::from("PROGRAM")],
         workdir: None,
+        box_dir: None,
+        stdio: Default::default(),
         env: Vec::new(),
         secrets: Vec::new(),
         events: None,

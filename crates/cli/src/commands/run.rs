@@ -107,13 +107,14 @@ pub struct Args {
     /// again with --writable-root) + 16M].
     #[arg(long, value_name = "SIZE")]
     evidence_limit: Option<String>,
-    /// CPU-time limit of the whole sandbox, seconds (verdict TO).
+    /// CPU-time limit of the whole sandbox, seconds (verdict TO); the wall-time limit is then
+    /// 2 x it + 1 unless --wall-time-limit.
     #[arg(long, value_name = "S")]
     time_limit: Option<f64>,
-    /// Wall-time limit, seconds (default: the profile's, 600 in the built-in one; with
-    /// --time-limit: 2 x it + 1 when that is shorter).
-    #[arg(long, value_name = "S")]
-    wall_time_limit: Option<f64>,
+    /// Wall-time limit, seconds, or `none` (also 0) for no limit (verdict TO; default: the
+    /// profile's, 10 in the built-in one; with --time-limit T: 2T+1).
+    #[arg(long, value_name = "S|none")]
+    wall_time_limit: Option<String>,
     /// Memory limit of the whole sandbox, e.g. 256M (verdict ML).
     #[arg(long, value_name = "SIZE")]
     memory_limit: Option<String>,
@@ -136,9 +137,31 @@ pub struct Args {
     uid: Option<u32>,
     #[arg(long, value_name = "N")]
     gid: Option<u32>,
-    /// Working directory inside the sandbox.
+    /// Working directory inside the sandbox (default: /box with --box, the caller's with
+    /// --bind-cwd, else /tmp).
     #[arg(long, value_name = "DIR")]
     workdir: Option<PathBuf>,
+    /// Show the caller's working directory read-only at the same path and start there
+    /// (`[root] bind_cwd`; off by default: the program cannot read the caller's files).
+    #[arg(long)]
+    bind_cwd: bool,
+    /// The program's own writable directory: host DIR (made mode 0700 if missing; its parent
+    /// must not be searchable by other users) appears at /box, the working directory; what the
+    /// program makes there belongs to the caller (an idmapped mount), setuid/setgid bits are
+    /// cleared after the run.
+    #[arg(long = "box", value_name = "DIR")]
+    box_dir: Option<PathBuf>,
+    /// The program's stdin: FILE, opened by watertight as the caller before the sandbox starts.
+    #[arg(long, value_name = "FILE")]
+    stdin: Option<PathBuf>,
+    /// The program's stdout into FILE (created or truncated by watertight as the caller, written
+    /// through; counted against --output-limit).
+    #[arg(long, value_name = "FILE")]
+    stdout: Option<PathBuf>,
+    /// The program's stderr into FILE, like --stdout (the same FILE as --stdout: one file for
+    /// both, in order).
+    #[arg(long, value_name = "FILE")]
+    stderr: Option<PathBuf>,
     /// Set an environment variable inside.
     #[arg(long, value_name = "K=V")]
     env: Vec<OsString>,
@@ -225,6 +248,21 @@ fn size(flag: &str, s: &str) -> anyhow::Result<Size> {
         .map_err(|e| anyhow::anyhow!("--{flag}: {e}"))
 }
 
+/// `--wall-time-limit`: seconds, or `none`/`0` for no limit.
+fn wall_time(s: &str) -> anyhow::Result<Option<f64>> {
+    if s == "none" {
+        return Ok(None);
+    }
+    match s.parse::<f64>() {
+        Ok(0.0) => Ok(None),
+        Ok(v) => seconds("wall-time-limit", v).map(Some),
+        Err(_) => anyhow::bail!(
+            "--wall-time-limit {}: expected a number of seconds, or none (also 0) for no limit",
+            shown(s)
+        ),
+    }
+}
+
 fn seconds(flag: &str, v: f64) -> anyhow::Result<f64> {
     anyhow::ensure!(
         v > 0.0 && v.is_finite(),
@@ -286,13 +324,16 @@ fn effective_profile(a: &Args) -> anyhow::Result<Profile> {
     if let Some(t) = a.time_limit {
         p.limits.cpu_time = Some(seconds("time-limit", t)?);
         if a.wall_time_limit.is_none() {
-            // 2T+1, unless the profile's own wall limit is already shorter.
-            let derived = 2.0 * t + 1.0;
-            p.limits.wall_time = Some(p.limits.wall_time.map_or(derived, |w| w.min(derived)));
+            // 2T+1: the flag overrides the profile's wall limit (the built-in 10 s would
+            // otherwise end a longer CPU limit first).
+            p.limits.wall_time = Some(2.0 * t + 1.0);
         }
     }
-    if let Some(t) = a.wall_time_limit {
-        p.limits.wall_time = Some(seconds("wall-time-limit", t)?);
+    if let Some(t) = &a.wall_time_limit {
+        p.limits.wall_time = wall_time(t)?;
+    }
+    if a.bind_cwd {
+        p.root.bind_cwd = true;
     }
     if let Some(m) = &a.memory_limit {
         p.limits.memory = Some(size("memory-limit", m)?);
@@ -426,6 +467,12 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
         profile,
         argv: a.command.clone(),
         workdir: a.workdir.clone(),
+        box_dir: a.box_dir.clone(),
+        stdio: watertight_sandbox::stdio::StdioPaths {
+            stdin: a.stdin.clone(),
+            stdout: a.stdout.clone(),
+            stderr: a.stderr.clone(),
+        },
         env,
         secrets,
         events: a.events.clone(),
@@ -558,6 +605,17 @@ fn shell_line(args: &[OsString]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wall_time_takes_seconds_or_none() {
+        assert_eq!(wall_time("none").unwrap(), None);
+        assert_eq!(wall_time("0").unwrap(), None);
+        assert_eq!(wall_time("2.5").unwrap(), Some(2.5));
+        for bad in ["-1", "soon", "inf"] {
+            let e = wall_time(bad).unwrap_err().to_string();
+            assert!(e.starts_with("--wall-time-limit"), "{e}");
+        }
+    }
 
     #[test]
     fn shell_lines_quote_only_what_needs_it() {

@@ -15,3 +15,4 @@ pub mod seccomp;
 pub mod secrets;
 pub mod sockets;
 pub mod user;
+pub mod workbox;

@@ -143,6 +143,9 @@ pub struct MountPlan {
     /// = "mask"`). `sockets::attach_host_binds` turns each into a detached tree the supervisor
     /// makes.
     pub host_binds: Vec<(usize, bool)>,
+    /// `--box`: the index in `ops` of the box's bind (one of `host_binds`), which the
+    /// supervisor makes an idmapped tree owned by the caller on disk (`layers/workbox.rs`).
+    pub box_bind: Option<usize>,
 }
 
 /// Inputs that come from the command line rather than the profile.
@@ -152,6 +155,10 @@ pub struct MountRequest {
     pub cwd: Option<PathBuf>,
     /// `--workdir`.
     pub workdir: Option<PathBuf>,
+    /// `--box DIR`, absolute: bound writable at `/box`, the working directory unless
+    /// `--workdir`. Made and checked by the supervisor before fork (`workbox::prepare`), not
+    /// here.
+    pub box_dir: Option<PathBuf>,
     /// `--secret NAME=FILE`, already read by the supervisor.
     pub secrets: Vec<crate::layers::secrets::Secret>,
     /// Exec-time integrity: every writable mount is noexec, so only the verified (read-only)
@@ -349,7 +356,9 @@ pub fn plan(profile: &Profile, req: &MountRequest) -> Result<MountPlan, Error> {
             if !covered && !binds.iter().any(|(_, t, _)| cwd.starts_with(t)) {
                 binds.push((cwd.clone(), cwd.clone(), true));
             }
-            workdir.get_or_insert_with(|| cwd.clone());
+            if req.box_dir.is_none() {
+                workdir.get_or_insert_with(|| cwd.clone());
+            }
         }
     }
     for (source, target, read_only) in &binds {
@@ -399,6 +408,29 @@ pub fn plan(profile: &Profile, req: &MountRequest) -> Result<MountPlan, Error> {
         });
     }
 
+    // The box: the one writable host directory, nosuid and nodev (noexec under integrity); the
+    // supervisor attaches it as a tree idmapped to the caller (`layers/workbox.rs`).
+    let mut box_bind = None;
+    if let Some(dir) = &req.box_dir {
+        let target = inside(Path::new(crate::layers::workbox::TARGET));
+        ops.push(MountOp::MkdirAll {
+            path: target.clone(),
+            mode: 0o755,
+        });
+        box_bind = Some(ops.len());
+        host_binds.push((ops.len(), profile.root.host_sockets == HostSockets::Mask));
+        ops.push(MountOp::Bind {
+            source: dir.clone(),
+            target,
+            attrs: if req.noexec_writable {
+                ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC
+            } else {
+                ATTR_NOSUID | ATTR_NODEV
+            },
+        });
+        workdir.get_or_insert_with(|| PathBuf::from(crate::layers::workbox::TARGET));
+    }
+
     ops.extend(crate::layers::secrets::plan(
         &req.secrets,
         &root,
@@ -426,6 +458,7 @@ pub fn plan(profile: &Profile, req: &MountRequest) -> Result<MountPlan, Error> {
         ops,
         workdir,
         host_binds,
+        box_bind,
     })
 }
 
@@ -884,13 +917,76 @@ mod tests {
         assert!(e.contains("/no/such/dir"), "{e}");
     }
 
+    fn binding_cwd() -> Profile {
+        let mut p = default_profile();
+        p.root.bind_cwd = true;
+        p
+    }
+
+    #[test]
+    fn the_caller_cwd_is_not_shown_by_default_and_the_program_starts_in_tmp() {
+        let req = MountRequest {
+            cwd: Some("/var/tmp".into()),
+            ..Default::default()
+        };
+        let plan = plan(&default_profile(), &req).unwrap();
+        assert_eq!(plan.workdir, Path::new("/tmp"));
+        assert!(!plan.ops.iter().any(
+            |op| matches!(op, MountOp::Bind { source, .. } if source == Path::new("/var/tmp"))
+        ));
+        assert_eq!(plan.box_bind, None);
+    }
+
+    #[test]
+    fn the_box_is_a_writable_nosuid_nodev_host_bind_at_box_and_the_workdir() {
+        let req = MountRequest {
+            cwd: Some("/var/tmp".into()),
+            box_dir: Some("/srv/grader/box".into()),
+            ..Default::default()
+        };
+        let plan = plan(&binding_cwd(), &req).unwrap();
+        assert_eq!(plan.workdir, Path::new("/box"), "the box wins over the cwd");
+        let i = plan.box_bind.unwrap();
+        assert!(plan.host_binds.contains(&(i, true)), "a host bind, guarded");
+        let MountOp::Bind {
+            source,
+            target,
+            attrs,
+        } = &plan.ops[i]
+        else {
+            panic!("{:?}", plan.ops[i]);
+        };
+        assert_eq!(source, Path::new("/srv/grader/box"));
+        assert_eq!(target, &PathBuf::from(STAGE).join("box"));
+        assert_eq!(*attrs, ATTR_NOSUID | ATTR_NODEV, "writable, exec allowed");
+        let pivot = plan
+            .ops
+            .iter()
+            .position(|op| matches!(op, MountOp::PivotRoot { .. }))
+            .unwrap();
+        assert!(i < pivot);
+        let noexec = plan_with_integrity(&req);
+        let MountOp::Bind { attrs, .. } = &noexec.ops[noexec.box_bind.unwrap()] else {
+            panic!()
+        };
+        assert_eq!(*attrs, ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC);
+    }
+
+    fn plan_with_integrity(req: &MountRequest) -> MountPlan {
+        let req = MountRequest {
+            noexec_writable: true,
+            ..req.clone()
+        };
+        plan(&default_profile(), &req).unwrap()
+    }
+
     #[test]
     fn cwd_is_bound_read_only_and_becomes_workdir() {
         let req = MountRequest {
             cwd: Some("/var/tmp".into()),
             ..Default::default()
         };
-        let plan = plan(&default_profile(), &req).unwrap();
+        let plan = plan(&binding_cwd(), &req).unwrap();
         assert_eq!(plan.workdir, Path::new("/var/tmp"));
         assert!(plan.ops.iter().any(|op| matches!(op, MountOp::Bind { source, attrs, .. } if source == Path::new("/var/tmp") && attrs & ATTR_RDONLY != 0)));
     }
@@ -902,7 +998,7 @@ mod tests {
             cwd: Some(checkout.path().to_path_buf()),
             ..Default::default()
         };
-        let ops = plan(&default_profile(), &req).unwrap().ops;
+        let ops = plan(&binding_cwd(), &req).unwrap().ops;
         let tmp = PathBuf::from(STAGE).join("tmp");
         let tmpfs_at = ops
             .iter()

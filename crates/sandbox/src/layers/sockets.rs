@@ -84,7 +84,14 @@ pub fn reachable_sockets(source: &Path, limit: usize) -> Result<Vec<PathBuf>, Er
 /// Before fork, as the caller (root): turns every bind of the caller's (`plan.host_binds`) into
 /// a detached tree attached by `MountOp::AttachTree`, and makes those to guard unable to reach
 /// host sockets (see the module doc). Returns the trees, in the order the ops name them.
-pub fn attach_host_binds(plan: &mut MountPlan) -> Result<Vec<OwnedFd>, Error> {
+///
+/// The `--box` bind (`plan.box_bind`) is idmapped to the caller instead (`layers/workbox.rs`):
+/// `work_box` is the checked box and the sandbox's host id; a file system that cannot be
+/// idmapped is refused for it (the box would be unwritable or owned by the sandbox's uid).
+pub fn attach_host_binds(
+    plan: &mut MountPlan,
+    work_box: Option<(&crate::layers::workbox::WorkBox, u32)>,
+) -> Result<Vec<OwnedFd>, Error> {
     let mut trees = Vec::new();
     let mut idmap: Option<OwnedFd> = None;
     // From the last one: masks inserted after a bind shift only later indices.
@@ -98,7 +105,27 @@ pub fn attach_host_binds(plan: &mut MountPlan) -> Result<Vec<OwnedFd>, Error> {
         else {
             continue;
         };
-        let tree = if guard && attrs & ATTR_RDONLY != 0 {
+        let tree = if plan.box_bind == Some(i) {
+            let Some((b, host_id)) = work_box else {
+                return Err(Error::Config(format!(
+                    "the box {} was planned but not prepared",
+                    shown(&source)
+                )));
+            };
+            let ns = crate::layers::workbox::idmap(b, host_id)?;
+            match tree_of(&source, Some(ns.as_fd()), attrs) {
+                Ok(tree) => Some(tree),
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                    return Err(Error::Box {
+                        path: shown(&source),
+                        message: "its file system cannot make idmapped mounts; put the box on \
+                                  ext4, xfs, btrfs or tmpfs"
+                            .into(),
+                    })
+                }
+                Err(e) => return Err(bind_error(&source, e)),
+            }
+        } else if guard && attrs & ATTR_RDONLY != 0 {
             if idmap.is_none() {
                 idmap = watertight_sys::process::unmapped_user_namespace().ok();
             }
@@ -115,7 +142,8 @@ pub fn attach_host_binds(plan: &mut MountPlan) -> Result<Vec<OwnedFd>, Error> {
             None
         };
         let (tree, walk) = match tree {
-            Some(tree) => (tree, false),
+            // The box is writable through its idmap: a host socket in it would be reachable.
+            Some(tree) => (tree, guard && plan.box_bind == Some(i)),
             None => (
                 tree_of(&source, None, attrs).map_err(|e| bind_error(&source, e))?,
                 guard,
@@ -135,6 +163,10 @@ pub fn attach_host_binds(plan: &mut MountPlan) -> Result<Vec<OwnedFd>, Error> {
         }
     }
     Ok(trees)
+}
+
+fn shown(p: &Path) -> String {
+    watertight_sys::text::quote(std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str()))
 }
 
 fn bind_error(source: &Path, e: io::Error) -> Error {

@@ -104,6 +104,11 @@ impl Plan {
         let req = MountRequest {
             cwd: std::env::current_dir().ok(),
             workdir: job.workdir.clone(),
+            box_dir: job
+                .box_dir
+                .as_deref()
+                .map(crate::layers::workbox::absolute)
+                .transpose()?,
             secrets: job.secrets.clone(),
             noexec_writable: integrity.is_some(),
         };
@@ -148,8 +153,13 @@ impl Plan {
     /// The first act, as the caller (root) before fork: the caller's binds and a root
     /// directory become detached trees (pid 1 is the slot's uid and may not reach them by
     /// path), those to guard unable to reach host sockets (`layers/sockets.rs`).
-    pub fn open_host_trees(&mut self) -> Result<(), Error> {
-        self.bind_trees = sockets::attach_host_binds(&mut self.mounts)?;
+    /// `work_box`: the checked `--box` directory, attached idmapped to `host_id` (the sandbox's
+    /// host uid and gid) so that what the program makes there is the caller's on disk.
+    pub fn open_host_trees(
+        &mut self,
+        work_box: Option<(&crate::layers::workbox::WorkBox, u32)>,
+    ) -> Result<(), Error> {
+        self.bind_trees = sockets::attach_host_binds(&mut self.mounts, work_box)?;
         Ok(())
     }
 }
