@@ -128,7 +128,12 @@ fn deb_passes_lintian_and_installs_runs_and_removes_in_a_throwaway_root() {
         (!have_tool("lintian"))
             .then(|| "needs lintian (apt-get install lintian, or scripts/install-deps.sh)".into()),
     ) {
+        // lintian leaves its ELF cache (mldbm-elf-*) in TMPDIR: one of its own, removed with
+        // the test's output directory, so nothing stays in /tmp.
+        let lintian_tmp = out.path().join("lintian-tmp");
+        std::fs::create_dir(&lintian_tmp).unwrap();
         let o = Command::new("lintian")
+            .env("TMPDIR", &lintian_tmp)
             .args(["--tag-display-limit", "0"])
             .arg(&deb)
             .output()
