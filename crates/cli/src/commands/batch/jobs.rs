@@ -84,7 +84,13 @@ pub fn parse(text: &str, base: &Path, name: &str, check_files: bool) -> Result<V
             .map_err(|e| at("", format!("not a JSON object: {e} (one job per line)")))?;
         let job = parse_job(&v, base, check_files, jobs.len()).map_err(|(f, m)| at(&f, m))?;
         if !ids.insert(job.id.clone()) {
-            return Err(at("id", format!("{:?} is already the id of an earlier job (ids must be unique)", job.id)));
+            return Err(at(
+                "id",
+                format!(
+                    "{:?} is already the id of an earlier job (ids must be unique)",
+                    job.id
+                ),
+            ));
         }
         jobs.push(job);
     }
@@ -93,13 +99,21 @@ pub fn parse(text: &str, base: &Path, name: &str, check_files: bool) -> Result<V
 
 type FieldError = (String, String);
 
-fn object<'a>(v: &'a Value, field: &str, keys: &[&str]) -> Result<&'a Map<String, Value>, FieldError> {
+fn object<'a>(
+    v: &'a Value,
+    field: &str,
+    keys: &[&str],
+) -> Result<&'a Map<String, Value>, FieldError> {
     let m = v
         .as_object()
         .ok_or_else(|| (field.to_string(), "must be a JSON object".to_string()))?;
     for k in m.keys() {
         if !keys.contains(&k.as_str()) {
-            let f = if field.is_empty() { k.clone() } else { format!("{field}.{k}") };
+            let f = if field.is_empty() {
+                k.clone()
+            } else {
+                format!("{field}.{k}")
+            };
             return Err((f, format!("unknown field (known: {})", keys.join(", "))));
         }
     }
@@ -121,8 +135,21 @@ fn host_file(v: &Value, field: &str, base: &Path, check: bool) -> Result<PathBuf
     if check {
         match std::fs::metadata(&p) {
             Ok(m) if m.is_file() => {}
-            Ok(_) => return Err((field.to_string(), format!("{} is not a regular file", p.display()))),
-            Err(e) => return Err((field.to_string(), format!("{}: {e} (paths are relative to the jobs file's directory)", p.display()))),
+            Ok(_) => {
+                return Err((
+                    field.to_string(),
+                    format!("{} is not a regular file", p.display()),
+                ))
+            }
+            Err(e) => {
+                return Err((
+                    field.to_string(),
+                    format!(
+                        "{}: {e} (paths are relative to the jobs file's directory)",
+                        p.display()
+                    ),
+                ))
+            }
         }
     }
     Ok(p)
@@ -131,7 +158,10 @@ fn host_file(v: &Value, field: &str, base: &Path, check: bool) -> Result<PathBuf
 fn seconds(v: &Value, field: &str) -> Result<f64, FieldError> {
     match v.as_f64() {
         Some(s) if s.is_finite() && s > 0.0 => Ok(s),
-        _ => Err((field.to_string(), "must be a positive number of seconds".to_string())),
+        _ => Err((
+            field.to_string(),
+            "must be a positive number of seconds".to_string(),
+        )),
     }
 }
 
@@ -147,39 +177,60 @@ fn size(v: &Value, field: &str) -> Result<String, FieldError> {
 
 fn parse_job(v: &Value, base: &Path, check: bool, index: usize) -> Result<Job, FieldError> {
     let m = object(v, "", JOB_KEYS)?;
-    let id = string(m.get("id").ok_or(("id".into(), "missing (every job needs a unique id)".into()))?, "id")?;
+    let id = string(
+        m.get("id")
+            .ok_or(("id".into(), "missing (every job needs a unique id)".into()))?,
+        "id",
+    )?;
     if id.is_empty()
         || id.len() > 128
-        || !id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
     {
-        return Err(("id".into(), format!("{id:?}: 1-128 characters of A-Z a-z 0-9 . _ -")));
+        return Err((
+            "id".into(),
+            format!("{id:?}: 1-128 characters of A-Z a-z 0-9 . _ -"),
+        ));
     }
     let mut files = BTreeMap::new();
     if let Some(f) = m.get("files") {
-        let fm = f
-            .as_object()
-            .ok_or(("files".to_string(), "must be an object {\"name in box\": \"host path\"}".to_string()))?;
+        let fm = f.as_object().ok_or((
+            "files".to_string(),
+            "must be an object {\"name in box\": \"host path\"}".to_string(),
+        ))?;
         for (k, p) in fm {
             let field = format!("files.{k}");
             if k.is_empty() || k == "." || k == ".." || k.contains('/') || k.contains('\0') {
-                return Err((field, "a box file name: no '/', not empty, '.' or '..'".into()));
+                return Err((
+                    field,
+                    "a box file name: no '/', not empty, '.' or '..'".into(),
+                ));
             }
             files.insert(k.clone(), host_file(p, &field, base, check)?);
         }
     }
-    let sv = m.get("steps").ok_or(("steps".into(), "missing (a list of steps)".into()))?;
-    let list = sv
-        .as_array()
-        .filter(|a| !a.is_empty())
-        .ok_or(("steps".to_string(), "must be a non-empty list of steps".to_string()))?;
+    let sv = m
+        .get("steps")
+        .ok_or(("steps".into(), "missing (a list of steps)".into()))?;
+    let list = sv.as_array().filter(|a| !a.is_empty()).ok_or((
+        "steps".to_string(),
+        "must be a non-empty list of steps".to_string(),
+    ))?;
     let mut steps: Vec<Step> = Vec::new();
     for (i, s) in list.iter().enumerate() {
         let p = format!("steps[{i}]");
         let sm = object(s, &p, STEP_KEYS)?;
         let f = |k: &str| format!("{p}.{k}");
-        let name = string(sm.get("name").ok_or((f("name"), "missing".into()))?, &f("name"))?;
+        let name = string(
+            sm.get("name").ok_or((f("name"), "missing".into()))?,
+            &f("name"),
+        )?;
         if name.is_empty() || steps.iter().any(|o| o.name == name) {
-            return Err((f("name"), format!("{name:?}: must be non-empty and unique within the job")));
+            return Err((
+                f("name"),
+                format!("{name:?}: must be non-empty and unique within the job"),
+            ));
         }
         let argv: Vec<String> = sm
             .get("argv")
@@ -194,15 +245,32 @@ fn parse_job(v: &Value, base: &Path, check: bool, index: usize) -> Result<Job, F
         steps.push(Step {
             name,
             argv,
-            stdin: opt("stdin").map(|v| host_file(v, &f("stdin"), base, check)).transpose()?,
-            expected: opt("expected").map(|v| host_file(v, &f("expected"), base, check)).transpose()?,
-            time_limit: opt("time_limit").map(|v| seconds(v, &f("time_limit"))).transpose()?,
-            wall_time_limit: opt("wall_time_limit").map(|v| seconds(v, &f("wall_time_limit"))).transpose()?,
-            memory_limit: opt("memory_limit").map(|v| size(v, &f("memory_limit"))).transpose()?,
-            output_limit: opt("output_limit").map(|v| size(v, &f("output_limit"))).transpose()?,
+            stdin: opt("stdin")
+                .map(|v| host_file(v, &f("stdin"), base, check))
+                .transpose()?,
+            expected: opt("expected")
+                .map(|v| host_file(v, &f("expected"), base, check))
+                .transpose()?,
+            time_limit: opt("time_limit")
+                .map(|v| seconds(v, &f("time_limit")))
+                .transpose()?,
+            wall_time_limit: opt("wall_time_limit")
+                .map(|v| seconds(v, &f("wall_time_limit")))
+                .transpose()?,
+            memory_limit: opt("memory_limit")
+                .map(|v| size(v, &f("memory_limit")))
+                .transpose()?,
+            output_limit: opt("output_limit")
+                .map(|v| size(v, &f("output_limit")))
+                .transpose()?,
         });
     }
-    Ok(Job { index, id, files, steps })
+    Ok(Job {
+        index,
+        id,
+        files,
+        steps,
+    })
 }
 
 /// Whether the job at `index` belongs to shard `i` of `n`.
@@ -213,8 +281,14 @@ pub fn in_shard(index: usize, shard: Option<(usize, usize)>) -> bool {
 /// Parses `--shard I/N` (0 <= I < N).
 pub fn parse_shard(s: &str) -> Result<(usize, usize), String> {
     let (i, n) = s.split_once('/').ok_or("I/N, e.g. 0/4")?;
-    let i: usize = i.trim().parse().map_err(|_| format!("{i:?} is not a shard index (I/N)"))?;
-    let n: usize = n.trim().parse().map_err(|_| format!("{n:?} is not a shard count (I/N)"))?;
+    let i: usize = i
+        .trim()
+        .parse()
+        .map_err(|_| format!("{i:?} is not a shard index (I/N)"))?;
+    let n: usize = n
+        .trim()
+        .parse()
+        .map_err(|_| format!("{n:?} is not a shard count (I/N)"))?;
     if n == 0 || i >= n {
         return Err(format!("{s}: needs 0 <= I < N"));
     }
@@ -241,17 +315,50 @@ mod tests {
     fn errors_name_the_line_and_the_field() {
         let ok = r#"{"id":"a","steps":[{"name":"x","argv":["true"]}]}"#;
         let cases = [
-            (r#"{"id":"b","steps":[{"name":"x","argv":["t"]},{"name":"y","argv":["t"],"stdin":3}]}"#, "jobs.jsonl:3: steps[1].stdin: must be a string"),
-            (r#"{"id":"b","steps":[{"name":"x","argv":["t"],"colour":1}]}"#, "jobs.jsonl:3: steps[0].colour: unknown field"),
-            (r#"{"id":"b","stepz":[]}"#, "jobs.jsonl:3: stepz: unknown field"),
-            (r#"{"id":"a","steps":[{"name":"x","argv":["t"]}]}"#, "jobs.jsonl:3: id: \"a\" is already"),
-            (r#"{"id":"b","steps":[]}"#, "jobs.jsonl:3: steps: must be a non-empty"),
-            (r#"{"id":"b","steps":[{"name":"x","argv":[]}]}"#, "jobs.jsonl:3: steps[0].argv: must be"),
-            (r#"{"id":"b","steps":[{"name":"x","argv":["t"],"time_limit":-1}]}"#, "jobs.jsonl:3: steps[0].time_limit: must be a positive"),
-            (r#"{"id":"b","steps":[{"name":"x","argv":["t"],"memory_limit":"lots"}]}"#, "jobs.jsonl:3: steps[0].memory_limit:"),
-            (r#"{"id":"b","files":{"../x":"y"},"steps":[{"name":"x","argv":["t"]}]}"#, "jobs.jsonl:3: files.../x: a box file name"),
-            (r#"{"id":"b/c","steps":[{"name":"x","argv":["t"]}]}"#, "jobs.jsonl:3: id:"),
-            (r#"{"id":"b","steps":[{"name":"x","argv":["t"]}"#, "jobs.jsonl:3: not a JSON object"),
+            (
+                r#"{"id":"b","steps":[{"name":"x","argv":["t"]},{"name":"y","argv":["t"],"stdin":3}]}"#,
+                "jobs.jsonl:3: steps[1].stdin: must be a string",
+            ),
+            (
+                r#"{"id":"b","steps":[{"name":"x","argv":["t"],"colour":1}]}"#,
+                "jobs.jsonl:3: steps[0].colour: unknown field",
+            ),
+            (
+                r#"{"id":"b","stepz":[]}"#,
+                "jobs.jsonl:3: stepz: unknown field",
+            ),
+            (
+                r#"{"id":"a","steps":[{"name":"x","argv":["t"]}]}"#,
+                "jobs.jsonl:3: id: \"a\" is already",
+            ),
+            (
+                r#"{"id":"b","steps":[]}"#,
+                "jobs.jsonl:3: steps: must be a non-empty",
+            ),
+            (
+                r#"{"id":"b","steps":[{"name":"x","argv":[]}]}"#,
+                "jobs.jsonl:3: steps[0].argv: must be",
+            ),
+            (
+                r#"{"id":"b","steps":[{"name":"x","argv":["t"],"time_limit":-1}]}"#,
+                "jobs.jsonl:3: steps[0].time_limit: must be a positive",
+            ),
+            (
+                r#"{"id":"b","steps":[{"name":"x","argv":["t"],"memory_limit":"lots"}]}"#,
+                "jobs.jsonl:3: steps[0].memory_limit:",
+            ),
+            (
+                r#"{"id":"b","files":{"../x":"y"},"steps":[{"name":"x","argv":["t"]}]}"#,
+                "jobs.jsonl:3: files.../x: a box file name",
+            ),
+            (
+                r#"{"id":"b/c","steps":[{"name":"x","argv":["t"]}]}"#,
+                "jobs.jsonl:3: id:",
+            ),
+            (
+                r#"{"id":"b","steps":[{"name":"x","argv":["t"]}"#,
+                "jobs.jsonl:3: not a JSON object",
+            ),
         ];
         for (line, want) in cases {
             let e = p(&format!("{ok}\n\n{line}\n")).unwrap_err();
@@ -261,17 +368,32 @@ mod tests {
 
     #[test]
     fn a_missing_host_file_is_named() {
-        let e = parse(r#"{"id":"a","steps":[{"name":"x","argv":["t"],"expected":"nope.out"}]}"#, Path::new("/nonexistent-dir"), "j", true).unwrap_err();
-        assert!(e.starts_with("j:1: steps[0].expected: /nonexistent-dir/nope.out"), "{e}");
+        let e = parse(
+            r#"{"id":"a","steps":[{"name":"x","argv":["t"],"expected":"nope.out"}]}"#,
+            Path::new("/nonexistent-dir"),
+            "j",
+            true,
+        )
+        .unwrap_err();
+        assert!(
+            e.starts_with("j:1: steps[0].expected: /nonexistent-dir/nope.out"),
+            "{e}"
+        );
     }
 
     #[test]
     fn shards_partition_the_jobs() {
         assert_eq!(parse_shard("1/3"), Ok((1, 3)));
-        assert!(parse_shard("3/3").is_err() && parse_shard("0/0").is_err() && parse_shard("x").is_err());
+        assert!(
+            parse_shard("3/3").is_err() && parse_shard("0/0").is_err() && parse_shard("x").is_err()
+        );
         let all: Vec<usize> = (0..10).collect();
         let mut seen: Vec<usize> = (0..3)
-            .flat_map(|i| all.iter().copied().filter(move |&j| in_shard(j, Some((i, 3)))))
+            .flat_map(|i| {
+                all.iter()
+                    .copied()
+                    .filter(move |&j| in_shard(j, Some((i, 3))))
+            })
             .collect();
         seen.sort();
         assert_eq!(seen, all);

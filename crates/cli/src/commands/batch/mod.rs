@@ -124,7 +124,10 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     let _ = std::fs::remove_dir_all(&work);
     drop(file_lock);
     if let Some(e) = sink.into_inner().unwrap().1 {
-        return Err(anyhow::anyhow!("--results {}: cannot append: {e}", results_path.display()));
+        return Err(anyhow::anyhow!(
+            "--results {}: cannot append: {e}",
+            results_path.display()
+        ));
     }
     match signal.load(Ordering::SeqCst) {
         0 => Ok(0),
@@ -142,19 +145,33 @@ fn work_dir(base: Option<&Path>, results: &Path) -> anyhow::Result<PathBuf> {
     let name = results.file_name().context("--results needs a file name")?;
     let parent = match base {
         Some(b) => b.to_path_buf(),
-        None => results.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf(),
+        None => results
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_path_buf(),
     };
     let mut n = std::ffi::OsString::from(".");
     n.push(name);
     n.push(".work");
     let work = parent.join(n);
     if std::fs::symlink_metadata(&work).is_ok() {
-        std::fs::remove_dir_all(&work).with_context(|| format!("{}: cannot remove the work directory a killed batch left", work.display()))?;
+        std::fs::remove_dir_all(&work).with_context(|| {
+            format!(
+                "{}: cannot remove the work directory a killed batch left",
+                work.display()
+            )
+        })?;
     }
     std::fs::DirBuilder::new()
         .mode(0o700)
         .create(&work)
-        .with_context(|| format!("{}: cannot make the batch's work directory (--work DIR)", work.display()))?;
+        .with_context(|| {
+            format!(
+                "{}: cannot make the batch's work directory (--work DIR)",
+                work.display()
+            )
+        })?;
     Ok(work)
 }
 
@@ -165,7 +182,8 @@ fn watch_signals(signal: Arc<AtomicI32>) -> anyhow::Result<()> {
     let mut set = SigSet::empty();
     set.add(Signal::SIGINT);
     set.add(Signal::SIGTERM);
-    pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None).context("cannot block SIGINT/SIGTERM")?;
+    pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None)
+        .context("cannot block SIGINT/SIGTERM")?;
     std::thread::spawn(move || loop {
         if let Ok(sig) = set.wait() {
             if signal.load(Ordering::SeqCst) == 0 {

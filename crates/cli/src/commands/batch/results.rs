@@ -47,8 +47,12 @@ pub fn open(path: &Path) -> anyhow::Result<(File, HashSet<String>)> {
             path.display(),
             text.len() - keep
         );
-        file.set_len(keep as u64)
-            .with_context(|| format!("--results {}: cannot cut its torn last line", path.display()))?;
+        file.set_len(keep as u64).with_context(|| {
+            format!(
+                "--results {}: cannot cut its torn last line",
+                path.display()
+            )
+        })?;
     }
     let done = parse_lines(&text[..keep], &path.display().to_string())
         .map_err(|e| anyhow::anyhow!("{e} (not a results file of `watertight batch`?)"))?
@@ -64,7 +68,10 @@ pub fn append(file: &mut File, r: &JobResult) -> std::io::Result<()> {
     line.push(b'\n');
     let n = file.write(&line)?;
     if n != line.len() {
-        return Err(std::io::Error::other(format!("short write ({n} of {} bytes)", line.len())));
+        return Err(std::io::Error::other(format!(
+            "short write ({n} of {} bytes)",
+            line.len()
+        )));
     }
     file.sync_data()
 }
@@ -77,11 +84,17 @@ pub fn merge(parts: &[(String, Vec<u8>)]) -> Result<(Vec<u8>, Vec<String>), Stri
     for (name, text) in parts {
         let keep = complete_part(text);
         if keep < text.len() {
-            warnings.push(format!("{name}: ignoring a torn last line ({} bytes without a newline)", text.len() - keep));
+            warnings.push(format!(
+                "{name}: ignoring a torn last line ({} bytes without a newline)",
+                text.len() - keep
+            ));
         }
         for r in parse_lines(&text[..keep], name)? {
             if by_id.contains_key(&r.id) {
-                warnings.push(format!("{name}: id {:?} appears again; keeping the first", r.id));
+                warnings.push(format!(
+                    "{name}: id {:?} appears again; keeping the first",
+                    r.id
+                ));
             } else {
                 by_id.insert(r.id.clone(), r);
             }
@@ -107,28 +120,50 @@ mod tests {
     fn a_torn_tail_is_cut_and_complete_lines_kept() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("r.jsonl");
-        std::fs::write(&p, format!("{}{}{{\"id\":\"c\",\"ver", line("a", "AC"), line("b", "WA"))).unwrap();
+        std::fs::write(
+            &p,
+            format!("{}{}{{\"id\":\"c\",\"ver", line("a", "AC"), line("b", "WA")),
+        )
+        .unwrap();
         let (mut f, done) = open(&p).unwrap();
         assert_eq!(done, ["a".to_string(), "b".to_string()].into());
-        let r = JobResult { id: "c".into(), verdict: "OK".into(), steps: vec![], message: None };
+        let r = JobResult {
+            id: "c".into(),
+            verdict: "OK".into(),
+            steps: vec![],
+            message: None,
+        };
         append(&mut f, &r).unwrap();
-        assert_eq!(std::fs::read_to_string(&p).unwrap(), format!("{}{}{}", line("a", "AC"), line("b", "WA"), line("c", "OK")));
+        assert_eq!(
+            std::fs::read_to_string(&p).unwrap(),
+            format!("{}{}{}", line("a", "AC"), line("b", "WA"), line("c", "OK"))
+        );
     }
 
     #[test]
     fn a_bad_complete_line_is_named() {
-        let e = parse_lines(format!("{}nope\n", line("a", "AC")).as_bytes(), "r.jsonl").unwrap_err();
+        let e =
+            parse_lines(format!("{}nope\n", line("a", "AC")).as_bytes(), "r.jsonl").unwrap_err();
         assert!(e.starts_with("r.jsonl:2: not a batch result line"), "{e}");
     }
 
     #[test]
     fn merge_sorts_by_id_and_keeps_the_first_duplicate() {
         let parts = vec![
-            ("p0".to_string(), format!("{}{}", line("b", "AC"), line("a", "WA")).into_bytes()),
-            ("p1".to_string(), format!("{}{}x", line("c", "OK"), line("a", "AC")).into_bytes()),
+            (
+                "p0".to_string(),
+                format!("{}{}", line("b", "AC"), line("a", "WA")).into_bytes(),
+            ),
+            (
+                "p1".to_string(),
+                format!("{}{}x", line("c", "OK"), line("a", "AC")).into_bytes(),
+            ),
         ];
         let (out, warnings) = merge(&parts).unwrap();
-        assert_eq!(String::from_utf8(out).unwrap(), format!("{}{}{}", line("a", "WA"), line("b", "AC"), line("c", "OK")));
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            format!("{}{}{}", line("a", "WA"), line("b", "AC"), line("c", "OK"))
+        );
         assert_eq!(warnings.len(), 2, "{warnings:?}");
     }
 }

@@ -69,8 +69,15 @@ pub struct JobResult {
 /// The overall verdict: a failed step named `compile` is CE; else the first non-OK status; else
 /// WA if any step judged WA, AC if any judged AC, else OK.
 pub fn overall(steps: &[StepResult]) -> String {
-    if let Some(s) = steps.iter().find(|s| s.status != "OK" && s.status != "skipped") {
-        return if s.name == "compile" { "CE".into() } else { s.status.clone() };
+    if let Some(s) = steps
+        .iter()
+        .find(|s| s.status != "OK" && s.status != "skipped")
+    {
+        return if s.name == "compile" {
+            "CE".into()
+        } else {
+            s.status.clone()
+        };
     }
     if steps.iter().any(|s| s.judged.as_deref() == Some("WA")) {
         "WA".into()
@@ -88,7 +95,10 @@ pub fn same_output(got: &[u8], want: &[u8]) -> bool {
         let mut lines: Vec<&[u8]> = b
             .split(|&c| c == b'\n')
             .map(|l| {
-                let end = l.iter().rposition(|c| !matches!(c, b' ' | b'\t' | b'\r')).map_or(0, |i| i + 1);
+                let end = l
+                    .iter()
+                    .rposition(|c| !matches!(c, b' ' | b'\t' | b'\r'))
+                    .map_or(0, |i| i + 1);
                 &l[..end]
             })
             .collect();
@@ -106,7 +116,12 @@ pub fn run_job(exe: &Path, work: &Path, job: &Job) -> JobResult {
     let result = run_in(exe, &dir, job);
     let _ = std::fs::remove_dir_all(&dir);
     match result {
-        Ok(steps) => JobResult { id: job.id.clone(), verdict: overall(&steps), steps, message: None },
+        Ok(steps) => JobResult {
+            id: job.id.clone(),
+            verdict: overall(&steps),
+            steps,
+            message: None,
+        },
         Err(e) => JobResult {
             id: job.id.clone(),
             verdict: "XX".into(),
@@ -119,17 +134,25 @@ pub fn run_job(exe: &Path, work: &Path, job: &Job) -> JobResult {
 fn run_in(exe: &Path, dir: &Path, job: &Job) -> anyhow::Result<Vec<StepResult>> {
     use anyhow::Context;
     let _ = std::fs::remove_dir_all(dir);
-    std::fs::DirBuilder::new().mode(0o700).create(dir).with_context(|| format!("{}: cannot make the job's directory", dir.display()))?;
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("{}: cannot make the job's directory", dir.display()))?;
     let boxd = dir.join("box");
     std::fs::DirBuilder::new().mode(0o700).create(&boxd)?;
     for (name, src) in &job.files {
-        std::fs::copy(src, boxd.join(name)).with_context(|| format!("files.{name}: cannot copy {}", src.display()))?;
+        std::fs::copy(src, boxd.join(name))
+            .with_context(|| format!("files.{name}: cannot copy {}", src.display()))?;
     }
     let mut out = Vec::new();
     let mut failed = false;
     for (i, step) in job.steps.iter().enumerate() {
         if failed {
-            out.push(StepResult { name: step.name.clone(), status: "skipped".into(), ..empty(step) });
+            out.push(StepResult {
+                name: step.name.clone(),
+                status: "skipped".into(),
+                ..empty(step)
+            });
             continue;
         }
         let r = run_step(exe, dir, &boxd, i, step)?;
@@ -155,15 +178,27 @@ fn empty(step: &Step) -> StepResult {
     }
 }
 
-fn run_step(exe: &Path, dir: &Path, boxd: &Path, i: usize, step: &Step) -> anyhow::Result<StepResult> {
+fn run_step(
+    exe: &Path,
+    dir: &Path,
+    boxd: &Path,
+    i: usize,
+    step: &Step,
+) -> anyhow::Result<StepResult> {
     let stdout = dir.join(format!("{i}.out"));
     let stderr = dir.join(format!("{i}.err"));
     let verdict = dir.join(format!("{i}.verdict.json"));
     let mut cmd = Command::new(exe);
     cmd.arg("run").arg("--box").arg(boxd);
-    cmd.arg("--stdin").arg(step.stdin.as_deref().unwrap_or(Path::new("/dev/null")));
-    cmd.arg("--stdout").arg(&stdout).arg("--stderr").arg(&stderr);
-    cmd.arg("--result").arg(&verdict).args(["--exit-codes", "verdict"]);
+    cmd.arg("--stdin")
+        .arg(step.stdin.as_deref().unwrap_or(Path::new("/dev/null")));
+    cmd.arg("--stdout")
+        .arg(&stdout)
+        .arg("--stderr")
+        .arg(&stderr);
+    cmd.arg("--result")
+        .arg(&verdict)
+        .args(["--exit-codes", "verdict"]);
     if let Some(t) = step.time_limit {
         cmd.arg("--time-limit").arg(t.to_string());
     }
@@ -173,13 +208,21 @@ fn run_step(exe: &Path, dir: &Path, boxd: &Path, i: usize, step: &Step) -> anyho
     if let Some(m) = &step.memory_limit {
         cmd.arg("--memory-limit").arg(m);
     }
-    cmd.arg("--output-limit").arg(step.output_limit.as_deref().unwrap_or(DEFAULT_OUTPUT_LIMIT));
+    cmd.arg("--output-limit")
+        .arg(step.output_limit.as_deref().unwrap_or(DEFAULT_OUTPUT_LIMIT));
     cmd.arg("--").args(&step.argv);
     // Own process group: a terminal's Ctrl-C reaches the batch, which drains, not the sandboxes.
-    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).process_group(0);
-    let output = cmd.output().map_err(|e| anyhow::anyhow!("{}: cannot start `watertight run`: {e}", exe.display()))?;
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let output = cmd
+        .output()
+        .map_err(|e| anyhow::anyhow!("{}: cannot start `watertight run`: {e}", exe.display()))?;
     let mut r = empty(step);
-    let v: Option<Value> = std::fs::read(&verdict).ok().and_then(|b| serde_json::from_slice(&b).ok());
+    let v: Option<Value> = std::fs::read(&verdict)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
     let Some(v) = v else {
         let msg = String::from_utf8_lossy(&output.stderr);
         r.status = "XX".into();
@@ -206,7 +249,10 @@ fn run_step(exe: &Path, dir: &Path, boxd: &Path, i: usize, step: &Step) -> anyho
 /// At most `cap` bytes of `path`, opened without following a symbolic link.
 fn read_capped(path: &PathBuf, cap: u64) -> std::io::Result<Vec<u8>> {
     use std::os::unix::fs::OpenOptionsExt;
-    let f = std::fs::OpenOptions::new().read(true).custom_flags(nix::libc::O_NOFOLLOW).open(path)?;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(path)?;
     let mut buf = Vec::new();
     f.take(cap).read_to_end(&mut buf)?;
     Ok(buf)
@@ -234,12 +280,31 @@ mod tests {
 
     #[test]
     fn overall_verdicts() {
-        assert_eq!(overall(&[s("compile", "RE", None), s("t", "skipped", None)]), "CE");
-        assert_eq!(overall(&[s("compile", "OK", None), s("t1", "OK", Some("AC")), s("t2", "TO", None)]), "TO");
-        assert_eq!(overall(&[s("t1", "OK", Some("AC")), s("t2", "OK", Some("WA"))]), "WA");
-        assert_eq!(overall(&[s("t1", "OK", Some("AC")), s("t2", "OK", None)]), "AC");
+        assert_eq!(
+            overall(&[s("compile", "RE", None), s("t", "skipped", None)]),
+            "CE"
+        );
+        assert_eq!(
+            overall(&[
+                s("compile", "OK", None),
+                s("t1", "OK", Some("AC")),
+                s("t2", "TO", None)
+            ]),
+            "TO"
+        );
+        assert_eq!(
+            overall(&[s("t1", "OK", Some("AC")), s("t2", "OK", Some("WA"))]),
+            "WA"
+        );
+        assert_eq!(
+            overall(&[s("t1", "OK", Some("AC")), s("t2", "OK", None)]),
+            "AC"
+        );
         assert_eq!(overall(&[s("t1", "OK", None)]), "OK");
-        assert_eq!(overall(&[s("t1", "ML", None), s("compile", "skipped", None)]), "ML");
+        assert_eq!(
+            overall(&[s("t1", "ML", None), s("compile", "skipped", None)]),
+            "ML"
+        );
     }
 
     #[test]
