@@ -116,8 +116,7 @@ fn submissions_are_compiled_in_the_sandbox_and_judged() {
     // Progress: stderr is not a terminal, so JSON events, the last one complete.
     let last = stderr(&o)
         .lines()
-        .filter(|l| l.starts_with('{'))
-        .last()
+        .rfind(|l| l.starts_with('{'))
         .map(str::to_string);
     let last: Value = serde_json::from_str(&last.expect("a progress event")).unwrap();
     assert_eq!(
