@@ -319,3 +319,50 @@ fn a_bad_jobs_file_names_line_and_field_and_runs_nothing() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(!res.exists(), "nothing run, no results file");
 }
+
+#[test]
+fn sigterm_drains_the_running_job_and_exits_143() {
+    if !require_root(&this_test()) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let jobs = slow_jobs(dir.path(), 8);
+    let res = dir.path().join("r.jsonl");
+    let child = watertight()
+        .arg("batch")
+        .arg(&jobs)
+        .arg("--results")
+        .arg(&res)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    while std::fs::read_to_string(&res).map_or(0, |t| t.lines().count()) < 1 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(143), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("run it again to resume"),
+        "{}",
+        stderr(&o)
+    );
+    let partial = results(&res);
+    // The restart completes the set.
+    let o = watertight()
+        .arg("batch")
+        .arg(&jobs)
+        .arg("--results")
+        .arg(&res)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let all = results(&res);
+    assert_eq!(all.len(), 8);
+    assert!(partial.keys().all(|k| all.contains_key(k)));
+    assert_clean(dir.path(), &["r.jsonl"]);
+}
