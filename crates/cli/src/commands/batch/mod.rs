@@ -74,17 +74,6 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     };
     let all = jobs::load(&jobs_path)?;
     let (mut file, done) = results::open(&results_path)?;
-    // One batch per results file: a second one would run the same jobs twice.
-    let file_lock = nix::fcntl::Flock::lock(
-        file.try_clone()?,
-        nix::fcntl::FlockArg::LockExclusiveNonblock,
-    )
-    .map_err(|(_, e)| {
-        anyhow::anyhow!(
-            "--results {}: another batch is appending to it ({e})",
-            results_path.display()
-        )
-    })?;
     let queue: VecDeque<jobs::Job> = all
         .into_iter()
         .filter(|j| jobs::in_shard(j.index, args.shard) && !done.contains(&j.id))
@@ -96,7 +85,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     watch_signals(signal.clone())?;
     let progress = Mutex::new(progress::Progress::new(queue.len()));
     let queue = Mutex::new(queue);
-    let sink = Mutex::new((&mut file, None::<std::io::Error>));
+    let sink = Mutex::new((&mut *file, None::<std::io::Error>));
     std::thread::scope(|s| {
         for _ in 0..args.parallel {
             s.spawn(|| loop {
@@ -122,7 +111,6 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     });
     progress.lock().unwrap().finish();
     let _ = std::fs::remove_dir_all(&work);
-    drop(file_lock);
     if let Some(e) = sink.into_inner().unwrap().1 {
         return Err(anyhow::anyhow!(
             "--results {}: cannot append: {e}",

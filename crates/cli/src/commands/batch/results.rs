@@ -7,6 +7,8 @@ use std::fs::File;
 use std::io::Write;
 use std::path::Path;
 
+use nix::fcntl::{Flock, FlockArg};
+
 use super::runner::JobResult;
 
 /// The complete lines of `text` (up to its last newline) and the length to keep.
@@ -28,17 +30,25 @@ pub fn parse_lines(text: &[u8], name: &str) -> Result<Vec<JobResult>, String> {
     Ok(out)
 }
 
-/// The results file opened for appending, its torn tail cut off, with the ids it already holds.
-pub fn open(path: &Path) -> anyhow::Result<(File, HashSet<String>)> {
+/// The results file opened for appending and locked (`flock`, exclusive: one batch per results
+/// file), its torn tail cut off, with the ids it already holds.
+pub fn open(path: &Path) -> anyhow::Result<(Flock<File>, HashSet<String>)> {
     use anyhow::Context;
-    let mut file = std::fs::OpenOptions::new()
+    let file = std::fs::OpenOptions::new()
         .read(true)
         .append(true)
         .create(true)
         .open(path)
         .with_context(|| format!("--results {}: cannot open for appending", path.display()))?;
+    // Locked before it is read or cut: a second batch on the same file would run the same jobs.
+    let mut file = Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, e)| {
+        anyhow::anyhow!(
+            "--results {}: another batch is appending to it ({e})",
+            path.display()
+        )
+    })?;
     let mut text = Vec::new();
-    std::io::Read::read_to_end(&mut file, &mut text)
+    std::io::Read::read_to_end(&mut *file, &mut text)
         .with_context(|| format!("--results {}: cannot read", path.display()))?;
     let keep = complete_part(&text);
     if keep < text.len() {
@@ -138,6 +148,17 @@ mod tests {
             std::fs::read_to_string(&p).unwrap(),
             format!("{}{}{}", line("a", "AC"), line("b", "WA"), line("c", "OK"))
         );
+    }
+
+    #[test]
+    fn a_second_batch_on_the_same_results_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r.jsonl");
+        let first = open(&p).unwrap();
+        let e = open(&p).unwrap_err().to_string();
+        assert!(e.contains("another batch is appending to it"), "{e}");
+        drop(first);
+        open(&p).unwrap();
     }
 
     #[test]
