@@ -27,6 +27,8 @@ struct Cli {
 enum Command {
     /// Run a program in a layered sandbox and report a verdict.
     Run(Box<commands::run::Args>),
+    /// Run a JSON Lines file of jobs (files, then steps, each step a sandboxed run), appending one result line per job.
+    Batch(commands::batch::Args),
     /// Show sandbox profiles (the built-in default, in the TOML profile format).
     #[command(subcommand)]
     Profile(commands::profile::Command),
@@ -108,6 +110,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Run(args) => commands::run::run(*args),
+        Command::Batch(args) => commands::batch::run(args),
         Command::Profile(cmd) => commands::profile::run(cmd),
         Command::Audit(cmd) => commands::audit::run(cmd),
         Command::Net(cmd) => commands::net::run(cmd),

@@ -2,6 +2,7 @@
 //! returning the exit code.
 
 pub mod audit;
+pub mod batch;
 pub mod bpf;
 pub mod completions;
 pub mod doctor;

@@ -1,0 +1,319 @@
+//! One job: a fresh box, its files copied in, each step a `watertight run` of this same binary
+//! (so each step's isolation is exactly `run`'s), stdout judged against `expected`, the box
+//! removed afterwards.
+
+use std::io::Read;
+use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::jobs::{Job, Step};
+
+/// The output limit of a step without `output_limit`: also bounds its stdout file.
+pub const DEFAULT_OUTPUT_LIMIT: &str = "64M";
+
+/// One step's result.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StepResult {
+    /// The step's name.
+    pub name: String,
+    /// The run's verdict status (OK RE SG TO ML OL SV XX), or `skipped` after a failed step.
+    pub status: String,
+    /// AC or WA when the step had `expected` and ran OK.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judged: Option<String>,
+    /// The program's exit code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i64>,
+    /// The signal that ended the program.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i64>,
+    /// CPU seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<f64>,
+    /// Wall seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wall: Option<f64>,
+    /// Peak RSS, KiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_kb: Option<u64>,
+    /// Bytes written to stdout + stderr.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_bytes: Option<u64>,
+    /// The verdict's message (XX, TO, OL, SV).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The sandbox plan's digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_digest: Option<String>,
+}
+
+/// One job's result: one line of the results file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct JobResult {
+    /// The job's id.
+    pub id: String,
+    /// Overall: CE, the first failed step's status, else AC / WA / OK.
+    pub verdict: String,
+    /// Per step, in order.
+    pub steps: Vec<StepResult>,
+    /// Set when the batch itself could not run the job (verdict XX).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// The overall verdict: a failed step named `compile` is CE; else the first non-OK status; else
+/// WA if any step judged WA, AC if any judged AC, else OK.
+pub fn overall(steps: &[StepResult]) -> String {
+    if let Some(s) = steps
+        .iter()
+        .find(|s| s.status != "OK" && s.status != "skipped")
+    {
+        return if s.name == "compile" {
+            "CE".into()
+        } else {
+            s.status.clone()
+        };
+    }
+    if steps.iter().any(|s| s.judged.as_deref() == Some("WA")) {
+        "WA".into()
+    } else if steps.iter().any(|s| s.judged.as_deref() == Some("AC")) {
+        "AC".into()
+    } else {
+        "OK".into()
+    }
+}
+
+/// The judge rule: equal after removing trailing spaces, tabs and CRs of each line and trailing
+/// empty lines.
+pub fn same_output(got: &[u8], want: &[u8]) -> bool {
+    fn norm(b: &[u8]) -> Vec<&[u8]> {
+        let mut lines: Vec<&[u8]> = b
+            .split(|&c| c == b'\n')
+            .map(|l| {
+                let end = l
+                    .iter()
+                    .rposition(|c| !matches!(c, b' ' | b'\t' | b'\r'))
+                    .map_or(0, |i| i + 1);
+                &l[..end]
+            })
+            .collect();
+        while lines.last().is_some_and(|l| l.is_empty()) {
+            lines.pop();
+        }
+        lines
+    }
+    norm(got) == norm(want)
+}
+
+/// Runs one job in `work` (a private directory of the batch's) with the binary `exe`.
+pub fn run_job(exe: &Path, work: &Path, job: &Job) -> JobResult {
+    let dir = work.join(format!("job-{}", job.index));
+    let result = run_in(exe, &dir, job);
+    let _ = std::fs::remove_dir_all(&dir);
+    match result {
+        Ok(steps) => JobResult {
+            id: job.id.clone(),
+            verdict: overall(&steps),
+            steps,
+            message: None,
+        },
+        Err(e) => JobResult {
+            id: job.id.clone(),
+            verdict: "XX".into(),
+            steps: Vec::new(),
+            message: Some(format!("{e:#}")),
+        },
+    }
+}
+
+fn run_in(exe: &Path, dir: &Path, job: &Job) -> anyhow::Result<Vec<StepResult>> {
+    use anyhow::Context;
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("{}: cannot make the job's directory", dir.display()))?;
+    let boxd = dir.join("box");
+    std::fs::DirBuilder::new().mode(0o700).create(&boxd)?;
+    for (name, src) in &job.files {
+        std::fs::copy(src, boxd.join(name))
+            .with_context(|| format!("files.{name}: cannot copy {}", src.display()))?;
+    }
+    let mut out = Vec::new();
+    let mut failed = false;
+    for (i, step) in job.steps.iter().enumerate() {
+        if failed {
+            out.push(StepResult {
+                name: step.name.clone(),
+                status: "skipped".into(),
+                ..empty(step)
+            });
+            continue;
+        }
+        let r = run_step(exe, dir, &boxd, i, step)?;
+        failed = r.status != "OK";
+        out.push(r);
+    }
+    Ok(out)
+}
+
+fn empty(step: &Step) -> StepResult {
+    StepResult {
+        name: step.name.clone(),
+        status: String::new(),
+        judged: None,
+        exit_code: None,
+        signal: None,
+        time: None,
+        wall: None,
+        memory_kb: None,
+        output_bytes: None,
+        message: None,
+        plan_digest: None,
+    }
+}
+
+fn run_step(
+    exe: &Path,
+    dir: &Path,
+    boxd: &Path,
+    i: usize,
+    step: &Step,
+) -> anyhow::Result<StepResult> {
+    let stdout = dir.join(format!("{i}.out"));
+    let stderr = dir.join(format!("{i}.err"));
+    let verdict = dir.join(format!("{i}.verdict.json"));
+    let mut cmd = Command::new(exe);
+    cmd.arg("run").arg("--box").arg(boxd);
+    cmd.arg("--stdin")
+        .arg(step.stdin.as_deref().unwrap_or(Path::new("/dev/null")));
+    cmd.arg("--stdout")
+        .arg(&stdout)
+        .arg("--stderr")
+        .arg(&stderr);
+    cmd.arg("--result")
+        .arg(&verdict)
+        .args(["--exit-codes", "verdict"]);
+    if let Some(t) = step.time_limit {
+        cmd.arg("--time-limit").arg(t.to_string());
+    }
+    if let Some(t) = step.wall_time_limit {
+        cmd.arg("--wall-time-limit").arg(t.to_string());
+    }
+    if let Some(m) = &step.memory_limit {
+        cmd.arg("--memory-limit").arg(m);
+    }
+    cmd.arg("--output-limit")
+        .arg(step.output_limit.as_deref().unwrap_or(DEFAULT_OUTPUT_LIMIT));
+    cmd.arg("--").args(&step.argv);
+    // Own process group: a terminal's Ctrl-C reaches the batch, which drains, not the sandboxes.
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let output = cmd
+        .output()
+        .map_err(|e| anyhow::anyhow!("{}: cannot start `watertight run`: {e}", exe.display()))?;
+    let mut r = empty(step);
+    let v: Option<Value> = std::fs::read(&verdict)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let Some(v) = v else {
+        let msg = String::from_utf8_lossy(&output.stderr);
+        r.status = "XX".into();
+        r.message = Some(format!("no verdict ({}): {}", output.status, msg.trim()));
+        return Ok(r);
+    };
+    r.status = v["status"].as_str().unwrap_or("XX").to_string();
+    r.exit_code = v["exit_code"].as_i64();
+    r.signal = v["signal"].as_i64();
+    r.time = v["cpu_time_s"].as_f64();
+    r.wall = v["wall_time_s"].as_f64();
+    r.memory_kb = v["max_rss_kb"].as_u64();
+    r.output_bytes = v["output_bytes"].as_u64();
+    r.message = v["message"].as_str().map(str::to_string);
+    r.plan_digest = v["plan_digest"].as_str().map(str::to_string);
+    if let (Some(expected), "OK") = (&step.expected, r.status.as_str()) {
+        let want = std::fs::read(expected)?;
+        let got = read_capped(&stdout, want.len() as u64 * 2 + 65536)?;
+        r.judged = Some(if same_output(&got, &want) { "AC" } else { "WA" }.into());
+    }
+    Ok(r)
+}
+
+/// At most `cap` bytes of `path`, opened without following a symbolic link.
+fn read_capped(path: &PathBuf, cap: u64) -> std::io::Result<Vec<u8>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(path)?;
+    let mut buf = Vec::new();
+    f.take(cap).read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(name: &str, status: &str, judged: Option<&str>) -> StepResult {
+        StepResult {
+            name: name.into(),
+            status: status.into(),
+            judged: judged.map(Into::into),
+            exit_code: None,
+            signal: None,
+            time: None,
+            wall: None,
+            memory_kb: None,
+            output_bytes: None,
+            message: None,
+            plan_digest: None,
+        }
+    }
+
+    #[test]
+    fn overall_verdicts() {
+        assert_eq!(
+            overall(&[s("compile", "RE", None), s("t", "skipped", None)]),
+            "CE"
+        );
+        assert_eq!(
+            overall(&[
+                s("compile", "OK", None),
+                s("t1", "OK", Some("AC")),
+                s("t2", "TO", None)
+            ]),
+            "TO"
+        );
+        assert_eq!(
+            overall(&[s("t1", "OK", Some("AC")), s("t2", "OK", Some("WA"))]),
+            "WA"
+        );
+        assert_eq!(
+            overall(&[s("t1", "OK", Some("AC")), s("t2", "OK", None)]),
+            "AC"
+        );
+        assert_eq!(overall(&[s("t1", "OK", None)]), "OK");
+        assert_eq!(
+            overall(&[s("t1", "ML", None), s("compile", "skipped", None)]),
+            "ML"
+        );
+    }
+
+    #[test]
+    fn judge_ignores_trailing_whitespace_per_line_and_trailing_blank_lines() {
+        assert!(same_output(b"1 2 \r\n3\t\n\n\n", b"1 2\n3"));
+        assert!(same_output(b"", b"\n"));
+        assert!(!same_output(b"1  2\n", b"1 2\n"));
+        assert!(!same_output(b" 1\n", b"1\n"));
+        assert!(!same_output(b"1\n\n2\n", b"1\n2\n"));
+        assert!(!same_output(b"12", b"1\n2"));
+    }
+}

@@ -1,0 +1,368 @@
+//! `watertight batch` on the real kernel: C submissions compiled inside the sandbox and judged
+//! (AC, WA, CE, TO, ML, RE, one that looks for the expected output), a batch killed with SIGKILL
+//! and restarted, two shards merged, and a bad jobs file refused before anything runs.
+
+mod common;
+use common::*;
+use watertight_testkit::this_test;
+
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Stdio;
+
+/// The submissions, by job id: each reads two numbers and prints their sum, in its own way.
+fn submissions(expected: &Path) -> Vec<(&'static str, String)> {
+    let main = |body: &str| {
+        format!("#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\nint main(void) {{ int a, b; if (scanf(\"%d %d\", &a, &b) != 2) return 9; {body} }}\n")
+    };
+    vec![
+        ("ac", main("printf(\"%d\\n\", a + b); return 0;")),
+        ("wa", main("printf(\"%d\\n\", a - b); return 0;")),
+        ("ce", "int main(void) { this is not C; }\n".to_string()),
+        ("to", main("volatile unsigned long x = 0; for (;;) x++; return 0;")),
+        ("ml", main("for (;;) { char *p = malloc(1 << 20); if (!p) return 1; memset(p, 1, 1 << 20); } return 0;")),
+        ("re", main("printf(\"%d\\n\", a + b); return 3;")),
+        // Looks for the answer beside its box and at the host path of the expected file.
+        ("evil", main(&format!(
+            "const char *tries[] = {{\"../1.out\", \"../../1.out\", \"{}\", \"{}\"}}; \
+             for (int i = 0; i < 4; i++) {{ FILE *f = fopen(tries[i], \"r\"); int v; \
+               if (f && fscanf(f, \"%d\", &v) == 1) {{ printf(\"%d\\n\", v); return 0; }} }} \
+             printf(\"nothing\\n\"); return 0;",
+            expected.display(),
+            expected.parent().unwrap().join("jobs.jsonl").display()
+        ))),
+    ]
+}
+
+/// Writes the submissions, the test data and the jobs file into `dir`; returns the jobs file.
+fn write_jobs(dir: &Path) -> std::path::PathBuf {
+    let expected = dir.join("1.out");
+    std::fs::write(dir.join("1.in"), "2 3\n").unwrap();
+    std::fs::write(&expected, "5\n").unwrap();
+    let mut lines = String::new();
+    for (id, src) in submissions(&expected) {
+        std::fs::write(dir.join(format!("{id}.c")), src).unwrap();
+        let job = serde_json::json!({
+            "id": id,
+            "files": {"prog.c": format!("{id}.c")},
+            "steps": [
+                {"name": "compile", "argv": ["cc", "-O1", "-o", "a.out", "prog.c"], "time_limit": 20},
+                {"name": "test1", "argv": ["./a.out"], "stdin": "1.in", "expected": "1.out",
+                 "time_limit": 1, "memory_limit": "64M"},
+            ]
+        });
+        lines.push_str(&format!("{job}\n"));
+    }
+    let jobs = dir.join("jobs.jsonl");
+    std::fs::write(&jobs, lines).unwrap();
+    jobs
+}
+
+/// Result lines by id.
+fn results(path: &Path) -> BTreeMap<String, Value> {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(
+        text.is_empty() || text.ends_with('\n'),
+        "a torn line: {text:?}"
+    );
+    let mut out = BTreeMap::new();
+    for line in text.lines() {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        let id = v["id"].as_str().unwrap().to_string();
+        assert!(out.insert(id.clone(), v).is_none(), "{id} twice in {text}");
+    }
+    out
+}
+
+/// What must be the same across runs: the verdict and each step's name, status and judgement.
+fn outcome(v: &Value) -> String {
+    let steps: Vec<String> = v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| format!("{}:{}:{}", s["name"], s["status"], s["judged"]))
+        .collect();
+    format!("{} {}", v["verdict"], steps.join(","))
+}
+
+/// Nothing but what the test made (no work directory, no box) is left in `dir`.
+fn assert_clean(dir: &Path, allowed: &[&str]) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let name = e.unwrap().file_name().into_string().unwrap();
+        let ok = allowed.iter().any(|a| name == *a)
+            || name.ends_with(".c")
+            || name.starts_with("1.")
+            || name == "jobs.jsonl";
+        assert!(ok, "{name} left in {}", dir.display());
+    }
+}
+
+#[test]
+fn submissions_are_compiled_in_the_sandbox_and_judged() {
+    if !require_root(&this_test()) || !require_tools(&this_test(), &["cc"], "gcc") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let jobs = write_jobs(dir.path());
+    let res = dir.path().join("results.jsonl");
+    let o = watertight()
+        .args(["batch", "--parallel", "2", "--results"])
+        .arg(&res)
+        .arg(&jobs)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // Progress: stderr is not a terminal, so JSON events, the last one complete.
+    let last = stderr(&o)
+        .lines()
+        .rfind(|l| l.starts_with('{'))
+        .map(str::to_string);
+    let last: Value = serde_json::from_str(&last.expect("a progress event")).unwrap();
+    assert_eq!(
+        (last["done"].as_u64(), last["total"].as_u64()),
+        (Some(7), Some(7))
+    );
+
+    let r = results(&res);
+    let verdicts: BTreeMap<&str, &str> = r
+        .iter()
+        .map(|(k, v)| (k.as_str(), v["verdict"].as_str().unwrap()))
+        .collect();
+    let want: BTreeMap<&str, &str> = [
+        ("ac", "AC"),
+        ("wa", "WA"),
+        ("ce", "CE"),
+        ("to", "TO"),
+        ("ml", "ML"),
+        ("re", "RE"),
+    ]
+    .into();
+    for (id, v) in &want {
+        assert_eq!(verdicts.get(id), Some(v), "{id}: {}", r[*id]);
+    }
+    assert!(
+        matches!(verdicts["evil"], "WA" | "RE"),
+        "the program read the expected output: {}",
+        r["evil"]
+    );
+    assert_eq!(r["ce"]["steps"][1]["status"], "skipped");
+    assert_eq!(r["ce"]["steps"][0]["status"], "RE");
+    assert_eq!(r["ac"]["steps"][1]["judged"], "AC");
+    assert!(r["ac"]["steps"][1]["plan_digest"]
+        .as_str()
+        .unwrap()
+        .starts_with("sha256:"));
+    assert_eq!(r["re"]["steps"][1]["exit_code"], 3);
+    assert_clean(dir.path(), &["results.jsonl"]);
+}
+
+/// Jobs that each take a moment, so a batch can be killed between two.
+fn slow_jobs(dir: &Path, n: usize) -> std::path::PathBuf {
+    std::fs::write(dir.join("1.out"), "x\n").unwrap();
+    let mut lines = String::new();
+    for i in 0..n {
+        let out = if i % 3 == 0 { "y" } else { "x" };
+        let job = serde_json::json!({"id": format!("j{i:02}"), "steps": [
+            {"name": "run", "argv": ["sh", "-c", format!("sleep 0.1; echo {out}")], "expected": "1.out"}]});
+        lines.push_str(&format!("{job}\n"));
+    }
+    let jobs = dir.join("jobs.jsonl");
+    std::fs::write(&jobs, lines).unwrap();
+    jobs
+}
+
+#[test]
+fn a_killed_batch_resumes_to_the_same_results() {
+    if !require_root(&this_test()) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let jobs = slow_jobs(dir.path(), 8);
+    let whole = dir.path().join("whole.jsonl");
+    let o = watertight()
+        .arg("batch")
+        .arg(&jobs)
+        .arg("--results")
+        .arg(&whole)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+
+    let part = dir.path().join("part.jsonl");
+    let mut child = watertight()
+        .arg("batch")
+        .arg(&jobs)
+        .arg("--results")
+        .arg(&part)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed once it has written two results and before it has written all of them.
+    let killed_early = loop {
+        let n = std::fs::read_to_string(&part).map_or(0, |t| t.lines().count());
+        if n >= 2 {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            break n < 8;
+        }
+        if let Some(s) = child.try_wait().unwrap() {
+            panic!("the batch ended ({s}) before it was killed");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    // As if it had died in the middle of a write: a torn last line.
+    let mut text = std::fs::read_to_string(&part).unwrap();
+    text.push_str("{\"id\":\"j07\",\"verd");
+    std::fs::write(&part, text).unwrap();
+
+    let o = watertight()
+        .arg("batch")
+        .arg(&jobs)
+        .arg("--results")
+        .arg(&part)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).contains("torn last line"), "{}", stderr(&o));
+    let (a, b) = (results(&whole), results(&part));
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    for (id, v) in &a {
+        assert_eq!(outcome(v), outcome(&b[id]), "{id}");
+    }
+    assert_eq!(a["j00"]["verdict"], "WA");
+    assert_eq!(a["j01"]["verdict"], "AC");
+    assert!(killed_early || a.len() == 8);
+    assert_clean(dir.path(), &["whole.jsonl", "part.jsonl"]);
+}
+
+#[test]
+fn two_shards_merged_equal_one_batch() {
+    if !require_root(&this_test()) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let jobs = slow_jobs(dir.path(), 5);
+    let run = |name: &str, shard: Option<&str>| {
+        let mut c = watertight();
+        c.arg("batch")
+            .arg(&jobs)
+            .arg("--results")
+            .arg(dir.path().join(name));
+        if let Some(s) = shard {
+            c.args(["--shard", s]);
+        }
+        let o = c.output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    };
+    run("all.jsonl", None);
+    run("p0.jsonl", Some("0/2"));
+    run("p1.jsonl", Some("1/2"));
+    let p0 = results(&dir.path().join("p0.jsonl"));
+    assert_eq!(p0.keys().collect::<Vec<_>>(), ["j00", "j02", "j04"]);
+    let merged = dir.path().join("merged.jsonl");
+    std::fs::write(&merged, "").unwrap();
+    let o = watertight()
+        .args(["batch", "merge"])
+        .arg(dir.path().join("p1.jsonl"))
+        .arg(dir.path().join("p0.jsonl"))
+        .arg(dir.path().join("p0.jsonl"))
+        .arg("-o")
+        .arg(&merged)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).contains("appears again"), "{}", stderr(&o));
+    let (a, m) = (results(&dir.path().join("all.jsonl")), results(&merged));
+    assert_eq!(a.keys().collect::<Vec<_>>(), m.keys().collect::<Vec<_>>());
+    for (id, v) in &a {
+        assert_eq!(outcome(v), outcome(&m[id]), "{id}");
+    }
+    let text = std::fs::read_to_string(&merged).unwrap();
+    let ids: Vec<_> = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["id"].clone())
+        .collect();
+    let mut sorted = ids.clone();
+    sorted.sort_by_key(|v| v.as_str().unwrap().to_string());
+    assert_eq!(ids, sorted, "merge output sorted by id");
+    assert_clean(
+        dir.path(),
+        &["all.jsonl", "p0.jsonl", "p1.jsonl", "merged.jsonl"],
+    );
+}
+
+#[test]
+fn a_bad_jobs_file_names_line_and_field_and_runs_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let jobs = dir.path().join("jobs.jsonl");
+    std::fs::write(
+        &jobs,
+        "{\"id\":\"a\",\"steps\":[{\"name\":\"x\",\"argv\":[\"touch\",\"/tmp/never\"]}]}\n\
+         {\"id\":\"b\",\"steps\":[{\"name\":\"x\",\"argv\":[\"true\"]},{\"name\":\"y\",\"argv\":[\"true\"],\"stdin\":\"missing.in\"}]}\n",
+    )
+    .unwrap();
+    let res = dir.path().join("r.jsonl");
+    let o = watertight()
+        .arg("batch")
+        .arg(&jobs)
+        .arg("--results")
+        .arg(&res)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(
+        err.contains("jobs.jsonl:2: steps[1].stdin: ") && err.contains("missing.in"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(!res.exists(), "nothing run, no results file");
+}
+
+#[test]
+fn sigterm_drains_the_running_job_and_exits_143() {
+    if !require_root(&this_test()) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let jobs = slow_jobs(dir.path(), 8);
+    let res = dir.path().join("r.jsonl");
+    let child = watertight()
+        .arg("batch")
+        .arg(&jobs)
+        .arg("--results")
+        .arg(&res)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    while std::fs::read_to_string(&res).map_or(0, |t| t.lines().count()) < 1 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(143), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("run it again to resume"),
+        "{}",
+        stderr(&o)
+    );
+    let partial = results(&res);
+    // The restart completes the set.
+    let o = watertight()
+        .arg("batch")
+        .arg(&jobs)
+        .arg("--results")
+        .arg(&res)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let all = results(&res);
+    assert_eq!(all.len(), 8);
+    assert!(partial.keys().all(|k| all.contains_key(k)));
+    assert_clean(dir.path(), &["r.jsonl"]);
+}
