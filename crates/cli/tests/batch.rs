@@ -164,7 +164,7 @@ fn slow_jobs(dir: &Path, n: usize) -> std::path::PathBuf {
     for i in 0..n {
         let out = if i % 3 == 0 { "y" } else { "x" };
         let job = serde_json::json!({"id": format!("j{i:02}"), "steps": [
-            {"name": "run", "argv": ["sh", "-c", format!("sleep 0.1; echo {out}")], "expected": "1.out"}]});
+            {"name": "run", "argv": ["sh", "-c", format!("sleep 0.3; echo {out}")], "expected": "1.out"}]});
         lines.push_str(&format!("{job}\n"));
     }
     let jobs = dir.join("jobs.jsonl");
