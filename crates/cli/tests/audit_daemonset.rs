@@ -14,26 +14,7 @@ fn manifest() -> PathBuf {
 
 /// `audit k8s` on the manifest: (exit code, JSON report).
 fn audit(extra: &[&str]) -> (Option<i32>, serde_json::Value) {
-    let out = Command::new(env!("CARGO_BIN_EXE_watertight"))
-        .args([
-            "audit",
-            "k8s",
-            "--format",
-            "json",
-            "--pss-level",
-            "baseline",
-        ])
-        .args(extra)
-        .arg(manifest())
-        .output()
-        .expect("run watertight");
-    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "not a JSON report ({e}); stderr: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    (out.status.code(), report)
+    watertight_testkit::audit_k8s_json(&manifest(), extra)
 }
 
 fn set(items: &[&str]) -> BTreeSet<String> {

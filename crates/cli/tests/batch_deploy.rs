@@ -5,34 +5,15 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use watertight_testkit::finding_keys as keys;
 
 fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/batch")
 }
 
+/// `audit k8s` on the manifest: (exit code, JSON report).
 fn audit(extra: &[&str]) -> (Option<i32>, serde_json::Value) {
-    let out = Command::new(env!("CARGO_BIN_EXE_watertight"))
-        .args([
-            "audit",
-            "k8s",
-            "--format",
-            "json",
-            "--pss-level",
-            "baseline",
-        ])
-        .args(extra)
-        .arg(dir())
-        .output()
-        .expect("run watertight");
-    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "not a JSON report ({e}); stderr: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    (out.status.code(), report)
+    watertight_testkit::audit_k8s_json(&dir(), extra)
 }
 
 const ACCEPTED: [&str; 4] = [

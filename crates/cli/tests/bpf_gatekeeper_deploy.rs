@@ -12,8 +12,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use watertight_testkit::finding_keys as keys;
 use watertight_testkit::{
-    host_lacks, require, require_root, require_tools, stderr, stdout, stdout_json, watertight,
-    watertight_bin,
+    host_lacks, require, require_root, require_tools, stderr, stdout, watertight_bin,
 };
 
 fn deploy(file: &str) -> PathBuf {
@@ -26,21 +25,9 @@ fn set(items: &[&str]) -> BTreeSet<String> {
     items.iter().map(|s| s.to_string()).collect()
 }
 
+/// `audit k8s` on the manifest: (exit code, JSON report).
 fn audit_k8s(extra: &[&str]) -> (Option<i32>, serde_json::Value) {
-    let out = watertight()
-        .args([
-            "audit",
-            "k8s",
-            "--format",
-            "json",
-            "--pss-level",
-            "baseline",
-        ])
-        .args(extra)
-        .arg(deploy("watertight-bpf-gatekeeper.yaml"))
-        .output()
-        .unwrap();
-    (out.status.code(), stdout_json(&out))
+    watertight_testkit::audit_k8s_json(&deploy("watertight-bpf-gatekeeper.yaml"), extra)
 }
 
 const ACCEPTED: [&str; 4] = [

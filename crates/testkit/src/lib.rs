@@ -384,6 +384,32 @@ pub fn finding_keys(list: &serde_json::Value) -> std::collections::BTreeSet<Stri
         .collect()
 }
 
+/// `watertight audit k8s --format json --pss-level baseline EXTRA... PATH`: its exit code and
+/// JSON report (a panic naming stderr when the report is not JSON). The shipped manifests'
+/// tests pin what it finds and accepts.
+pub fn audit_k8s_json(path: &Path, extra: &[&str]) -> (Option<i32>, serde_json::Value) {
+    let out = watertight()
+        .args([
+            "audit",
+            "k8s",
+            "--format",
+            "json",
+            "--pss-level",
+            "baseline",
+        ])
+        .args(extra)
+        .arg(path)
+        .output()
+        .expect("run watertight");
+    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not a JSON report ({e}); stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code(), report)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,7 +17,7 @@ use super::jobs::{Job, Step};
 pub const DEFAULT_OUTPUT_LIMIT: &str = "64M";
 
 /// One step's result.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct StepResult {
     /// The step's name.
     pub name: String,
@@ -165,16 +165,7 @@ fn run_in(exe: &Path, dir: &Path, job: &Job) -> anyhow::Result<Vec<StepResult>> 
 fn empty(step: &Step) -> StepResult {
     StepResult {
         name: step.name.clone(),
-        status: String::new(),
-        judged: None,
-        exit_code: None,
-        signal: None,
-        time: None,
-        wall: None,
-        memory_kb: None,
-        output_bytes: None,
-        message: None,
-        plan_digest: None,
+        ..StepResult::default()
     }
 }
 
@@ -267,14 +258,7 @@ mod tests {
             name: name.into(),
             status: status.into(),
             judged: judged.map(Into::into),
-            exit_code: None,
-            signal: None,
-            time: None,
-            wall: None,
-            memory_kb: None,
-            output_bytes: None,
-            message: None,
-            plan_digest: None,
+            ..StepResult::default()
         }
     }
 
