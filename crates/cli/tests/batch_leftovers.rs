@@ -274,6 +274,22 @@ fn daemons_alive() -> Vec<String> {
         .collect()
 }
 
+/// The host's System V objects with job N's key (0x57544c46 = 1465142342), in the host's
+/// IPC namespace.
+fn host_ipc() -> Vec<String> {
+    ["shm", "sem", "msg"]
+        .iter()
+        .flat_map(|kind| {
+            std::fs::read_to_string(format!("/proc/sysvipc/{kind}"))
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| l.split_whitespace().next() == Some("1465142342"))
+                .map(|l| format!("{kind}: {l}"))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
 /// The host's abstract unix sockets named like the daemon's.
 fn host_sockets() -> usize {
     std::fs::read_to_string("/proc/net/unix")
@@ -342,6 +358,11 @@ fn a_job_sees_nothing_the_previous_job_of_the_batch_left() {
     );
     assert_eq!(host_sockets(), 0, "job N's socket is bound on the host");
     assert_eq!(
+        host_ipc(),
+        Vec::<String>::new(),
+        "job N's IPC objects on the host"
+    );
+    assert_eq!(
         std::fs::read_dir(&work).unwrap().count(),
         0,
         "the work directory is left"
@@ -387,4 +408,9 @@ fn a_run_sees_nothing_the_previous_run_left() {
         "run N's daemon lives on"
     );
     assert_eq!(host_sockets(), 0, "run N's socket is bound on the host");
+    assert_eq!(
+        host_ipc(),
+        Vec::<String>::new(),
+        "run N's IPC objects on the host"
+    );
 }
