@@ -103,6 +103,10 @@ pub struct Verdict {
     /// The signed evidence bundle, after a forensic response.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub evidence: Option<String>,
+    /// With `--box-size`: whether the box's tmpfs was full when the program ended (a write
+    /// failed with ENOSPC, or the next one would have). The status stays the program's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub box_full: Option<bool>,
 }
 
 /// What watertight's exit code says (`--exit-codes`).
@@ -283,6 +287,7 @@ fn measured(o: &Outcome, settings: &Settings, events: EventSummary) -> Verdict {
         plan_digest: String::new(),
         events,
         evidence: None,
+        box_full: None,
     };
     if let Some(status) = program_status(o) {
         if libc::WIFEXITED(status) {

@@ -151,6 +151,12 @@ pub struct Args {
     /// cleared after the run.
     #[arg(long = "box", value_name = "DIR")]
     box_dir: Option<PathBuf>,
+    /// With --box: the box is a tmpfs of SIZE (e.g. 16M) over DIR, in the supervisor's own
+    /// mount namespace: DIR's contents are copied in before and back after the run; a write
+    /// past SIZE fails with ENOSPC (the verdict's box_full says so); counted against the memory
+    /// limit too.
+    #[arg(long, value_name = "SIZE", requires = "box_dir")]
+    box_size: Option<String>,
     /// The program's stdin: FILE, opened by watertight as the caller before the sandbox starts.
     #[arg(long, value_name = "FILE")]
     stdin: Option<PathBuf>,
@@ -480,7 +486,19 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
         bridge_port,
         integrity,
     };
-    let verdict = watertight_sandbox::run(&job)?;
+    // The tmpfs box before anything else of the sandbox: the process is single-threaded here.
+    let sized_box = match (&a.box_dir, &a.box_size) {
+        (Some(dir), Some(s)) => Some(watertight_sandbox::layers::workbox::SizedBox::mount(
+            dir,
+            size("box-size", s)?.bytes(),
+        )?),
+        _ => None,
+    };
+    let mut verdict = watertight_sandbox::run(&job)?;
+    if let Some(b) = &sized_box {
+        verdict.box_full = Some(b.full());
+        b.copy_back()?;
+    }
     if let Some(path) = &a.result {
         let json = serde_json::to_string_pretty(&verdict)? + "\n";
         if path.as_os_str() == "-" {

@@ -17,8 +17,12 @@
 //!
 //! Disk use: the box is the host file system's; files are the caller's on disk, so the caller's
 //! quota on that file system bounds it, and each file is bounded by `limits.file_size`. For a
-//! hard bound without quotas, put the box on a file system of the size wanted (a tmpfs or a loop
-//! mount the grader made).
+//! hard bound, `--box-size SIZE` ([`SizedBox`]): the box is a tmpfs of SIZE instead, mounted
+//! over the directory in a mount namespace of the supervisor's own (so no host mount exists,
+//! and none can outlive the supervisor), filled with a copy of the directory before the run and
+//! copied back into it after. A write past SIZE fails with ENOSPC in the program; the tmpfs's
+//! pages are charged to the memory cgroup of whoever writes them, so what the program writes
+//! there counts against its memory limit as well.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
@@ -222,6 +226,153 @@ fn io_errno(e: std::io::Error) -> nix::errno::Errno {
     nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
 }
 
+/// `--box-size`: the box directory with a tmpfs of a fixed size mounted over it, in a mount
+/// namespace the calling process (the supervisor, before it starts the sandbox) enters alone.
+/// The directory's contents are copied in by [`SizedBox::mount`] and back by
+/// [`SizedBox::copy_back`]; until then the directory itself is unchanged.
+#[derive(Debug)]
+pub struct SizedBox {
+    /// The box directory, checked (the tmpfs is mounted there).
+    pub work_box: WorkBox,
+    /// The directory under the tmpfs, for the copies.
+    host: OwnedFd,
+}
+
+/// Below this, a box is not worth a tmpfs (and a size in the wrong unit is likely).
+pub const MIN_BOX_SIZE: u64 = 64 * 1024;
+
+impl SizedBox {
+    /// Checks the box like [`prepare`], then moves the calling process into a mount namespace
+    /// of its own (nothing it mounts propagates to the host, and everything it mounts goes with
+    /// it), mounts there a tmpfs of `size` bytes (mode 0700, the caller's, nosuid, nodev, one
+    /// inode per 4 KiB) over the box and copies the box's contents into it. Call it while the
+    /// process is single-threaded (unshare of a mount namespace is per thread).
+    pub fn mount(path: &Path, size: u64) -> Result<SizedBox, Error> {
+        use nix::mount::MsFlags;
+        if size < MIN_BOX_SIZE {
+            return Err(refuse(
+                path,
+                format!("--box-size {size} bytes is too small; give at least 64K (e.g. 16M)"),
+            ));
+        }
+        let work_box = prepare(path)?;
+        let host: OwnedFd = nix::fcntl::open(
+            &work_box.path,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| refuse(path, format!("cannot open it: {e}")))?;
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+            .map_err(|e| Error::io("make the box's mount namespace", e.into()))?;
+        nix::mount::mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            MsFlags::MS_REC | MsFlags::MS_SLAVE,
+            None::<&str>,
+        )
+        .map_err(|e| {
+            Error::io(
+                "keep the box's tmpfs off the host (mount --make-rslave /)",
+                e.into(),
+            )
+        })?;
+        let options = format!(
+            "size={size},nr_inodes={},mode=0700,uid={},gid={}",
+            (size / 4096).max(64),
+            work_box.uid,
+            work_box.gid
+        );
+        nix::mount::mount(
+            Some("tmpfs"),
+            &work_box.path,
+            Some("tmpfs"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            Some(options.as_str()),
+        )
+        .map_err(|e| {
+            refuse(
+                path,
+                format!("cannot mount a tmpfs of {size} bytes over it: {e}"),
+            )
+        })?;
+        let sized = SizedBox { work_box, host };
+        copy_tree(&sized.host_path(), &sized.work_box.path).map_err(|e| {
+            refuse(
+                path,
+                format!("cannot copy it into its {size}-byte tmpfs: {e}; give a larger --box-size"),
+            )
+        })?;
+        Ok(sized)
+    }
+
+    /// The directory under the tmpfs, by a path through this process's descriptor.
+    fn host_path(&self) -> PathBuf {
+        use std::os::fd::AsRawFd;
+        PathBuf::from(format!("/proc/self/fd/{}", self.host.as_raw_fd()))
+    }
+
+    /// Whether the tmpfs has no block left (a write failed, or would fail, with ENOSPC).
+    pub fn full(&self) -> bool {
+        nix::sys::statvfs::statvfs(&self.work_box.path).is_ok_and(|s| s.blocks_available() == 0)
+    }
+
+    /// After the run: the box directory's contents replaced by the tmpfs's (directories,
+    /// regular files without setuid/setgid bits, symbolic links as links; anything else is
+    /// skipped), made by the caller.
+    pub fn copy_back(&self) -> Result<(), Error> {
+        let host = self.host_path();
+        let fail = |e: std::io::Error| {
+            refuse(
+                &self.work_box.path,
+                format!("cannot copy the box's tmpfs back into it: {e}"),
+            )
+        };
+        for entry in std::fs::read_dir(&host).map_err(fail)? {
+            let entry = entry.map_err(fail)?;
+            // Without following links: a link is removed, never what it names.
+            if entry.file_type().map_err(fail)?.is_dir() {
+                std::fs::remove_dir_all(entry.path()).map_err(fail)?;
+            } else {
+                std::fs::remove_file(entry.path()).map_err(fail)?;
+            }
+        }
+        copy_tree(&self.work_box.path, &host).map_err(fail)
+    }
+}
+
+/// Copies the tree under `from` into the existing directory `to`: directories, regular files
+/// (setuid/setgid bits dropped) and symbolic links (as links, never followed); sockets and FIFOs
+/// are skipped. Iterative: a deep tree cannot exhaust the stack. Directories get their modes
+/// last, so that one without write permission is still filled.
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut pending = vec![(from.to_path_buf(), to.to_path_buf())];
+    let mut dir_modes = Vec::new();
+    while let Some((src, dst)) = pending.pop() {
+        for entry in std::fs::read_dir(&src)? {
+            let entry = entry?;
+            let (s, d) = (entry.path(), dst.join(entry.file_name()));
+            let meta = std::fs::symlink_metadata(&s)?;
+            let mode = meta.permissions().mode() & 0o1777;
+            if meta.is_dir() {
+                std::fs::DirBuilder::new().mode(0o700).create(&d)?;
+                dir_modes.push((d.clone(), mode));
+                pending.push((s, d));
+            } else if meta.is_file() {
+                std::fs::copy(&s, &d)?;
+                std::fs::set_permissions(&d, std::fs::Permissions::from_mode(mode))?;
+            } else if meta.file_type().is_symlink() {
+                std::os::unix::fs::symlink(std::fs::read_link(&s)?, &d)?;
+            }
+        }
+    }
+    for (d, mode) in dir_modes.into_iter().rev() {
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(mode))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,6 +425,44 @@ mod tests {
         for (name, mode) in [("s", 0o755), ("a/g", 0o755), ("a/b/plain", 0o755)] {
             let m = std::fs::metadata(b.path.join(name)).unwrap().mode() & 0o7777;
             assert_eq!(m, mode, "{name}");
+        }
+    }
+
+    #[test]
+    fn copy_tree_keeps_links_as_links_and_drops_set_id_bits() {
+        let from = private_dir();
+        let to = private_dir();
+        std::fs::create_dir_all(from.path().join("ro/sub")).unwrap();
+        std::fs::write(from.path().join("ro/sub/f"), b"data").unwrap();
+        std::fs::write(from.path().join("s"), b"x").unwrap();
+        std::fs::set_permissions(
+            from.path().join("s"),
+            std::fs::Permissions::from_mode(0o4755),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", from.path().join("link")).unwrap();
+        std::fs::set_permissions(
+            from.path().join("ro"),
+            std::fs::Permissions::from_mode(0o555),
+        )
+        .unwrap();
+        copy_tree(from.path(), to.path()).unwrap();
+        let t = to.path();
+        assert_eq!(std::fs::read(t.join("ro/sub/f")).unwrap(), b"data");
+        assert_eq!(
+            std::fs::metadata(t.join("ro")).unwrap().mode() & 0o7777,
+            0o555
+        );
+        assert_eq!(
+            std::fs::metadata(t.join("s")).unwrap().mode() & 0o7777,
+            0o755
+        );
+        assert_eq!(
+            std::fs::read_link(t.join("link")).unwrap(),
+            Path::new("/etc/passwd")
+        );
+        for d in [from.path(), t] {
+            std::fs::set_permissions(d.join("ro"), std::fs::Permissions::from_mode(0o755)).unwrap();
         }
     }
 }

@@ -17,6 +17,8 @@ pub struct Job {
     pub files: BTreeMap<String, PathBuf>,
     /// The steps, run in order.
     pub steps: Vec<Step>,
+    /// `run --box-size` for every step: the box as a tmpfs of this SIZE.
+    pub box_size: Option<String>,
 }
 
 /// One step: one `watertight run` in the job's box.
@@ -40,7 +42,7 @@ pub struct Step {
     pub output_limit: Option<String>,
 }
 
-const JOB_KEYS: &[&str] = &["id", "files", "steps"];
+const JOB_KEYS: &[&str] = &["id", "files", "steps", "box_size"];
 const STEP_KEYS: &[&str] = &[
     "name",
     "argv",
@@ -175,6 +177,23 @@ fn size(v: &Value, field: &str) -> Result<String, FieldError> {
     Ok(s)
 }
 
+/// A SIZE that `run --box-size` takes (at least its minimum).
+fn box_size(v: &Value, field: &str) -> Result<String, FieldError> {
+    let s = size(v, field)?;
+    check_box_size(&s).map_err(|e| (field.to_string(), e))?;
+    Ok(s)
+}
+
+/// `s` (a valid SIZE) is at least `run --box-size`'s minimum.
+pub fn check_box_size(s: &str) -> Result<(), String> {
+    use watertight_sandbox::layers::workbox::MIN_BOX_SIZE;
+    match s.parse::<watertight_sandbox::Size>() {
+        Ok(n) if n.bytes() >= MIN_BOX_SIZE => Ok(()),
+        Ok(_) => Err(format!("{s}: a box needs at least 64K (e.g. 16M)")),
+        Err(e) => Err(format!("{e} (a SIZE such as 16M)")),
+    }
+}
+
 fn parse_job(v: &Value, base: &Path, check: bool, index: usize) -> Result<Job, FieldError> {
     let m = object(v, "", JOB_KEYS)?;
     let id = string(
@@ -265,11 +284,17 @@ fn parse_job(v: &Value, base: &Path, check: bool, index: usize) -> Result<Job, F
                 .transpose()?,
         });
     }
+    let box_size = m
+        .get("box_size")
+        .filter(|v| !v.is_null())
+        .map(|v| box_size(v, "box_size"))
+        .transpose()?;
     Ok(Job {
         index,
         id,
         files,
         steps,
+        box_size,
     })
 }
 

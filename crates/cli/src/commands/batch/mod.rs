@@ -46,6 +46,14 @@ pub struct Args {
     /// Where the job boxes go: a private directory made in DIR (default: beside --results).
     #[arg(long, value_name = "DIR")]
     work: Option<PathBuf>,
+    /// Each job's box as a tmpfs of SIZE (`run --box-size`), unless the job sets `box_size`.
+    #[arg(long, value_name = "SIZE", value_parser = parse_box_size)]
+    box_size: Option<String>,
+}
+
+fn parse_box_size(s: &str) -> Result<String, String> {
+    jobs::check_box_size(s)?;
+    Ok(s.to_string())
 }
 
 #[derive(clap::Subcommand)]
@@ -77,6 +85,10 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     let queue: VecDeque<jobs::Job> = all
         .into_iter()
         .filter(|j| jobs::in_shard(j.index, args.shard) && !done.contains(&j.id))
+        .map(|mut j| {
+            j.box_size = j.box_size.or_else(|| args.box_size.clone());
+            j
+        })
         .collect();
     let work = work_dir(args.work.as_deref(), &results_path)?;
     let exe = std::env::current_exe().context("cannot find this binary to run the steps")?;

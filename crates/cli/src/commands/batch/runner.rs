@@ -50,6 +50,9 @@ pub struct StepResult {
     /// The sandbox plan's digest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan_digest: Option<String>,
+    /// With a box size: whether the box was full when the step ended (a write got ENOSPC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub box_full: Option<bool>,
 }
 
 /// One job's result: one line of the results file.
@@ -155,7 +158,7 @@ fn run_in(exe: &Path, dir: &Path, job: &Job) -> anyhow::Result<Vec<StepResult>> 
             });
             continue;
         }
-        let r = run_step(exe, dir, &boxd, i, step)?;
+        let r = run_step(exe, dir, &boxd, job.box_size.as_deref(), i, step)?;
         failed = r.status != "OK";
         out.push(r);
     }
@@ -173,6 +176,7 @@ fn run_step(
     exe: &Path,
     dir: &Path,
     boxd: &Path,
+    box_size: Option<&str>,
     i: usize,
     step: &Step,
 ) -> anyhow::Result<StepResult> {
@@ -181,6 +185,9 @@ fn run_step(
     let verdict = dir.join(format!("{i}.verdict.json"));
     let mut cmd = Command::new(exe);
     cmd.arg("run").arg("--box").arg(boxd);
+    if let Some(s) = box_size {
+        cmd.arg("--box-size").arg(s);
+    }
     cmd.arg("--stdin")
         .arg(step.stdin.as_deref().unwrap_or(Path::new("/dev/null")));
     cmd.arg("--stdout")
@@ -229,6 +236,7 @@ fn run_step(
     r.output_bytes = v["output_bytes"].as_u64();
     r.message = v["message"].as_str().map(str::to_string);
     r.plan_digest = v["plan_digest"].as_str().map(str::to_string);
+    r.box_full = v["box_full"].as_bool();
     if let (Some(expected), "OK") = (&step.expected, r.status.as_str()) {
         let want = std::fs::read(expected)?;
         let got = read_capped(&stdout, want.len() as u64 * 2 + 65536)?;
