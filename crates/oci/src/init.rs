@@ -304,6 +304,8 @@ fn container_init(
                 || "linux.rootfsPropagation".into(),
             )?;
         }
+        // Before readonlyPaths: /proc/sys is usually one of them.
+        names_and_sysctl(plan)?;
         for p in &plan.readonly_paths {
             readonly_path(p).map_err(|e| format!("linux.readonlyPaths {p}: {e}"))?;
         }
@@ -318,23 +320,14 @@ fn container_init(
     } else {
         ctx(nix::unistd::chroot(root), || "chroot to the rootfs".into())?;
         ctx(nix::unistd::chdir("/"), || "chdir /".into())?;
-    }
-    if let Some(h) = &plan.hostname {
-        ctx(nix::unistd::sethostname(h), || "hostname".into())?;
-    }
-    if let Some(d) = &plan.domainname {
-        ctx(std::fs::write("/proc/sys/kernel/domainname", d), || {
-            "domainname".into()
-        })?;
-    }
-    for (k, v) in &plan.sysctl {
-        let path = format!("/proc/sys/{}", k.replace('.', "/"));
-        ctx(std::fs::write(&path, v), || format!("linux.sysctl.{k}"))?;
+        names_and_sysctl(plan)?;
     }
     let _ = nix::unistd::setsid();
     if plan.process.terminal {
         setup_console(console, plan.process.console_size)?;
     }
+    // Limits the host refuses (a hard limit above root's without CAP_SYS_RESOURCE) fail create.
+    apply_rlimits(&plan.process)?;
     // The program must exist now: `create` fails on a missing executable, as runc's does.
     let program = find_program(&plan.process)?;
     chan.send("created")
@@ -352,6 +345,22 @@ fn container_init(
     drop(w);
     crate::hooks::run("startContainer", &plan.raw["hooks"], &state).map_err(|e| e.to_string())?;
     finish_process(&plan.process, &program, plan.personality)
+}
+
+fn names_and_sysctl(plan: &ContainerPlan) -> Result<(), String> {
+    if let Some(h) = &plan.hostname {
+        ctx(nix::unistd::sethostname(h), || "hostname".into())?;
+    }
+    if let Some(d) = &plan.domainname {
+        ctx(std::fs::write("/proc/sys/kernel/domainname", d), || {
+            "domainname".into()
+        })?;
+    }
+    for (k, v) in &plan.sysctl {
+        let path = format!("/proc/sys/{}", k.replace('.', "/"));
+        ctx(std::fs::write(&path, v), || format!("linux.sysctl.{k}"))?;
+    }
+    Ok(())
 }
 
 fn exec_process(
@@ -729,6 +738,15 @@ pub fn find_program(p: &ProcessPlan) -> Result<PathBuf, String> {
     Err(format!(
         "exec: {arg0:?}: executable file not found in $PATH"
     ))
+}
+
+fn apply_rlimits(p: &ProcessPlan) -> Result<(), String> {
+    for (res, soft, hard) in &p.rlimits {
+        ctx(nix::sys::resource::setrlimit(*res, *soft, *hard), || {
+            format!("process.rlimits {res:?} {soft}/{hard}")
+        })?;
+    }
+    Ok(())
 }
 
 fn install_seccomp(p: &ProcessPlan) -> Result<(), String> {
