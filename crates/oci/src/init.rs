@@ -772,14 +772,21 @@ fn finish_process(
     ctx(nix::unistd::chdir(p.cwd.as_str()), || {
         format!("process.cwd {}", p.cwd)
     })?;
+    // Before any seccomp filter: the container's profile may refuse close_range and sigaction.
+    ctx(
+        watertight_sys::process::cloexec_from(3 + p.preserve_fds as i32),
+        || "closing inherited descriptors".into(),
+    )?;
+    watertight_sys::process::reset_signal_dispositions();
+    let _ = nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&nix::sys::signal::SigSet::empty()),
+        None,
+    );
     if let Some(mask) = p.umask {
         nix::sys::stat::umask(Mode::from_bits_truncate(mask));
     }
-    for (res, soft, hard) in &p.rlimits {
-        ctx(nix::sys::resource::setrlimit(*res, *soft, *hard), || {
-            format!("process.rlimits {res:?}")
-        })?;
-    }
+    apply_rlimits(p)?;
     if let Some(adj) = p.oom_score_adj {
         ctx(
             std::fs::write("/proc/self/oom_score_adj", adj.to_string()),
@@ -841,16 +848,6 @@ fn finish_process(
         })?;
         install_seccomp(p)?;
     }
-    ctx(
-        watertight_sys::process::cloexec_from(3 + p.preserve_fds as i32),
-        || "closing inherited descriptors".into(),
-    )?;
-    watertight_sys::process::reset_signal_dispositions();
-    let _ = nix::sys::signal::sigprocmask(
-        nix::sys::signal::SigmaskHow::SIG_SETMASK,
-        Some(&nix::sys::signal::SigSet::empty()),
-        None,
-    );
     let cstr = |s: &str| CString::new(s).map_err(|_| format!("{s:?} contains a NUL byte"));
     let path = cstr(&program.to_string_lossy())?;
     let args = p
