@@ -95,6 +95,10 @@ pub struct Setting {
     pub v2: Option<(String, String)>,
     /// The JSON path, for errors.
     pub field: String,
+    /// One of a pair of settings that say the same for the two versions (cpu.max on v2, the
+    /// cfs files on v1): skipped where it has no file.
+    #[serde(default)]
+    pub alternate: bool,
 }
 
 /// The container's cgroup, planned.
@@ -309,11 +313,15 @@ pub fn settings_of(r: &Value) -> Result<Vec<Setting>, Error> {
     let mut out = Vec::new();
     let mut set =
         |controller: &str, field: &str, v1: Option<(&str, String)>, v2: Option<(&str, String)>| {
+            // The CFS period and quota are one cpu.max on v2 and two files on v1.
+            let alternate = controller == "cpu"
+                && (field == "linux.resources.cpu.quota" || field == "linux.resources.cpu.period");
             out.push(Setting {
                 controller: controller.into(),
                 v1: v1.map(|(f, v)| (f.to_owned(), v)),
                 v2: v2.map(|(f, v)| (f.to_owned(), v)),
                 field: field.into(),
+                alternate,
             })
         };
     if let Some(m) = r.get("memory").filter(|m| m.is_object()) {
@@ -586,6 +594,7 @@ pub fn settings_of(r: &Value) -> Result<Vec<Setting>, Error> {
                 v1: None,
                 v2: Some((key.clone(), value)),
                 field: format!("linux.resources.unified.{key}"),
+                alternate: false,
             });
         }
     }
@@ -742,6 +751,7 @@ impl ContainerCgroup {
             };
             let (file, value) = match (d.v2, &s.v1, &s.v2) {
                 (false, Some(w), _) | (true, _, Some(w)) => w,
+                _ if s.alternate => continue,
                 _ => {
                     return Err(Error::invalid(
                         &s.field,

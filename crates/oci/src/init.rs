@@ -199,7 +199,9 @@ fn container_init(
             .join
             .iter()
             .any(|j| j.flag == CloneFlags::CLONE_NEWUSER);
-    let new_mntns = plan.unshare.contains(CloneFlags::CLONE_NEWNS);
+    // A mount namespace of its own, new or joined by path: the rootfs is set up in it.
+    let new_mntns = plan.unshare.contains(CloneFlags::CLONE_NEWNS)
+        || plan.join.iter().any(|j| j.flag == CloneFlags::CLONE_NEWNS);
     if new_mntns {
         // Nothing mounted here may propagate back to the host.
         ctx(

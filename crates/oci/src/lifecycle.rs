@@ -213,7 +213,8 @@ pub fn create_planned(
             Some(&mut dir),
             |pid| {
                 let record = make_record(pid);
-                let state = record.oci_state(Status::Creating);
+                // The spec's hooks see the container as created (its namespaces exist).
+                let state = record.oci_state(Status::Created);
                 crate::hooks::run("prestart", &hooks, &state)?;
                 crate::hooks::run("createRuntime", &hooks, &state)?;
                 Ok(record.oci_state(Status::Created))
@@ -338,7 +339,7 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<(), Error> {
         r => r?,
     };
     match status {
-        Status::Running | Status::Paused if !force => {
+        Status::Created | Status::Running | Status::Paused if !force => {
             return Err(wrong(id, status, "stop it first or use delete --force"))
         }
         _ => {}

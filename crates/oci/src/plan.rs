@@ -507,6 +507,20 @@ impl ContainerPlan {
                 return Err(Error::unsupported(*field, *hint));
             }
         }
+        let version = raw
+            .get("ociVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let major = version
+            .split('.')
+            .next()
+            .and_then(|m| m.parse::<u32>().ok());
+        if major != Some(1) || version.split('.').count() < 2 {
+            return Err(Error::invalid(
+                "ociVersion",
+                format!("{version:?} is not a 1.x runtime spec version this runtime implements"),
+            ));
+        }
         let annotations = raw.get("annotations").cloned().unwrap_or(Value::Null);
         let allow_lsm = annotations
             .get(ALLOW_UNENFORCED_LSM)
@@ -591,9 +605,8 @@ impl ContainerPlan {
         };
         let hostname = spec.hostname().clone().filter(|h| !h.is_empty());
         let domainname = spec.domainname().clone().filter(|h| !h.is_empty());
-        if (hostname.is_some() || domainname.is_some())
-            && !unshare.contains(CloneFlags::CLONE_NEWUTS)
-        {
+        let owns = |flag: CloneFlags| unshare.contains(flag) || join.iter().any(|j| j.flag == flag);
+        if (hostname.is_some() || domainname.is_some()) && !owns(CloneFlags::CLONE_NEWUTS) {
             return Err(Error::invalid(
                 "hostname",
                 "setting a hostname needs a new UTS namespace in linux.namespaces",
@@ -606,7 +619,7 @@ impl ContainerPlan {
             .enumerate()
             .map(|(i, m)| plan_mount(i, m, &bundle))
             .collect::<Result<Vec<_>, _>>()?;
-        if !mounts.is_empty() && !unshare.contains(CloneFlags::CLONE_NEWNS) {
+        if !mounts.is_empty() && !owns(CloneFlags::CLONE_NEWNS) {
             return Err(Error::invalid(
                 "linux.namespaces",
                 "mounts need a new mount namespace",
