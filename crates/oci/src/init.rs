@@ -123,20 +123,13 @@ pub fn intermediate(
     if let Err(msg) = chan.expect("go") {
         fail_with(&mut chan, msg);
     }
-    for j in join {
-        let joined = std::fs::File::open(&j.path)
-            .map_err(|e| nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))
-            .and_then(|f| setns(f.as_fd(), j.flag));
-        if let Err(e) = joined {
-            fail_with(
-                &mut chan,
-                format!(
-                    "joining the {} namespace {}: {e}",
-                    ns_file_name(j.flag),
-                    j.path.display()
-                ),
-            );
-        }
+    // The mount namespace is joined by the forked process: after it, /proc is the
+    // container's, where this process (outside its pid namespace) has no /proc/self, and fork
+    // reads /proc/self/task to make sure it is single-threaded.
+    let (mount_join, others): (Vec<&JoinNamespace>, Vec<&JoinNamespace>) =
+        join.iter().partition(|j| j.flag == CloneFlags::CLONE_NEWNS);
+    for j in others {
+        join_one(&mut chan, j);
     }
     if unshare_flags.contains(CloneFlags::CLONE_NEWUSER) {
         if let Err(e) = unshare(CloneFlags::CLONE_NEWUSER) {
@@ -163,6 +156,9 @@ pub fn intermediate(
             watertight_sys::process::exit_now(0)
         }
         Ok(watertight_sys::process::Forked::Child) => {
+            for j in mount_join {
+                join_one(&mut chan, j);
+            }
             let result = match role {
                 Role::Init {
                     plan,
@@ -175,6 +171,22 @@ pub fn intermediate(
             let Err(msg) = result;
             fail_with(&mut chan, msg)
         }
+    }
+}
+
+fn join_one(chan: &mut Channel, j: &JoinNamespace) {
+    let joined = std::fs::File::open(&j.path)
+        .map_err(|e| nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))
+        .and_then(|f| setns(f.as_fd(), j.flag));
+    if let Err(e) = joined {
+        fail_with(
+            chan,
+            format!(
+                "joining the {} namespace {}: {e}",
+                ns_file_name(j.flag),
+                j.path.display()
+            ),
+        );
     }
 }
 
