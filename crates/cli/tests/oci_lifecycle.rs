@@ -2,7 +2,6 @@
 //! refused config field, mounts and masked paths, a user namespace, exec, ps, pause/resume, the
 //! error log line, and a tty through a console socket the test serves. Real containers, root.
 
-#[path = "oci_support.rs"]
 mod oci_support;
 use oci_support::*;
 

@@ -3,7 +3,6 @@
 //! busybox tarball (no registry). Storage, run root and tmpdir live in a temp dir, which is
 //! emptied (images, containers, mounts) before it is removed.
 
-#[path = "oci_support.rs"]
 mod oci_support;
 use oci_support::*;
 

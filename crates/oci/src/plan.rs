@@ -591,15 +591,13 @@ impl ContainerPlan {
                 )?,
             ))
         } else {
-            if present(lookup(&raw, "linux.uidMappings"))
-                || present(lookup(&raw, "linux.gidMappings"))
-            {
-                if join.iter().all(|j| j.flag != CloneFlags::CLONE_NEWUSER) {
-                    return Err(Error::invalid(
-                        "linux.uidMappings",
-                        "mappings need a user namespace in linux.namespaces",
-                    ));
-                }
+            let mapped = present(lookup(&raw, "linux.uidMappings"))
+                || present(lookup(&raw, "linux.gidMappings"));
+            if mapped && join.iter().all(|j| j.flag != CloneFlags::CLONE_NEWUSER) {
+                return Err(Error::invalid(
+                    "linux.uidMappings",
+                    "mappings need a user namespace in linux.namespaces",
+                ));
             }
             None
         };

@@ -18,12 +18,22 @@ pub fn busybox_missing() -> Option<String> {
 
 /// One test's runtime: temp dir, symlink, root.
 pub struct Runtime {
+    /// The temp dir holding everything.
     pub dir: tempfile::TempDir,
+    /// The `watertight-runc` symlink.
     pub runc: PathBuf,
+    /// The --root.
     pub root: PathBuf,
 }
 
+impl Default for Runtime {
+    fn default() -> Self {
+        Runtime::new()
+    }
+}
+
 impl Runtime {
+    /// A fresh temp dir with the symlink.
     pub fn new() -> Runtime {
         let dir = watertight_testkit::world_readable_tempdir();
         let runc = dir.path().join("watertight-runc");
