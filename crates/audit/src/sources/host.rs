@@ -713,6 +713,7 @@ fn published_plan(dir: &Path, path: &str) -> Option<Box<watertight_model::Worklo
     Some(Box::new(watertight_model::WorkloadPlan {
         digest: entry.plan_digest,
         subject,
+        floor: None,
     }))
 }
 
