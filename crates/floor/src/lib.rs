@@ -58,6 +58,8 @@ pub use config::{
 };
 pub use error::Error;
 pub use harden::{Hardening, Restriction, ANNOTATION_PREFIX, PRIVILEGED_ANNOTATION};
+/// The OCI runtime-spec types `harden` takes (the same oci-spec version).
+pub use oci_spec;
 pub use publish::{
     parse_start_time, process_start_time, publish, publish_in, read_live, unpublish, unpublish_in,
     RUNTIME_NAME,
