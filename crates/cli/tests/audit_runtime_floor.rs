@@ -224,3 +224,113 @@ fn audit_host_reports_the_floor_a_published_container_runs_under_and_drift() {
         let _ = std::fs::remove_dir(state_dir);
     }
 }
+
+/// The whole chain on a real process: a process under the floor as the runtime would leave it
+/// (the config's namespaces, the floor's filter and no_new_privs, capabilities trimmed to what
+/// the hardened config keeps) is audited as its published config says: `plan-drift` "as
+/// planned", `runtime-floor` under the current floor. The namespaces are made by a holder and
+/// joined (nsenter) under the filter, so this test's floor leaves setns out of its list.
+#[test]
+fn a_process_under_its_hardened_config_is_audited_as_planned() {
+    let test = watertight_testkit::this_test();
+    if !watertight_testkit::require_root(&test)
+        || !watertight_testkit::require_tools(
+            &test,
+            &["unshare", "nsenter", "setpriv", "sleep"],
+            "util-linux",
+        )
+    {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let toml = dir.path().join("runtime.toml");
+    std::fs::write(
+        &toml,
+        "version = \"as-planned\"\n[seccomp]\nsyscalls = [\"bpf\", \"keyctl\", \"mount\", \"unshare\", \"ptrace\"]\n",
+    )
+    .unwrap();
+    let floor = Floor::load(Some(&toml)).unwrap();
+    let mut spec: Spec = serde_json::from_str(CONFIG).unwrap();
+    let hardening = floor.harden(&mut spec).unwrap();
+    let filter = hardening
+        .seccomp_profile()
+        .unwrap()
+        .compile(&watertight_seccomp::CompileOptions::default())
+        .unwrap();
+
+    let holder = start_init();
+    let mut cmd = Command::new("nsenter");
+    cmd.args([
+        "-t",
+        &holder.child.id().to_string(),
+        "--uts",
+        "--ipc",
+        "--net",
+    ])
+    .args(["setpriv", "--bounding-set", "-all,+chown", "sleep", "120"])
+    .stdin(Stdio::null());
+    watertight_sys::seccomp::command_with_filter(
+        &mut cmd,
+        filter.program().to_vec(),
+        filter.flags(),
+    );
+    let mut init = Init {
+        child: cmd.spawn().expect("start nsenter"),
+        container_id: None,
+    };
+    let pid = init.child.id();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while comm(pid) != "sleep" {
+        if let Ok(Some(status)) = init.child.try_wait() {
+            panic!("nsenter exited early: {status}");
+        }
+        assert!(Instant::now() < deadline, "nsenter did not reach sleep");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let state_dir = Path::new(watertight_floor::RUNNING_CONTAINERS_DIR);
+    let made_state_dir = !state_dir.exists();
+    let id = format!("floor-planned-{}", std::process::id());
+    let entry = hardening
+        .running_container(&id, pid, dir.path(), &spec, None)
+        .unwrap();
+    init.container_id = Some(id.clone());
+    watertight_floor::publish(&entry).unwrap();
+
+    let report = stdout_json(&audit(pid, &toml, "json"));
+    let messages: Vec<(String, String)> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == "plan-drift" || f["rule"] == "runtime-floor")
+        .map(|f| {
+            (
+                f["rule"].as_str().unwrap().to_string(),
+                f["message"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        messages,
+        vec![
+            (
+                "plan-drift".to_string(),
+                format!("as planned (plan of container {id})")
+            ),
+            (
+                "runtime-floor".to_string(),
+                format!("under floor as-planned {}", floor.digest())
+            ),
+        ],
+        "{report:#}"
+    );
+    // What the floor removed is gone from the process: the kernel says so, not the entry.
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    assert!(status.contains("NoNewPrivs:\t1"), "{status}");
+    assert!(status.contains("Seccomp:\t2"), "{status}");
+    assert!(status.contains("CapBnd:\t0000000000000001"), "{status}");
+    drop(init);
+    drop(holder);
+    if made_state_dir {
+        let _ = std::fs::remove_dir(state_dir);
+    }
+}
