@@ -81,6 +81,15 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A container's audit trail could not be opened or appended to.
+    #[error("{path}: cannot write the audit trail: {source}")]
+    AuditTrail {
+        /// The trail's file.
+        path: PathBuf,
+        /// What the kernel said.
+        #[source]
+        source: std::io::Error,
+    },
     /// The published entry could not be removed.
     #[error("{path}: cannot remove the published container: {source}")]
     Unpublish {

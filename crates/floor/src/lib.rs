@@ -31,8 +31,11 @@
 //!     let filter = profile.compile(&watertight_seccomp::CompileOptions::default())?;
 //!     // watertight_sys::seccomp::install_filter(filter.program(), filter.flags())?;
 //!     // filter.wants_listener() == hardening.needs_listener: keep the listener fd for the
-//!     // monitor, which acts per hardening.on_violation and writes hardening.audit_trail
-//!     // (JSON Lines, at most max_bytes, at audit_trail.path_for(id)).
+//!     // monitor, which acts per hardening.on_violation and records each violation:
+//! }
+//! if let Some(trail) = &hardening.audit_trail {
+//!     let mut writer = trail.open("my-id")?;                    // JSON Lines, bounded
+//!     writer.record(&serde_json::json!({"syscall": "unshare", "action": "deny"}))?;
 //! }
 //! // once the init process exists (host pid):
 //! let entry = hardening.running_container("my-id", init_pid, bundle, &spec, None)?;
@@ -50,6 +53,7 @@ mod error;
 mod harden;
 mod publish;
 mod seccomp;
+mod trail;
 
 pub use config::{
     AllowedDevice, AuditTrail, NoNewPrivs, OnViolation, PacketSockets, PrivilegedPolicy,
@@ -64,6 +68,7 @@ pub use publish::{
     parse_start_time, process_start_time, publish, publish_in, read_live, unpublish, unpublish_in,
     RUNTIME_NAME,
 };
+pub use trail::TrailWriter;
 pub use watertight_model::{RunningContainer, RUNNING_CONTAINERS_DIR};
 
 use std::path::{Path, PathBuf};

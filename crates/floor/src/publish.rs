@@ -117,7 +117,7 @@ pub fn parse_start_time(stat: &str) -> Option<u64> {
 
 /// A container id names its own file: not empty, no `/`, no leading `.` (the temporary files'
 /// prefix), at most 255 bytes with the suffix.
-fn check_id(id: &str) -> Result<(), Error> {
+pub(crate) fn check_id(id: &str) -> Result<(), Error> {
     let reason = if id.is_empty() {
         "it is empty"
     } else if id.contains('/') || id.contains('\0') {
