@@ -479,3 +479,48 @@ fn the_floor_filter_can_be_turned_off_and_the_audit_trail_bounded() {
     let off = parse("[audit_trail]\nenabled = false\n").unwrap();
     assert!(off.settings.audit_trail.is_none());
 }
+
+#[test]
+fn a_process_without_capabilities_gets_the_ceiling_spelled_out() {
+    let mut s = spec(
+        r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},
+            "process":{"user":{"uid":0,"gid":0},"cwd":"/","args":["sh"]},
+            "linux":{"seccomp":{"defaultAction":"SCMP_ACT_ALLOW"}}}"#,
+    );
+    let floor = parse("[capabilities]\nceiling = [\"CAP_CHOWN\", \"CAP_KILL\"]\n").unwrap();
+    let h = floor.harden(&mut s).unwrap();
+    assert!(
+        added(&h).contains(&"capabilities-bounded".to_string()),
+        "{:?}",
+        added(&h)
+    );
+    let caps = s
+        .process()
+        .as_ref()
+        .unwrap()
+        .capabilities()
+        .clone()
+        .unwrap();
+    let names = |set: &Option<oci_spec::runtime::Capabilities>| {
+        let mut v: Vec<String> = set
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                serde_json::to_value(c)
+                    .unwrap()
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    for set in [caps.bounding(), caps.effective(), caps.permitted()] {
+        assert_eq!(names(set), vec!["CAP_CHOWN", "CAP_KILL"]);
+    }
+    assert!(names(caps.inheritable()).is_empty() && names(caps.ambient()).is_empty());
+    let again = floor.harden(&mut s).unwrap();
+    assert_eq!(added(&again), vec!["seccomp-filter:deny".to_string()]);
+}
