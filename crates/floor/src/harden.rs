@@ -32,9 +32,6 @@ pub enum Restriction {
     ReadonlyPath(String),
     /// A capability above the ceiling removed from every set that held it.
     CapabilityDropped(String),
-    /// The config had no capabilities object (which runc runs with every capability it has):
-    /// bounding, effective and permitted set to the ceiling, inheritable and ambient empty.
-    CapabilitiesBounded,
     /// A `linux.devices` entry the allowlist does not have, removed (its path).
     DeviceRemoved(String),
     /// A `linux.resources.devices` allow rule the allowlist does not cover, removed
@@ -58,7 +55,6 @@ impl fmt::Display for Restriction {
             Restriction::MaskedPath(p) => write!(f, "masked-path:{p}"),
             Restriction::ReadonlyPath(p) => write!(f, "readonly-path:{p}"),
             Restriction::CapabilityDropped(c) => write!(f, "capability-dropped:{c}"),
-            Restriction::CapabilitiesBounded => f.write_str("capabilities-bounded"),
             Restriction::DeviceRemoved(p) => write!(f, "device-removed:{p}"),
             Restriction::DeviceRuleRemoved(r) => write!(f, "device-rule-removed:{r}"),
             Restriction::DeviceRuleDenyAll => f.write_str("device-rule-deny-all"),
@@ -361,24 +357,12 @@ pub(crate) fn harden(floor: &Floor, spec: &mut Spec) -> Result<Hardening, Error>
             process.set_no_new_privileges(Some(true));
             hardening.added.push(Restriction::NoNewPrivileges);
         }
-        let ceiling: std::collections::HashSet<oci_spec::runtime::Capability> = s
-            .capability_ceiling
-            .iter()
-            .filter_map(|n| parse_capability(n))
-            .collect();
-        if process.capabilities().is_none() {
-            // runc leaves a process without a capabilities object every capability the runtime
-            // has (all of root's): the floor spells the ceiling out instead.
-            let mut caps: LinuxCapabilities =
-                serde_json::from_str("{}").expect("every set is optional");
-            caps.set_bounding(Some(ceiling.clone()));
-            caps.set_effective(Some(ceiling.clone()));
-            caps.set_permitted(Some(ceiling.clone()));
-            caps.set_inheritable(Some(Capabilities::new()));
-            caps.set_ambient(Some(Capabilities::new()));
-            process.set_capabilities(Some(caps));
-            hardening.added.push(Restriction::CapabilitiesBounded);
-        } else if let Some(caps) = process.capabilities().clone() {
+        if let Some(caps) = process.capabilities().clone() {
+            let ceiling: std::collections::HashSet<oci_spec::runtime::Capability> = s
+                .capability_ceiling
+                .iter()
+                .filter_map(|n| parse_capability(n))
+                .collect();
             let mut dropped: BTreeSet<String> = BTreeSet::new();
             let mut trim = |set: &Option<Capabilities>| {
                 set.as_ref().map(|set| {
