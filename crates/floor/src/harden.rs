@@ -37,8 +37,9 @@ pub enum Restriction {
     /// A `linux.resources.devices` allow rule the allowlist does not cover, removed
     /// (`c 10:200 rwm`).
     DeviceRuleRemoved(String),
-    /// A deny-all rule put first in `linux.resources.devices` (the config allowed every device
-    /// it did not name), with allow rules for the OCI default devices after it.
+    /// A deny-all rule put first in `linux.resources.devices` (the config did not start with
+    /// one, leaving the start state to the runtime), with allow rules for the OCI default
+    /// devices after it.
     DeviceRuleDenyAll,
     /// The floor's seccomp filter, to be installed after the container's own; the detail is
     /// what a violation-class call meets (`deny`: EPERM, `notify`: the runtime's monitor).
@@ -433,8 +434,8 @@ pub(crate) fn harden(floor: &Floor, spec: &mut Spec) -> Result<Hardening, Error>
 
     let resources = linux.resources_mut().get_or_insert_with(Default::default);
     let rules = resources.devices_mut().get_or_insert_with(Vec::new);
-    // Rules apply in order from a start that allows everything (cgroup v1's default): only a
-    // deny-all first makes the rest an allowlist.
+    // The spec leaves the start state of the rules to the runtime (runc: deny-all; a new v1
+    // devices cgroup: allow-all): a deny-all first makes the rest an allowlist whoever reads it.
     if !rules.first().is_some_and(is_deny_all) {
         rules.insert(0, device_rule(false, LinuxDeviceType::A, None, None));
         // What the runtime would have granted anyway, now that nothing is granted by default.
