@@ -45,8 +45,9 @@ pub const DOCKER_DEFAULT_CAPABILITIES: [&str; 14] = [
 
 /// What the floor masks, whatever runtime.toml says (runc's and the OCI runtime-spec's
 /// defaults, with containerd's and moby's `/sys/devices/virtual/powercap`).
-pub const FLOOR_MASKED_PATHS: [&str; 10] = [
+pub const FLOOR_MASKED_PATHS: [&str; 11] = [
     "/proc/acpi",
+    "/proc/asound",
     "/proc/kcore",
     "/proc/keys",
     "/proc/latency_stats",
