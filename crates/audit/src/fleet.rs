@@ -279,6 +279,13 @@ mod tests {
                 },
             ]
         );
+        let table = merged.render(crate::Format::Table);
+        assert!(
+            table.contains(
+                "Runtime floor v-sha256:old sha256:old (superseded): 2 container(s) on 1 node(s)"
+            ),
+            "{table}"
+        );
         let metrics = merged.render(crate::Format::Prometheus);
         assert!(
             metrics.contains(
