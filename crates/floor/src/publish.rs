@@ -85,6 +85,20 @@ impl Hardening {
                 );
             }
         }
+        if spec.process().as_ref().and_then(|p| p.terminal()) == Some(true) {
+            // The runtime binds the container's terminal (a host pty) at /dev/console, writable:
+            // planned, not drift.
+            for subject in &mut w.subjects {
+                subject.mounts.push(Mount {
+                    target: "/dev/console".into(),
+                    source: "devpts".into(),
+                    host_path: None,
+                    fs_type: Some("devpts".into()),
+                    read_only: false,
+                    propagation: Propagation::Private,
+                });
+            }
+        }
         if self.seccomp.is_some() {
             for subject in &mut w.subjects {
                 subject.seccomp.mode = SeccompMode::Filter;

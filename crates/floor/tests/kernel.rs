@@ -155,6 +155,19 @@ fn a_published_entry_names_its_live_init_and_goes_stale_when_it_exits() {
     assert_eq!(entry.workload.subjects[0].no_new_privs, Some(true));
     assert_eq!(entry.workload.subjects[0].mounts[0].target, "/");
     assert!(entry.workload.subjects[0].mounts[0].read_only);
+    assert!(!entry.workload.subjects[0]
+        .mounts
+        .iter()
+        .any(|m| m.target == "/dev/console"));
+    let mut with_tty = spec.clone();
+    if let Some(p) = with_tty.process_mut() {
+        p.set_terminal(Some(true));
+    }
+    let tty = h.workload("c0", Path::new("/srv/bundle"), &with_tty);
+    assert!(tty.subjects[0]
+        .mounts
+        .iter()
+        .any(|m| m.target == "/dev/console" && !m.read_only));
     let path = watertight_floor::publish_in(dir.path(), &entry).unwrap();
     assert_eq!(path, dir.path().join("c1.json"));
     assert_eq!(
