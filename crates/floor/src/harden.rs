@@ -457,7 +457,10 @@ pub(crate) fn harden(floor: &Floor, spec: &mut Spec) -> Result<Hardening, Error>
     });
 
     hardening.needs_listener = s.on_violation.needs_listener() && !own_listener;
-    hardening.seccomp = crate::seccomp::profile(&s.seccomp, hardening.needs_listener);
+    // Without a listener nobody sees a refusal as it happens: the kernel log does (for the
+    // audit trail), when there is a trail to fill.
+    let log = !hardening.needs_listener && s.audit_trail.is_some();
+    hardening.seccomp = crate::seccomp::profile(&s.seccomp, hardening.needs_listener, log);
     if hardening.seccomp.is_some() {
         hardening
             .added

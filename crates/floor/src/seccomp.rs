@@ -3,7 +3,7 @@
 //! filter and takes the most restrictive answer, so the container's profile can narrow the
 //! floor but never widen it: a profile that allows unshare still meets this one.
 
-use watertight_seccomp::{Action, Arch, ArgCondition, ArgOp, Profile, SyscallRule};
+use watertight_seccomp::{Action, Arch, ArgCondition, ArgOp, FilterFlag, Profile, SyscallRule};
 
 use crate::config::{PacketSockets, SeccompSettings};
 
@@ -15,8 +15,11 @@ const LOW_32_BITS: u64 = 0xffff_ffff;
 const CLONE_NEWTIME: u64 = 0x80;
 
 /// The floor's profile, or `None` when `seccomp.enabled = false`. `notify`: violation-class
-/// calls go to the runtime's user-notification listener instead of failing with EPERM.
-pub(crate) fn profile(settings: &SeccompSettings, notify: bool) -> Option<Profile> {
+/// calls go to the runtime's user-notification listener instead of failing with EPERM. `log`:
+/// the filter is installed with SECCOMP_FILTER_FLAG_LOG, so each of its refusals is an audit
+/// record (type 1326: pid, syscall number) in the kernel log, for the audit trail when no
+/// listener sees them.
+pub(crate) fn profile(settings: &SeccompSettings, notify: bool, log: bool) -> Option<Profile> {
     if !settings.enabled {
         return None;
     }
@@ -82,7 +85,11 @@ pub(crate) fn profile(settings: &SeccompSettings, notify: bool) -> Option<Profil
         // 32-bit entry point cannot reach the refused calls under other numbers.
         architectures: vec![Arch::X86_64],
         arch_map: Vec::new(),
-        flags: Vec::new(),
+        flags: if log {
+            vec![FilterFlag::Log]
+        } else {
+            Vec::new()
+        },
         listener_path: None,
         listener_metadata: None,
         syscalls,

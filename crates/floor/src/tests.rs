@@ -462,6 +462,26 @@ fn violations_go_to_the_listener_only_when_the_monitor_needs_them_and_can_have_o
         .compile(&watertight_seccomp::CompileOptions::default())
         .unwrap();
     assert!(!filter.wants_listener());
+    // Refusals nobody listens to go to the kernel log, for the audit trail.
+    const LOG: u32 = 2; // SECCOMP_FILTER_FLAG_LOG
+    assert_eq!(filter.flags() & LOG, LOG);
+    let kill_filter = kill
+        .harden(&mut spec(DOCKER_CONFIG))
+        .unwrap()
+        .seccomp_profile()
+        .unwrap()
+        .compile(&watertight_seccomp::CompileOptions::default())
+        .unwrap();
+    assert_eq!(kill_filter.flags() & LOG, 0);
+    let no_trail = parse("[audit_trail]\nenabled = false\n").unwrap();
+    let quiet = no_trail
+        .harden(&mut spec(DOCKER_CONFIG))
+        .unwrap()
+        .seccomp_profile()
+        .unwrap()
+        .compile(&watertight_seccomp::CompileOptions::default())
+        .unwrap();
+    assert_eq!(quiet.flags() & LOG, 0);
 }
 
 #[test]
