@@ -115,6 +115,45 @@ fn an_unsupported_field_is_one_line_exit_1_and_nothing_is_left() {
 }
 
 #[test]
+fn the_floor_refuses_unshare_and_is_named_in_the_state() {
+    if !ready("the_floor_refuses_unshare_and_is_named_in_the_state") {
+        return;
+    }
+    let rt = Runtime::new();
+    let id = unique_id("floor");
+    // The config's own profile allows everything: the floor's second filter still refuses.
+    let bundle = rt.bundle(
+        "b",
+        &[
+            "sh",
+            "-c",
+            "unshare -U true || echo refused; unshare -n true || echo refused",
+        ],
+        |c| {
+            c["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW"});
+            c["process"]["noNewPrivileges"] = false.into();
+        },
+    );
+    assert!(rt
+        .run_files(&["create", "--bundle", bundle.to_str().unwrap(), &id])
+        .status
+        .success());
+    let state = rt.state(&id);
+    assert!(
+        state["annotations"]["run.oci.watertight/floor.digest"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:"),
+        "{state}"
+    );
+    assert!(rt.run(&["start", &id]).status.success());
+    rt.wait_status(&id, "stopped");
+    let out = std::fs::read_to_string(rt.dir.path().join("cmd.stdout")).unwrap();
+    assert_eq!(out, "refused\nrefused\n");
+    assert!(rt.run(&["delete", &id]).status.success());
+}
+
+#[test]
 fn mounts_masked_and_readonly_paths_hold() {
     if !ready("mounts_masked_and_readonly_paths_hold") {
         return;

@@ -187,3 +187,35 @@ fn podman_runs_execs_stops_and_limits_under_watertight_runc() {
     p.ok(&["rm", &id]);
     assert!(p.ok(&["ps", "--all", "--quiet"]).trim().is_empty());
 }
+
+#[test]
+fn unshare_of_a_user_namespace_is_refused_under_watertight_and_allowed_under_runc() {
+    let test = "unshare_of_a_user_namespace_is_refused_under_watertight_and_allowed_under_runc";
+    if !ready(test) || !require_tools(test, &["runc"], "runc") {
+        return;
+    }
+    let p = Podman::new();
+    p.import_busybox();
+    let mut args = vec!["run", "--rm", "--network", "none"];
+    args.extend(ULIMITS);
+    args.extend([IMAGE, "sh", "-c", "unshare -U true && echo unshare-ok"]);
+    // The seed's route to host root: a user namespace, then the netfilter inside it.
+    let out = p.run(&args);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("Operation not permitted"),
+        "{}",
+        stderr(&out)
+    );
+    let mut runc = p.cmd(&[]);
+    runc.args(["--runtime", "runc"]).args(&args);
+    let out = runc.stdin(std::process::Stdio::null()).output().unwrap();
+    assert!(out.status.success(), "under runc: {}", stderr(&out));
+    assert_eq!(stdout(&out), "unshare-ok\n");
+}

@@ -116,6 +116,9 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+    /// The hardening floor (runtime.toml, a refused privileged config, publishing).
+    #[error("{0}")]
+    Floor(#[from] watertight_floor::Error),
     /// A signal name or number that is not a signal.
     #[error("{0:?}: not a signal name (KILL, SIGTERM) or number (1-64)")]
     Signal(String),

@@ -771,6 +771,16 @@ fn install_seccomp(p: &ProcessPlan) -> Result<(), String> {
         )?;
         drop(listener);
     }
+    // The floor's filter second: the kernel runs both and takes the most restrictive answer,
+    // so its deny list holds whatever the container's profile allows. A listener it returns
+    // is closed here: a notified call then fails (ENOSYS), closed without a monitor.
+    if let Some(filter) = &p.floor_seccomp {
+        let listener = ctx(
+            watertight_sys::seccomp::install_filter(filter.program(), filter.flags()),
+            || "the runtime floor's seccomp filter".into(),
+        )?;
+        drop(listener);
+    }
     Ok(())
 }
 

@@ -135,7 +135,8 @@ fn spawn(
 pub fn create(root: &Path, opts: &CreateOptions) -> Result<i32, Error> {
     crate::plan::validate_id(&opts.id)?;
     let bundle = std::path::absolute(&opts.bundle).map_err(|e| Error::state(&opts.bundle, e))?;
-    let (spec, raw) = crate::plan::load_config(&bundle)?;
+    // The hardening floor's slot: between loading config.json and planning.
+    let (spec, raw, hardening) = crate::plan::load_hardened(&bundle, opts.floor_config.as_deref())?;
     let mut opts = opts.clone();
     // LISTEN_FDS passthrough (socket activation): those fds are preserved and announced.
     let listen_fds: u32 = std::env::var("LISTEN_FDS")
@@ -144,6 +145,8 @@ pub fn create(root: &Path, opts: &CreateOptions) -> Result<i32, Error> {
         .unwrap_or(0);
     opts.preserve_fds += listen_fds;
     let mut plan = ContainerPlan::from_spec(&opts, bundle, spec, raw)?;
+    plan.process.floor_seccomp = crate::plan::floor_filter(&hardening)?;
+    plan.hardening = Some(hardening);
     if listen_fds > 0 {
         plan.process.env.push(format!("LISTEN_FDS={listen_fds}"));
         plan.process.env.push("LISTEN_PID=1".into());
@@ -222,12 +225,19 @@ pub fn create_planned(
         )?;
         let record = make_record(pid);
         dir.write(&record)?;
+        // The published entry `watertight audit host` compares with what /proc shows.
+        if let Some(h) = &plan.hardening {
+            let entry =
+                h.running_container(&plan.id, pid as u32, &plan.bundle, &plan.spec, None)?;
+            watertight_floor::publish(&entry)?;
+        }
         if let Some(path) = &opts.pid_file {
             write_pid_file(path, pid)?;
         }
         Ok(pid)
     })();
     if result.is_err() {
+        let _ = watertight_floor::unpublish(&plan.id);
         if let Some(cg) = &cgroup_made {
             let _ = cg.signal_all(Signal::SIGKILL);
             cg.remove();
@@ -362,6 +372,7 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<(), Error> {
         }
     }
     record.cgroup.remove();
+    let _ = watertight_floor::unpublish(id);
     let state = record.oci_state(Status::Stopped);
     let hooks = record.hooks.clone();
     dir.remove()?;

@@ -30,6 +30,8 @@ pub struct CreateOptions {
     pub preserve_fds: u32,
     /// cgroupsPath is systemd's `slice:prefix:name`.
     pub systemd_cgroup: bool,
+    /// The hardening floor's runtime.toml (`--config`; None: the default path).
+    pub floor_config: Option<PathBuf>,
 }
 
 /// One namespace the container joins by path.
@@ -106,6 +108,8 @@ pub struct ProcessPlan {
     pub console_size: Option<(u16, u16)>,
     /// The container's own seccomp filter.
     pub seccomp: Option<CompiledFilter>,
+    /// The hardening floor's filter, installed right after the container's own.
+    pub floor_seccomp: Option<CompiledFilter>,
     /// Fds 3..3+N stay open.
     pub preserve_fds: u32,
 }
@@ -155,6 +159,8 @@ pub struct ContainerPlan {
     pub no_pivot: bool,
     /// The personality(2) domain (PER_LINUX or PER_LINUX32).
     pub personality: Option<u64>,
+    /// What the hardening floor added (None: planned without a floor, as in unit tests).
+    pub hardening: Option<watertight_floor::Hardening>,
 }
 
 /// Refused paths of config.json: present and not null or empty means the runtime cannot honour
@@ -226,6 +232,67 @@ pub fn validate_id(id: &str) -> Result<(), Error> {
         return bad("may contain only letters, digits, '_', '+', '-' and '.'");
     }
     Ok(())
+}
+
+/// Fails on the first field of [`UNSUPPORTED`] the config sets.
+pub fn check_unsupported(raw: &Value) -> Result<(), Error> {
+    for (field, hint) in UNSUPPORTED {
+        if present(lookup(raw, field)) {
+            return Err(Error::unsupported(*field, *hint));
+        }
+    }
+    Ok(())
+}
+
+/// The bundle's config after the hardening floor (`floor_config`: runtime.toml, None for the
+/// default path): the refused fields are checked on the config as given, then
+/// `Floor::harden` edits it (no_new_privs, masked paths, capabilities, devices, privileged
+/// policy). The container's own seccomp profile is kept as the config spelled it.
+pub fn load_hardened(
+    bundle: &Path,
+    floor_config: Option<&Path>,
+) -> Result<(Spec, Value, watertight_floor::Hardening), Error> {
+    let (spec, raw) = load_config(bundle)?;
+    harden_loaded(spec, raw, floor_config, &bundle.join("config.json"))
+}
+
+/// [`load_hardened`] of a config already loaded from `path`.
+pub fn harden_loaded(
+    mut spec: Spec,
+    raw: Value,
+    floor_config: Option<&Path>,
+    path: &Path,
+) -> Result<(Spec, Value, watertight_floor::Hardening), Error> {
+    check_unsupported(&raw)?;
+    let floor = watertight_floor::Floor::load(floor_config)?;
+    let hardening = floor.harden(&mut spec)?;
+    let mut hardened = serde_json::to_value(&spec).map_err(|e| Error::ParseConfig {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })?;
+    if let Some(seccomp) = raw.pointer("/linux/seccomp") {
+        hardened["linux"]["seccomp"] = seccomp.clone();
+    }
+    let mut annotations = hardened
+        .get("annotations")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    for (k, v) in hardening.annotations() {
+        annotations.insert(k, Value::String(v));
+    }
+    hardened["annotations"] = Value::Object(annotations);
+    Ok((spec, hardened, hardening))
+}
+
+/// Compiles the floor's own filter (the violation action is in its rules).
+pub fn floor_filter(
+    hardening: &watertight_floor::Hardening,
+) -> Result<Option<CompiledFilter>, Error> {
+    match hardening.seccomp_profile() {
+        None => Ok(None),
+        Some(profile) => Ok(Some(profile.compile(&CompileOptions::default())?)),
+    }
 }
 
 /// Reads `<bundle>/config.json` as typed spec and as JSON.
@@ -480,6 +547,7 @@ impl ProcessPlan {
                 .console_size()
                 .map(|b| (b.height() as u16, b.width() as u16)),
             seccomp,
+            floor_seccomp: None,
             preserve_fds,
         })
     }
@@ -502,11 +570,7 @@ impl ContainerPlan {
         spec: Spec,
         raw: Value,
     ) -> Result<ContainerPlan, Error> {
-        for (field, hint) in UNSUPPORTED {
-            if present(lookup(&raw, field)) {
-                return Err(Error::unsupported(*field, *hint));
-            }
-        }
+        check_unsupported(&raw)?;
         let version = raw
             .get("ociVersion")
             .and_then(Value::as_str)
@@ -752,6 +816,7 @@ impl ContainerPlan {
             rootfs_propagation,
             no_pivot: opts.no_pivot,
             personality,
+            hardening: None,
         })
     }
 }

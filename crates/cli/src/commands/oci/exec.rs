@@ -67,7 +67,7 @@ fn parse_user(text: &str) -> anyhow::Result<(u32, Option<u32>)> {
     Ok((uid, gid))
 }
 
-pub(super) fn run(root: &Path, a: ExecArgs) -> anyhow::Result<u8> {
+pub(super) fn run(root: &Path, floor_config: Option<&Path>, a: ExecArgs) -> anyhow::Result<u8> {
     let state = watertight_oci::lifecycle::state(root, &a.id)?;
     let bundle = PathBuf::from(state["bundle"].as_str().unwrap_or_default());
     let process = match &a.process {
@@ -138,7 +138,7 @@ pub(super) fn run(root: &Path, a: ExecArgs) -> anyhow::Result<u8> {
             p
         }
     };
-    let plan = super::process_plan(&bundle, process, a.preserve_fds)?;
+    let plan = super::process_plan(&bundle, floor_config, process, a.preserve_fds)?;
     if plan.terminal && a.console_socket.is_none() {
         anyhow::bail!("exec --tty needs --console-socket to receive the pty");
     }

@@ -53,6 +53,10 @@ struct Global {
     /// Debug lines in the log.
     #[arg(long, global = true)]
     debug: bool,
+    /// The hardening floor's runtime.toml (default /etc/watertight/runtime.toml; absent: the
+    /// built-in floor). See docs/runtime-floor.md.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
     /// runc's global --rootless (detected from config.json here); `spec --rootless` writes a
     /// rootless config.
     #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true")]
@@ -263,6 +267,7 @@ fn create_options(global: &Global, c: &CreateArgs) -> CreateOptions {
         no_pivot: c.no_pivot,
         preserve_fds: c.preserve_fds,
         systemd_cgroup: global.systemd_cgroup,
+        floor_config: global.config.clone(),
     }
 }
 
@@ -302,7 +307,7 @@ fn dispatch(global: &Global, command: Command) -> anyhow::Result<u8> {
             lifecycle::delete(root, &id, force)?;
             Ok(0)
         }
-        Command::Exec(args) => exec::run(root, args),
+        Command::Exec(args) => exec::run(root, global.config.as_deref(), args),
         Command::Ps {
             format,
             id,
@@ -425,13 +430,23 @@ fn list(root: &Path, format: ListFormat, quiet: bool) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-/// config.json's process, or --process FILE, as a checked plan for `exec`.
+/// config.json's process, or --process FILE, as a checked plan for `exec`: under the same
+/// floor as the container (no_new_privs, capabilities, its second seccomp filter).
 fn process_plan(
     bundle: &Path,
+    floor_config: Option<&Path>,
     process: oci_spec::runtime::Process,
     preserve_fds: u32,
 ) -> anyhow::Result<ProcessPlan> {
-    let (spec, raw) = watertight_oci::plan::load_config(bundle)?;
+    let (mut spec, mut raw) = watertight_oci::plan::load_config(bundle)?;
+    raw["process"] = serde_json::to_value(&process)?;
+    spec.set_process(Some(process));
+    let (spec, raw, hardening) =
+        watertight_oci::plan::harden_loaded(spec, raw, floor_config, &bundle.join("config.json"))?;
+    let process = spec
+        .process()
+        .clone()
+        .context("config.json has no process")?;
     let new_userns = spec
         .linux()
         .as_ref()
@@ -441,12 +456,14 @@ fn process_plan(
                 .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::User)
         });
     let annotations = raw.get("annotations").cloned().unwrap_or(Value::Null);
-    Ok(ProcessPlan::new(
+    let mut plan = ProcessPlan::new(
         "process",
         &process,
         raw.pointer("/linux/seccomp"),
         &annotations,
         preserve_fds,
         new_userns,
-    )?)
+    )?;
+    plan.floor_seccomp = watertight_oci::plan::floor_filter(&hardening)?;
+    Ok(plan)
 }
