@@ -153,6 +153,75 @@ fn the_floor_refuses_unshare_and_is_named_in_the_state() {
     assert!(rt.run(&["delete", &id]).status.success());
 }
 
+/// Processes whose command line names `dir` (a leftover monitor would).
+fn processes_naming(dir: &std::path::Path) -> Vec<String> {
+    let needle = dir.to_string_lossy().into_owned();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .chars()
+                .all(|c| c.is_ascii_digit())
+        })
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(&needle))
+        .collect()
+}
+
+#[test]
+fn on_violation_kill_the_monitor_records_and_kills_the_container() {
+    if !ready("on_violation_kill_the_monitor_records_and_kills_the_container") {
+        return;
+    }
+    let rt = Runtime::new();
+    let id = unique_id("kill");
+    let floor = rt.dir.path().join("runtime.toml");
+    std::fs::write(&floor, "on_violation = \"kill\"\n").unwrap();
+    let bundle = rt.bundle(
+        "b",
+        &["sh", "-c", "echo before; unshare -U true; echo survived"],
+        |_| {},
+    );
+    let config = floor.to_str().unwrap();
+    let out = rt.run_files(&[
+        "--config",
+        config,
+        "create",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        &id,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        rt.state(&id)["annotations"]["run.oci.watertight/floor.on_violation"],
+        "kill"
+    );
+    assert!(rt.run(&["start", &id]).status.success());
+    rt.wait_status(&id, "stopped");
+    let out = std::fs::read_to_string(rt.dir.path().join("cmd.stdout")).unwrap();
+    assert_eq!(out, "before\n");
+    let log = std::fs::read_to_string(rt.root.join(&id).join("violations.jsonl")).unwrap();
+    let event: serde_json::Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
+    assert_eq!(event["syscall"], "unshare");
+    assert_eq!(event["action"], "kill");
+    assert!(rt.run(&["delete", &id]).status.success());
+    // The monitor ends with the container; nothing of the runtime is left running.
+    for _ in 0..300 {
+        if processes_naming(rt.dir.path()).is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(
+        processes_naming(rt.dir.path()).is_empty(),
+        "{:?}",
+        processes_naming(rt.dir.path())
+    );
+}
+
 #[test]
 fn mounts_masked_and_readonly_paths_hold() {
     if !ready("mounts_masked_and_readonly_paths_hold") {

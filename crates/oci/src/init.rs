@@ -69,6 +69,21 @@ impl Channel {
         }
     }
 
+    /// Sends `msg` and then `fd` (SCM_RIGHTS, one payload byte the line reader never sees).
+    pub fn send_with_fd(
+        &mut self,
+        msg: &str,
+        fd: std::os::fd::BorrowedFd<'_>,
+    ) -> std::io::Result<()> {
+        self.send(msg)?;
+        watertight_sys::fdpass::send_fd(self.stream.as_fd(), fd)
+    }
+
+    /// The descriptor sent after a message by [`Channel::send_with_fd`].
+    pub fn recv_fd(&mut self) -> std::io::Result<Option<OwnedFd>> {
+        watertight_sys::fdpass::recv_fd(self.stream.as_fd())
+    }
+
     fn expect(&mut self, want: &str) -> Result<String, String> {
         match self.recv() {
             Ok(Some(m)) if m == want || m.starts_with(&format!("{want} ")) => {
@@ -344,6 +359,25 @@ fn container_init(
     apply_rlimits(&plan.process)?;
     // The program must exist now: `create` fails on a missing executable, as runc's does.
     let program = find_program(&plan.process)?;
+    // A floor filter with a listener goes in now, while the runtime is there to start the
+    // monitor that holds the listener; the container's own filter follows at exec.
+    let mut floor_installed = false;
+    if let Some(filter) = plan
+        .process
+        .floor_seccomp
+        .as_ref()
+        .filter(|f| f.wants_listener())
+    {
+        let listener = ctx(
+            watertight_sys::seccomp::install_filter(filter.program(), filter.flags()),
+            || "the runtime floor's seccomp filter".into(),
+        )?;
+        floor_installed = true;
+        if let Some(listener) = listener {
+            chan.send_with_fd("listener", listener.as_fd())
+                .map_err(|e| format!("handing the violation listener to the runtime: {e}"))?;
+        }
+    }
     chan.send("created")
         .map_err(|e| format!("talking to the runtime: {e}"))?;
     // Blocks until `start` opens the fifo for reading.
@@ -358,7 +392,7 @@ fn container_init(
     ctx(w.write_all(b"0"), || "writing the exec fifo".into())?;
     drop(w);
     crate::hooks::run("startContainer", &plan.raw["hooks"], &state).map_err(|e| e.to_string())?;
-    finish_process(&plan.process, &program, plan.personality)
+    finish_process(&plan.process, &program, plan.personality, floor_installed)
 }
 
 fn names_and_sysctl(plan: &ContainerPlan) -> Result<(), String> {
@@ -388,7 +422,7 @@ fn exec_process(
         setup_console(console, process.console_size)?;
     }
     let program = find_program(process)?;
-    finish_process(process, &program, None)
+    finish_process(process, &program, None, false)
 }
 
 fn mount_one(m: &MountPlan, root: &Path, cgroup: &ContainerCgroup) -> Result<(), String> {
@@ -763,7 +797,7 @@ fn apply_rlimits(p: &ProcessPlan) -> Result<(), String> {
     Ok(())
 }
 
-fn install_seccomp(p: &ProcessPlan) -> Result<(), String> {
+fn install_seccomp(p: &ProcessPlan, floor_installed: bool) -> Result<(), String> {
     if let Some(filter) = &p.seccomp {
         let listener = ctx(
             watertight_sys::seccomp::install_filter(filter.program(), filter.flags()),
@@ -774,7 +808,7 @@ fn install_seccomp(p: &ProcessPlan) -> Result<(), String> {
     // The floor's filter second: the kernel runs both and takes the most restrictive answer,
     // so its deny list holds whatever the container's profile allows. A listener it returns
     // is closed here: a notified call then fails (ENOSYS), closed without a monitor.
-    if let Some(filter) = &p.floor_seccomp {
+    if let Some(filter) = p.floor_seccomp.as_ref().filter(|_| !floor_installed) {
         let listener = ctx(
             watertight_sys::seccomp::install_filter(filter.program(), filter.flags()),
             || "the runtime floor's seccomp filter".into(),
@@ -792,6 +826,7 @@ fn finish_process(
     p: &ProcessPlan,
     program: &Path,
     personality: Option<u64>,
+    floor_installed: bool,
 ) -> Result<Infallible, String> {
     ctx(nix::unistd::chdir(p.cwd.as_str()), || {
         format!("process.cwd {}", p.cwd)
@@ -824,7 +859,7 @@ fn finish_process(
         })?;
     }
     if !p.no_new_privs {
-        install_seccomp(p)?;
+        install_seccomp(p, floor_installed)?;
     }
     if let Some(c) = &p.caps {
         ctx(
@@ -870,7 +905,7 @@ fn finish_process(
         ctx(nix::sys::prctl::set_no_new_privs(), || {
             "process.noNewPrivileges".into()
         })?;
-        install_seccomp(p)?;
+        install_seccomp(p, floor_installed)?;
     }
     let cstr = |s: &str| CString::new(s).map_err(|_| format!("{s:?} contains a NUL byte"));
     let path = cstr(&program.to_string_lossy())?;

@@ -26,6 +26,7 @@ pub mod features;
 pub mod hooks;
 pub mod init;
 pub mod lifecycle;
+pub mod monitor;
 pub mod mounts;
 pub mod plan;
 pub mod signal;

@@ -42,6 +42,7 @@ fn spawn(
     role: Role<'_>,
     dir: Option<&mut ContainerDir>,
     mut on_hooks: impl FnMut(i32) -> Result<Value, Error>,
+    mut on_listener: impl FnMut(i32, OwnedFd) -> Result<(), Error>,
 ) -> Result<i32, Error> {
     let (mut parent, child) = Channel::pair().map_err(|e| Error::process("socketpair", e))?;
     let forked = watertight_sys::process::fork().map_err(|e| Error::process("fork", e))?;
@@ -109,6 +110,15 @@ fn spawn(
                     parent
                         .send(&format!("ok {state}"))
                         .map_err(|e| Error::process("talking to the container", e))?;
+                }
+                "listener" => {
+                    let fd = parent
+                        .recv_fd()
+                        .map_err(|e| Error::process("receiving the violation listener", e))?
+                        .ok_or_else(|| {
+                            Error::Init("no violation listener came with its message".into())
+                        })?;
+                    on_listener(container_pid.unwrap_or(0), fd)?;
                 }
                 "created" => {
                     return container_pid
@@ -201,6 +211,7 @@ pub fn create_planned(
             own_pid_namespace: plan.unshare.contains(nix::sched::CloneFlags::CLONE_NEWPID),
             owner: String::new(),
         };
+        let state_dir = dir.path.clone();
         let role = Role::Init {
             plan,
             fifo,
@@ -221,6 +232,20 @@ pub fn create_planned(
                 crate::hooks::run("prestart", &hooks, &state)?;
                 crate::hooks::run("createRuntime", &hooks, &state)?;
                 Ok(record.oci_state(Status::Created))
+            },
+            |pid, listener| {
+                let hardening = plan.hardening.as_ref();
+                let monitor = crate::monitor::Monitor {
+                    id: plan.id.clone(),
+                    init_pid: pid,
+                    log: state_dir.join("violations.jsonl"),
+                    cgroup: cgroup.clone(),
+                    kill: hardening
+                        .is_some_and(|h| h.on_violation != watertight_floor::OnViolation::Deny),
+                    trail: hardening.and_then(|h| h.audit_trail.clone()),
+                };
+                crate::monitor::spawn(monitor, listener)
+                    .map_err(|e| Error::process("starting the violation monitor", e))
             },
         )?;
         let record = make_record(pid);
@@ -462,6 +487,9 @@ pub fn exec(root: &Path, id: &str, opts: ExecOptions) -> Result<i32, Error> {
         role,
         None,
         |_| Ok(Value::Null),
+        // An exec'd process is under the filter chain the container init installed, whose
+        // listener the container's monitor already holds.
+        |_, _| Ok(()),
     )?;
     if let Some(path) = &opts.pid_file {
         write_pid_file(path, pid)?;
