@@ -32,12 +32,19 @@ fn connect_console(path: &Path) -> Result<UnixStream, Error> {
     })
 }
 
-/// Forks the intermediate process and drives the conversation until the container process
-/// reports `until` ("created", or EOF for exec). `on_hooks` answers the init's `hooks` request.
-fn spawn(
-    join: &[crate::plan::JoinNamespace],
+/// The namespaces the container's process enters: joined by path, created, and the maps of a
+/// new user namespace.
+struct Entry<'a> {
+    join: &'a [crate::plan::JoinNamespace],
     unshare: nix::sched::CloneFlags,
-    id_maps: Option<&(String, String)>,
+    id_maps: Option<&'a (String, String)>,
+}
+
+/// Forks the intermediate process and drives the conversation until the container process
+/// reports "created" (or, for exec, until it executes: EOF). `on_hooks` answers the init's
+/// `hooks` request, `on_listener` takes the floor filter's violation listener.
+fn spawn(
+    entry: Entry<'_>,
     cgroup: &ContainerCgroup,
     role: Role<'_>,
     dir: Option<&mut ContainerDir>,
@@ -52,7 +59,7 @@ fn spawn(
             if let Some(dir) = dir {
                 dir.forget_lock_in_child();
             }
-            intermediate(child, join, unshare, role)
+            intermediate(child, entry.join, entry.unshare, role)
         }
         watertight_sys::process::Forked::Parent { pid, .. } => pid,
     };
@@ -76,8 +83,9 @@ fn spawn(
             let (word, rest) = msg.split_once(' ').unwrap_or((msg.as_str(), ""));
             match word {
                 "userns" => {
-                    let (uid_map, gid_map) =
-                        id_maps.ok_or_else(|| Error::Init("unexpected user namespace".into()))?;
+                    let (uid_map, gid_map) = entry
+                        .id_maps
+                        .ok_or_else(|| Error::Init("unexpected user namespace".into()))?;
                     for (file, text) in [("uid_map", uid_map), ("gid_map", gid_map)] {
                         let path = format!("/proc/{intermediate_pid}/{file}");
                         std::fs::write(&path, text).map_err(|e| {
@@ -219,9 +227,11 @@ pub fn create_planned(
             cgroup: &cgroup,
         };
         let pid = spawn(
-            &plan.join,
-            plan.unshare,
-            plan.id_maps.as_ref(),
+            Entry {
+                join: &plan.join,
+                unshare: plan.unshare,
+                id_maps: plan.id_maps.as_ref(),
+            },
             &cgroup,
             role,
             Some(&mut dir),
@@ -480,9 +490,11 @@ pub fn exec(root: &Path, id: &str, opts: ExecOptions) -> Result<i32, Error> {
         console,
     };
     let pid = spawn(
-        &join,
-        nix::sched::CloneFlags::empty(),
-        None,
+        Entry {
+            join: &join,
+            unshare: nix::sched::CloneFlags::empty(),
+            id_maps: None,
+        },
         &record.cgroup,
         role,
         None,
