@@ -421,7 +421,7 @@ fn list(root: &Path, format: ListFormat, quiet: bool) -> anyhow::Result<u8> {
         println!(
             "{:<24} {:<8} {:<10} {:<40} {:<32}",
             r["id"].as_str().unwrap_or_default(),
-            r["pid"],
+            r["pid"].as_i64().unwrap_or(0),
             r["status"].as_str().unwrap_or_default(),
             r["bundle"].as_str().unwrap_or_default(),
             r["created"].as_str().unwrap_or_default()
