@@ -223,6 +223,35 @@ fn on_violation_kill_the_monitor_records_and_kills_the_container() {
 }
 
 #[test]
+fn a_malformed_config_is_one_line_naming_it_and_nothing_is_left() {
+    if !ready("a_malformed_config_is_one_line_naming_it_and_nothing_is_left") {
+        return;
+    }
+    let rt = Runtime::new();
+    let bundle = rt.bundle("b", &["true"], |_| {});
+    let config = bundle.join("config.json");
+    let text = std::fs::read_to_string(&config).unwrap();
+    for (n, broken) in [
+        text[..text.len() / 2].to_owned(),
+        text.replace("\"ociVersion\":\"1.0.2\"", "\"ociVersion\":\"9\""),
+        text.replace("\"cwd\":\"/\"", "\"cwd\":\"relative\""),
+        text.replace("\"type\":\"pid\"", "\"type\":\"nope\""),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        std::fs::write(&config, &broken).unwrap();
+        let id = unique_id(&format!("bad{n}"));
+        let out = rt.run(&["create", "--bundle", bundle.to_str().unwrap(), &id]);
+        assert_eq!(out.status.code(), Some(1), "case {n}");
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "case {n}: {err}");
+        assert!(!rt.root.join(&id).exists(), "case {n}");
+        assert!(cgroup_left(&id).is_empty(), "case {n}");
+    }
+}
+
+#[test]
 fn mounts_masked_and_readonly_paths_hold() {
     if !ready("mounts_masked_and_readonly_paths_hold") {
         return;

@@ -105,13 +105,6 @@ fn run(monitor: Monitor, listener: OwnedFd) {
         };
         let name = watertight_seccomp::syscall_name(notif.data.nr)
             .unwrap_or_else(|| format!("syscall {}", notif.data.nr));
-        let response = libc::seccomp_notif_resp {
-            id: notif.id,
-            val: 0,
-            error: -libc::EPERM,
-            flags: 0,
-        };
-        let _ = watertight_sys::seccomp::notif_send(listener.as_fd(), &response);
         let action = if monitor.kill { "kill" } else { "deny" };
         let event = json!({
             "time": humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string(),
@@ -130,8 +123,17 @@ fn run(monitor: Monitor, listener: OwnedFd) {
         if let Some(t) = trail.as_mut() {
             let _ = t.record(&event);
         }
+        // With kill, the container dies while the caller still waits for this answer: the
+        // refused call never returns to the program.
         if monitor.kill {
             let _ = monitor.cgroup.signal_all(nix::sys::signal::Signal::SIGKILL);
         }
+        let response = libc::seccomp_notif_resp {
+            id: notif.id,
+            val: 0,
+            error: -libc::EPERM,
+            flags: 0,
+        };
+        let _ = watertight_sys::seccomp::notif_send(listener.as_fd(), &response);
     }
 }
