@@ -179,7 +179,15 @@ fn on_violation_kill_the_monitor_records_and_kills_the_container() {
     let rt = Runtime::new();
     let id = unique_id("kill");
     let floor = rt.dir.path().join("runtime.toml");
-    std::fs::write(&floor, "on_violation = \"kill\"\n").unwrap();
+    let trail = rt.dir.path().join("trail");
+    std::fs::write(
+        &floor,
+        format!(
+            "on_violation = \"kill\"\n[audit_trail]\ndir = \"{}\"\n",
+            trail.display()
+        ),
+    )
+    .unwrap();
     let bundle = rt.bundle(
         "b",
         &["sh", "-c", "echo before; unshare -U true; echo survived"],
@@ -207,6 +215,9 @@ fn on_violation_kill_the_monitor_records_and_kills_the_container() {
     let event: serde_json::Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
     assert_eq!(event["syscall"], "unshare");
     assert_eq!(event["action"], "kill");
+    // The floor's audit trail has the same event.
+    let trailed = std::fs::read_to_string(trail.join(format!("{id}.jsonl"))).unwrap();
+    assert!(trailed.contains("\"unshare\""), "{trailed}");
     assert!(rt.run(&["delete", &id]).status.success());
     // The monitor ends with the container; nothing of the runtime is left running.
     for _ in 0..300 {

@@ -10,6 +10,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use watertight_testkit::{require, require_root, require_tools, stderr, stdout};
 
+/// watertight-runc's default --root (watertight_oci::state::DEFAULT_ROOT).
+fn watertight_oci_default_root() -> &'static str {
+    "/run/watertight-runc"
+}
+
 const IMAGE: &str = "localhost/watertight-oci-test:busybox";
 
 struct Podman {
@@ -18,6 +23,8 @@ struct Podman {
     /// Podman's cgroupfs parent (conmon makes /libpod_parent/conmon in every hierarchy): removed
     /// afterwards unless it was there before.
     parents_before: Vec<PathBuf>,
+    /// Podman calls the runtime without --root: its default root is made if missing.
+    default_root_before: bool,
 }
 
 fn libpod_parents() -> Vec<PathBuf> {
@@ -40,6 +47,7 @@ impl Podman {
             dir,
             runc,
             parents_before: libpod_parents(),
+            default_root_before: Path::new(watertight_oci_default_root()).exists(),
         }
     }
 
@@ -99,6 +107,10 @@ impl Drop for Podman {
     fn drop(&mut self) {
         let _ = self.run(&["rm", "--all", "--force", "--time", "0"]);
         let _ = self.run(&["rmi", "--all", "--force"]);
+        if !self.default_root_before {
+            // Empty once every container is removed; left alone otherwise.
+            let _ = std::fs::remove_dir(watertight_oci_default_root());
+        }
         for parent in libpod_parents() {
             if !self.parents_before.contains(&parent) {
                 let _ = std::fs::remove_dir(parent.join("conmon"));
