@@ -110,8 +110,17 @@ pub fn merge(reports: Vec<(String, Report)>) -> Report {
     type Key = (String, Option<String>);
     let mut per_rule: BTreeMap<Key, (Severity, usize, BTreeSet<String>)> = BTreeMap::new();
     let mut out = Report::new("fleet");
+    type FloorKey = (String, String, Option<bool>);
+    let mut floors: BTreeMap<FloorKey, (usize, BTreeSet<String>)> = BTreeMap::new();
     for (node, r) in reports {
         nodes.insert(node.clone());
+        for f in &r.floors {
+            let entry = floors
+                .entry((f.digest.clone(), f.version.clone(), f.current))
+                .or_default();
+            entry.0 += f.containers;
+            entry.1.insert(node.clone());
+        }
         out.workloads += r.workloads;
         for e in r.errors {
             out.errors.push(InputError {
@@ -174,6 +183,18 @@ pub fn merge(reports: Vec<(String, Report)>) -> Report {
             .then(a.rule.cmp(&b.rule))
     });
     crate::report::sort_findings(&mut out.findings);
+    out.floors = floors
+        .into_iter()
+        .map(
+            |((digest, version, current), (containers, on))| crate::report::FloorCount {
+                digest,
+                version,
+                current,
+                containers,
+                nodes: Some(on.len()),
+            },
+        )
+        .collect();
     out.fleet = Some(summary);
     out
 }
@@ -228,6 +249,56 @@ mod tests {
             "13 of 142 nodes run a workload sharing the host network namespace (13 finding(s))"
         );
         assert_eq!(merged.workloads, 426);
+    }
+
+    #[test]
+    fn containers_are_counted_per_floor_across_nodes() {
+        use crate::report::FloorCount;
+        let floor = |digest: &str, current: bool, containers: usize| FloorCount {
+            digest: digest.into(),
+            version: format!("v-{digest}"),
+            current: Some(current),
+            containers,
+            nodes: None,
+        };
+        let mut a = node_report("a", false);
+        a.floors = vec![floor("sha256:new", true, 3), floor("sha256:old", false, 2)];
+        let mut b = node_report("b", false);
+        b.floors = vec![floor("sha256:new", true, 4)];
+        let merged = merge(vec![("a".into(), a), ("b".into(), b)]);
+        assert_eq!(
+            merged.floors,
+            vec![
+                FloorCount {
+                    nodes: Some(2),
+                    ..floor("sha256:new", true, 7)
+                },
+                FloorCount {
+                    nodes: Some(1),
+                    ..floor("sha256:old", false, 2)
+                },
+            ]
+        );
+        let table = merged.render(crate::Format::Table);
+        assert!(
+            table.contains(
+                "Runtime floor v-sha256:old sha256:old (superseded): 2 container(s) on 1 node(s)"
+            ),
+            "{table}"
+        );
+        let metrics = merged.render(crate::Format::Prometheus);
+        assert!(
+            metrics.contains(
+                "watertight_audit_containers_by_floor{command=\"fleet\",digest=\"sha256:old\",version=\"v-sha256:old\",current=\"false\"} 2"
+            ),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains(
+                "watertight_fleet_nodes_by_floor{digest=\"sha256:new\",version=\"v-sha256:new\",current=\"true\"} 2"
+            ),
+            "{metrics}"
+        );
     }
 
     #[test]

@@ -56,6 +56,8 @@ enum Command {
     Man(commands::man::Args),
     /// What this host supports for watertight, and what each missing piece disables.
     Doctor(commands::doctor::Args),
+    /// The OCI runtime (runc's command line; also installed as `watertight-runc`).
+    Oci(commands::oci::OciArgs),
 }
 
 /// `watertight run` alone. Each sandbox start parses its arguments, and building the whole
@@ -86,6 +88,15 @@ fn main() -> ExitCode {
     // Arguments are bytes (file names, a program's arguments): none need be UTF-8, and
     // `std::env::args` would panic on one that is not. Each command takes what it needs as text.
     let argv: Vec<OsString> = std::env::args_os().collect();
+    // Installed as `watertight-runc` (a symlink): runc's command line, as container engines call it.
+    let invoked_as = argv
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    if invoked_as == "watertight-runc" || invoked_as == "runc" {
+        return commands::oci::main_as_runc(argv);
+    }
     if argv.get(1).is_some_and(|a| a == "run") {
         let run_argv =
             std::iter::once(OsString::from("watertight run")).chain(argv[2..].iter().cloned());
@@ -121,6 +132,7 @@ fn main() -> ExitCode {
         Command::Completions(args) => commands::completions::run(args, Cli::command()),
         Command::Man(args) => commands::man::run(args, Cli::command()),
         Command::Doctor(args) => commands::doctor::run(args),
+        Command::Oci(args) => return ExitCode::from(commands::oci::run(args)),
     };
     finish(result, &argv)
 }

@@ -9,6 +9,7 @@
 
 mod bpf;
 mod capability;
+mod container;
 mod mount;
 mod namespace;
 
@@ -17,6 +18,7 @@ pub use bpf::{
     BPF_REGISTRY_DIR,
 };
 pub use capability::{CapSet, Capabilities, UnknownCapability, CAPABILITY_NAMES, LAST_KNOWN_CAP};
+pub use container::{FloorId, RunningContainer, WorkloadFloor, RUNNING_CONTAINERS_DIR};
 pub use mount::{Device, DeviceKind, Mount, Propagation};
 pub use namespace::{NamespaceKind, NamespaceState, Namespaces};
 
@@ -131,6 +133,10 @@ pub struct WorkloadPlan {
     pub digest: String,
     /// The planned subject (the sandbox's program and everything it starts).
     pub subject: Subject,
+    /// For a container `watertight-runc` started: the hardening floor it runs under, and the
+    /// node's current one (the `runtime-floor` rule compares them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub floor: Option<WorkloadFloor>,
 }
 
 /// One confined thing: a process (live) or a container (static). Everything a rule needs to judge

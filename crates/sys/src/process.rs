@@ -389,6 +389,27 @@ pub fn clear_capability_sets_except(keep: u64) -> io::Result<()> {
     ])
 }
 
+/// Sets the effective, permitted and inheritable sets to exactly these masks (bit n: capability
+/// n) with one capset(2), as an OCI runtime applies `process.capabilities`. The kernel refuses
+/// (EPERM) a permitted or inheritable bit the caller does not hold.
+pub fn set_capability_sets(effective: u64, permitted: u64, inheritable: u64) -> io::Result<()> {
+    let [e_lo, e_hi] = words(effective);
+    let [p_lo, p_hi] = words(permitted);
+    let [i_lo, i_hi] = words(inheritable);
+    capset(&[
+        CapData {
+            effective: e_lo,
+            permitted: p_lo,
+            inheritable: i_lo,
+        },
+        CapData {
+            effective: e_hi,
+            permitted: p_hi,
+            inheritable: i_hi,
+        },
+    ])
+}
+
 /// Raises the capabilities in `caps` into the ambient set, so that they survive execve of a
 /// program without file capabilities: first added to the inheritable set (the kernel requires
 /// each in the permitted and the inheritable set), then one PR_CAP_AMBIENT_RAISE each.

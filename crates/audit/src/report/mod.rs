@@ -141,6 +141,53 @@ pub struct Report {
     /// the `bpf-*` rules').
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bpf: Option<watertight_model::HostBpf>,
+    /// Containers `watertight-runc` started, counted per hardening floor (`audit host`: this
+    /// node's; `audit fleet`: summed over the nodes, with how many nodes run each), so a
+    /// stricter floor's roll-out shows what still runs under the old one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub floors: Vec<FloorCount>,
+}
+
+/// How many containers run under one hardening floor.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct FloorCount {
+    /// The floor's digest (`sha256:...`).
+    pub digest: String,
+    /// The floor's `version`.
+    pub version: String,
+    /// Whether it is the node's current floor (`None`: the node's floor could not be read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current: Option<bool>,
+    /// Containers under it.
+    pub containers: usize,
+    /// In a fleet report: how many nodes run containers under it (with this `current`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nodes: Option<usize>,
+}
+
+/// The containers of `workloads` that published a floor, counted per floor.
+pub fn floor_counts(workloads: &[watertight_model::Workload]) -> Vec<FloorCount> {
+    let mut counts: std::collections::BTreeMap<(String, String, Option<bool>), usize> =
+        std::collections::BTreeMap::new();
+    for floor in workloads
+        .iter()
+        .filter_map(|w| w.plan.as_ref().and_then(|p| p.floor.as_ref()))
+    {
+        let current = floor.current.as_ref().map(|c| c.digest == floor.digest);
+        *counts
+            .entry((floor.digest.clone(), floor.version.clone(), current))
+            .or_default() += 1;
+    }
+    counts
+        .into_iter()
+        .map(|((digest, version, current), containers)| FloorCount {
+            digest,
+            version,
+            current,
+            containers,
+            nodes: None,
+        })
+        .collect()
 }
 
 impl Report {
@@ -167,6 +214,7 @@ impl Report {
             skipped_files: Vec::new(),
             fleet: None,
             bpf: None,
+            floors: Vec::new(),
         }
     }
 

@@ -85,6 +85,46 @@ pub(super) fn write(report: &Report, out: &mut Exposition) {
         }
     }
 
+    if !report.floors.is_empty() {
+        let mut g = out.gauge(
+            "watertight_audit_containers_by_floor",
+            "Containers watertight-runc started, by the hardening floor they run under and whether it is the node's current one (unknown: the node's runtime.toml could not be read).",
+        );
+        for f in &report.floors {
+            let current = f
+                .current
+                .map_or("unknown", |c| if c { "true" } else { "false" });
+            g.sample(
+                &[
+                    ("command", cmd),
+                    ("digest", &f.digest),
+                    ("version", &f.version),
+                    ("current", current),
+                ],
+                f.containers,
+            );
+        }
+        if report.floors.iter().any(|f| f.nodes.is_some()) {
+            let mut g = out.gauge(
+                "watertight_fleet_nodes_by_floor",
+                "Nodes running containers under the hardening floor.",
+            );
+            for f in &report.floors {
+                let current = f
+                    .current
+                    .map_or("unknown", |c| if c { "true" } else { "false" });
+                g.sample(
+                    &[
+                        ("digest", &f.digest),
+                        ("version", &f.version),
+                        ("current", current),
+                    ],
+                    f.nodes.unwrap_or(0),
+                );
+            }
+        }
+    }
+
     if let Some(fleet) = &report.fleet {
         out.gauge("watertight_fleet_nodes", "Node reports merged.")
             .sample(&[], fleet.nodes_total);

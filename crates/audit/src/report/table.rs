@@ -8,6 +8,23 @@ pub(super) fn write(report: &Report, out: &mut String) {
     if let Some(fleet) = &report.fleet {
         let _ = writeln!(out, "Fleet: {} node report(s) merged", fleet.nodes_total);
     }
+    // watertight-runc containers per runtime floor: what a stricter floor's roll-out left.
+    for f in &report.floors {
+        let state = match f.current {
+            Some(true) => "current",
+            Some(false) => "superseded",
+            None => "not compared",
+        };
+        let nodes = f
+            .nodes
+            .map(|n| format!(" on {n} node(s)"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "Runtime floor {} {} ({state}): {} container(s){nodes}",
+            f.version, f.digest, f.containers
+        );
+    }
     // Findings read from files say where: `file:line:col` (a host audit has no such column).
     let located = report.findings.iter().any(|f| f.file.is_some());
     let rows: Vec<[String; 5]> = report

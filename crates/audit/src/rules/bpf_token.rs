@@ -111,6 +111,7 @@ mod tests {
                 bpf_token: Some(token(true)),
                 ..Subject::default()
             },
+            floor: None,
         }));
         assert_eq!(of_rule(&live)[0].severity, Severity::High);
     }

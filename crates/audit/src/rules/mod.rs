@@ -18,6 +18,7 @@ mod plan_drift;
 mod privileged;
 mod root_cgroup;
 mod run_as_root;
+mod runtime_floor;
 mod seccomp_disabled;
 mod seccomp_unset;
 mod sensitive_host_mount;
@@ -163,7 +164,7 @@ const LINUX_ONLY: [&str; 14] = [
 ];
 
 /// Every rule, in report order.
-const RULES: [(RuleInfo, Check); 22] = [
+const RULES: [(RuleInfo, Check); 23] = [
     (privileged::INFO, privileged::check),
     (shared_host_namespace::INFO, shared_host_namespace::check),
     (namespace_unknown::INFO, namespace_unknown::check),
@@ -189,6 +190,7 @@ const RULES: [(RuleInfo, Check); 22] = [
     (host_ports::INFO, host_ports::check),
     (service_account_token::INFO, service_account_token::check),
     (plan_drift::INFO, plan_drift::check),
+    (runtime_floor::INFO, runtime_floor::check),
 ];
 
 type HostCheck = fn(&HostBpf, &str, &mut Vec<Finding>);

@@ -136,6 +136,7 @@ mod tests {
         w.plan = Some(Box::new(WorkloadPlan {
             digest: "sha256:abc".into(),
             subject: planned(),
+            floor: None,
         }));
         let mut out = Vec::new();
         let cx = Context {

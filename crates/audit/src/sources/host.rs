@@ -42,6 +42,10 @@ pub struct HostOptions {
     /// which is not a workload, but would be reported as a sandbox of the host whenever it runs
     /// in namespaces of its own (a service with `ProtectHostname=` or `PrivateIPC=`).
     pub exclude_pids: Vec<u32>,
+    /// The node's current hardening floor (its runtime.toml's digest and version), compared
+    /// with the floor each container `watertight-runc` published was started under (the
+    /// `runtime-floor` rule); `None` when the caller could not tell.
+    pub current_floor: Option<watertight_model::FloorId>,
 }
 
 impl Default for HostOptions {
@@ -52,6 +56,7 @@ impl Default for HostOptions {
             pids: None,
             node: None,
             exclude_pids: Vec::new(),
+            current_floor: None,
         }
     }
 }
@@ -648,6 +653,12 @@ pub fn scan(opts: &HostOptions) -> Result<HostScan, AuditError> {
             }
         })
         .collect();
+    attach_published_containers(
+        &mut workloads,
+        &running_containers_dir(proc_root),
+        proc_root,
+        opts.current_floor.as_ref(),
+    );
     // Two workloads never share an id: a name given twice goes back to the cgroup paths.
     let mut seen: HashMap<String, usize> = HashMap::new();
     for w in &workloads {
@@ -699,6 +710,105 @@ pub fn running_sandboxes_dir(proc_root: &Path) -> PathBuf {
     }
 }
 
+/// Where `watertight-runc` publishes its running containers on the host whose procfs is at
+/// `proc_root` (beside it, as [`running_sandboxes_dir`]).
+pub fn running_containers_dir(proc_root: &Path) -> PathBuf {
+    let published = Path::new(watertight_model::RUNNING_CONTAINERS_DIR);
+    match proc_root.parent() {
+        Some(host_root) if proc_root != Path::new("/proc") => {
+            host_root.join(published.strip_prefix("/").unwrap_or(published))
+        }
+        _ => published.to_path_buf(),
+    }
+}
+
+/// The start time of `pid` (`stat` field 22, counted after the command's last `)`).
+fn start_time(proc_root: &Path, pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(proc_root.join(pid.to_string()).join("stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_ascii_whitespace().nth(19)?.parse().ok()
+}
+
+/// The containers published under `dir` whose init process still runs (the same pid with the
+/// same start time: a reused pid is not the container).
+pub fn published_containers(
+    dir: &Path,
+    proc_root: &Path,
+) -> Vec<watertight_model::RunningContainer> {
+    use std::io::Read;
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<watertight_model::RunningContainer> = entries
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            !name.starts_with('.') && name.ends_with(".json")
+        })
+        .filter_map(|e| {
+            let mut text = Vec::new();
+            fs::File::open(e.path())
+                .ok()?
+                .take(4 << 20)
+                .read_to_end(&mut text)
+                .ok()?;
+            serde_json::from_slice::<watertight_model::RunningContainer>(&text).ok()
+        })
+        .filter(|c| start_time(proc_root, c.init_pid) == Some(c.init_start_time))
+        .collect();
+    out.sort_by(|a, b| a.container_id.cmp(&b.container_id));
+    out
+}
+
+/// Gives the workload holding a published container's init process the container's entry as
+/// its plan (what `plan-drift` compares with) and its floor (what `runtime-floor` reports). A
+/// workload with a sandbox's plan keeps it.
+fn attach_published_containers(
+    workloads: &mut [Workload],
+    dir: &Path,
+    proc_root: &Path,
+    current: Option<&watertight_model::FloorId>,
+) {
+    let containers = published_containers(dir, proc_root);
+    if containers.is_empty() {
+        return;
+    }
+    for w in workloads.iter_mut().filter(|w| w.plan.is_none()) {
+        let Some(c) = containers
+            .iter()
+            .find(|c| w.subjects.iter().any(|s| s.pid == Some(c.init_pid)))
+        else {
+            continue;
+        };
+        w.plan = Some(Box::new(watertight_model::WorkloadPlan {
+            digest: c
+                .plan_digest
+                .clone()
+                .unwrap_or_else(|| format!("of container {}", c.container_id)),
+            subject: c.workload.subjects.first().cloned().unwrap_or_default(),
+            floor: Some(watertight_model::WorkloadFloor {
+                container_id: c.container_id.clone(),
+                digest: c.floor_digest.clone(),
+                version: c.floor_version.clone(),
+                current: current.cloned(),
+            }),
+        }));
+        // Named by its cgroup only (no runtime's metadata named it): the container's id says more.
+        if w.cgroup_path.as_deref() == Some(w.id.as_str()) {
+            w.id = c.container_id.clone();
+        }
+        if let watertight_model::WorkloadKind::Cgroup
+        | watertight_model::WorkloadKind::HostProcesses = w.kind
+        {
+            w.kind = watertight_model::WorkloadKind::Container {
+                runtime: "watertight-runc".into(),
+                container_id: Some(c.container_id.clone()),
+            };
+        }
+    }
+}
+
 /// The published plan of the watertight sandbox in cgroup `path` (named
 /// `watertight-<sandbox id>@...`), if it published one.
 fn published_plan(dir: &Path, path: &str) -> Option<Box<watertight_model::WorkloadPlan>> {
@@ -713,6 +823,7 @@ fn published_plan(dir: &Path, path: &str) -> Option<Box<watertight_model::Worklo
     Some(Box::new(watertight_model::WorkloadPlan {
         digest: entry.plan_digest,
         subject,
+        floor: None,
     }))
 }
 

@@ -11,6 +11,7 @@ pub mod key;
 pub mod man;
 pub mod manifest;
 pub mod net;
+pub mod oci;
 pub mod profile;
 pub mod run;
 pub mod sink;

@@ -61,10 +61,38 @@ pub struct Args {
     /// host). For tests: a registry of records made up for the test's own program.
     #[arg(long, value_name = "DIR", hide = true)]
     pub bpf_registry: Option<PathBuf>,
+    /// The node's runtime floor, compared with the floor each watertight-runc container was
+    /// started under (default: /etc/watertight/runtime.toml beside --proc's host; absent: the
+    /// built-in floor, as the runtime reads it). For tests: a runtime.toml of the test's own.
+    #[arg(long, value_name = "FILE", hide = true)]
+    pub runtime_config: Option<PathBuf>,
     #[command(flatten)]
     pub baselines: super::BaselineArgs,
     #[command(flatten)]
     pub output: ReportArgs,
+}
+
+/// The node's current floor, read as `watertight-runc` reads it: `--runtime-config`, else the
+/// host's /etc/watertight/runtime.toml (absent: the built-in floor).
+fn current_floor(args: &Args) -> Result<watertight_model::FloorId, watertight_floor::Error> {
+    let floor = match &args.runtime_config {
+        Some(path) => watertight_floor::Floor::load(Some(path))?,
+        None => {
+            let host_root = watertight_audit::sources::host::host_root(&args.proc_root);
+            let default = std::path::Path::new(watertight_floor::DEFAULT_CONFIG_PATH);
+            let path = host_root.join(default.strip_prefix("/").unwrap_or(default));
+            match std::fs::symlink_metadata(&path) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    watertight_floor::Floor::built_in()
+                }
+                _ => watertight_floor::Floor::load(Some(&path))?,
+            }
+        }
+    };
+    Ok(watertight_model::FloorId {
+        digest: floor.digest(),
+        version: floor.version().to_string(),
+    })
 }
 
 fn running_as_root() -> bool {
@@ -95,6 +123,15 @@ fn audit_once(args: &Args) -> anyhow::Result<u8> {
     let started = Instant::now();
     // Read every round: an edited baseline counts from the next one.
     let baseline = args.baselines.load(false)?;
+    let current_floor = match current_floor(args) {
+        Ok(floor) => Some(floor),
+        Err(e) => {
+            warn(&format!(
+                "warning: {e}; containers' runtime floors are reported without comparing them"
+            ));
+            None
+        }
+    };
     let opts = HostOptions {
         proc_root: args.proc_root.clone(),
         reference_pid: args.reference_pid,
@@ -104,6 +141,7 @@ fn audit_once(args: &Args) -> anyhow::Result<u8> {
         exclude_pids: watertight_audit::sources::host::own_pid_in(&args.proc_root)
             .into_iter()
             .collect(),
+        current_floor,
     };
     let mut scanned = scan(&opts)
         .with_context(|| format!("cannot audit this host via {}", args.proc_root.display()))?;
@@ -170,6 +208,7 @@ fn audit_once(args: &Args) -> anyhow::Result<u8> {
         watertight_audit::report::sort_findings(&mut report.findings);
     }
     report.bpf = bpf;
+    report.floors = watertight_audit::report::floor_counts(&scanned.workloads);
     args.baselines
         .finish(&mut report, baseline.as_ref(), Date::today())?;
     report.duration_seconds = started.elapsed().as_secs_f64();
