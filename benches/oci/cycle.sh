@@ -11,6 +11,8 @@
 #   WT_RUNC=PATH   the watertight-runc to measure; default: this workspace's release build, run
 #                  through a symlink named watertight-runc (argv[0] selects the runc CLI).
 #   WT_PODMAN=0    skips the podman rows (the cycle rows alone take a fraction of the time).
+#   WT_CRUN=PATH   a crun that is not on PATH (e.g. unpacked from Debian's package with
+#                  `dpkg -x`; export LD_LIBRARY_PATH for its libyajl if that is not installed).
 # podman runs under a temporary --root/--runroot/--tmpdir with --cgroup-manager cgroupfs,
 # --events-backend none and --network none (the network set-up is the same for every runtime
 # and only adds noise; without it nothing is left in the host's CNI state), all removed on exit.
@@ -61,7 +63,10 @@ else
 fi
 names+=(watertight-runc)
 rt_of[watertight-runc]=$out/watertight-runc
-if command -v crun >/dev/null; then names+=(crun); rt_of[crun]=$(command -v crun); fi
+if [ -n "${WT_CRUN:-}" ]; then
+  [ -x "$WT_CRUN" ] || { echo "cycle: WT_CRUN=$WT_CRUN is not an executable" >&2; exit 2; }
+  names+=(crun); rt_of[crun]=$WT_CRUN
+elif command -v crun >/dev/null; then names+=(crun); rt_of[crun]=$(command -v crun); fi
 base=runc
 [ -n "${rt_of[crun]:-}" ] && base=crun
 
@@ -80,9 +85,25 @@ json.dump(c, open(sys.argv[1], "w"), indent=1)
 PY
 cc -O2 -Wall -o "$out/bin/cycle" benches/oci/cycle.c
 
-cmds=()
+# A first cycle of each, outside the timing: a runtime that cannot run the bundle fails here
+# with its own message instead of as a hyperfine error. crun is a peer, not the subject: when it
+# cannot (crun 1.8 refuses hybrid cgroup v1/v2 hosts), it is left out and the ratios are to runc.
 for n in "${names[@]}"; do
   mkdir -p "$out/state/$n"
+  "$out/bin/cycle" "${rt_of[$n]}" "$out/bundle" probe --root "$out/state/$n" && continue
+  if [ "$n" = crun ]; then
+    echo "cycle: crun cannot run the /bin/true bundle on this host (its error above): left out" >&2
+    names=("${names[@]/crun/}")
+    base=runc
+  else
+    echo "cycle: $n cannot run the /bin/true bundle (its error above)" >&2
+    exit 1
+  fi
+done
+read -r -a names <<<"${names[*]}"
+
+cmds=()
+for n in "${names[@]}"; do
   # One id for every run: a run deletes its container before the next starts. Each runtime
   # keeps its state in a --root of its own under $out.
   cmds+=(-n "cycle/$n" "$out/bin/cycle ${rt_of[$n]} $out/bundle bench --root $out/state/$n")
@@ -97,12 +118,6 @@ if [ "${WT_PODMAN:-1}" != 0 ] && command -v podman >/dev/null; then
 --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 localhost/wt-bench-busybox /bin/true")
   done
 fi
-# A first cycle of each, outside the timing: a runtime that cannot run the bundle fails here
-# with its own message instead of as a hyperfine error.
-for n in "${names[@]}"; do
-  "$out/bin/cycle" "${rt_of[$n]}" "$out/bundle" probe --root "$out/state/$n" ||
-    { echo "cycle: $n cannot run the /bin/true bundle (its error above)" >&2; exit 1; }
-done
 
 hyperfine -N --warmup 5 --runs "$runs" --export-json "$out/r.json" "${cmds[@]}" >/dev/null
 
