@@ -11,7 +11,8 @@
 #      config.toml yet): the tables of containerd-v2.toml between BEGIN/END markers in
 #      config.toml; config version 3 (containerd 2.x): containerd-v3-dropin.toml as
 #      /etc/containerd/conf.d/watertight.toml, added to config.toml's `imports` if needed;
-#   4. containerd restarted (CONTAINERD_RESTART), only when its configuration changed.
+#   4. containerd restarted (CONTAINERD_RESTART), only when its configuration changed (or a
+#      restart after such a change failed: /etc/watertight/.containerd-restart-pending).
 # Every check comes before the first write; a second run changes nothing and restarts nothing.
 #
 # Environment (all optional):
@@ -58,6 +59,9 @@ CONTAINERD_RESTART=${CONTAINERD_RESTART-nsenter --target 1 --mount --uts --ipc -
 bin_dir=$ROOT/usr/local/bin
 floor_dst=$ROOT/etc/watertight/runtime.toml
 floor_record=$ROOT/etc/watertight/.runtime.toml.installed
+# Present from a change of containerd's configuration until containerd restarted after it: a
+# restart that failed (or was left to the admin) is retried by the next run.
+restart_pending=$ROOT/etc/watertight/.containerd-restart-pending
 config=$ROOT$CONTAINERD_CONFIG
 dropin_host=/etc/containerd/conf.d/watertight.toml
 dropin=$ROOT$dropin_host
@@ -190,7 +194,7 @@ fi
 
 # --- apply -------------------------------------------------------------------------------------
 step="the binary"
-trap 'status=$?; rm -rf "$tmp"; [ "$status" = 0 ] || echo "install: failed while installing $step (exit $status); rerunning is safe" >&2; [ "$status" = 0 ] || exit 4' EXIT
+trap 'status=$?; rm -rf "$tmp"; [ "$status" = 0 ] || [ "$step" = done ] || echo "install: failed while installing $step (exit $status); rerunning is safe" >&2; [ "$status" = 0 ] || exit 4' EXIT
 
 mkdir -p "$bin_dir"
 if cmp -s "$WATERTIGHT_BIN" "$bin_dir/watertight"; then
@@ -227,6 +231,9 @@ if [ "$(cat "$floor_record" 2>/dev/null || true)" != "$floor_new" ]; then
 fi
 
 step="containerd's configuration"
+if [ "$config_changed" = 1 ] || [ "$dropin_changed" = 1 ]; then
+  : >"$restart_pending"
+fi
 if [ "$mode" = v3 ] && [ "$dropin_changed" = 1 ]; then
   mkdir -p "$(dirname "$dropin")"
   cp "$SRC/containerd-v3-dropin.toml" "$dropin.new"
@@ -249,14 +256,16 @@ else
 fi
 
 step="the containerd restart"
-if [ "$config_changed" = 1 ] || [ "$dropin_changed" = 1 ]; then
+if [ -e "$restart_pending" ]; then
   if [ -z "$CONTAINERD_RESTART" ]; then
     say "containerd's configuration changed: restart containerd (CONTAINERD_RESTART is empty)"
   else
     sh -c "$CONTAINERD_RESTART" || {
-      echo "install: everything is installed but \`$CONTAINERD_RESTART\` failed: restart containerd on this node yourself" >&2
+      step=done
+      echo "install: everything is installed but \`$CONTAINERD_RESTART\` failed: restart containerd on this node (the next run tries again)" >&2
       exit 4
     }
+    rm -f "$restart_pending"
     say "restarted containerd"
   fi
 fi

@@ -362,6 +362,27 @@ fn install_sh_adds_a_drop_in_to_a_containerd_2_config_and_keeps_its_settings() {
 }
 
 #[test]
+fn a_failed_containerd_restart_is_retried_by_the_next_run_and_only_then() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("node");
+    std::fs::create_dir(&root).unwrap();
+    let failing = install(&root, &[("CONTAINERD_RESTART", Path::new("false"))]);
+    assert_refused(&failing, 4, "failed: restart containerd on this node");
+    assert!(
+        root.join("etc/containerd/config.toml").is_file(),
+        "installed before the restart"
+    );
+    // The configuration is in place now, but containerd has not read it: the next run restarts.
+    assert_ok(&install(&root, &[]));
+    assert_eq!(restart_count(&root), 1);
+    assert!(!root
+        .join("etc/watertight/.containerd-restart-pending")
+        .exists());
+    assert_ok(&install(&root, &[]));
+    assert_eq!(restart_count(&root), 1);
+}
+
+#[test]
 fn install_sh_refuses_a_dynamic_binary_and_a_foreign_handler_and_writes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("node");
