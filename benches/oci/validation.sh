@@ -25,15 +25,23 @@ if [ ${#runtimes[@]} -eq 0 ]; then
   elif [ -x /usr/local/bin/watertight-runc ]; then runtimes+=(/usr/local/bin/watertight-runc); fi
   command -v crun >/dev/null && runtimes+=(crun)
 fi
+if [ -n "${WT_OCI_RESULTS:-}" ]; then out=$WT_OCI_RESULTS; mkdir -p "$out"
+else out=$(mktemp -d); trap 'rm -rf "$out"' EXIT; fi
 paths=()
 for r in "${runtimes[@]}"; do
   p=$(command -v "$r" || true)
   [ -n "$p" ] && [ -x "$p" ] || { echo "validation: runtime \"$r\" is not an executable (a path, or a name on PATH)" >&2; exit 2; }
+  # The peer script resolves symlinks (readlink -f), which would turn watertight-runc into
+  # watertight, whose argv[0] then no longer selects the runc command line: such a runtime runs
+  # as a copy under its own name.
+  real=$(readlink -f "$p")
+  if [ "$(basename "$real")" != "$(basename "$p")" ]; then
+    mkdir -p "$out/bin"
+    cp "$real" "$out/bin/$(basename "$p")"
+    p=$out/bin/$(basename "$p")
+  fi
   paths+=("$p")
 done
-
-if [ -n "${WT_OCI_RESULTS:-}" ]; then out=$WT_OCI_RESULTS; mkdir -p "$out"
-else out=$(mktemp -d); trap 'rm -rf "$out"' EXIT; fi
 read -r -a progs <<<"${WT_OCI_PROGRAMS:-}"
 for i in "${!paths[@]}"; do
   echo "validation: ${runtimes[$i]} (${paths[$i]}) ..." >&2
