@@ -53,6 +53,10 @@ done
 python3 - "$out" "${runtimes[@]}" <<'PY'
 import re, sys
 out, names = sys.argv[1], sys.argv[2:]
+# Runtimes by file name when those are distinct (/usr/sbin/runc -> runc), else as given.
+short = [n.rsplit("/", 1)[-1] for n in names]
+if len(set(short)) == len(short):
+    names = short
 line = re.compile(r"^(\S+)\s+(\d+) ok\s+(\d+) not ok$")
 res = []  # per runtime: {program: (ok, bad)}
 for i in range(len(names)):
