@@ -29,6 +29,9 @@ command -v runc >/dev/null || { echo "cycle: runc is not installed (apt-get inst
 
 out=$(mktemp -d /tmp/wt-oci-cycle.XXXXXX)
 chmod 755 "$out"
+# podman's cgroupfs manager puts containers and conmon under --cgroup-parent (default
+# libpod_parent, which it never removes): one of our own, removed on exit.
+cgroup_parent=wt-oci-cycle-$$
 podman_flags=(--root "$out/podman/root" --runroot "$out/podman/run" --tmpdir "$out/podman/tmp"
   --cgroup-manager cgroupfs --events-backend none --storage-driver overlay)
 cleanup() {
@@ -41,6 +44,11 @@ cleanup() {
     podman "${podman_flags[@]}" rm -af >/dev/null 2>&1 || true
     podman "${podman_flags[@]}" rmi -af >/dev/null 2>&1 || true
   fi
+  # The containers' and conmon's cgroups (podman leaves its parent behind): every hierarchy,
+  # deepest first; rmdir removes only empty ones.
+  for h in /sys/fs/cgroup/*/"$cgroup_parent" /sys/fs/cgroup/"$cgroup_parent"; do
+    [ -d "$h" ] && find "$h" -depth -type d -exec rmdir {} + 2>/dev/null || true
+  done
   { findmnt -rn -o TARGET | grep "^$out/" || true; } | sort -r | while read -r m; do umount -l "$m" || true; done
   rm -rf "$out"
 }
@@ -115,7 +123,7 @@ if [ "${WT_PODMAN:-1}" != 0 ] && command -v podman >/dev/null; then
   # podman's defaults (nofile 1048576) would be refused by every runtime.
   for n in "${names[@]}"; do
     cmds+=(-n "podman/$n" "podman ${podman_flags[*]} --runtime ${rt_of[$n]} run --rm --network none \
---ulimit nofile=1024:1024 --ulimit nproc=1024:1024 localhost/wt-bench-busybox /bin/true")
+--cgroup-parent /$cgroup_parent --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 localhost/wt-bench-busybox /bin/true")
   done
 fi
 
