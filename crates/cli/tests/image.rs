@@ -449,10 +449,10 @@ fn the_daemonset_image_builds_runs_as_the_manifest_says_and_leaves_nothing() {
         let severity = f["severity"].as_str().unwrap();
         assert!(severity == "low" || severity == "info", "{f:#}");
     }
-    // The audit DaemonSet accepts 5, the BPF gatekeeper's (deploy/bpf-gatekeeper/) 4, the batch
+    // The audit DaemonSet accepts 6, the BPF gatekeeper's (deploy/bpf-gatekeeper/) 4, the batch
     // Indexed Job's (deploy/batch/, tests/batch_deploy.rs) 4, the OCI runtime installer's
     // (deploy/oci-runtime/, tests/oci_deploy.rs) 11 (8 keys; some in both of its containers).
-    assert_eq!(report["accepted"].as_array().map(Vec::len), Some(24));
+    assert_eq!(report["accepted"].as_array().map(Vec::len), Some(25));
 
     // 6. `audit host` with the DaemonSet's privileges, once, as JSON. This VM's PID 1 is
     //    unreadable even to root (docs/audit.md), so this test process is the reference.

@@ -270,10 +270,11 @@ fn install_sh_installs_into_a_root_once_and_keeps_a_floor_changed_by_hand() {
     let parsed = toml_json(test, &config).unwrap();
     assert_eq!(parsed["version"], 2);
     assert_is_the_handler(handler(&parsed, "io.containerd.grpc.v1.cri"));
-    // The handler's BinaryName is the installed binary, reached through the symlink.
+    // The handler's BinaryName is the installed binary, reached through the symlink, whose
+    // name selects runc's command line (runc's `--version` shape, with the OCI spec version).
     let version = Command::new(&link).arg("--version").output().unwrap();
     assert!(
-        stdout(&version).starts_with("watertight "),
+        stdout(&version).starts_with("watertight-runc ") && stdout(&version).contains("spec: "),
         "{}",
         stdout(&version)
     );

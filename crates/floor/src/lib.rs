@@ -38,7 +38,8 @@
 //!     writer.record(&serde_json::json!({"syscall": "unshare", "action": "deny"}))?;
 //! }
 //! // once the init process exists (host pid):
-//! let entry = hardening.running_container("my-id", init_pid, bundle, &spec, None)?;
+//! let digest = watertight_floor::plan_digest(&spec);           // of the hardened config
+//! let entry = hardening.running_container("my-id", init_pid, bundle, &spec, Some(digest))?;
 //! watertight_floor::publish(&entry)?;                           // /run/watertight/containers
 //! // `delete`:
 //! watertight_floor::unpublish("my-id")?;
@@ -65,8 +66,8 @@ pub use harden::{Hardening, Restriction, ANNOTATION_PREFIX, PRIVILEGED_ANNOTATIO
 /// The OCI runtime-spec types `harden` takes (the same oci-spec version).
 pub use oci_spec;
 pub use publish::{
-    parse_start_time, process_start_time, publish, publish_in, read_live, unpublish, unpublish_in,
-    RUNTIME_NAME,
+    parse_start_time, plan_digest, process_start_time, publish, publish_in, read_live, unpublish,
+    unpublish_in, RUNTIME_NAME,
 };
 pub use trail::TrailWriter;
 pub use watertight_model::{RunningContainer, RUNNING_CONTAINERS_DIR};

@@ -18,6 +18,36 @@ use crate::harden::Hardening;
 /// The runtime's name in published workloads.
 pub const RUNTIME_NAME: &str = "watertight-runc";
 
+/// `sha256:<hex>` of a container's plan: its config.json as the runtime applies it (after
+/// `harden`), serialized with object keys sorted, so every restriction the floor added (and
+/// every field of the config) changes it, and the same config always gives the same digest
+/// whatever order its maps and sets were built in.
+pub fn plan_digest(spec: &Spec) -> String {
+    use sha2::{Digest, Sha256};
+    // serde_json's Value keeps objects in a BTreeMap (no `preserve_order`): keys come out sorted.
+    let mut value = serde_json::to_value(spec).expect("an oci-spec Spec serializes");
+    // oci-spec holds the capability sets in HashSets, which serialize in a random order; every
+    // other list of the config is ordered by meaning and is kept as it is.
+    if let Some(sets) = value
+        .pointer_mut("/process/capabilities")
+        .and_then(|c| c.as_object_mut())
+    {
+        for set in sets.values_mut() {
+            if let Some(list) = set.as_array_mut() {
+                list.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
+            }
+        }
+    }
+    let canonical = serde_json::to_vec(&value).expect("a JSON value serializes");
+    let hash = Sha256::digest(&canonical);
+    let mut out = String::with_capacity(7 + 64);
+    out.push_str("sha256:");
+    for b in hash {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
 impl Hardening {
     /// The entry to publish for container `container_id` whose init process is `init_pid`
     /// (host pid namespace), created from `bundle` with the hardened `spec`.

@@ -499,3 +499,26 @@ fn the_floor_filter_can_be_turned_off_and_the_audit_trail_bounded() {
     let off = parse("[audit_trail]\nenabled = false\n").unwrap();
     assert!(off.settings.audit_trail.is_none());
 }
+
+#[test]
+fn the_plan_digest_is_stable_and_changes_with_every_restriction_the_floor_adds() {
+    let mut a = spec(DOCKER_CONFIG);
+    let b = spec(DOCKER_CONFIG);
+    // oci-spec keeps capability sets in HashSets: two loads iterate them in other orders.
+    assert_eq!(crate::plan_digest(&a), crate::plan_digest(&b));
+    assert!(crate::plan_digest(&a).starts_with("sha256:"));
+    let before = crate::plan_digest(&a);
+    let h = Floor::built_in().harden(&mut a).unwrap();
+    assert!(!added(&h).is_empty());
+    assert_ne!(crate::plan_digest(&a), before);
+    // Annotations are a map: the order they were inserted in does not change the digest.
+    let mut x = spec(DOCKER_CONFIG);
+    let mut y = spec(DOCKER_CONFIG);
+    let pairs = [
+        ("a.one".to_string(), "1".to_string()),
+        ("b.two".into(), "2".into()),
+    ];
+    x.set_annotations(Some(pairs.iter().cloned().collect()));
+    y.set_annotations(Some(pairs.iter().rev().cloned().collect()));
+    assert_eq!(crate::plan_digest(&x), crate::plan_digest(&y));
+}

@@ -262,8 +262,13 @@ pub fn create_planned(
         dir.write(&record)?;
         // The published entry `watertight audit host` compares with what /proc shows.
         if let Some(h) = &plan.hardening {
-            let entry =
-                h.running_container(&plan.id, pid as u32, &plan.bundle, &plan.spec, None)?;
+            let entry = h.running_container(
+                &plan.id,
+                pid as u32,
+                &plan.bundle,
+                &plan.spec,
+                Some(watertight_floor::plan_digest(&plan.spec)),
+            )?;
             watertight_floor::publish(&entry)?;
         }
         if let Some(path) = &opts.pid_file {
