@@ -76,6 +76,17 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+/// `sha256:<hex>` of `bytes`: the form of every digest watertight reports.
+pub(crate) fn sha256_tagged(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(7 + 64);
+    out.push_str("sha256:");
+    for b in Sha256::digest(bytes) {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
 /// Bumped whenever what a setting means changes (what `harden` does with it), so the same
 /// runtime.toml under new semantics has a new digest.
 const SCHEMA: u32 = 1;
@@ -150,13 +161,7 @@ impl Floor {
             floor: &self.settings,
         })
         .expect("plain strings, numbers and lists serialize");
-        let hash = Sha256::digest(&json);
-        let mut out = String::with_capacity(7 + 64);
-        out.push_str("sha256:");
-        for b in hash {
-            out.push_str(&format!("{b:02x}"));
-        }
-        out
+        sha256_tagged(&json)
     }
 
     /// Applies the floor to `spec` in memory (see the crate documentation). On error nothing

@@ -23,7 +23,6 @@ pub const RUNTIME_NAME: &str = "watertight-runc";
 /// every field of the config) changes it, and the same config always gives the same digest
 /// whatever order its maps and sets were built in.
 pub fn plan_digest(spec: &Spec) -> String {
-    use sha2::{Digest, Sha256};
     // serde_json's Value keeps objects in a BTreeMap (no `preserve_order`): keys come out sorted.
     let mut value = serde_json::to_value(spec).expect("an oci-spec Spec serializes");
     // oci-spec holds the capability sets in HashSets, which serialize in a random order; every
@@ -39,13 +38,7 @@ pub fn plan_digest(spec: &Spec) -> String {
         }
     }
     let canonical = serde_json::to_vec(&value).expect("a JSON value serializes");
-    let hash = Sha256::digest(&canonical);
-    let mut out = String::with_capacity(7 + 64);
-    out.push_str("sha256:");
-    for b in hash {
-        out.push_str(&format!("{b:02x}"));
-    }
-    out
+    crate::sha256_tagged(&canonical)
 }
 
 impl Hardening {
