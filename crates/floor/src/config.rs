@@ -59,14 +59,9 @@ pub const FLOOR_MASKED_PATHS: [&str; 11] = [
     "/sys/devices/virtual/powercap",
 ];
 
-/// What the floor makes read-only, whatever runtime.toml says.
-pub const FLOOR_READONLY_PATHS: [&str; 5] = [
-    "/proc/bus",
-    "/proc/fs",
-    "/proc/irq",
-    "/proc/sys",
-    "/proc/sysrq-trigger",
-];
+/// What the floor makes read-only, whatever runtime.toml says: the OCI runtimes' default
+/// read-only /proc paths, the same list the auditor checks every workload against.
+pub const FLOOR_READONLY_PATHS: [&str; 5] = watertight_model::PROC_READONLY_PATHS;
 
 /// Violation-class syscalls that seccomp matches by argument: the floor refuses them through
 /// their own keys (`namespaces`, `packet_sockets`), never outright (that would refuse every
