@@ -490,7 +490,9 @@ pub fn settings_of(r: &Value) -> Result<Vec<Setting>, Error> {
         );
     }
     if let Some(b) = r.get("blockIO").filter(|b| b.is_object()) {
-        if let Some(w) = b.get("weight").and_then(Value::as_u64) {
+        // 0 is "not set" (runc's reading): Docker sends {"weight": 0} for every container,
+        // and the valid range is 10..=1000, so it never names a weight.
+        if let Some(w) = b.get("weight").and_then(Value::as_u64).filter(|w| *w > 0) {
             set(
                 "blkio",
                 "linux.resources.blockIO.weight",
@@ -498,7 +500,7 @@ pub fn settings_of(r: &Value) -> Result<Vec<Setting>, Error> {
                 Some(("io.weight", format!("default {w}"))),
             );
         }
-        if let Some(w) = b.get("leafWeight").and_then(Value::as_u64) {
+        if let Some(w) = b.get("leafWeight").and_then(Value::as_u64).filter(|w| *w > 0) {
             set(
                 "blkio",
                 "linux.resources.blockIO.leafWeight",
