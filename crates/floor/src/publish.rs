@@ -89,6 +89,18 @@ impl Hardening {
             tool: RUNTIME_NAME.into(),
         };
         if let Some(root) = spec.root() {
+            // What the runtime leaves "/" as (runc's model): rslave unless
+            // linux.rootfsPropagation says otherwise.
+            let root_propagation = match spec
+                .linux()
+                .as_ref()
+                .and_then(|l| l.rootfs_propagation().as_deref())
+            {
+                Some("shared" | "rshared") => Propagation::Bidirectional,
+                Some("private" | "rprivate") => Propagation::Private,
+                Some("unbindable" | "runbindable") => Propagation::Unbindable,
+                _ => Propagation::HostToContainer,
+            };
             let path = if root.path().is_absolute() {
                 root.path().clone()
             } else {
@@ -103,7 +115,7 @@ impl Hardening {
                         host_path: Some(path.display().to_string()),
                         fs_type: None,
                         read_only: root.readonly().unwrap_or(false),
-                        propagation: Propagation::Private,
+                        propagation: root_propagation,
                     },
                 );
             }

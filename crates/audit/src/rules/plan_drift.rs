@@ -83,10 +83,23 @@ pub fn differences(planned: &Subject, measured: &Subject) -> Vec<String> {
         out.push("no_new_privs off".into());
     }
     for mount in &measured.mounts {
+        // Propagation the plan itself has at that target is not drift (an OCI runtime leaves
+        // the container's root rslave unless rootfsPropagation says otherwise, as runc does).
+        let planned_propagation = planned
+            .mounts
+            .iter()
+            .find(|p| p.target == mount.target)
+            .map(|p| p.propagation);
+        let as_planned = match planned_propagation {
+            Some(Propagation::Bidirectional) => true,
+            Some(p) => p == mount.propagation,
+            None => false,
+        };
         if matches!(
             mount.propagation,
             Propagation::Bidirectional | Propagation::HostToContainer
-        ) {
+        ) && !as_planned
+        {
             out.push(format!(
                 "mount {} shares propagation with the host",
                 mount.target
@@ -214,5 +227,49 @@ mod tests {
             .namespaces
             .set(NamespaceKind::Net, NamespaceState::Unknown);
         assert_eq!(with_plan(measured)[0].severity, Severity::Info);
+    }
+
+    #[test]
+    fn propagation_the_plan_has_is_not_drift_and_more_is() {
+        let root = |propagation| Mount {
+            target: "/".into(),
+            source: "/bundle/rootfs".into(),
+            propagation,
+            ..Mount::default()
+        };
+        let mut measured = planned();
+        measured.mounts.push(root(Propagation::HostToContainer));
+        // Not in the plan at all: drift.
+        let f = with_plan(measured.clone());
+        assert_eq!(f[0].severity, Severity::High);
+        assert!(f[0].message.contains("mount / shares propagation"), "{}", f[0].message);
+
+        // The plan has "/" rslave (runc's default root propagation): as planned.
+        let (mut w, _) = isolated_container();
+        let mut plan = planned();
+        plan.mounts.push(root(Propagation::HostToContainer));
+        w.plan = Some(Box::new(WorkloadPlan {
+            digest: "sha256:abc".into(),
+            subject: plan.clone(),
+            floor: None,
+        }));
+        let check_with = |w: &watertight_model::Workload, m: &Subject| {
+            let mut out = Vec::new();
+            check(
+                &Context {
+                    workload: w,
+                    subject: m,
+                    source: "test",
+                },
+                &mut out,
+            );
+            out
+        };
+        assert_eq!(check_with(&w, &measured)[0].severity, Severity::Info);
+
+        // Shared where the plan has it slave: drift.
+        let mut shared = planned();
+        shared.mounts.push(root(Propagation::Bidirectional));
+        assert_eq!(check_with(&w, &shared)[0].severity, Severity::High);
     }
 }
