@@ -163,3 +163,217 @@ pub fn cgroup_left(id: &str) -> Vec<PathBuf> {
         .filter(|p| p.is_dir())
         .collect()
 }
+
+/// A root file system in `dir`: /bin/busybox (Debian's busybox-static) and `applets` as
+/// symlinks to it. World-readable, so a container user other than root can run it.
+pub fn busybox_rootfs(dir: &Path, applets: &[&str]) {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::copy(BUSYBOX, bin.join("busybox")).unwrap();
+    for applet in applets {
+        std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
+    }
+}
+
+/// Unmounts (detached, deepest first) every mount point under `dir`: what a storage driver or
+/// a runtime left there.
+pub fn unmount_under(dir: &Path) {
+    let dir = dir.to_string_lossy().into_owned();
+    let Ok(mounts) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
+    let mut points: Vec<&str> = mounts
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|p| p.starts_with(&dir))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    for p in points {
+        let _ = nix::mount::umount2(Path::new(p), nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+/// The pids of the processes whose command line mentions `needle` (a test's temp dir): the
+/// daemons, shims and containers a test started and must end.
+pub fn processes_mentioning(needle: &str) -> Vec<i32> {
+    let me = std::process::id() as i32;
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| *pid != me)
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).replace('\0', " ").contains(needle))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// SIGTERM, up to `grace` to exit, then SIGKILL; reaps it.
+pub fn stop_child(child: &mut std::process::Child, grace: std::time::Duration) {
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+    let deadline = std::time::Instant::now() + grace;
+    while std::time::Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Removes `name` (a cgroup parent a client made, e.g. Docker's --cgroup-parent) and everything
+/// below it from every hierarchy, deepest first; its processes are gone by then.
+pub fn remove_cgroup_tree(name: &str) {
+    let roots: Vec<PathBuf> = std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|h| h.path())
+        .chain([PathBuf::from("/sys/fs/cgroup")])
+        .collect();
+    for root in roots {
+        let top = root.join(name.trim_start_matches('/'));
+        if !top.is_dir() {
+            continue;
+        }
+        let mut dirs = vec![];
+        let mut stack = vec![top];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    stack.push(e.path());
+                }
+            }
+            dirs.push(d);
+        }
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+        for d in dirs {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+}
+
+/// Host directories containerd and its shims make whatever their configuration says
+/// (/run/containerd/s for shim sockets, /run/containerd/fifo for ctr's stdio): removed when
+/// empty unless they were there before.
+pub struct ContainerdHostDirs {
+    existed: Vec<PathBuf>,
+}
+
+const CONTAINERD_HOST_DIRS: [&str; 3] = ["/run/containerd/s", "/run/containerd/fifo", "/run/containerd"];
+
+impl ContainerdHostDirs {
+    /// Notes which exist now.
+    pub fn note() -> ContainerdHostDirs {
+        ContainerdHostDirs {
+            existed: CONTAINERD_HOST_DIRS
+                .iter()
+                .map(PathBuf::from)
+                .filter(|p| p.exists())
+                .collect(),
+        }
+    }
+}
+
+impl Drop for ContainerdHostDirs {
+    fn drop(&mut self) {
+        for d in CONTAINERD_HOST_DIRS {
+            if !self.existed.contains(&PathBuf::from(d)) {
+                // Only when empty: another containerd's live sockets keep it.
+                let _ = std::fs::remove_dir(d);
+            }
+        }
+    }
+}
+
+/// A private containerd (Debian's containerd 1.6): its own root, state, sockets and opt
+/// directory under `dir`, the CRI plugin disabled; ended (with every shim it started) and its
+/// mounts undone on drop.
+pub struct Containerd {
+    /// Its grpc socket.
+    pub sock: PathBuf,
+    dir: PathBuf,
+    child: std::process::Child,
+    _host_dirs: ContainerdHostDirs,
+}
+
+impl Containerd {
+    /// Starts it in `dir` (which must exist) and waits until it answers (a hang guard of 30 s).
+    pub fn start(dir: &Path) -> Containerd {
+        let host_dirs = ContainerdHostDirs::note();
+        let d = dir.display();
+        let config = dir.join("containerd.toml");
+        std::fs::write(
+            &config,
+            format!(
+                r#"version = 2
+root = "{d}/root"
+state = "{d}/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "{d}/containerd.sock"
+[ttrpc]
+  address = "{d}/containerd.sock.ttrpc"
+[debug]
+  address = "{d}/containerd-debug.sock"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{d}/opt"
+"#
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.join("containerd.log")).unwrap();
+        let child = Command::new("containerd")
+            .arg("--config")
+            .arg(&config)
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start containerd");
+        let c = Containerd {
+            sock: dir.join("containerd.sock"),
+            dir: dir.to_owned(),
+            child,
+            _host_dirs: host_dirs,
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let up = c.sock.exists()
+                && Command::new("ctr")
+                    .arg("--address")
+                    .arg(&c.sock)
+                    .arg("version")
+                    .output()
+                    .is_ok_and(|o| o.status.success());
+            if up {
+                return c;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "containerd did not answer: {}",
+                std::fs::read_to_string(dir.join("containerd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        stop_child(&mut self.child, std::time::Duration::from_secs(10));
+        // Shims (their -address names our socket) and anything else still running from here.
+        for pid in processes_mentioning(&self.dir.to_string_lossy()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        unmount_under(&self.dir);
+    }
+}
