@@ -50,6 +50,14 @@ pub enum Error {
     /// `create` of an id that exists under --root.
     #[error("container {0:?} already exists")]
     Exists(String),
+    /// The seccomp agent at linux.seccomp.listenerPath could not be handed the listener.
+    #[error("linux.seccomp.listenerPath: {path}: {reason}")]
+    SeccompAgent {
+        /// The agent's unix socket.
+        path: PathBuf,
+        /// What failed (connect, send).
+        reason: String,
+    },
     /// No such container under --root.
     #[error("container {0:?} does not exist")]
     NotFound(String),

@@ -359,20 +359,38 @@ fn container_init(
     apply_rlimits(&plan.process)?;
     // The program must exist now: `create` fails on a missing executable, as runc's does.
     let program = find_program(&plan.process)?;
-    // A floor filter with a listener goes in now, while the runtime is there to start the
-    // monitor that holds the listener; the container's own filter follows at exec.
-    let mut floor_installed = false;
+    // Filters whose listener someone must hold go in now, while the runtime is there to take
+    // it: the container's own when linux.seccomp.listenerPath names its agent (runc installs it
+    // before "created" too), then the floor's, always after the container's, when it has a
+    // violation monitor (or whenever the container's went in early). Others follow at exec.
+    let mut installed = FiltersInstalled::default();
+    if let Some(filter) = plan
+        .process
+        .seccomp
+        .as_ref()
+        .filter(|f| plan.seccomp_listener.is_some() && f.wants_listener())
+    {
+        let listener = ctx(
+            watertight_sys::seccomp::install_filter(filter.program(), filter.flags()),
+            || "linux.seccomp: installing the filter".into(),
+        )?;
+        installed.container = true;
+        if let Some(listener) = listener {
+            chan.send_with_fd("seccomp-listener", listener.as_fd())
+                .map_err(|e| format!("handing the seccomp listener to the runtime: {e}"))?;
+        }
+    }
     if let Some(filter) = plan
         .process
         .floor_seccomp
         .as_ref()
-        .filter(|f| f.wants_listener())
+        .filter(|f| installed.container || f.wants_listener())
     {
         let listener = ctx(
             watertight_sys::seccomp::install_filter(filter.program(), filter.flags()),
             || "the runtime floor's seccomp filter".into(),
         )?;
-        floor_installed = true;
+        installed.floor = true;
         if let Some(listener) = listener {
             chan.send_with_fd("listener", listener.as_fd())
                 .map_err(|e| format!("handing the violation listener to the runtime: {e}"))?;
@@ -392,7 +410,7 @@ fn container_init(
     ctx(w.write_all(b"0"), || "writing the exec fifo".into())?;
     drop(w);
     crate::hooks::run("startContainer", &plan.raw["hooks"], &state).map_err(|e| e.to_string())?;
-    finish_process(&plan.process, &program, plan.personality, floor_installed)
+    finish_process(&plan.process, &program, plan.personality, installed)
 }
 
 fn names_and_sysctl(plan: &ContainerPlan) -> Result<(), String> {
@@ -422,7 +440,7 @@ fn exec_process(
         setup_console(console, process.console_size)?;
     }
     let program = find_program(process)?;
-    finish_process(process, &program, None, false)
+    finish_process(process, &program, None, FiltersInstalled::default())
 }
 
 fn mount_one(m: &MountPlan, root: &Path, cgroup: &ContainerCgroup) -> Result<(), String> {
@@ -797,8 +815,17 @@ fn apply_rlimits(p: &ProcessPlan) -> Result<(), String> {
     Ok(())
 }
 
-fn install_seccomp(p: &ProcessPlan, floor_installed: bool) -> Result<(), String> {
-    if let Some(filter) = &p.seccomp {
+/// Which filters the init installed before "created" (the rest go in at exec).
+#[derive(Clone, Copy, Default)]
+struct FiltersInstalled {
+    /// The container's own (linux.seccomp with a listenerPath).
+    container: bool,
+    /// The hardening floor's.
+    floor: bool,
+}
+
+fn install_seccomp(p: &ProcessPlan, installed: FiltersInstalled) -> Result<(), String> {
+    if let Some(filter) = p.seccomp.as_ref().filter(|_| !installed.container) {
         let listener = ctx(
             watertight_sys::seccomp::install_filter(filter.program(), filter.flags()),
             || "linux.seccomp: installing the filter".into(),
@@ -808,7 +835,7 @@ fn install_seccomp(p: &ProcessPlan, floor_installed: bool) -> Result<(), String>
     // The floor's filter second: the kernel runs both and takes the most restrictive answer,
     // so its deny list holds whatever the container's profile allows. A listener it returns
     // is closed here: a notified call then fails (ENOSYS), closed without a monitor.
-    if let Some(filter) = p.floor_seccomp.as_ref().filter(|_| !floor_installed) {
+    if let Some(filter) = p.floor_seccomp.as_ref().filter(|_| !installed.floor) {
         let listener = ctx(
             watertight_sys::seccomp::install_filter(filter.program(), filter.flags()),
             || "the runtime floor's seccomp filter".into(),
@@ -826,7 +853,7 @@ fn finish_process(
     p: &ProcessPlan,
     program: &Path,
     personality: Option<u64>,
-    floor_installed: bool,
+    installed: FiltersInstalled,
 ) -> Result<Infallible, String> {
     ctx(nix::unistd::chdir(p.cwd.as_str()), || {
         format!("process.cwd {}", p.cwd)
@@ -859,7 +886,7 @@ fn finish_process(
         })?;
     }
     if !p.no_new_privs {
-        install_seccomp(p, floor_installed)?;
+        install_seccomp(p, installed)?;
     }
     if let Some(c) = &p.caps {
         ctx(
@@ -905,7 +932,7 @@ fn finish_process(
         ctx(nix::sys::prctl::set_no_new_privs(), || {
             "process.noNewPrivileges".into()
         })?;
-        install_seccomp(p, floor_installed)?;
+        install_seccomp(p, installed)?;
     }
     let cstr = |s: &str| CString::new(s).map_err(|_| format!("{s:?} contains a NUL byte"));
     let path = cstr(&program.to_string_lossy())?;

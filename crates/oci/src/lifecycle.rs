@@ -40,16 +40,74 @@ struct Entry<'a> {
     id_maps: Option<&'a (String, String)>,
 }
 
+/// Whose seccomp listener the init handed over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Listener {
+    /// The hardening floor's filter: the violation monitor holds it.
+    Violations,
+    /// The container's own filter: sent on to linux.seccomp.listenerPath.
+    Agent,
+}
+
+/// runc's seccomp agent protocol: one message on a fresh connection to `agent.path`, the OCI
+/// ContainerProcessState JSON (status "creating", as runc sends it) with the container filter's
+/// notify fd attached (SCM_RIGHTS), named in `fds` as "seccompFd".
+fn send_to_seccomp_agent(
+    agent: &crate::plan::SeccompListener,
+    record: &Record,
+    listener: OwnedFd,
+) -> Result<(), Error> {
+    use oci_spec::runtime::{ContainerProcessStateBuilder, ContainerState, StateBuilder};
+    let fail = |reason: String| Error::SeccompAgent {
+        path: agent.path.clone(),
+        reason,
+    };
+    let annotations: std::collections::HashMap<String, String> = record
+        .annotations
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+        .collect();
+    let state = StateBuilder::default()
+        .version(crate::OCI_VERSION)
+        .id(record.id.clone())
+        .status(ContainerState::Creating)
+        .pid(record.pid)
+        .bundle(record.bundle.clone())
+        .annotations(annotations)
+        .build()
+        .map_err(|e| fail(format!("building the state: {e}")))?;
+    let message = ContainerProcessStateBuilder::default()
+        .version(crate::OCI_VERSION)
+        .fds(vec![oci_spec::runtime::SECCOMP_FD_NAME.to_owned()])
+        .pid(record.pid)
+        .metadata(agent.metadata.clone())
+        .state(state)
+        .build()
+        .map_err(|e| fail(format!("building the process state: {e}")))?;
+    let json = serde_json::to_vec(&message).map_err(|e| fail(e.to_string()))?;
+    let sock = UnixStream::connect(&agent.path).map_err(|e| {
+        fail(format!(
+            "connecting: {e} (start the seccomp agent that listens there)"
+        ))
+    })?;
+    use std::os::fd::AsFd;
+    watertight_sys::fdpass::send_data_with_fd(sock.as_fd(), &json, listener.as_fd())
+        .map_err(|e| fail(format!("sending the state and the notify fd: {e}")))
+}
+
 /// Forks the intermediate process and drives the conversation until the container process
 /// reports "created" (or, for exec, until it executes: EOF). `on_hooks` answers the init's
-/// `hooks` request, `on_listener` takes the floor filter's violation listener.
+/// `hooks` request, `on_listener` takes a seccomp listener: the floor filter's violation
+/// listener ([`Listener::Violations`]) or the container filter's ([`Listener::Agent`]).
 fn spawn(
     entry: Entry<'_>,
     cgroup: &ContainerCgroup,
     role: Role<'_>,
     dir: Option<&mut ContainerDir>,
     mut on_hooks: impl FnMut(i32) -> Result<Value, Error>,
-    mut on_listener: impl FnMut(i32, OwnedFd) -> Result<(), Error>,
+    mut on_listener: impl FnMut(Listener, i32, OwnedFd) -> Result<(), Error>,
 ) -> Result<i32, Error> {
     let (mut parent, child) = Channel::pair().map_err(|e| Error::process("socketpair", e))?;
     let forked = watertight_sys::process::fork().map_err(|e| Error::process("fork", e))?;
@@ -119,14 +177,19 @@ fn spawn(
                         .send(&format!("ok {state}"))
                         .map_err(|e| Error::process("talking to the container", e))?;
                 }
-                "listener" => {
+                "listener" | "seccomp-listener" => {
+                    let kind = if word == "listener" {
+                        Listener::Violations
+                    } else {
+                        Listener::Agent
+                    };
                     let fd = parent
                         .recv_fd()
-                        .map_err(|e| Error::process("receiving the violation listener", e))?
+                        .map_err(|e| Error::process("receiving a seccomp listener", e))?
                         .ok_or_else(|| {
-                            Error::Init("no violation listener came with its message".into())
+                            Error::Init(format!("no seccomp listener came with {word:?}"))
                         })?;
-                    on_listener(container_pid.unwrap_or(0), fd)?;
+                    on_listener(kind, container_pid.unwrap_or(0), fd)?;
                 }
                 "created" => {
                     return container_pid
@@ -243,7 +306,13 @@ pub fn create_planned(
                 crate::hooks::run("createRuntime", &hooks, &state)?;
                 Ok(record.oci_state(Status::Created))
             },
-            |pid, listener| {
+            |kind, pid, listener| {
+                if kind == Listener::Agent {
+                    let agent = plan.seccomp_listener.as_ref().ok_or_else(|| {
+                        Error::Init("a seccomp listener without linux.seccomp.listenerPath".into())
+                    })?;
+                    return send_to_seccomp_agent(agent, &make_record(pid), listener);
+                }
                 let hardening = plan.hardening.as_ref();
                 let monitor = crate::monitor::Monitor {
                     id: plan.id.clone(),
@@ -506,7 +575,7 @@ pub fn exec(root: &Path, id: &str, opts: ExecOptions) -> Result<i32, Error> {
         |_| Ok(Value::Null),
         // An exec'd process is under the filter chain the container init installed, whose
         // listener the container's monitor already holds.
-        |_, _| Ok(()),
+        |_, _, _| Ok(()),
     )?;
     if let Some(path) = &opts.pid_file {
         write_pid_file(path, pid)?;

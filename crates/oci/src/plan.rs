@@ -114,6 +114,71 @@ pub struct ProcessPlan {
     pub preserve_fds: u32,
 }
 
+/// Where the container's seccomp user-notification fd is sent (linux.seccomp.listenerPath) and
+/// the opaque string that rides with it (listenerMetadata).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeccompListener {
+    /// The unix socket (absolute path on the host).
+    pub path: PathBuf,
+    /// listenerMetadata, passed through as the state's `metadata`.
+    pub metadata: String,
+}
+
+impl SeccompListener {
+    /// Reads listenerPath from the container's profile: None when unset or when the compiled
+    /// filter notifies nothing (runc sends no fd then either).
+    fn from_profile(
+        profile: Option<&Value>,
+        filter: Option<&CompiledFilter>,
+    ) -> Result<Option<SeccompListener>, Error> {
+        const FIELD: &str = "linux.seccomp.listenerPath";
+        let Some(path) = profile.and_then(|p| p.get("listenerPath")) else {
+            return Ok(None);
+        };
+        let path = path
+            .as_str()
+            .ok_or_else(|| Error::invalid(FIELD, "must be a string: the path of a unix socket"))?;
+        if path.is_empty() || !filter.is_some_and(CompiledFilter::wants_listener) {
+            return Ok(None);
+        }
+        let path = PathBuf::from(path);
+        if !path.is_absolute() {
+            return Err(Error::invalid(
+                FIELD,
+                format!("{path:?} is not an absolute path: name the listener's unix socket"),
+            ));
+        }
+        use std::os::unix::fs::FileTypeExt;
+        match std::fs::metadata(&path) {
+            Ok(m) if m.file_type().is_socket() => {}
+            Ok(_) => {
+                return Err(Error::invalid(
+                    FIELD,
+                    format!(
+                        "{} is not a unix socket: start the seccomp agent that listens there",
+                        path.display()
+                    ),
+                ))
+            }
+            Err(e) => {
+                return Err(Error::invalid(
+                    FIELD,
+                    format!(
+                        "{}: {e}: start the seccomp agent that listens there",
+                        path.display()
+                    ),
+                ))
+            }
+        }
+        let metadata = profile
+            .and_then(|p| p.get("listenerMetadata"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        Ok(Some(SeccompListener { path, metadata }))
+    }
+}
+
 /// The whole container, validated.
 #[derive(Debug, Clone)]
 pub struct ContainerPlan {
@@ -157,6 +222,9 @@ pub struct ContainerPlan {
     pub rootfs_propagation: Option<MsFlags>,
     /// chroot instead of pivot_root.
     pub no_pivot: bool,
+    /// linux.seccomp.listenerPath and listenerMetadata, when the container's filter has
+    /// SCMP_ACT_NOTIFY rules: its listener goes to that socket at create (runc's protocol).
+    pub seccomp_listener: Option<SeccompListener>,
     /// The personality(2) domain (PER_LINUX or PER_LINUX32).
     pub personality: Option<u64>,
     /// What the hardening floor added (None: planned without a floor, as in unit tests).
@@ -184,10 +252,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     ("process.ioPriority", "ioprio_set is not applied"),
     ("process.scheduler", "sched_setattr is not applied"),
     ("process.execCPUAffinity", "CPU affinity is not applied"),
-    (
-        "linux.seccomp.listenerPath",
-        "seccomp notification listeners of the container are not supported",
-    ),
     ("solaris", "this is a Linux runtime"),
     ("windows", "this is a Linux runtime"),
     ("vm", "this runtime runs containers, not VMs"),
@@ -510,8 +574,9 @@ impl ProcessPlan {
             None | Some(Value::Null) => None,
             Some(profile) => {
                 let mut profile = profile.clone();
-                // listenerPath is refused in the plan's unsupported list; metadata rides with it.
+                // Not the filter's business: the container plan reads them (SeccompListener).
                 if let Some(o) = profile.as_object_mut() {
+                    o.remove("listenerPath");
                     o.remove("listenerMetadata");
                 }
                 let parsed = Profile::from_json(&profile.to_string())?;
@@ -782,6 +847,8 @@ impl ContainerPlan {
             opts.preserve_fds,
             new_userns,
         )?;
+        let seccomp_listener =
+            SeccompListener::from_profile(raw.pointer("/linux/seccomp"), process.seccomp.as_ref())?;
         if process.terminal && opts.console_socket.is_none() {
             return Err(Error::invalid(
                 "process.terminal",
@@ -816,6 +883,7 @@ impl ContainerPlan {
             rootfs_propagation,
             no_pivot: opts.no_pivot,
             personality,
+            seccomp_listener,
             hardening: None,
         })
     }

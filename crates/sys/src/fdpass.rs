@@ -45,6 +45,56 @@ pub fn recv_fd(sock: BorrowedFd<'_>) -> io::Result<Option<OwnedFd>> {
     Ok(None)
 }
 
+/// Sends `data` with `fd` attached (SCM_RIGHTS), all of it: the descriptor rides with the first
+/// sendmsg, whatever a short stream write leaves is written after it. For peers that expect a
+/// payload with the descriptor, e.g. runc's seccomp listener protocol (the container's state
+/// JSON with its notify fd).
+pub fn send_data_with_fd(sock: BorrowedFd<'_>, data: &[u8], fd: BorrowedFd<'_>) -> io::Result<()> {
+    if data.is_empty() {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    let fds = [fd.as_raw_fd()];
+    let mut sent = sendmsg::<()>(
+        sock.as_raw_fd(),
+        &[IoSlice::new(data)],
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::MSG_NOSIGNAL,
+        None,
+    )?;
+    while sent < data.len() {
+        sent += nix::sys::socket::send(sock.as_raw_fd(), &data[sent..], MsgFlags::MSG_NOSIGNAL)?;
+    }
+    Ok(())
+}
+
+/// Receives one [`send_data_with_fd`] message into `buf`: the bytes read (the first chunk of a
+/// stream; 0 when the peer closed) and the descriptor that came with them, if one did.
+pub fn recv_data_with_fd(
+    sock: BorrowedFd<'_>,
+    buf: &mut [u8],
+) -> io::Result<(usize, Option<OwnedFd>)> {
+    let mut iov = [IoSliceMut::new(buf)];
+    let mut space = nix::cmsg_space!([RawFd; 1]);
+    let msg = recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )?;
+    let mut fd = None;
+    for c in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            for raw in fds {
+                // SAFETY: the kernel installed this descriptor in this process for this
+                // message; nothing else owns it. Extra ones are owned and closed here.
+                let owned = unsafe { OwnedFd::from_raw_fd(raw) };
+                fd.get_or_insert(owned);
+            }
+        }
+    }
+    Ok((msg.bytes, fd))
+}
+
 /// The most descriptors one [`send_fds`] message carries.
 pub const MAX_FDS: usize = 16;
 
@@ -151,5 +201,25 @@ mod tests {
         assert!(send_fds(a.as_fd(), &too_many).is_err());
         drop(a);
         assert!(recv_fds(b.as_fd()).unwrap().is_none(), "the peer closed");
+    }
+
+    #[test]
+    fn data_and_a_descriptor_cross_a_stream_together() {
+        let (a, b) = socketpair(
+            AddressFamily::Unix,
+            SockType::Stream,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .unwrap();
+        let file = std::fs::File::open("/proc/self/status").unwrap();
+        send_data_with_fd(a.as_fd(), br#"{"ociVersion":"1.0.2"}"#, file.as_fd()).unwrap();
+        let mut buf = [0u8; 64];
+        let (n, fd) = recv_data_with_fd(b.as_fd(), &mut buf).unwrap();
+        assert_eq!(&buf[..n], br#"{"ociVersion":"1.0.2"}"#);
+        assert!(fd.is_some());
+        assert!(send_data_with_fd(a.as_fd(), b"", file.as_fd()).is_err());
+        drop(a);
+        assert_eq!(recv_data_with_fd(b.as_fd(), &mut buf).unwrap().0, 0);
     }
 }
