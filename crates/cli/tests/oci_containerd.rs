@@ -110,7 +110,11 @@ fn containerd_runs_watertight_runc_through_the_runc_v2_shim() {
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     // ctr gives no seccomp profile: only the floor's filter stands between the process and a
     // user namespace, and it refuses.
-    let args = ["/bin/sh", "-c", "/bin/unshare -U /bin/true && echo unshare-ok"];
+    let args = [
+        "/bin/sh",
+        "-c",
+        "/bin/unshare -U /bin/true && echo unshare-ok",
+    ];
     let out = c.run(&c.runc, "unshare", &args);
     assert_eq!(
         out.status.code(),

@@ -313,7 +313,10 @@ fn docker_runs_execs_stops_logs_limits_and_ttys_under_watertight() {
     assert_eq!(findings.len(), 2, "{report:#}");
     assert_eq!(findings[0].0, "plan-drift");
     assert_eq!(findings[0].1, "info", "{report:#}");
-    assert!(findings[0].2.starts_with("as planned (plan sha256:"), "{report:#}");
+    assert!(
+        findings[0].2.starts_with("as planned (plan sha256:"),
+        "{report:#}"
+    );
     assert_eq!(findings[1].0, "runtime-floor");
     assert_eq!(findings[1].1, "info", "{report:#}");
     assert!(findings[1].2.starts_with("under floor "), "{report:#}");

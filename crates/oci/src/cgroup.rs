@@ -500,7 +500,11 @@ pub fn settings_of(r: &Value) -> Result<Vec<Setting>, Error> {
                 Some(("io.weight", format!("default {w}"))),
             );
         }
-        if let Some(w) = b.get("leafWeight").and_then(Value::as_u64).filter(|w| *w > 0) {
+        if let Some(w) = b
+            .get("leafWeight")
+            .and_then(Value::as_u64)
+            .filter(|w| *w > 0)
+        {
             set(
                 "blkio",
                 "linux.resources.blockIO.leafWeight",

@@ -242,7 +242,11 @@ mod tests {
         // Not in the plan at all: drift.
         let f = with_plan(measured.clone());
         assert_eq!(f[0].severity, Severity::High);
-        assert!(f[0].message.contains("mount / shares propagation"), "{}", f[0].message);
+        assert!(
+            f[0].message.contains("mount / shares propagation"),
+            "{}",
+            f[0].message
+        );
 
         // The plan has "/" rslave (runc's default root propagation): as planned.
         let (mut w, _) = isolated_container();

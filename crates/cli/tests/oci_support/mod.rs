@@ -205,7 +205,11 @@ pub fn processes_mentioning(needle: &str) -> Vec<i32> {
         .filter(|pid| *pid != me)
         .filter(|pid| {
             std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|c| String::from_utf8_lossy(&c).replace('\0', " ").contains(needle))
+                .map(|c| {
+                    String::from_utf8_lossy(&c)
+                        .replace('\0', " ")
+                        .contains(needle)
+                })
                 .unwrap_or(false)
         })
         .collect()
@@ -265,7 +269,11 @@ pub struct ContainerdHostDirs {
     existed: Vec<PathBuf>,
 }
 
-const CONTAINERD_HOST_DIRS: [&str; 3] = ["/run/containerd/s", "/run/containerd/fifo", "/run/containerd"];
+const CONTAINERD_HOST_DIRS: [&str; 3] = [
+    "/run/containerd/s",
+    "/run/containerd/fifo",
+    "/run/containerd",
+];
 
 impl ContainerdHostDirs {
     /// Notes which exist now.
