@@ -129,12 +129,10 @@ fn containerd_runs_watertight_runc_through_the_runc_v2_shim() {
         stderr(&out)
     );
     if watertight_testkit::have_tool("runc") {
-        let runc = PathBuf::from(
-            std::env::split_paths(&std::env::var_os("PATH").unwrap())
-                .map(|d| d.join("runc"))
-                .find(|p| p.is_file())
-                .unwrap(),
-        );
+        let runc = std::env::split_paths(&std::env::var_os("PATH").unwrap())
+            .map(|d| d.join("runc"))
+            .find(|p| p.is_file())
+            .unwrap();
         let out = c.run(&runc, "unshare-runc", &args);
         assert!(out.status.success(), "under runc: {}", stderr(&out));
         assert_eq!(stdout(&out), "unshare-ok\n");
