@@ -966,4 +966,60 @@ mod tests {
         assert!(validate_id("..").is_err());
         validate_id("abc-1.2_3+4").unwrap();
     }
+
+    #[test]
+    fn listener_path_is_read_only_with_notify_rules_and_must_name_a_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("agent.sock");
+        let _agent = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let profile = |path: &str, action: &str| {
+            serde_json::json!({
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "listenerPath": path,
+                "listenerMetadata": "meta",
+                "syscalls": [{"names": ["mkdir"], "action": action}]
+            })
+        };
+        let compiled = |p: &Value| {
+            let mut p = p.clone();
+            p.as_object_mut().unwrap().remove("listenerPath");
+            Profile::from_json(&p.to_string())
+                .unwrap()
+                .compile(&CompileOptions::default())
+                .unwrap()
+        };
+        let sock_path = sock.to_str().unwrap();
+        let p = profile(sock_path, "SCMP_ACT_NOTIFY");
+        let got = SeccompListener::from_profile(Some(&p), Some(&compiled(&p))).unwrap();
+        assert_eq!(
+            got,
+            Some(SeccompListener {
+                path: sock.clone(),
+                metadata: "meta".into()
+            })
+        );
+        // Nothing notifies: no fd to send, the path is not looked at (runc's reading).
+        let p = profile("relative", "SCMP_ACT_ERRNO");
+        assert_eq!(
+            SeccompListener::from_profile(Some(&p), Some(&compiled(&p))).unwrap(),
+            None
+        );
+        let missing = dir.path().join("missing.sock");
+        let not_a_socket = dir.path();
+        for path in [
+            "relative.sock",
+            missing.to_str().unwrap(),
+            not_a_socket.to_str().unwrap(),
+        ] {
+            let p = profile(path, "SCMP_ACT_NOTIFY");
+            let err = SeccompListener::from_profile(Some(&p), Some(&compiled(&p)))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with("linux.seccomp.listenerPath: ") && err.contains(path),
+                "{err}"
+            );
+            assert_eq!(err.lines().count(), 1, "{err}");
+        }
+    }
 }
