@@ -133,6 +133,55 @@ fn the_agent_at_listener_path_gets_the_state_and_fd_and_answers_the_container() 
 }
 
 #[test]
+fn an_exec_d_process_s_listener_goes_to_the_agent_too() {
+    let test = "an_exec_d_process_s_listener_goes_to_the_agent_too";
+    if !ready(test) {
+        return;
+    }
+    let rt = Runtime::new();
+    let id = unique_id("agentexec");
+    let sock = rt.dir.path().join("agent.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    let for_init = agent(listener.try_clone().unwrap(), nix::libc::EXDEV);
+    let bundle = rt.bundle("b", &["sleep", "30"], |c| {
+        c["linux"]["seccomp"] = notifying_profile(&sock);
+    });
+    let out = rt.run_files(&["create", "--bundle", bundle.to_str().unwrap(), &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = rt.run(&["start", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    rt.wait_status(&id, "running");
+    let init_pid = rt.state(&id)["pid"].as_i64().unwrap();
+
+    let for_exec = agent(listener, nix::libc::ENOTSUP);
+    let out = rt.run(&["exec", &id, "busybox", "mkdir", "/made-by-exec"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    // Not the init's agent's errno: the exec'd process's own listener was answered.
+    assert!(
+        stderr(&out).contains("Operation not supported"),
+        "{}",
+        stderr(&out)
+    );
+    let out = rt.run(&["delete", "--force", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let exec_seen = for_exec.join().unwrap();
+    let s = &exec_seen.state;
+    assert_eq!(s["fds"], json!(["seccompFd"]), "{s:#}");
+    assert_eq!(s["metadata"], METADATA, "{s:#}");
+    assert_eq!(s["state"]["status"], "running", "{s:#}");
+    assert_eq!(s["state"]["pid"], init_pid, "{s:#}");
+    let exec_pid = s["pid"].as_i64().unwrap();
+    assert!(exec_pid > 0 && exec_pid != init_pid, "{s:#}");
+    assert!(!exec_seen.answered.is_empty());
+    let init_seen = for_init.join().unwrap();
+    assert_eq!(init_seen.state["state"]["status"], "creating");
+    assert_eq!(init_seen.state["pid"], init_pid);
+    assert!(!rt.root.join(&id).exists());
+    assert!(cgroup_left(&id).is_empty());
+}
+
+#[test]
 fn a_listener_path_nobody_listens_on_is_one_line_exit_1_and_nothing_is_left() {
     let test = "a_listener_path_nobody_listens_on_is_one_line_exit_1_and_nothing_is_left";
     if !ready(test) {

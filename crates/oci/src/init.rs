@@ -363,23 +363,10 @@ fn container_init(
     // it: the container's own when linux.seccomp.listenerPath names its agent (runc installs it
     // before "created" too), then the floor's, always after the container's, when it has a
     // violation monitor (or whenever the container's went in early). Others follow at exec.
-    let mut installed = FiltersInstalled::default();
-    if let Some(filter) = plan
-        .process
-        .seccomp
-        .as_ref()
-        .filter(|f| plan.seccomp_listener.is_some() && f.wants_listener())
-    {
-        let listener = ctx(
-            watertight_sys::seccomp::install_filter(filter.program(), filter.flags()),
-            || "linux.seccomp: installing the filter".into(),
-        )?;
-        installed.container = true;
-        if let Some(listener) = listener {
-            chan.send_with_fd("seccomp-listener", listener.as_fd())
-                .map_err(|e| format!("handing the seccomp listener to the runtime: {e}"))?;
-        }
-    }
+    let mut installed = FiltersInstalled {
+        container: install_for_agent(chan, &plan.process)?,
+        floor: false,
+    };
     if let Some(filter) = plan
         .process
         .floor_seccomp
@@ -440,7 +427,33 @@ fn exec_process(
         setup_console(console, process.console_size)?;
     }
     let program = find_program(process)?;
-    finish_process(process, &program, None, FiltersInstalled::default())
+    // The floor's filter follows at exec, after the container's.
+    let installed = FiltersInstalled {
+        container: install_for_agent(chan, process)?,
+        floor: false,
+    };
+    finish_process(process, &program, None, installed)
+}
+
+/// With linux.seccomp.listenerPath, installs the container's filter now and hands its notify fd
+/// to the runtime, which sends it on to the agent. Whether it installed the filter.
+fn install_for_agent(chan: &mut Channel, p: &ProcessPlan) -> Result<bool, String> {
+    let Some(filter) = p
+        .seccomp
+        .as_ref()
+        .filter(|f| p.seccomp_listener.is_some() && f.wants_listener())
+    else {
+        return Ok(false);
+    };
+    let listener = ctx(
+        watertight_sys::seccomp::install_filter(filter.program(), filter.flags()),
+        || "linux.seccomp: installing the filter".into(),
+    )?;
+    if let Some(listener) = listener {
+        chan.send_with_fd("seccomp-listener", listener.as_fd())
+            .map_err(|e| format!("handing the seccomp listener to the runtime: {e}"))?;
+    }
+    Ok(true)
 }
 
 fn mount_one(m: &MountPlan, root: &Path, cgroup: &ContainerCgroup) -> Result<(), String> {

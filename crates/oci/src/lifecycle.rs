@@ -50,14 +50,17 @@ enum Listener {
 }
 
 /// runc's seccomp agent protocol: one message on a fresh connection to `agent.path`, the OCI
-/// ContainerProcessState JSON (status "creating", as runc sends it) with the container filter's
-/// notify fd attached (SCM_RIGHTS), named in `fds` as "seccompFd".
+/// ContainerProcessState JSON (the container's state, `status` "creating" at create as runc
+/// sends it; `pid` the process whose filter it is) with the filter's notify fd attached
+/// (SCM_RIGHTS), named in `fds` as "seccompFd".
 fn send_to_seccomp_agent(
     agent: &crate::plan::SeccompListener,
     record: &Record,
+    status: oci_spec::runtime::ContainerState,
+    process_pid: i32,
     listener: OwnedFd,
 ) -> Result<(), Error> {
-    use oci_spec::runtime::{ContainerProcessStateBuilder, ContainerState, StateBuilder};
+    use oci_spec::runtime::{ContainerProcessStateBuilder, StateBuilder};
     let fail = |reason: String| Error::SeccompAgent {
         path: agent.path.clone(),
         reason,
@@ -72,7 +75,7 @@ fn send_to_seccomp_agent(
     let state = StateBuilder::default()
         .version(crate::OCI_VERSION)
         .id(record.id.clone())
-        .status(ContainerState::Creating)
+        .status(status)
         .pid(record.pid)
         .bundle(record.bundle.clone())
         .annotations(annotations)
@@ -81,7 +84,7 @@ fn send_to_seccomp_agent(
     let message = ContainerProcessStateBuilder::default()
         .version(crate::OCI_VERSION)
         .fds(vec![oci_spec::runtime::SECCOMP_FD_NAME.to_owned()])
-        .pid(record.pid)
+        .pid(process_pid)
         .metadata(agent.metadata.clone())
         .state(state)
         .build()
@@ -308,10 +311,16 @@ pub fn create_planned(
             },
             |kind, pid, listener| {
                 if kind == Listener::Agent {
-                    let agent = plan.seccomp_listener.as_ref().ok_or_else(|| {
+                    let agent = plan.process.seccomp_listener.as_ref().ok_or_else(|| {
                         Error::Init("a seccomp listener without linux.seccomp.listenerPath".into())
                     })?;
-                    return send_to_seccomp_agent(agent, &make_record(pid), listener);
+                    return send_to_seccomp_agent(
+                        agent,
+                        &make_record(pid),
+                        oci_spec::runtime::ContainerState::Creating,
+                        pid,
+                        listener,
+                    );
                 }
                 let hardening = plan.hardening.as_ref();
                 let monitor = crate::monitor::Monitor {
@@ -573,9 +582,21 @@ pub fn exec(root: &Path, id: &str, opts: ExecOptions) -> Result<i32, Error> {
         role,
         None,
         |_| Ok(Value::Null),
-        // An exec'd process is under the filter chain the container init installed, whose
-        // listener the container's monitor already holds.
-        |_, _, _| Ok(()),
+        // The exec'd process installs the filters itself; only the container's own filter
+        // hands over a listener (linux.seccomp.listenerPath): it goes to the agent, as runc's
+        // exec sends it, with the container's state as it is now.
+        |kind, pid, listener| match (kind, &opts.process.seccomp_listener) {
+            (Listener::Agent, Some(agent)) => {
+                // exec runs only in a created or running container (checked above).
+                let now = if status == Status::Created {
+                    oci_spec::runtime::ContainerState::Created
+                } else {
+                    oci_spec::runtime::ContainerState::Running
+                };
+                send_to_seccomp_agent(agent, &record, now, pid, listener)
+            }
+            _ => Ok(()),
+        },
     )?;
     if let Some(path) = &opts.pid_file {
         write_pid_file(path, pid)?;

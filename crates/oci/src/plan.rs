@@ -112,6 +112,10 @@ pub struct ProcessPlan {
     pub floor_seccomp: Option<CompiledFilter>,
     /// Fds 3..3+N stay open.
     pub preserve_fds: u32,
+    /// linux.seccomp.listenerPath and listenerMetadata, when the container's filter has
+    /// SCMP_ACT_NOTIFY rules: its listener goes to that socket (runc's protocol), at create for
+    /// the container's process and at exec for an exec'd one.
+    pub seccomp_listener: Option<SeccompListener>,
 }
 
 /// Where the container's seccomp user-notification fd is sent (linux.seccomp.listenerPath) and
@@ -222,9 +226,6 @@ pub struct ContainerPlan {
     pub rootfs_propagation: Option<MsFlags>,
     /// chroot instead of pivot_root.
     pub no_pivot: bool,
-    /// linux.seccomp.listenerPath and listenerMetadata, when the container's filter has
-    /// SCMP_ACT_NOTIFY rules: its listener goes to that socket at create (runc's protocol).
-    pub seccomp_listener: Option<SeccompListener>,
     /// The personality(2) domain (PER_LINUX or PER_LINUX32).
     pub personality: Option<u64>,
     /// What the hardening floor added (None: planned without a floor, as in unit tests).
@@ -570,11 +571,12 @@ impl ProcessPlan {
                 Ok((rlimit_resource(r.typ()), r.soft(), r.hard()))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let seccomp_profile = seccomp;
         let seccomp = match seccomp {
             None | Some(Value::Null) => None,
             Some(profile) => {
                 let mut profile = profile.clone();
-                // Not the filter's business: the container plan reads them (SeccompListener).
+                // Not the filter's business: SeccompListener reads them.
                 if let Some(o) = profile.as_object_mut() {
                     o.remove("listenerPath");
                     o.remove("listenerMetadata");
@@ -594,6 +596,7 @@ impl ProcessPlan {
                 Some(parsed.compile(&opts)?)
             }
         };
+        let seccomp_listener = SeccompListener::from_profile(seccomp_profile, seccomp.as_ref())?;
         let user = process.user();
         Ok(ProcessPlan {
             args,
@@ -614,6 +617,7 @@ impl ProcessPlan {
             seccomp,
             floor_seccomp: None,
             preserve_fds,
+            seccomp_listener,
         })
     }
 }
@@ -847,8 +851,6 @@ impl ContainerPlan {
             opts.preserve_fds,
             new_userns,
         )?;
-        let seccomp_listener =
-            SeccompListener::from_profile(raw.pointer("/linux/seccomp"), process.seccomp.as_ref())?;
         if process.terminal && opts.console_socket.is_none() {
             return Err(Error::invalid(
                 "process.terminal",
@@ -883,7 +885,6 @@ impl ContainerPlan {
             rootfs_propagation,
             no_pivot: opts.no_pivot,
             personality,
-            seccomp_listener,
             hardening: None,
         })
     }
