@@ -21,14 +21,13 @@ struct Ctr {
     runc: PathBuf,
     rootfs: PathBuf,
     cgroup_parent: String,
-    /// Whether /run/watertight/containers (where the runtime publishes) was there before.
-    published_existed: bool,
+    _host_dirs: HostDirs,
     dir: tempfile::TempDir,
 }
 
 impl Ctr {
     fn start() -> Ctr {
-        let published_existed = Path::new(PUBLISHED).exists();
+        let host_dirs = HostDirs::note(&[PUBLISHED, "/run/watertight"]);
         let dir = watertight_testkit::world_readable_tempdir();
         let runc = dir.path().join("watertight-runc");
         std::os::unix::fs::symlink(watertight_testkit::watertight_bin(), &runc).unwrap();
@@ -41,7 +40,7 @@ impl Ctr {
             runc,
             rootfs,
             cgroup_parent: format!("wt-ctr-test-{}", std::process::id()),
-            published_existed,
+            _host_dirs: host_dirs,
             dir,
         }
     }
@@ -80,11 +79,6 @@ impl Drop for Ctr {
         }
         unmount_under(self.dir.path());
         remove_cgroup_tree(&self.cgroup_parent);
-        if !self.published_existed {
-            // Empty once every container is deleted; left alone otherwise.
-            let _ = std::fs::remove_dir(PUBLISHED);
-            let _ = std::fs::remove_dir("/run/watertight");
-        }
     }
 }
 

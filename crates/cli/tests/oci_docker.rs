@@ -20,10 +20,16 @@ use watertight_testkit::{require, require_root, stderr, stdout};
 const DOCKER: &str = "/usr/bin/docker";
 const DOCKERD: &str = "/usr/sbin/dockerd";
 const IMAGE: &str = "watertight-oci-test:busybox";
-/// Where dockerd puts its plugin sockets whatever --exec-root says.
-const DOCKER_RUN_DIR: &str = "/run/docker";
 /// Where watertight-runc publishes containers for `watertight audit host`.
 const PUBLISHED: &str = "/run/watertight/containers";
+/// What dockerd makes whatever --exec-root says (its plugin directory), and where
+/// watertight-runc publishes: removed when empty by the last test, unless there before.
+const HOST_DIRS: &[&str] = &[
+    "/run/docker/plugins",
+    "/run/docker",
+    PUBLISHED,
+    "/run/watertight",
+];
 
 struct Docker {
     // Declared (dropped) after the fields the Drop impl uses; the temp dir last.
@@ -31,8 +37,7 @@ struct Docker {
     cgroup_parent: String,
     daemon: Option<std::process::Child>,
     containerd: Option<Containerd>,
-    run_dir_existed: bool,
-    published_existed: bool,
+    _host_dirs: HostDirs,
     dir: tempfile::TempDir,
 }
 
@@ -56,8 +61,7 @@ fn ready(test: &str) -> bool {
 impl Docker {
     /// A private containerd and dockerd, the busybox image imported.
     fn start(name: &str) -> Docker {
-        let run_dir_existed = Path::new(DOCKER_RUN_DIR).exists();
-        let published_existed = Path::new(PUBLISHED).exists();
+        let host_dirs = HostDirs::note(HOST_DIRS);
         let dir = watertight_testkit::world_readable_tempdir();
         let d = dir.path();
         let runc = d.join("watertight-runc");
@@ -109,8 +113,7 @@ impl Docker {
             cgroup_parent,
             daemon: Some(daemon),
             containerd: Some(containerd),
-            run_dir_existed,
-            published_existed,
+            _host_dirs: host_dirs,
             dir,
         };
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -201,15 +204,7 @@ impl Drop for Docker {
         }
         unmount_under(self.dir.path());
         remove_cgroup_tree(&self.cgroup_parent);
-        if !self.run_dir_existed {
-            let _ = std::fs::remove_dir(Path::new(DOCKER_RUN_DIR).join("plugins"));
-            let _ = std::fs::remove_dir(DOCKER_RUN_DIR);
-        }
-        if !self.published_existed {
-            // Empty once every container is deleted; left alone otherwise.
-            let _ = std::fs::remove_dir(PUBLISHED);
-            let _ = std::fs::remove_dir("/run/watertight");
-        }
+        // _host_dirs, dropped next: /run/docker and the published directory, by the last test.
     }
 }
 

@@ -262,42 +262,57 @@ pub fn remove_cgroup_tree(name: &str) {
     }
 }
 
-/// Host directories containerd and its shims make whatever their configuration says
-/// (/run/containerd/s for shim sockets, /run/containerd/fifo for ctr's stdio): removed when
-/// empty unless they were there before.
-pub struct ContainerdHostDirs {
-    existed: Vec<PathBuf>,
+/// Host directories a client makes whatever its configuration says, shared by the tests of one
+/// binary running in parallel: each is removed (when empty) by the last of them to finish,
+/// unless it was there before the first started.
+pub struct HostDirs {
+    dirs: &'static [&'static str],
 }
 
-const CONTAINERD_HOST_DIRS: [&str; 3] = [
-    "/run/containerd/s",
-    "/run/containerd/fifo",
-    "/run/containerd",
-];
+/// Per directory: how many live [`HostDirs`] use it, and whether it existed before the first.
+static HOST_DIRS: std::sync::Mutex<Vec<(&'static str, usize, bool)>> =
+    std::sync::Mutex::new(Vec::new());
 
-impl ContainerdHostDirs {
-    /// Notes which exist now.
-    pub fn note() -> ContainerdHostDirs {
-        ContainerdHostDirs {
-            existed: CONTAINERD_HOST_DIRS
-                .iter()
-                .map(PathBuf::from)
-                .filter(|p| p.exists())
-                .collect(),
+impl HostDirs {
+    /// Notes `dirs` (children before parents) as used.
+    pub fn note(dirs: &'static [&'static str]) -> HostDirs {
+        let mut table = HOST_DIRS.lock().unwrap_or_else(|e| e.into_inner());
+        for d in dirs {
+            match table.iter_mut().find(|(name, _, _)| name == d) {
+                Some((_, users, existed)) => {
+                    if *users == 0 {
+                        *existed = Path::new(d).exists();
+                    }
+                    *users += 1;
+                }
+                None => table.push((d, 1, Path::new(d).exists())),
+            }
         }
+        HostDirs { dirs }
     }
 }
 
-impl Drop for ContainerdHostDirs {
+impl Drop for HostDirs {
     fn drop(&mut self) {
-        for d in CONTAINERD_HOST_DIRS {
-            if !self.existed.contains(&PathBuf::from(d)) {
-                // Only when empty: another containerd's live sockets keep it.
-                let _ = std::fs::remove_dir(d);
+        let mut table = HOST_DIRS.lock().unwrap_or_else(|e| e.into_inner());
+        for d in self.dirs {
+            if let Some((_, users, existed)) = table.iter_mut().find(|(name, _, _)| name == d) {
+                *users -= 1;
+                if *users == 0 && !*existed {
+                    // Only when empty: anything else's content keeps it.
+                    let _ = std::fs::remove_dir(d);
+                }
             }
         }
     }
 }
+
+/// What containerd-shim-runc-v2 (sockets) and ctr (stdio fifos) make under /run/containerd.
+pub const CONTAINERD_HOST_DIRS: &[&str] = &[
+    "/run/containerd/s",
+    "/run/containerd/fifo",
+    "/run/containerd",
+];
 
 /// A private containerd (Debian's containerd 1.6): its own root, state, sockets and opt
 /// directory under `dir`, the CRI plugin disabled; ended (with every shim it started) and its
@@ -307,13 +322,13 @@ pub struct Containerd {
     pub sock: PathBuf,
     dir: PathBuf,
     child: std::process::Child,
-    _host_dirs: ContainerdHostDirs,
+    _host_dirs: HostDirs,
 }
 
 impl Containerd {
     /// Starts it in `dir` (which must exist) and waits until it answers (a hang guard of 30 s).
     pub fn start(dir: &Path) -> Containerd {
-        let host_dirs = ContainerdHostDirs::note();
+        let host_dirs = HostDirs::note(CONTAINERD_HOST_DIRS);
         let d = dir.display();
         let config = dir.join("containerd.toml");
         std::fs::write(
