@@ -142,7 +142,9 @@ impl PathRule {
         let Some(rest) = path.strip_prefix(self.prefix.as_str()) else {
             return false;
         };
-        !(self.top_level && rest.contains('/')) && !self.except.iter().any(|e| path.starts_with(e))
+        let below_top = self.top_level && rest.contains('/');
+        let excepted = self.except.iter().any(|e| path.starts_with(e));
+        !below_top && !excepted
     }
 }
 
