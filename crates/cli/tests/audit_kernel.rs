@@ -301,3 +301,133 @@ fn bad_input_is_a_one_line_error_with_code_2() {
     assert_eq!(j["affected_count"], 1);
     assert_eq!(j["source"]["skipped_count"], 1);
 }
+
+#[test]
+fn isolation_tiers_side_by_side() {
+    let Some(db) = records() else { return };
+    // One read of the records into an index; the runs below load the index (fast).
+    let tmp = tempfile::tempdir().unwrap();
+    let index = tmp.path().join("kernel-cves.idx");
+    let index = index.to_str().unwrap();
+    let built = run(&["--cve-db", db.to_str().unwrap(), "--index-out", index]);
+    assert_eq!(built.status.code(), Some(0), "{}", stderr(&built));
+    let common = ["--cve-index", index, "--no-hardening", "--fail-on", "never"];
+    // Pinned on the shared records: a namespace sandbox, the gVisor tier, the VM tier.
+    for (version, affected, tiers) in [
+        ("6.1.100", 5369, [2640, 959, 1008]),
+        ("6.18.44", 211, [108, 33, 40]),
+    ] {
+        let out = run(&[
+            &common[..],
+            &["--kernel-version", version, "--format", "json"],
+        ]
+        .concat());
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let r = json_of(&out);
+        assert_eq!(r["affected_count"], affected);
+        let counts = &r["reachable_counts"];
+        assert_eq!(
+            [&counts["namespaces"], &counts["gvisor"], &counts["vm"]],
+            tiers.map(serde_json::Value::from).each_ref(),
+            "{version}: {counts}"
+        );
+        // The old field is the namespace tier's.
+        assert_eq!(r["reachable_count"], tiers[0]);
+        assert_eq!(r["isolation"], "namespaces");
+        // Per CVE, and consistent with the counts.
+        let cves = r["cves"].as_array().unwrap();
+        for (i, tier) in ["namespaces", "gvisor", "vm"].iter().enumerate() {
+            let n = cves
+                .iter()
+                .filter(|c| c["reachable_from"][tier] == true)
+                .count();
+            assert_eq!(n, tiers[i], "{version} {tier}");
+        }
+        let nft = cves.iter().find(|c| {
+            c["program_files"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|f| f.as_str().unwrap().starts_with("net/netfilter/"))
+        });
+        if let Some(nft) = nft {
+            assert_eq!(
+                nft["reachable_from"],
+                serde_json::json!({"namespaces": false, "gvisor": false, "vm": false})
+            );
+        }
+    }
+
+    // The table shows the three columns; --isolation names the tier of the headline.
+    let out = run(&[
+        &common[..],
+        &["--kernel-version", "6.18.44", "--isolation", "gvisor"],
+    ]
+    .concat());
+    let text = stdout(&out);
+    assert!(
+        text.contains("33 of them reachable from the gVisor tier"),
+        "{text}"
+    );
+    assert!(
+        text.contains("reachable by isolation tier: namespaces 108, gvisor 33, vm 40"),
+        "{text}"
+    );
+    assert!(text.contains("NAMESPACES  GVISOR  VM"), "{text}");
+    // Prometheus carries one series per tier.
+    let out = run(&[
+        &common[..],
+        &["--kernel-version", "6.18.44", "--format", "prometheus"],
+    ]
+    .concat());
+    let text = stdout(&out);
+    assert!(
+        text.contains("watertight_kernel_cves_reachable_by_isolation_total{kernel=\"6.18.44\",isolation=\"vm\"} 40"),
+        "{text}"
+    );
+    // --fail-on-reachable-only gates on the chosen tier: fewer gating rows under gVisor.
+    let gating = |tier: &str| {
+        let out = run(&[
+            &common[..3],
+            &[
+                "--kernel-version",
+                "6.18.44",
+                "--format",
+                "sarif",
+                "--fail-on",
+                "critical",
+                "--fail-on-reachable-only",
+                "--isolation",
+                tier,
+            ],
+        ]
+        .concat());
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        json_of(&out)["runs"][0]["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| {
+                r["message"]["text"]
+                    .as_str()
+                    .unwrap()
+                    .contains("; reachable from")
+            })
+            .count()
+    };
+    let (ns, gv) = (gating("namespaces"), gating("gvisor"));
+    assert!(gv < ns, "gvisor {gv} vs namespaces {ns}");
+
+    // A tier that does not exist: one line naming the choices, exit 2.
+    let bad = run(&[
+        &common[..],
+        &["--kernel-version", "6.18.44", "--isolation", "kvm"],
+    ]
+    .concat());
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        stderr(&bad).contains("namespaces, gvisor or vm"),
+        "{}",
+        stderr(&bad)
+    );
+}

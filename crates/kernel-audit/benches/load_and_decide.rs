@@ -43,7 +43,7 @@ fn benches(c: &mut Criterion) {
     });
     group.bench_function("decide_only", |b| b.iter(|| db.affected_count(&version)));
     group.bench_function("full_report_from_loaded", |b| {
-        let map = watertight_kernel_audit::ReachabilityMap::default_sandbox();
+        let map = watertight_kernel_audit::TierMaps::built_in();
         let release = watertight_kernel_audit::KernelRelease::parse("6.1.100").unwrap();
         b.iter(|| {
             watertight_kernel_audit::audit(watertight_kernel_audit::AuditInput {
@@ -51,6 +51,7 @@ fn benches(c: &mut Criterion) {
                 assume_upstream: false,
                 database: Some(&db),
                 reachability: &map,
+                isolation: watertight_kernel_audit::IsolationTier::Namespaces,
                 hardening: Vec::new(),
             })
             .affected_count

@@ -29,7 +29,7 @@ pub use cve::{CveRecord, Severity};
 pub use database::CveDatabase;
 pub use error::KernelAuditError;
 pub use hardening::{HardeningCheck, HardeningReader};
-pub use reachability::ReachabilityMap;
+pub use reachability::{IsolationTier, PerTier, ReachabilityMap, TierMaps};
 pub use report::{audit, AuditInput, KernelReport};
 pub use version::{KernelRelease, KernelVersion};
 pub use watertight_report::{render, FailOn, Format};

@@ -1,35 +1,150 @@
-//! Which CVEs a process in a default watertight sandbox can reach, decided from the program files
-//! of each fix against a data file of unreachable kernel source paths
-//! (`data/reachability.toml`; the reasoning lives there and in docs/kernel-audit.md).
+//! Which CVEs a process in a watertight sandbox can reach, per isolation tier, decided from the
+//! program files of each fix against a data file per tier:
+//! - namespaces (`data/reachability.toml`): a list of kernel source paths the default namespace
+//!   sandbox cannot reach; everything else is reachable.
+//! - gvisor (`data/reachability-gvisor.toml`) and vm (`data/reachability-vm.toml`): the other way
+//!   round, a list of the paths the tier's host-side processes (runsc's Sentry and Gofer; QEMU and
+//!   KVM) still drive on the guest's behalf; everything else is out of reach.
+//!
+//! The reasoning lives in the data files and in docs/kernel-audit.md.
 
 use crate::cve::CveRecord;
 use crate::error::KernelAuditError;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-const DEFAULT_MAP: &str = include_str!("../data/reachability.toml");
+const NAMESPACES_MAP: &str = include_str!("../data/reachability.toml");
+const GVISOR_MAP: &str = include_str!("../data/reachability-gvisor.toml");
+const VM_MAP: &str = include_str!("../data/reachability-vm.toml");
+
+/// The isolation tiers `watertight run --isolation` offers, by the boundary they put between the
+/// workload and the host kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IsolationTier {
+    /// Namespaces, seccomp, capabilities: the workload's system calls run in the host kernel.
+    Namespaces,
+    /// gVisor: the workload's system calls run in runsc's Sentry, a kernel in user space; the
+    /// host kernel sees only what the Sentry and Gofer call.
+    Gvisor,
+    /// A virtual machine with its own kernel: the host kernel sees KVM exits and what QEMU's
+    /// device models do on the guest's behalf.
+    Vm,
+}
+
+impl IsolationTier {
+    /// Every tier, in the order reports show them.
+    pub const ALL: [IsolationTier; 3] = [
+        IsolationTier::Namespaces,
+        IsolationTier::Gvisor,
+        IsolationTier::Vm,
+    ];
+
+    /// The name `--isolation` and the JSON use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IsolationTier::Namespaces => "namespaces",
+            IsolationTier::Gvisor => "gvisor",
+            IsolationTier::Vm => "vm",
+        }
+    }
+
+    /// How reports name the tier in a sentence.
+    pub fn describe(self) -> &'static str {
+        match self {
+            IsolationTier::Namespaces => "a default watertight sandbox",
+            IsolationTier::Gvisor => "the gVisor tier",
+            IsolationTier::Vm => "the VM tier",
+        }
+    }
+}
+
+impl std::fmt::Display for IsolationTier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for IsolationTier {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        IsolationTier::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| format!("unknown isolation `{s}`: use namespaces, gvisor or vm"))
+    }
+}
+
+/// One value per tier, serialized as an object keyed by tier name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PerTier<T> {
+    /// A default `watertight run`: namespaces, seccomp, no capabilities.
+    pub namespaces: T,
+    /// `watertight run --isolation gvisor`.
+    pub gvisor: T,
+    /// `watertight run --isolation vm`.
+    pub vm: T,
+}
+
+impl<T> PerTier<T> {
+    /// Builds one value per tier.
+    pub fn from_fn(mut f: impl FnMut(IsolationTier) -> T) -> Self {
+        PerTier {
+            namespaces: f(IsolationTier::Namespaces),
+            gvisor: f(IsolationTier::Gvisor),
+            vm: f(IsolationTier::Vm),
+        }
+    }
+
+    /// The value for `tier`.
+    pub fn get(&self, tier: IsolationTier) -> &T {
+        match tier {
+            IsolationTier::Namespaces => &self.namespaces,
+            IsolationTier::Gvisor => &self.gvisor,
+            IsolationTier::Vm => &self.vm,
+        }
+    }
+}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct MapFile {
-    unreachable: Vec<UnreachableRule>,
+    #[serde(default)]
+    unreachable: Vec<PathRule>,
+    #[serde(default)]
+    reachable: Vec<PathRule>,
+    /// For a `reachable` map: why everything it does not list is out of reach.
+    outside: Option<String>,
 }
 
-/// One kernel source prefix the sandbox cannot reach, with the paths under it that stay reachable.
+/// One kernel source prefix with the paths under it that the rule does not cover.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct UnreachableRule {
+pub struct PathRule {
     /// The start of a source path: a directory (`net/packet/`), a family of files or one file.
     pub prefix: String,
-    /// Paths under the prefix that stay reachable.
+    /// Paths under the prefix that the rule does not cover.
     #[serde(default)]
     pub except: Vec<String>,
-    /// Why the sandbox cannot reach code under the prefix.
+    /// Cover only files directly in the prefix directory, not its subdirectories (`fs/` top
+    /// level is the VFS core; its subdirectories are individual filesystems).
+    #[serde(default)]
+    pub top_level: bool,
+    /// Why code under the prefix is out of reach (an `unreachable` rule) or still reached (a
+    /// `reachable` rule).
     pub reason: String,
 }
 
-impl UnreachableRule {
+/// The rule of the namespace map (the name it has always had).
+pub type UnreachableRule = PathRule;
+
+impl PathRule {
     fn covers(&self, path: &str) -> bool {
-        path.starts_with(&self.prefix) && !self.except.iter().any(|e| path.starts_with(e))
+        let Some(rest) = path.strip_prefix(self.prefix.as_str()) else {
+            return false;
+        };
+        let below_top = self.top_level && rest.contains('/');
+        let excepted = self.except.iter().any(|e| path.starts_with(e));
+        !below_top && !excepted
     }
 }
 
@@ -38,7 +153,7 @@ impl UnreachableRule {
 pub enum Reachability {
     /// Some program file of the fix is reachable from a sandbox (or the record names none).
     Reachable,
-    /// Every program file is covered; the distinct reasons, in map order.
+    /// Every program file is out of reach; the distinct reasons, in map order.
     Unreachable(Vec<String>),
 }
 
@@ -49,69 +164,178 @@ impl Reachability {
     }
 }
 
-/// The prefix map.
+#[derive(Debug, Clone)]
+enum Rules {
+    /// Listed paths are out of reach; the rest is reachable (the namespace sandbox).
+    Unreachable(Vec<PathRule>),
+    /// Listed paths are reachable; the rest is out of reach for the one reason given.
+    Reachable {
+        rules: Vec<PathRule>,
+        outside: String,
+    },
+}
+
+/// The prefix map of one tier.
 #[derive(Debug, Clone)]
 pub struct ReachabilityMap {
-    rules: Vec<UnreachableRule>,
+    rules: Rules,
 }
 
 impl ReachabilityMap {
-    /// The built-in map for the default watertight sandbox.
+    /// The built-in map for the default watertight (namespace) sandbox.
     pub fn default_sandbox() -> Self {
-        Self::from_toml(DEFAULT_MAP).expect("the built-in reachability map is valid (tested)")
+        Self::for_tier(IsolationTier::Namespaces)
     }
 
-    /// Parses a map in the same TOML layout as the built-in one.
+    /// The built-in map for `tier`.
+    pub fn for_tier(tier: IsolationTier) -> Self {
+        let text = match tier {
+            IsolationTier::Namespaces => NAMESPACES_MAP,
+            IsolationTier::Gvisor => GVISOR_MAP,
+            IsolationTier::Vm => VM_MAP,
+        };
+        Self::from_toml(text).expect("the built-in reachability maps are valid (tested)")
+    }
+
+    /// Parses a map in the layout of the built-in ones: either `[[unreachable]]` rules, or
+    /// `[[reachable]]` rules with an `outside` reason.
     pub fn from_toml(text: &str) -> Result<Self, KernelAuditError> {
         let file: MapFile =
             toml::from_str(text).map_err(|e| KernelAuditError::ReachabilityMap(e.to_string()))?;
-        for rule in &file.unreachable {
+        let bad = |m: String| Err(KernelAuditError::ReachabilityMap(m));
+        for rule in file.unreachable.iter().chain(&file.reachable) {
             if rule.prefix.is_empty() || rule.reason.trim().is_empty() {
-                return Err(KernelAuditError::ReachabilityMap(format!(
+                return bad(format!(
                     "every rule needs a non-empty prefix and reason (prefix `{}`)",
                     rule.prefix
-                )));
+                ));
             }
             if let Some(e) = rule.except.iter().find(|e| !e.starts_with(&rule.prefix)) {
-                return Err(KernelAuditError::ReachabilityMap(format!(
+                return bad(format!(
                     "except `{e}` is not under prefix `{}`",
                     rule.prefix
-                )));
+                ));
             }
         }
-        Ok(Self {
-            rules: file.unreachable,
-        })
+        let rules = match (
+            file.unreachable.is_empty(),
+            file.reachable.is_empty(),
+            file.outside,
+        ) {
+            (false, true, None) => Rules::Unreachable(file.unreachable),
+            (true, false, Some(outside)) if !outside.trim().is_empty() => Rules::Reachable {
+                rules: file.reachable,
+                outside,
+            },
+            (true, false, _) => {
+                return bad("a [[reachable]] map needs a non-empty `outside` reason".into())
+            }
+            (true, true, _) => return bad("the map has no rules".into()),
+            (false, false, _) => {
+                return bad(
+                    "a map lists either [[unreachable]] or [[reachable]] rules, not both".into(),
+                )
+            }
+            (false, true, Some(_)) => return bad("`outside` belongs to a [[reachable]] map".into()),
+        };
+        Ok(Self { rules })
     }
 
     /// The rules, in map order.
-    pub fn rules(&self) -> &[UnreachableRule] {
-        &self.rules
+    pub fn rules(&self) -> &[PathRule] {
+        match &self.rules {
+            Rules::Unreachable(rules) | Rules::Reachable { rules, .. } => rules,
+        }
     }
 
-    /// The rule that puts `path` out of reach, if any.
-    pub fn rule_for(&self, path: &str) -> Option<&UnreachableRule> {
-        self.rules.iter().find(|r| r.covers(path))
+    /// Whether the map lists reachable paths (the rest out of reach) rather than unreachable ones.
+    pub fn lists_reachable(&self) -> bool {
+        matches!(self.rules, Rules::Reachable { .. })
     }
 
-    /// A CVE is unreachable only when all of its program files are; a record without program
-    /// files is reachable (nothing says otherwise).
+    /// The rule that covers `path`, if any.
+    pub fn rule_for(&self, path: &str) -> Option<&PathRule> {
+        self.rules().iter().find(|r| r.covers(path))
+    }
+
+    /// Decides one CVE.
+    ///
+    /// An `unreachable` map: the CVE is unreachable only when all of its program files are
+    /// covered. A `reachable` map: the CVE is reachable when any program file is covered; headers
+    /// and files outside the kernel proper (`tools/`, `Documentation/`, ...) decide nothing
+    /// there, since a header's users cannot be told apart, unless they are all the fix has (then it
+    /// is reachable). A record without program files is reachable (nothing says otherwise).
     pub fn classify(&self, cve: &CveRecord) -> Reachability {
         if cve.program_files.is_empty() {
             return Reachability::Reachable;
         }
-        let mut reasons: Vec<String> = Vec::new();
-        for file in &cve.program_files {
-            match self.rule_for(file) {
-                None => return Reachability::Reachable,
-                Some(rule) => {
-                    if !reasons.contains(&rule.reason) {
-                        reasons.push(rule.reason.clone());
+        match &self.rules {
+            Rules::Unreachable(_) => {
+                let mut reasons: Vec<String> = Vec::new();
+                for file in &cve.program_files {
+                    match self.rule_for(file) {
+                        None => return Reachability::Reachable,
+                        Some(rule) => {
+                            if !reasons.contains(&rule.reason) {
+                                reasons.push(rule.reason.clone());
+                            }
+                        }
                     }
+                }
+                Reachability::Unreachable(reasons)
+            }
+            Rules::Reachable { outside, .. } => {
+                let deciding: Vec<&String> = cve
+                    .program_files
+                    .iter()
+                    .filter(|f| !decides_nothing(f))
+                    .collect();
+                if deciding.is_empty() || deciding.iter().any(|f| self.rule_for(f).is_some()) {
+                    Reachability::Reachable
+                } else {
+                    Reachability::Unreachable(vec![outside.clone()])
                 }
             }
         }
-        Reachability::Unreachable(reasons)
+    }
+}
+
+/// Files that do not tell which kernel code a fix changes: headers (included by every user of
+/// the interface they declare) and files outside the kernel build.
+fn decides_nothing(path: &str) -> bool {
+    const OUTSIDE_KERNEL: [&str; 6] = [
+        "tools/",
+        "Documentation/",
+        "scripts/",
+        "samples/",
+        "LICENSES/",
+        "MAINTAINERS",
+    ];
+    path.ends_with(".h") || OUTSIDE_KERNEL.iter().any(|p| path.starts_with(p))
+}
+
+/// The built-in map of every tier.
+#[derive(Debug, Clone)]
+pub struct TierMaps {
+    maps: PerTier<ReachabilityMap>,
+}
+
+impl TierMaps {
+    /// The built-in maps.
+    pub fn built_in() -> Self {
+        TierMaps {
+            maps: PerTier::from_fn(ReachabilityMap::for_tier),
+        }
+    }
+
+    /// The map of `tier`.
+    pub fn get(&self, tier: IsolationTier) -> &ReachabilityMap {
+        self.maps.get(tier)
+    }
+
+    /// One CVE decided for every tier.
+    pub fn classify(&self, cve: &CveRecord) -> PerTier<Reachability> {
+        PerTier::from_fn(|tier| self.get(tier).classify(cve))
     }
 }
 
@@ -183,6 +407,50 @@ mod tests {
     }
 
     #[test]
+    fn tier_maps_parse_and_decide() {
+        let maps = TierMaps::built_in();
+        let reach = |tier, files: &[&str]| maps.get(tier).classify(&cve(files)).is_reachable();
+        use IsolationTier::{Gvisor, Namespaces, Vm};
+        // The seed's route to host root: out of reach for every tier.
+        for tier in IsolationTier::ALL {
+            assert!(!reach(tier, &["net/netfilter/nf_tables_api.c"]), "{tier}");
+        }
+        // A socket family the namespace sandbox allows; gVisor and the VM serve it themselves.
+        assert!(reach(Namespaces, &["net/ipv4/tcp.c"]));
+        assert!(!reach(Gvisor, &["net/ipv4/tcp.c"]));
+        assert!(!reach(Vm, &["net/ipv4/tcp.c"]));
+        // ptrace: gVisor's ptrace platform drives it on the host; a VM's QEMU does not.
+        assert!(reach(Gvisor, &["kernel/ptrace.c"]));
+        assert!(!reach(Vm, &["kernel/ptrace.c"]));
+        // KVM: only the VM tier.
+        assert!(!reach(Namespaces, &["arch/x86/kvm/x86.c"]));
+        assert!(!reach(Gvisor, &["arch/x86/kvm/x86.c"]));
+        assert!(reach(Vm, &["arch/x86/kvm/x86.c"]));
+        // Memory management and the root's filesystem: every tier.
+        for tier in IsolationTier::ALL {
+            assert!(reach(tier, &["mm/huge_memory.c"]), "{tier}");
+            assert!(reach(tier, &["fs/ext4/inode.c"]), "{tier}");
+            assert!(reach(tier, &["fs/namei.c"]), "{tier}");
+        }
+        // The VFS core is fs/ top level only: a network filesystem below it is not.
+        assert!(!reach(Gvisor, &["fs/smb/client/file.c"]));
+        assert!(!reach(Vm, &["fs/netfs/misc.c"]));
+        assert!(!reach(Gvisor, &["fs/io_uring.c"]));
+        // Headers decide nothing beside a .c file; alone they count as reachable.
+        assert!(!reach(Gvisor, &["net/sctp/socket.c", "include/linux/mm.h"]));
+        assert!(reach(Gvisor, &["include/net/sctp/structs.h"]));
+        assert!(!reach(
+            Gvisor,
+            &["drivers/gpu/drm/drm_ioctl.c", "tools/testing/x.c"]
+        ));
+        assert!(reach(Gvisor, &[]));
+        match maps.get(Gvisor).classify(&cve(&["net/sctp/socket.c"])) {
+            Reachability::Unreachable(reasons) => assert!(reasons[0].contains("Sentry")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn rejects_bad_maps() {
         assert!(ReachabilityMap::from_toml("unreachable = 3").is_err());
         assert!(ReachabilityMap::from_toml(
@@ -196,5 +464,14 @@ mod tests {
             "[[unreachable]]\nprefix = \"a/\"\nreason = \"x\"\nbogus = 1"
         )
         .is_err());
+        // A reachable map needs its `outside` reason, and the two kinds do not mix.
+        let reachable = "[[reachable]]\nprefix = \"mm/\"\nreason = \"x\"\n";
+        assert!(ReachabilityMap::from_toml(reachable).is_err());
+        assert!(ReachabilityMap::from_toml(&format!("outside = \"y\"\n{reachable}")).is_ok());
+        assert!(ReachabilityMap::from_toml(&format!(
+            "outside = \"y\"\n{reachable}[[unreachable]]\nprefix = \"a/\"\nreason = \"x\""
+        ))
+        .is_err());
+        assert!(ReachabilityMap::from_toml("outside = \"y\"").is_err());
     }
 }

@@ -5,7 +5,7 @@
 use crate::cve::{CveRecord, Severity};
 use crate::database::{CveDatabase, SourceInfo};
 use crate::hardening::HardeningCheck;
-use crate::reachability::{Reachability, ReachabilityMap};
+use crate::reachability::{IsolationTier, PerTier, Reachability, TierMaps};
 use crate::version::{KernelRelease, KernelVersion};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -43,6 +43,10 @@ pub struct CveFinding {
     /// Why a default sandbox cannot reach it (empty when reachable).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unreachable_because: Vec<String>,
+    /// Side by side: reachable from a namespace sandbox, from the gVisor tier, from the VM tier.
+    pub reachable_from: PerTier<bool>,
+    /// Why each tier cannot reach it (an empty list where it can).
+    pub unreachable_because_by_tier: PerTier<Vec<String>>,
 }
 
 /// Counts for one severity.
@@ -50,7 +54,10 @@ pub struct CveFinding {
 pub struct SeverityCount {
     pub severity: Severity,
     pub affected: usize,
+    /// Reachable from a default (namespace) sandbox.
     pub reachable: usize,
+    /// Reachable per isolation tier.
+    pub reachable_by_tier: PerTier<usize>,
 }
 
 /// The smallest release in the kernel's own branch that removes the most affected CVEs.
@@ -76,14 +83,19 @@ pub struct KernelReport {
     pub decision: Decision,
     /// Null when the exposure could not be decided.
     pub affected_count: Option<usize>,
+    /// Reachable from a default (namespace) sandbox.
     pub reachable_count: Option<usize>,
+    /// Reachable per isolation tier (null when undecided).
+    pub reachable_counts: Option<PerTier<usize>>,
+    /// The tier `--isolation` named: the headline and `--fail-on-reachable-only` use it.
+    pub isolation: IsolationTier,
     pub severity_counts: Vec<SeverityCount>,
     pub upgrade: Option<UpgradeAdvice>,
     pub notes: Vec<String>,
     pub cves: Vec<CveFinding>,
     pub hardening: Vec<HardeningCheck>,
     pub source: Option<SourceInfo>,
-    /// The `--fail-on-reachable-only` policy: only CVEs reachable from a default sandbox count
+    /// The `--fail-on-reachable-only` policy: only CVEs reachable from the `isolation` tier count
     /// toward `--fail-on` (failing hardening checks always do). Not part of the output.
     #[serde(skip)]
     pub gate_reachable_only: bool,
@@ -95,7 +107,9 @@ pub struct AuditInput<'a> {
     /// Decide a vendor kernel by its upstream part anyway.
     pub assume_upstream: bool,
     pub database: Option<&'a CveDatabase>,
-    pub reachability: &'a ReachabilityMap,
+    pub reachability: &'a TierMaps,
+    /// The tier the report is about (`--isolation`): what `--fail-on-reachable-only` counts.
+    pub isolation: IsolationTier,
     pub hardening: Vec<HardeningCheck>,
 }
 
@@ -148,6 +162,8 @@ pub fn audit(input: AuditInput<'_>) -> KernelReport {
         decision,
         affected_count: None,
         reachable_count: None,
+        reachable_counts: None,
+        isolation: input.isolation,
         severity_counts: Vec::new(),
         upgrade: None,
         notes,
@@ -177,16 +193,21 @@ pub fn audit(input: AuditInput<'_>) -> KernelReport {
             .cmp(&a.severity)
             .then_with(|| crate::cve::cve_sort_key(&a.id).cmp(&crate::cve::cve_sort_key(&b.id)))
     });
-    let reachable = findings.iter().filter(|f| f.reachable_from_sandbox).count();
+    let count = |tier: IsolationTier, severity: Option<Severity>| {
+        findings
+            .iter()
+            .filter(|f| *f.reachable_from.get(tier) && severity.is_none_or(|s| f.severity == s))
+            .count()
+    };
+    let reachable = count(IsolationTier::Namespaces, None);
+    report.reachable_counts = Some(PerTier::from_fn(|tier| count(tier, None)));
     report.severity_counts = Severity::ALL
         .iter()
         .map(|&s| SeverityCount {
             severity: s,
             affected: findings.iter().filter(|f| f.severity == s).count(),
-            reachable: findings
-                .iter()
-                .filter(|f| f.severity == s && f.reachable_from_sandbox)
-                .count(),
+            reachable: count(IsolationTier::Namespaces, Some(s)),
+            reachable_by_tier: PerTier::from_fn(|tier| count(tier, Some(s))),
         })
         .collect();
     report.upgrade = upgrade_advice(db, &v, &affected, &fixes);
@@ -196,8 +217,12 @@ pub fn audit(input: AuditInput<'_>) -> KernelReport {
     report
 }
 
-fn finding(r: &CveRecord, fixed_in: Option<KernelVersion>, map: &ReachabilityMap) -> CveFinding {
-    let reach = map.classify(r);
+fn finding(r: &CveRecord, fixed_in: Option<KernelVersion>, maps: &TierMaps) -> CveFinding {
+    let by_tier = maps.classify(r);
+    let reasons = |reach: &Reachability| match reach {
+        Reachability::Reachable => Vec::new(),
+        Reachability::Unreachable(reasons) => reasons.clone(),
+    };
     CveFinding {
         id: r.id.clone(),
         title: r.title.clone(),
@@ -207,11 +232,10 @@ fn finding(r: &CveRecord, fixed_in: Option<KernelVersion>, map: &ReachabilityMap
         fixed_in: fixed_in.map(|f| f.to_string()),
         fixed_in_mainline: r.rule.fixed_in_mainline().map(|f| f.to_string()),
         program_files: r.program_files.clone(),
-        reachable_from_sandbox: reach.is_reachable(),
-        unreachable_because: match reach {
-            Reachability::Reachable => Vec::new(),
-            Reachability::Unreachable(reasons) => reasons,
-        },
+        reachable_from_sandbox: by_tier.namespaces.is_reachable(),
+        unreachable_because: reasons(&by_tier.namespaces),
+        reachable_from: PerTier::from_fn(|tier| by_tier.get(tier).is_reachable()),
+        unreachable_because_by_tier: PerTier::from_fn(|tier| reasons(by_tier.get(tier))),
     }
 }
 
@@ -301,6 +325,11 @@ impl watertight_report::Report for KernelReport {
             "reachable_count".into(),
             serde_json::json!(self.reachable_count),
         );
+        props.insert(
+            "reachable_counts".into(),
+            serde_json::json!(self.reachable_counts),
+        );
+        props.insert("isolation".into(), serde_json::json!(self.isolation));
         props.insert("notes".into(), serde_json::json!(self.notes));
         props
     }

@@ -5,7 +5,7 @@ use std::fs;
 use watertight_kernel_audit::hardening::{CheckSeverity, CheckStatus, HardeningCheck};
 use watertight_kernel_audit::report::Decision;
 use watertight_kernel_audit::{
-    audit, render, AuditInput, CveDatabase, FailOn, Format, KernelRelease, ReachabilityMap,
+    audit, render, AuditInput, CveDatabase, FailOn, Format, KernelRelease, TierMaps,
 };
 use watertight_report::{Report as _, Severity};
 
@@ -93,13 +93,14 @@ fn failing_check(severity: CheckSeverity) -> HardeningCheck {
 fn report_counts_reachability_and_upgrade() {
     let dir = tempfile::tempdir().unwrap();
     let db = small_db(dir.path());
-    let map = ReachabilityMap::default_sandbox();
+    let map = TierMaps::built_in();
     let release = KernelRelease::parse("6.1.5").unwrap();
     let report = audit(AuditInput {
         release: &release,
         assume_upstream: false,
         database: Some(&db),
         reachability: &map,
+        isolation: watertight_kernel_audit::IsolationTier::Namespaces,
         hardening: vec![failing_check(CheckSeverity::Medium)],
     });
     assert_eq!(report.decision, Decision::Upstream);
@@ -140,6 +141,7 @@ fn report_counts_reachability_and_upgrade() {
         assume_upstream: false,
         database: Some(&db),
         reachability: &map,
+        isolation: watertight_kernel_audit::IsolationTier::Namespaces,
         hardening: vec![failing_check(CheckSeverity::Medium)],
     });
     assert_eq!(fixed.affected_count, Some(0));
@@ -151,13 +153,14 @@ fn report_counts_reachability_and_upgrade() {
 fn vendor_kernels_are_undecided_unless_asked() {
     let dir = tempfile::tempdir().unwrap();
     let db = small_db(dir.path());
-    let map = ReachabilityMap::default_sandbox();
+    let map = TierMaps::built_in();
     let release = KernelRelease::parse("6.1.5-18-amd64").unwrap();
     let input = |assume| AuditInput {
         release: &release,
         assume_upstream: assume,
         database: Some(&db),
         reachability: &map,
+        isolation: watertight_kernel_audit::IsolationTier::Namespaces,
         hardening: Vec::new(),
     };
     let undecided = audit(input(false));
@@ -180,13 +183,14 @@ fn vendor_kernels_are_undecided_unless_asked() {
 fn renderings_are_valid() {
     let dir = tempfile::tempdir().unwrap();
     let db = small_db(dir.path());
-    let map = ReachabilityMap::default_sandbox();
+    let map = TierMaps::built_in();
     let release = KernelRelease::parse("6.1.5").unwrap();
     let report = audit(AuditInput {
         release: &release,
         assume_upstream: false,
         database: Some(&db),
         reachability: &map,
+        isolation: watertight_kernel_audit::IsolationTier::Namespaces,
         hardening: vec![failing_check(CheckSeverity::High)],
     });
 
@@ -292,13 +296,14 @@ fn shared_records_report() {
         return;
     };
     let db = CveDatabase::from_records_dir(&dir).unwrap();
-    let map = ReachabilityMap::default_sandbox();
+    let map = TierMaps::built_in();
     let release = KernelRelease::parse("6.18.44").unwrap();
     let report = audit(AuditInput {
         release: &release,
         assume_upstream: false,
         database: Some(&db),
         reachability: &map,
+        isolation: watertight_kernel_audit::IsolationTier::Namespaces,
         hardening: Vec::new(),
     });
     assert_eq!(report.affected_count, Some(211));

@@ -19,6 +19,7 @@ mod caps;
 mod compile;
 mod default;
 mod error;
+pub mod inspect;
 mod integrity;
 mod profile;
 mod syscall_names;

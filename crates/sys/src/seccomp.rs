@@ -813,6 +813,90 @@ fn i386_getpid() -> i64 {
     -(libc::ENOSYS as i64)
 }
 
+/// `PTRACE_SECCOMP_GET_FILTER` (linux/ptrace.h): copy out one of a tracee's seccomp filters.
+const PTRACE_SECCOMP_GET_FILTER: libc::c_uint = 0x420c;
+
+/// Reads every seccomp filter of process `pid`, newest first (the order the kernel indexes them;
+/// it runs them all and takes the most restrictive answer).
+///
+/// The process is attached with `PTRACE_SEIZE`, stopped with `PTRACE_INTERRUPT` just long enough
+/// to copy the filters, and detached; it is not signalled otherwise. Needs CAP_SYS_ADMIN (and
+/// ptrace access to `pid`); fails with `EBUSY`/`EPERM` when another tracer holds it. A process
+/// without filters gives an empty list.
+pub fn read_filters(pid: i32) -> io::Result<Vec<Vec<libc::sock_filter>>> {
+    use nix::sys::ptrace;
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    let target = nix::unistd::Pid::from_raw(pid);
+    ptrace::seize(target, ptrace::Options::empty()).map_err(io::Error::from)?;
+    let result = (|| {
+        ptrace::interrupt(target).map_err(io::Error::from)?;
+        loop {
+            match waitpid(target, Some(WaitPidFlag::__WALL)).map_err(io::Error::from)? {
+                WaitStatus::PtraceEvent(..) | WaitStatus::Stopped(..) => break,
+                WaitStatus::Exited(..) | WaitStatus::Signaled(..) => {
+                    return Err(io::Error::from_raw_os_error(libc::ESRCH))
+                }
+                _ => continue,
+            }
+        }
+        let mut filters = Vec::new();
+        for index in 0.. {
+            // SAFETY: with a null `data` the kernel only returns the filter's length (in
+            // instructions); nothing of ours is written.
+            let len = unsafe {
+                libc::ptrace(
+                    PTRACE_SECCOMP_GET_FILTER,
+                    pid,
+                    index as libc::c_ulong,
+                    std::ptr::null_mut::<libc::sock_filter>(),
+                )
+            };
+            if len < 0 {
+                let err = io::Error::last_os_error();
+                // ENOENT: past the oldest filter. EINVAL at the first index: the process is not
+                // in filter mode (it has no filter at all).
+                match err.raw_os_error() {
+                    Some(libc::ENOENT) => break,
+                    Some(libc::EINVAL) if index == 0 => break,
+                    _ => {}
+                }
+                return Err(err);
+            }
+            let len = usize::try_from(len).unwrap_or(0).min(MAX_PROGRAM_LEN);
+            let mut program = vec![
+                libc::sock_filter {
+                    code: 0,
+                    jt: 0,
+                    jf: 0,
+                    k: 0
+                };
+                len
+            ];
+            // SAFETY: `program` holds `len` instructions, the length the kernel reported for
+            // this filter (filters are immutable once installed), so the copy stays inside it.
+            let copied = unsafe {
+                libc::ptrace(
+                    PTRACE_SECCOMP_GET_FILTER,
+                    pid,
+                    index as libc::c_ulong,
+                    program.as_mut_ptr(),
+                )
+            };
+            if copied < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            program.truncate(usize::try_from(copied).unwrap_or(0));
+            filters.push(program);
+        }
+        Ok(filters)
+    })();
+    // Detach whatever happened above; an error here only matters when reading succeeded.
+    let detached = ptrace::detach(target, None).map_err(io::Error::from);
+    let filters = result?;
+    detached?;
+    Ok(filters)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -48,6 +48,18 @@ pub(crate) fn write(r: &KernelReport, out: &mut Exposition) {
             "All affecting CVEs reachable from a default watertight sandbox.",
         )
         .sample(&[("kernel", kernel)], reachable);
+        if let Some(counts) = &r.reachable_counts {
+            let mut g = out.gauge(
+                "watertight_kernel_cves_reachable_by_isolation_total",
+                "Affecting CVEs reachable from a sandbox of each isolation tier (namespaces, gvisor, vm).",
+            );
+            for tier in crate::reachability::IsolationTier::ALL {
+                g.sample(
+                    &[("kernel", kernel), ("isolation", tier.as_str())],
+                    *counts.get(tier),
+                );
+            }
+        }
         if let Some(u) = &r.upgrade {
             out.gauge(
                 "watertight_kernel_upgrade_removes",

@@ -24,12 +24,14 @@ pub(crate) fn rows(r: &KernelReport) -> Vec<Row> {
         rule.help_uri = Some(format!("https://www.cve.org/CVERecord?id={}", c.id));
         rule.security_severity = c.cvss.map(|s| format!("{s:.1}"));
         rule.tags.push("kernel");
-        let reach = if c.reachable_from_sandbox {
-            "reachable from a default watertight sandbox".to_string()
+        let tier = r.isolation;
+        let reach = if *c.reachable_from.get(tier) {
+            format!("reachable from {}", tier.describe())
         } else {
             format!(
-                "not reachable from a default watertight sandbox ({})",
-                c.unreachable_because.join("; ")
+                "not reachable from {} ({})",
+                tier.describe(),
+                c.unreachable_because_by_tier.get(tier).join("; ")
             )
         };
         let fix = match (&c.fixed_in, &c.fixed_in_mainline) {
@@ -46,6 +48,7 @@ pub(crate) fn rows(r: &KernelReport) -> Vec<Row> {
             "reachable_from_sandbox".into(),
             json!(c.reachable_from_sandbox),
         );
+        props.insert("reachable_from".into(), json!(c.reachable_from));
         props.insert("program_files".into(), json!(c.program_files));
         rows.push(Row {
             rule,
@@ -57,7 +60,7 @@ pub(crate) fn rows(r: &KernelReport) -> Vec<Row> {
             location: location.clone(),
             fingerprint: Some(format!("{}|{}", c.id, r.kernel_version)),
             properties: props,
-            gates: !r.gate_reachable_only || c.reachable_from_sandbox,
+            gates: !r.gate_reachable_only || *c.reachable_from.get(tier),
             suppression: None,
         });
     }

@@ -33,16 +33,36 @@ pub(crate) fn write(r: &KernelReport, out: &mut String) {
         } else {
             ""
         };
+        let tier = r.isolation;
+        let in_tier = r
+            .reachable_counts
+            .as_ref()
+            .map_or(reachable, |counts| *counts.get(tier));
         let _ = writeln!(
             out,
-            "\n{affected} published kernel CVEs affect this kernel{how}; {reachable} of them reachable from a default watertight sandbox"
+            "\n{affected} published kernel CVEs affect this kernel{how}; {in_tier} of them reachable from {}",
+            tier.describe()
         );
         let counts: Vec<String> = r
             .severity_counts
             .iter()
-            .map(|c| format!("{} {} ({} reachable)", c.severity, c.affected, c.reachable))
+            .map(|c| {
+                format!(
+                    "{} {} ({} reachable)",
+                    c.severity,
+                    c.affected,
+                    c.reachable_by_tier.get(tier)
+                )
+            })
             .collect();
         let _ = writeln!(out, "  {}", counts.join(", "));
+        if let Some(counts) = &r.reachable_counts {
+            let _ = writeln!(
+                out,
+                "  reachable by isolation tier: namespaces {}, gvisor {}, vm {} (of {affected})",
+                counts.namespaces, counts.gvisor, counts.vm
+            );
+        }
         match &r.upgrade {
             Some(u) => {
                 let _ = writeln!(
@@ -60,7 +80,8 @@ pub(crate) fn write(r: &KernelReport, out: &mut String) {
             None => {}
         }
         if !r.cves.is_empty() {
-            let rows: Vec<[String; 6]> = r
+            let mark = |yes: bool| if yes { "yes" } else { "no" }.to_string();
+            let rows: Vec<[String; 8]> = r
                 .cves
                 .iter()
                 .map(|c| {
@@ -74,12 +95,9 @@ pub(crate) fn write(r: &KernelReport, out: &mut String) {
                                 Some(m) => format!("({m})"),
                                 None => "-".into(),
                             }),
-                        if c.reachable_from_sandbox {
-                            "yes"
-                        } else {
-                            "no"
-                        }
-                        .into(),
+                        mark(c.reachable_from.namespaces),
+                        mark(c.reachable_from.gvisor),
+                        mark(c.reachable_from.vm),
                         clip(&c.title, TITLE_WIDTH),
                     ]
                 })
@@ -87,12 +105,21 @@ pub(crate) fn write(r: &KernelReport, out: &mut String) {
             out.push('\n');
             write_rows(
                 out,
-                ["CVE", "SEVERITY", "CVSS", "FIXED IN", "REACHABLE", "TITLE"],
+                [
+                    "CVE",
+                    "SEVERITY",
+                    "CVSS",
+                    "FIXED IN",
+                    "NAMESPACES",
+                    "GVISOR",
+                    "VM",
+                    "TITLE",
+                ],
                 &rows,
             );
             let _ = writeln!(
                 out,
-                "(FIXED IN: first fixed release of this branch; in parentheses, only mainline has the fix)"
+                "(FIXED IN: first fixed release of this branch; in parentheses, only mainline has the fix. NAMESPACES, GVISOR, VM: reachable from a sandbox of that isolation tier)"
             );
         }
     }

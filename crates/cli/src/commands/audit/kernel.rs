@@ -6,7 +6,7 @@ use crate::commands::sink::{say, warn, write_file, ReportArgs};
 use anyhow::{bail, Context};
 use std::path::PathBuf;
 use watertight_kernel_audit::{
-    audit, AuditInput, CveDatabase, HardeningReader, KernelRelease, ReachabilityMap,
+    audit, AuditInput, CveDatabase, HardeningReader, IsolationTier, KernelRelease, TierMaps,
 };
 
 /// How many skipped record files are named on stderr before summarizing the rest.
@@ -37,9 +37,15 @@ pub struct Args {
     #[arg(long)]
     pub assume_upstream: bool,
 
-    /// With --fail-on, count only CVEs reachable from a default watertight sandbox.
+    /// With --fail-on, count only CVEs reachable from a sandbox of the --isolation tier.
     #[arg(long)]
     pub fail_on_reachable_only: bool,
+
+    /// The isolation tier the headline and --fail-on-reachable-only are about: namespaces (a
+    /// default `watertight run`), gvisor (`run --isolation gvisor`) or vm (`run --isolation vm`).
+    /// Every report shows all three side by side.
+    #[arg(long, value_name = "TIER", default_value = "namespaces", value_parser = parse_tier)]
+    pub isolation: IsolationTier,
 
     /// Root of the host's filesystem for the hardening checks and the running kernel's release
     /// (e.g. /host in a DaemonSet that mounts the node's / there).
@@ -99,12 +105,13 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     } else {
         HardeningReader::new(&args.host_root).read()
     };
-    let reachability = ReachabilityMap::default_sandbox();
+    let reachability = TierMaps::built_in();
     let mut report = audit(AuditInput {
         release: &release,
         assume_upstream: args.assume_upstream,
         database: database.as_ref(),
         reachability: &reachability,
+        isolation: args.isolation,
         hardening,
     });
     if !args.no_hardening {
@@ -119,6 +126,10 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     }
     report.gate_reachable_only = args.fail_on_reachable_only;
     sink.emit(&report)
+}
+
+fn parse_tier(s: &str) -> Result<IsolationTier, String> {
+    s.parse()
 }
 
 /// Names skipped record files on stderr so they are seen whatever the output format.

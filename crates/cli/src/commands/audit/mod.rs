@@ -6,6 +6,7 @@ pub mod host;
 pub mod k8s;
 pub mod kernel;
 pub mod oci;
+pub mod seccomp;
 
 #[derive(clap::Subcommand)]
 pub enum Command {
@@ -21,6 +22,8 @@ pub enum Command {
     Fleet(fleet::Args),
     /// Which published kernel CVEs affect this kernel, and its hardening posture.
     Kernel(kernel::Args),
+    /// Which system calls a live process's seccomp filters let through to the kernel.
+    Seccomp(seccomp::Args),
 }
 
 pub fn run(cmd: Command) -> anyhow::Result<u8> {
@@ -31,6 +34,7 @@ pub fn run(cmd: Command) -> anyhow::Result<u8> {
         Command::Oci(a) => oci::run(a),
         Command::Fleet(a) => fleet::run(a),
         Command::Kernel(a) => kernel::run(a),
+        Command::Seccomp(a) => seccomp::run(a),
     }
 }
 
