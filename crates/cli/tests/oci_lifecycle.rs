@@ -234,6 +234,91 @@ fn on_violation_kill_the_monitor_records_and_kills_the_container() {
 }
 
 #[test]
+fn on_violation_forensic_freezes_captures_signed_evidence_then_kills() {
+    if !ready("on_violation_forensic_freezes_captures_signed_evidence_then_kills") {
+        return;
+    }
+    let rt = Runtime::new();
+    let id = unique_id("forensic");
+    let floor = rt.dir.path().join("runtime.toml");
+    let evidence = rt.dir.path().join("evidence");
+    let key = rt.dir.path().join("keys/evidence.key");
+    std::fs::write(
+        &floor,
+        format!(
+            "on_violation = \"forensic\"\n[audit_trail]\nenabled = false\n[evidence]\ndir = \"{}\"\nkey = \"{}\"\n",
+            evidence.display(),
+            key.display()
+        ),
+    )
+    .unwrap();
+    // The container leaves something in its tmpfs, then makes the seed's first move.
+    let bundle = rt.bundle(
+        "b",
+        &[
+            "sh",
+            "-c",
+            "echo exfil > /scratch/loot; echo before; unshare -U true; echo survived",
+        ],
+        |c| {
+            c["mounts"].as_array_mut().unwrap().push(json!({
+                "destination": "/scratch", "type": "tmpfs", "source": "tmpfs",
+                "options": ["nosuid", "nodev", "size=1m"]
+            }));
+        },
+    );
+    let out = rt.run_files(&[
+        "--config",
+        floor.to_str().unwrap(),
+        "create",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        &id,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        rt.state(&id)["annotations"]["run.oci.watertight/floor.on_violation"],
+        "forensic"
+    );
+    assert!(rt.run(&["start", &id]).status.success());
+    rt.wait_status(&id, "stopped");
+    // Killed before the refused call returned: nothing after it ran.
+    let out = std::fs::read_to_string(rt.dir.path().join("cmd.stdout")).unwrap();
+    assert_eq!(out, "before\n");
+    let log = std::fs::read_to_string(rt.root.join(&id).join("violations.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["syscall"], "unshare");
+    assert_eq!(lines[0]["action"], "forensic");
+    let bundle_dir = lines[1]["evidence"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no evidence: {log}"));
+    assert!(
+        bundle_dir.starts_with(evidence.to_str().unwrap()),
+        "{bundle_dir}"
+    );
+    // The bundle verifies with the host key and holds the tmpfs layer and the violation.
+    let pubkey = format!("{}.pub", key.display());
+    let verified = watertight_testkit::watertight()
+        .args(["evidence", "verify", "--pubkey", &pubkey, bundle_dir])
+        .output()
+        .unwrap();
+    assert_eq!(verified.status.code(), Some(0), "{}", stderr(&verified));
+    let shown = watertight_testkit::watertight()
+        .args(["evidence", "show", bundle_dir])
+        .output()
+        .unwrap();
+    let shown = stdout(&shown);
+    assert!(shown.contains("tmpfs_scratch"), "{shown}");
+    assert!(shown.contains("loot"), "{shown}");
+    assert!(shown.contains("unshare"), "{shown}");
+    assert!(rt.run(&["delete", &id]).status.success());
+    assert!(cgroup_left(&id).is_empty(), "{:?}", cgroup_left(&id));
+}
+
+#[test]
 fn a_malformed_config_is_one_line_naming_it_and_nothing_is_left() {
     if !ready("a_malformed_config_is_one_line_naming_it_and_nothing_is_left") {
         return;

@@ -148,6 +148,7 @@ struct File {
     paths: Option<PathsFile>,
     capabilities: Option<CapabilitiesFile>,
     audit_trail: Option<AuditTrailFile>,
+    evidence: Option<EvidenceFile>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -185,6 +186,28 @@ struct AuditTrailFile {
     dir: Option<PathBuf>,
     max_bytes: Option<u64>,
 }
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EvidenceFile {
+    dir: Option<PathBuf>,
+    key: Option<PathBuf>,
+    max_bytes: Option<u64>,
+}
+
+/// Where `on_violation = "forensic"` puts its evidence (`[evidence]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Evidence {
+    /// Bundles go in `<dir>/<container id>-<UTC time>/`.
+    pub dir: PathBuf,
+    /// The host's ed25519 key that signs them (created if missing), as `watertight run`'s.
+    pub key: PathBuf,
+    /// The byte budget of one bundle: what does not fit is cut and the bundle says so.
+    pub max_bytes: u64,
+}
+
+/// The default budget of one container's evidence bundle, in bytes.
+pub const DEFAULT_EVIDENCE_MAX_BYTES: u64 = 256 << 20;
 
 /// A device a container may have beyond the OCI defaults (`[[devices.allow]]`).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -264,6 +287,8 @@ pub struct Settings {
     pub capability_ceiling: BTreeSet<String>,
     /// `[audit_trail]`; `None` when disabled.
     pub audit_trail: Option<AuditTrail>,
+    /// `[evidence]`: used by `on_violation = "forensic"`.
+    pub evidence: Evidence,
 }
 
 impl Settings {
@@ -291,6 +316,11 @@ impl Settings {
                 dir: PathBuf::from(DEFAULT_AUDIT_DIR),
                 max_bytes: DEFAULT_AUDIT_MAX_BYTES,
             }),
+            evidence: Evidence {
+                dir: PathBuf::from(watertight_forensics::DEFAULT_EVIDENCE_DIR),
+                key: PathBuf::from(watertight_forensics::DEFAULT_KEY_PATH),
+                max_bytes: DEFAULT_EVIDENCE_MAX_BYTES,
+            },
         }
     }
 }
@@ -481,6 +511,34 @@ fn resolve(path: &Path, text: &str, file: File) -> Result<Settings, Error> {
             ));
         }
         s.audit_trail = enabled.then_some(AuditTrail { dir, max_bytes });
+    }
+    if let Some(evidence) = file.evidence {
+        for (field, path, target) in [
+            ("dir", evidence.dir, &mut s.evidence.dir),
+            ("key", evidence.key, &mut s.evidence.key),
+        ] {
+            let Some(path) = path else { continue };
+            if !path.is_absolute() {
+                return Err(invalid(
+                    vec![key("evidence"), key(field)],
+                    format!("{} must be an absolute path", path.display()),
+                ));
+            }
+            *target = path;
+        }
+        if let Some(max_bytes) = evidence.max_bytes {
+            // Room for the tasks' /proc files at least (the forensics crate's own floor).
+            if max_bytes < watertight_forensics::TASK_FLOOR {
+                return Err(invalid(
+                    vec![key("evidence"), key("max_bytes")],
+                    format!(
+                        "{max_bytes} is too small for the tasks' /proc files: use {} or more",
+                        watertight_forensics::TASK_FLOOR
+                    ),
+                ));
+            }
+            s.evidence.max_bytes = max_bytes;
+        }
     }
     Ok(s)
 }

@@ -95,6 +95,8 @@ pub struct Hardening {
     pub needs_listener: bool,
     /// Where and how much the runtime records for this container (`None`: disabled).
     pub audit_trail: Option<crate::config::AuditTrail>,
+    /// Where `on_violation = "forensic"` puts its evidence.
+    pub evidence: crate::config::Evidence,
 }
 
 impl Hardening {
@@ -322,6 +324,7 @@ pub(crate) fn harden(floor: &Floor, spec: &mut Spec) -> Result<Hardening, Error>
         on_violation: s.on_violation,
         needs_listener: false,
         audit_trail: s.audit_trail.clone(),
+        evidence: s.evidence.clone(),
     };
 
     if let Some((field, reason)) = privileged_signal(floor, spec) {

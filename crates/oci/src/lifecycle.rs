@@ -330,6 +330,9 @@ pub fn create_planned(
                     cgroup: cgroup.clone(),
                     kill: hardening
                         .is_some_and(|h| h.on_violation != watertight_floor::OnViolation::Deny),
+                    evidence: hardening
+                        .filter(|h| h.on_violation == watertight_floor::OnViolation::Forensic)
+                        .map(|h| h.evidence.clone()),
                     trail: hardening.and_then(|h| h.audit_trail.clone()),
                 };
                 crate::monitor::spawn(monitor, listener)

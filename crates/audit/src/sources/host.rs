@@ -7,7 +7,7 @@
 //! never Isolated.
 
 pub mod bpf;
-mod proc_files;
+pub mod proc_files;
 mod runtime_names;
 mod workload_kind;
 

@@ -120,6 +120,8 @@ pub struct MountInfo {
     pub fs_type: String,
     /// The mount source (a device path, or a name such as `overlay`); empty when absent.
     pub source: String,
+    /// The filesystem's own options (`rw,lowerdir=...,upperdir=...` for an overlay), as written.
+    pub super_options: String,
 }
 
 /// Undoes mountinfo's octal escapes (`\040` for space, `\011`, `\012`, `\134`).
@@ -176,6 +178,7 @@ fn parse_mountinfo_line(line: &str) -> Option<MountInfo> {
     let mut tail = tail.split(' ');
     let fs_type = tail.next()?.to_string();
     let source = unescape(tail.next().unwrap_or(""));
+    let super_options = tail.next().unwrap_or("").to_string();
     Some(MountInfo {
         major: major.parse().ok()?,
         minor: minor.parse().ok()?,
@@ -186,6 +189,7 @@ fn parse_mountinfo_line(line: &str) -> Option<MountInfo> {
         master,
         fs_type,
         source,
+        super_options,
     })
 }
 
