@@ -107,6 +107,19 @@ pub struct Verdict {
     /// failed with ENOSPC, or the next one would have). The status stays the program's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub box_full: Option<bool>,
+    /// The sandbox ran without root, through user namespaces (`layers/rootless.rs`); absent
+    /// when run as root.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub rootless: bool,
+    /// Rootless: the delegated cgroup2 directory the sandbox's cgroup was made in; absent when
+    /// it ran in no cgroup of its own (or as root).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delegated_cgroup: Option<String>,
+    /// Rootless: one line per limit or layer not enforced as the root sandbox enforces it
+    /// (`memory: ...`, `pids: ...`, `cpus: ...`, `cpu_time: ...`, `devices: ...`,
+    /// `integrity: ...`): why, and what stood in. Absent when empty (always as root).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unenforced: Vec<String>,
 }
 
 /// What watertight's exit code says (`--exit-codes`).
@@ -288,6 +301,9 @@ fn measured(o: &Outcome, settings: &Settings, events: EventSummary) -> Verdict {
         events,
         evidence: None,
         box_full: None,
+        rootless: false,
+        delegated_cgroup: None,
+        unenforced: Vec::new(),
     };
     if let Some(status) = program_status(o) {
         if libc::WIFEXITED(status) {
