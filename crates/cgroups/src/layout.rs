@@ -405,13 +405,22 @@ mod tests {
         assert_eq!(layout.mode(), Mode::V2);
         assert_eq!(layout.unified_root(), Some(root.as_path()));
         assert_eq!(layout.roots(), [root.as_path()]);
-        assert_eq!(layout.placement(Controller::Memory), Some(Placement::Unified));
+        assert_eq!(
+            layout.placement(Controller::Memory),
+            Some(Placement::Unified)
+        );
         assert_eq!(layout.placement(Controller::Pids), Some(Placement::Unified));
         assert_eq!(layout.placement(Controller::Cpu), None);
         // cpu.stat and cgroup.freeze are core files of every cgroup2 directory.
-        assert_eq!(layout.placement(Controller::Freezer), Some(Placement::Unified));
+        assert_eq!(
+            layout.placement(Controller::Freezer),
+            Some(Placement::Unified)
+        );
         assert_eq!(layout.device_backend(), DeviceBackend::Unavailable);
-        assert_eq!(Layout::delegated(root, "").placement(Controller::Memory), None);
+        assert_eq!(
+            Layout::delegated(root, "").placement(Controller::Memory),
+            None
+        );
     }
 
     const HYBRID: &str = "\

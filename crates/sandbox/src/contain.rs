@@ -323,12 +323,16 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
         integrity: plan.integrity.is_some(),
         sandbox_id: sandbox_id.clone(),
         command: job.argv[0].clone(),
+        cpu_time_by_rlimit: plan
+            .rootless
+            .as_ref()
+            .is_some_and(|r| r.enforcement.delegation.is_none()),
     };
     let mut verdict = verdict::decide(&outcome, &settings, events.summary());
     verdict.plan_digest = plan.digest().to_string();
     if let Some(r) = &plan.rootless {
         verdict.rootless = true;
-        verdict.delegated_cgroup = cgroup
+        verdict.cgroup = cgroup
             .unified_dir()
             .map(|d| d.to_string_lossy().into_owned());
         verdict.unenforced = r.enforcement.unenforced.clone();
@@ -851,7 +855,12 @@ mod tests {
         // No setgroups (denied in its namespace); the ids the caller's map gives it.
         assert_eq!(
             calls[..4],
-            ["loginuid 0", "setresgid 0", "setresuid 0", "pdeathsig SIGKILL"]
+            [
+                "loginuid 0",
+                "setresgid 0",
+                "setresuid 0",
+                "pdeathsig SIGKILL"
+            ]
         );
         // Everything private, then a tmpfs over /tmp of its own mount namespace, the stage on it.
         let first_mount = rec.position("mount None / None");
@@ -860,8 +869,16 @@ mod tests {
             "{calls:#?}"
         );
         assert!(calls[first_mount + 2].starts_with("mkdir /tmp/.watertight-stage"));
-        assert!(calls.iter().any(|c| c == "pivot_root /tmp/.watertight-stage"), "{calls:#?}");
-        assert!(!calls.iter().any(|c| c.contains("/run/watertight")), "{calls:#?}");
+        assert!(
+            calls
+                .iter()
+                .any(|c| c == "pivot_root /tmp/.watertight-stage"),
+            "{calls:#?}"
+        );
+        assert!(
+            !calls.iter().any(|c| c.contains("/run/watertight")),
+            "{calls:#?}"
+        );
         drop(calls);
         // The same last layers as root, seccomp last.
         let second_go = rec.position("go CgroupReady");

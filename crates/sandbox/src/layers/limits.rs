@@ -85,7 +85,10 @@ mod tests {
         let pids = l.pids.unwrap();
         assert!(r.contains(&(Resource::RLIMIT_AS, memory, memory)), "{r:?}");
         assert!(r.contains(&(Resource::RLIMIT_NPROC, pids, pids)), "{r:?}");
-        assert!(r.contains(&(Resource::RLIMIT_CPU, 2, 3)), "at the limit: {r:?}");
+        assert!(
+            r.contains(&(Resource::RLIMIT_CPU, 2, 3)),
+            "at the limit: {r:?}"
+        );
         let cpu: Vec<_> = r.iter().filter(|x| x.0 == Resource::RLIMIT_CPU).collect();
         assert_eq!(cpu.len(), 1, "{r:?}");
         // A delegated cgroup with every controller: only the root sandbox's rlimits.

@@ -114,7 +114,9 @@ pub fn find_delegation(
         return Err("no cgroup2 hierarchy is mounted".into());
     };
     let Some(own) = self_cgroup.lines().find_map(|l| l.strip_prefix("0::")) else {
-        return Err("the caller is in no cgroup2 cgroup (/proc/self/cgroup has no 0:: line)".into());
+        return Err(
+            "the caller is in no cgroup2 cgroup (/proc/self/cgroup has no 0:: line)".into(),
+        );
     };
     let own = match own.trim().trim_start_matches('/') {
         "" => mount.mount_point.clone(),
@@ -259,9 +261,15 @@ pub fn refuse_root_only(bpf_observe: bool, bridge: bool) -> Result<(), Error> {
 /// denied in the namespace (else a process could drop a group that denies it access).
 pub fn id_maps(identity: &crate::profile::Identity, caller: Caller) -> [(&'static str, String); 3] {
     [
-        ("uid_map", crate::layers::user::id_map_line(identity.uid, caller.uid)),
+        (
+            "uid_map",
+            crate::layers::user::id_map_line(identity.uid, caller.uid),
+        ),
         ("setgroups", "deny\n".into()),
-        ("gid_map", crate::layers::user::id_map_line(identity.gid, caller.gid)),
+        (
+            "gid_map",
+            crate::layers::user::id_map_line(identity.gid, caller.gid),
+        ),
     ]
 }
 
@@ -335,14 +343,20 @@ mod tests {
         assert_eq!(d.parent, PathBuf::from(USER));
         // None enables io: the closest writable one, for placement.
         let d = find_delegation(V2, own, &["io"], &view).unwrap();
-        assert_eq!(d.parent, PathBuf::from(format!("{USER}/app.slice/run-1.scope")));
+        assert_eq!(
+            d.parent,
+            PathBuf::from(format!("{USER}/app.slice/run-1.scope"))
+        );
     }
 
     #[test]
     fn a_login_session_scope_owned_by_root_is_no_delegation() {
         let own = "0::/user.slice/user-1000.slice/session-3.scope\n";
         let e = find_delegation(V2, own, &["memory"], &Described::default()).unwrap_err();
-        assert!(e.contains("session-3.scope") && e.contains("writable"), "{e}");
+        assert!(
+            e.contains("session-3.scope") && e.contains("writable"),
+            "{e}"
+        );
         let e = find_delegation("", own, &[], &Described::default()).unwrap_err();
         assert!(e.contains("no cgroup2"), "{e}");
         // The hybrid host's unified hierarchy, a chowned directory (what the test makes).
@@ -387,14 +401,23 @@ mod tests {
         assert_eq!(e.delegation, Some(d));
         let lines = e.unenforced.join("\n");
         assert!(lines.contains("cpus: the delegated cgroup"), "{lines}");
-        assert!(!lines.contains("memory:") && !lines.contains("pids:"), "{lines}");
+        assert!(
+            !lines.contains("memory:") && !lines.contains("pids:"),
+            "{lines}"
+        );
         assert!(!lines.contains("cpu_time"), "cpu.stat counts it: {lines}");
     }
 
     #[test]
     fn maps_only_the_callers_ids_and_denies_setgroups_before_the_gid_map() {
         let identity = default_profile().identity;
-        let maps = id_maps(&identity, Caller { uid: 1000, gid: 100 });
+        let maps = id_maps(
+            &identity,
+            Caller {
+                uid: 1000,
+                gid: 100,
+            },
+        );
         assert_eq!(
             maps,
             [

@@ -180,8 +180,7 @@ pub fn attach_host_binds(
 /// every socket in a directory the caller can search is masked with /dev/null. A socket made
 /// under such a bind after the start is not masked (the box is the caller's own directory).
 pub fn mask_host_sockets(plan: &mut MountPlan) -> Result<(), Error> {
-    let searchable =
-        |dir: &Path| nix::unistd::access(dir, nix::unistd::AccessFlags::X_OK).is_ok();
+    let searchable = |dir: &Path| nix::unistd::access(dir, nix::unistd::AccessFlags::X_OK).is_ok();
     let host_binds = std::mem::take(&mut plan.host_binds);
     for &(i, guard) in host_binds.iter().rev() {
         let MountOp::Bind { source, target, .. } = plan.ops[i].clone() else {

@@ -183,9 +183,7 @@ impl Plan {
             limits::rlimits_with(&profile.limits, rootless.as_ref().map(|r| &r.enforcement));
         // The cgroup is made after clone: its limits, layout and hierarchies are settled here.
         let cgroup = match &rootless {
-            None => {
-                cgroup::CgroupPlan::new(&profile, integrity.as_ref().is_some_and(|v| v.gate))?
-            }
+            None => cgroup::CgroupPlan::new(&profile, integrity.as_ref().is_some_and(|v| v.gate))?,
             Some(r) => cgroup::CgroupPlan::rootless(&profile, &r.enforcement)?,
         };
         let filter = seccomp::compile(&profile.seccomp, integrity.is_some(), profile.bpf.observe)?;
