@@ -81,8 +81,19 @@ impl TestUser {
         .arg(self.bin_dir.path().join("watertight"))
         .args(args)
         .current_dir(dir)
-        .env("HOME", &self.home);
+        .env("HOME", &self.home)
+        .env("XDG_RUNTIME_DIR", self.runtime_dir());
         c
+    }
+
+    /// Its runtime directory (systemd's /run/user/UID stands for it): 0700, its own.
+    fn runtime_dir(&self) -> PathBuf {
+        let dir = self.home.join("run");
+        if std::fs::create_dir(&dir).is_ok() {
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+            std::os::unix::fs::chown(&dir, Some(self.uid), Some(self.uid)).unwrap();
+        }
+        dir
     }
 
     /// Makes `rel` in the user's home, owned by the user.
@@ -171,6 +182,10 @@ fn rootless_run_isolates_and_says_what_it_did_not_enforce() {
         "nothing root-only attempted: {}",
         stderr(&o)
     );
+    // The compiled seccomp filter is cached in the caller's runtime directory.
+    let cache = user.runtime_dir().join("watertight/seccomp-cache");
+    let entries = std::fs::read_dir(&cache).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(entries, 1, "{}", cache.display());
 
     // Its own pid namespace: pid 1, the shell and ls, nothing of the host's.
     let o = run(&["--", "/bin/sh", "-c", "ls /proc | grep -c '^[0-9]'"]);
@@ -261,6 +276,16 @@ fn rootless_run_isolates_and_says_what_it_did_not_enforce() {
     assert_ne!(o.status.code(), Some(0));
     assert!(
         stderr(&o).contains("--box-size needs root"),
+        "{}",
+        stderr(&o)
+    );
+    if !unenforced(&verdict(&run(&["--", "/bin/true"]))).contains("no delegated cgroup") {
+        return; // the forensic response has a cgroup to freeze
+    }
+    let o = run(&["--on-violation", "forensic", "--", "/bin/true"]);
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--on-violation forensic needs the sandbox in a cgroup"),
         "{}",
         stderr(&o)
     );

@@ -372,6 +372,18 @@ fn preflight(rootless: bool) -> Result<(), Error> {
 /// Why clone into the namespaces failed, in the words of the fix when the host disabled user
 /// namespaces (checked only then: it costs a file read on every start otherwise).
 fn clone_error(e: std::io::Error) -> Error {
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    let rootless = !nix::unistd::geteuid().is_root();
+    if rootless && read("/proc/sys/kernel/unprivileged_userns_clone").trim() == "0" {
+        return Error::Config(
+            "unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone = 0); enable them with sysctl -w kernel.unprivileged_userns_clone=1 or run watertight as root".into(),
+        );
+    }
+    if rootless && read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns").trim() == "1" {
+        return Error::Config(
+            "AppArmor restricts unprivileged user namespaces (kernel.apparmor_restrict_unprivileged_userns = 1); allow them for watertight with an AppArmor profile (userns,) or run it as root".into(),
+        );
+    }
     match std::fs::read_to_string("/proc/sys/user/max_user_namespaces") {
         Ok(s) if s.trim() == "0" => Error::Config(
             "user namespaces are disabled (user.max_user_namespaces = 0); enable them with sysctl -w user.max_user_namespaces=15000".into(),

@@ -95,6 +95,17 @@ impl Rootless {
             &wanted,
             &rootless::HostView,
         );
+        if let (crate::profile::OnViolation::Forensic, Err(why)) =
+            (profile.seccomp.on_violation, &delegation)
+        {
+            // The response freezes the sandbox before capturing it: that needs its cgroup.
+            return Err(Error::Config(format!(
+                "--on-violation forensic needs the sandbox in a cgroup of its own to freeze it, \
+                 and without root there is no delegated cgroup ({why}); use --on-violation \
+                 deny or kill, or start watertight in a delegated cgroup (systemd-run --user \
+                 --scope -p Delegate=yes)"
+            )));
+        }
         Ok(Rootless {
             caller,
             enforcement: rootless::enforcement(l, delegation),
