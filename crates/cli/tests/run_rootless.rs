@@ -46,15 +46,16 @@ impl TestUser {
             bin_dir,
             name,
         };
-        let id = |flag: &str| {
-            let o = Command::new("id")
-                .args([flag, &user.name])
+        // name:x:uid:gid:gecos:home:shell
+        let entry = stdout(
+            &Command::new("getent")
+                .args(["passwd", &user.name])
                 .output()
-                .unwrap();
-            stdout(&o).trim().parse::<u32>().unwrap()
-        };
-        user.uid = id("-u");
-        user.home = PathBuf::from(format!("/home/{}", user.name));
+                .unwrap(),
+        );
+        let fields: Vec<&str> = entry.trim().split(':').collect();
+        user.uid = fields[2].parse().unwrap();
+        user.home = PathBuf::from(fields[5]);
         std::fs::set_permissions(&user.home, std::fs::Permissions::from_mode(0o700)).unwrap();
         // The build's binary may lie under a directory the user cannot reach (a checkout
         // under /root): a copy it can execute.
