@@ -117,6 +117,12 @@ impl Plan {
     /// Validates `job` and computes everything the sandbox needs. Every error names the flag or
     /// profile key at fault and what it accepts; nothing is created.
     pub fn new(job: &Job) -> Result<Plan, Error> {
+        Plan::for_caller(job, rootless::caller())
+    }
+
+    /// [`Plan::new`] for a given caller: None plans the root sandbox whoever asks (`profile
+    /// explain` shows the profile as root runs it), Some a rootless one.
+    pub fn for_caller(job: &Job, caller: Option<rootless::Caller>) -> Result<Plan, Error> {
         let profile = job.profile.clone();
         profile.validate().map_err(|m| Error::Profile {
             origin: "(effective profile)".into(),
@@ -140,7 +146,7 @@ impl Plan {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let mut rootless = rootless::caller()
+        let mut rootless = caller
             .map(|c| Rootless::new(c, &profile, job))
             .transpose()?;
         let mut integrity = match &job.integrity {
