@@ -167,6 +167,28 @@ impl Cgroup {
         plan.create(name)
     }
 
+    /// A handle on no cgroup at all: for a sandbox that runs without one (an unprivileged
+    /// caller with no delegated subtree). Its stats are all unknown, it holds no process to
+    /// kill, it cannot freeze, and destroying it does nothing.
+    pub fn none() -> Cgroup {
+        Cgroup {
+            fs: Arc::new(crate::fs::KernelFs),
+            dir_name: String::new(),
+            mode: Mode::V2,
+            dirs: Vec::new(),
+            unified: None,
+            unified_id: None,
+            memory: None,
+            pids: None,
+            cpu: None,
+            cpuacct: None,
+            freezer: None,
+            device_program: None,
+            destroyed: false,
+            registered: None,
+        }
+    }
+
     /// An empty handle (no directory yet) on `layout`'s filesystem.
     fn empty(layout: &Layout, dir_name: String) -> Cgroup {
         Cgroup {

@@ -295,6 +295,26 @@ impl Layout {
         Ok(self)
     }
 
+    /// A cgroup2 subtree delegated to an unprivileged caller (systemd's `Delegate=`): `root` is
+    /// a directory of the unified hierarchy the caller may make cgroups in and move its own
+    /// processes to, `subtree_control` the text of its `cgroup.subtree_control` (the controllers
+    /// its children get). Cgroups of this layout are made under `root`, never at the
+    /// hierarchy's mount point, and no device policy is offered (the BPF device program needs
+    /// root). Nothing is read here.
+    pub fn delegated(root: PathBuf, subtree_control: &str) -> Layout {
+        Layout {
+            fs: FsHandle::default(),
+            mode: Mode::V2,
+            unified: Some(root),
+            unified_controllers: subtree_control
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect(),
+            v1: Default::default(),
+            device_backend: DeviceBackend::Unavailable,
+        }
+    }
+
     /// Every hierarchy root watertight may create cgroups in, deduplicated (co-mounted v1
     /// controllers share one root), unified first.
     pub fn roots(&self) -> Vec<&Path> {
@@ -377,6 +397,31 @@ fn unescape_octal(field: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_delegated_subtree_offers_what_its_subtree_control_enables_and_no_devices() {
+        let root = PathBuf::from("/sys/fs/cgroup/user.slice/user-1000.slice/user@1000.service");
+        let layout = Layout::delegated(root.clone(), "memory pids\n");
+        assert_eq!(layout.mode(), Mode::V2);
+        assert_eq!(layout.unified_root(), Some(root.as_path()));
+        assert_eq!(layout.roots(), [root.as_path()]);
+        assert_eq!(
+            layout.placement(Controller::Memory),
+            Some(Placement::Unified)
+        );
+        assert_eq!(layout.placement(Controller::Pids), Some(Placement::Unified));
+        assert_eq!(layout.placement(Controller::Cpu), None);
+        // cpu.stat and cgroup.freeze are core files of every cgroup2 directory.
+        assert_eq!(
+            layout.placement(Controller::Freezer),
+            Some(Placement::Unified)
+        );
+        assert_eq!(layout.device_backend(), DeviceBackend::Unavailable);
+        assert_eq!(
+            Layout::delegated(root, "").placement(Controller::Memory),
+            None
+        );
+    }
 
     const HYBRID: &str = "\
 31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755

@@ -2,6 +2,7 @@
 
 mod common;
 use common::*;
+use watertight_testkit::this_test;
 
 fn attack_flags() -> String {
     format!("--bind-ro={}:/attack", attack_dir().display())
@@ -201,16 +202,12 @@ fn bad_input_is_one_line_exit_125_and_leaves_nothing() {
 }
 
 #[test]
-fn non_root_caller_gets_a_clear_error() {
-    if !require_root("non_root_caller_gets_a_clear_error")
-        || !require_tools(
-            "non_root_caller_gets_a_clear_error",
-            &["setpriv"],
-            "util-linux",
-        )
-    {
+fn non_root_caller_runs_rootless_and_says_so() {
+    if !require_root(&this_test()) || !require_tools(&this_test(), &["setpriv"], "util-linux") {
         return;
     }
+    // Without root the run goes through user namespaces (docs/profile.md "Without root"):
+    // nothing that needs root is attempted, and the verdict says what was not enforced.
     let o = std::process::Command::new("setpriv")
         .args([
             "--reuid=65534",
@@ -218,13 +215,28 @@ fn non_root_caller_gets_a_clear_error() {
             "--clear-groups",
             env!("CARGO_BIN_EXE_watertight"),
             "run",
+            "--result",
+            "-",
             "--",
             "/bin/true",
         ])
+        .current_dir("/")
         .output()
         .expect("setpriv runs");
-    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
-    assert!(stderr(&o).contains("needs root"), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let json = &stderr(&o)[stderr(&o).find('{').expect("the verdict")..];
+    let v: serde_json::Value = serde_json::from_str(json).unwrap();
+    assert_eq!(v["status"], "OK", "{v}");
+    assert_eq!(v["rootless"], true, "{v}");
+    assert!(
+        v["unenforced"].as_array().is_some_and(|u| !u.is_empty()),
+        "{v}"
+    );
+    assert!(
+        !stderr(&o).contains("warning"),
+        "no root-only step attempted: {}",
+        stderr(&o)
+    );
 }
 
 #[test]

@@ -41,8 +41,8 @@ use crate::events::EventLog;
 use crate::forensic::ForensicConfig;
 use crate::layers::mount::MountPlan;
 use crate::layers::{
-    bpf, env, fds, integrity, limits, mount, namespaces, privileges, seccomp, secrets, user,
-    workbox,
+    bpf, env, fds, integrity, limits, mount, namespaces, privileges, rootless, seccomp, secrets,
+    user, workbox,
 };
 use crate::output;
 use crate::plan::Plan;
@@ -106,17 +106,28 @@ struct SandboxEnds {
 pub fn run(job: &Job) -> Result<Verdict, Error> {
     // 1. Everything that can fail on bad input fails here, before anything is created.
     let mut plan = Plan::new(job)?;
-    preflight()?;
+    preflight(plan.rootless.is_some())?;
     // The caller's files and box, opened and checked as the caller before anything else
     // exists (output files are truncated only once every file opened).
     let mut stdio = job.stdio.open()?;
     let work_box = job.box_dir.as_deref().map(workbox::prepare).transpose()?;
 
     // 2. user: a host uid of this sandbox's own (the box's idmap maps the caller to it).
-    let slot = user::acquire_slot(&plan.profile.identity)?;
-    plan.open_host_trees(work_box.as_ref().map(|b| (b, slot.host_id)))?;
+    //    Rootless: none (only root may map another uid); the sandbox is the caller on the host.
+    let slot = match &plan.rootless {
+        None => Some(user::acquire_slot(&plan.profile.identity)?),
+        Some(_) => None,
+    };
+    plan.open_host_trees(work_box.as_ref().zip(slot.as_ref().map(|s| s.host_id)))?;
     let profile = &plan.profile;
-    let sandbox_id = format!("wt-{}-{}", slot.index, std::process::id());
+    let sandbox_id = match (&slot, &plan.rootless) {
+        (Some(s), _) => format!("wt-{}-{}", s.index, std::process::id()),
+        (None, r) => format!(
+            "wt-u{}-{}",
+            r.as_ref().map_or(0, |r| r.caller.uid),
+            std::process::id()
+        ),
+    };
     let mut events = EventLog::new(
         &sandbox_id,
         job.events.as_deref(),
@@ -145,7 +156,12 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
     //    per-user counts are then the sandbox's, not root's. pid 1 runs as that uid from the
     //    start; whatever it mounts from the host that the uid may not reach, the supervisor has
     //    already opened (`sockets::attach_host_binds`), or does for it (memfd_noexec).
-    let owner = match user::NamespaceOwner::become_owner(slot.host_id) {
+    //    Rootless: the caller owns it, as it owns everything it makes.
+    let owner = match slot
+        .as_ref()
+        .map(|s| user::NamespaceOwner::become_owner(s.host_id))
+        .transpose()
+    {
         Ok(o) => o,
         Err(e) => {
             supervise::restore_signals(&blocked);
@@ -154,7 +170,7 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
     };
     let forked = clone_into_namespaces(plan.clone_flags.bits());
     match &forked {
-        Ok(Forked::Child) => owner.forget(),
+        Ok(Forked::Child) => owner.into_iter().for_each(user::NamespaceOwner::forget),
         _ => drop(owner), // the supervisor: root again
     }
     let (pid, pidfd) = match forked {
@@ -192,7 +208,11 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
     //    supervisor makes its cgroup, moves it in (the limits hold before the program exists)
     //    and attaches the bridge port and the exec gate, then lets it start the program.
     let setup = (|| -> Result<_, Error> {
-        user::write_id_maps(pid, &profile.identity, slot.host_id)?;
+        match (&plan.rootless, &slot) {
+            (Some(r), _) => rootless::write_id_maps(pid, &profile.identity, r.caller)?,
+            (None, Some(s)) => user::write_id_maps(pid, &profile.identity, s.host_id)?,
+            (None, None) => unreachable!("root always holds a slot"),
+        }
         if plan.integrity.as_ref().is_some_and(|v| v.memfd_noexec) {
             integrity::refuse_memfd_exec(pid)?; // before pid 1 does anything
         }
@@ -244,6 +264,9 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
     // holds without it).
     let mut published: Option<crate::plan::Published> = None;
     let mut publish = || {
+        if plan.rootless.is_some() {
+            return; // /run/watertight is root's, and so is `audit host`
+        }
         published = plan
             .publish(&sandbox_id)
             .map_err(|e| eprintln!("watertight: warning: {e}"))
@@ -300,9 +323,20 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
         integrity: plan.integrity.is_some(),
         sandbox_id: sandbox_id.clone(),
         command: job.argv[0].clone(),
+        cpu_time_by_rlimit: plan
+            .rootless
+            .as_ref()
+            .is_some_and(|r| r.enforcement.delegation.is_none()),
     };
     let mut verdict = verdict::decide(&outcome, &settings, events.summary());
     verdict.plan_digest = plan.digest().to_string();
+    if let Some(r) = &plan.rootless {
+        verdict.rootless = true;
+        verdict.cgroup = cgroup
+            .unified_dir()
+            .map(|d| d.to_string_lossy().into_owned());
+        verdict.unenforced = r.enforcement.unenforced.clone();
+    }
 
     // 9. Clean up: the box back to the caller (pid 1 is gone, and every process of its pid
     //    namespace with it: no setuid/setgid file of the caller's left by the program); the
@@ -318,9 +352,11 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
     Ok(verdict)
 }
 
-fn preflight() -> Result<(), Error> {
-    if !nix::unistd::geteuid().is_root() {
-        return Err(Error::NotRoot);
+/// Root: the stage pid 1 mounts on, reachable by the slot's uid. Rootless: nothing (its stage
+/// is under a tmpfs of its own mount namespace).
+fn preflight(rootless: bool) -> Result<(), Error> {
+    if rootless {
+        return Ok(());
     }
     std::fs::create_dir_all(mount::STAGE).ctx(|| format!("create {}", mount::STAGE))?;
     // pid 1 mounts on the stage as the slot's uid, which must be able to reach it whatever
@@ -336,6 +372,18 @@ fn preflight() -> Result<(), Error> {
 /// Why clone into the namespaces failed, in the words of the fix when the host disabled user
 /// namespaces (checked only then: it costs a file read on every start otherwise).
 fn clone_error(e: std::io::Error) -> Error {
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    let rootless = !nix::unistd::geteuid().is_root();
+    if rootless && read("/proc/sys/kernel/unprivileged_userns_clone").trim() == "0" {
+        return Error::Config(
+            "unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone = 0); enable them with sysctl -w kernel.unprivileged_userns_clone=1 or run watertight as root".into(),
+        );
+    }
+    if rootless && read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns").trim() == "1" {
+        return Error::Config(
+            "AppArmor restricts unprivileged user namespaces (kernel.apparmor_restrict_unprivileged_userns = 1); allow them for watertight with an AppArmor profile (userns,) or run it as root".into(),
+        );
+    }
     match std::fs::read_to_string("/proc/sys/user/max_user_namespaces") {
         Ok(s) if s.trim() == "0" => Error::Config(
             "user namespaces are disabled (user.max_user_namespaces = 0); enable them with sysctl -w user.max_user_namespaces=15000".into(),
@@ -377,6 +425,7 @@ fn sandbox_init(p: &Plan, mut ends: SandboxEnds) -> ! {
             integrity: p.integrity.as_ref(),
             filter: &p.filter,
             bpf_observe: p.profile.bpf.observe,
+            rootless: p.rootless.is_some(),
         };
         confine(&layers, ends.notify.as_fd(), &supervisor, &sys)?;
         // g. The program runs as pid 2 so that pid 1 (which the kernel shields from signals it
@@ -413,6 +462,8 @@ struct Confinement<'a> {
     filter: &'a CompiledFilter,
     /// `--bpf-observe`: a delegated bpffs and CAP_BPF/CAP_PERFMON in the user namespace.
     bpf_observe: bool,
+    /// Without root: setgroups is denied in the sandbox's namespace (`layers/rootless.rs`).
+    rootless: bool,
 }
 
 /// How pid 1 waits for the supervisor between its steps (the go pipe; a recorder in tests).
@@ -477,10 +528,11 @@ fn confine(
     sys: &impl Syscall,
 ) -> Result<(), SetupError> {
     // System paths (the rest are trees the supervisor made), opened before the uid change.
-    let (mount_ops, _pinned_sources) = mount::pin_bind_sources(&c.mounts.ops).at(Stage::Mount)?;
+    let (mount_ops, _pinned_sources) =
+        mount::pin_bind_sources(&c.mounts.ops, &c.mounts.stage).at(Stage::Mount)?;
     // b. audit login uid, fixed; before the uid change, which makes /proc/self root's.
     user::pin_login_uid(&c.profile.identity, sys).at(Stage::User)?;
-    user::become_sandbox_user(&c.profile.identity, sys).at(Stage::User)?; // b. user
+    user::become_sandbox_user(&c.profile.identity, !c.rootless, sys).at(Stage::User)?; // b. user
 
     // The kernel clears the parent-death signal on a uid change: set it again, then make sure
     // the supervisor did not die in between (it holds the go pipe open while it lives).
@@ -684,6 +736,28 @@ mod tests {
         confine_recorded_with(rec, verified, false)
     }
 
+    /// Pid 1's layers of a rootless sandbox (its own mount plan), against `rec`.
+    fn confine_recorded_rootless(rec: &Recorder) -> Result<(), SetupError> {
+        let profile = default_profile();
+        let req = MountRequest {
+            rootless: true,
+            ..Default::default()
+        };
+        let mounts = mount::plan(&profile, &req).unwrap();
+        let filter = default_filter();
+        let layers = Confinement {
+            profile: &profile,
+            mounts: &mounts,
+            bind_trees: &[],
+            integrity: None,
+            filter: &filter,
+            bpf_observe: false,
+            rootless: true,
+        };
+        let notify = dev_null();
+        confine(&layers, notify.as_fd(), &RecordedSupervisor(rec), rec)
+    }
+
     /// [`confine_recorded`], with or without `--bpf-observe`.
     fn confine_recorded_with(
         rec: &Recorder,
@@ -701,6 +775,7 @@ mod tests {
             integrity: verified,
             filter: &filter,
             bpf_observe,
+            rootless: false,
         };
         let notify = dev_null();
         confine(&layers, notify.as_fd(), &RecordedSupervisor(rec), rec)
@@ -781,6 +856,60 @@ mod tests {
                 .iter()
                 .any(|c| c.starts_with("landlock") || c.starts_with("mdwe")),
             "integrity layers in a run without --manifest: {calls:#?}"
+        );
+    }
+
+    #[test]
+    fn rootless_pid1_keeps_its_groups_builds_on_its_own_tmp_and_ends_like_root() {
+        let rec = Recorder::default();
+        confine_recorded_rootless(&rec).unwrap();
+        let calls = rec.calls.borrow();
+        // No setgroups (denied in its namespace); the ids the caller's map gives it.
+        assert_eq!(
+            calls[..4],
+            [
+                "loginuid 0",
+                "setresgid 0",
+                "setresuid 0",
+                "pdeathsig SIGKILL"
+            ]
+        );
+        // Everything private, then a tmpfs over /tmp of its own mount namespace, the stage on it.
+        let first_mount = rec.position("mount None / None");
+        assert!(
+            calls[first_mount + 1].starts_with("mount Some(\"tmpfs\") /tmp Some(\"tmpfs\")"),
+            "{calls:#?}"
+        );
+        assert!(calls[first_mount + 2].starts_with("mkdir /tmp/.watertight-stage"));
+        assert!(
+            calls
+                .iter()
+                .any(|c| c == "pivot_root /tmp/.watertight-stage"),
+            "{calls:#?}"
+        );
+        assert!(
+            !calls.iter().any(|c| c.contains("/run/watertight")),
+            "{calls:#?}"
+        );
+        drop(calls);
+        // The same last layers as root, seccomp last.
+        let second_go = rec.position("go CgroupReady");
+        assert_calls_from(
+            &rec,
+            second_go,
+            &[
+                "go CgroupReady",
+                "cgroup files",
+                "join cgroups (2 v1)",
+                "unshare CloneFlags(CLONE_NEWCGROUP)",
+                "clear capabilities AmbientAndBounding",
+                "securebits 0x",
+                "clear capabilities EffectivePermittedInheritable",
+                "no_new_privs",
+                "seccomp ",
+                "send_fd",
+                "dumpable false",
+            ],
         );
     }
 

@@ -121,7 +121,9 @@ fn explain(name: &str, format: ExplainFormat, fail_on: &str) -> anyhow::Result<u
         bridge_port: None,
         integrity: None,
     };
-    let plan = Plan::new(&job)?;
+    // The root sandbox's plan, whoever asks: what the profile is when run as root (a rootless
+    // run says in its verdict what it did not enforce).
+    let plan = Plan::for_caller(&job, None)?;
     let workload = plan.workload();
     let findings = watertight_audit::audit_workloads(std::slice::from_ref(&workload));
     let mut out = std::io::stdout().lock();

@@ -34,6 +34,8 @@ pub struct CgroupPlan {
     /// Given (a fake cgroupfs in tests); otherwise detected by `create`.
     layout: Option<Layout>,
     registry_dir: PathBuf,
+    /// Rootless: where the caller may make it (a delegated subtree), or nowhere.
+    rootless: Option<Option<Layout>>,
 }
 
 impl CgroupPlan {
@@ -46,7 +48,46 @@ impl CgroupPlan {
             needs: needs(profile, exec_gate),
             layout: None,
             registry_dir: REGISTRY_DIR.into(),
+            rootless: None,
         })
+    }
+
+    /// The cgroup of a rootless sandbox: in the delegated subtree `e` found, with only the
+    /// limits its controllers enforce (the rest are rlimits or unenforced, as `e` says) and no
+    /// device policy (that needs root); none at all without a delegated subtree. Checks the
+    /// limits as [`CgroupPlan::new`] does; reads and creates nothing.
+    pub fn rootless(
+        profile: &Profile,
+        e: &crate::layers::rootless::Enforcement,
+    ) -> Result<CgroupPlan, Error> {
+        let all = limits(profile)?;
+        let limits = CgLimits {
+            memory_bytes: all.memory_bytes.filter(|_| e.memory_cgroup),
+            pids_max: all.pids_max.filter(|_| e.pids_cgroup),
+            cpu_quota: all.cpu_quota.filter(|_| e.cpus_cgroup),
+            devices: None,
+        };
+        let layout = e
+            .delegation
+            .as_ref()
+            .map(|d| Layout::delegated(d.parent.clone(), &d.subtree_control));
+        Ok(CgroupPlan {
+            limits,
+            needs: needs(profile, false),
+            layout: None,
+            registry_dir: REGISTRY_DIR.into(),
+            rootless: Some(layout),
+        })
+    }
+
+    /// Rootless without a delegated subtree: the sandbox runs in no cgroup of its own.
+    pub fn is_none(&self) -> bool {
+        matches!(self.rootless, Some(None))
+    }
+
+    /// The directory the sandbox's cgroup is made in, when rootless with a delegated subtree.
+    pub fn delegated_parent(&self) -> Option<&std::path::Path> {
+        self.rootless.as_ref()?.as_ref()?.unified_root()
     }
 
     /// Like [`CgroupPlan::new`] on a given layout (e.g. over a fake cgroupfs in tests) and
@@ -63,6 +104,7 @@ impl CgroupPlan {
             needs: needs(profile, exec_gate),
             layout: Some(layout),
             registry_dir: registry_dir.into(),
+            rootless: None,
         };
         plan.on_host()?;
         Ok(plan)
@@ -84,6 +126,17 @@ impl CgroupPlan {
     /// `sandbox_id` (registered until destroyed) with its limits written. The caller moves the
     /// child in.
     pub fn create(&self, sandbox_id: &str) -> Result<Cgroup, Error> {
+        match &self.rootless {
+            None => {}
+            Some(None) => return Ok(Cgroup::none()),
+            // The caller's own subtree: no registry (root's), its leftovers found by name in
+            // the one directory it uses; nothing else of the host's layout is touched.
+            Some(Some(layout)) => {
+                let _ = watertight_cgroups::cleanup_stale(layout);
+                let plan = Plan::new(layout.clone(), self.limits.clone(), self.needs)?;
+                return Ok(plan.create(sandbox_id)?);
+            }
+        }
         let plan = self.on_host()?;
         let registry = Registry::open(&self.registry_dir)?;
         // A failure to clean someone else's leftovers must not stop this run.

@@ -11,6 +11,7 @@ pub mod mount;
 pub mod namespaces;
 pub mod privileges;
 pub mod proc;
+pub mod rootless;
 pub mod seccomp;
 pub mod secrets;
 pub mod sockets;

@@ -146,6 +146,8 @@ pub struct MountPlan {
     /// `--box`: the index in `ops` of the box's bind (one of `host_binds`), which the
     /// supervisor makes an idmapped tree owned by the caller on disk (`layers/workbox.rs`).
     pub box_bind: Option<usize>,
+    /// Where the new root is assembled: [`STAGE`], or `rootless::STAGE` without root.
+    pub stage: PathBuf,
 }
 
 /// Inputs that come from the command line rather than the profile.
@@ -164,6 +166,9 @@ pub struct MountRequest {
     /// Exec-time integrity: every writable mount is noexec, so only the verified (read-only)
     /// files can be executed or mapped as code.
     pub noexec_writable: bool,
+    /// Without root (`layers/rootless.rs`): the root is assembled under a tmpfs over /tmp of
+    /// the sandbox's own mount namespace, since the caller cannot make [`STAGE`].
+    pub rootless: bool,
 }
 
 /// Flags every writable scratch mount gets: no setuid binaries, no device nodes.
@@ -173,8 +178,25 @@ pub const SCRATCH_FLAGS: MsFlags = MsFlags::MS_NOSUID.union(MsFlags::MS_NODEV);
 /// directories, binds, hidden paths, /proc, /dev, /tmp, secrets, pivot_root. Checks sources and
 /// targets (errors name the path at fault); creates nothing.
 pub fn plan(profile: &Profile, req: &MountRequest) -> Result<MountPlan, Error> {
-    let stage = PathBuf::from(STAGE);
     let mut ops = vec![MountOp::MakePrivate { path: "/".into() }];
+    let stage = if req.rootless {
+        // bubblewrap's base: a tmpfs on /tmp, in the sandbox's mount namespace only (every
+        // host path bound later is opened before it hides /tmp: `pin_bind_sources`).
+        ops.push(MountOp::Tmpfs {
+            target: "/tmp".into(),
+            size: 64 << 10,
+            mode: 0o755,
+            flags: SCRATCH_FLAGS | MsFlags::MS_NOEXEC,
+        });
+        let stage = PathBuf::from(crate::layers::rootless::STAGE);
+        ops.push(MountOp::MkdirAll {
+            path: stage.clone(),
+            mode: 0o755,
+        });
+        stage
+    } else {
+        PathBuf::from(STAGE)
+    };
     // Binds of host paths the supervisor turns into detached trees before fork (the caller's
     // binds, a root directory's entries): pid 1 runs as the slot's host uid, which may not be
     // able to reach them by path.
@@ -459,6 +481,7 @@ pub fn plan(profile: &Profile, req: &MountRequest) -> Result<MountPlan, Error> {
         workdir,
         host_binds,
         box_bind,
+        stage,
     })
 }
 
@@ -527,7 +550,10 @@ impl DirMasks {
 /// nodes, /dev/null for masks): the caller's binds and a root directory are detached trees the
 /// supervisor made (`MountOp::AttachTree`), because pid 1 is the slot's host uid (see
 /// `user::NamespaceOwner`). The files must stay open until `apply` has run.
-pub fn pin_bind_sources(ops: &[MountOp]) -> Result<(Vec<MountOp>, Vec<std::fs::File>), Error> {
+pub fn pin_bind_sources(
+    ops: &[MountOp],
+    stage: &Path,
+) -> Result<(Vec<MountOp>, Vec<std::fs::File>), Error> {
     use std::os::unix::fs::OpenOptionsExt;
     use std::os::unix::io::AsRawFd;
     let mut pinned: Vec<(&Path, std::fs::File)> = Vec::new();
@@ -538,7 +564,7 @@ pub fn pin_bind_sources(ops: &[MountOp]) -> Result<(Vec<MountOp>, Vec<std::fs::F
                 source,
                 target,
                 attrs,
-            } if !source.starts_with(STAGE) => {
+            } if !source.starts_with(stage) => {
                 // One handle per distinct source: /dev/null alone masks a dozen files.
                 let fd = match pinned.iter().find(|(s, _)| s == source) {
                     Some((_, file)) => file.as_raw_fd(),

@@ -60,36 +60,62 @@ pub fn compile(
         capabilities: Default::default(),
         exec_integrity,
     };
-    let cache = std::path::Path::new(CACHE_DIR);
-    // Root's cache is refused to anyone else (a filter they could plant): a plan built by
-    // another user (`profile explain`) compiles afresh.
-    if !nix::unistd::geteuid().is_root() {
+    // Root's cache is refused to anyone else (a filter they could plant). Without root, the
+    // caller's own cache (`user_cache_dir`: only the caller's processes can write it, and they
+    // can do anything the caller can anyway); none usable: compile afresh.
+    let fresh = || -> Result<CompiledFilter, Error> {
         let profile = if seccomp.profile == "default" {
             watertight_seccomp::default_profile()
         } else {
             load(seccomp)?
         };
-        return Ok(with_bpf(profile).compile(&opts)?);
-    }
-    if seccomp.profile == "default" {
+        Ok(with_bpf(profile).compile(&opts)?)
+    };
+    let cache = if nix::unistd::geteuid().is_root() {
+        std::path::PathBuf::from(CACHE_DIR)
+    } else {
+        match user_cache_dir() {
+            Some(dir) => dir,
+            None => return fresh(),
+        }
+    };
+    let cached = if seccomp.profile == "default" {
         // Named by the seccomp crate's source digest: a cache hit never builds the profile.
         let identity = format!(
             "builtin:default{}:{}",
             if bpf_observe { "+bpf-observe" } else { "" },
             watertight_seccomp::SOURCE_DIGEST
         );
-        return Ok(watertight_seccomp::compile_cached_keyed(
+        watertight_seccomp::compile_cached_keyed(
             identity.as_bytes(),
             || Ok(with_bpf(watertight_seccomp::default_profile())),
             &opts,
-            cache,
-        )?);
+            &cache,
+        )
+    } else {
+        watertight_seccomp::compile_cached(&with_bpf(load(seccomp)?), &opts, &cache)
+    };
+    match cached {
+        // The caller's cache unusable (made by someone else, group-writable): no reason to
+        // refuse the run. Root's cache stays strict.
+        Err(watertight_seccomp::Error::Cache { .. }) if !nix::unistd::geteuid().is_root() => {
+            fresh()
+        }
+        r => Ok(r?),
     }
-    Ok(watertight_seccomp::compile_cached(
-        &with_bpf(load(seccomp)?),
-        &opts,
-        cache,
-    )?)
+}
+
+/// Without root: `$XDG_RUNTIME_DIR/watertight/seccomp-cache` when the runtime directory is the
+/// caller's and no one else's to write (systemd's per-user tmpfs at /run/user/UID). Not the
+/// home directory: a sandbox runs as the caller's uid on the host, and a home is what a caller
+/// binds writable; the sandbox's /run is its own empty directory. None: no cache.
+pub fn user_cache_dir() -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let euid = nix::unistd::geteuid().as_raw();
+    let dir = std::path::PathBuf::from(std::env::var_os("XDG_RUNTIME_DIR")?);
+    let owned = std::fs::metadata(&dir)
+        .is_ok_and(|m| m.is_dir() && m.uid() == euid && m.mode() & 0o077 == 0);
+    (dir.is_absolute() && owned).then(|| dir.join("watertight/seccomp-cache"))
 }
 
 /// In the sandbox's pid 1, after it dropped its privileges and before it starts the program,

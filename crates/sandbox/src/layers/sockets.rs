@@ -37,6 +37,15 @@ pub const DEFAULT_SCAN_LIMIT: usize = 100_000;
 /// "other" to every file (the sandbox's own unmapped uid) could reach: directories it cannot
 /// search are not entered (nothing below them is reachable).
 pub fn reachable_sockets(source: &Path, limit: usize) -> Result<Vec<PathBuf>, Error> {
+    sockets_under(source, limit, &searchable_by_others)
+}
+
+/// The sockets under `source` in directories `enter` says the sandbox can search.
+fn sockets_under(
+    source: &Path,
+    limit: usize,
+    enter: &dyn Fn(&Path) -> bool,
+) -> Result<Vec<PathBuf>, Error> {
     let mut found = Vec::new();
     let mut pending = vec![PathBuf::new()];
     let mut visited = 0usize;
@@ -72,7 +81,7 @@ pub fn reachable_sockets(source: &Path, limit: usize) -> Result<Vec<PathBuf>, Er
             };
             if kind.is_socket() {
                 found.push(rel.join(entry.file_name()));
-            } else if kind.is_dir() && searchable_by_others(&entry.path()) {
+            } else if kind.is_dir() && enter(&entry.path()) {
                 pending.push(rel.join(entry.file_name()));
             }
         }
@@ -163,6 +172,30 @@ pub fn attach_host_binds(
         }
     }
     Ok(trees)
+}
+
+/// Without root (`layers/rootless.rs`), before fork: no tree can be idmapped (that needs root
+/// in the initial user namespace), and pid 1 binds the caller's paths by itself; every guarded
+/// bind's tree is walked, as the caller (whose uid, and groups, the sandbox has on the host), and
+/// every socket in a directory the caller can search is masked with /dev/null. A socket made
+/// under such a bind after the start is not masked (the box is the caller's own directory).
+pub fn mask_host_sockets(plan: &mut MountPlan) -> Result<(), Error> {
+    let searchable = |dir: &Path| nix::unistd::access(dir, nix::unistd::AccessFlags::X_OK).is_ok();
+    let host_binds = std::mem::take(&mut plan.host_binds);
+    for &(i, guard) in host_binds.iter().rev() {
+        let MountOp::Bind { source, target, .. } = plan.ops[i].clone() else {
+            continue;
+        };
+        if !guard || !source.is_dir() {
+            continue;
+        }
+        let masks: Vec<MountOp> = sockets_under(&source, DEFAULT_SCAN_LIMIT, &searchable)?
+            .iter()
+            .flat_map(|socket| hide_file(&target.join(socket)))
+            .collect();
+        plan.ops.splice(i + 1..i + 1, masks);
+    }
+    Ok(())
 }
 
 fn shown(p: &Path) -> String {

@@ -79,11 +79,20 @@ pub fn write_id_maps(child: i32, identity: &Identity, host_id: u32) -> Result<()
 /// supplementary groups. The creator of a user namespace keeps its capabilities in it across
 /// this change (its old uid is not the namespace's root), so the mount layer can still work,
 /// and files it creates belong to the sandbox's own uid.
-pub fn become_sandbox_user(identity: &Identity, sys: &impl Syscall) -> Result<(), Error> {
+///
+/// Rootless (`clear_groups` false): the kernel denies setgroups in a namespace whose gid map an
+/// unprivileged caller wrote, so the caller's supplementary groups stay (as under bubblewrap).
+pub fn become_sandbox_user(
+    identity: &Identity,
+    clear_groups: bool,
+    sys: &impl Syscall,
+) -> Result<(), Error> {
     use nix::unistd::{Gid, Uid};
     // Groups first, then the gid, then the uid: each later change would take away the
     // privilege the earlier one needs.
-    sys.set_groups(&[]).ctx(|| "setgroups([])".into())?;
+    if clear_groups {
+        sys.set_groups(&[]).ctx(|| "setgroups([])".into())?;
+    }
     sys.set_gid(Gid::from_raw(identity.gid))
         .ctx(|| format!("setresgid({})", identity.gid))?;
     sys.set_uid(Uid::from_raw(identity.uid))
@@ -161,10 +170,17 @@ mod tests {
             gid: 100,
             ..crate::profile::default_profile().identity
         };
-        become_sandbox_user(&identity, &rec).unwrap();
+        become_sandbox_user(&identity, true, &rec).unwrap();
         assert_eq!(
             rec.calls.borrow().as_slice(),
             ["setgroups []", "setresgid 100", "setresuid 1000"]
+        );
+        // Rootless: setgroups is denied in its namespace, never attempted.
+        let rec = crate::syscall::recorder::Recorder::default();
+        become_sandbox_user(&identity, false, &rec).unwrap();
+        assert_eq!(
+            rec.calls.borrow().as_slice(),
+            ["setresgid 100", "setresuid 1000"]
         );
     }
 }

@@ -255,6 +255,15 @@ impl SizedBox {
                 format!("--box-size {size} bytes is too small; give at least 64K (e.g. 16M)"),
             ));
         }
+        if !nix::unistd::geteuid().is_root() {
+            // A mount namespace of the supervisor's own needs CAP_SYS_ADMIN on the host.
+            return Err(refuse(
+                path,
+                "--box-size needs root (its tmpfs is mounted in the supervisor's own mount \
+                 namespace); without root drop --box-size: the box is then bounded by your disk \
+                 quota and limits.file_size",
+            ));
+        }
         let work_box = prepare(path)?;
         let host: OwnedFd = nix::fcntl::open(
             &work_box.path,

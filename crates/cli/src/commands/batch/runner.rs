@@ -53,6 +53,13 @@ pub struct StepResult {
     /// With a box size: whether the box was full when the step ended (a write got ENOSPC).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub box_full: Option<bool>,
+    /// The step ran without root (the run's verdict `rootless`); absent as root.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rootless: bool,
+    /// Without root: the limits and layers not enforced as root enforces them (the run's
+    /// verdict `unenforced`); absent when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unenforced: Vec<String>,
 }
 
 /// One job's result: one line of the results file.
@@ -237,6 +244,15 @@ fn run_step(
     r.message = v["message"].as_str().map(str::to_string);
     r.plan_digest = v["plan_digest"].as_str().map(str::to_string);
     r.box_full = v["box_full"].as_bool();
+    r.rootless = v["rootless"].as_bool().unwrap_or(false);
+    r.unenforced = v["unenforced"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|l| l.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
     if let (Some(expected), "OK") = (&step.expected, r.status.as_str()) {
         let want = std::fs::read(expected)?;
         let got = read_capped(&stdout, want.len() as u64 * 2 + 65536)?;
