@@ -107,6 +107,21 @@ pub struct Verdict {
     /// failed with ENOSPC, or the next one would have). The status stays the program's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub box_full: Option<bool>,
+    /// The tier that ran the program and what it chose, when it is not the namespace tier
+    /// (absent: `namespaces`, so verdicts of that tier read as they always did).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<IsolationReport>,
+}
+
+/// What a tier other than namespaces says about how it ran the program (docs/isolation.md).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IsolationReport {
+    /// The tier (`gvisor`).
+    pub tier: crate::profile::Isolation,
+    /// The tier's platform: for gVisor the runsc platform (`ptrace`, `systrap`).
+    pub platform: String,
+    /// Why that platform: one line for people.
+    pub platform_reason: String,
 }
 
 /// What watertight's exit code says (`--exit-codes`).
@@ -288,6 +303,7 @@ fn measured(o: &Outcome, settings: &Settings, events: EventSummary) -> Verdict {
         events,
         evidence: None,
         box_full: None,
+        isolation: None,
     };
     if let Some(status) = program_status(o) {
         if libc::WIFEXITED(status) {
