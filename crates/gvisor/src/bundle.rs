@@ -188,6 +188,7 @@ pub fn write(plan: &Plan, inputs: &Inputs, dir: &Path) -> Result<Value, Error> {
         "hostname": p.hostname,
         "mounts": mounts,
         "linux": {
+            "seccomp": oci_seccomp(),
             "namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"},
                            {"type": "uts"}, {"type": "mount"}],
             "maskedPaths": p.proc.masked.iter().map(|m| m.display().to_string()).collect::<Vec<_>>(),
@@ -220,4 +221,28 @@ fn make_mount_point(p: &Path, dir: bool) -> Result<(), Error> {
         std::fs::write(p, b"").map_err(io(p))?;
     }
     Ok(())
+}
+
+/// watertight's built-in allowlist (crates/seccomp) in OCI form, which runsc's `--oci-seccomp`
+/// installs in the Sentry for the program: gVisor implements many calls the namespace tier
+/// refuses (user namespaces, ptrace, io_uring, its own syslog), and a call the profile does not
+/// allow is refused here too (EPERM, the profile's default action), whichever kernel would have
+/// answered. watertight's own extension (the violation list, which the namespace tier turns
+/// into user notifications the Sentry cannot deliver) is left out: those calls get the default
+/// action, as under `on_violation = "deny"`.
+pub fn oci_seccomp() -> Value {
+    let mut v: Value = serde_json::from_str(&watertight_seccomp::default_profile().to_json())
+        .expect("the built-in seccomp profile is JSON");
+    if let Some(o) = v.as_object_mut() {
+        for k in [
+            "watertight",
+            "listenerPath",
+            "listenerMetadata",
+            "flags",
+            "archMap",
+        ] {
+            o.remove(k);
+        }
+    }
+    v
 }

@@ -333,6 +333,8 @@ impl<'a> Gvisor<'a> {
             // code would move the sandbox into a cgroup of its making (out of ours), and it
             // drives cgroup v1 and v2 but not this hybrid layout reliably.
             .arg("--ignore-cgroups")
+            // The bundle's linux.seccomp (watertight's allowlist) installed in the Sentry.
+            .arg("--oci-seccomp")
             .arg("--root")
             .arg(work.state())
             .arg(format!("--debug-log={}/", work.logs().display()));
