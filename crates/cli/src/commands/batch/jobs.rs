@@ -345,6 +345,22 @@ mod tests {
     }
 
     #[test]
+    fn a_job_names_its_isolation_strictly() {
+        use watertight_sandbox::profile::Isolation;
+        let j =
+            p(r#"{"id":"g","isolation":"gvisor","steps":[{"name":"t","argv":["true"]}]}"#).unwrap();
+        assert_eq!(j[0].isolation, Some(Isolation::Gvisor));
+        let j = p(r#"{"id":"n","steps":[{"name":"t","argv":["true"]}]}"#).unwrap();
+        assert_eq!(j[0].isolation, None);
+        let e = p(r#"{"id":"k","isolation":"kvm","steps":[{"name":"t","argv":["true"]}]}"#)
+            .unwrap_err();
+        assert!(
+            e.contains("jobs.jsonl:1") && e.contains("isolation") && e.contains("gvisor"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn a_good_job_parses_with_paths_relative_to_the_jobs_dir() {
         let j = p(r#"{"id":"s1","files":{"prog.c":"a/p.c"},"steps":[{"name":"compile","argv":["cc","prog.c"],"time_limit":10},{"name":"t1","argv":["./a.out"],"stdin":"1.in","expected":"1.out","memory_limit":"256M"}]}"#).unwrap();
         assert_eq!(j[0].files["prog.c"], Path::new("/d/a/p.c"));
