@@ -344,3 +344,45 @@ fn unknown_isolation_is_refused_by_flag_and_profile() {
     assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
     assert!(stderr(&o).contains("isolation"), "{}", stderr(&o));
 }
+
+#[test]
+fn batch_passes_isolation_to_every_step() {
+    if !ready("batch_passes_isolation_to_every_step") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("1.out"), "hi\n").unwrap();
+    let jobs = dir.path().join("jobs.jsonl");
+    let step = r#"[{"name":"test1","argv":["/bin/sh","-c","echo hi"],"expected":"1.out"}]"#;
+    std::fs::write(
+        &jobs,
+        format!(
+            "{{\"id\":\"flag\",\"steps\":{step}}}\n{{\"id\":\"own\",\"isolation\":\"namespaces\",\"steps\":{step}}}\n"
+        ),
+    )
+    .unwrap();
+    let res = dir.path().join("results.jsonl");
+    let o = watertight()
+        .args(["batch", "--isolation", "gvisor", "--results"])
+        .arg(&res)
+        .arg(&jobs)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&res).unwrap();
+    let lines: std::collections::BTreeMap<String, serde_json::Value> = text
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (v["id"].as_str().unwrap().to_string(), v)
+        })
+        .collect();
+    let digest = |id: &str| lines[id]["steps"][0]["plan_digest"].clone();
+    for id in ["flag", "own"] {
+        assert_eq!(lines[id]["steps"][0]["status"], "OK", "{text}");
+        assert_eq!(lines[id]["steps"][0]["judged"], "AC", "{text}");
+    }
+    // The job's own `isolation` wins over --isolation; the digest (which covers the tier, and
+    // nothing else differs between the two jobs) tells the tiers apart.
+    assert_ne!(digest("flag"), digest("own"), "{text}");
+}
