@@ -313,7 +313,7 @@ impl<'a> Gvisor<'a> {
         if let Some(b) = &work_box {
             let _ = watertight_sandbox::layers::workbox::hand_back(b);
         }
-        cgroup.destroy()?;
+        drop(cgroup);
         drop(work);
         Ok(v)
     }
@@ -488,7 +488,8 @@ fn remove_stale(root: &Path) {
     }
 }
 
-/// The cgroup around runsc and everything it starts. Dropped: killed and removed.
+/// The cgroup around runsc and everything it starts. Dropped (also on an early error return):
+/// every process in it killed, then removed.
 struct OuterCgroup {
     cg: watertight_cgroups::Cgroup,
 }
@@ -511,16 +512,20 @@ impl OuterCgroup {
         let plan = watertight_cgroups::Plan::new(watertight_cgroups::detect()?, limits, needs)?;
         let registry =
             watertight_cgroups::Registry::open(watertight_sandbox::layers::cgroup::REGISTRY_DIR)?;
+        // A failure to clean someone else's leftovers must not stop this run.
         let _ = registry.cleanup_stale(plan.layout());
         plan.delegate_controllers()?;
         Ok(OuterCgroup {
             cg: registry.create_planned(&plan, sandbox_id)?,
         })
     }
+}
 
-    fn destroy(self) -> Result<(), Error> {
+impl Drop for OuterCgroup {
+    fn drop(&mut self) {
+        // The Cgroup handle removes its directories (and registry entry) when dropped right
+        // after this; they must be empty by then.
         let _ = self.cg.kill_all();
-        Ok(self.cg.destroy()?)
     }
 }
 
