@@ -17,7 +17,7 @@ cargo build --release -q -p watertight
 cargo build --release -q -p watertight-gvisor --example gvisor_bundle
 target=$PWD/target/$(rustc -vV | sed -n "s/^host: //p")/release
 out=$(mktemp -d)
-trap 'umount -l "$out/bundle/rootfs" 2>/dev/null || true; rm -rf "$out"' EXIT
+trap 'rm -rf "$out"' EXIT
 cp "$target/watertight" "$out/watertight"
 wt=$out/watertight
 "$target/examples/gvisor_bundle" "$out/bundle" /bin/true

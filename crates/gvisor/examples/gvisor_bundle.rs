@@ -29,6 +29,13 @@ fn main() {
         bridge_port: None,
         integrity: None,
     };
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        eprintln!(
+            "gvisor_bundle: {}: {e}",
+            std::path::Path::new(&dir).display()
+        );
+        std::process::exit(1);
+    }
     let result = watertight_sandbox::Plan::new(&job)
         .map_err(watertight_gvisor::Error::from)
         .and_then(|plan| {
