@@ -16,8 +16,9 @@ pkgs=(
   groff-base lintian            # rendering the generated man pages; linting the .deb (tests/package.rs)
   qemu-system-x86 busybox-static cpio  # the pure cgroup v2 guest (scripts/cgroup2-guest.sh;
                                 # its SeaBIOS firmware is a hard dependency of qemu-system-x86)
-  runsc                         # gVisor: the --isolation gvisor tier, and its Sentry's filter read
-                                # back by tests/audit_seccomp.rs
+  runsc                         # gVisor for `run --isolation gvisor` (crates/gvisor; its tests and
+                                # benches/run/isolation.sh): Debian's 20221219 build, ptrace platform;
+                                # its Sentry's filter is read back by tests/audit_seccomp.rs
   podman file runc              # the DaemonSet image (scripts/build-image.sh: podman build;
                                 # file checks the binary is static) and its test (tests/image.rs,
                                 # on runc: crun 1.8 refuses hosts with hybrid cgroups); live

@@ -106,6 +106,15 @@ struct SandboxEnds {
 pub fn run(job: &Job) -> Result<Verdict, Error> {
     // 1. Everything that can fail on bad input fails here, before anything is created.
     let mut plan = Plan::new(job)?;
+    if plan.profile.isolation != crate::profile::Isolation::Namespaces {
+        // The CLI dispatches other tiers to their own crates; reaching here with one would run
+        // the program under a weaker boundary than the profile asks for.
+        return Err(Error::Config(format!(
+            "isolation {:?} is not the namespace tier: run it through `watertight run --isolation {}`",
+            plan.profile.isolation.as_str(),
+            plan.profile.isolation
+        )));
+    }
     preflight(plan.rootless.is_some())?;
     // The caller's files and box, opened and checked as the caller before anything else
     // exists (output files are truncated only once every file opened).

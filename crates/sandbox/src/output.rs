@@ -99,6 +99,12 @@ impl Pipes {
     pub fn supervisor_ends(self) -> [Option<OwnedFd>; 2] {
         self.read
     }
+
+    /// Both sides at once, (program's write ends, supervisor's read ends), for a supervisor
+    /// that hands the write ends to a program it starts itself (the gVisor tier's runsc).
+    pub fn split(self) -> ([Option<OwnedFd>; 2], [Option<OwnedFd>; 2]) {
+        (self.write, self.read)
+    }
 }
 
 /// Whether `fd` is open for writing.

@@ -51,6 +51,61 @@ pub struct Profile {
     /// while off, so older profiles and their plan digests stay as they were): none.
     #[serde(default, skip_serializing_if = "Bpf::is_off")]
     pub bpf: Bpf,
+    /// `isolation`: which boundary runs the program (docs/isolation.md). Absent in a profile
+    /// file (and left out when written while it is the default, so older profiles and their
+    /// plan digests stay as they were): `namespaces`.
+    #[serde(default, skip_serializing_if = "Isolation::is_default")]
+    pub isolation: Isolation,
+}
+
+/// The boundary between the program and the host kernel (`isolation`, `--isolation`).
+/// Adding a tier is one variant here plus its arm in the CLI's dispatch
+/// (`cli/src/commands/run.rs`, `run_isolated`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Isolation {
+    /// watertight's own layers on the shared host kernel (`contain.rs`).
+    #[default]
+    Namespaces,
+    /// gVisor's user-space kernel (runsc) inside watertight's outer layers (crates/gvisor).
+    Gvisor,
+}
+
+impl Isolation {
+    /// Every tier, in the order documented.
+    pub const ALL: [Isolation; 2] = [Isolation::Namespaces, Isolation::Gvisor];
+
+    /// The word a profile and `--isolation` use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Isolation::Namespaces => "namespaces",
+            Isolation::Gvisor => "gvisor",
+        }
+    }
+
+    /// The built-in tier (left out of a written profile).
+    pub fn is_default(&self) -> bool {
+        *self == Isolation::default()
+    }
+}
+
+impl std::fmt::Display for Isolation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Isolation {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Isolation, String> {
+        Isolation::ALL
+            .into_iter()
+            .find(|i| i.as_str() == s)
+            .ok_or_else(|| {
+                let known: Vec<&str> = Isolation::ALL.iter().map(|i| i.as_str()).collect();
+                format!("isolation {s:?}: expected one of {}", known.join(", "))
+            })
+    }
 }
 
 /// BPF inside the sandbox (docs/bpf-observe.md).
@@ -503,7 +558,7 @@ pub fn toml_header() -> String {
 }
 
 /// The `watertight run` flag that sets each profile key that has one.
-const FLAGS: [(&str, &str); 14] = [
+const FLAGS: [(&str, &str); 15] = [
     ("identity.uid", "--uid"),
     ("identity.gid", "--gid"),
     ("limits.cpus", "--cpus"),
@@ -518,6 +573,7 @@ const FLAGS: [(&str, &str); 14] = [
     ("seccomp.on_violation", "--on-violation"),
     ("bind", "--bind/--bind-ro"),
     ("bpf.observe", "--bpf-observe"),
+    ("isolation", "--isolation"),
 ];
 
 /// A profile key as errors name it: `limits.cpus (--cpus)`, or the key alone.
@@ -664,6 +720,7 @@ pub fn default_profile() -> Profile {
         terminal: Terminal::default(),
         events: Events::default(),
         bpf: Bpf::default(),
+        isolation: Isolation::default(),
     }
 }
 
@@ -700,6 +757,25 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("typo.toml") && e.contains("observ"), "{e}");
+    }
+
+    #[test]
+    fn isolation_defaults_to_namespaces_is_left_out_then_and_is_parsed_strictly() {
+        let d = default_profile();
+        assert_eq!(d.isolation, Isolation::Namespaces);
+        assert!(!d.to_toml().contains("isolation"), "{}", d.to_toml());
+        let p = Profile::from_toml("isolation = \"gvisor\"\n", "g.toml").unwrap();
+        assert_eq!(p.isolation, Isolation::Gvisor);
+        assert!(p.to_toml().contains("isolation = \"gvisor\""));
+        let e = Profile::from_toml("isolation = \"gVisor\"\n", "typo.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("typo.toml") && e.contains("gVisor"), "{e}");
+        assert_eq!("gvisor".parse::<Isolation>(), Ok(Isolation::Gvisor));
+        assert!("kvm"
+            .parse::<Isolation>()
+            .unwrap_err()
+            .contains("namespaces, gvisor"));
     }
 
     #[test]

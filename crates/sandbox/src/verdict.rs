@@ -120,6 +120,21 @@ pub struct Verdict {
     /// `integrity: ...`): why, and what stood in. Absent when empty (always as root).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unenforced: Vec<String>,
+    /// The tier that ran the program and what it chose, when it is not the namespace tier
+    /// (absent: `namespaces`, so verdicts of that tier read as they always did).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<IsolationReport>,
+}
+
+/// What a tier other than namespaces says about how it ran the program (docs/isolation.md).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IsolationReport {
+    /// The tier (`gvisor`).
+    pub tier: crate::profile::Isolation,
+    /// The tier's platform: for gVisor the runsc platform (`ptrace`, `systrap`).
+    pub platform: String,
+    /// Why that platform: one line for people.
+    pub platform_reason: String,
 }
 
 /// What watertight's exit code says (`--exit-codes`).
@@ -312,6 +327,7 @@ fn measured(o: &Outcome, settings: &Settings, events: EventSummary) -> Verdict {
         rootless: false,
         cgroup: None,
         unenforced: Vec::new(),
+        isolation: None,
     };
     if let Some(status) = program_status(o) {
         if libc::WIFEXITED(status) {

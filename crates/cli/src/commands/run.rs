@@ -9,8 +9,13 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use watertight_sandbox::forensic::ForensicConfig;
 use watertight_sandbox::layers::{env, secrets};
-use watertight_sandbox::profile::{Bind, HostSockets, OnViolation, TerminalEscapes};
-use watertight_sandbox::{default_profile, ExitCodes, Job, Profile, Size, Status};
+use watertight_sandbox::profile::{Bind, HostSockets, Isolation, OnViolation, TerminalEscapes};
+use watertight_sandbox::{default_profile, ExitCodes, Job, Profile, Size, Status, Verdict};
+
+/// `--isolation`: exactly a tier's name.
+pub fn parse_isolation(s: &str) -> Result<Isolation, String> {
+    s.parse()
+}
 
 /// The text after `watertight run --help`'s flags: sizes, exit status.
 fn after_help() -> String {
@@ -27,6 +32,12 @@ authority. With --exit-codes verdict: OK 0, RE 1, SG 2, TO 3, ML 4, OL 5, SV 6, 
 #[derive(clap::Args)]
 #[command(after_help = after_help())]
 pub struct Args {
+    /// The boundary between the program and the host kernel: `namespaces` (watertight's own
+    /// layers on the shared kernel; the default) or `gvisor` (gVisor's runsc, a user-space
+    /// kernel, inside watertight's cgroup and limits; docs/isolation.md). Overrides the
+    /// profile's `isolation`.
+    #[arg(long, value_name = "namespaces|gvisor", value_parser = parse_isolation)]
+    isolation: Option<Isolation>,
     /// Profile file (TOML): only the keys it changes, over the built-in profile or the file its
     /// `extends` names (`watertight profile show --effective FILE` prints the result); default:
     /// the built-in profile.
@@ -320,6 +331,9 @@ fn effective_profile(a: &Args) -> anyhow::Result<Profile> {
     if a.bpf_observe {
         p.bpf.observe = true;
     }
+    if let Some(i) = a.isolation {
+        p.isolation = i;
+    }
     if let Some(l) = &a.events_limit {
         p.events.limit = size("events-limit", l)?;
         anyhow::ensure!(
@@ -494,7 +508,7 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
         )?),
         _ => None,
     };
-    let mut verdict = watertight_sandbox::run(&job)?;
+    let mut verdict = run_isolated(&job, a.verbose)?;
     if let Some(b) = &sized_box {
         verdict.box_full = Some(b.full());
         b.copy_back()?;
@@ -536,6 +550,27 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
         ExitCodesArg::Program => ExitCodes::Program,
         ExitCodesArg::Verdict => ExitCodes::Verdict,
     }))
+}
+
+/// The dispatch point between isolation tiers: each tier takes the same job (profile, files,
+/// limits) and returns the same verdict. A new tier is one arm here.
+fn run_isolated(job: &Job, verbose: bool) -> anyhow::Result<Verdict> {
+    match job.profile.isolation {
+        Isolation::Namespaces => Ok(watertight_sandbox::run(job)?),
+        Isolation::Gvisor => {
+            let tier = watertight_gvisor::Gvisor::new(job)?;
+            if verbose {
+                let r = tier.runsc();
+                eprintln!(
+                    "watertight: isolation gvisor: {} on platform {} ({})",
+                    r.path.display(),
+                    r.platform,
+                    r.platform_reason
+                );
+            }
+            Ok(tier.run()?)
+        }
+    }
 }
 
 /// How `run` is called, for a tip in its usage errors.

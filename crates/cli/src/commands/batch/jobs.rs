@@ -19,6 +19,8 @@ pub struct Job {
     pub steps: Vec<Step>,
     /// `run --box-size` for every step: the box as a tmpfs of this SIZE.
     pub box_size: Option<String>,
+    /// `run --isolation` for every step (namespaces or gvisor).
+    pub isolation: Option<watertight_sandbox::profile::Isolation>,
 }
 
 /// One step: one `watertight run` in the job's box.
@@ -42,7 +44,7 @@ pub struct Step {
     pub output_limit: Option<String>,
 }
 
-const JOB_KEYS: &[&str] = &["id", "files", "steps", "box_size"];
+const JOB_KEYS: &[&str] = &["id", "files", "steps", "box_size", "isolation"];
 const STEP_KEYS: &[&str] = &[
     "name",
     "argv",
@@ -289,12 +291,26 @@ fn parse_job(v: &Value, base: &Path, check: bool, index: usize) -> Result<Job, F
         .filter(|v| !v.is_null())
         .map(|v| box_size(v, "box_size"))
         .transpose()?;
+    let isolation = m
+        .get("isolation")
+        .filter(|v| !v.is_null())
+        .map(|v| {
+            let s = v.as_str().ok_or_else(|| {
+                (
+                    "isolation".to_string(),
+                    "expected a string: namespaces or gvisor".to_string(),
+                )
+            })?;
+            s.parse().map_err(|e| ("isolation".to_string(), e))
+        })
+        .transpose()?;
     Ok(Job {
         index,
         id,
         files,
         steps,
         box_size,
+        isolation,
     })
 }
 
@@ -326,6 +342,22 @@ mod tests {
 
     fn p(t: &str) -> Result<Vec<Job>, String> {
         parse(t, Path::new("/d"), "jobs.jsonl", false)
+    }
+
+    #[test]
+    fn a_job_names_its_isolation_strictly() {
+        use watertight_sandbox::profile::Isolation;
+        let j =
+            p(r#"{"id":"g","isolation":"gvisor","steps":[{"name":"t","argv":["true"]}]}"#).unwrap();
+        assert_eq!(j[0].isolation, Some(Isolation::Gvisor));
+        let j = p(r#"{"id":"n","steps":[{"name":"t","argv":["true"]}]}"#).unwrap();
+        assert_eq!(j[0].isolation, None);
+        let e = p(r#"{"id":"k","isolation":"kvm","steps":[{"name":"t","argv":["true"]}]}"#)
+            .unwrap_err();
+        assert!(
+            e.contains("jobs.jsonl:1") && e.contains("isolation") && e.contains("gvisor"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -49,6 +49,9 @@ pub struct Args {
     /// Each job's box as a tmpfs of SIZE (`run --box-size`), unless the job sets `box_size`.
     #[arg(long, value_name = "SIZE", value_parser = parse_box_size)]
     box_size: Option<String>,
+    /// Each step's `run --isolation` (namespaces or gvisor), unless the job sets `isolation`.
+    #[arg(long, value_name = "namespaces|gvisor", value_parser = crate::commands::run::parse_isolation)]
+    isolation: Option<watertight_sandbox::profile::Isolation>,
 }
 
 fn parse_box_size(s: &str) -> Result<String, String> {
@@ -87,6 +90,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         .filter(|j| jobs::in_shard(j.index, args.shard) && !done.contains(&j.id))
         .map(|mut j| {
             j.box_size = j.box_size.or_else(|| args.box_size.clone());
+            j.isolation = j.isolation.or(args.isolation);
             j
         })
         .collect();

@@ -165,7 +165,7 @@ fn run_in(exe: &Path, dir: &Path, job: &Job) -> anyhow::Result<Vec<StepResult>> 
             });
             continue;
         }
-        let r = run_step(exe, dir, &boxd, job.box_size.as_deref(), i, step)?;
+        let r = run_step(exe, dir, &boxd, job, i, step)?;
         failed = r.status != "OK";
         out.push(r);
     }
@@ -183,7 +183,7 @@ fn run_step(
     exe: &Path,
     dir: &Path,
     boxd: &Path,
-    box_size: Option<&str>,
+    job: &Job,
     i: usize,
     step: &Step,
 ) -> anyhow::Result<StepResult> {
@@ -192,8 +192,11 @@ fn run_step(
     let verdict = dir.join(format!("{i}.verdict.json"));
     let mut cmd = Command::new(exe);
     cmd.arg("run").arg("--box").arg(boxd);
-    if let Some(s) = box_size {
+    if let Some(s) = &job.box_size {
         cmd.arg("--box-size").arg(s);
+    }
+    if let Some(i) = job.isolation {
+        cmd.arg("--isolation").arg(i.as_str());
     }
     cmd.arg("--stdin")
         .arg(step.stdin.as_deref().unwrap_or(Path::new("/dev/null")));
