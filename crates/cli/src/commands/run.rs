@@ -181,9 +181,22 @@ pub struct Args {
     /// Print a one-line verdict to stderr.
     #[arg(short, long)]
     verbose: bool,
+    /// The boundary: `namespaces` (the shared kernel, the default) or `vm` (a kernel of its
+    /// own in a QEMU microvm guest; KVM when it works, else TCG; docs/isolation-vm.md).
+    #[arg(long, value_enum, value_name = "KIND", default_value = "namespaces")]
+    isolation: Isolation,
     /// The program and its arguments.
     #[arg(last = true, required = true, value_name = "CMD")]
     command: Vec<OsString>,
+}
+
+/// Which boundary the program runs behind.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Isolation {
+    /// Namespaces, cgroups and seccomp on the host's kernel.
+    Namespaces,
+    /// A QEMU microvm guest with its own kernel (crates/vm).
+    Vm,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -410,6 +423,9 @@ fn bridge_port(a: &Args, hint: &str) -> anyhow::Result<Option<watertight_net::Sa
 
 pub fn run(a: Args) -> anyhow::Result<u8> {
     let profile = effective_profile(&a)?;
+    if a.isolation == Isolation::Vm {
+        return run_vm(&a, profile);
+    }
     let env = a
         .env
         .iter()
@@ -536,6 +552,70 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
         ExitCodesArg::Program => ExitCodes::Program,
         ExitCodesArg::Verdict => ExitCodes::Verdict,
     }))
+}
+
+/// `--isolation vm`: the program in a guest of its own (crates/vm). Flags that reach host
+/// resources the guest has no way to (binds, boxes, secrets, bridges, host files for the
+/// streams, the events file, forensic capture, integrity, BPF) are refused rather than
+/// silently dropped.
+fn run_vm(a: &Args, profile: Profile) -> anyhow::Result<u8> {
+    let unsupported = [
+        ("--bind/--bind-ro", !a.bind.is_empty() || !a.bind_ro.is_empty()),
+        ("--box", a.box_dir.is_some()),
+        ("--secret", !a.secret.is_empty()),
+        ("--net", a.net != "none"),
+        ("--stdin/--stdout/--stderr", a.stdin.is_some() || a.stdout.is_some() || a.stderr.is_some()),
+        ("--events", a.events.is_some()),
+        ("--manifest", a.manifest.is_some()),
+        ("--bpf-observe", a.bpf_observe),
+        ("--bind-cwd", profile.root.bind_cwd),
+        (
+            "--on-violation forensic",
+            profile.seccomp.on_violation == OnViolation::Forensic,
+        ),
+    ];
+    if let Some((flag, _)) = unsupported.iter().find(|(_, used)| *used) {
+        anyhow::bail!("{flag} is not supported with --isolation vm yet (docs/isolation-vm.md); drop it or use --isolation namespaces");
+    }
+    let env = a
+        .env
+        .iter()
+        .map(|s| env::parse_assignment(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let outcome = watertight_vm::run(&watertight_vm::VmRequest {
+        profile,
+        argv: a.command.clone(),
+        env,
+        workdir: a.workdir.clone(),
+    })?;
+    if let Some(path) = &a.result {
+        let json = serde_json::to_string_pretty(&outcome.verdict)? + "\n";
+        if path.as_os_str() == "-" {
+            eprint!("{json}");
+        } else {
+            std::fs::write(path, json).with_context(|| format!("write result {}", shown(path)))?;
+        }
+    }
+    let message = outcome.verdict["message"].as_str();
+    if outcome.status == Status::XX || a.verbose {
+        eprintln!(
+            "watertight: {:?} (vm, {}){}",
+            outcome.status,
+            outcome.verdict["accelerator"].as_str().unwrap_or("?"),
+            message
+                .map(|m| format!(": {}", watertight_sys::text::escape_controls(m)))
+                .unwrap_or_default()
+        );
+    }
+    Ok(watertight_sandbox::verdict::exit_code_of(
+        outcome.status,
+        outcome.exit_code,
+        outcome.signal,
+        match a.exit_codes {
+            ExitCodesArg::Program => ExitCodes::Program,
+            ExitCodesArg::Verdict => ExitCodes::Verdict,
+        },
+    ))
 }
 
 /// How `run` is called, for a tip in its usage errors.
