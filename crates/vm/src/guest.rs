@@ -74,8 +74,9 @@ pub fn init_main() -> ! {
     let line = serde_json::to_string(&report).unwrap_or_else(|_| "{}".into()) + "\n";
     match port.as_mut() {
         Some(p) => {
-            let _ = p.write_all(line.as_bytes());
-            let _ = p.sync_all();
+            if let Err(e) = p.write_all(line.as_bytes()) {
+                eprint!("watertight guest init: write the verdict port: {e}: {line}");
+            }
         }
         // No port: the console (the host keeps its log) is the only way out.
         None => eprint!("watertight guest init: {line}"),
@@ -114,6 +115,11 @@ fn load_modules() -> Result<(), String> {
         .map(|e| e.path())
         .collect();
     files.sort();
+    // The kernel unpacks what fits of the initramfs and says so only on its console: no
+    // module here means a truncated archive (too little guest RAM), not a kernel without them.
+    if files.is_empty() {
+        return Err("no kernel module in /modules: the initramfs was not unpacked whole".into());
+    }
     for f in files {
         let file = std::fs::File::open(&f).map_err(|e| format!("open {}: {e}", f.display()))?;
         match nix::kmod::finit_module(&file, c"", nix::kmod::ModuleInitFlags::empty()) {

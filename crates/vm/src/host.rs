@@ -22,10 +22,12 @@ use crate::wire::{self, GuestJob, GuestReport};
 use crate::Error;
 
 const MIB: u64 = 1 << 20;
-/// Guest RAM beyond the program's memory limit, besides the initramfs: the guest kernel
-/// (~40 MiB of the generic Debian kernel after boot), the in-guest watertight supervisor
-/// and page tables. The program's own limit is enforced by the guest's cgroup.
-pub const GUEST_OVERHEAD_MIB: u64 = 128;
+/// Guest RAM beyond the program's memory limit and twice the initramfs (the kernel holds the
+/// archive and its unpacked files at once while it boots; short of that it unpacks part of
+/// it, silently): the generic Debian kernel's own (~60 MiB reserved, ~40 MiB of slab and page
+/// cache after boot), the in-guest watertight supervisor, 9p's cache, page tables. The
+/// program's own limit is enforced by the guest's cgroup, inside this.
+pub const GUEST_OVERHEAD_MIB: u64 = 192;
 /// Guest RAM when the profile has no memory limit.
 pub const UNLIMITED_GUEST_MIB: u64 = 1024;
 /// QEMU's memory beyond the guest's RAM in its cgroup: its own heap, the 64 MiB TCG
@@ -132,8 +134,8 @@ pub fn run(req: &VmRequest) -> Result<VmOutcome, Error> {
         .map(|m| m.len().div_ceil(MIB))
         .unwrap_or(64);
     let guest_mib = match req.profile.limits.memory {
-        Some(m) => m.bytes().div_ceil(MIB) + GUEST_OVERHEAD_MIB + initramfs_mib,
-        None => UNLIMITED_GUEST_MIB + initramfs_mib,
+        Some(m) => m.bytes().div_ceil(MIB) + GUEST_OVERHEAD_MIB + 2 * initramfs_mib,
+        None => UNLIMITED_GUEST_MIB + 2 * initramfs_mib,
     };
     let args = qemu::args(
         &qemu::GuestFiles {

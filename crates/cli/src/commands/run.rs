@@ -555,12 +555,14 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
 }
 
 /// `--isolation vm`: the program in a guest of its own (crates/vm). Flags that reach host
-/// resources the guest has no way to (binds, boxes, secrets, bridges, host files for the
-/// streams, the events file, forensic capture, integrity, BPF) are refused rather than
-/// silently dropped.
+/// resources the guest has no way to (read-write binds, boxes, secrets, bridges, host files
+/// for the streams, the events file, forensic capture, integrity, BPF) are refused rather
+/// than silently dropped.
 fn run_vm(a: &Args, profile: Profile) -> anyhow::Result<u8> {
     let unsupported = [
-        ("--bind/--bind-ro", !a.bind.is_empty() || !a.bind_ro.is_empty()),
+        // The guest's root is the host's, read-only: --bind-ro and --rootfs name the same
+        // paths there, a read-write bind could write nothing back.
+        ("--bind", !a.bind.is_empty()),
         ("--box", a.box_dir.is_some()),
         ("--secret", !a.secret.is_empty()),
         ("--net", a.net != "none"),
