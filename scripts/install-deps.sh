@@ -31,3 +31,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 command -v cargo >/dev/null || { echo "install-deps: cargo not found: install Rust (rustup) first" >&2; exit 1; }
+# The VM tier's guest kernel (`watertight run --isolation vm`, crates/cli/tests/run_vm.rs):
+# downloaded and unpacked into /var/cache/watertight-vm, never installed. 77: apt cannot
+# reach a registry; the VM tests then say so.
+"$(dirname "$0")/vm-kernel.sh" >/dev/null || [ $? -eq 77 ]

@@ -41,11 +41,11 @@ fn assert_nothing_left() {
         .filter(|p| p.to_string_lossy().contains("watertight-vm-"))
         .collect();
     assert!(cgroups.is_empty(), "QEMU cgroups left: {cgroups:?}");
-    let own = format!("watertight-vm.");
+    let own = "watertight-vm.";
     let dirs: Vec<_> = std::fs::read_dir(std::env::temp_dir())
         .unwrap()
         .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with(&own))
+        .filter(|e| e.file_name().to_string_lossy().starts_with(own))
         .map(|e| e.path())
         .collect();
     // Another test binary's VM run may be in flight; only this binary's runs are serialized,

@@ -40,6 +40,11 @@ pub fn init_main() -> ! {
     let result = (|| -> Result<serde_json::Value, String> {
         mount_fs("proc", "/proc", "proc", MsFlags::empty(), "")?;
         report.boot_s = uptime();
+        // benches/run/vm.sh's bare boot: the same kernel and initramfs, off at once.
+        let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+        if cmdline.split_whitespace().any(|w| w == BARE_BOOT_PARAM) {
+            power_off();
+        }
         mount_fs("sysfs", "/sys", "sysfs", MsFlags::empty(), "")?;
         mount_fs("dev", "/dev", "devtmpfs", MsFlags::empty(), "")?;
         load_modules()?;
@@ -81,6 +86,13 @@ pub fn init_main() -> ! {
         // No port: the console (the host keeps its log) is the only way out.
         None => eprint!("watertight guest init: {line}"),
     }
+    power_off()
+}
+
+/// On the guest's kernel command line: power off as soon as init runs (the bench's bare boot).
+pub const BARE_BOOT_PARAM: &str = "watertight.bare_boot";
+
+fn power_off() -> ! {
     nix::unistd::sync();
     let _ = nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_POWER_OFF);
     // reboot(2) does not return on success; pid 1 must not exit either (a kernel panic).
