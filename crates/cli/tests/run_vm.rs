@@ -101,7 +101,11 @@ fn hello_world_runs_in_a_guest_that_sees_neither_host_processes_nor_host_files()
     assert_eq!(lines.get(1).copied(), v["guest_kernel"].as_str(), "{out:?}");
     assert_ne!(lines.get(1).copied(), Some(&*host_release));
     // No host process in the guest's /proc: grep -c counts 0 (and exits 1: the `;` goes on).
-    assert_eq!(lines.get(2), Some(&"0"), "the host's sleep is visible: {out:?}");
+    assert_eq!(
+        lines.get(2),
+        Some(&"0"),
+        "the host's sleep is visible: {out:?}"
+    );
     assert!(!out.contains("HOST-TMP-VISIBLE"), "{out:?}");
     println!(
         "vm hello: accelerator {accel}, guest boot {} s, VM wall {} s",
@@ -181,5 +185,8 @@ fn flags_the_guest_cannot_honour_are_refused() {
         .unwrap();
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(125), "{err}");
-    assert!(err.contains("--bind") && err.contains("--isolation vm"), "{err}");
+    assert!(
+        err.contains("--bind") && err.contains("--isolation vm"),
+        "{err}"
+    );
 }

@@ -193,7 +193,13 @@ fn enter_root() -> Result<(), String> {
     mount_fs("sysfs", "/newroot/sys", "sysfs", nosuid, "")?;
     mount_fs("cgroup2", "/newroot/sys/fs/cgroup", "cgroup2", nosuid, "")?;
     mount_fs("dev", "/newroot/dev", "devtmpfs", MsFlags::MS_NOSUID, "")?;
-    mount_fs("tmp", "/newroot/tmp", "tmpfs", MsFlags::MS_NOSUID | MsFlags::MS_NODEV, "mode=1777")?;
+    mount_fs(
+        "tmp",
+        "/newroot/tmp",
+        "tmpfs",
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        "mode=1777",
+    )?;
     mount_fs("run", "/newroot/run", "tmpfs", nosuid, "mode=0755")?;
     std::env::set_current_dir("/newroot").map_err(|e| format!("chdir /newroot: {e}"))?;
     mount(Some("."), "/", None::<&str>, MsFlags::MS_MOVE, None::<&str>)

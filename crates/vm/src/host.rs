@@ -168,11 +168,11 @@ pub fn run(req: &VmRequest) -> Result<VmOutcome, Error> {
         },
     )?;
 
-    let wall_limit = req
+    let wall_limit = req.profile.limits.wall_time.or(req
         .profile
         .limits
-        .wall_time
-        .or(req.profile.limits.cpu_time.map(|t| 2.0 * t + 1.0));
+        .cpu_time
+        .map(|t| 2.0 * t + 1.0));
     let deadline = wall_limit.map(|w| Duration::from_secs_f64(w + boot_allowance_s(accel)));
     let output_cap = req
         .profile
@@ -208,10 +208,7 @@ pub fn run(req: &VmRequest) -> Result<VmOutcome, Error> {
             } else if size(stdout_file) + size(stderr_file) > output_cap {
                 stopped = Some((Status::OL, "output limit (host side)".into()));
             } else if size(console_file) > CONSOLE_LIMIT {
-                stopped = Some((
-                    Status::XX,
-                    "the guest kernel's console passed 1 MiB".into(),
-                ));
+                stopped = Some((Status::XX, "the guest kernel's console passed 1 MiB".into()));
             }
             if stopped.is_some() {
                 let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
@@ -230,19 +227,20 @@ pub fn run(req: &VmRequest) -> Result<VmOutcome, Error> {
         relay(console_file, &mut std::io::stderr(), CONSOLE_LIMIT);
     }
 
-    let report: Option<GuestReport> = std::fs::File::open(verdict_file)
-        .ok()
-        .and_then(|f| {
-            let mut line = String::new();
-            std::io::BufReader::new(f.take(4 * MIB))
-                .read_line(&mut line)
-                .ok()?;
-            serde_json::from_str(&line).ok()
-        });
+    let report: Option<GuestReport> = std::fs::File::open(verdict_file).ok().and_then(|f| {
+        let mut line = String::new();
+        std::io::BufReader::new(f.take(4 * MIB))
+            .read_line(&mut line)
+            .ok()?;
+        serde_json::from_str(&line).ok()
+    });
     let mut verdict = match (&stopped, &report) {
-        (None, Some(GuestReport {
-            verdict: Some(v), ..
-        })) => v.clone(),
+        (
+            None,
+            Some(GuestReport {
+                verdict: Some(v), ..
+            }),
+        ) => v.clone(),
         _ => {
             let (status, message) = match (&stopped, &report) {
                 (Some((s, m)), _) => (*s, m.clone()),
@@ -277,10 +275,7 @@ pub fn run(req: &VmRequest) -> Result<VmOutcome, Error> {
         obj.insert("isolation".into(), "vm".into());
         obj.insert("accelerator".into(), accel.name().into());
         obj.insert("accelerator_reason".into(), why.into());
-        obj.insert(
-            "boot_s".into(),
-            report.as_ref().map(|r| r.boot_s).into(),
-        );
+        obj.insert("boot_s".into(), report.as_ref().map(|r| r.boot_s).into());
         obj.insert("vm_wall_time_s".into(), vm_wall.into());
         obj.insert("guest_kernel".into(), kernel.release.clone().into());
     }
@@ -297,19 +292,12 @@ pub fn run(req: &VmRequest) -> Result<VmOutcome, Error> {
 /// Forks QEMU into `cgroup` and a private mount namespace (its mounts, none, stay its own;
 /// nothing it might mount propagates back), with no_new_privs, stdin /dev/null and its own
 /// messages into `log`.
-fn spawn_qemu(
-    qemu: &Path,
-    args: &[OsString],
-    cgroup: &Cgroup,
-    log: &Path,
-) -> Result<i32, Error> {
+fn spawn_qemu(qemu: &Path, args: &[OsString], cgroup: &Cgroup, log: &Path) -> Result<i32, Error> {
     let cstr = |s: &std::ffi::OsStr| CString::new(s.as_bytes().to_vec());
     let prog = cstr(qemu.as_os_str()).map_err(|e| Error::Spawn(e.into()))?;
     let mut argv = vec![prog.clone()];
     for a in args {
-        argv.push(
-            CString::new(a.clone().into_vec()).map_err(|e| Error::Spawn(e.into()))?,
-        );
+        argv.push(CString::new(a.clone().into_vec()).map_err(|e| Error::Spawn(e.into()))?);
     }
     let devnull = std::fs::File::open("/dev/null").map_err(Error::Spawn)?;
     let log = std::fs::OpenOptions::new()

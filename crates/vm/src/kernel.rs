@@ -79,10 +79,13 @@ impl Kernel {
         if order.iter().any(|(n, _)| n == name) {
             return Ok(());
         }
-        let path = index.get(name).filter(|_| depth < 32).ok_or(Error::NoModule {
-            name: name.to_owned(),
-            dir: self.modules.clone(),
-        })?;
+        let path = index
+            .get(name)
+            .filter(|_| depth < 32)
+            .ok_or(Error::NoModule {
+                name: name.to_owned(),
+                dir: self.modules.clone(),
+            })?;
         let bytes = std::fs::read(path).map_err(|source| Error::Read {
             path: path.clone(),
             source,

@@ -142,7 +142,10 @@ pub fn args(f: &GuestFiles, accel: Accelerator, memory_mib: u64) -> Vec<OsString
     push(&cmdline);
     push("-serial");
     push(&format!("file:{}", path(f.console)));
-    for (id, dir, tag) in [("wtroot", f.root, wire::ROOT_TAG), ("wtjob", f.job, wire::JOB_TAG)] {
+    for (id, dir, tag) in [
+        ("wtroot", f.root, wire::ROOT_TAG),
+        ("wtjob", f.job, wire::JOB_TAG),
+    ] {
         push("-fsdev");
         // security_model=none: the guest sees the files' real owners and modes; readonly: no
         // write reaches the host. multidevs=remap: the root spans several host filesystems.
@@ -185,5 +188,5 @@ pub fn host_tsc_khz() -> Option<u64> {
         .trim()
         .parse()
         .ok()?;
-    (mhz > 0.0).then(|| (mhz * 1000.0) as u64)
+    (mhz > 0.0).then_some((mhz * 1000.0) as u64)
 }

@@ -566,7 +566,10 @@ fn run_vm(a: &Args, profile: Profile) -> anyhow::Result<u8> {
         ("--box", a.box_dir.is_some()),
         ("--secret", !a.secret.is_empty()),
         ("--net", a.net != "none"),
-        ("--stdin/--stdout/--stderr", a.stdin.is_some() || a.stdout.is_some() || a.stderr.is_some()),
+        (
+            "--stdin/--stdout/--stderr",
+            a.stdin.is_some() || a.stdout.is_some() || a.stderr.is_some(),
+        ),
         ("--events", a.events.is_some()),
         ("--manifest", a.manifest.is_some()),
         ("--bpf-observe", a.bpf_observe),
