@@ -36,11 +36,13 @@ pub const QEMU_OVERHEAD_MIB: u64 = 256;
 /// Tasks in QEMU's cgroup (main loop, vCPU, RCU, and the 9p worker pool of up to 64).
 pub const QEMU_PIDS: u64 = 256;
 /// Seconds added to the program's wall-time limit for the host's deadline: the guest boots
-/// in ~2-7 s under TCG on this project's 2-core CI machine, ~0.3 s under KVM.
+/// in ~3-5 s guest time under TCG on this project's 2-core CI machine, 10-17 s wall under
+/// load from parallel builds, and two runs next to a workspace clippy passed 30 s (measured);
+/// KVM guests boot in well under a second.
 pub fn boot_allowance_s(accel: Accelerator) -> f64 {
     match accel {
         Accelerator::Kvm => 10.0,
-        Accelerator::Tcg => 30.0,
+        Accelerator::Tcg => 60.0,
     }
 }
 /// The guest kernel's console log may grow to this before the run is stopped (a quiet boot

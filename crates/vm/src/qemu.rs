@@ -190,3 +190,49 @@ pub fn host_tsc_khz() -> Option<u64> {
         .ok()?;
     (mhz > 0.0).then_some((mhz * 1000.0) as u64)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_guest_gets_a_microvm_with_read_only_shares_and_qemus_own_seccomp() {
+        let p = Path::new;
+        let files = GuestFiles {
+            kernel: p("/k"),
+            initramfs: p("/i"),
+            root: p("/"),
+            job: p("/run,dir"),
+            verdict: p("/v"),
+            stdout: p("/o"),
+            stderr: p("/e"),
+            console: p("/c"),
+        };
+        let args: Vec<String> = args(&files, Accelerator::Tcg, 300)
+            .into_iter()
+            .map(|a| a.into_string().unwrap())
+            .collect();
+        let after = |flag: &str| {
+            args.iter()
+                .zip(args.iter().skip(1))
+                .filter(|(f, _)| *f == flag)
+                .map(|(_, v)| v.as_str())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(after("-M"), ["microvm"]);
+        assert_eq!(after("-accel"), ["tcg,tb-size=64"]);
+        assert_eq!(after("-m"), ["300"]);
+        assert!(after("-sandbox")[0].starts_with("on,"));
+        let shares = after("-fsdev");
+        assert_eq!(shares.len(), 2);
+        assert!(
+            shares.iter().all(|s| s.contains(",readonly=on,")),
+            "{shares:?}"
+        );
+        // A comma in a path is doubled, so it cannot add an option.
+        assert!(shares[1].contains("path=/run,,dir,"), "{shares:?}");
+        for flag in ["-nodefaults", "-no-user-config", "-nographic", "-no-reboot"] {
+            assert!(args.iter().any(|a| a == flag), "{flag}");
+        }
+    }
+}
