@@ -77,13 +77,27 @@ fn hello_world_runs_in_a_guest_that_sees_neither_host_processes_nor_host_files()
         .arg("600.424242")
         .spawn()
         .unwrap();
+    // A host file only root may read, in a directory the guest is shown: QEMU serves the
+    // shared root as nobody, so the guest cannot read it, whatever its own uid.
+    // Not under /tmp: the guest mounts its own /tmp (and /run, /dev, /proc, /sys) over the
+    // host's.
+    let shown = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    std::fs::set_permissions(
+        shown.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let secret = shown.path().join("secret");
+    std::fs::write(&secret, "host-secret\n").unwrap();
+    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let script = format!(
         "echo hello; uname -r; \
          for p in /proc/[0-9]*; do cat $p/cmdline 2>/dev/null | tr '\\0' ' '; echo; done | grep -c '600[.]424242'; \
-         test -e {} && echo HOST-TMP-VISIBLE; exit 0",
+         test -e {} && echo HOST-TMP-VISIBLE; cat /shown/secret 2>/dev/null; exit 0",
         marker.path().display()
     );
-    let (o, v) = run_with_result(&["--isolation=vm"], &["/bin/sh", "-c", &script]);
+    let bind = format!("--bind-ro={}:/shown", shown.path().display());
+    let (o, v) = run_with_result(&["--isolation=vm", &bind], &["/bin/sh", "-c", &script]);
     let _ = host_sleeper.kill();
     let _ = host_sleeper.wait();
     let out = stdout(&o);
@@ -107,6 +121,10 @@ fn hello_world_runs_in_a_guest_that_sees_neither_host_processes_nor_host_files()
         "the host's sleep is visible: {out:?}"
     );
     assert!(!out.contains("HOST-TMP-VISIBLE"), "{out:?}");
+    assert!(
+        !out.contains("host-secret"),
+        "a root-only host file was read: {out:?}"
+    );
     println!(
         "vm hello: accelerator {accel}, guest boot {} s, VM wall {} s",
         v["boot_s"], v["vm_wall_time_s"]

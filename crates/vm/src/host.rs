@@ -33,6 +33,9 @@ pub const UNLIMITED_GUEST_MIB: u64 = 1024;
 /// QEMU's memory beyond the guest's RAM in its cgroup: its own heap, the 64 MiB TCG
 /// translation cache, 9p buffers.
 pub const QEMU_OVERHEAD_MIB: u64 = 256;
+/// The uid and gid QEMU runs as (nobody): its 9p server reads the shared root with that
+/// identity, so the guest reaches only what any user of the host may read.
+pub const QEMU_UID: u32 = 65534;
 /// Tasks in QEMU's cgroup (main loop, vCPU, RCU, and the 9p worker pool of up to 64).
 pub const QEMU_PIDS: u64 = 256;
 /// Seconds added to the program's wall-time limit for the host's deadline: the guest boots
@@ -130,6 +133,22 @@ pub fn run(req: &VmRequest) -> Result<VmOutcome, Error> {
     for f in &files {
         write(f, b"")?;
     }
+    // QEMU runs as QEMU_UID: the run directory, the job and the port files must be its.
+    for path in [
+        work.path(),
+        job_dir.as_path(),
+        &job_dir.join(wire::JOB_FILE),
+    ]
+    .into_iter()
+    .chain(files.iter().map(PathBuf::as_path))
+    {
+        std::os::unix::fs::chown(path, Some(QEMU_UID), Some(QEMU_UID)).map_err(|source| {
+            Error::Write {
+                path: path.to_owned(),
+                source,
+            }
+        })?;
+    }
     let [verdict_file, stdout_file, stderr_file, console_file, qemu_log] = &files;
 
     let initramfs_mib = std::fs::metadata(&initramfs)
@@ -184,7 +203,12 @@ pub fn run(req: &VmRequest) -> Result<VmOutcome, Error> {
         .unwrap_or(UNLIMITED_OUTPUT);
 
     let start = Instant::now();
-    let pid = spawn_qemu(&qemu, &args, &cgroup, qemu_log)?;
+    // /dev/kvm is root:kvm 0660 on Debian: QEMU keeps the kvm group to open it.
+    let kvm_gid = (accel == Accelerator::Kvm)
+        .then(|| nix::unistd::Group::from_name("kvm").ok().flatten())
+        .flatten()
+        .map(|g| g.gid);
+    let pid = spawn_qemu(&qemu, &args, &cgroup, qemu_log, kvm_gid)?;
     let mut stopped: Option<(Status, String)> = None;
     let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
     loop {
@@ -292,9 +316,15 @@ pub fn run(req: &VmRequest) -> Result<VmOutcome, Error> {
 }
 
 /// Forks QEMU into `cgroup` and a private mount namespace (its mounts, none, stay its own;
-/// nothing it might mount propagates back), with no_new_privs, stdin /dev/null and its own
-/// messages into `log`.
-fn spawn_qemu(qemu: &Path, args: &[OsString], cgroup: &Cgroup, log: &Path) -> Result<i32, Error> {
+/// nothing it might mount propagates back), as [`QEMU_UID`] with no supplementary group but
+/// kvm's (under KVM), no_new_privs, stdin /dev/null and its own messages into `log`.
+fn spawn_qemu(
+    qemu: &Path,
+    args: &[OsString],
+    cgroup: &Cgroup,
+    log: &Path,
+    kvm_gid: Option<nix::unistd::Gid>,
+) -> Result<i32, Error> {
     let cstr = |s: &std::ffi::OsStr| CString::new(s.as_bytes().to_vec());
     let prog = cstr(qemu.as_os_str()).map_err(|e| Error::Spawn(e.into()))?;
     let mut argv = vec![prog.clone()];
@@ -321,7 +351,14 @@ fn spawn_qemu(qemu: &Path, args: &[OsString], cgroup: &Cgroup, log: &Path) -> Re
                     nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE,
                     None::<&str>,
                 )?;
-                // A host watertight killed mid-run takes its guest with it.
+                let nobody = nix::unistd::Uid::from_raw(QEMU_UID);
+                let nogroup = nix::unistd::Gid::from_raw(QEMU_UID);
+                let groups: Vec<nix::unistd::Gid> = kvm_gid.into_iter().collect();
+                nix::unistd::setgroups(&groups)?;
+                nix::unistd::setresgid(nogroup, nogroup, nogroup)?;
+                nix::unistd::setresuid(nobody, nobody, nobody)?;
+                // A host watertight killed mid-run takes its guest with it (set after the uid
+                // change, which clears it).
                 nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
                 nix::sys::prctl::set_no_new_privs()?;
                 nix::unistd::dup2_stdin(&devnull)?;
