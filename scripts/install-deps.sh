@@ -59,3 +59,7 @@ for daemon in dockerd containerd; do
   fi
 done
 command -v cargo >/dev/null || { echo "install-deps: cargo not found: install Rust (rustup) first" >&2; exit 1; }
+# The VM tier's guest kernel (`watertight run --isolation vm`, crates/cli/tests/run_vm.rs):
+# downloaded and unpacked into /var/cache/watertight-vm, never installed. 77: apt cannot
+# reach a registry; the VM tests then say so.
+"$(dirname "$0")/vm-kernel.sh" >/dev/null || [ $? -eq 77 ]

@@ -88,6 +88,10 @@ fn main() -> ExitCode {
     // Arguments are bytes (file names, a program's arguments): none need be UTF-8, and
     // `std::env::args` would panic on one that is not. Each command takes what it needs as text.
     let argv: Vec<OsString> = std::env::args_os().collect();
+    // The VM tier's guest kernel starts this binary as its init (crates/vm).
+    if watertight_vm::guest::is_guest_init(argv.first().map(OsString::as_os_str)) {
+        watertight_vm::guest::init_main();
+    }
     // Installed as `watertight-runc` (a symlink): runc's command line, as container engines call it.
     let invoked_as = argv
         .first()

@@ -69,17 +69,20 @@ pub enum Isolation {
     Namespaces,
     /// gVisor's user-space kernel (runsc) inside watertight's outer layers (crates/gvisor).
     Gvisor,
+    /// A kernel of its own: a QEMU microvm guest running this sandbox inside (crates/vm).
+    Vm,
 }
 
 impl Isolation {
     /// Every tier, in the order documented.
-    pub const ALL: [Isolation; 2] = [Isolation::Namespaces, Isolation::Gvisor];
+    pub const ALL: [Isolation; 3] = [Isolation::Namespaces, Isolation::Gvisor, Isolation::Vm];
 
     /// The word a profile and `--isolation` use.
     pub fn as_str(self) -> &'static str {
         match self {
             Isolation::Namespaces => "namespaces",
             Isolation::Gvisor => "gvisor",
+            Isolation::Vm => "vm",
         }
     }
 

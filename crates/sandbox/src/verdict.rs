@@ -20,7 +20,7 @@ use crate::profile::Limits;
 use crate::report::Report;
 
 /// Outcome classes, as isolate and contest judges name them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub enum Status {
     /// Exited with code 0.
     OK,
@@ -169,28 +169,9 @@ impl AppliedLimits {
 impl Verdict {
     /// XX: 126/127 when the command could not be executed / was not found (as `env` and
     /// `timeout`), else 125.
-    fn internal_error_code(&self) -> u8 {
-        match self.exit_code {
-            Some(c @ (126 | 127)) => c as u8,
-            _ => 125,
-        }
-    }
-
     /// watertight's exit code under `mode`.
     pub fn exit_code_as(&self, mode: ExitCodes) -> u8 {
-        match mode {
-            ExitCodes::Program => self.exit_code(),
-            ExitCodes::Verdict => match self.status {
-                Status::OK => 0,
-                Status::RE => 1,
-                Status::SG => 2,
-                Status::TO => 3,
-                Status::ML => 4,
-                Status::OL => 5,
-                Status::SV => 6,
-                Status::XX => self.internal_error_code(),
-            },
-        }
+        exit_code_of(self.status, self.exit_code, self.signal, mode)
     }
 
     /// watertight's own exit code: the program's exit code when it exited; 128+N when signal N
@@ -199,16 +180,42 @@ impl Verdict {
     /// (128+SIGSYS); 125 when watertight itself failed; 126/127 when the command could not be
     /// executed / was not found (as `env` and `timeout`).
     pub fn exit_code(&self) -> u8 {
-        match self.status {
-            Status::OK => 0,
-            Status::RE => self.exit_code.unwrap_or(1).clamp(0, 255) as u8,
-            Status::SG => (128 + self.signal.unwrap_or(0)).clamp(0, 255) as u8,
-            Status::TO => 124,
-            Status::ML => 137,
-            Status::OL => 153,
-            Status::SV => 159,
-            Status::XX => self.internal_error_code(),
-        }
+        exit_code_of(self.status, self.exit_code, self.signal, ExitCodes::Program)
+    }
+}
+
+fn internal_error_code(exit_code: Option<i32>) -> u8 {
+    match exit_code {
+        Some(c @ (126 | 127)) => c as u8,
+        _ => 125,
+    }
+}
+
+/// watertight's exit code under `mode` for a verdict known by its status, exit code and signal
+/// alone: one that crossed a boundary as JSON (a VM guest's, crates/vm). The same rules as
+/// [`Verdict::exit_code_as`], which calls it.
+pub fn exit_code_of(
+    status: Status,
+    exit_code: Option<i32>,
+    signal: Option<i32>,
+    mode: ExitCodes,
+) -> u8 {
+    match (mode, status) {
+        (_, Status::XX) => internal_error_code(exit_code),
+        (ExitCodes::Program, Status::OK) => 0,
+        (ExitCodes::Program, Status::RE) => exit_code.unwrap_or(1).clamp(0, 255) as u8,
+        (ExitCodes::Program, Status::SG) => (128 + signal.unwrap_or(0)).clamp(0, 255) as u8,
+        (ExitCodes::Program, Status::TO) => 124,
+        (ExitCodes::Program, Status::ML) => 137,
+        (ExitCodes::Program, Status::OL) => 153,
+        (ExitCodes::Program, Status::SV) => 159,
+        (ExitCodes::Verdict, Status::OK) => 0,
+        (ExitCodes::Verdict, Status::RE) => 1,
+        (ExitCodes::Verdict, Status::SG) => 2,
+        (ExitCodes::Verdict, Status::TO) => 3,
+        (ExitCodes::Verdict, Status::ML) => 4,
+        (ExitCodes::Verdict, Status::OL) => 5,
+        (ExitCodes::Verdict, Status::SV) => 6,
     }
 }
 

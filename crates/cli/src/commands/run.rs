@@ -33,10 +33,11 @@ authority. With --exit-codes verdict: OK 0, RE 1, SG 2, TO 3, ML 4, OL 5, SV 6, 
 #[command(after_help = after_help())]
 pub struct Args {
     /// The boundary between the program and the host kernel: `namespaces` (watertight's own
-    /// layers on the shared kernel; the default) or `gvisor` (gVisor's runsc, a user-space
-    /// kernel, inside watertight's cgroup and limits; docs/isolation.md). Overrides the
-    /// profile's `isolation`.
-    #[arg(long, value_name = "namespaces|gvisor", value_parser = parse_isolation)]
+    /// layers on the shared kernel; the default), `gvisor` (gVisor's runsc, a user-space
+    /// kernel, inside watertight's cgroup and limits; docs/isolation.md) or `vm` (a kernel of
+    /// its own in a QEMU microvm guest; KVM when it works, else TCG; docs/isolation-vm.md).
+    /// Overrides the profile's `isolation`.
+    #[arg(long, value_name = "namespaces|gvisor|vm", value_parser = parse_isolation)]
     isolation: Option<Isolation>,
     /// Profile file (TOML): only the keys it changes, over the built-in profile or the file its
     /// `extends` names (`watertight profile show --effective FILE` prints the result); default:
@@ -424,6 +425,9 @@ fn bridge_port(a: &Args, hint: &str) -> anyhow::Result<Option<watertight_net::Sa
 
 pub fn run(a: Args) -> anyhow::Result<u8> {
     let profile = effective_profile(&a)?;
+    if profile.isolation == Isolation::Vm {
+        return run_vm(&a, profile);
+    }
     let env = a
         .env
         .iter()
@@ -570,7 +574,78 @@ fn run_isolated(job: &Job, verbose: bool) -> anyhow::Result<Verdict> {
             }
             Ok(tier.run()?)
         }
+        // `run` hands the VM tier to `run_vm` before a job is built.
+        Isolation::Vm => anyhow::bail!("the VM tier runs through run_vm, not a namespace job"),
     }
+}
+
+/// `--isolation vm`: the program in a guest of its own (crates/vm). Flags that reach host
+/// resources the guest has no way to (read-write binds, boxes, secrets, bridges, host files
+/// for the streams, the events file, forensic capture, integrity, BPF) are refused rather
+/// than silently dropped.
+fn run_vm(a: &Args, profile: Profile) -> anyhow::Result<u8> {
+    let unsupported = [
+        // The guest's root is the host's, read-only: --bind-ro and --rootfs name the same
+        // paths there, a read-write bind could write nothing back.
+        ("--bind", !a.bind.is_empty()),
+        ("--box", a.box_dir.is_some()),
+        ("--secret", !a.secret.is_empty()),
+        ("--net", a.net != "none"),
+        (
+            "--stdin/--stdout/--stderr",
+            a.stdin.is_some() || a.stdout.is_some() || a.stderr.is_some(),
+        ),
+        ("--events", a.events.is_some()),
+        ("--manifest", a.manifest.is_some()),
+        ("--bpf-observe", a.bpf_observe),
+        ("--bind-cwd", profile.root.bind_cwd),
+        (
+            "--on-violation forensic",
+            profile.seccomp.on_violation == OnViolation::Forensic,
+        ),
+    ];
+    if let Some((flag, _)) = unsupported.iter().find(|(_, used)| *used) {
+        anyhow::bail!("{flag} is not supported with --isolation vm yet (docs/isolation-vm.md); drop it or use --isolation namespaces");
+    }
+    let env = a
+        .env
+        .iter()
+        .map(|s| env::parse_assignment(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let outcome = watertight_vm::run(&watertight_vm::VmRequest {
+        profile,
+        argv: a.command.clone(),
+        env,
+        workdir: a.workdir.clone(),
+    })?;
+    if let Some(path) = &a.result {
+        let json = serde_json::to_string_pretty(&outcome.verdict)? + "\n";
+        if path.as_os_str() == "-" {
+            eprint!("{json}");
+        } else {
+            std::fs::write(path, json).with_context(|| format!("write result {}", shown(path)))?;
+        }
+    }
+    let message = outcome.verdict["message"].as_str();
+    if outcome.status == Status::XX || a.verbose {
+        eprintln!(
+            "watertight: {:?} (vm, {}){}",
+            outcome.status,
+            outcome.verdict["accelerator"].as_str().unwrap_or("?"),
+            message
+                .map(|m| format!(": {}", watertight_sys::text::escape_controls(m)))
+                .unwrap_or_default()
+        );
+    }
+    Ok(watertight_sandbox::verdict::exit_code_of(
+        outcome.status,
+        outcome.exit_code,
+        outcome.signal,
+        match a.exit_codes {
+            ExitCodesArg::Program => ExitCodes::Program,
+            ExitCodesArg::Verdict => ExitCodes::Verdict,
+        },
+    ))
 }
 
 /// How `run` is called, for a tip in its usage errors.

@@ -1,0 +1,53 @@
+//! One variant per step of a VM run that can fail.
+
+use std::path::PathBuf;
+
+/// Why a VM run could not start or finish.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// QEMU is not installed.
+    #[error("--isolation vm: qemu-system-x86_64 not found: install the Debian package qemu-system-x86 (scripts/install-deps.sh)")]
+    NoQemu,
+    /// The kernel cache is empty or incomplete.
+    #[error("--isolation vm: no guest kernel in {cache}: run scripts/vm-kernel.sh (it downloads linux-image-amd64 into that cache, without installing it)")]
+    NoKernel {
+        /// The cache directory searched.
+        cache: PathBuf,
+    },
+    /// A module the guest needs is not in the cached kernel's tree.
+    #[error("--isolation vm: kernel module {name} not found under {dir}: run scripts/vm-kernel.sh again")]
+    NoModule {
+        /// The module's name.
+        name: String,
+        /// The modules directory searched.
+        dir: PathBuf,
+    },
+    /// Reading the cache, the binary or a module failed.
+    #[error("--isolation vm: read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Writing the initramfs or the job failed.
+    #[error("--isolation vm: write {path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// objcopy failed to strip the binary's debug information.
+    #[error("--isolation vm: objcopy --strip-debug failed: {0}")]
+    Strip(String),
+    /// QEMU's own cgroup could not be made.
+    #[error("--isolation vm: QEMU's cgroup: {0}")]
+    Cgroup(#[from] watertight_cgroups::Error),
+    /// Starting or waiting for QEMU failed.
+    #[error("--isolation vm: start QEMU: {0}")]
+    Spawn(std::io::Error),
+    /// The job could not be encoded.
+    #[error("--isolation vm: encode the job: {0}")]
+    Encode(#[from] serde_json::Error),
+}
