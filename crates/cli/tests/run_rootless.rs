@@ -280,6 +280,18 @@ fn rootless_run_isolates_and_says_what_it_did_not_enforce() {
         "{}",
         stderr(&o)
     );
+    // The own-kernel tiers need root: one line with the way out, exit 125.
+    for tier in ["gvisor", "vm"] {
+        let o = run(&["--isolation", tier, "--", "/bin/true"]);
+        assert_eq!(o.status.code(), Some(125), "{tier}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert_eq!(err.lines().count(), 1, "{tier}: {err}");
+        assert!(
+            err.contains(&format!("--isolation {tier} needs root")),
+            "{err}"
+        );
+        assert!(err.contains("--isolation namespaces"), "{err}");
+    }
     if !unenforced(&verdict(&run(&["--", "/bin/true"]))).contains("no delegated cgroup") {
         return; // the forensic response has a cgroup to freeze
     }

@@ -3,6 +3,9 @@
 /// Why a gVisor run could not be set up or supervised (the CLI exits 125).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The caller is not root: runsc, its private mount namespace and the outer cgroup need it.
+    #[error("--isolation gvisor needs root (runsc, its private mount namespace and watertight's cgroup around it); run it as root, or use --isolation namespaces, which runs without root")]
+    NotRoot,
     /// runsc is not installed (or not where the configuration says).
     #[error("{0}")]
     RunscMissing(String),

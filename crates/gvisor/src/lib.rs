@@ -73,6 +73,9 @@ impl<'a> Gvisor<'a> {
     /// line naming the Debian package), the platform chosen; refuses what the tier does not
     /// provide. Creates nothing but the platform cache.
     pub fn new(job: &'a Job) -> Result<Gvisor<'a>, Error> {
+        if !nix::unistd::geteuid().is_root() {
+            return Err(Error::NotRoot);
+        }
         let mut job_plan = Plan::new(job)?;
         job_plan.profile.isolation = Isolation::Gvisor;
         let p = &job_plan.profile;

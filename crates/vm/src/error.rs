@@ -5,6 +5,10 @@ use std::path::PathBuf;
 /// Why a VM run could not start or finish.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The caller is not root: QEMU's cgroup, its private mount namespace and the drop to
+    /// nobody need it.
+    #[error("--isolation vm needs root (QEMU's own cgroup, a private mount namespace, QEMU dropped to nobody); run it as root, or use --isolation namespaces, which runs without root")]
+    NotRoot,
     /// QEMU is not installed.
     #[error("--isolation vm: qemu-system-x86_64 not found: install the Debian package qemu-system-x86 (scripts/install-deps.sh)")]
     NoQemu,

@@ -91,6 +91,9 @@ pub fn find_in_path(name: &str) -> Option<PathBuf> {
 /// Runs `req` in a guest and returns its verdict; the program's stdout and stderr are written
 /// to this process's own when the guest has ended.
 pub fn run(req: &VmRequest) -> Result<VmOutcome, Error> {
+    if !nix::unistd::geteuid().is_root() {
+        return Err(Error::NotRoot);
+    }
     let qemu = find_in_path("qemu-system-x86_64").ok_or(Error::NoQemu)?;
     let cache = kernel::cache_dir();
     let kernel = Kernel::find(&cache)?;
