@@ -181,6 +181,23 @@ fn visible(s: &str) -> Option<String> {
     }
 }
 
+/// The error and its causes joined by ": ", leaving out a cause the line already says (library
+/// errors quote their I/O cause in their own message, and also return it as their source).
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
 fn finish(result: anyhow::Result<u8>, argv: &[OsString]) -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
@@ -189,9 +206,41 @@ fn finish(result: anyhow::Result<u8>, argv: &[OsString]) -> ExitCode {
             // Messages quote the caller's values; no other control character gets through either.
             eprintln!(
                 "watertight: {}",
-                watertight_sys::text::escape_controls(&format!("{e:#}"))
+                watertight_sys::text::escape_controls(&one_line(&e))
             );
             ExitCode::from(own_error_code(argv))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn one_line_says_each_cause_once() {
+        // As thiserror writes a variant with a `source` field quoted in its message.
+        #[derive(Debug)]
+        struct Read {
+            source: std::io::Error,
+        }
+        impl std::fmt::Display for Read {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "cannot read x.idx: {}", self.source)
+            }
+        }
+        impl std::error::Error for Read {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.source)
+            }
+        }
+        let io = || std::io::Error::from_raw_os_error(2);
+        let e = anyhow::Error::new(Read { source: io() }).context("--cve-index");
+        let line = super::one_line(&e);
+        assert_eq!(
+            line,
+            format!("--cve-index: cannot read x.idx: {}", io()),
+            "{line}"
+        );
+        let e = anyhow::Error::new(io()).context("cannot open y");
+        assert_eq!(super::one_line(&e), format!("cannot open y: {}", io()));
     }
 }

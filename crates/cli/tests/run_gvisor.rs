@@ -386,3 +386,111 @@ fn batch_passes_isolation_to_every_step() {
     // nothing else differs between the two jobs) tells the tiers apart.
     assert_ne!(digest("flag"), digest("own"), "{text}");
 }
+
+#[test]
+fn batch_chooses_gvisor_by_the_kernel_cve_policy() {
+    let test = "batch_chooses_gvisor_by_the_kernel_cve_policy";
+    if !ready(test) {
+        return;
+    }
+    let Some(records) = watertight_testkit::require_shared(test, "kernel-vulns/cve/published")
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("1.out"), "hi\n").unwrap();
+    let step = r#"[{"name":"test1","argv":["/bin/sh","-c","echo hi"],"expected":"1.out"}]"#;
+    std::fs::write(
+        d.join("jobs.jsonl"),
+        format!(
+            "{{\"id\":\"chosen\",\"steps\":{step}}}\n{{\"id\":\"own\",\"isolation\":\"namespaces\",\"steps\":{step}}}\n"
+        ),
+    )
+    .unwrap();
+    // 6.1.100 has 238 critical + 1,131 high CVEs a namespace sandbox reaches (docs/isolation.md).
+    let policy = |name: &str, above: usize, version: &str| {
+        let path = d.join(name);
+        std::fs::write(
+            &path,
+            format!(
+                "escalate_above = {above}\ncve_db = {:?}\nkernel_version = {version:?}\n",
+                records.display().to_string()
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let batch = |policy: &Path, results: &str| {
+        let o = watertight()
+            .arg("batch")
+            .arg("--isolation-policy")
+            .arg(policy)
+            .arg("--results")
+            .arg(d.join(results))
+            .arg(d.join("jobs.jsonl"))
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let text = std::fs::read_to_string(d.join(results)).unwrap();
+        let lines: std::collections::BTreeMap<String, serde_json::Value> = text
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                (v["id"].as_str().unwrap().to_string(), v)
+            })
+            .collect();
+        for v in lines.values() {
+            assert_eq!(v["steps"][0]["judged"], "AC", "{text}");
+        }
+        (stderr(&o), lines)
+    };
+
+    let (said, over) = batch(&policy("over.toml", 1368, "6.1.100"), "over.jsonl");
+    assert!(
+        said.contains("1369 CVEs of severity high or worse in 6.1.100")
+            && said.contains("more than 1368: gvisor"),
+        "{said}"
+    );
+    assert_eq!(over["chosen"]["isolation"], "gvisor");
+    assert_eq!(
+        over["own"]["isolation"], "namespaces",
+        "the job's own choice wins"
+    );
+
+    let (said, under) = batch(&policy("under.toml", 1369, "6.1.100"), "under.jsonl");
+    assert!(said.contains("at most 1369: namespaces"), "{said}");
+    assert_eq!(under["chosen"]["isolation"], "namespaces");
+    // The plan digest covers the tier: the escalated step ran another plan than the same step
+    // left on namespaces, which is the plan of the job that chose namespaces itself.
+    let digest = |m: &std::collections::BTreeMap<String, serde_json::Value>, id: &str| {
+        m[id]["steps"][0]["plan_digest"].clone()
+    };
+    assert_ne!(digest(&over, "chosen"), digest(&under, "chosen"));
+    assert_eq!(digest(&under, "chosen"), digest(&over, "own"));
+
+    // A vendor kernel's exposure is undecided: counted as over the threshold.
+    let (said, vendor) = batch(
+        &policy("vendor.toml", 1_000_000, "6.1.0-18-amd64"),
+        "vendor.jsonl",
+    );
+    assert!(said.contains("undecided"), "{said}");
+    assert_eq!(vendor["chosen"]["isolation"], "gvisor");
+
+    // A bad policy: one line naming the file and the key, exit 2, no results file.
+    std::fs::write(d.join("bad.toml"), "escalate_above = 3\n").unwrap();
+    let o = watertight()
+        .arg("batch")
+        .arg("--isolation-policy")
+        .arg(d.join("bad.toml"))
+        .arg("--results")
+        .arg(d.join("bad.jsonl"))
+        .arg(d.join("jobs.jsonl"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert_eq!(e.lines().count(), 1, "{e}");
+    assert!(e.contains("bad.toml") && e.contains("cve_index"), "{e}");
+    assert!(!d.join("bad.jsonl").exists());
+}

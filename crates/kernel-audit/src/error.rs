@@ -77,6 +77,24 @@ pub enum KernelAuditError {
         source: std::io::Error,
     },
 
+    /// The isolation policy file cannot be read.
+    #[error("cannot read the isolation policy {path}: {source}")]
+    PolicyRead {
+        /// The policy file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+
+    /// The isolation policy file is not a valid policy.
+    #[error("isolation policy {path}: {reason} (see docs/isolation.md, \"Choice by risk\")")]
+    PolicyInvalid {
+        /// The policy file.
+        path: PathBuf,
+        /// What is wrong, naming the key.
+        reason: String,
+    },
+
     /// The reachability map (reachability.toml) does not parse.
     #[error("reachability map is invalid: {0}")]
     ReachabilityMap(String),

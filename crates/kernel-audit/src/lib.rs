@@ -19,6 +19,7 @@ pub mod error;
 mod format;
 pub mod hardening;
 pub mod index;
+pub mod policy;
 pub mod reachability;
 pub mod records;
 #[allow(missing_docs)]
@@ -29,6 +30,7 @@ pub use cve::{CveRecord, Severity};
 pub use database::CveDatabase;
 pub use error::KernelAuditError;
 pub use hardening::{HardeningCheck, HardeningReader};
+pub use policy::{RiskChoice, RiskPolicy};
 pub use reachability::{IsolationTier, PerTier, ReachabilityMap, TierMaps};
 pub use report::{audit, AuditInput, KernelReport};
 pub use version::{KernelRelease, KernelVersion};

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
+use watertight_sandbox::profile::Isolation;
 
 /// One job: files copied into a fresh box, then steps run in order.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,7 +21,7 @@ pub struct Job {
     /// `run --box-size` for every step: the box as a tmpfs of this SIZE.
     pub box_size: Option<String>,
     /// `run --isolation` for every step (namespaces or gvisor).
-    pub isolation: Option<watertight_sandbox::profile::Isolation>,
+    pub isolation: Option<Isolation>,
 }
 
 /// One step: one `watertight run` in the job's box.
@@ -45,6 +46,17 @@ pub struct Step {
 }
 
 const JOB_KEYS: &[&str] = &["id", "files", "steps", "box_size", "isolation"];
+
+/// A tier batch can run its steps under: the VM tier has no box and no stream files yet
+/// (docs/isolation-vm.md), and every batch step uses both.
+pub fn batch_tier(i: Isolation) -> Result<Isolation, String> {
+    match i {
+        Isolation::Vm => Err(
+            "\"vm\" cannot run batch steps (the VM tier has no --box or --stdin/--stdout files yet): use namespaces or gvisor".into(),
+        ),
+        i => Ok(i),
+    }
+}
 const STEP_KEYS: &[&str] = &[
     "name",
     "argv",
@@ -301,7 +313,8 @@ fn parse_job(v: &Value, base: &Path, check: bool, index: usize) -> Result<Job, F
                     "expected a string: namespaces or gvisor".to_string(),
                 )
             })?;
-            s.parse().map_err(|e| ("isolation".to_string(), e))
+            let i: Isolation = s.parse().map_err(|e| ("isolation".to_string(), e))?;
+            batch_tier(i).map_err(|e| ("isolation".to_string(), e))
         })
         .transpose()?;
     Ok(Job {
@@ -356,6 +369,14 @@ mod tests {
             .unwrap_err();
         assert!(
             e.contains("jobs.jsonl:1") && e.contains("isolation") && e.contains("gvisor"),
+            "{e}"
+        );
+        // The VM tier exists for `run`, but not with a box and stream files, which every batch
+        // step uses: refused up front rather than an XX per step.
+        let e =
+            p(r#"{"id":"v","isolation":"vm","steps":[{"name":"t","argv":["true"]}]}"#).unwrap_err();
+        assert!(
+            e.contains("jobs.jsonl:1") && e.contains("isolation") && e.contains("--box"),
             "{e}"
         );
     }

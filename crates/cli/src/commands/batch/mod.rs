@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
+use watertight_sandbox::profile::Isolation;
 
 #[derive(clap::Args)]
 #[command(
@@ -50,8 +51,38 @@ pub struct Args {
     #[arg(long, value_name = "SIZE", value_parser = parse_box_size)]
     box_size: Option<String>,
     /// Each step's `run --isolation` (namespaces or gvisor), unless the job sets `isolation`.
-    #[arg(long, value_name = "namespaces|gvisor", value_parser = crate::commands::run::parse_isolation)]
-    isolation: Option<watertight_sandbox::profile::Isolation>,
+    #[arg(long, value_name = "namespaces|gvisor", value_parser = parse_batch_isolation)]
+    isolation: Option<Isolation>,
+    /// Choose --isolation by the node kernel's CVE exposure: a policy file (docs/isolation.md,
+    /// "Choice by risk") saying above how many reachable CVEs jobs run under gvisor instead.
+    #[arg(long, value_name = "FILE", conflicts_with = "isolation")]
+    isolation_policy: Option<PathBuf>,
+}
+
+fn parse_batch_isolation(s: &str) -> Result<Isolation, String> {
+    jobs::batch_tier(s.parse()?)
+}
+
+/// The tier the policy file picks for this node, said on stderr once (it holds for the whole
+/// batch: the running kernel does not change under it).
+fn isolation_by_risk(path: &Path) -> anyhow::Result<Isolation> {
+    use watertight_kernel_audit::{IsolationTier, RiskPolicy};
+    // The library's errors name the policy file (or the CVE data it names) and the fix.
+    let policy = RiskPolicy::load(path)?;
+    let choice = policy.decide(Path::new("/"))?;
+    let tier = match choice.tier {
+        IsolationTier::Namespaces => Isolation::Namespaces,
+        IsolationTier::Gvisor => Isolation::Gvisor,
+        IsolationTier::Vm => Isolation::Vm,
+    };
+    let tier = jobs::batch_tier(tier)
+        .map_err(|e| anyhow::anyhow!("--isolation-policy {}: escalate_to = {e}", path.display()))?;
+    eprintln!(
+        "watertight: isolation policy {}: {}",
+        path.display(),
+        choice.reason
+    );
+    Ok(tier)
 }
 
 fn parse_box_size(s: &str) -> Result<String, String> {
@@ -84,13 +115,17 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         anyhow::bail!("batch needs JOBS and --results FILE");
     };
     let all = jobs::load(&jobs_path)?;
+    let isolation = match &args.isolation_policy {
+        Some(p) => Some(isolation_by_risk(p)?),
+        None => args.isolation,
+    };
     let (mut file, done) = results::open(&results_path)?;
     let queue: VecDeque<jobs::Job> = all
         .into_iter()
         .filter(|j| jobs::in_shard(j.index, args.shard) && !done.contains(&j.id))
         .map(|mut j| {
             j.box_size = j.box_size.or_else(|| args.box_size.clone());
-            j.isolation = j.isolation.or(args.isolation);
+            j.isolation = j.isolation.or(isolation);
             j
         })
         .collect();

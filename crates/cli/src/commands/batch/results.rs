@@ -142,6 +142,7 @@ mod tests {
             verdict: "OK".into(),
             steps: vec![],
             message: None,
+            isolation: None,
         };
         append(&mut f, &r).unwrap();
         assert_eq!(

@@ -74,6 +74,10 @@ pub struct JobResult {
     /// Set when the batch itself could not run the job (verdict XX).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The tier the steps ran under when the job, --isolation or --isolation-policy chose one
+    /// (absent: the profile's, namespaces by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<String>,
 }
 
 /// The overall verdict: a failed step named `compile` is CE; else the first non-OK status; else
@@ -131,12 +135,14 @@ pub fn run_job(exe: &Path, work: &Path, job: &Job) -> JobResult {
             verdict: overall(&steps),
             steps,
             message: None,
+            isolation: job.isolation.map(|i| i.as_str().to_string()),
         },
         Err(e) => JobResult {
             id: job.id.clone(),
             verdict: "XX".into(),
             steps: Vec::new(),
             message: Some(format!("{e:#}")),
+            isolation: job.isolation.map(|i| i.as_str().to_string()),
         },
     }
 }
