@@ -32,7 +32,7 @@ impl Ctr {
         let runc = dir.path().join("watertight-runc");
         std::os::unix::fs::symlink(watertight_testkit::watertight_bin(), &runc).unwrap();
         let rootfs = dir.path().join("rootfs");
-        busybox_rootfs(&rootfs, &["sh", "echo", "true", "unshare", "cat"]);
+        busybox_rootfs(&rootfs, &["sh", "echo", "true", "unshare", "cat", "sleep"]);
         std::fs::create_dir(dir.path().join("containerd")).unwrap();
         let containerd = Some(Containerd::start(&dir.path().join("containerd")));
         Ctr {
@@ -144,4 +144,175 @@ fn containerd_runs_watertight_runc_through_the_runc_v2_shim() {
         let leftovers = cgroup_left(&format!("{}/{id}", c.cgroup_parent));
         assert!(leftovers.is_empty(), "{leftovers:?}");
     }
+}
+
+/// A runtime binary for the shim: watertight-runc with `--config runtime_toml` (the shim's
+/// BinaryName cannot carry arguments; a node's runtime.toml is at the default path).
+fn runtime_with_config(c: &Ctr, runtime_toml: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let wrapper = c.dir.path().join("watertight-runc-configured");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nexec {} --config {} \"$@\"\n",
+            c.runc.display(),
+            runtime_toml.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    wrapper
+}
+
+#[test]
+fn the_isolation_policy_hands_containers_to_gvisor_when_the_kernel_is_too_exposed() {
+    let test = "the_isolation_policy_hands_containers_to_gvisor_when_the_kernel_is_too_exposed";
+    if !require_root(test)
+        || !require(test, busybox_missing())
+        || !watertight_testkit::require_tools(
+            test,
+            &["containerd", "ctr", "containerd-shim-runc-v2"],
+            "containerd",
+        )
+        || !watertight_testkit::require_tools(test, &["runsc"], "runsc")
+    {
+        return;
+    }
+    let Some(records) = watertight_testkit::require_shared(test, "kernel-vulns/cve/published")
+    else {
+        return;
+    };
+    let c = Ctr::start();
+    let policy = c.dir.path().join("isolation.toml");
+    let set_threshold = |above: usize| {
+        // 6.1.100: 1,369 high or critical CVEs reachable from a namespace sandbox.
+        std::fs::write(
+            &policy,
+            format!(
+                "escalate_above = {above}\ncve_db = {:?}\nkernel_version = \"6.1.100\"\n",
+                records.display().to_string()
+            ),
+        )
+        .unwrap();
+    };
+    let runtime_toml = c.dir.path().join("runtime.toml");
+    std::fs::write(
+        &runtime_toml,
+        format!("[isolation]\npolicy = {:?}\n", policy.display().to_string()),
+    )
+    .unwrap();
+    let runtime = runtime_with_config(&c, &runtime_toml);
+    let version = ["/bin/cat", "/proc/version"];
+
+    // Over the threshold: gVisor's Sentry answers, with its own kernel version.
+    set_threshold(100);
+    let out = c.run(&runtime, "risky", &version);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with("Linux version 4.4.0 "),
+        "{}",
+        stdout(&out)
+    );
+    let out = c.run(&runtime, "risky-exit", &["/bin/sh", "-c", "exit 3"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+
+    // The runtime's own commands on a delegated container: state carries the isolation, list
+    // shows it, kill and delete reach runsc, and delete leaves nothing of it.
+    let root = c.dir.path().join("direct-root");
+    let bundle = c.dir.path().join("bundle");
+    std::fs::create_dir(&bundle).unwrap();
+    // `spec --bundle DIR` writes DIR/config.json, as runc's does.
+    run_ok(c.runc.as_path(), &["spec", "--bundle"], &bundle);
+    let mut spec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bundle.join("config.json")).unwrap()).unwrap();
+    spec["root"]["path"] = c.rootfs.display().to_string().into();
+    spec["process"]["terminal"] = false.into();
+    spec["process"]["args"] = serde_json::json!(["/bin/sleep", "60"]);
+    std::fs::write(bundle.join("config.json"), spec.to_string()).unwrap();
+    // Files, not pipes: the container's processes inherit create's stdio (as under runc), so a
+    // pipe would not reach EOF while the container lives.
+    let (out_path, err_path) = (c.dir.path().join("runc.out"), c.dir.path().join("runc.err"));
+    let runc = |args: &[&str]| {
+        let status = Command::new(&c.runc)
+            .arg("--root")
+            .arg(&root)
+            .arg("--config")
+            .arg(&runtime_toml)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&out_path).unwrap())
+            .stderr(std::fs::File::create(&err_path).unwrap())
+            .status()
+            .unwrap();
+        Output {
+            status,
+            stdout: std::fs::read(&out_path).unwrap(),
+            stderr: std::fs::read(&err_path).unwrap(),
+        }
+    };
+    let bundle_arg = bundle.display().to_string();
+    let out = runc(&["create", "--bundle", &bundle_arg, "direct"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = runc(&["start", "direct"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = runc(&["state", "direct"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let state: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(state["status"], "running", "{state}");
+    assert_eq!(
+        state["annotations"]["run.oci.watertight/isolation"],
+        "gvisor"
+    );
+    let out = runc(&["list", "--format", "json"]);
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        list.as_array().unwrap().iter().any(|s| s["id"] == "direct"),
+        "{list}"
+    );
+    // A second create of the id is refused, and takes nothing down.
+    let out = runc(&["create", "--bundle", &bundle_arg, "direct"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("already exists"), "{}", stderr(&out));
+    let out = runc(&["kill", "direct", "KILL"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = runc(&["delete", "--force", "direct"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let left: Vec<_> = std::fs::read_dir(root.join("@gvisor"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "choice.json" && n != "runsc")
+        .collect();
+    assert!(left.is_empty(), "left under --root/@gvisor: {left:?}");
+    let out = runc(&["state", "direct"]);
+    assert!(!out.status.success());
+
+    // At most the threshold: namespaces, the host's kernel (the changed policy file is read
+    // again, not the cached choice).
+    set_threshold(2000);
+    let out = c.run(&runtime, "patched", &version);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let host = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    assert!(stdout(&out).contains(host.trim()), "{}", stdout(&out));
+
+    // A policy naming the VM tier is refused at create, naming it; nothing is created.
+    std::fs::write(
+        &policy,
+        format!(
+            "escalate_above = 1\nescalate_to = \"vm\"\ncve_db = {:?}\nkernel_version = \"6.1.100\"\n",
+            records.display().to_string()
+        ),
+    )
+    .unwrap();
+    let out = runc(&["create", "--bundle", &bundle_arg, "vm"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("escalate_to"), "{}", stderr(&out));
+    assert!(!root.join("vm").exists());
+    assert!(processes_mentioning(&root.to_string_lossy()).is_empty());
+}
+
+fn run_ok(bin: &Path, args: &[&str], extra: &Path) -> Output {
+    let out = Command::new(bin).args(args).arg(extra).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    out
 }

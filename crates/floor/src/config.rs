@@ -149,6 +149,14 @@ struct File {
     capabilities: Option<CapabilitiesFile>,
     audit_trail: Option<AuditTrailFile>,
     evidence: Option<EvidenceFile>,
+    isolation: Option<IsolationFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IsolationFile {
+    policy: Option<PathBuf>,
+    runsc: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -193,6 +201,17 @@ struct EvidenceFile {
     dir: Option<PathBuf>,
     key: Option<PathBuf>,
     max_bytes: Option<u64>,
+}
+
+/// `[isolation]`: containers run under gVisor (runsc) when the node kernel's CVE exposure is over
+/// the policy's threshold (docs/runtime-floor.md, "Choice by risk").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IsolationSettings {
+    /// The isolation policy file (the format of `batch --isolation-policy`).
+    pub policy: PathBuf,
+    /// runsc's path; None: `WATERTIGHT_RUNSC`, else PATH.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runsc: Option<PathBuf>,
 }
 
 /// Where `on_violation = "forensic"` puts its evidence (`[evidence]`).
@@ -289,6 +308,10 @@ pub struct Settings {
     pub audit_trail: Option<AuditTrail>,
     /// `[evidence]`: used by `on_violation = "forensic"`.
     pub evidence: Evidence,
+    /// `[isolation]`; None (and absent from the digest's input, so older floors keep their
+    /// digest): every container on namespaces.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<IsolationSettings>,
 }
 
 impl Settings {
@@ -321,6 +344,7 @@ impl Settings {
                 key: PathBuf::from(watertight_forensics::DEFAULT_KEY_PATH),
                 max_bytes: DEFAULT_EVIDENCE_MAX_BYTES,
             },
+            isolation: None,
         }
     }
 }
@@ -539,6 +563,31 @@ fn resolve(path: &Path, text: &str, file: File) -> Result<Settings, Error> {
             }
             s.evidence.max_bytes = max_bytes;
         }
+    }
+    if let Some(isolation) = file.isolation {
+        let Some(policy) = isolation.policy else {
+            return Err(invalid(
+                vec![key("isolation"), key("policy")],
+                "is required in [isolation]: the isolation policy file (docs/isolation.md, \"Choice by risk\")".into(),
+            ));
+        };
+        for (field, path) in [
+            ("policy", Some(&policy)),
+            ("runsc", isolation.runsc.as_ref()),
+        ] {
+            if let Some(path) = path {
+                if !path.is_absolute() {
+                    return Err(invalid(
+                        vec![key("isolation"), key(field)],
+                        format!("{} must be an absolute path", path.display()),
+                    ));
+                }
+            }
+        }
+        s.isolation = Some(IsolationSettings {
+            policy,
+            runsc: isolation.runsc,
+        });
     }
     Ok(s)
 }

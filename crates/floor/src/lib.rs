@@ -57,10 +57,10 @@ mod seccomp;
 mod trail;
 
 pub use config::{
-    AllowedDevice, AuditTrail, Evidence, NoNewPrivs, OnViolation, PacketSockets, PrivilegedPolicy,
-    SeccompSettings, Settings, BUILT_IN_VERSION, DEFAULT_AUDIT_DIR, DEFAULT_AUDIT_MAX_BYTES,
-    DEFAULT_CONFIG_PATH, DEFAULT_EVIDENCE_MAX_BYTES, DOCKER_DEFAULT_CAPABILITIES,
-    FLOOR_MASKED_PATHS, FLOOR_READONLY_PATHS,
+    AllowedDevice, AuditTrail, Evidence, IsolationSettings, NoNewPrivs, OnViolation, PacketSockets,
+    PrivilegedPolicy, SeccompSettings, Settings, BUILT_IN_VERSION, DEFAULT_AUDIT_DIR,
+    DEFAULT_AUDIT_MAX_BYTES, DEFAULT_CONFIG_PATH, DEFAULT_EVIDENCE_MAX_BYTES,
+    DOCKER_DEFAULT_CAPABILITIES, FLOOR_MASKED_PATHS, FLOOR_READONLY_PATHS,
 };
 pub use error::Error;
 pub use harden::{Hardening, Restriction, ANNOTATION_PREFIX, PRIVILEGED_ANNOTATION};

@@ -522,3 +522,43 @@ fn the_plan_digest_is_stable_and_changes_with_every_restriction_the_floor_adds()
     y.set_annotations(Some(pairs.iter().rev().cloned().collect()));
     assert_eq!(crate::plan_digest(&x), crate::plan_digest(&y));
 }
+
+#[test]
+fn isolation_names_an_absolute_policy_and_enters_the_digest() {
+    let f = parse("[isolation]\npolicy = \"/etc/watertight/isolation.toml\"\n").unwrap();
+    let i = f.settings.isolation.as_ref().unwrap();
+    assert_eq!(i.policy, Path::new("/etc/watertight/isolation.toml"));
+    assert_eq!(i.runsc, None);
+    // A floor that may hand containers to gVisor is another policy.
+    assert_ne!(f.digest(), Floor::built_in().digest());
+    let with_runsc =
+        parse("[isolation]\npolicy = \"/etc/watertight/isolation.toml\"\nrunsc = \"/opt/runsc\"\n")
+            .unwrap();
+    assert_eq!(
+        with_runsc.settings.isolation.unwrap().runsc.as_deref(),
+        Some(Path::new("/opt/runsc"))
+    );
+    for (text, key) in [
+        (
+            "[isolation]\nrunsc = \"/usr/bin/runsc\"\n",
+            "isolation.policy",
+        ),
+        (
+            "[isolation]\npolicy = \"isolation.toml\"\n",
+            "isolation.policy",
+        ),
+        (
+            "[isolation]\npolicy = \"/p.toml\"\nrunsc = \"runsc\"\n",
+            "isolation.runsc",
+        ),
+        (
+            "[isolation]\npolicy = \"/p.toml\"\ntier = \"vm\"\n",
+            "isolation.tier",
+        ),
+    ] {
+        let e = parse(text).unwrap_err();
+        let shown = e.to_string();
+        assert!(shown.contains(key), "{text:?}: {shown}");
+        assert!(!shown.contains('\n'), "{shown}");
+    }
+}

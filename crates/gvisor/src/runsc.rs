@@ -47,6 +47,26 @@ pub fn locate() -> Result<Runsc, Error> {
     })
 }
 
+/// runsc at `path` (a host's configuration names it, e.g. runtime.toml's `[isolation] runsc`),
+/// or as [`locate`] finds it when `None`, with its platform.
+pub fn locate_at(path: Option<&Path>) -> Result<Runsc, Error> {
+    let Some(path) = path else {
+        return locate();
+    };
+    if !is_executable(path) {
+        return Err(Error::RunscMissing(format!(
+            "runsc {} is not an executable file: {INSTALL_HINT}",
+            path.display()
+        )));
+    }
+    let (platform, platform_reason) = platform(path)?;
+    Ok(Runsc {
+        path: path.to_path_buf(),
+        platform,
+        platform_reason,
+    })
+}
+
 fn find() -> Result<PathBuf, Error> {
     if let Some(p) = std::env::var_os(RUNSC_ENV) {
         let p = PathBuf::from(p);

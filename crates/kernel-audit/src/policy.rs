@@ -139,8 +139,21 @@ impl RiskPolicy {
     }
 
     /// Audits the kernel (`kernel_version`, else `<host_root>/proc/sys/kernel/osrelease`) against
-    /// the policy's CVE data and chooses.
+    /// the policy's CVE data and chooses. The parallel work runs on a pool whose threads have
+    /// exited when this returns: an OCI runtime decides and then forks, which it refuses to do
+    /// while other threads (and the locks they may hold) exist.
     pub fn decide(&self, host_root: &Path) -> Result<RiskChoice, KernelAuditError> {
+        match rayon::ThreadPoolBuilder::new().build_scoped(
+            |thread| thread.run(),
+            |pool| pool.install(|| self.decide_here(host_root)),
+        ) {
+            Ok(r) => r,
+            // No threads to be had: decide on this one.
+            Err(_) => self.decide_here(host_root),
+        }
+    }
+
+    fn decide_here(&self, host_root: &Path) -> Result<RiskChoice, KernelAuditError> {
         let database = match (&self.cve_index, &self.cve_db) {
             (Some(index), _) => CveDatabase::from_index(index)?,
             (None, Some(dir)) => CveDatabase::from_records_dir(dir)?,

@@ -42,6 +42,24 @@ pub fn thread_count() -> io::Result<usize> {
         .ok_or_else(|| io::Error::other("malformed /proc/self/stat"))
 }
 
+/// Waits, at most `limit`, until this process has one thread again, and says whether it does.
+/// A pool's threads tell the pool they are done before the kernel has removed them (a scoped
+/// thread's last act is to signal its scope; pthread_join returns at CLONE_CHILD_CLEARTID,
+/// before the task leaves the thread group), so a caller that has just joined a pool and is
+/// about to fork waits out that moment here instead of being refused.
+pub fn wait_until_single_threaded(limit: std::time::Duration) -> io::Result<bool> {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if thread_count()? == 1 {
+            return Ok(true);
+        }
+        if std::time::Instant::now() >= deadline {
+            return Ok(false);
+        }
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
+}
+
 fn ensure_single_threaded() -> io::Result<()> {
     match thread_count()? {
         1 => Ok(()),

@@ -44,7 +44,7 @@ pub(super) struct ExecArgs {
     #[arg(long, default_value_t = 0)]
     preserve_fds: u32,
     /// Container id.
-    id: String,
+    pub(super) id: String,
     /// The program and its arguments.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     args: Vec<String>,

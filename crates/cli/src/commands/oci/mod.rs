@@ -12,6 +12,7 @@ use watertight_oci::plan::{CreateOptions, ProcessPlan};
 use watertight_oci::state::DEFAULT_ROOT;
 
 mod exec;
+mod gvisor;
 mod update;
 
 /// The runc-compatible command line, as `watertight-runc` (argv[0]) parses it.
@@ -278,15 +279,79 @@ fn print_json(v: &Value) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The command's name and container id, for the commands that name one existing container.
+fn names_container(command: &Command) -> Option<(&'static str, &str)> {
+    Some(match command {
+        Command::Start { id } => ("start", id),
+        Command::State { id } => ("state", id),
+        Command::Kill { id, .. } => ("kill", id),
+        Command::Delete { id, .. } => ("delete", id),
+        Command::Exec(a) => ("exec", &a.id),
+        Command::Ps { id, .. } => ("ps", id),
+        Command::Pause { id } => ("pause", id),
+        Command::Resume { id } => ("resume", id),
+        Command::Update(a) => ("update", &a.id),
+        Command::Events { id, .. } => ("events", id),
+        _ => return None,
+    })
+}
+
+/// With runtime.toml's `[isolation] policy`: the policy's choice for this node (`None`: no
+/// policy, namespaces as always).
+fn policy_choice(global: &Global) -> anyhow::Result<Option<(gvisor::Choice, Option<PathBuf>)>> {
+    let floor = watertight_floor::Floor::load(global.config.as_deref())?;
+    let Some(isolation) = floor.settings.isolation else {
+        return Ok(None);
+    };
+    let choice = gvisor::choose(&global.root, &isolation.policy)?;
+    Ok(Some((choice, isolation.runsc)))
+}
+
 fn dispatch(global: &Global, command: Command) -> anyhow::Result<u8> {
     use watertight_oci::lifecycle;
     let root = global.root.as_path();
+    let log = gvisor::log_args(
+        global.log.as_deref(),
+        global.log_format == LogFormat::Json,
+        global.debug,
+    );
+    if let Some((name, id)) = names_container(&command) {
+        if let Some(d) = gvisor::delegated(root, id) {
+            return gvisor::forward(root, id, &d, name, &log);
+        }
+    }
     match command {
         Command::Create(c) => {
+            if let Some((choice, runsc)) = policy_choice(global)? {
+                if choice.tier == "gvisor" {
+                    if global.debug {
+                        log_line(global, "debug", &format!("isolation: {}", choice.reason));
+                    }
+                    let req = gvisor::CreateRequest {
+                        id: &c.id,
+                        bundle: &c.bundle,
+                        pid_file: c.pid_file.as_deref(),
+                        console_socket: c.console_socket.as_deref(),
+                        preserve_fds: c.preserve_fds,
+                        floor_config: global.config.as_deref(),
+                        systemd_cgroup: global.systemd_cgroup,
+                        log: &log,
+                    };
+                    return gvisor::create(root, &req, runsc.as_deref(), &choice.reason);
+                }
+            }
             lifecycle::create(root, &create_options(global, &c))?;
             Ok(0)
         }
         Command::Run { create, detach } => {
+            if let Some((choice, _)) = policy_choice(global)? {
+                if choice.tier == "gvisor" {
+                    bail!(
+                        "run: the isolation policy hands containers to gVisor here ({}); `run` is not delegated: use create and start",
+                        choice.reason
+                    );
+                }
+            }
             let code = lifecycle::run(root, &create_options(global, &create), detach)?;
             Ok(code.clamp(0, 255) as u8)
         }
@@ -403,6 +468,7 @@ fn list(root: &Path, format: ListFormat, quiet: bool) -> anyhow::Result<u8> {
             rows.push(state);
         }
     }
+    rows.extend(gvisor::states(root));
     if quiet {
         for r in &rows {
             println!("{}", r["id"].as_str().unwrap_or_default());

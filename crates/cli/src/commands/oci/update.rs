@@ -42,7 +42,7 @@ pub(super) struct UpdateArgs {
     #[arg(long)]
     blkio_weight: Option<u64>,
     /// Container id.
-    id: String,
+    pub(super) id: String,
 }
 
 fn bytes(flag: &str, text: &str) -> anyhow::Result<i64> {
