@@ -321,6 +321,13 @@ pub fn load_hardened(
     harden_loaded(spec, raw, floor_config, &bundle.join("config.json"))
 }
 
+/// Annotation key prefixes only the runtime sets: the floor's record and the isolation tier a
+/// container was handed to.
+pub const RUNTIME_SET_ANNOTATIONS: &[&str] = &[
+    watertight_floor::ANNOTATION_PREFIX,
+    "run.oci.watertight/isolation",
+];
+
 /// [`load_hardened`] of a config already loaded from `path`.
 pub fn harden_loaded(
     mut spec: Spec,
@@ -343,6 +350,10 @@ pub fn harden_loaded(
         .and_then(Value::as_object)
         .cloned()
         .unwrap_or_default();
+    // What the runtime says of a container (the floor it runs under, the kernel that serves it)
+    // is the runtime's to say: a config's own values under those keys are dropped, so `state`
+    // and `audit host` never show a claim the config made about itself.
+    annotations.retain(|k, _| !RUNTIME_SET_ANNOTATIONS.iter().any(|p| k.starts_with(p)));
     for (k, v) in hardening.annotations() {
         annotations.insert(k, Value::String(v));
     }
@@ -938,6 +949,31 @@ mod tests {
             err.starts_with("linux.intelRdt: not supported by watertight-runc"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_config_cannot_claim_the_runtime_set_annotations() {
+        let mut c = minimal();
+        c["annotations"] = serde_json::json!({
+            "run.oci.watertight/isolation": "gvisor",
+            "run.oci.watertight/isolation.reason": "trust me",
+            "run.oci.watertight/floor.digest": "sha256:forged",
+            "run.oci.watertight/floor.extra": "x",
+            "io.kubernetes.cri.container-type": "container",
+        });
+        let dir = bundle_with(c);
+        let floor = dir.path().join("runtime.toml");
+        std::fs::write(&floor, "").unwrap();
+        let (_, hardened, _) = load_hardened(dir.path(), Some(&floor)).unwrap();
+        let notes = hardened["annotations"].as_object().unwrap();
+        assert!(
+            !notes.contains_key("run.oci.watertight/isolation"),
+            "{notes:?}"
+        );
+        assert!(!notes.contains_key("run.oci.watertight/isolation.reason"));
+        assert!(!notes.contains_key("run.oci.watertight/floor.extra"));
+        assert_ne!(notes["run.oci.watertight/floor.digest"], "sha256:forged");
+        assert_eq!(notes["io.kubernetes.cri.container-type"], "container");
     }
 
     #[test]
