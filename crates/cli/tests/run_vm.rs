@@ -147,6 +147,58 @@ fn a_non_zero_exit_is_re_with_the_programs_code() {
 }
 
 #[test]
+fn stdin_stdout_and_stderr_files_cross_the_vm_boundary() {
+    if !can_boot("stdin_stdout_and_stderr_files_cross_the_vm_boundary") {
+        return;
+    }
+    // Root's own 0600 files in a 0700 directory: the input reaches the guest by the copy in the
+    // job share, not through the root share (which QEMU reads as nobody).
+    let dir = tempfile::tempdir().unwrap();
+    let (input, out, err) = (
+        dir.path().join("in.txt"),
+        dir.path().join("out.txt"),
+        dir.path().join("err.txt"),
+    );
+    std::fs::write(&input, "41\n").unwrap();
+    std::fs::write(&out, "stale output that must go\n").unwrap();
+    for f in [&input, &out] {
+        std::fs::set_permissions(f, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    }
+    let _boot = BOOT.lock().unwrap_or_else(|e| e.into_inner());
+    let (o, v) = run_with_result(
+        &[
+            "--isolation=vm",
+            &format!("--stdin={}", input.display()),
+            &format!("--stdout={}", out.display()),
+            &format!("--stderr={}", err.display()),
+        ],
+        &[
+            "/bin/sh",
+            "-c",
+            "read a; echo $((a + 1)); echo to-stderr >&2",
+        ],
+    );
+    assert_eq!(v["status"], "OK", "verdict {v}; stderr {}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "42\n");
+    assert_eq!(std::fs::read_to_string(&err).unwrap(), "to-stderr\n");
+    assert_eq!(stdout(&o), "", "the program's stdout went to the caller's");
+    // An unreadable --stdin is refused before any guest boots, naming the flag.
+    let o = watertight()
+        .args([
+            "run",
+            "--isolation=vm",
+            "--stdin=/nonexistent/in.txt",
+            "--",
+            "/bin/true",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert!(stderr(&o).contains("stdin"), "{}", stderr(&o));
+    assert_nothing_left();
+}
+
+#[test]
 fn a_memory_hog_is_ml() {
     if !can_boot("a_memory_hog_is_ml") {
         return;

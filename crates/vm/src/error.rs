@@ -51,6 +51,12 @@ pub enum Error {
     /// Starting or waiting for QEMU failed.
     #[error("--isolation vm: start QEMU: {0}")]
     Spawn(std::io::Error),
+    /// `--stdin` is larger than the guest's share takes.
+    #[error("--isolation vm: --stdin is more than {limit} bytes, what the VM tier copies into the guest's job share; pass a smaller file or use --isolation namespaces or gvisor, which read it in place")]
+    StdinTooLarge {
+        /// The limit.
+        limit: u64,
+    },
     /// The job could not be encoded.
     #[error("--isolation vm: encode the job: {0}")]
     Encode(#[from] serde_json::Error),

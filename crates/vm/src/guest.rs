@@ -7,6 +7,7 @@
 
 use std::ffi::OsString;
 use std::io::Write;
+use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 
@@ -62,6 +63,15 @@ pub fn init_main() -> ! {
                 .map_err(|e| format!("read the job: {e}"))?,
         )
         .map_err(|e| format!("parse the job: {e}"))?;
+        // Opened before the root moves (the job share is out of reach after it), and reopened
+        // by the sandbox through /proc/self/fd as the program's stdin.
+        let stdin = match job.stdin {
+            true => Some(
+                std::fs::File::open(Path::new("/job").join(wire::STDIN_FILE))
+                    .map_err(|e| format!("open the stdin file: {e}"))?,
+            ),
+            false => None,
+        };
         mount_9p(wire::ROOT_TAG, "/newroot", MsFlags::MS_RDONLY)?;
         enter_root()?;
         // As on a booted host: the root cgroup delegates its controllers to watertight's.
@@ -69,7 +79,10 @@ pub fn init_main() -> ! {
             "/sys/fs/cgroup/cgroup.subtree_control",
             "+memory +pids +cpu",
         );
-        let verdict = run_job(job, &ports)?;
+        let stdin_path = stdin
+            .as_ref()
+            .map(|f| PathBuf::from(format!("/proc/self/fd/{}", f.as_raw_fd())));
+        let verdict = run_job(job, &ports, stdin_path)?;
         serde_json::to_value(&verdict).map_err(|e| e.to_string())
     })();
     match result {
@@ -209,7 +222,11 @@ fn enter_root() -> Result<(), String> {
 }
 
 /// The namespace sandbox inside the guest, as `watertight run` would run it.
-fn run_job(job: GuestJob, ports: &Ports) -> Result<watertight_sandbox::Verdict, String> {
+fn run_job(
+    job: GuestJob,
+    ports: &Ports,
+    stdin: Option<PathBuf>,
+) -> Result<watertight_sandbox::Verdict, String> {
     let profile = job.profile;
     let forensics = watertight_sandbox::forensic::ForensicConfig::for_profile(
         &profile,
@@ -223,7 +240,7 @@ fn run_job(job: GuestJob, ports: &Ports) -> Result<watertight_sandbox::Verdict, 
         workdir: job.workdir.map(|w| PathBuf::from(OsString::from_vec(w))),
         box_dir: None,
         stdio: watertight_sandbox::stdio::StdioPaths {
-            stdin: Some("/dev/null".into()),
+            stdin: Some(stdin.unwrap_or_else(|| "/dev/null".into())),
             stdout: Some(ports.stdout.clone()),
             stderr: Some(ports.stderr.clone()),
         },

@@ -53,6 +53,9 @@ pub fn boot_allowance_s(accel: Accelerator) -> f64 {
 const CONSOLE_LIMIT: u64 = MIB;
 /// Program output held on the host when the profile has no output limit.
 const UNLIMITED_OUTPUT: u64 = 1 << 30;
+/// The most of `--stdin` copied into the job directory (on the host's temporary directory)
+/// for the guest to read.
+pub const STDIN_LIMIT: u64 = 1 << 30;
 
 /// What to run.
 pub struct VmRequest {
@@ -64,6 +67,12 @@ pub struct VmRequest {
     pub env: Vec<(OsString, OsString)>,
     /// `--workdir`.
     pub workdir: Option<PathBuf>,
+    /// `--stdin FILE`, open: its contents (from its offset) become the program's stdin; else
+    /// the program reads /dev/null.
+    pub stdin: Option<std::fs::File>,
+    /// Where the program's stdout and stderr go (`--stdout`/`--stderr` files, written through),
+    /// in place of this process's own.
+    pub output: [Option<std::fs::File>; 2],
 }
 
 /// What happened.
@@ -133,8 +142,13 @@ pub fn run(req: &VmRequest) -> Result<VmOutcome, Error> {
             .workdir
             .as_ref()
             .map(|w| w.as_os_str().as_bytes().to_vec()),
+        stdin: req.stdin.is_some(),
     };
     write(&job_dir.join(wire::JOB_FILE), &serde_json::to_vec(&job)?)?;
+    let stdin_copy = job_dir.join(wire::STDIN_FILE);
+    if let Some(input) = &req.stdin {
+        copy_stdin(input, &stdin_copy, STDIN_LIMIT)?;
+    }
     let files = ["verdict", "stdout", "stderr", "console", "qemu.log"].map(|n| work.path().join(n));
     for f in &files {
         write(f, b"")?;
@@ -146,6 +160,7 @@ pub fn run(req: &VmRequest) -> Result<VmOutcome, Error> {
         &job_dir.join(wire::JOB_FILE),
     ]
     .into_iter()
+    .chain(req.stdin.is_some().then_some(stdin_copy.as_path()))
     .chain(files.iter().map(PathBuf::as_path))
     {
         std::os::unix::fs::chown(path, Some(QEMU_UID), Some(QEMU_UID)).map_err(|source| {
@@ -252,8 +267,15 @@ pub fn run(req: &VmRequest) -> Result<VmOutcome, Error> {
     // QEMU is gone; the cgroup is empty.
     let _ = cgroup.destroy();
 
-    relay(stdout_file, &mut std::io::stdout(), output_cap);
-    relay(stderr_file, &mut std::io::stderr(), output_cap);
+    let [out, err] = &req.output;
+    match out {
+        Some(f) => relay(stdout_file, &mut &*f, output_cap),
+        None => relay(stdout_file, &mut std::io::stdout(), output_cap),
+    }
+    match err {
+        Some(f) => relay(stderr_file, &mut &*f, output_cap),
+        None => relay(stderr_file, &mut std::io::stderr(), output_cap),
+    }
     if qemu::debug() {
         relay(qemu_log, &mut std::io::stderr(), CONSOLE_LIMIT);
         relay(console_file, &mut std::io::stderr(), CONSOLE_LIMIT);
@@ -385,6 +407,28 @@ fn spawn_qemu(
     }
 }
 
+/// Copies `input` (from its offset) to `to`, a new file, refusing more than `limit` bytes.
+fn copy_stdin(input: &std::fs::File, to: &Path, limit: u64) -> Result<(), Error> {
+    let write_err = |source| Error::Write {
+        path: to.to_owned(),
+        source,
+    };
+    let mut dest = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(to)
+        .map_err(write_err)?;
+    let mut reader = input.take(limit + 1);
+    let copied = std::io::copy(&mut reader, &mut dest).map_err(|source| Error::Read {
+        path: "--stdin".into(),
+        source,
+    })?;
+    if copied > limit {
+        return Err(Error::StdinTooLarge { limit });
+    }
+    Ok(())
+}
+
 /// Copies at most `cap` bytes of `file` to `out`.
 fn relay(file: &Path, out: &mut impl std::io::Write, cap: u64) {
     if let Ok(f) = std::fs::File::open(file) {
@@ -405,4 +449,36 @@ fn last_line(path: &Path) -> Option<String> {
         .rev()
         .find(|l| !l.trim().is_empty())
         .map(|l| l.trim().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Seek, SeekFrom, Write};
+
+    #[test]
+    fn stdin_is_copied_from_its_offset_and_refused_past_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut input = tempfile::tempfile().unwrap();
+        input.write_all(b"skip:12345").unwrap();
+        input.seek(SeekFrom::Start(5)).unwrap();
+        let to = dir.path().join("a");
+        copy_stdin(&input, &to, 5).unwrap();
+        assert_eq!(std::fs::read(&to).unwrap(), b"12345");
+
+        input.seek(SeekFrom::Start(4)).unwrap();
+        let err = copy_stdin(&input, &dir.path().join("b"), 5).unwrap_err();
+        assert!(matches!(err, Error::StdinTooLarge { limit: 5 }), "{err}");
+        // A large input is not copied whole before it is refused.
+        let mut large = tempfile::tempfile().unwrap();
+        large.write_all(&[b'x'; 100_000]).unwrap();
+        large.seek(SeekFrom::Start(0)).unwrap();
+        let c = dir.path().join("c");
+        assert!(copy_stdin(&large, &c, 10).is_err());
+        assert!(std::fs::metadata(&c).unwrap().len() <= 11);
+        // An existing file is never written over.
+        input.seek(SeekFrom::Start(0)).unwrap();
+        assert!(copy_stdin(&input, &to, 100).is_err());
+        assert_eq!(std::fs::read(&to).unwrap(), b"12345");
+    }
 }

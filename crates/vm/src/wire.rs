@@ -10,6 +10,8 @@ pub const ROOT_TAG: &str = "wtroot";
 pub const JOB_TAG: &str = "wtjob";
 /// The job file's name in the job directory.
 pub const JOB_FILE: &str = "job.json";
+/// The program's stdin (`--stdin FILE`, copied) in the job directory, when [`GuestJob::stdin`].
+pub const STDIN_FILE: &str = "stdin";
 /// virtio-serial port names (the guest finds them in /sys/class/virtio-ports/*/name).
 pub const VERDICT_PORT: &str = "wt.verdict";
 /// The program's stdout.
@@ -28,6 +30,9 @@ pub struct GuestJob {
     pub env: Vec<(Vec<u8>, Vec<u8>)>,
     /// `--workdir`.
     pub workdir: Option<Vec<u8>>,
+    /// The job directory holds [`STDIN_FILE`] for the program's stdin (else /dev/null).
+    #[serde(default)]
+    pub stdin: bool,
 }
 
 /// The guest's one line: the namespace tier's verdict inside the guest, or why there is none.

@@ -591,10 +591,6 @@ fn run_vm(a: &Args, profile: Profile) -> anyhow::Result<u8> {
         ("--box", a.box_dir.is_some()),
         ("--secret", !a.secret.is_empty()),
         ("--net", a.net != "none"),
-        (
-            "--stdin/--stdout/--stderr",
-            a.stdin.is_some() || a.stdout.is_some() || a.stderr.is_some(),
-        ),
         ("--events", a.events.is_some()),
         ("--manifest", a.manifest.is_some()),
         ("--bpf-observe", a.bpf_observe),
@@ -612,11 +608,21 @@ fn run_vm(a: &Args, profile: Profile) -> anyhow::Result<u8> {
         .iter()
         .map(|s| env::parse_assignment(s))
         .collect::<Result<Vec<_>, _>>()?;
+    // Opened as for the namespace tier (same checks, same one-line errors), before QEMU starts.
+    let stdio = watertight_sandbox::stdio::StdioPaths {
+        stdin: a.stdin.clone(),
+        stdout: a.stdout.clone(),
+        stderr: a.stderr.clone(),
+    }
+    .open()?;
+    let [out, err] = stdio.output;
     let outcome = watertight_vm::run(&watertight_vm::VmRequest {
         profile,
         argv: a.command.clone(),
         env,
         workdir: a.workdir.clone(),
+        stdin: stdio.stdin.map(std::fs::File::from),
+        output: [out.map(std::fs::File::from), err.map(std::fs::File::from)],
     })?;
     if let Some(path) = &a.result {
         let json = serde_json::to_string_pretty(&outcome.verdict)? + "\n";
