@@ -287,6 +287,38 @@ fn the_isolation_policy_hands_containers_to_gvisor_when_the_kernel_is_too_expose
     let out = runc(&["state", "direct"]);
     assert!(!out.status.success());
 
+    // `run` (create, start, wait, delete in one call) under gVisor: the program's exit code and
+    // output come back, and nothing of it is left.
+    spec["process"]["args"] = serde_json::json!(["/bin/sh", "-c", "cat /proc/version; exit 4"]);
+    std::fs::write(bundle.join("config.json"), spec.to_string()).unwrap();
+    let out = runc(&["run", "--bundle", &bundle_arg, "once"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with("Linux version 4.4.0 "),
+        "{}",
+        stdout(&out)
+    );
+    assert!(!runc(&["state", "once"]).status.success());
+    // `run --detach` returns with the container running, delegated like a created one.
+    spec["process"]["args"] = serde_json::json!(["/bin/sleep", "60"]);
+    std::fs::write(bundle.join("config.json"), spec.to_string()).unwrap();
+    let out = runc(&["run", "--detach", "--bundle", &bundle_arg, "bg"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let state: serde_json::Value = serde_json::from_slice(&runc(&["state", "bg"]).stdout).unwrap();
+    assert_eq!(state["status"], "running", "{state}");
+    let out = runc(&["delete", "--force", "bg"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let left: Vec<_> = std::fs::read_dir(root.join("@gvisor"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "choice.json" && n != "runsc")
+        .collect();
+    assert!(
+        left.is_empty(),
+        "left under --root/@gvisor after run: {left:?}"
+    );
+
     // At most the threshold: namespaces, the host's kernel (the changed policy file is read
     // again, not the cached choice).
     set_threshold(2000);

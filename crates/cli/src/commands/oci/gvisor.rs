@@ -140,6 +140,8 @@ pub fn choose(root: &Path, policy_path: &Path) -> anyhow::Result<Choice> {
 
 /// What `create` was asked, as runsc needs it.
 pub struct CreateRequest<'a> {
+    /// `create`, or `run` (create, start and, unless detached, wait and delete).
+    pub launch: Launch,
     pub id: &'a str,
     pub bundle: &'a Path,
     pub pid_file: Option<&'a Path>,
@@ -148,6 +150,19 @@ pub struct CreateRequest<'a> {
     pub floor_config: Option<&'a Path>,
     pub systemd_cgroup: bool,
     pub log: &'a [OsString],
+}
+
+/// Which command made the container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Launch {
+    /// `create`: runsc creates it; `start` and the rest follow.
+    Create,
+    /// `run`: runsc runs it; with `detach` it returns once the container started (and stays
+    /// delegated), else when it ended, and runsc has deleted it.
+    Run {
+        /// `--detach`.
+        detach: bool,
+    },
 }
 
 /// runsc's network flag for a config: its own network namespace without a path is an empty one
@@ -168,8 +183,9 @@ fn network_flag(config: &serde_json::Value) -> Option<&'static str> {
     }
 }
 
-/// Creates container `req.id` with runsc: the floor's checks, a shadow bundle holding the
-/// hardened config, the marker, then `runsc create`. On failure nothing is left.
+/// Creates (or runs) container `req.id` with runsc: the floor's checks, a shadow bundle holding
+/// the hardened config, the marker, then `runsc create` (or `run`). On failure, and after a
+/// `run` that waited for the end, nothing is left.
 pub fn create(
     root: &Path,
     req: &CreateRequest<'_>,
@@ -240,7 +256,12 @@ pub fn create(
             serde_json::to_vec_pretty(&hardened)?,
         )?;
         let mut cmd = Command::new(&delegation.runsc);
-        cmd.args(&delegation.args).args(req.log).arg("create");
+        cmd.args(&delegation.args).args(req.log);
+        match req.launch {
+            Launch::Create => cmd.arg("create"),
+            Launch::Run { detach: false } => cmd.arg("run"),
+            Launch::Run { detach: true } => cmd.args(["run", "--detach"]),
+        };
         cmd.arg("--bundle").arg(&shadow);
         if let Some(p) = req.pid_file {
             cmd.arg("--pid-file").arg(p);
@@ -254,7 +275,18 @@ pub fn create(
             .with_context(|| format!("cannot run {}", delegation.runsc.display()))?;
         Ok(exit_code(status))
     })();
-    if !matches!(result, Ok(0)) {
+    // A container that is over (a `run` that returned) or never was (a failed create) leaves
+    // nothing: not in runsc, not here.
+    let over = req.launch == Launch::Run { detach: false };
+    if over || !matches!(result, Ok(0)) {
+        if runsc_has(&delegation, req.id) {
+            let _ = Command::new(&delegation.runsc)
+                .args(&delegation.args)
+                .args(["delete", "--force", req.id])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
         let _ = std::fs::remove_dir_all(&shadow);
         let _ = std::fs::remove_file(marker(root, req.id));
     }

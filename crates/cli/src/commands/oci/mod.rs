@@ -328,6 +328,7 @@ fn dispatch(global: &Global, command: Command) -> anyhow::Result<u8> {
                         log_line(global, "debug", &format!("isolation: {}", choice.reason));
                     }
                     let req = gvisor::CreateRequest {
+                        launch: gvisor::Launch::Create,
                         id: &c.id,
                         bundle: &c.bundle,
                         pid_file: c.pid_file.as_deref(),
@@ -344,12 +345,20 @@ fn dispatch(global: &Global, command: Command) -> anyhow::Result<u8> {
             Ok(0)
         }
         Command::Run { create, detach } => {
-            if let Some((choice, _)) = policy_choice(global)? {
+            if let Some((choice, runsc)) = policy_choice(global)? {
                 if choice.tier == "gvisor" {
-                    bail!(
-                        "run: the isolation policy hands containers to gVisor here ({}); `run` is not delegated: use create and start",
-                        choice.reason
-                    );
+                    let req = gvisor::CreateRequest {
+                        launch: gvisor::Launch::Run { detach },
+                        id: &create.id,
+                        bundle: &create.bundle,
+                        pid_file: create.pid_file.as_deref(),
+                        console_socket: create.console_socket.as_deref(),
+                        preserve_fds: create.preserve_fds,
+                        floor_config: global.config.as_deref(),
+                        systemd_cgroup: global.systemd_cgroup,
+                        log: &log,
+                    };
+                    return gvisor::create(root, &req, runsc.as_deref(), &choice.reason);
                 }
             }
             let code = lifecycle::run(root, &create_options(global, &create), detach)?;
