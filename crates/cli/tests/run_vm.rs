@@ -199,6 +199,39 @@ fn stdin_stdout_and_stderr_files_cross_the_vm_boundary() {
 }
 
 #[test]
+fn the_guest_sandboxs_event_log_reaches_the_events_file() {
+    if !can_boot("the_guest_sandboxs_event_log_reaches_the_events_file") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.jsonl");
+    // Appended to, as by the namespace tier: an earlier line stays.
+    std::fs::write(&events, "{\"kind\":\"earlier\"}\n").unwrap();
+    let _boot = BOOT.lock().unwrap_or_else(|e| e.into_inner());
+    let (o, v) = run_with_result(
+        &["--isolation=vm", &format!("--events={}", events.display())],
+        &[
+            "/bin/sh",
+            "-c",
+            "/usr/bin/unshare -U /bin/true 2>/dev/null; exit 0",
+        ],
+    );
+    assert_eq!(v["isolation"], "vm", "verdict {v}; stderr {}", stderr(&o));
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&events)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["kind"], "earlier");
+    let denied = lines
+        .iter()
+        .find(|e| e["kind"] == "syscall_denied")
+        .unwrap_or_else(|| panic!("no syscall_denied event in {lines:?}; verdict {v}"));
+    assert_eq!(denied["syscall"], "unshare", "{denied}");
+    assert_nothing_left();
+}
+
+#[test]
 fn a_memory_hog_is_ml() {
     if !can_boot("a_memory_hog_is_ml") {
         return;

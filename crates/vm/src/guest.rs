@@ -160,6 +160,7 @@ struct Ports {
     verdict: PathBuf,
     stdout: PathBuf,
     stderr: PathBuf,
+    events: PathBuf,
 }
 
 /// Finds each port by its name; the host announces ports after the driver loads, so this
@@ -179,15 +180,17 @@ fn find_ports() -> Result<Ports, String> {
             }
         }
         let get = |n: &str| found.get(n).cloned();
-        if let (Some(verdict), Some(stdout), Some(stderr)) = (
+        if let (Some(verdict), Some(stdout), Some(stderr), Some(events)) = (
             get(wire::VERDICT_PORT),
             get(wire::STDOUT_PORT),
             get(wire::STDERR_PORT),
+            get(wire::EVENTS_PORT),
         ) {
             return Ok(Ports {
                 verdict,
                 stdout,
                 stderr,
+                events,
             });
         }
         if std::time::Instant::now() > deadline {
@@ -250,7 +253,7 @@ fn run_job(
             .map(|(k, v)| (OsString::from_vec(k), OsString::from_vec(v)))
             .collect(),
         secrets: Vec::new(),
-        events: None,
+        events: job.events.then(|| ports.events.clone()),
         forensics,
         bridge_port: None,
         integrity: None,

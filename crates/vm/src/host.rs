@@ -73,6 +73,9 @@ pub struct VmRequest {
     /// Where the program's stdout and stderr go (`--stdout`/`--stderr` files, written through),
     /// in place of this process's own.
     pub output: [Option<std::fs::File>; 2],
+    /// `--events FILE`, open for appending: the sandbox's event log (JSON Lines) is appended
+    /// to it when the guest has ended.
+    pub events: Option<std::fs::File>,
 }
 
 /// What happened.
@@ -143,13 +146,17 @@ pub fn run(req: &VmRequest) -> Result<VmOutcome, Error> {
             .as_ref()
             .map(|w| w.as_os_str().as_bytes().to_vec()),
         stdin: req.stdin.is_some(),
+        events: req.events.is_some(),
     };
     write(&job_dir.join(wire::JOB_FILE), &serde_json::to_vec(&job)?)?;
     let stdin_copy = job_dir.join(wire::STDIN_FILE);
     if let Some(input) = &req.stdin {
         copy_stdin(input, &stdin_copy, STDIN_LIMIT)?;
     }
-    let files = ["verdict", "stdout", "stderr", "console", "qemu.log"].map(|n| work.path().join(n));
+    let files = [
+        "verdict", "stdout", "stderr", "events", "console", "qemu.log",
+    ]
+    .map(|n| work.path().join(n));
     for f in &files {
         write(f, b"")?;
     }
@@ -170,7 +177,7 @@ pub fn run(req: &VmRequest) -> Result<VmOutcome, Error> {
             }
         })?;
     }
-    let [verdict_file, stdout_file, stderr_file, console_file, qemu_log] = &files;
+    let [verdict_file, stdout_file, stderr_file, events_file, console_file, qemu_log] = &files;
 
     let initramfs_mib = std::fs::metadata(&initramfs)
         .map(|m| m.len().div_ceil(MIB))
@@ -188,6 +195,7 @@ pub fn run(req: &VmRequest) -> Result<VmOutcome, Error> {
             verdict: verdict_file,
             stdout: stdout_file,
             stderr: stderr_file,
+            events: events_file,
             console: console_file,
         },
         accel,
@@ -223,6 +231,14 @@ pub fn run(req: &VmRequest) -> Result<VmOutcome, Error> {
         .map(|o| o.bytes() + 64 * 1024)
         .unwrap_or(UNLIMITED_OUTPUT);
 
+    let events_cap = req
+        .profile
+        .events
+        .limit
+        .bytes()
+        .max(watertight_sandbox::events::MIN_FILE_LIMIT)
+        + 64 * 1024;
+
     let start = Instant::now();
     // /dev/kvm is root:kvm 0660 on Debian: QEMU keeps the kvm group to open it.
     let kvm_gid = (accel == Accelerator::Kvm)
@@ -254,6 +270,9 @@ pub fn run(req: &VmRequest) -> Result<VmOutcome, Error> {
                 ));
             } else if size(stdout_file) + size(stderr_file) > output_cap {
                 stopped = Some((Status::OL, "output limit (host side)".into()));
+            } else if size(events_file) > events_cap {
+                // The guest's supervisor stops at the profile's limit itself: more is not its.
+                stopped = Some((Status::XX, "the guest's event log passed its limit".into()));
             } else if size(console_file) > CONSOLE_LIMIT {
                 stopped = Some((Status::XX, "the guest kernel's console passed 1 MiB".into()));
             }
@@ -275,6 +294,9 @@ pub fn run(req: &VmRequest) -> Result<VmOutcome, Error> {
     match err {
         Some(f) => relay(stderr_file, &mut &*f, output_cap),
         None => relay(stderr_file, &mut std::io::stderr(), output_cap),
+    }
+    if let Some(f) = &req.events {
+        relay(events_file, &mut &*f, events_cap);
     }
     if qemu::debug() {
         relay(qemu_log, &mut std::io::stderr(), CONSOLE_LIMIT);

@@ -73,6 +73,8 @@ pub struct GuestFiles<'a> {
     pub stdout: &'a Path,
     /// The program's stderr.
     pub stderr: &'a Path,
+    /// The sandbox's event log.
+    pub events: &'a Path,
     /// The guest kernel's console (quiet: a few lines unless it panics).
     pub console: &'a Path,
 }
@@ -162,6 +164,7 @@ pub fn args(f: &GuestFiles, accel: Accelerator, memory_mib: u64) -> Vec<OsString
         ("verdict", f.verdict, wire::VERDICT_PORT),
         ("out", f.stdout, wire::STDOUT_PORT),
         ("err", f.stderr, wire::STDERR_PORT),
+        ("events", f.events, wire::EVENTS_PORT),
     ] {
         push("-chardev");
         push(&format!("file,id={id},path={}", path(file)));
@@ -206,6 +209,7 @@ mod tests {
             verdict: p("/v"),
             stdout: p("/o"),
             stderr: p("/e"),
+            events: p("/ev"),
             console: p("/c"),
         };
         let args: Vec<String> = args(&files, Accelerator::Tcg, 300)

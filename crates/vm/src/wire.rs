@@ -18,6 +18,8 @@ pub const VERDICT_PORT: &str = "wt.verdict";
 pub const STDOUT_PORT: &str = "wt.stdout";
 /// The program's stderr.
 pub const STDERR_PORT: &str = "wt.stderr";
+/// The sandbox's event log (JSON Lines), when the caller asked for one (`--events`).
+pub const EVENTS_PORT: &str = "wt.events";
 
 /// The run the guest's init performs: the effective profile and the command, as bytes.
 #[derive(Debug, Serialize, Deserialize)]
@@ -33,6 +35,9 @@ pub struct GuestJob {
     /// The job directory holds [`STDIN_FILE`] for the program's stdin (else /dev/null).
     #[serde(default)]
     pub stdin: bool,
+    /// The sandbox writes its event log to [`EVENTS_PORT`].
+    #[serde(default)]
+    pub events: bool,
 }
 
 /// The guest's one line: the namespace tier's verdict inside the guest, or why there is none.

@@ -591,7 +591,6 @@ fn run_vm(a: &Args, profile: Profile) -> anyhow::Result<u8> {
         ("--box", a.box_dir.is_some()),
         ("--secret", !a.secret.is_empty()),
         ("--net", a.net != "none"),
-        ("--events", a.events.is_some()),
         ("--manifest", a.manifest.is_some()),
         ("--bpf-observe", a.bpf_observe),
         ("--bind-cwd", profile.root.bind_cwd),
@@ -616,11 +615,24 @@ fn run_vm(a: &Args, profile: Profile) -> anyhow::Result<u8> {
     }
     .open()?;
     let [out, err] = stdio.output;
+    // Appended to, as the namespace tier's event log is.
+    let events = a
+        .events
+        .as_deref()
+        .map(|p| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .with_context(|| format!("open event log {} (--events)", shown(p)))
+        })
+        .transpose()?;
     let outcome = watertight_vm::run(&watertight_vm::VmRequest {
         profile,
         argv: a.command.clone(),
         env,
         workdir: a.workdir.clone(),
+        events,
         stdin: stdio.stdin.map(std::fs::File::from),
         output: [out.map(std::fs::File::from), err.map(std::fs::File::from)],
     })?;
