@@ -78,7 +78,8 @@ fn hello_world_runs_in_a_guest_that_sees_neither_host_processes_nor_host_files()
         .spawn()
         .unwrap();
     // A host file only root may read, in a directory the guest is shown: QEMU serves the
-    // shared root as nobody, so the guest cannot read it, whatever its own uid.
+    // shared root as a uid of its own (no account's), so the guest cannot read it, whatever its
+    // own uid.
     // Not under /tmp: the guest mounts its own /tmp (and /run, /dev, /proc, /sys) over the
     // host's.
     let shown = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
@@ -152,7 +153,7 @@ fn stdin_stdout_and_stderr_files_cross_the_vm_boundary() {
         return;
     }
     // Root's own 0600 files in a 0700 directory: the input reaches the guest by the copy in the
-    // job share, not through the root share (which QEMU reads as nobody).
+    // job share, not through the root share (which QEMU reads as a uid of its own).
     let dir = tempfile::tempdir().unwrap();
     let (input, out, err) = (
         dir.path().join("in.txt"),

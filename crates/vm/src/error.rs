@@ -51,6 +51,14 @@ pub enum Error {
     /// Starting or waiting for QEMU failed.
     #[error("--isolation vm: start QEMU: {0}")]
     Spawn(std::io::Error),
+    /// The uid or gid QEMU would run as belongs to an account or group.
+    #[error("--isolation vm: uid/gid {id}, the one this run's QEMU gets (0x6F000000 + pid), is {name:?}'s on this host; remove that account or group, or use --isolation namespaces")]
+    IdTaken {
+        /// The id.
+        id: u32,
+        /// Whose it is.
+        name: String,
+    },
     /// `--stdin` is larger than the guest's share takes.
     #[error("--isolation vm: --stdin is more than {limit} bytes, what the VM tier copies into the guest's job share; pass a smaller file or use --isolation namespaces or gvisor, which read it in place")]
     StdinTooLarge {

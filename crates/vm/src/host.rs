@@ -33,9 +33,47 @@ pub const UNLIMITED_GUEST_MIB: u64 = 1024;
 /// QEMU's memory beyond the guest's RAM in its cgroup: its own heap, the 64 MiB TCG
 /// translation cache, 9p buffers.
 pub const QEMU_OVERHEAD_MIB: u64 = 256;
-/// The uid and gid QEMU runs as (nobody): its 9p server reads the shared root with that
-/// identity, so the guest reaches only what any user of the host may read.
-pub const QEMU_UID: u32 = 65534;
+/// The first of the uids (and gids) QEMU runs as: a run's QEMU gets `QEMU_ID_BASE` plus the
+/// host watertight's pid, an identity no account and no other process has. Its 9p server
+/// reads the shared root with it, so the guest reaches only what any user of the host may
+/// read; and a QEMU the guest took over can signal or trace no other process (as nobody it
+/// could reach every daemon and every other run's QEMU that runs as nobody). The range is
+/// below the namespace tier's host ids (0x70000000) and holds any pid (pid_max is at most
+/// 2^22).
+pub const QEMU_ID_BASE: u32 = 0x6F00_0000;
+
+/// The uid and gid this process's QEMU runs as, refused when an account or group in
+/// /etc/passwd or /etc/group has it.
+pub fn qemu_id() -> Result<u32, Error> {
+    let id = QEMU_ID_BASE + std::process::id();
+    let taken = ["/etc/passwd", "/etc/group"]
+        .iter()
+        .find_map(|f| name_with_id(&std::fs::read_to_string(f).unwrap_or_default(), id));
+    match taken {
+        Some(name) => Err(Error::IdTaken { id, name }),
+        None => Ok(id),
+    }
+}
+
+/// The name on the first line of a passwd or group file (`name:x:ID:...`) whose id is `id`.
+/// The files are read, not asked through NSS: this binary is static, and glibc's NSS in a
+/// static binary loads shared modules of whatever glibc the host has (or crashes).
+fn name_with_id(text: &str, id: u32) -> Option<String> {
+    text.lines().find_map(|l| {
+        let mut f = l.split(':');
+        let name = f.next()?;
+        (f.nth(1)?.parse::<u32>().ok()? == id).then(|| name.to_owned())
+    })
+}
+
+/// The id of group `name` in a group file.
+fn id_of_group(text: &str, name: &str) -> Option<u32> {
+    text.lines().find_map(|l| {
+        let mut f = l.split(':');
+        (f.next()? == name).then_some(())?;
+        f.nth(1)?.parse().ok()
+    })
+}
 /// Tasks in QEMU's cgroup (main loop, vCPU, RCU, and the 9p worker pool of up to 64).
 pub const QEMU_PIDS: u64 = 256;
 /// Seconds added to the program's wall-time limit for the host's deadline: the guest boots
@@ -111,6 +149,7 @@ pub fn run(req: &VmRequest) -> Result<VmOutcome, Error> {
     let kernel = Kernel::find(&cache)?;
     let initramfs = crate::initramfs::ensure(&cache, &kernel)?;
     let (accel, why) = Accelerator::detect();
+    let qemu_uid = qemu_id()?;
 
     let work = tempfile::Builder::new()
         .prefix("watertight-vm.")
@@ -160,7 +199,7 @@ pub fn run(req: &VmRequest) -> Result<VmOutcome, Error> {
     for f in &files {
         write(f, b"")?;
     }
-    // QEMU runs as QEMU_UID: the run directory, the job and the port files must be its.
+    // QEMU runs as qemu_uid: the run directory, the job and the port files must be its.
     for path in [
         work.path(),
         job_dir.as_path(),
@@ -170,7 +209,7 @@ pub fn run(req: &VmRequest) -> Result<VmOutcome, Error> {
     .chain(req.stdin.is_some().then_some(stdin_copy.as_path()))
     .chain(files.iter().map(PathBuf::as_path))
     {
-        std::os::unix::fs::chown(path, Some(QEMU_UID), Some(QEMU_UID)).map_err(|source| {
+        std::os::unix::fs::chown(path, Some(qemu_uid), Some(qemu_uid)).map_err(|source| {
             Error::Write {
                 path: path.to_owned(),
                 source,
@@ -242,10 +281,15 @@ pub fn run(req: &VmRequest) -> Result<VmOutcome, Error> {
     let start = Instant::now();
     // /dev/kvm is root:kvm 0660 on Debian: QEMU keeps the kvm group to open it.
     let kvm_gid = (accel == Accelerator::Kvm)
-        .then(|| nix::unistd::Group::from_name("kvm").ok().flatten())
+        .then(|| {
+            id_of_group(
+                &std::fs::read_to_string("/etc/group").unwrap_or_default(),
+                "kvm",
+            )
+        })
         .flatten()
-        .map(|g| g.gid);
-    let pid = spawn_qemu(&qemu, &args, &cgroup, qemu_log, kvm_gid)?;
+        .map(nix::unistd::Gid::from_raw);
+    let pid = spawn_qemu(&qemu, &args, &cgroup, qemu_log, kvm_gid, qemu_uid)?;
     let mut stopped: Option<(Status, String)> = None;
     let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
     loop {
@@ -366,7 +410,7 @@ pub fn run(req: &VmRequest) -> Result<VmOutcome, Error> {
 }
 
 /// Forks QEMU into `cgroup` and a private mount namespace (its mounts, none, stay its own;
-/// nothing it might mount propagates back), as [`QEMU_UID`] with no supplementary group but
+/// nothing it might mount propagates back), as `id` (uid and gid) with no supplementary group but
 /// kvm's (under KVM), no_new_privs, stdin /dev/null and its own messages into `log`.
 fn spawn_qemu(
     qemu: &Path,
@@ -374,6 +418,7 @@ fn spawn_qemu(
     cgroup: &Cgroup,
     log: &Path,
     kvm_gid: Option<nix::unistd::Gid>,
+    id: u32,
 ) -> Result<i32, Error> {
     let cstr = |s: &std::ffi::OsStr| CString::new(s.as_bytes().to_vec());
     let prog = cstr(qemu.as_os_str()).map_err(|e| Error::Spawn(e.into()))?;
@@ -401,12 +446,12 @@ fn spawn_qemu(
                     nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE,
                     None::<&str>,
                 )?;
-                let nobody = nix::unistd::Uid::from_raw(QEMU_UID);
-                let nogroup = nix::unistd::Gid::from_raw(QEMU_UID);
+                let uid = nix::unistd::Uid::from_raw(id);
+                let gid = nix::unistd::Gid::from_raw(id);
                 let groups: Vec<nix::unistd::Gid> = kvm_gid.into_iter().collect();
                 nix::unistd::setgroups(&groups)?;
-                nix::unistd::setresgid(nogroup, nogroup, nogroup)?;
-                nix::unistd::setresuid(nobody, nobody, nobody)?;
+                nix::unistd::setresgid(gid, gid, gid)?;
+                nix::unistd::setresuid(uid, uid, uid)?;
                 // A host watertight killed mid-run takes its guest with it (set after the uid
                 // change, which clears it).
                 nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
@@ -477,6 +522,26 @@ fn last_line(path: &Path) -> Option<String> {
 mod tests {
     use super::*;
     use std::io::{Seek, SeekFrom, Write};
+
+    #[test]
+    fn qemu_gets_an_id_of_its_own_per_run() {
+        let id = qemu_id().unwrap();
+        assert_eq!(id, QEMU_ID_BASE + std::process::id());
+        // Below the namespace tier's host ids, above any account's, never nobody's.
+        assert!((0x6F00_0000..0x7000_0000).contains(&id));
+    }
+
+    #[test]
+    fn ids_and_names_are_read_from_the_account_files() {
+        let passwd = "root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534::/:/bin/false\n";
+        assert_eq!(name_with_id(passwd, 65534).as_deref(), Some("nobody"));
+        assert_eq!(name_with_id(passwd, 0x6F00_0001), None);
+        let group = "root:x:0:\nkvm:x:104:alice\nbroken\n";
+        assert_eq!(id_of_group(group, "kvm"), Some(104));
+        assert_eq!(name_with_id(group, 104).as_deref(), Some("kvm"));
+        assert_eq!(id_of_group(group, "broken"), None);
+        assert_eq!(id_of_group(group, "nope"), None);
+    }
 
     #[test]
     fn stdin_is_copied_from_its_offset_and_refused_past_the_limit() {
