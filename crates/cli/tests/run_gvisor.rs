@@ -494,3 +494,40 @@ fn batch_chooses_gvisor_by_the_kernel_cve_policy() {
     assert!(e.contains("bad.toml") && e.contains("cve_index"), "{e}");
     assert!(!d.join("bad.jsonl").exists());
 }
+
+/// `--writable-root` under gVisor: writes to a `--rootfs` go to runsc's overlay in the
+/// Sentry's memory, never to the directory; without it the root is read-only.
+#[test]
+fn a_writable_root_under_gvisor_writes_to_a_throwaway_layer() {
+    let test = "a_writable_root_under_gvisor_writes_to_a_throwaway_layer";
+    if !ready(test) {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        root.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    std::fs::copy(attack_dir().join("attack"), root.path().join("attack")).unwrap();
+    let listing = || {
+        let mut names: Vec<_> = std::fs::read_dir(root.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        names
+    };
+    let before = listing();
+    let rootfs = format!("--rootfs={}", root.path().display());
+    let (o, v) = verdict(&[&rootfs], &["/attack", "write", "/x"]);
+    assert!(stdout(&o).starts_with("DENIED"), "{} {v}", stdout(&o));
+    let (o, v) = verdict(&[&rootfs, "--writable-root"], &["/attack", "write", "/x"]);
+    assert!(
+        stdout(&o).starts_with("ALLOWED"),
+        "{} {} {v}",
+        stdout(&o),
+        stderr(&o)
+    );
+    assert_eq!(before, listing(), "the root directory changed");
+}

@@ -40,6 +40,7 @@ fn main() {
         .map_err(watertight_gvisor::Error::from)
         .and_then(|plan| {
             let inputs = watertight_gvisor::bundle::Inputs {
+                root_view: None,
                 box_dir: None,
                 secrets: &[],
             };

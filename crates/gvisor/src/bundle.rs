@@ -28,6 +28,10 @@ pub struct Inputs<'a> {
     pub box_dir: Option<&'a Path>,
     /// `--secret`s, already read.
     pub secrets: &'a [Secret],
+    /// The path runsc is given for a `--rootfs` root instead of the directory itself: lib.rs's
+    /// overlay over it, so that runsc's Gofer never makes its mount points in the caller's
+    /// directory.
+    pub root_view: Option<&'a Path>,
 }
 
 fn text(what: &str, b: &[u8]) -> Result<String, Error> {
@@ -99,7 +103,10 @@ pub fn write(plan: &Plan, inputs: &Inputs, dir: &Path) -> Result<Value, Error> {
         }
         "rootfs".to_string()
     } else {
-        path_text("root.source", Path::new(&p.root.source))?
+        match inputs.root_view {
+            Some(view) => path_text("root view", view)?,
+            None => path_text("root.source", Path::new(&p.root.source))?,
+        }
     };
     // Hidden host paths: an empty read-only file or directory over each one that exists.
     let empty_file = dir.join("empty");
@@ -184,7 +191,10 @@ pub fn write(plan: &Plan, inputs: &Inputs, dir: &Path) -> Result<Value, Error> {
             "rlimits": rlimits,
             "noNewPrivileges": true,
         },
-        "root": {"path": root_path, "readonly": true},
+        // A writable root (--writable-root, with --rootfs) is writable only through runsc's
+        // `--overlay2=root:memory` (lib.rs): the upper layer is in the Sentry's memory and the
+        // directory itself is never written.
+        "root": {"path": root_path, "readonly": !p.root.writable},
         "hostname": p.hostname,
         "mounts": mounts,
         "linux": {

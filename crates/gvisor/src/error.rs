@@ -26,6 +26,14 @@ pub enum Error {
     /// The private mount namespace runsc runs in.
     #[error("gvisor: private mount namespace: {0}")]
     MountNamespace(nix::Error),
+    /// The overlay runsc is given for a `--rootfs` root (in the run's mount namespace).
+    #[error("gvisor: the overlay over the root {path}: {source}")]
+    RootView {
+        /// The root directory.
+        path: String,
+        /// What failed.
+        source: nix::Error,
+    },
     /// The OCI bundle.
     #[error("gvisor bundle: {0}")]
     Bundle(String),

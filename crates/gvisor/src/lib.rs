@@ -129,11 +129,16 @@ impl<'a> Gvisor<'a> {
 
         private_mount_namespace()?;
         let work = WorkDir::make(&sandbox_id)?;
+        let root_view = match profile.root.source.as_str() {
+            "host" => None,
+            source => Some(root_view(Path::new(source), &work.path)?),
+        };
         bundle::write(
             &self.plan,
             &bundle::Inputs {
                 box_dir: work_box.as_ref().map(|b| b.path.as_path()),
                 secrets: &job.secrets,
+                root_view: root_view.as_deref(),
             },
             &work.bundle(),
         )?;
@@ -406,6 +411,46 @@ fn private_mount_namespace() -> Result<(), Error> {
         None::<&str>,
     )
     .map_err(Error::MountNamespace)
+}
+
+/// The path runsc gets for a `--rootfs` root: an overlay whose lower layer is the caller's
+/// directory and whose upper layer is in the run's work tmpfs, in the run's private mount
+/// namespace. runsc's Gofer makes the mount points a config needs (`/tmp`, a bind's target)
+/// in the root it is given, before it makes it read-only, and it remounts what it is given,
+/// so a read-only bind would not stop it: through the overlay those directories land in the
+/// work tmpfs and the caller's directory is never written. A writable root's writes go to
+/// runsc's own overlay in the Sentry's memory (`--overlay2=root:memory`), above this one.
+fn root_view(source: &Path, work: &Path) -> Result<PathBuf, Error> {
+    let err = |e: nix::Error| Error::RootView {
+        path: source.display().to_string(),
+        source: e,
+    };
+    let text = source.to_str().unwrap_or(",");
+    if text.contains([',', ':', '\\']) {
+        return Err(Error::Unsupported(format!(
+            "--rootfs {}: a path with ',', ':' or '\\' cannot be an overlay layer; use another path",
+            source.display()
+        )));
+    }
+    let [upper, scratch, view] = ["root-upper", "root-work", "root-view"].map(|n| work.join(n));
+    for d in [&upper, &scratch, &view] {
+        std::fs::create_dir(d)
+            .map_err(|e| err(nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO))))?;
+    }
+    let data = format!(
+        "lowerdir={text},upperdir={},workdir={}",
+        upper.display(),
+        scratch.display()
+    );
+    nix::mount::mount(
+        Some("overlay"),
+        &view,
+        Some("overlay"),
+        nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV,
+        Some(data.as_str()),
+    )
+    .map_err(err)?;
+    Ok(view)
 }
 
 /// The run's private directory: `WORK_ROOT/<sandbox id>` on the host, a tmpfs in the run's
