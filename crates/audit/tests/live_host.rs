@@ -384,3 +384,64 @@ fn an_unreadable_reference_reports_unknown_never_isolated() {
         );
     }
 }
+
+/// A process is judged part of a gVisor sandbox only when it runs the host's runsc binary
+/// itself: a process whose own mount namespace shows another program at /usr/bin/runsc (a
+/// container hoping to have its findings waved through) is audited as any other.
+#[test]
+fn a_program_posing_as_runsc_is_audited_as_any_other() {
+    require_live!();
+    let test = watertight_testkit::this_test();
+    if !watertight_testkit::require_tools(&test, &["runsc"], "runsc") {
+        return;
+    }
+    let real = Path::new("/usr/bin/runsc");
+    if !real.is_file() {
+        eprintln!("SKIP {test}: runsc is not at /usr/bin/runsc");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("fake-runsc");
+    std::fs::copy("/bin/sleep", &fake).unwrap();
+    // Its own mount namespace, where /usr/bin/runsc is a copy of sleep; then it runs that.
+    let script = format!(
+        "mount --make-rprivate / && mount --bind {} /usr/bin/runsc && exec /usr/bin/runsc 60",
+        fake.display()
+    );
+    let child = Command::new("unshare")
+        .args([
+            "--mount",
+            "--pid",
+            "--fork",
+            "--kill-child",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut started = Started { child, target: pid };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let children =
+            std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+        if let Some(c) = children
+            .split_whitespace()
+            .filter_map(|c| c.parse::<u32>().ok())
+            .find(|c| comm(*c) == "runsc")
+        {
+            started.target = c;
+            break;
+        }
+        assert!(Instant::now() < deadline, "the posing runsc did not start");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let exe = std::fs::read_link(format!("/proc/{}/exe", started.target)).unwrap();
+    assert_eq!(exe, real, "the process shows the runsc path");
+    let f = findings_for(started.target);
+    assert!(!has(&f, "gvisor-sandbox"), "{f:#?}");
+    assert!(has(&f, "shared-host-namespace"), "{f:#?}");
+    assert!(has(&f, "run-as-root"), "{f:#?}");
+}

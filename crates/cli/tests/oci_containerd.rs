@@ -269,6 +269,32 @@ fn the_isolation_policy_hands_containers_to_gvisor_when_the_kernel_is_too_expose
         list.as_array().unwrap().iter().any(|s| s["id"] == "direct"),
         "{list}"
     );
+    // `audit host` sees runsc's processes for what they are: one gvisor-sandbox note, and none
+    // of the host-kernel findings (host PID namespace, the Gofer's capabilities) that runsc's
+    // own processes would otherwise draw.
+    let audit = Command::new(env!("CARGO_BIN_EXE_watertight"))
+        .args(["audit", "host", "--format", "json", "--fail-on", "none"])
+        .arg(format!("--reference-pid={}", std::process::id()))
+        .output()
+        .unwrap();
+    assert!(audit.status.success(), "{}", stderr(&audit));
+    let report: serde_json::Value = serde_json::from_slice(&audit.stdout).unwrap();
+    let mine: Vec<&serde_json::Value> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["workload"].as_str().is_some_and(|w| w.contains("direct")))
+        .collect();
+    assert!(
+        mine.iter().any(|f| f["rule"] == "gvisor-sandbox"),
+        "{mine:#?}"
+    );
+    assert!(
+        mine.iter()
+            .all(|f| f["severity"] == "info" || f["severity"] == "low"),
+        "{mine:#?}"
+    );
+
     // A second create of the id is refused, and takes nothing down.
     let out = runc(&["create", "--bundle", &bundle_arg, "direct"]);
     assert!(!out.status.success());

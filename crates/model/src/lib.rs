@@ -202,6 +202,11 @@ pub struct Subject {
     /// on the host, with the host's network and file system, as the account it names.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_process: Option<bool>,
+    /// The kernel in user space this process is part of (live: `gvisor` for the host's runsc
+    /// binary: its Gofer, its Sentry and the Sentry's ptrace stubs). The workload's system
+    /// calls are answered there, not by the host kernel, whose rules do not apply to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_space_kernel: Option<String>,
     /// Whether its root filesystem is read-only; `None` where the source does not say.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub readonly_rootfs: Option<bool>,

@@ -7,6 +7,7 @@ mod bpf_registry_mismatch;
 mod bpf_token;
 mod dangerous_capabilities;
 mod full_capabilities;
+mod gvisor_sandbox;
 mod host_devices;
 mod host_ports;
 mod image_user_root;
@@ -163,8 +164,28 @@ const LINUX_ONLY: [&str; 14] = [
     "host-devices",
 ];
 
+/// Rules about what a process exposes of the host kernel: skipped for a process of a gVisor
+/// sandbox (`Subject::user_space_kernel`), which is runsc's own (`gvisor-sandbox` says so).
+/// Mounts, devices, ports, cgroup placement, the BPF token, the plan and floor rules, privileged
+/// mode and a process with no seccomp filter at all (runsc installs one in every process it
+/// starts) still apply: what runsc serves the sandbox from the host is as exposed as it is for
+/// any process.
+const HOST_KERNEL_ONLY: [&str; 11] = [
+    "shared-host-namespace",
+    "namespace-unknown",
+    "full-capabilities",
+    "dangerous-capabilities",
+    "user-namespace-host-root",
+    "seccomp-unset",
+    "no-new-privs",
+    "lsm-unconfined",
+    "run-as-root",
+    "unmasked-proc",
+    "unsafe-sysctls",
+];
+
 /// Every rule, in report order.
-const RULES: [(RuleInfo, Check); 23] = [
+const RULES: [(RuleInfo, Check); 24] = [
     (privileged::INFO, privileged::check),
     (shared_host_namespace::INFO, shared_host_namespace::check),
     (namespace_unknown::INFO, namespace_unknown::check),
@@ -191,6 +212,7 @@ const RULES: [(RuleInfo, Check); 23] = [
     (service_account_token::INFO, service_account_token::check),
     (plan_drift::INFO, plan_drift::check),
     (runtime_floor::INFO, runtime_floor::check),
+    (gvisor_sandbox::INFO, gvisor_sandbox::check),
 ];
 
 type HostCheck = fn(&HostBpf, &str, &mut Vec<Finding>);
@@ -261,8 +283,11 @@ pub fn evaluate(workload: &Workload, source: &str) -> Vec<Finding> {
         };
         let mut found = Vec::new();
         let windows = cx.is_windows();
+        let gvisor = subject.user_space_kernel.is_some();
         for (info, check) in RULES.iter() {
-            if windows && LINUX_ONLY.contains(&info.id) {
+            if (windows && LINUX_ONLY.contains(&info.id))
+                || (gvisor && HOST_KERNEL_ONLY.contains(&info.id))
+            {
                 continue;
             }
             check(&cx, &mut found);

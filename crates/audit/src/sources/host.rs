@@ -382,6 +382,31 @@ struct ProcessView {
     /// Some namespace link could not be read (permission denied).
     ns_denied: bool,
     lsm: Option<String>,
+    /// The executable's (device, inode), through /proc/PID/exe: the file itself, whatever
+    /// path the process's own mount namespace gives it.
+    exe: Option<(u64, u64)>,
+}
+
+/// Where the host's runsc is installed (Debian's package, a manual install, gVisor's own
+/// instructions), relative to the host's root.
+const RUNSC_PATHS: [&str; 4] = [
+    "usr/bin/runsc",
+    "usr/local/bin/runsc",
+    "usr/sbin/runsc",
+    "usr/local/sbin/runsc",
+];
+
+/// The (device, inode) of each runsc binary on the host. A process is judged part of a gVisor
+/// sandbox only when its executable is one of these files: a container that names a binary
+/// of its own `runsc` is not one.
+fn runsc_binaries(host_root: &Path) -> HashSet<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    RUNSC_PATHS
+        .iter()
+        .filter_map(|p| fs::metadata(host_root.join(p)).ok())
+        .filter(|m| m.is_file())
+        .map(|m| (m.dev(), m.ino()))
+        .collect()
 }
 
 fn read_process(
@@ -421,6 +446,11 @@ fn read_process(
     } else {
         None
     };
+    path_buf.set_file_name("exe");
+    let exe = fs::metadata(&*path_buf).ok().map(|m| {
+        use std::os::unix::fs::MetadataExt;
+        (m.dev(), m.ino())
+    });
     Some(ProcessView {
         pid,
         status,
@@ -428,6 +458,7 @@ fn read_process(
         ns,
         ns_denied,
         lsm,
+        exe,
     })
 }
 
@@ -482,6 +513,7 @@ pub fn scan(opts: &HostOptions) -> Result<HostScan, AuditError> {
         );
     }
     let lsm = active_lsm(proc_root);
+    let runsc = runsc_binaries(&host_root(proc_root));
 
     // Reading processes is independent per pid: split across the cores.
     let threads = std::thread::available_parallelism()
@@ -631,6 +663,10 @@ pub fn scan(opts: &HostOptions) -> Result<HostScan, AuditError> {
             masked_paths: view.masked,
             readonly_paths: view.read_only,
             cgroup_path: v.cgroup.as_ref().map(|c| c.0.clone()),
+            user_space_kernel: v
+                .exe
+                .is_some_and(|id| runsc.contains(&id))
+                .then(|| "gvisor".to_string()),
             ..Subject::default()
         };
         groups.entry(cgroup_path).or_default().push(subject);
