@@ -263,6 +263,18 @@ fn the_isolation_policy_hands_containers_to_gvisor_when_the_kernel_is_too_expose
         state["annotations"]["run.oci.watertight/isolation"],
         "gvisor"
     );
+    // The caller's bundle, not the shadow one runsc reads; and the floor's record claims
+    // neither its second filter nor a violation response, which the Sentry path lacks.
+    assert_eq!(state["bundle"], bundle.display().to_string(), "{state}");
+    assert!(state["created"].as_str().is_some(), "{state}");
+    let added = state["annotations"]["run.oci.watertight/floor.added"]
+        .as_str()
+        .unwrap_or("");
+    assert!(!added.contains("seccomp-filter"), "{state}");
+    assert_eq!(
+        state["annotations"]["run.oci.watertight/floor.on_violation"],
+        "not applied: gvisor"
+    );
     let out = runc(&["list", "--format", "json"]);
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(

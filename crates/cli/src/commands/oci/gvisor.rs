@@ -38,6 +38,27 @@ pub struct Delegation {
     /// runsc's global arguments for this container (root, platform, network), before any
     /// per-call --log/--debug.
     pub args: Vec<String>,
+    /// The caller's bundle (runsc knows only the shadow one), shown in `state` and `list`.
+    #[serde(default)]
+    pub bundle: Option<PathBuf>,
+}
+
+/// A delegated container's OCI state as this runtime shows it: runsc's, with the isolation
+/// annotation, the caller's bundle, and the creation time (runsc's state has none) from the
+/// marker.
+fn presented(root: &Path, id: &str, d: &Delegation, v: &mut serde_json::Value) {
+    if !v["annotations"].is_object() {
+        v["annotations"] = serde_json::json!({});
+    }
+    v["annotations"][ISOLATION_ANNOTATION] = "gvisor".into();
+    if let Some(b) = &d.bundle {
+        v["bundle"] = b.to_string_lossy().into_owned().into();
+    }
+    if v.get("created").is_none_or(|c| c.is_null()) {
+        if let Ok(t) = std::fs::metadata(marker(root, id)).and_then(|m| m.modified()) {
+            v["created"] = humantime::format_rfc3339_nanos(t).to_string().into();
+        }
+    }
 }
 
 fn dir(root: &Path) -> PathBuf {
@@ -220,6 +241,23 @@ pub fn create(
         .context("the hardened config has no annotations object")?;
     notes.insert(ISOLATION_ANNOTATION.into(), "gvisor".into());
     notes.insert(REASON_ANNOTATION.into(), reason.into());
+    // What the floor's record says it added must be what this container gets: its second
+    // seccomp filter and the violation response belong to the host kernel's path, which a
+    // container on the Sentry does not take.
+    let added_key = format!("{}added", watertight_floor::ANNOTATION_PREFIX);
+    if let Some(list) = notes.get(&added_key).and_then(|v| v.as_str()) {
+        if let Ok(items) = serde_json::from_str::<Vec<String>>(list) {
+            let kept: Vec<String> = items
+                .into_iter()
+                .filter(|i| !i.starts_with("seccomp-filter"))
+                .collect();
+            notes.insert(added_key, serde_json::to_string(&kept)?.into());
+        }
+    }
+    notes.insert(
+        format!("{}on_violation", watertight_floor::ANNOTATION_PREFIX),
+        "not applied: gvisor".into(),
+    );
 
     let mut args = vec![
         "--root".to_string(),
@@ -236,6 +274,7 @@ pub fn create(
     let delegation = Delegation {
         runsc: runsc.path.clone(),
         args,
+        bundle: Some(bundle.clone()),
     };
 
     std::fs::create_dir_all(dir(root))
@@ -425,10 +464,7 @@ pub fn forward(
             let mut stdout = std::io::stdout().lock();
             match serde_json::from_slice::<serde_json::Value>(&out.stdout) {
                 Ok(mut v) if code == 0 && v.is_object() => {
-                    if !v["annotations"].is_object() {
-                        v["annotations"] = serde_json::json!({});
-                    }
-                    v["annotations"][ISOLATION_ANNOTATION] = "gvisor".into();
+                    presented(root, id, d, &mut v);
                     serde_json::to_writer_pretty(&mut stdout, &v)?;
                     writeln!(stdout)?;
                 }
@@ -479,10 +515,7 @@ pub fn states(root: &Path) -> Vec<serde_json::Value> {
         if let Ok(o) = out_json {
             if let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&o.stdout) {
                 if o.status.success() {
-                    if !v["annotations"].is_object() {
-                        v["annotations"] = serde_json::json!({});
-                    }
-                    v["annotations"][ISOLATION_ANNOTATION] = "gvisor".into();
+                    presented(root, &id, &d, &mut v);
                     out.push(v);
                 }
             }
@@ -568,6 +601,7 @@ mod tests {
         let d = Delegation {
             runsc: "/usr/bin/runsc".into(),
             args: vec!["--root".into(), "/r".into()],
+            bundle: Some("/b".into()),
         };
         std::fs::create_dir(dir(root.path())).unwrap();
         std::fs::write(marker(root.path(), "c1"), serde_json::to_vec(&d).unwrap()).unwrap();
