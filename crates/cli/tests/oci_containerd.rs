@@ -228,6 +228,9 @@ fn the_isolation_policy_hands_containers_to_gvisor_when_the_kernel_is_too_expose
     spec["root"]["path"] = c.rootfs.display().to_string().into();
     spec["process"]["terminal"] = false.into();
     spec["process"]["args"] = serde_json::json!(["/bin/sleep", "60"]);
+    // Under this test's cgroup parent, which the guard removes whatever happens (runsc leaves
+    // a cgroup it did not make).
+    spec["linux"]["cgroupsPath"] = format!("/{}/direct", c.cgroup_parent).into();
     std::fs::write(bundle.join("config.json"), spec.to_string()).unwrap();
     // Files, not pipes: the container's processes inherit create's stdio (as under runc), so a
     // pipe would not reach EOF while the container lives.
