@@ -258,6 +258,29 @@ fn the_isolation_policy_hands_containers_to_gvisor_when_the_kernel_is_too_expose
     assert!(out.status.success(), "{}", stderr(&out));
     let out = runc(&["start", "direct"]);
     assert!(out.status.success(), "{}", stderr(&out));
+    // exec (as containerd's shim calls it: a process file) and ps reach the container in runsc.
+    let process = c.dir.path().join("process.json");
+    std::fs::write(
+        &process,
+        serde_json::json!({"args": ["/bin/cat", "/proc/version"], "cwd": "/",
+                           "env": ["PATH=/bin"], "user": {"uid": 0, "gid": 0}})
+        .to_string(),
+    )
+    .unwrap();
+    let out = runc(&[
+        "exec",
+        "--process",
+        &process.display().to_string(),
+        "direct",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with("Linux version 4.4.0 "),
+        "{}",
+        stdout(&out)
+    );
+    let out = runc(&["ps", "--format", "json", "direct"]);
+    assert!(out.status.success(), "{}", stderr(&out));
     let out = runc(&["state", "direct"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let state: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
