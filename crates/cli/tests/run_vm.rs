@@ -200,24 +200,33 @@ fn stdin_stdout_and_stderr_files_cross_the_vm_boundary() {
 }
 
 #[test]
-fn the_guest_sandboxs_event_log_reaches_the_events_file() {
-    if !can_boot("the_guest_sandboxs_event_log_reaches_the_events_file") {
+fn the_guest_sandboxs_event_log_and_secrets_cross_the_boundary() {
+    if !can_boot("the_guest_sandboxs_event_log_and_secrets_cross_the_boundary") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let events = dir.path().join("events.jsonl");
     // Appended to, as by the namespace tier: an earlier line stays.
     std::fs::write(&events, "{\"kind\":\"earlier\"}\n").unwrap();
+    // A root-only secret, shown at /run/secrets/NAME in the guest's sandbox.
+    let secret = dir.path().join("token");
+    std::fs::write(&secret, "s3cret\n").unwrap();
+    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let _boot = BOOT.lock().unwrap_or_else(|e| e.into_inner());
     let (o, v) = run_with_result(
-        &["--isolation=vm", &format!("--events={}", events.display())],
+        &[
+            "--isolation=vm",
+            &format!("--events={}", events.display()),
+            &format!("--secret=token={}", secret.display()),
+        ],
         &[
             "/bin/sh",
             "-c",
-            "/usr/bin/unshare -U /bin/true 2>/dev/null; exit 0",
+            "cat /run/secrets/token; /usr/bin/unshare -U /bin/true 2>/dev/null; exit 0",
         ],
     );
     assert_eq!(v["isolation"], "vm", "verdict {v}; stderr {}", stderr(&o));
+    assert_eq!(stdout(&o), "s3cret\n", "verdict {v}; stderr {}", stderr(&o));
     let lines: Vec<serde_json::Value> = std::fs::read_to_string(&events)
         .unwrap()
         .lines()

@@ -72,6 +72,19 @@ pub fn init_main() -> ! {
             ),
             false => None,
         };
+        let secrets = job
+            .secrets
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                std::fs::read(Path::new("/job").join(wire::secret_file(i)))
+                    .map(|contents| watertight_sandbox::layers::secrets::Secret {
+                        name: name.clone(),
+                        contents,
+                    })
+                    .map_err(|e| format!("read secret {name}: {e}"))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
         mount_9p(wire::ROOT_TAG, "/newroot", MsFlags::MS_RDONLY)?;
         enter_root()?;
         // As on a booted host: the root cgroup delegates its controllers to watertight's.
@@ -82,7 +95,7 @@ pub fn init_main() -> ! {
         let stdin_path = stdin
             .as_ref()
             .map(|f| PathBuf::from(format!("/proc/self/fd/{}", f.as_raw_fd())));
-        let verdict = run_job(job, &ports, stdin_path)?;
+        let verdict = run_job(job, &ports, stdin_path, secrets)?;
         serde_json::to_value(&verdict).map_err(|e| e.to_string())
     })();
     match result {
@@ -229,6 +242,7 @@ fn run_job(
     job: GuestJob,
     ports: &Ports,
     stdin: Option<PathBuf>,
+    secrets: Vec<watertight_sandbox::layers::secrets::Secret>,
 ) -> Result<watertight_sandbox::Verdict, String> {
     let profile = job.profile;
     let forensics = watertight_sandbox::forensic::ForensicConfig::for_profile(
@@ -252,7 +266,7 @@ fn run_job(
             .into_iter()
             .map(|(k, v)| (OsString::from_vec(k), OsString::from_vec(v)))
             .collect(),
-        secrets: Vec::new(),
+        secrets,
         events: job.events.then(|| ports.events.clone()),
         forensics,
         bridge_port: None,

@@ -114,6 +114,9 @@ pub struct VmRequest {
     /// `--events FILE`, open for appending: the sandbox's event log (JSON Lines) is appended
     /// to it when the guest has ended.
     pub events: Option<std::fs::File>,
+    /// `--secret`s, read: each is a file of the job share (readable by root and by this run's
+    /// QEMU uid only), shown to the program at /run/secrets/NAME by the sandbox in the guest.
+    pub secrets: Vec<watertight_sandbox::layers::secrets::Secret>,
 }
 
 /// What happened.
@@ -186,11 +189,29 @@ pub fn run(req: &VmRequest) -> Result<VmOutcome, Error> {
             .map(|w| w.as_os_str().as_bytes().to_vec()),
         stdin: req.stdin.is_some(),
         events: req.events.is_some(),
+        secrets: req.secrets.iter().map(|s| s.name.clone()).collect(),
     };
     write(&job_dir.join(wire::JOB_FILE), &serde_json::to_vec(&job)?)?;
     let stdin_copy = job_dir.join(wire::STDIN_FILE);
     if let Some(input) = &req.stdin {
         copy_stdin(input, &stdin_copy, STDIN_LIMIT)?;
+    }
+    let secret_files: Vec<PathBuf> = (0..req.secrets.len())
+        .map(|i| job_dir.join(wire::secret_file(i)))
+        .collect();
+    for (s, path) in req.secrets.iter().zip(&secret_files) {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .and_then(|mut f| f.write_all(&s.contents))
+            .map_err(|source| Error::Write {
+                path: path.clone(),
+                source,
+            })?;
     }
     let files = [
         "verdict", "stdout", "stderr", "events", "console", "qemu.log",
@@ -207,6 +228,7 @@ pub fn run(req: &VmRequest) -> Result<VmOutcome, Error> {
     ]
     .into_iter()
     .chain(req.stdin.is_some().then_some(stdin_copy.as_path()))
+    .chain(secret_files.iter().map(PathBuf::as_path))
     .chain(files.iter().map(PathBuf::as_path))
     {
         std::os::unix::fs::chown(path, Some(qemu_uid), Some(qemu_uid)).map_err(|source| {

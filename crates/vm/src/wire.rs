@@ -12,6 +12,11 @@ pub const JOB_TAG: &str = "wtjob";
 pub const JOB_FILE: &str = "job.json";
 /// The program's stdin (`--stdin FILE`, copied) in the job directory, when [`GuestJob::stdin`].
 pub const STDIN_FILE: &str = "stdin";
+
+/// The job directory's file holding the `index`th of [`GuestJob::secrets`].
+pub fn secret_file(index: usize) -> String {
+    format!("secret-{index}")
+}
 /// virtio-serial port names (the guest finds them in /sys/class/virtio-ports/*/name).
 pub const VERDICT_PORT: &str = "wt.verdict";
 /// The program's stdout.
@@ -38,6 +43,9 @@ pub struct GuestJob {
     /// The sandbox writes its event log to [`EVENTS_PORT`].
     #[serde(default)]
     pub events: bool,
+    /// `--secret` names, in order; their bytes are the job directory's [`secret_file`]s.
+    #[serde(default)]
+    pub secrets: Vec<String>,
 }
 
 /// The guest's one line: the namespace tier's verdict inside the guest, or why there is none.

@@ -433,15 +433,7 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
         .iter()
         .map(|s| env::parse_assignment(s))
         .collect::<Result<Vec<_>, _>>()?;
-    let secret_size_limit = match &a.secret_size_limit {
-        Some(s) => size("secret-size-limit", s)?.bytes(),
-        None => secrets::DEFAULT_SIZE_LIMIT,
-    };
-    let secrets = a
-        .secret
-        .iter()
-        .map(|s| secrets::parse(s, secret_size_limit))
-        .collect::<Result<Vec<_>, _>>()?;
+    let secrets = read_secrets(&a)?;
     let evidence_limit = match &a.evidence_limit {
         Some(s) => {
             let n = size("evidence-limit", s)?.bytes();
@@ -583,13 +575,24 @@ fn run_isolated(job: &Job, verbose: bool) -> anyhow::Result<Verdict> {
 /// resources the guest has no way to (read-write binds, boxes, secrets, bridges, host files
 /// for the streams, the events file, forensic capture, integrity, BPF) are refused rather
 /// than silently dropped.
+/// `--secret NAME=FILE`s, read (each at most --secret-size-limit).
+fn read_secrets(a: &Args) -> anyhow::Result<Vec<secrets::Secret>> {
+    let secret_size_limit = match &a.secret_size_limit {
+        Some(s) => size("secret-size-limit", s)?.bytes(),
+        None => secrets::DEFAULT_SIZE_LIMIT,
+    };
+    Ok(a.secret
+        .iter()
+        .map(|s| secrets::parse(s, secret_size_limit))
+        .collect::<Result<Vec<_>, _>>()?)
+}
+
 fn run_vm(a: &Args, profile: Profile) -> anyhow::Result<u8> {
     let unsupported = [
         // The guest's root is the host's, read-only: --bind-ro and --rootfs name the same
         // paths there, a read-write bind could write nothing back.
         ("--bind", !a.bind.is_empty()),
         ("--box", a.box_dir.is_some()),
-        ("--secret", !a.secret.is_empty()),
         ("--net", a.net != "none"),
         ("--manifest", a.manifest.is_some()),
         ("--bpf-observe", a.bpf_observe),
@@ -615,6 +618,7 @@ fn run_vm(a: &Args, profile: Profile) -> anyhow::Result<u8> {
     }
     .open()?;
     let [out, err] = stdio.output;
+    let secrets = read_secrets(a)?;
     // Appended to, as the namespace tier's event log is.
     let events = a
         .events
@@ -633,6 +637,7 @@ fn run_vm(a: &Args, profile: Profile) -> anyhow::Result<u8> {
         env,
         workdir: a.workdir.clone(),
         events,
+        secrets,
         stdin: stdio.stdin.map(std::fs::File::from),
         output: [out.map(std::fs::File::from), err.map(std::fs::File::from)],
     })?;
