@@ -502,6 +502,15 @@ fn copy_stdin(input: &std::fs::File, to: &Path, limit: u64) -> Result<(), Error>
         path: to.to_owned(),
         source,
     };
+    // A regular file too large is refused before a byte is copied; a pipe or a device can
+    // only be measured by reading it.
+    if let Ok(m) = input.metadata() {
+        use std::io::Seek;
+        let offset = (&*input).stream_position().unwrap_or(0);
+        if m.is_file() && m.len().saturating_sub(offset) > limit {
+            return Err(Error::StdinTooLarge { limit });
+        }
+    }
     let mut dest = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -584,7 +593,19 @@ mod tests {
         large.seek(SeekFrom::Start(0)).unwrap();
         let c = dir.path().join("c");
         assert!(copy_stdin(&large, &c, 10).is_err());
-        assert!(std::fs::metadata(&c).unwrap().len() <= 11);
+        assert!(
+            !c.exists(),
+            "a regular file too large is refused before copying"
+        );
+        // A pipe is measured by reading it, never more than the limit and one byte.
+        let (r, mut w) = std::io::pipe().unwrap();
+        std::thread::spawn(move || {
+            let _ = w.write_all(&[b'y'; 100_000]);
+        });
+        let r = std::fs::File::from(std::os::fd::OwnedFd::from(r));
+        let p = dir.path().join("p");
+        assert!(copy_stdin(&r, &p, 10).is_err());
+        assert!(std::fs::metadata(&p).unwrap().len() <= 11);
         // An existing file is never written over.
         input.seek(SeekFrom::Start(0)).unwrap();
         assert!(copy_stdin(&input, &to, 100).is_err());
