@@ -259,11 +259,11 @@ fn gvisor_mounts() -> usize {
 }
 
 #[test]
-fn twenty_runs_and_an_interrupt_leave_nothing_behind() {
-    if !ready("twenty_runs_and_an_interrupt_leave_nothing_behind") {
+fn two_hundred_runs_and_an_interrupt_leave_nothing_behind() {
+    if !ready("two_hundred_runs_and_an_interrupt_leave_nothing_behind") {
         return;
     }
-    for i in 0..20 {
+    for i in 0..200 {
         let cmd: &[&str] = match i % 4 {
             0 => &["/bin/true"],
             1 => &["/bin/sh", "-c", "exit 3"],
