@@ -55,6 +55,12 @@ fn comm(pid: u32) -> String {
 /// Starts `args` and waits until a `sleep` runs: the started process itself, or (with
 /// `unshare --fork`) its child.
 fn start(args: &[&str]) -> Started {
+    start_until(args, "sleep")
+}
+
+/// Starts `args` and waits until a process named `comm_name` runs: the started process itself,
+/// or its child.
+fn start_until(args: &[&str], comm_name: &str) -> Started {
     let child = Command::new(args[0])
         .args(&args[1..])
         .stdin(Stdio::null())
@@ -64,7 +70,7 @@ fn start(args: &[&str]) -> Started {
     let mut started = Started { child, target: pid };
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        if comm(pid) == "sleep" {
+        if comm(pid) == comm_name {
             return started;
         }
         let children =
@@ -72,7 +78,7 @@ fn start(args: &[&str]) -> Started {
         if let Some(c) = children
             .split_whitespace()
             .filter_map(|c| c.parse::<u32>().ok())
-            .find(|c| comm(*c) == "sleep")
+            .find(|c| comm(*c) == comm_name)
         {
             started.target = c;
             return started;
@@ -80,7 +86,10 @@ fn start(args: &[&str]) -> Started {
         if let Ok(Some(status)) = started.child.try_wait() {
             panic!("{args:?} exited early: {status}");
         }
-        assert!(Instant::now() < deadline, "{args:?} did not reach sleep");
+        assert!(
+            Instant::now() < deadline,
+            "{args:?} did not reach {comm_name}"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -408,8 +417,9 @@ fn a_program_posing_as_runsc_is_audited_as_any_other() {
         "mount --make-rprivate / && mount --bind {} /usr/bin/runsc && exec /usr/bin/runsc 60",
         fake.display()
     );
-    let child = Command::new("unshare")
-        .args([
+    let started = start_until(
+        &[
+            "unshare",
             "--mount",
             "--pid",
             "--fork",
@@ -417,27 +427,9 @@ fn a_program_posing_as_runsc_is_audited_as_any_other() {
             "sh",
             "-c",
             &script,
-        ])
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let mut started = Started { child, target: pid };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let children =
-            std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
-        if let Some(c) = children
-            .split_whitespace()
-            .filter_map(|c| c.parse::<u32>().ok())
-            .find(|c| comm(*c) == "runsc")
-        {
-            started.target = c;
-            break;
-        }
-        assert!(Instant::now() < deadline, "the posing runsc did not start");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+        ],
+        "runsc",
+    );
     let exe = std::fs::read_link(format!("/proc/{}/exe", started.target)).unwrap();
     assert_eq!(exe, real, "the process shows the runsc path");
     let f = findings_for(started.target);

@@ -218,41 +218,18 @@ fn the_isolation_policy_hands_containers_to_gvisor_when_the_kernel_is_too_expose
 
     // The runtime's own commands on a delegated container: state carries the isolation, list
     // shows it, kill and delete reach runsc, and delete leaves nothing of it.
-    let root = c.dir.path().join("direct-root");
-    let bundle = c.dir.path().join("bundle");
-    std::fs::create_dir(&bundle).unwrap();
-    // `spec --bundle DIR` writes DIR/config.json, as runc's does.
-    run_ok(c.runc.as_path(), &["spec", "--bundle"], &bundle);
+    let rt = Runtime::new();
+    let root = rt.root.clone();
+    let bundle = rt.bundle("bundle", &["/bin/sleep", "60"], |spec| {
+        // Under this test's cgroup parent, which the guard removes whatever happens (runsc
+        // leaves a cgroup it did not make).
+        spec["linux"]["cgroupsPath"] = format!("/{}/direct", c.cgroup_parent).into();
+    });
     let mut spec: serde_json::Value =
         serde_json::from_slice(&std::fs::read(bundle.join("config.json")).unwrap()).unwrap();
-    spec["root"]["path"] = c.rootfs.display().to_string().into();
-    spec["process"]["terminal"] = false.into();
-    spec["process"]["args"] = serde_json::json!(["/bin/sleep", "60"]);
-    // Under this test's cgroup parent, which the guard removes whatever happens (runsc leaves
-    // a cgroup it did not make).
-    spec["linux"]["cgroupsPath"] = format!("/{}/direct", c.cgroup_parent).into();
-    std::fs::write(bundle.join("config.json"), spec.to_string()).unwrap();
-    // Files, not pipes: the container's processes inherit create's stdio (as under runc), so a
-    // pipe would not reach EOF while the container lives.
-    let (out_path, err_path) = (c.dir.path().join("runc.out"), c.dir.path().join("runc.err"));
-    let runc = |args: &[&str]| {
-        let status = Command::new(&c.runc)
-            .arg("--root")
-            .arg(&root)
-            .arg("--config")
-            .arg(&runtime_toml)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&out_path).unwrap())
-            .stderr(std::fs::File::create(&err_path).unwrap())
-            .status()
-            .unwrap();
-        Output {
-            status,
-            stdout: std::fs::read(&out_path).unwrap(),
-            stderr: std::fs::read(&err_path).unwrap(),
-        }
-    };
+    let toml = runtime_toml.display().to_string();
+    // In files (the container keeps create's stdio), under the isolation policy.
+    let runc = |args: &[&str]| rt.run_files(&[&["--config", toml.as_str()], args].concat());
     let bundle_arg = bundle.display().to_string();
     let out = runc(&["create", "--bundle", &bundle_arg, "direct"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -405,10 +382,4 @@ fn the_isolation_policy_hands_containers_to_gvisor_when_the_kernel_is_too_expose
     assert!(stderr(&out).contains("escalate_to"), "{}", stderr(&out));
     assert!(!root.join("vm").exists());
     assert!(processes_mentioning(&root.to_string_lossy()).is_empty());
-}
-
-fn run_ok(bin: &Path, args: &[&str], extra: &Path) -> Output {
-    let out = Command::new(bin).args(args).arg(extra).output().unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    out
 }

@@ -223,13 +223,7 @@ fn rootfs_is_read_only_and_host_dir_unchanged() {
     if !require_root("rootfs_is_read_only") {
         return;
     }
-    let root = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(
-        root.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    std::fs::copy(attack_dir().join("attack"), root.path().join("attack")).unwrap();
+    let root = attack_rootfs();
     let before: Vec<_> = std::fs::read_dir(root.path())
         .unwrap()
         .map(|e| e.unwrap().file_name())

@@ -503,13 +503,7 @@ fn a_writable_root_under_gvisor_writes_to_a_throwaway_layer() {
     if !ready(test) {
         return;
     }
-    let root = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(
-        root.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    std::fs::copy(attack_dir().join("attack"), root.path().join("attack")).unwrap();
+    let root = attack_rootfs();
     let listing = || {
         let mut names: Vec<_> = std::fs::read_dir(root.path())
             .unwrap()

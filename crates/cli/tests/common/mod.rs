@@ -20,6 +20,18 @@ pub fn attack_dir() -> &'static Path {
     DIR.get_or_init(|| build_static("attack"))
 }
 
+/// A root directory for `--rootfs` (mode 0755) holding only the attack program, at /attack.
+pub fn attack_rootfs() -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        root.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    std::fs::copy(attack_dir().join("attack"), root.path().join("attack")).unwrap();
+    root
+}
+
 /// tests/attacks/NAME.c, the source of an attack program.
 pub fn attack_source(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/attacks/{name}.c"))

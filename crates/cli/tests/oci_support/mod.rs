@@ -131,12 +131,26 @@ impl Runtime {
 
 impl Drop for Runtime {
     fn drop(&mut self) {
-        for entry in std::fs::read_dir(&self.root)
+        // Containers handed to gVisor are markers `@gvisor/<id>.json`; `delete` reaches runsc
+        // through them.
+        let delegated = std::fs::read_dir(self.root.join("@gvisor"))
             .into_iter()
             .flatten()
             .flatten()
-        {
-            let id = entry.file_name().to_string_lossy().into_owned();
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.strip_suffix(".json")
+                    .filter(|id| *id != "choice")
+                    .map(str::to_owned)
+            });
+        let native = std::fs::read_dir(&self.root)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|id| id != "@gvisor");
+        let ids: Vec<String> = delegated.chain(native).collect();
+        for id in ids {
             let _ = self.run(&["delete", "--force", &id]);
         }
     }
