@@ -55,24 +55,29 @@ pub fn qemu_id() -> Result<u32, Error> {
     }
 }
 
-/// The name on the first line of a passwd or group file (`name:x:ID:...`) whose id is `id`.
-/// The files are read, not asked through NSS: this binary is static, and glibc's NSS in a
-/// static binary loads shared modules of whatever glibc the host has (or crashes).
-fn name_with_id(text: &str, id: u32) -> Option<String> {
-    text.lines().find_map(|l| {
+/// The (name, id) of each line of a passwd or group file (`name:x:ID:...`). The files are read,
+/// not asked through NSS: this binary is static, and glibc's NSS in a static binary loads
+/// shared modules of whatever glibc the host has (or crashes).
+fn account_entries(text: &str) -> impl Iterator<Item = (&str, u32)> {
+    text.lines().filter_map(|l| {
         let mut f = l.split(':');
         let name = f.next()?;
-        (f.nth(1)?.parse::<u32>().ok()? == id).then(|| name.to_owned())
+        Some((name, f.nth(1)?.parse().ok()?))
     })
+}
+
+/// The name on the first line of a passwd or group file whose id is `id`.
+fn name_with_id(text: &str, id: u32) -> Option<String> {
+    account_entries(text)
+        .find(|(_, i)| *i == id)
+        .map(|(n, _)| n.to_owned())
 }
 
 /// The id of group `name` in a group file.
 fn id_of_group(text: &str, name: &str) -> Option<u32> {
-    text.lines().find_map(|l| {
-        let mut f = l.split(':');
-        (f.next()? == name).then_some(())?;
-        f.nth(1)?.parse().ok()
-    })
+    account_entries(text)
+        .find(|(n, _)| *n == name)
+        .map(|(_, i)| i)
 }
 /// Tasks in QEMU's cgroup (main loop, vCPU, RCU, and the 9p worker pool of up to 64).
 pub const QEMU_PIDS: u64 = 256;

@@ -307,6 +307,37 @@ fn policy_choice(global: &Global) -> anyhow::Result<Option<(gvisor::Choice, Opti
     Ok(Some((choice, isolation.runsc)))
 }
 
+/// `create` or `run` handed to runsc when the isolation policy chooses gVisor for this node:
+/// its exit code, or `None` when the container stays with this runtime.
+fn delegate(
+    global: &Global,
+    c: &CreateArgs,
+    launch: gvisor::Launch,
+    log: &[std::ffi::OsString],
+) -> anyhow::Result<Option<u8>> {
+    let Some((choice, runsc)) = policy_choice(global)? else {
+        return Ok(None);
+    };
+    if choice.tier != "gvisor" {
+        return Ok(None);
+    }
+    if global.debug {
+        log_line(global, "debug", &format!("isolation: {}", choice.reason));
+    }
+    let req = gvisor::CreateRequest {
+        launch,
+        id: &c.id,
+        bundle: &c.bundle,
+        pid_file: c.pid_file.as_deref(),
+        console_socket: c.console_socket.as_deref(),
+        preserve_fds: c.preserve_fds,
+        floor_config: global.config.as_deref(),
+        systemd_cgroup: global.systemd_cgroup,
+        log,
+    };
+    gvisor::create(&global.root, &req, runsc.as_deref(), &choice.reason).map(Some)
+}
+
 fn dispatch(global: &Global, command: Command) -> anyhow::Result<u8> {
     use watertight_oci::lifecycle;
     let root = global.root.as_path();
@@ -322,44 +353,15 @@ fn dispatch(global: &Global, command: Command) -> anyhow::Result<u8> {
     }
     match command {
         Command::Create(c) => {
-            if let Some((choice, runsc)) = policy_choice(global)? {
-                if choice.tier == "gvisor" {
-                    if global.debug {
-                        log_line(global, "debug", &format!("isolation: {}", choice.reason));
-                    }
-                    let req = gvisor::CreateRequest {
-                        launch: gvisor::Launch::Create,
-                        id: &c.id,
-                        bundle: &c.bundle,
-                        pid_file: c.pid_file.as_deref(),
-                        console_socket: c.console_socket.as_deref(),
-                        preserve_fds: c.preserve_fds,
-                        floor_config: global.config.as_deref(),
-                        systemd_cgroup: global.systemd_cgroup,
-                        log: &log,
-                    };
-                    return gvisor::create(root, &req, runsc.as_deref(), &choice.reason);
-                }
+            if let Some(code) = delegate(global, &c, gvisor::Launch::Create, &log)? {
+                return Ok(code);
             }
             lifecycle::create(root, &create_options(global, &c))?;
             Ok(0)
         }
         Command::Run { create, detach } => {
-            if let Some((choice, runsc)) = policy_choice(global)? {
-                if choice.tier == "gvisor" {
-                    let req = gvisor::CreateRequest {
-                        launch: gvisor::Launch::Run { detach },
-                        id: &create.id,
-                        bundle: &create.bundle,
-                        pid_file: create.pid_file.as_deref(),
-                        console_socket: create.console_socket.as_deref(),
-                        preserve_fds: create.preserve_fds,
-                        floor_config: global.config.as_deref(),
-                        systemd_cgroup: global.systemd_cgroup,
-                        log: &log,
-                    };
-                    return gvisor::create(root, &req, runsc.as_deref(), &choice.reason);
-                }
+            if let Some(code) = delegate(global, &create, gvisor::Launch::Run { detach }, &log)? {
+                return Ok(code);
             }
             let code = lifecycle::run(root, &create_options(global, &create), detach)?;
             Ok(code.clamp(0, 255) as u8)
