@@ -129,14 +129,13 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
     };
     plan.open_host_trees(work_box.as_ref().zip(slot.as_ref().map(|s| s.host_id)))?;
     let profile = &plan.profile;
-    let sandbox_id = match (&slot, &plan.rootless) {
-        (Some(s), _) => format!("wt-{}-{}", s.index, std::process::id()),
-        (None, r) => format!(
-            "wt-u{}-{}",
-            r.as_ref().map_or(0, |r| r.caller.uid),
-            std::process::id()
-        ),
-    };
+    let sandbox_id = sandbox_id(
+        match (&slot, &plan.rootless) {
+            (Some(s), _) => s.index.to_string(),
+            (None, r) => format!("u{}", r.as_ref().map_or(0, |r| r.caller.uid)),
+        },
+        std::process::id(),
+    );
     let mut events = EventLog::new(
         &sandbox_id,
         job.events.as_deref(),
@@ -359,6 +358,20 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
     drop((published, slot));
     handed_back?;
     Ok(verdict)
+}
+
+/// Sandboxes this process has started: a process that runs several (`batch`'s step workers)
+/// gives each its own id.
+static STARTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// `wt-<slot>-<pid>` for a process's first sandbox, `wt-<slot>.<n>-<pid>` for its n-th after
+/// that: unique on the host while the process lives, and still ending in the supervisor's pid,
+/// which the stale-entry cleanup reads (`plan/running.rs`).
+fn sandbox_id(slot: String, pid: u32) -> String {
+    match STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) {
+        0 => format!("wt-{slot}-{pid}"),
+        n => format!("wt-{slot}.{n}-{pid}"),
+    }
 }
 
 /// Root: the stage pid 1 mounts on, reachable by the slot's uid. Rootless: nothing (its stage

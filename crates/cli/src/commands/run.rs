@@ -290,7 +290,7 @@ fn seconds(flag: &str, v: f64) -> anyhow::Result<f64> {
 }
 
 /// The effective profile: the base one with every flag applied.
-fn effective_profile(a: &Args) -> anyhow::Result<Profile> {
+pub fn effective_profile(a: &Args) -> anyhow::Result<Profile> {
     let mut p = match &a.profile {
         Some(path) => Profile::load(path)?,
         None => default_profile(),
@@ -428,12 +428,57 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
     if profile.isolation == Isolation::Vm {
         return run_vm(&a, profile);
     }
+    let verdict = verdict_of(&a, profile)?;
+    if let Some(path) = &a.result {
+        let json = serde_json::to_string_pretty(&verdict)? + "\n";
+        if path.as_os_str() == "-" {
+            eprint!("{json}");
+        } else {
+            std::fs::write(path, json).with_context(|| format!("write result {}", shown(path)))?;
+        }
+    }
+    if verdict.status == Status::XX || (verdict.status == Status::SV && !a.verbose) {
+        // Messages quote what they take from the caller or the sandbox; this keeps any other
+        // control character from reaching the reader's terminal or log as well.
+        eprintln!(
+            "watertight: {}",
+            watertight_sys::text::escape_controls(
+                verdict.message.as_deref().unwrap_or("internal error")
+            )
+        );
+    } else if a.verbose {
+        eprintln!(
+            "watertight: {:?} exit={} signal={} cpu={:.3}s wall={:.3}s rss={}KiB{}",
+            verdict.status,
+            verdict.exit_code.map_or("-".into(), |c| c.to_string()),
+            verdict.signal.map_or("-".into(), |s| s.to_string()),
+            verdict.cpu_time_s,
+            verdict.wall_time_s,
+            verdict.max_rss_kb,
+            verdict
+                .message
+                .as_ref()
+                .map(|m| format!(" ({})", watertight_sys::text::escape_controls(m)))
+                .unwrap_or_default()
+        );
+    }
+    Ok(verdict.exit_code_as(match a.exit_codes {
+        ExitCodesArg::Program => ExitCodes::Program,
+        ExitCodesArg::Verdict => ExitCodes::Verdict,
+    }))
+}
+
+/// The verdict of `a`'s program under `profile` (a namespace or gVisor profile; the VM tier
+/// goes through `run_vm`): the job built from the flags, run, the sized box copied back. Shared
+/// by `run` and by `batch`'s step workers (commands/batch/worker.rs), so a batch step is
+/// isolated exactly as `run` isolates it.
+pub fn verdict_of(a: &Args, profile: Profile) -> anyhow::Result<Verdict> {
     let env = a
         .env
         .iter()
         .map(|s| env::parse_assignment(s))
         .collect::<Result<Vec<_>, _>>()?;
-    let secrets = read_secrets(&a)?;
+    let secrets = read_secrets(a)?;
     let evidence_limit = match &a.evidence_limit {
         Some(s) => {
             let n = size("evidence-limit", s)?.bytes();
@@ -451,7 +496,7 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
         a.evidence_key.clone(),
         evidence_limit,
     );
-    let bridge_port = bridge_port(&a, &sandbox_hint())?;
+    let bridge_port = bridge_port(a, &sandbox_hint())?;
     let integrity = match (&a.manifest, &a.pubkey) {
         (Some(manifest), Some(pubkey)) => {
             let report = watertight_integrity::probe_enforcement();
@@ -509,43 +554,7 @@ pub fn run(a: Args) -> anyhow::Result<u8> {
         verdict.box_full = Some(b.full());
         b.copy_back()?;
     }
-    if let Some(path) = &a.result {
-        let json = serde_json::to_string_pretty(&verdict)? + "\n";
-        if path.as_os_str() == "-" {
-            eprint!("{json}");
-        } else {
-            std::fs::write(path, json).with_context(|| format!("write result {}", shown(path)))?;
-        }
-    }
-    if verdict.status == Status::XX || (verdict.status == Status::SV && !a.verbose) {
-        // Messages quote what they take from the caller or the sandbox; this keeps any other
-        // control character from reaching the reader's terminal or log as well.
-        eprintln!(
-            "watertight: {}",
-            watertight_sys::text::escape_controls(
-                verdict.message.as_deref().unwrap_or("internal error")
-            )
-        );
-    } else if a.verbose {
-        eprintln!(
-            "watertight: {:?} exit={} signal={} cpu={:.3}s wall={:.3}s rss={}KiB{}",
-            verdict.status,
-            verdict.exit_code.map_or("-".into(), |c| c.to_string()),
-            verdict.signal.map_or("-".into(), |s| s.to_string()),
-            verdict.cpu_time_s,
-            verdict.wall_time_s,
-            verdict.max_rss_kb,
-            verdict
-                .message
-                .as_ref()
-                .map(|m| format!(" ({})", watertight_sys::text::escape_controls(m)))
-                .unwrap_or_default()
-        );
-    }
-    Ok(verdict.exit_code_as(match a.exit_codes {
-        ExitCodesArg::Program => ExitCodes::Program,
-        ExitCodesArg::Verdict => ExitCodes::Verdict,
-    }))
+    Ok(verdict)
 }
 
 /// The dispatch point between isolation tiers: each tier takes the same job (profile, files,

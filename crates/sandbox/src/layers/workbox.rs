@@ -350,6 +350,15 @@ impl SizedBox {
     }
 }
 
+/// The tmpfs detached when the box is done with: a process that runs several steps (`batch`'s
+/// step workers) would otherwise carry every earlier box's tmpfs into the next step's mount
+/// namespace (each `mount` copies the current one). `run` exits right after anyway.
+impl Drop for SizedBox {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.work_box.path, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
 /// Copies the tree under `from` into the existing directory `to`: directories, regular files
 /// (setuid/setgid bits dropped) and symbolic links (as links, never followed); sockets and FIFOs
 /// are skipped. Iterative: a deep tree cannot exhaust the stack. Directories get their modes

@@ -7,6 +7,7 @@ pub mod jobs;
 pub mod progress;
 pub mod results;
 pub mod runner;
+pub mod worker;
 
 use std::collections::VecDeque;
 use std::os::unix::fs::DirBuilderExt;
@@ -57,6 +58,11 @@ pub struct Args {
     /// "Choice by risk") saying above how many reachable CVEs jobs run under gvisor instead.
     #[arg(long, value_name = "FILE", conflicts_with = "isolation")]
     isolation_policy: Option<PathBuf>,
+    /// How steps run: `worker` (a long-lived step worker per --parallel slot runs them one
+    /// after another, each exactly as `watertight run` would) or `exec` (each step a `watertight
+    /// run` process). Same isolation and verdicts; worker saves a process start per step.
+    #[arg(long, value_enum, value_name = "HOW", default_value = "worker")]
+    step_runner: runner::StepRunner,
 }
 
 fn parse_batch_isolation(s: &str) -> Result<Isolation, String> {
@@ -94,6 +100,17 @@ fn parse_box_size(s: &str) -> Result<String, String> {
 enum Sub {
     /// Merge results files (e.g. one per shard): sorted by id, the first line of an id kept.
     Merge(MergeArgs),
+    /// A step worker (started by the batch itself; worker.rs): runs `watertight run` requests
+    /// read from stdin, one JSON line each, and answers each with its verdict on stdout.
+    #[command(hide = true)]
+    Worker(WorkerArgs),
+}
+
+#[derive(clap::Args)]
+struct WorkerArgs {
+    /// The batch's pid: the worker ends when it is gone.
+    #[arg(long, value_name = "PID")]
+    parent: u32,
 }
 
 #[derive(clap::Args)]
@@ -108,8 +125,10 @@ struct MergeArgs {
 
 /// Runs `watertight batch`.
 pub fn run(args: Args) -> anyhow::Result<u8> {
-    if let Some(Sub::Merge(m)) = args.command {
-        return merge(m);
+    match args.command {
+        Some(Sub::Merge(m)) => return merge(m),
+        Some(Sub::Worker(w)) => return worker::serve(w.parent),
+        None => {}
     }
     let (Some(jobs_path), Some(results_path)) = (args.jobs, args.results) else {
         anyhow::bail!("batch needs JOBS and --results FILE");
@@ -139,24 +158,27 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     let sink = Mutex::new((&mut *file, None::<std::io::Error>));
     std::thread::scope(|s| {
         for _ in 0..args.parallel {
-            s.spawn(|| loop {
-                if signal.load(Ordering::SeqCst) != 0 {
-                    return;
+            s.spawn(|| {
+                let mut steps = runner::Steps::new(&exe, args.step_runner);
+                loop {
+                    if signal.load(Ordering::SeqCst) != 0 {
+                        return;
+                    }
+                    let Some(job) = queue.lock().unwrap().pop_front() else {
+                        return;
+                    };
+                    let r = runner::run_job(&mut steps, &work, &job);
+                    let mut sink = sink.lock().unwrap();
+                    if sink.1.is_some() {
+                        return;
+                    }
+                    if let Err(e) = results::append(sink.0, &r) {
+                        sink.1 = Some(e);
+                        signal.store(-1, Ordering::SeqCst);
+                        return;
+                    }
+                    progress.lock().unwrap().job_done(&r.verdict);
                 }
-                let Some(job) = queue.lock().unwrap().pop_front() else {
-                    return;
-                };
-                let r = runner::run_job(&exe, &work, &job);
-                let mut sink = sink.lock().unwrap();
-                if sink.1.is_some() {
-                    return;
-                }
-                if let Err(e) = results::append(sink.0, &r) {
-                    sink.1 = Some(e);
-                    signal.store(-1, Ordering::SeqCst);
-                    return;
-                }
-                progress.lock().unwrap().job_done(&r.verdict);
             });
         }
     });

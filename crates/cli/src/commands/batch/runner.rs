@@ -1,7 +1,9 @@
-//! One job: a fresh box, its files copied in, each step a `watertight run` of this same binary
-//! (so each step's isolation is exactly `run`'s), stdout judged against `expected`, the box
+//! One job: a fresh box, its files copied in, each step run as `watertight run` runs it (in the
+//! slot's step worker, worker.rs, or as a `watertight run` process of this same binary; either
+//! way each step's isolation is exactly `run`'s), stdout judged against `expected`, the box
 //! removed afterwards.
 
+use std::ffi::OsString;
 use std::io::Read;
 use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::process::CommandExt;
@@ -10,8 +12,10 @@ use std::process::{Command, Stdio};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use watertight_sandbox::profile::Isolation;
 
 use super::jobs::{Job, Step};
+use super::worker::{Response, Worker};
 
 /// The output limit of a step without `output_limit`: also bounds its stdout file.
 pub const DEFAULT_OUTPUT_LIMIT: &str = "64M";
@@ -124,10 +128,97 @@ pub fn same_output(got: &[u8], want: &[u8]) -> bool {
     norm(got) == norm(want)
 }
 
-/// Runs one job in `work` (a private directory of the batch's) with the binary `exe`.
-pub fn run_job(exe: &Path, work: &Path, job: &Job) -> JobResult {
+/// How steps run: in a long-lived step worker per `--parallel` slot (worker.rs; the default),
+/// or each as a `watertight run` process of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StepRunner {
+    /// A step worker per slot runs its namespace-tier steps (gVisor steps still start `run`).
+    Worker,
+    /// Every step a `watertight run` process.
+    Exec,
+}
+
+/// One `--parallel` slot's way of running steps: this binary, and its worker once started.
+pub struct Steps<'a> {
+    exe: &'a Path,
+    runner: StepRunner,
+    worker: Option<Worker>,
+}
+
+impl<'a> Steps<'a> {
+    /// Steps run by `exe` (this binary) the `runner` way; a worker starts with the first step.
+    pub fn new(exe: &'a Path, runner: StepRunner) -> Steps<'a> {
+        Steps {
+            exe,
+            runner,
+            worker: None,
+        }
+    }
+
+    /// The verdict of `watertight run ARGS` (its `--result` JSON), or why there is none.
+    fn verdict(
+        &mut self,
+        args: Vec<OsString>,
+        isolation: Option<Isolation>,
+        result: &Path,
+    ) -> Result<Value, String> {
+        let in_worker = self.runner == StepRunner::Worker
+            && isolation.is_none_or(|i| i == Isolation::Namespaces);
+        if !in_worker {
+            return exec_run(self.exe, args, result);
+        }
+        let worker = match self.worker.as_mut() {
+            Some(w) => w,
+            None => self
+                .worker
+                .insert(Worker::start(self.exe).map_err(|e| format!("{e:#}"))?),
+        };
+        match worker.step(args) {
+            Ok(Response::Verdict(v)) => Ok(v),
+            Ok(Response::Error(e)) => Err(format!("no verdict: {e}")),
+            Err(e) => {
+                self.worker = None; // gone: the next step starts another
+                Err(format!("no verdict: {e:#}"))
+            }
+        }
+    }
+}
+
+/// One step as a `watertight run` process: its verdict from `--result FILE`.
+fn exec_run(exe: &Path, mut args: Vec<OsString>, result: &Path) -> Result<Value, String> {
+    let at = args.iter().position(|a| a == "--").unwrap_or(args.len());
+    args.splice(
+        at..at,
+        [
+            "--result".into(),
+            result.as_os_str().to_owned(),
+            "--exit-codes".into(),
+            "verdict".into(),
+        ],
+    );
+    // Own process group: a terminal's Ctrl-C reaches the batch, which drains, not the sandboxes.
+    let output = Command::new(exe)
+        .arg("run")
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .output()
+        .map_err(|e| format!("{}: cannot start `watertight run`: {e}", exe.display()))?;
+    std::fs::read(result)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(|| {
+            let msg = String::from_utf8_lossy(&output.stderr);
+            format!("no verdict ({}): {}", output.status, msg.trim())
+        })
+}
+
+/// Runs one job in `work` (a private directory of the batch's) with `steps`.
+pub fn run_job(steps: &mut Steps<'_>, work: &Path, job: &Job) -> JobResult {
     let dir = work.join(format!("job-{}", job.index));
-    let result = run_in(exe, &dir, job);
+    let result = run_in(steps, &dir, job);
     let _ = std::fs::remove_dir_all(&dir);
     match result {
         Ok(steps) => JobResult {
@@ -147,7 +238,7 @@ pub fn run_job(exe: &Path, work: &Path, job: &Job) -> JobResult {
     }
 }
 
-fn run_in(exe: &Path, dir: &Path, job: &Job) -> anyhow::Result<Vec<StepResult>> {
+fn run_in(steps: &mut Steps<'_>, dir: &Path, job: &Job) -> anyhow::Result<Vec<StepResult>> {
     use anyhow::Context;
     let _ = std::fs::remove_dir_all(dir);
     std::fs::DirBuilder::new()
@@ -171,7 +262,7 @@ fn run_in(exe: &Path, dir: &Path, job: &Job) -> anyhow::Result<Vec<StepResult>> 
             });
             continue;
         }
-        let r = run_step(exe, dir, &boxd, job, i, step)?;
+        let r = run_step(steps, dir, &boxd, job, i, step)?;
         failed = r.status != "OK";
         out.push(r);
     }
@@ -185,8 +276,41 @@ fn empty(step: &Step) -> StepResult {
     }
 }
 
+/// `watertight run`'s arguments for one step (without `--result`, which only a step run as
+/// its own process needs).
+fn run_args(boxd: &Path, job: &Job, step: &Step, stdout: &Path, stderr: &Path) -> Vec<OsString> {
+    let mut a: Vec<OsString> = vec!["--box".into(), boxd.into()];
+    if let Some(s) = &job.box_size {
+        a.extend(["--box-size".into(), s.into()]);
+    }
+    if let Some(i) = job.isolation {
+        a.extend(["--isolation".into(), i.as_str().into()]);
+    }
+    let stdin = step.stdin.as_deref().unwrap_or(Path::new("/dev/null"));
+    a.extend(["--stdin".into(), stdin.into()]);
+    a.extend([
+        "--stdout".into(),
+        stdout.into(),
+        "--stderr".into(),
+        stderr.into(),
+    ]);
+    if let Some(t) = step.time_limit {
+        a.extend(["--time-limit".into(), t.to_string().into()]);
+    }
+    if let Some(t) = step.wall_time_limit {
+        a.extend(["--wall-time-limit".into(), t.to_string().into()]);
+    }
+    if let Some(m) = &step.memory_limit {
+        a.extend(["--memory-limit".into(), m.into()]);
+    }
+    let output_limit = step.output_limit.as_deref().unwrap_or(DEFAULT_OUTPUT_LIMIT);
+    a.extend(["--output-limit".into(), output_limit.into(), "--".into()]);
+    a.extend(step.argv.iter().map(OsString::from));
+    a
+}
+
 fn run_step(
-    exe: &Path,
+    steps: &mut Steps<'_>,
     dir: &Path,
     boxd: &Path,
     job: &Job,
@@ -195,53 +319,15 @@ fn run_step(
 ) -> anyhow::Result<StepResult> {
     let stdout = dir.join(format!("{i}.out"));
     let stderr = dir.join(format!("{i}.err"));
-    let verdict = dir.join(format!("{i}.verdict.json"));
-    let mut cmd = Command::new(exe);
-    cmd.arg("run").arg("--box").arg(boxd);
-    if let Some(s) = &job.box_size {
-        cmd.arg("--box-size").arg(s);
-    }
-    if let Some(i) = job.isolation {
-        cmd.arg("--isolation").arg(i.as_str());
-    }
-    cmd.arg("--stdin")
-        .arg(step.stdin.as_deref().unwrap_or(Path::new("/dev/null")));
-    cmd.arg("--stdout")
-        .arg(&stdout)
-        .arg("--stderr")
-        .arg(&stderr);
-    cmd.arg("--result")
-        .arg(&verdict)
-        .args(["--exit-codes", "verdict"]);
-    if let Some(t) = step.time_limit {
-        cmd.arg("--time-limit").arg(t.to_string());
-    }
-    if let Some(t) = step.wall_time_limit {
-        cmd.arg("--wall-time-limit").arg(t.to_string());
-    }
-    if let Some(m) = &step.memory_limit {
-        cmd.arg("--memory-limit").arg(m);
-    }
-    cmd.arg("--output-limit")
-        .arg(step.output_limit.as_deref().unwrap_or(DEFAULT_OUTPUT_LIMIT));
-    cmd.arg("--").args(&step.argv);
-    // Own process group: a terminal's Ctrl-C reaches the batch, which drains, not the sandboxes.
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    let output = cmd
-        .output()
-        .map_err(|e| anyhow::anyhow!("{}: cannot start `watertight run`: {e}", exe.display()))?;
+    let args = run_args(boxd, job, step, &stdout, &stderr);
     let mut r = empty(step);
-    let v: Option<Value> = std::fs::read(&verdict)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok());
-    let Some(v) = v else {
-        let msg = String::from_utf8_lossy(&output.stderr);
-        r.status = "XX".into();
-        r.message = Some(format!("no verdict ({}): {}", output.status, msg.trim()));
-        return Ok(r);
+    let v = match steps.verdict(args, job.isolation, &dir.join(format!("{i}.verdict.json"))) {
+        Ok(v) => v,
+        Err(message) => {
+            r.status = "XX".into();
+            r.message = Some(message);
+            return Ok(r);
+        }
     };
     r.status = v["status"].as_str().unwrap_or("XX").to_string();
     r.exit_code = v["exit_code"].as_i64();
