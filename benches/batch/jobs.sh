@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Throughput of tiny grading jobs, side by side in one run: N jobs of `/bin/true` and N of a
 # small C program that reads its stdin (a file) and prints the sum of the numbers in it, through
-#   batch-p1, batch-p2   `watertight batch --parallel 1|2` (one fresh box per job, one
-#                        `watertight run` per step: full isolation, cgroups and seccomp included)
+#   batch-p1, -p2, -p4   `watertight batch --parallel 1|2|4` (one fresh box per job, each step
+#                        run by the slot's step worker exactly as `watertight run` runs it: full
+#                        isolation, cgroups and seccomp included); 4 on 2 cores covers the waits
+#   batch-p2-exec        the same with --step-runner exec (each step a `watertight run` process)
 #   run-loop             a shell loop of `watertight run --box B` (mkdir and rm of B each job)
 #   bwrap-loop           a shell loop of bubblewrap with watertight's namespaces (no cgroups,
 #                        no seccomp: bubblewrap sets up neither itself)
@@ -106,9 +108,10 @@ for w in true sum; do
     bw_argv="/bench/sum"
     iso_job="cp $out/bin/sum $out/bin/in.txt \$($iso -b \$b --init)/box/; $iso -b \$b --stdin=in.txt --run -- ./sum >/dev/null 2>&1; $iso -b \$b --cleanup"
   fi
-  for p in 1 2; do
+  for p in 1 2 4; do
     cmd[$w/batch-p$p]="rm -f $out/res.jsonl; $wt batch --parallel $p --work $out --results $out/res.jsonl $out/$w.jsonl 2>/dev/null && ! grep -v '\"verdict\":\"OK\"' $out/res.jsonl"
   done
+  cmd[$w/batch-p2-exec]="rm -f $out/res.jsonl; $wt batch --parallel 2 --step-runner exec --work $out --results $out/res.jsonl $out/$w.jsonl 2>/dev/null && ! grep -v '\"verdict\":\"OK\"' $out/res.jsonl"
   cmd[$w/run-loop]="for i in \$(seq $k); do $wt run --box $out/runs/b --bind-ro $out/bin:/bench $stdin_flag -- $run_argv >/dev/null; rm -rf $out/runs/b; done"
   cmd[$w/bwrap-loop]="for i in \$(seq $k); do $bwrap_base $bw_argv $bw_stdin >/dev/null; done"
   cmd[$w/isolate-loop]="b=0; for i in \$(seq $k); do $iso_job; done"
@@ -135,7 +138,7 @@ for line in open(sys.argv[1]):
     c, t = line.split()
     us[c] += int(t)
 n = k * rounds
-order = ["batch-p1", "batch-p2", "run-loop", "bwrap-loop", "isolate-loop", "isolate-x2"]
+order = ["batch-p1", "batch-p2", "batch-p4", "batch-p2-exec", "run-loop", "bwrap-loop", "isolate-loop", "isolate-x2"]
 print(f"{n} jobs per case ({rounds} interleaved rounds of {k})")
 print(f"{'workload':<9}{'case':<14}{'ms/job':>8}{'jobs/s':>9}{'vs isolate':>12}")
 for w in ["true", "sum"]:

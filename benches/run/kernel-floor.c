@@ -6,7 +6,9 @@
 // `unshare` floor bounds what any implementation can reach; startup.sh prints it beside
 // watertight's. Keep the mount list in step with the built-in profile (profile.rs).
 //
-// Usage: kernel-floor FILTER.bpf [--no-cgroups] [--no-mounts] [--no-seccomp]
+// Usage: kernel-floor FILTER.bpf [--no-cgroups] [--no-mounts] [--no-seccomp] [--repeat N]
+//   --repeat N: N sandboxes one after another in this process (benches/batch/jobs.sh: the
+//   kernel's share of a batch of jobs, without a process start per job).
 //   FILTER.bpf: the built-in profile's seccomp program, raw
 //   (cargo run --release -p watertight-sandbox --example default_filter > FILTER.bpf).
 // Root only; cgroup v1 (memory, pids, devices) or v2 (memory, pids). Exits 0 when /bin/true ran.
@@ -168,43 +170,15 @@ static void sandbox(int go, int mounts, int cgroups, struct sock_fprog *filter) 
   _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 1);
 }
 
-int main(int argc, char **argv) {
-  int mounts = 1, cgroups = 1, seccomp = 1;
-  const char *filter_path = NULL;
-  for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--no-mounts")) mounts = 0;
-    else if (!strcmp(argv[i], "--no-cgroups")) cgroups = 0;
-    else if (!strcmp(argv[i], "--no-seccomp")) seccomp = 0;
-    else filter_path = argv[i];
-  }
-  static struct sock_filter insns[4096];
-  struct sock_fprog filter = {0, insns};
-  if (seccomp) {
-    int fd = filter_path ? open(filter_path, O_RDONLY | O_CLOEXEC) : -1;
-    ssize_t n = fd < 0 ? -1 : read(fd, insns, sizeof insns);
-    if (fd >= 0) close(fd);
-    if (n <= 0 || n % 8) {
-      fprintf(stderr, "kernel-floor: give the default filter: cargo run --release -p watertight-sandbox --example default_filter > FILTER.bpf\n");
-      return 2;
-    }
-    filter.len = (unsigned short)(n / 8);
-  }
-  int v2 = !exists("/sys/fs/cgroup/memory");
-  char dirs[3][128];
-  const char *v1[3] = {"memory", "pids", "devices"};
-  int ndirs = v2 ? 1 : 3;
-  for (int i = 0; i < ndirs; i++) {
-    if (v2) snprintf(dirs[i], sizeof dirs[i], "/sys/fs/cgroup/kernel-floor-%d", getpid());
-    else snprintf(dirs[i], sizeof dirs[i], "/sys/fs/cgroup/%s/kernel-floor-%d", v1[i], getpid());
-  }
-
+// One sandbox, start to end: clone, id maps, cgroups, run, accounting, cgroups removed.
+static int one_sandbox(int mounts, int cgroups, struct sock_fprog *filter, int v2, char dirs[3][128], int ndirs) {
   int go[2];
   CK(pipe2(go, O_CLOEXEC));
   long pid = syscall(SYS_clone, CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWIPC | SIGCHLD, 0, 0, 0, 0);
   CK(pid);
   if (pid == 0) {
     close(go[1]);
-    sandbox(go[0], mounts, cgroups, seccomp ? &filter : NULL);
+    sandbox(go[0], mounts, cgroups, filter);
   }
   close(go[0]);
   char p[128], m[64];
@@ -243,6 +217,7 @@ int main(int argc, char **argv) {
   CK(write(go[1], "g", 1));
   int status;
   CK(waitpid(pid, &status, 0));
+  close(go[1]);
   if (cgroups) {
     // The accounting a verdict reads, then the cgroups go.
     char buf[4096];
@@ -255,4 +230,43 @@ int main(int argc, char **argv) {
     for (int i = 0; i < ndirs; i++) CK(rmdir(dirs[i]));
   }
   return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+}
+
+int main(int argc, char **argv) {
+  int mounts = 1, cgroups = 1, seccomp = 1;
+  long repeat = 1;
+  const char *filter_path = NULL;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--no-mounts")) mounts = 0;
+    else if (!strcmp(argv[i], "--no-cgroups")) cgroups = 0;
+    else if (!strcmp(argv[i], "--no-seccomp")) seccomp = 0;
+    else if (!strcmp(argv[i], "--repeat") && i + 1 < argc) repeat = atol(argv[++i]);
+    else filter_path = argv[i];
+  }
+  static struct sock_filter insns[4096];
+  struct sock_fprog filter = {0, insns};
+  if (seccomp) {
+    int fd = filter_path ? open(filter_path, O_RDONLY | O_CLOEXEC) : -1;
+    ssize_t n = fd < 0 ? -1 : read(fd, insns, sizeof insns);
+    if (fd >= 0) close(fd);
+    if (n <= 0 || n % 8) {
+      fprintf(stderr, "kernel-floor: give the default filter: cargo run --release -p watertight-sandbox --example default_filter > FILTER.bpf\n");
+      return 2;
+    }
+    filter.len = (unsigned short)(n / 8);
+  }
+  int v2 = !exists("/sys/fs/cgroup/memory");
+  char dirs[3][128];
+  const char *v1[3] = {"memory", "pids", "devices"};
+  int ndirs = v2 ? 1 : 3;
+  for (int i = 0; i < ndirs; i++) {
+    if (v2) snprintf(dirs[i], sizeof dirs[i], "/sys/fs/cgroup/kernel-floor-%d", getpid());
+    else snprintf(dirs[i], sizeof dirs[i], "/sys/fs/cgroup/%s/kernel-floor-%d", v1[i], getpid());
+  }
+
+  for (long r = 0; r < repeat; r++) {
+    int rc = one_sandbox(mounts, cgroups, seccomp ? &filter : NULL, v2, dirs, ndirs);
+    if (rc) return rc;
+  }
+  return 0;
 }

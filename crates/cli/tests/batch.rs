@@ -366,3 +366,213 @@ fn sigterm_drains_the_running_job_and_exits_143() {
     assert!(partial.keys().all(|k| all.contains_key(k)));
     assert_clean(dir.path(), &["r.jsonl"]);
 }
+
+/// The pids of `parent`'s children whose command line contains `word`.
+fn children_with(parent: u32, word: &str) -> Vec<u32> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if ppid == Some(parent) && String::from_utf8_lossy(&cmdline).contains(word) {
+            v.push(pid);
+        }
+    }
+    v
+}
+
+/// Whether any process on the host has `word` in its command line.
+fn any_process_with(word: &str) -> bool {
+    std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+        std::fs::read(e.path().join("cmdline"))
+            .is_ok_and(|c| String::from_utf8_lossy(&c).contains(word))
+    })
+}
+
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !cond() {
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_step_worker_killed_mid_step_costs_that_job_only() {
+    if !require_root(&this_test()) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let marker = format!("sleep 29.{}", std::process::id());
+    let mut lines = String::new();
+    for (id, cmd) in [("long", marker.as_str()), ("next", "true")] {
+        let job =
+            serde_json::json!({"id": id, "steps": [{"name": "run", "argv": ["sh", "-c", cmd]}]});
+        lines.push_str(&format!("{job}\n"));
+    }
+    let jobs = dir.path().join("jobs.jsonl");
+    std::fs::write(&jobs, lines).unwrap();
+    let res = dir.path().join("r.jsonl");
+    let batch = watertight()
+        .arg("batch")
+        .arg(&jobs)
+        .arg("--results")
+        .arg(&res)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut worker = Vec::new();
+    wait_for("the step worker and its sandbox", || {
+        worker = children_with(batch.id(), "worker");
+        worker.len() == 1 && any_process_with(&marker)
+    });
+    assert!(std::process::Command::new("kill")
+        .args(["-KILL", &worker[0].to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let o = batch.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let r = results(&res);
+    assert_eq!(r["long"]["verdict"], "XX", "{}", r["long"]);
+    let message = r["long"]["steps"][0]["message"].as_str().unwrap();
+    assert!(message.contains("step worker ended"), "{message}");
+    // The next job ran in a new worker.
+    assert_eq!(r["next"]["verdict"], "OK", "{}", r["next"]);
+    // The killed worker's sandbox died with it (its pid 1's parent-death signal).
+    wait_for("the killed worker's sandbox to end", || {
+        !any_process_with(&marker)
+    });
+    assert_clean(dir.path(), &["r.jsonl"]);
+}
+
+#[test]
+fn a_batch_killed_with_sigkill_stops_its_running_steps_and_cleans_them_up() {
+    if !require_root(&this_test()) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let marker = format!("sleep 28.{}", std::process::id());
+    let job = serde_json::json!({"id": "long", "steps": [{"name": "run", "argv": ["sh", "-c", &marker]}]});
+    let jobs = dir.path().join("jobs.jsonl");
+    std::fs::write(&jobs, format!("{job}\n")).unwrap();
+    let mut batch = watertight()
+        .arg("batch")
+        .arg(&jobs)
+        .arg("--results")
+        .arg(dir.path().join("r.jsonl"))
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the step's sandbox", || any_process_with(&marker));
+    let worker = children_with(batch.id(), "worker");
+    assert_eq!(worker.len(), 1);
+    batch.kill().unwrap();
+    batch.wait().unwrap();
+    // The worker gets SIGTERM (its parent-death signal) and stops the step the way `run` stops
+    // on SIGTERM: the sandbox killed, its cgroup removed, and then it exits.
+    wait_for("the sandbox and its worker to end", || {
+        !any_process_with(&marker) && !Path::new(&format!("/proc/{}", worker[0])).exists()
+    });
+    // Its cgroups are named after it (`watertight-NAME@PID-STARTTIME`).
+    let owned = format!("@{}-", worker[0]);
+    let left: Vec<_> = watertight_cgroups()
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains(&owned))
+        .collect();
+    assert!(left.is_empty(), "cgroups left: {left:?}");
+}
+
+#[test]
+fn a_step_worker_holds_no_more_descriptors_or_memory_after_many_steps() {
+    if !require_root(&this_test()) {
+        return;
+    }
+    use std::io::{BufRead, Write};
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let mut worker = watertight()
+        .args(["batch", "worker", "--parent"])
+        .arg(std::process::id().to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = worker.id();
+    let mut requests = worker.stdin.take().unwrap();
+    let mut answers = std::io::BufReader::new(worker.stdout.take().unwrap());
+    let boxd = dir.path().join("box");
+    let mut step = |argv: &[&str]| -> Value {
+        std::fs::create_dir(&boxd).unwrap();
+        let mut run: Vec<String> = vec!["--box".into(), boxd.display().to_string()];
+        run.push("--".into());
+        run.extend(argv.iter().map(|s| s.to_string()));
+        let req = serde_json::json!({"run": run});
+        requests.write_all(format!("{req}\n").as_bytes()).unwrap();
+        let mut line = String::new();
+        answers.read_line(&mut line).unwrap();
+        std::fs::remove_dir_all(&boxd).unwrap();
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"))
+    };
+    let fds = || {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .count()
+    };
+    let rss_kb = || {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+            .unwrap()
+    };
+    for _ in 0..10 {
+        let v = step(&["/bin/true"]);
+        assert_eq!(v["verdict"]["status"], "OK", "{v}");
+    }
+    let (fds_early, rss_early) = (fds(), rss_kb());
+    let mut ids = std::collections::BTreeSet::new();
+    for _ in 0..200 {
+        let v = step(&["/bin/true"]);
+        assert_eq!(v["verdict"]["status"], "OK", "{v}");
+        ids.insert(v["verdict"]["sandbox_id"].as_str().unwrap().to_string());
+    }
+    assert_eq!(ids.len(), 200, "every step has a sandbox id of its own");
+    assert_eq!(fds(), fds_early, "descriptors grew over 200 steps");
+    let rss = rss_kb();
+    assert!(
+        rss < rss_early + 4096,
+        "RSS grew from {rss_early} to {rss} KiB over 200 steps"
+    );
+    // A request it cannot run is answered with run's one-line error, and the worker goes on.
+    drop(step);
+    let mut raw = |req: &str| -> Value {
+        requests.write_all(format!("{req}\n").as_bytes()).unwrap();
+        let mut line = String::new();
+        answers.read_line(&mut line).unwrap();
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"))
+    };
+    let v = raw(r#"{"run": ["--no-such-flag", "--", "true"]}"#);
+    let e = v["error"].as_str().unwrap_or_else(|| panic!("{v}"));
+    assert!(e.contains("--no-such-flag") && !e.contains('\n'), "{e}");
+    let v = raw(r#"{"run": ["--isolation", "gvisor", "--", "true"]}"#);
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("only the namespace tier"),
+        "{v}"
+    );
+    let v = raw("not json");
+    assert!(v["error"].as_str().unwrap().contains("not one"), "{v}");
+    drop(requests);
+    assert!(worker.wait().unwrap().success());
+}

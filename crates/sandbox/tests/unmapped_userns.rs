@@ -64,3 +64,28 @@ fn leaves_no_helper_behind() {
         fds()
     );
 }
+
+/// `layers::user::idmap_namespace` makes each mapping once per process: the same maps give the
+/// same namespace, other maps another one, and the kept ones stay bounded.
+#[test]
+fn idmap_namespaces_are_made_once_per_mapping_and_bounded() {
+    if !require_root("idmap_namespaces_are_made_once_per_mapping_and_bounded") {
+        return;
+    }
+    use watertight_sandbox::layers::user::{idmap_namespace, IDMAPS_KEPT};
+    let ns_of = |fd: &std::os::fd::OwnedFd| {
+        std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap()
+    };
+    let a = idmap_namespace("1000 1879048193 1\n", "1000 1879048193 1\n").unwrap();
+    let again = idmap_namespace("1000 1879048193 1\n", "1000 1879048193 1\n").unwrap();
+    let other = idmap_namespace("1000 1879048194 1\n", "1000 1879048194 1\n").unwrap();
+    assert_eq!(ns_of(&a), ns_of(&again));
+    assert_ne!(ns_of(&a), ns_of(&other));
+    // Past the bound the oldest is dropped: asking for it again makes a new namespace.
+    for i in 0..IDMAPS_KEPT as u32 {
+        let m = format!("1000 {} 1\n", 1879049000 + i);
+        drop(idmap_namespace(&m, &m).unwrap());
+    }
+    let remade = idmap_namespace("1000 1879048193 1\n", "1000 1879048193 1\n").unwrap();
+    assert_ne!(ns_of(&a), ns_of(&remade));
+}

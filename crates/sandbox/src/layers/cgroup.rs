@@ -112,9 +112,20 @@ impl CgroupPlan {
 
     /// The hierarchies to use on this host (the layout detected now, unless given).
     fn on_host(&self) -> Result<Plan, Error> {
+        // The host's layout is read once per process: a `batch` step worker runs many
+        // sandboxes, and the hierarchies do not move under a running batch (if one did, the
+        // mkdir fails and says where).
+        static HOST_LAYOUT: std::sync::OnceLock<watertight_cgroups::Layout> =
+            std::sync::OnceLock::new();
         let layout = match &self.layout {
             Some(l) => l.clone(),
-            None => watertight_cgroups::detect()?,
+            None => match HOST_LAYOUT.get() {
+                Some(l) => l.clone(),
+                None => {
+                    let detected = watertight_cgroups::detect()?;
+                    HOST_LAYOUT.get_or_init(|| detected).clone()
+                }
+            },
         };
         Ok(Plan::new(layout, self.limits.clone(), self.needs)?)
     }

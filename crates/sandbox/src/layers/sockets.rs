@@ -136,7 +136,7 @@ pub fn attach_host_binds(
             }
         } else if guard && attrs & ATTR_RDONLY != 0 {
             if idmap.is_none() {
-                idmap = watertight_sys::process::unmapped_user_namespace().ok();
+                idmap = crate::layers::user::unmapped_idmap_namespace().ok();
             }
             match &idmap {
                 Some(ns) => match tree_of(&source, Some(ns.as_fd()), attrs) {

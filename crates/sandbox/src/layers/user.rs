@@ -5,6 +5,7 @@
 
 use std::fs::File;
 use std::os::unix::fs::OpenOptionsExt;
+use std::os::fd::OwnedFd;
 use std::path::Path;
 
 use nix::fcntl::{Flock, FlockArg};
@@ -111,16 +112,27 @@ pub fn become_sandbox_user(
 /// the slot's uid and reaches host files only through descriptors the supervisor opened.
 pub struct NamespaceOwner {
     active: bool,
+    /// The supervisor's own parent-death signal and the parent it was armed for: the kernel
+    /// clears it on each uid change, so the guard arms it again when it gives root back (a
+    /// `batch` step worker ends with its batch through it).
+    parent_death: Option<(nix::sys::signal::Signal, nix::unistd::Pid)>,
 }
 
 impl NamespaceOwner {
     /// Sets the effective uid to `host_id` (real and saved stay 0) until the guard drops.
     pub fn become_owner(host_id: u32) -> Result<NamespaceOwner, Error> {
         use nix::unistd::{setresuid, Uid};
+        let parent_death = nix::sys::prctl::get_pdeathsig()
+            .ok()
+            .flatten()
+            .map(|s| (s, nix::unistd::getppid()));
         let root = Uid::from_raw(0);
         setresuid(root, Uid::from_raw(host_id), root)
             .ctx(|| format!("set the effective uid {host_id} to create the user namespace"))?;
-        Ok(NamespaceOwner { active: true })
+        Ok(NamespaceOwner {
+            active: true,
+            parent_death,
+        })
     }
 
     /// In the child: keep the slot's uid (the guard must not act there).
@@ -135,8 +147,52 @@ impl Drop for NamespaceOwner {
             let root = nix::unistd::Uid::from_raw(0);
             // Cannot fail: the saved uid is 0.
             let _ = nix::unistd::setresuid(root, root, root);
+            if let Some((signal, parent)) = self.parent_death {
+                let _ = nix::sys::prctl::set_pdeathsig(signal);
+                // The parent died while it was disarmed: deliver what the kernel would have
+                // (pending until the supervisor reads its signals, like the kernel's).
+                if nix::unistd::getppid() != parent {
+                    let _ = nix::sys::signal::raise(signal);
+                }
+            }
         }
     }
+}
+
+/// Idmap namespaces this process has made, by their maps: a process that runs many sandboxes
+/// (`batch`'s step workers) makes each mapping once. Such a namespace only describes a mapping
+/// for `mount_setattr`: no process lives in it, its maps cannot change once written, and no
+/// sandbox ever holds it, so nothing of one sandbox can reach the next through it. Bounded:
+/// past [`IDMAPS_KEPT`] mappings the oldest is dropped.
+static IDMAPS: std::sync::Mutex<Vec<(String, String, OwnedFd)>> = std::sync::Mutex::new(Vec::new());
+
+/// How many idmap namespaces [`idmap_namespace`] keeps (one per slot a worker has used, and
+/// the unmapped one).
+pub const IDMAPS_KEPT: usize = 16;
+
+/// A user namespace whose uid and gid maps are `uid_map` and `gid_map`
+/// (`watertight_sys::process::user_namespace_with_maps`), made once per process.
+pub fn idmap_namespace(uid_map: &str, gid_map: &str) -> std::io::Result<OwnedFd> {
+    let mut kept = IDMAPS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, _, ns)) = kept.iter().find(|(u, g, _)| u == uid_map && g == gid_map) {
+        return ns.try_clone();
+    }
+    let ns = watertight_sys::process::user_namespace_with_maps(uid_map, gid_map)?;
+    if kept.len() >= IDMAPS_KEPT {
+        kept.remove(0);
+    }
+    kept.push((uid_map.to_string(), gid_map.to_string(), ns.try_clone()?));
+    Ok(ns)
+}
+
+/// [`idmap_namespace`] of `watertight_sys::process::unmapped_user_namespace`'s maps (every
+/// owner unmapped: read-only binds no host socket under which accepts a connect()).
+pub fn unmapped_idmap_namespace() -> std::io::Result<OwnedFd> {
+    let map = format!(
+        "{id} {id} 1\n",
+        id = watertight_sys::process::UNMAPPED_IDMAP_ID
+    );
+    idmap_namespace(&map, &map)
 }
 
 /// In the sandbox's pid 1, before the program exists: fixes the audit login uid of everything

@@ -137,7 +137,7 @@ pub fn prepare(path: &Path) -> Result<WorkBox, Error> {
 /// The user namespace of the box's idmap: the caller's uid and gid stored on disk, the sandbox's
 /// host id (`host_id`, its uid and gid) seen through the mount.
 pub fn idmap(b: &WorkBox, host_id: u32) -> Result<OwnedFd, Error> {
-    watertight_sys::process::user_namespace_with_maps(
+    crate::layers::user::idmap_namespace(
         &format!("{} {host_id} 1\n", b.uid),
         &format!("{} {host_id} 1\n", b.gid),
     )

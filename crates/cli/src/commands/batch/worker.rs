@@ -28,8 +28,44 @@ use crate::commands::run;
 /// One step: `watertight run`'s arguments (without `run` itself).
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Request {
-    /// The arguments, as bytes (a path need not be UTF-8).
+    /// The arguments: each a JSON string, or an array of bytes when it is not UTF-8 (a path
+    /// need not be).
+    #[serde(with = "os_strings")]
     pub run: Vec<OsString>,
+}
+
+/// `Vec<OsString>` as JSON: text as strings, anything else as its bytes.
+mod os_strings {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::ffi::OsString;
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(untagged)]
+    enum Arg {
+        Text(String),
+        Bytes(Vec<u8>),
+    }
+
+    pub fn serialize<S: Serializer>(v: &[OsString], s: S) -> Result<S::Ok, S::Error> {
+        v.iter()
+            .map(|a| match a.to_str() {
+                Some(t) => Arg::Text(t.to_string()),
+                None => Arg::Bytes(a.as_bytes().to_vec()),
+            })
+            .collect::<Vec<_>>()
+            .serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<OsString>, D::Error> {
+        Ok(Vec::<Arg>::deserialize(d)?
+            .into_iter()
+            .map(|a| match a {
+                Arg::Text(t) => t.into(),
+                Arg::Bytes(b) => OsString::from_vec(b),
+            })
+            .collect())
+    }
 }
 
 /// The answer to one [`Request`].
@@ -166,5 +202,34 @@ impl Drop for Worker {
         // Closing its stdin ends it after its step; then reap it.
         drop(self.requests.take());
         let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::ffi::OsStringExt;
+
+    #[test]
+    fn arguments_are_strings_and_bytes_only_when_not_utf8() {
+        let req = Request {
+            run: vec!["--box".into(), OsString::from_vec(b"/w/\xff".to_vec())],
+        };
+        let text = serde_json::to_string(&req).unwrap();
+        assert_eq!(text, r#"{"run":["--box",[47,119,47,255]]}"#);
+        let back: Request = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.run, req.run);
+    }
+
+    #[test]
+    fn a_bad_request_is_answered_with_one_line() {
+        match step(Request {
+            run: vec!["--no-such-flag".into(), "--".into(), "true".into()],
+        }) {
+            Response::Error(e) => assert!(e.contains("--no-such-flag") && !e.contains('\n'), "{e}"),
+            r => panic!("{r:?}"),
+        }
+        let answer = serde_json::to_string(&Response::Error("x".into())).unwrap();
+        assert_eq!(answer, r#"{"error":"x"}"#);
     }
 }
