@@ -509,15 +509,26 @@ fn a_step_worker_holds_no_more_descriptors_or_memory_after_many_steps() {
     let mut requests = worker.stdin.take().unwrap();
     let mut answers = std::io::BufReader::new(worker.stdout.take().unwrap());
     let boxd = dir.path().join("box");
+    // `argv`: run's flags after the box, then `--` and the command (or just the command).
     let mut step = |argv: &[&str]| -> Value {
         std::fs::create_dir(&boxd).unwrap();
         let mut run: Vec<String> = vec!["--box".into(), boxd.display().to_string()];
-        run.push("--".into());
+        if !argv.contains(&"--") {
+            run.push("--".into());
+        }
         run.extend(argv.iter().map(|s| s.to_string()));
         let req = serde_json::json!({"run": run});
         requests.write_all(format!("{req}\n").as_bytes()).unwrap();
         let mut line = String::new();
         answers.read_line(&mut line).unwrap();
+        // Nothing of the step stays mounted in the worker (a sized box's tmpfs would otherwise
+        // be carried into every later step's mount namespace); checked while the box exists,
+        // since removing a mount point detaches what is mounted on it in every namespace.
+        let mounts = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap();
+        assert!(
+            !mounts.contains(&boxd.display().to_string()),
+            "a box mount left in the worker: {mounts}"
+        );
         std::fs::remove_dir_all(&boxd).unwrap();
         serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"))
     };
@@ -546,6 +557,11 @@ fn a_step_worker_holds_no_more_descriptors_or_memory_after_many_steps() {
         ids.insert(v["verdict"]["sandbox_id"].as_str().unwrap().to_string());
     }
     assert_eq!(ids.len(), 200, "every step has a sandbox id of its own");
+    // Sized boxes: each step's tmpfs is gone from the worker's mount namespace afterwards.
+    for _ in 0..3 {
+        let v = step(&["--box-size", "1M", "--", "sh", "-c", "echo x > f"]);
+        assert_eq!(v["verdict"]["status"], "OK", "{v}");
+    }
     assert_eq!(fds(), fds_early, "descriptors grew over 200 steps");
     let rss = rss_kb();
     assert!(

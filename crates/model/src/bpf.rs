@@ -118,7 +118,7 @@ impl HostBpf {
 /// The BPF programs one running watertight sandbox's supervisor holds as its own.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SandboxBpf {
-    /// The sandbox's id (`wt-<slot>-<supervisor pid>`).
+    /// The sandbox's id (`wt-<slot>-<supervisor pid>`; `wt-<slot>.<n>-<pid>` for a step worker's n-th).
     pub sandbox_id: String,
     /// Its supervisor's pid (on the audited host).
     pub supervisor_pid: u32,

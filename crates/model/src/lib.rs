@@ -447,7 +447,7 @@ pub const RUNNING_SANDBOXES_DIR: &str = "/run/watertight/sandboxes";
 /// One running sandbox's published plan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunningSandbox {
-    /// The sandbox's id (`wt-<slot>-<supervisor pid>`), also in its cgroup's name.
+    /// The sandbox's id (`wt-<slot>-<supervisor pid>`, `wt-<slot>.<n>-<pid>` for a process's n-th), also in its cgroup's name.
     pub sandbox_id: String,
     /// The supervisor's pid: an entry whose supervisor is gone is stale.
     pub supervisor_pid: u32,

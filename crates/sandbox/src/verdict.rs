@@ -93,7 +93,8 @@ pub struct Verdict {
     /// For XX after a failed setup step inside the sandbox: which step (machine-readable).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stage: Option<Stage>,
-    /// The sandbox's name: `wt-<slot>-<supervisor pid>`, also in events and the cgroup's path.
+    /// The sandbox's name: `wt-<slot>-<supervisor pid>` (`wt-<slot>.<n>-<pid>` for the n-th sandbox of a
+    /// process that runs several, a batch step worker), also in events and the cgroup's path.
     pub sandbox_id: String,
     /// The digest of the plan (policy) the sandbox ran under (`plan::PlanDigest`).
     #[serde(skip_serializing_if = "String::is_empty")]

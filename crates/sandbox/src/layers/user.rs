@@ -4,8 +4,8 @@
 //! isolate's boxes do, so two sandboxes never share a host uid.
 
 use std::fs::File;
-use std::os::unix::fs::OpenOptionsExt;
 use std::os::fd::OwnedFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use nix::fcntl::{Flock, FlockArg};
