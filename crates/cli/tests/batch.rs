@@ -592,3 +592,86 @@ fn a_step_worker_holds_no_more_descriptors_or_memory_after_many_steps() {
     drop(requests);
     assert!(worker.wait().unwrap().success());
 }
+
+/// A step worker's sandboxes get network namespaces made ahead (crates/sandbox
+/// `namespaces::JoinedNet`): a new one for every step, with `lo` up, and owned by the host's
+/// user namespace, so the sandbox has no capability over it.
+#[test]
+fn a_step_workers_network_namespaces_are_new_each_step_with_lo_up_and_not_the_sandboxs() {
+    if !require_root(&this_test()) || !require_tools(&this_test(), &["python3"], "python3") {
+        return;
+    }
+    use std::io::{BufRead, Write};
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let mut worker = watertight()
+        .args(["batch", "worker", "--parent"])
+        .arg(std::process::id().to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut requests = worker.stdin.take().unwrap();
+    let mut answers = std::io::BufReader::new(worker.stdout.take().unwrap());
+    let marker = format!("sleep 1.{}", std::process::id());
+    let script = format!(
+        "readlink /proc/self/ns/net; python3 -c 'import socket; s = socket.socket(); \
+         s.bind((\"127.0.0.1\", 0)); s.listen(1); socket.create_connection(s.getsockname()); \
+         print(\"lo ok\")'; {marker}"
+    );
+    let host_userns = std::fs::read_link("/proc/self/ns/user").unwrap();
+    let mut seen = std::collections::BTreeSet::new();
+    for i in 0..3 {
+        let boxd = dir.path().join(format!("box{i}"));
+        let out = dir.path().join(format!("out{i}"));
+        std::fs::create_dir(&boxd).unwrap();
+        let req =
+            serde_json::json!({"run": ["--box", boxd, "--stdout", out, "--", "sh", "-c", script]});
+        requests.write_all(format!("{req}\n").as_bytes()).unwrap();
+        // While it sleeps: its network namespace's owner, seen from the host.
+        let mut program = None;
+        wait_for("the step's program", || {
+            program = std::fs::read_dir("/proc").unwrap().flatten().find(|e| {
+                std::fs::read(e.path().join("cmdline"))
+                    .is_ok_and(|c| String::from_utf8_lossy(&c).replace('\0', " ").trim() == marker)
+            });
+            program.is_some()
+        });
+        let proc_dir = program.unwrap().path();
+        let net = std::fs::File::open(proc_dir.join("ns/net")).unwrap();
+        let owner = watertight_sys::netns::owner(&net).unwrap();
+        let owner_link = std::fs::read_link(format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(&owner)
+        ))
+        .unwrap();
+        let sandbox_userns = std::fs::read_link(proc_dir.join("ns/user")).unwrap();
+        assert_ne!(
+            owner_link, sandbox_userns,
+            "step {i}: the sandbox owns its network namespace"
+        );
+        assert_eq!(owner_link, host_userns, "step {i}");
+        let mut line = String::new();
+        answers.read_line(&mut line).unwrap();
+        let v: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["verdict"]["status"], "OK", "{v}");
+        let text = std::fs::read_to_string(&out).unwrap();
+        let mut lines = text.lines();
+        let ns = lines.next().unwrap().to_string();
+        assert_eq!(lines.next(), Some("lo ok"), "{text}");
+        assert_ne!(
+            ns,
+            std::fs::read_link("/proc/self/ns/net")
+                .unwrap()
+                .display()
+                .to_string()
+        );
+        assert!(
+            seen.insert(ns),
+            "step {i} reused a network namespace: {text}"
+        );
+    }
+    drop(requests);
+    assert!(worker.wait().unwrap().success());
+}

@@ -165,6 +165,18 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
     //    start; whatever it mounts from the host that the uid may not reach, the supervisor has
     //    already opened (`sockets::attach_host_binds`), or does for it (memfd_noexec).
     //    Rootless: the caller owns it, as it owns everything it makes.
+    //    A network namespace made ahead (a batch step worker's; `namespaces::JoinedNet`): the
+    //    supervisor joins it for the clone, and the child starts in it instead of a new one.
+    let mut clone_flags = plan.clone_flags;
+    let joined_net = (clone_flags.contains(nix::sched::CloneFlags::CLONE_NEWNET)
+        && job.bridge_port.is_none()
+        && plan.rootless.is_none())
+    .then(namespaces::JoinedNet::enter_prepared)
+    .flatten();
+    if joined_net.is_some() {
+        clone_flags.remove(nix::sched::CloneFlags::CLONE_NEWNET);
+    }
+    let lo_ready = joined_net.is_some();
     let owner = match slot
         .as_ref()
         .map(|s| user::NamespaceOwner::become_owner(s.host_id))
@@ -172,14 +184,23 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
     {
         Ok(o) => o,
         Err(e) => {
+            joined_net.map(namespaces::JoinedNet::leave);
             supervise::restore_signals(&blocked);
             return Err(e);
         }
     };
-    let forked = clone_into_namespaces(plan.clone_flags.bits());
+    let forked = clone_into_namespaces(clone_flags.bits());
     match &forked {
-        Ok(Forked::Child) => owner.into_iter().for_each(user::NamespaceOwner::forget),
-        _ => drop(owner), // the supervisor: root again
+        Ok(Forked::Child) => {
+            owner.into_iter().for_each(user::NamespaceOwner::forget);
+            drop(joined_net); // pid 1 keeps no descriptor of the supervisor's namespace
+        }
+        _ => {
+            drop(owner); // the supervisor: root again
+            joined_net.map(namespaces::JoinedNet::leave);
+            // The next sandbox's network namespace, made while this one runs.
+            namespaces::prepare_next_network();
+        }
     }
     let (pid, pidfd) = match forked {
         Ok(Forked::Child) => {
@@ -189,6 +210,7 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
             let [stdout, stderr] = output.program_ends();
             sandbox_init(
                 &plan,
+                lo_ready,
                 SandboxEnds {
                     go: go_rd,
                     report: report_wr,
@@ -416,7 +438,7 @@ fn clone_error(e: std::io::Error) -> Error {
 
 /// The sandbox's pid 1. Never returns: exits with 0 after reporting the program's status, or
 /// with 1 after reporting a setup error.
-fn sandbox_init(p: &Plan, mut ends: SandboxEnds) -> ! {
+fn sandbox_init(p: &Plan, lo_ready: bool, mut ends: SandboxEnds) -> ! {
     let sys = Linux;
     let result = (|| -> Result<(), SetupError> {
         // Its /proc/self is its own only while dumpable (the supervisor's change of effective
@@ -448,6 +470,7 @@ fn sandbox_init(p: &Plan, mut ends: SandboxEnds) -> ! {
             filter: &p.filter,
             bpf_observe: p.profile.bpf.observe,
             rootless: p.rootless.is_some(),
+            lo_ready,
         };
         confine(&layers, ends.notify.as_fd(), &supervisor, &sys)?;
         // g. The program runs as pid 2 so that pid 1 (which the kernel shields from signals it
@@ -486,6 +509,8 @@ struct Confinement<'a> {
     bpf_observe: bool,
     /// Without root: setgroups is denied in the sandbox's namespace (`layers/rootless.rs`).
     rootless: bool,
+    /// In a network namespace made ahead, `lo` already up (`namespaces::JoinedNet`).
+    lo_ready: bool,
 }
 
 /// How pid 1 waits for the supervisor between its steps (the go pipe; a recorder in tests).
@@ -566,7 +591,7 @@ fn confine(
     }
     mount::apply(&mount_ops, c.bind_trees, sys).at(Stage::Mount)?; // c. mount, proc, dev, tmp, secrets
     namespaces::set_hostname(&c.profile.namespaces, &c.profile.hostname, sys).at(Stage::Uts)?; // d. uts
-    namespaces::loopback_up(&c.profile.namespaces, sys).at(Stage::Net)?; // d. net
+    namespaces::loopback_up(&c.profile.namespaces, c.lo_ready, sys).at(Stage::Net)?; // d. net
     sys.chdir(&c.mounts.workdir)
         .ctx(|| format!("chdir {}", c.mounts.workdir.display()))
         .at(Stage::Workdir)?;
@@ -775,6 +800,7 @@ mod tests {
             filter: &filter,
             bpf_observe: false,
             rootless: true,
+            lo_ready: false,
         };
         let notify = dev_null();
         confine(&layers, notify.as_fd(), &RecordedSupervisor(rec), rec)
@@ -785,6 +811,16 @@ mod tests {
         rec: &Recorder,
         verified: Option<&integrity::Verified>,
         bpf_observe: bool,
+    ) -> Result<(), SetupError> {
+        confine_recorded_net(rec, verified, bpf_observe, false)
+    }
+
+    /// [`confine_recorded_with`], in a network namespace made ahead (`lo_ready`) or not.
+    fn confine_recorded_net(
+        rec: &Recorder,
+        verified: Option<&integrity::Verified>,
+        bpf_observe: bool,
+        lo_ready: bool,
     ) -> Result<(), SetupError> {
         let mut profile = default_profile();
         profile.bpf.observe = bpf_observe;
@@ -798,6 +834,7 @@ mod tests {
             filter: &filter,
             bpf_observe,
             rootless: false,
+            lo_ready,
         };
         let notify = dev_null();
         confine(&layers, notify.as_fd(), &RecordedSupervisor(rec), rec)
@@ -811,6 +848,16 @@ mod tests {
             got.len() == prefixes.len() && got.iter().zip(prefixes).all(|(c, p)| c.starts_with(p)),
             "expected {prefixes:#?}\ngot {got:#?}"
         );
+    }
+
+    #[test]
+    fn lo_is_brought_up_by_pid1_unless_its_namespace_was_made_ahead() {
+        let own = Recorder::default();
+        confine_recorded_net(&own, None, false, false).unwrap();
+        assert!(own.calls.borrow().iter().any(|c| c == "up lo"));
+        let ahead = Recorder::default();
+        confine_recorded_net(&ahead, None, false, true).unwrap();
+        assert!(!ahead.calls.borrow().iter().any(|c| c.starts_with("up ")));
     }
 
     #[test]

@@ -11,6 +11,8 @@
 //! - `mount`: mount_setattr (recursive read-only / propagation changes in one call); detached
 //!   trees; a new file system's mount made with fsopen/fsconfig/fsmount (the sandbox's bpffs).
 //! - `netdev`: bring an interface (loopback) up in the current network namespace.
+//! - `netns`: a network namespace made ahead by a helper sharing our memory (raw syscalls only),
+//!   entering one, comparing two.
 //! - `seccomp`: install a compiled seccomp filter.
 //! - `bpf`: the bpf() calls for cgroup device programs; whether the kernel knows BPF tokens.
 //! - `text`: caller and sandbox bytes made visible and quoted for messages, or kept lossless as
@@ -24,6 +26,7 @@ pub mod bpf;
 pub mod fdpass;
 pub mod mount;
 pub mod netdev;
+pub mod netns;
 pub mod process;
 pub mod seccomp;
 pub mod text;

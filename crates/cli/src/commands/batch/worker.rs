@@ -103,6 +103,8 @@ pub fn serve(parent: u32) -> anyhow::Result<u8> {
     nix::unistd::dup2_stdout(std::io::stderr().as_fd())
         .context("cannot point the step worker's stdout at its stderr")?;
     let mut answers = std::io::BufWriter::new(std::fs::File::from(answers));
+    // Each step's network namespace made while the step before it runs (namespaces.rs).
+    watertight_sandbox::layers::namespaces::prepare_networks_ahead();
     for line in std::io::stdin().lock().lines() {
         let line = line.context("cannot read a step request")?;
         let response = match serde_json::from_str::<Request>(&line) {
