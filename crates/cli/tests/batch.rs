@@ -562,7 +562,15 @@ fn a_step_worker_holds_no_more_descriptors_or_memory_after_many_steps() {
         let v = step(&["--box-size", "1M", "--", "sh", "-c", "echo x > f"]);
         assert_eq!(v["verdict"]["status"], "OK", "{v}");
     }
-    assert_eq!(fds(), fds_early, "descriptors grew over 200 steps");
+    // What a worker may hold beyond its first steps' descriptors: an idmap namespace per slot
+    // it was given (other tests take slots meanwhile; at most IDMAPS_KEPT) and, for a moment,
+    // the socket of the helper making the next network namespace (it shares the table).
+    let bound = fds_early + watertight_sandbox::layers::user::IDMAPS_KEPT + 1;
+    assert!(
+        fds() <= bound,
+        "descriptors grew over 200 steps: {} > {bound}",
+        fds()
+    );
     let rss = rss_kb();
     assert!(
         rss < rss_early + 4096,
