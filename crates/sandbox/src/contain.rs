@@ -198,8 +198,6 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
         _ => {
             drop(owner); // the supervisor: root again
             joined_net.map(namespaces::JoinedNet::leave);
-            // The next sandbox's network namespace, made while this one runs.
-            namespaces::prepare_next_network();
         }
     }
     let (pid, pidfd) = match forked {

@@ -138,7 +138,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         Some(p) => Some(isolation_by_risk(p)?),
         None => args.isolation,
     };
-    let (mut file, done) = results::open(&results_path)?;
+    let (file, done) = results::open(&results_path)?;
     let queue: VecDeque<jobs::Job> = all
         .into_iter()
         .filter(|j| jobs::in_shard(j.index, args.shard) && !done.contains(&j.id))
@@ -155,36 +155,51 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     watch_signals(signal.clone())?;
     let progress = Mutex::new(progress::Progress::new(queue.len()));
     let queue = Mutex::new(queue);
-    let sink = Mutex::new((&mut *file, None::<std::io::Error>));
-    std::thread::scope(|s| {
-        for _ in 0..args.parallel {
-            s.spawn(|| {
-                let mut steps = runner::Steps::new(&exe, args.step_runner);
-                loop {
-                    if signal.load(Ordering::SeqCst) != 0 {
-                        return;
+    let sink = Mutex::new((&*file, None::<std::io::Error>));
+    let syncer = results::Syncer::new(&file);
+    let synced = std::thread::scope(|s| {
+        s.spawn(|| syncer.run());
+        let slots: Vec<_> = (0..args.parallel)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut steps = runner::Steps::new(&exe, args.step_runner);
+                    loop {
+                        if signal.load(Ordering::SeqCst) != 0 {
+                            return;
+                        }
+                        let Some(job) = queue.lock().unwrap().pop_front() else {
+                            return;
+                        };
+                        let r = runner::run_job(&mut steps, &work, &job);
+                        let mut sink = sink.lock().unwrap();
+                        if sink.1.is_some() {
+                            return;
+                        }
+                        if let Err(e) = results::append(sink.0, &r) {
+                            sink.1 = Some(e);
+                            signal.store(-1, Ordering::SeqCst);
+                            return;
+                        }
+                        syncer.appended();
+                        if syncer.failed() {
+                            signal.store(-1, Ordering::SeqCst);
+                        }
+                        progress.lock().unwrap().job_done(&r.verdict);
                     }
-                    let Some(job) = queue.lock().unwrap().pop_front() else {
-                        return;
-                    };
-                    let r = runner::run_job(&mut steps, &work, &job);
-                    let mut sink = sink.lock().unwrap();
-                    if sink.1.is_some() {
-                        return;
-                    }
-                    if let Err(e) = results::append(sink.0, &r) {
-                        sink.1 = Some(e);
-                        signal.store(-1, Ordering::SeqCst);
-                        return;
-                    }
-                    progress.lock().unwrap().job_done(&r.verdict);
-                }
-            });
+                })
+            })
+            .collect();
+        let ended: Vec<_> = slots.into_iter().map(|slot| slot.join()).collect();
+        let synced = syncer.finish(); // also ends the syncer's thread
+        for panicked in ended.into_iter().filter_map(Result::err) {
+            std::panic::resume_unwind(panicked);
         }
+        synced
     });
     progress.lock().unwrap().finish();
     let _ = std::fs::remove_dir_all(&work);
-    if let Some(e) = sink.into_inner().unwrap().1 {
+    let appended = sink.into_inner().unwrap().1.map_or(Ok(()), Err);
+    if let Err(e) = appended.and(synced) {
         return Err(anyhow::anyhow!(
             "--results {}: cannot append: {e}",
             results_path.display()

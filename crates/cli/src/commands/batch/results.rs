@@ -72,8 +72,9 @@ pub fn open(path: &Path) -> anyhow::Result<(Flock<File>, HashSet<String>)> {
     Ok((file, done))
 }
 
-/// Appends one result line with one write() and fsyncs it.
-pub fn append(file: &mut File, r: &JobResult) -> std::io::Result<()> {
+/// Appends one result line with one write() (O_APPEND: whole or absent); [`Syncer`] makes it
+/// durable.
+pub fn append(mut file: &File, r: &JobResult) -> std::io::Result<()> {
     let mut line = serde_json::to_vec(r).map_err(std::io::Error::other)?;
     line.push(b'\n');
     let n = file.write(&line)?;
@@ -83,7 +84,83 @@ pub fn append(file: &mut File, r: &JobResult) -> std::io::Result<()> {
             line.len()
         )));
     }
-    file.sync_data()
+    Ok(())
+}
+
+/// Makes appended lines durable off the jobs' path: one thread `fdatasync`s the results file
+/// whenever lines were appended since its last sync, so a job does not wait for the disk
+/// (about 0.4 ms a job here) and syncs coalesce when jobs finish faster than the disk. A
+/// line lost to a power cut in that window is a job the restarted batch runs again; a killed
+/// batch loses nothing (its writes are in the page cache).
+pub struct Syncer<'a> {
+    file: &'a File,
+    state: std::sync::Mutex<SyncState>,
+    wake: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct SyncState {
+    dirty: bool,
+    done: bool,
+    error: Option<std::io::Error>,
+}
+
+impl<'a> Syncer<'a> {
+    /// A syncer of `file`; start [`Syncer::run`] on a thread of its own.
+    pub fn new(file: &'a File) -> Syncer<'a> {
+        Syncer {
+            file,
+            state: Default::default(),
+            wake: Default::default(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, SyncState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A line was appended.
+    pub fn appended(&self) {
+        self.lock().dirty = true;
+        self.wake.notify_one();
+    }
+
+    /// The first sync that failed, if one did (the batch then stops).
+    pub fn failed(&self) -> bool {
+        self.lock().error.is_some()
+    }
+
+    /// The thread: syncs after appends until [`Syncer::finish`].
+    pub fn run(&self) {
+        let mut state = self.lock();
+        loop {
+            while !state.dirty && !state.done {
+                state = self.wake.wait(state).unwrap_or_else(|e| e.into_inner());
+            }
+            if !state.dirty {
+                return; // done, and nothing left to sync
+            }
+            state.dirty = false;
+            drop(state);
+            let synced = self.file.sync_data();
+            state = self.lock();
+            if let Err(e) = synced {
+                state.error.get_or_insert(e);
+            }
+        }
+    }
+
+    /// No more appends: the thread syncs what is left and ends; then every line is durable,
+    /// or the first failed sync is returned.
+    pub fn finish(&self) -> std::io::Result<()> {
+        self.lock().done = true;
+        self.wake.notify_one();
+        let synced = self.file.sync_data();
+        match self.lock().error.take() {
+            Some(e) => Err(e),
+            None => synced,
+        }
+    }
 }
 
 /// `batch merge`: results sorted by id, the first of each id kept; returns the lines and
@@ -135,7 +212,7 @@ mod tests {
             format!("{}{}{{\"id\":\"c\",\"ver", line("a", "AC"), line("b", "WA")),
         )
         .unwrap();
-        let (mut f, done) = open(&p).unwrap();
+        let (f, done) = open(&p).unwrap();
         assert_eq!(done, ["a".to_string(), "b".to_string()].into());
         let r = JobResult {
             id: "c".into(),
@@ -144,11 +221,42 @@ mod tests {
             message: None,
             isolation: None,
         };
-        append(&mut f, &r).unwrap();
+        append(&f, &r).unwrap();
         assert_eq!(
             std::fs::read_to_string(&p).unwrap(),
             format!("{}{}{}", line("a", "AC"), line("b", "WA"), line("c", "OK"))
         );
+    }
+
+    #[test]
+    fn the_syncer_ends_after_the_last_append_and_reports_success() {
+        let dir = tempfile::tempdir().unwrap();
+        let (f, _) = open(&dir.path().join("r.jsonl")).unwrap();
+        let syncer = Syncer::new(&f);
+        std::thread::scope(|s| {
+            s.spawn(|| syncer.run());
+            for i in 0..50 {
+                let r = JobResult {
+                    id: format!("j{i}"),
+                    verdict: "OK".into(),
+                    steps: vec![],
+                    message: None,
+                    isolation: None,
+                };
+                append(&f, &r).unwrap();
+                syncer.appended();
+            }
+            assert!(!syncer.failed());
+            syncer.finish().unwrap();
+        });
+        let text = std::fs::read_to_string(dir.path().join("r.jsonl")).unwrap();
+        assert_eq!(text.lines().count(), 50);
+        // Nothing appended: finishing still ends the thread.
+        let syncer = Syncer::new(&f);
+        std::thread::scope(|s| {
+            s.spawn(|| syncer.run());
+            syncer.finish().unwrap();
+        });
     }
 
     #[test]
