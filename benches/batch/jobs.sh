@@ -10,6 +10,9 @@
 #                        no seccomp: bubblewrap sets up neither itself)
 #   isolate-loop         a shell loop of isolate's --init, --run, --cleanup (box 0), as a grader
 #                        drives it; isolate-x2: two such loops at once (boxes 0 and 1), N/2 each
+#   kernel-floor(-x4)    /bin/true only: the system calls of watertight's default isolation from
+#                        a small C program (benches/run/kernel-floor.c --repeat), one process or
+#                        four at once: what no implementation of this isolation can beat
 # isolate runs without --cg (its cgroup mode needs pure cgroup v2; this host is hybrid), so it
 # sets no memory or task limit: it is measured with less isolation than watertight's.
 # Prints ms/job, jobs/s and each one's speed relative to isolate-loop (x > 1: faster).
@@ -69,6 +72,11 @@ cat >"$out/sum.c" <<'EOF'
 int main(void) { long x, s = 0; while (scanf("%ld", &x) == 1) s += x; printf("%ld\n", s); return 0; }
 EOF
 cc -O2 -o "$out/bin/sum" "$out/sum.c"
+# The bound: the kernel's share of watertight's default isolation (benches/run/kernel-floor.c,
+# its sandboxes one after another in one process, 1 or 4 such processes at once), /bin/true only.
+mkdir -p /run/watertight/stage  # where kernel-floor mounts its root (watertight run makes it too)
+cc -O2 -o "$out/kernel-floor" benches/run/kernel-floor.c
+cargo run --release -q -p watertight-sandbox --example default_filter >"$out/filter.bpf"
 printf '1 2 3\n4 5 6\n' >"$out/bin/in.txt"
 chmod 644 "$out/bin/in.txt"
 
@@ -116,6 +124,10 @@ for w in true sum; do
   cmd[$w/bwrap-loop]="for i in \$(seq $k); do $bwrap_base $bw_argv $bw_stdin >/dev/null; done"
   cmd[$w/isolate-loop]="b=0; for i in \$(seq $k); do $iso_job; done"
   cmd[$w/isolate-x2]="for b in 0 1; do (for i in \$(seq $((k / 2))); do $iso_job; done) & done; wait"
+  if [ "$w" = true ]; then
+    cmd[$w/kernel-floor]="$out/kernel-floor $out/filter.bpf --repeat $k"
+    cmd[$w/kernel-floor-x4]="for j in 1 2 3 4; do $out/kernel-floor $out/filter.bpf --repeat $((k / 4)) & done; wait"
+  fi
 done
 mkdir -m 700 "$out/runs"
 
@@ -138,12 +150,14 @@ for line in open(sys.argv[1]):
     c, t = line.split()
     us[c] += int(t)
 n = k * rounds
-order = ["batch-p1", "batch-p2", "batch-p4", "batch-p2-exec", "run-loop", "bwrap-loop", "isolate-loop", "isolate-x2"]
+order = ["batch-p1", "batch-p2", "batch-p4", "batch-p2-exec", "run-loop", "bwrap-loop", "isolate-loop", "isolate-x2", "kernel-floor", "kernel-floor-x4"]
 print(f"{n} jobs per case ({rounds} interleaved rounds of {k})")
 print(f"{'workload':<9}{'case':<14}{'ms/job':>8}{'jobs/s':>9}{'vs isolate':>12}")
 for w in ["true", "sum"]:
     base = us[f"{w}/isolate-loop"]
     for name in order:
+        if f"{w}/{name}" not in us:
+            continue
         t = us[f"{w}/{name}"]
         print(f"{w:<9}{name:<14}{t / n / 1000:>8.2f}{n / (t / 1e6):>9.0f}{base / t:>11.2f}x")
 PY

@@ -577,7 +577,6 @@ fn a_step_worker_holds_no_more_descriptors_or_memory_after_many_steps() {
         "RSS grew from {rss_early} to {rss} KiB over 200 steps"
     );
     // A request it cannot run is answered with run's one-line error, and the worker goes on.
-    drop(step);
     let mut raw = |req: &str| -> Value {
         requests.write_all(format!("{req}\n").as_bytes()).unwrap();
         let mut line = String::new();

@@ -184,7 +184,9 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
     {
         Ok(o) => o,
         Err(e) => {
-            joined_net.map(namespaces::JoinedNet::leave);
+            if let Some(joined) = joined_net {
+                joined.leave();
+            }
             supervise::restore_signals(&blocked);
             return Err(e);
         }
@@ -197,7 +199,9 @@ pub fn run(job: &Job) -> Result<Verdict, Error> {
         }
         _ => {
             drop(owner); // the supervisor: root again
-            joined_net.map(namespaces::JoinedNet::leave);
+            if let Some(joined) = joined_net {
+                joined.leave();
+            }
         }
     }
     let (pid, pidfd) = match forked {

@@ -93,9 +93,10 @@ unsafe fn raw_syscall3(
 /// The helper: runs on its own stack in this process's memory, raw system calls only.
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 extern "C" fn make_net_namespace(arg: *mut libc::c_void) -> libc::c_int {
-    // SAFETY (whole function): every call is a raw system call on integers or on the ifreq
-    // below, which lives on this helper's own stack; `arg` points at the HelperArgs the parent
-    // keeps alive until the helper is reaped, and the helper only reads it.
+    // Every call below is a raw system call on integers or on the ifreq below, which lives on
+    // this helper's own stack.
+    // SAFETY: `arg` points at the HelperArgs the parent keeps alive until the helper is
+    // reaped; the helper only reads it.
     let word_fd = unsafe { (*(arg as *const HelperArgs)).word_fd };
     let say = |w: Word| {
         let byte = w;

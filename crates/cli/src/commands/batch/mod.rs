@@ -191,7 +191,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             .collect();
         let ended: Vec<_> = slots.into_iter().map(|slot| slot.join()).collect();
         let synced = syncer.finish(); // also ends the syncer's thread
-        for panicked in ended.into_iter().filter_map(Result::err) {
+        if let Some(panicked) = ended.into_iter().find_map(Result::err) {
             std::panic::resume_unwind(panicked);
         }
         synced
