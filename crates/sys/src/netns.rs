@@ -38,6 +38,9 @@ pub struct PreparingNet {
 #[repr(C)]
 struct HelperArgs {
     word_fd: libc::c_long,
+    /// The helper's socket while it is open (-1 otherwise): it lives in the descriptor table
+    /// the helper shares with us, so a helper killed before closing it leaves it to us.
+    sock_fd: std::sync::atomic::AtomicI64,
 }
 
 /// Raw system calls with up to three arguments that return the kernel's result (negative
@@ -97,7 +100,9 @@ extern "C" fn make_net_namespace(arg: *mut libc::c_void) -> libc::c_int {
     // this helper's own stack.
     // SAFETY: `arg` points at the HelperArgs the parent keeps alive until the helper is
     // reaped; the helper only reads it.
-    let word_fd = unsafe { (*(arg as *const HelperArgs)).word_fd };
+    let args = unsafe { &*(arg as *const HelperArgs) };
+    let word_fd = args.word_fd;
+    let sock_fd = &args.sock_fd;
     let say = |w: Word| {
         let byte = w;
         // SAFETY: writes one byte from this stack frame.
@@ -139,6 +144,7 @@ extern "C" fn make_net_namespace(arg: *mut libc::c_void) -> libc::c_int {
         if sock < 0 {
             return Err(2);
         }
+        sock_fd.store(sock, std::sync::atomic::Ordering::SeqCst);
         // SAFETY: ifreq is plain old data; zeroed is valid.
         let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
         req.ifr_name[0] = b'l' as libc::c_char;
@@ -156,6 +162,7 @@ extern "C" fn make_net_namespace(arg: *mut libc::c_void) -> libc::c_int {
         if unsafe { raw_syscall3(libc::SYS_ioctl, sock, libc::SIOCSIFFLAGS as _, set) } < 0 {
             return Err(4);
         }
+        sock_fd.store(-1, std::sync::atomic::Ordering::SeqCst);
         // SAFETY: closes the helper's own socket.
         unsafe { raw_syscall3(libc::SYS_close, sock, 0, 0) };
         Ok(())
@@ -176,6 +183,7 @@ impl PreparingNet {
         let (word, word_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
         let args = Box::new(HelperArgs {
             word_fd: word_w.as_raw_fd() as libc::c_long,
+            sock_fd: std::sync::atomic::AtomicI64::new(-1),
         });
         let mut stack = vec![0u8; 16 << 10];
         // SAFETY: the offset stays within the allocation (one past the end is allowed).
@@ -250,6 +258,16 @@ impl PreparingNet {
             );
             let _ = crate::process::wait4(self.pid, false);
             self.reaped = true;
+            // Killed between its socket() and close(): the socket is ours to close.
+            let sock = self
+                .args
+                .sock_fd
+                .swap(-1, std::sync::atomic::Ordering::SeqCst);
+            if sock >= 0 {
+                // SAFETY: the helper is gone; this descriptor is the socket it opened in the
+                // table we share and never closed, so no one else owns it.
+                drop(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(sock as i32) });
+            }
         }
     }
 }
@@ -259,7 +277,7 @@ impl Drop for PreparingNet {
         self.end();
         // Only now, with the helper gone, may its stack, arguments and pipe go (the fields
         // drop after this).
-        let _ = (&self.stack, &self.args, &self.word_w);
+        let _ = (&self.stack, &self.word_w);
     }
 }
 
