@@ -72,36 +72,12 @@ pub fn attach_bridge_port(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::profile::default_profile;
-
-    #[test]
-    fn default_profile_isolates_every_namespace() {
-        let f = clone_flags(&default_profile().namespaces);
-        for flag in [
-            CloneFlags::CLONE_NEWUSER,
-            CloneFlags::CLONE_NEWPID,
-            CloneFlags::CLONE_NEWNS,
-            CloneFlags::CLONE_NEWNET,
-            CloneFlags::CLONE_NEWUTS,
-            CloneFlags::CLONE_NEWIPC,
-        ] {
-            assert!(f.contains(flag), "{flag:?}");
-        }
-        assert!(
-            !f.contains(CloneFlags::CLONE_NEWCGROUP),
-            "entered later, from inside"
-        );
-    }
-}
-
 /// net, supervisor side, in a process that starts many sandboxes one after another (`batch`'s
 /// step workers, after [`prepare_networks_ahead`]): each sandbox's network namespace is made
-/// ahead by a helper (`watertight_sys::netns`) on another CPU while the sandbox before it runs,
-/// so its cost leaves the start's serial path. Every namespace is new and serves exactly one
-/// sandbox: nothing but the helper (which brought `lo` up) was ever in it.
+/// ahead by a helper (`watertight_sys::netns`) between two sandboxes (the worker starts it
+/// once it has answered for the last one, while the batch records that), so its cost leaves
+/// the start's serial path. Every namespace is new and serves exactly one sandbox: nothing but
+/// the helper (which brought `lo` up) was ever in it.
 ///
 /// Such a namespace belongs to the supervisor's user namespace, not the sandbox's: nothing in
 /// the sandbox has any capability over it (no netfilter, no interface or sysctl changes, even
@@ -170,5 +146,30 @@ impl JoinedNet {
             eprintln!("watertight: cannot return to the supervisor's network namespace: exiting");
             watertight_sys::process::exit_now(125);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::default_profile;
+
+    #[test]
+    fn default_profile_isolates_every_namespace() {
+        let f = clone_flags(&default_profile().namespaces);
+        for flag in [
+            CloneFlags::CLONE_NEWUSER,
+            CloneFlags::CLONE_NEWPID,
+            CloneFlags::CLONE_NEWNS,
+            CloneFlags::CLONE_NEWNET,
+            CloneFlags::CLONE_NEWUTS,
+            CloneFlags::CLONE_NEWIPC,
+        ] {
+            assert!(f.contains(flag), "{flag:?}");
+        }
+        assert!(
+            !f.contains(CloneFlags::CLONE_NEWCGROUP),
+            "entered later, from inside"
+        );
     }
 }

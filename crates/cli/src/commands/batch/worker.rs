@@ -103,7 +103,7 @@ pub fn serve(parent: u32) -> anyhow::Result<u8> {
     nix::unistd::dup2_stdout(std::io::stderr().as_fd())
         .context("cannot point the step worker's stdout at its stderr")?;
     let mut answers = std::io::BufWriter::new(std::fs::File::from(answers));
-    // Each step's network namespace made while the step before it runs (namespaces.rs).
+    // Each step's network namespace made ahead, between steps (namespaces.rs).
     watertight_sandbox::layers::namespaces::prepare_networks_ahead();
     for line in std::io::stdin().lock().lines() {
         let line = line.context("cannot read a step request")?;
@@ -114,8 +114,8 @@ pub fn serve(parent: u32) -> anyhow::Result<u8> {
         serde_json::to_writer(&mut answers, &response)?;
         answers.write_all(b"\n")?;
         answers.flush().context("cannot answer the batch")?;
-        // The next step's network namespace, made while the batch records this one (its
-        // fdatasync leaves a CPU idle); while a step runs, a helper would take CPU from it.
+        // The next step's network namespace, made while the batch records this job and sets up
+        // the next one; started while a step runs, the helper took CPU from that step.
         watertight_sandbox::layers::namespaces::prepare_next_network();
     }
     Ok(0)
