@@ -489,25 +489,78 @@ fn a_batch_killed_with_sigkill_stops_its_running_steps_and_cleans_them_up() {
     assert!(left.is_empty(), "cgroups left: {left:?}");
 }
 
+/// A step worker this test talks to directly, in the batch's protocol (one JSON line each way).
+struct TestWorker {
+    child: std::process::Child,
+    requests: std::process::ChildStdin,
+    answers: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl TestWorker {
+    fn start() -> TestWorker {
+        let mut child = watertight()
+            .args(["batch", "worker", "--parent"])
+            .arg(std::process::id().to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let requests = child.stdin.take().unwrap();
+        let answers = std::io::BufReader::new(child.stdout.take().unwrap());
+        TestWorker {
+            child,
+            requests,
+            answers,
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends one request line (sent as it is, JSON or not).
+    fn send(&mut self, request: &str) {
+        use std::io::Write;
+        self.requests
+            .write_all(format!("{request}\n").as_bytes())
+            .unwrap();
+    }
+
+    fn answer(&mut self) -> Value {
+        use std::io::BufRead;
+        let mut line = String::new();
+        self.answers.read_line(&mut line).unwrap();
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"))
+    }
+
+    /// Ends it (its stdin closed) and checks that it exits 0.
+    fn finish(self) {
+        let TestWorker {
+            mut child,
+            requests,
+            ..
+        } = self;
+        drop(requests);
+        assert!(child.wait().unwrap().success());
+    }
+}
+
+/// A temporary directory only root can reach (a box's parent must be).
+fn private_dir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    dir
+}
+
 #[test]
 fn a_step_worker_holds_no_more_descriptors_or_memory_after_many_steps() {
     if !require_root(&this_test()) {
         return;
     }
-    use std::io::{BufRead, Write};
-    use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
-    let mut worker = watertight()
-        .args(["batch", "worker", "--parent"])
-        .arg(std::process::id().to_string())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = worker.id();
-    let mut requests = worker.stdin.take().unwrap();
-    let mut answers = std::io::BufReader::new(worker.stdout.take().unwrap());
+    let dir = private_dir();
+    let mut worker = TestWorker::start();
+    let pid = worker.pid();
     let boxd = dir.path().join("box");
     // `argv`: run's flags after the box, then `--` and the command (or just the command).
     let mut step = |argv: &[&str]| -> Value {
@@ -517,10 +570,8 @@ fn a_step_worker_holds_no_more_descriptors_or_memory_after_many_steps() {
             run.push("--".into());
         }
         run.extend(argv.iter().map(|s| s.to_string()));
-        let req = serde_json::json!({"run": run});
-        requests.write_all(format!("{req}\n").as_bytes()).unwrap();
-        let mut line = String::new();
-        answers.read_line(&mut line).unwrap();
+        worker.send(&serde_json::json!({"run": run}).to_string());
+        let answer = worker.answer();
         // Nothing of the step stays mounted in the worker (a sized box's tmpfs would otherwise
         // be carried into every later step's mount namespace); checked while the box exists,
         // since removing a mount point detaches what is mounted on it in every namespace.
@@ -530,7 +581,7 @@ fn a_step_worker_holds_no_more_descriptors_or_memory_after_many_steps() {
             "a box mount left in the worker: {mounts}"
         );
         std::fs::remove_dir_all(&boxd).unwrap();
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"))
+        answer
     };
     let fds = || {
         std::fs::read_dir(format!("/proc/{pid}/fd"))
@@ -578,10 +629,8 @@ fn a_step_worker_holds_no_more_descriptors_or_memory_after_many_steps() {
     );
     // A request it cannot run is answered with run's one-line error, and the worker goes on.
     let mut raw = |req: &str| -> Value {
-        requests.write_all(format!("{req}\n").as_bytes()).unwrap();
-        let mut line = String::new();
-        answers.read_line(&mut line).unwrap();
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"))
+        worker.send(req);
+        worker.answer()
     };
     let v = raw(r#"{"run": ["--no-such-flag", "--", "true"]}"#);
     let e = v["error"].as_str().unwrap_or_else(|| panic!("{v}"));
@@ -596,8 +645,7 @@ fn a_step_worker_holds_no_more_descriptors_or_memory_after_many_steps() {
     );
     let v = raw("not json");
     assert!(v["error"].as_str().unwrap().contains("not one"), "{v}");
-    drop(requests);
-    assert!(worker.wait().unwrap().success());
+    worker.finish();
 }
 
 /// A step worker's sandboxes get network namespaces made ahead (crates/sandbox
@@ -608,19 +656,8 @@ fn a_step_workers_network_namespaces_are_new_each_step_with_lo_up_and_not_the_sa
     if !require_root(&this_test()) || !require_tools(&this_test(), &["python3"], "python3") {
         return;
     }
-    use std::io::{BufRead, Write};
-    use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
-    let mut worker = watertight()
-        .args(["batch", "worker", "--parent"])
-        .arg(std::process::id().to_string())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut requests = worker.stdin.take().unwrap();
-    let mut answers = std::io::BufReader::new(worker.stdout.take().unwrap());
+    let dir = private_dir();
+    let mut worker = TestWorker::start();
     let marker = format!("sleep 1.{}", std::process::id());
     let script = format!(
         "readlink /proc/self/ns/net; python3 -c 'import socket; s = socket.socket(); \
@@ -635,7 +672,7 @@ fn a_step_workers_network_namespaces_are_new_each_step_with_lo_up_and_not_the_sa
         std::fs::create_dir(&boxd).unwrap();
         let req =
             serde_json::json!({"run": ["--box", boxd, "--stdout", out, "--", "sh", "-c", script]});
-        requests.write_all(format!("{req}\n").as_bytes()).unwrap();
+        worker.send(&req.to_string());
         // While it sleeps: its network namespace's owner, seen from the host.
         let mut program = None;
         wait_for("the step's program", || {
@@ -659,9 +696,7 @@ fn a_step_workers_network_namespaces_are_new_each_step_with_lo_up_and_not_the_sa
             "step {i}: the sandbox owns its network namespace"
         );
         assert_eq!(owner_link, host_userns, "step {i}");
-        let mut line = String::new();
-        answers.read_line(&mut line).unwrap();
-        let v: Value = serde_json::from_str(&line).unwrap();
+        let v = worker.answer();
         assert_eq!(v["verdict"]["status"], "OK", "{v}");
         let text = std::fs::read_to_string(&out).unwrap();
         let mut lines = text.lines();
@@ -679,6 +714,5 @@ fn a_step_workers_network_namespaces_are_new_each_step_with_lo_up_and_not_the_sa
             "step {i} reused a network namespace: {text}"
         );
     }
-    drop(requests);
-    assert!(worker.wait().unwrap().success());
+    worker.finish();
 }

@@ -28,7 +28,7 @@ pub struct PreparingNet {
     /// helper is gone.
     word_w: OwnedFd,
     /// The helper's stack: it must outlive the helper.
-    stack: Vec<u8>,
+    stack: crate::process::ChildStack,
     /// The helper's argument block (the pipe's write end), read by the helper.
     args: Box<HelperArgs>,
     reaped: bool,
@@ -185,9 +185,7 @@ impl PreparingNet {
             word_fd: word_w.as_raw_fd() as libc::c_long,
             sock_fd: std::sync::atomic::AtomicI64::new(-1),
         });
-        let mut stack = vec![0u8; 16 << 10];
-        // SAFETY: the offset stays within the allocation (one past the end is allowed).
-        let top = unsafe { stack.as_mut_ptr().add(stack.len()) } as usize & !15;
+        let mut stack = crate::process::ChildStack::new(16 << 10);
         // SAFETY: the helper runs `make_net_namespace` on `stack` with `args`, both owned by
         // the returned value, which kills and reaps the helper before dropping them; the
         // helper makes raw system calls only, so it takes no lock and writes no errno of ours.
@@ -197,7 +195,7 @@ impl PreparingNet {
         let pid = unsafe {
             libc::clone(
                 make_net_namespace,
-                top as *mut libc::c_void,
+                stack.top(),
                 libc::CLONE_VM | libc::CLONE_FILES | libc::SIGCHLD,
                 &*args as *const HelperArgs as *mut libc::c_void,
             )

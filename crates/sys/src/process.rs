@@ -118,6 +118,25 @@ pub fn fork() -> io::Result<Forked> {
     }
 }
 
+/// The stack of a child cloned with CLONE_VM (it cannot use ours): memory it alone uses, which
+/// must outlive the child. Untouched pages of a fresh zeroed allocation cost nothing.
+#[derive(Debug)]
+pub(crate) struct ChildStack(Vec<u8>);
+
+impl ChildStack {
+    pub(crate) fn new(size: usize) -> ChildStack {
+        ChildStack(vec![0u8; size])
+    }
+
+    /// Its top, 16-byte aligned: clone(2)'s stack argument (stacks grow down here).
+    pub(crate) fn top(&mut self) -> *mut libc::c_void {
+        let len = self.0.len();
+        // SAFETY: the offset stays within the allocation (one past the end is allowed).
+        let end = unsafe { self.0.as_mut_ptr().add(len) };
+        (end as usize & !15) as *mut libc::c_void
+    }
+}
+
 /// Starts `child` in a new process that shares this one's memory until it calls execve or
 /// exits, the way posix_spawn does (clone with CLONE_VM | CLONE_VFORK): no page tables are
 /// copied, so starting a program from a large process costs a fraction of fork. The caller is
@@ -134,10 +153,7 @@ pub fn spawn_shared_vm(child: &mut dyn FnMut()) -> io::Result<i32> {
         f();
         exit_now(127)
     }
-    // Untouched pages of a fresh zeroed allocation cost nothing; the child uses a few.
-    let mut stack = vec![0u8; 256 << 10];
-    // SAFETY: the offset stays within the allocation (one past the end is allowed).
-    let top = unsafe { stack.as_mut_ptr().add(stack.len()) } as usize & !15;
+    let mut stack = ChildStack::new(256 << 10); // the child touches a few pages of it
     let mut f: &mut dyn FnMut() = child;
     // SAFETY: the child runs `trampoline` on `stack` (alive until we resume, which is after
     // the child has left it), sharing our memory while we are suspended, so nothing else
@@ -146,7 +162,7 @@ pub fn spawn_shared_vm(child: &mut dyn FnMut()) -> io::Result<i32> {
     let pid = unsafe {
         libc::clone(
             trampoline,
-            top as *mut libc::c_void,
+            stack.top(),
             libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
             &mut f as *mut &mut dyn FnMut() as *mut libc::c_void,
         )
@@ -528,9 +544,7 @@ pub fn user_namespace_with_maps(uid_map: &str, gid_map: &str) -> io::Result<Owne
         }
     }
     // The child's whole stack: it runs one function that calls pause.
-    let mut stack = vec![0u8; 16 << 10];
-    // SAFETY: the offset stays within the allocation (one past the end is allowed).
-    let top = unsafe { stack.as_mut_ptr().add(stack.len()) } as usize & !15;
+    let mut stack = ChildStack::new(16 << 10);
     // SAFETY: the child runs `sleep_until_killed` on `stack`, which stays allocated until the
     // child is reaped below; it touches no other memory of ours (raw syscalls only: a failing
     // pause would write errno, but pause fails only with EINTR after a handler of ours ran in
@@ -538,7 +552,7 @@ pub fn user_namespace_with_maps(uid_map: &str, gid_map: &str) -> io::Result<Owne
     let pid = unsafe {
         libc::clone(
             sleep_until_killed,
-            top as *mut libc::c_void,
+            stack.top(),
             libc::CLONE_VM | libc::CLONE_NEWUSER | libc::SIGCHLD,
             std::ptr::null_mut(),
         )
@@ -604,16 +618,14 @@ pub fn probe_user_namespace(as_uid: Option<u32>) -> io::Result<()> {
         }
     }
     // The child runs `exit_at_once` on this stack and touches nothing else.
-    let mut stack = vec![0u8; 16 << 10];
-    // SAFETY: the offset stays within the allocation (one past the end is allowed).
-    let top = unsafe { stack.as_mut_ptr().add(stack.len()) } as usize & !15;
+    let mut stack = ChildStack::new(16 << 10);
     // SAFETY: the child shares our memory (CLONE_VM) but only calls _exit on `stack`, which
     // stays allocated until the child is gone: CLONE_VFORK suspends us until it exits, and it
     // is reaped below before the stack is dropped.
     let pid = unsafe {
         libc::clone(
             exit_at_once,
-            top as *mut libc::c_void,
+            stack.top(),
             libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_NEWUSER | libc::SIGCHLD,
             std::ptr::null_mut(),
         )
