@@ -37,6 +37,9 @@ pub struct PreparingNet {
 #[derive(Debug)]
 #[repr(C)]
 struct HelperArgs {
+    /// The pid of the process that started the helper: if it is no longer the helper's parent
+    /// once the parent-death signal is set, it died before, and the signal will never come.
+    parent: libc::c_long,
     word_fd: libc::c_long,
     /// The helper's socket while it is open (-1 otherwise): it lives in the descriptor table
     /// the helper shares with us, so a helper killed before closing it leaves it to us.
@@ -129,6 +132,11 @@ extern "C" fn make_net_namespace(arg: *mut libc::c_void) -> libc::c_int {
             return Err(5);
         }
         // SAFETY: integer arguments only.
+        if unsafe { raw_syscall3(libc::SYS_getppid, 0, 0, 0) } != args.parent {
+            // SAFETY: ends this helper only (exit, not exit_group: nothing else runs in it).
+            unsafe { raw_syscall3(libc::SYS_exit, 0, 0, 0) };
+        }
+        // SAFETY: integer arguments only.
         if unsafe { raw_syscall3(libc::SYS_unshare, libc::CLONE_NEWNET as _, 0, 0) } < 0 {
             return Err(1);
         }
@@ -182,6 +190,7 @@ impl PreparingNet {
     pub fn start() -> io::Result<PreparingNet> {
         let (word, word_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
         let args = Box::new(HelperArgs {
+            parent: std::process::id() as libc::c_long,
             word_fd: word_w.as_raw_fd() as libc::c_long,
             sock_fd: std::sync::atomic::AtomicI64::new(-1),
         });

@@ -103,6 +103,13 @@ pub fn prepare_next_network() {
     }
 }
 
+/// Ends the helper of a namespace prepared and not used (when this process is done starting
+/// sandboxes; its parent-death signal would end it too, once this process exits).
+pub fn stop_preparing_networks() {
+    let mut ahead = NET_AHEAD.lock().unwrap_or_else(|e| e.into_inner());
+    *ahead = None; // dropping the PreparingNet kills and reaps its helper
+}
+
 /// The supervisor inside a prepared network namespace for the length of one clone: the child
 /// is cloned without CLONE_NEWNET and so starts in it. [`JoinedNet::leave`] returns to the
 /// supervisor's own namespace.

@@ -252,7 +252,8 @@ fn work_dir(base: Option<&Path>, results: &Path) -> anyhow::Result<PathBuf> {
 }
 
 /// SIGINT and SIGTERM blocked in every thread and waited for by one: the first sets `signal`,
-/// so no new job starts. Children get an empty signal mask from std's spawn.
+/// so no new job starts. Children inherit the mask (std's spawn keeps it): a step worker
+/// clears it first thing, `watertight run` blocks both anyway while it supervises.
 fn watch_signals(signal: Arc<AtomicI32>) -> anyhow::Result<()> {
     use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow, Signal};
     let mut set = SigSet::empty();

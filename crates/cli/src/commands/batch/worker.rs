@@ -90,6 +90,15 @@ struct StepCli {
 /// with the batch (SIGTERM when the thread that started it ends, which stops a running step
 /// the way `run` stops on SIGTERM: the sandbox killed, its cgroup and slot cleaned up).
 pub fn serve(parent: u32) -> anyhow::Result<u8> {
+    // The batch blocks SIGINT and SIGTERM in its threads, and a child inherits that mask:
+    // unblocked here, SIGTERM (the parent-death signal) ends the worker between steps, and
+    // during a step the supervisor blocks and handles it as `run` does.
+    nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&nix::sys::signal::SigSet::empty()),
+        None,
+    )
+    .context("cannot reset the step worker's signal mask")?;
     nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)
         .context("cannot tie the step worker to its batch (PR_SET_PDEATHSIG)")?;
     if nix::unistd::getppid().as_raw() as u32 != parent {
@@ -118,6 +127,7 @@ pub fn serve(parent: u32) -> anyhow::Result<u8> {
         // the next one; started while a step runs, the helper took CPU from that step.
         watertight_sandbox::layers::namespaces::prepare_next_network();
     }
+    watertight_sandbox::layers::namespaces::stop_preparing_networks();
     Ok(0)
 }
 
