@@ -367,32 +367,77 @@ fn sigterm_drains_the_running_job_and_exits_143() {
     assert_clean(dir.path(), &["r.jsonl"]);
 }
 
-/// The pids of `parent`'s children whose command line contains `word`.
-fn children_with(parent: u32, word: &str) -> Vec<u32> {
+/// A process on the host, as /proc shows it.
+struct Proc {
+    pid: u32,
+    ppid: u32,
+    /// The state letter of /proc/PID/stat (Z: a zombie).
+    state: String,
+    /// Its arguments joined by spaces.
+    cmdline: String,
+}
+
+/// Every process on the host (those that end while being read are left out).
+fn processes() -> Vec<Proc> {
     let mut v = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
             continue;
         };
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let ppid = stat
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        let mut fields = stat
             .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-            .and_then(|p| p.parse::<u32>().ok());
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        if ppid == Some(parent) && String::from_utf8_lossy(&cmdline).contains(word) {
-            v.push(pid);
-        }
+            .map_or("", |(_, r)| r)
+            .split_whitespace();
+        let state = fields.next().unwrap_or_default().to_string();
+        let ppid = fields.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        v.push(Proc {
+            pid,
+            ppid,
+            state,
+            cmdline: cmdline.trim_end().to_string(),
+        });
     }
     v
 }
 
+/// The pids of `parent`'s children whose command line contains `word`.
+fn children_with(parent: u32, word: &str) -> Vec<u32> {
+    processes()
+        .into_iter()
+        .filter(|p| p.ppid == parent && p.cmdline.contains(word))
+        .map(|p| p.pid)
+        .collect()
+}
+
 /// Whether any process on the host has `word` in its command line.
 fn any_process_with(word: &str) -> bool {
-    std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
-        std::fs::read(e.path().join("cmdline"))
-            .is_ok_and(|c| String::from_utf8_lossy(&c).contains(word))
-    })
+    processes().iter().any(|p| p.cmdline.contains(word))
+}
+
+/// Live (not zombie) processes whose command line contains `word`.
+fn live_processes_with(word: &str) -> Vec<u32> {
+    processes()
+        .into_iter()
+        .filter(|p| p.state != "Z" && p.cmdline.contains(word))
+        .map(|p| p.pid)
+        .collect()
+}
+
+/// A jobs file in `dir` of one-step jobs (`run`), by id and argv.
+fn one_step_jobs(dir: &Path, jobs: &[(&str, &[&str])]) -> std::path::PathBuf {
+    let mut lines = String::new();
+    for (id, argv) in jobs {
+        let job = serde_json::json!({"id": id, "steps": [{"name": "run", "argv": argv}]});
+        lines.push_str(&format!("{job}\n"));
+    }
+    let path = dir.join("jobs.jsonl");
+    std::fs::write(&path, lines).unwrap();
+    path
 }
 
 fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
@@ -410,14 +455,13 @@ fn a_step_worker_killed_mid_step_costs_that_job_only() {
     }
     let dir = tempfile::tempdir().unwrap();
     let marker = format!("sleep 29.{}", std::process::id());
-    let mut lines = String::new();
-    for (id, cmd) in [("long", marker.as_str()), ("next", "true")] {
-        let job =
-            serde_json::json!({"id": id, "steps": [{"name": "run", "argv": ["sh", "-c", cmd]}]});
-        lines.push_str(&format!("{job}\n"));
-    }
-    let jobs = dir.path().join("jobs.jsonl");
-    std::fs::write(&jobs, lines).unwrap();
+    let jobs = one_step_jobs(
+        dir.path(),
+        &[
+            ("long", &["sh", "-c", &marker]),
+            ("next", &["sh", "-c", "true"]),
+        ],
+    );
     let res = dir.path().join("r.jsonl");
     let batch = watertight()
         .arg("batch")
@@ -459,9 +503,7 @@ fn a_batch_killed_with_sigkill_stops_its_running_steps_and_cleans_them_up() {
     }
     let dir = tempfile::tempdir().unwrap();
     let marker = format!("sleep 28.{}", std::process::id());
-    let job = serde_json::json!({"id": "long", "steps": [{"name": "run", "argv": ["sh", "-c", &marker]}]});
-    let jobs = dir.path().join("jobs.jsonl");
-    std::fs::write(&jobs, format!("{job}\n")).unwrap();
+    let jobs = one_step_jobs(dir.path(), &[("long", &["sh", "-c", &marker])]);
     let mut batch = watertight()
         .arg("batch")
         .arg(&jobs)
@@ -676,13 +718,10 @@ fn a_step_workers_network_namespaces_are_new_each_step_with_lo_up_and_not_the_sa
         // While it sleeps: its network namespace's owner, seen from the host.
         let mut program = None;
         wait_for("the step's program", || {
-            program = std::fs::read_dir("/proc").unwrap().flatten().find(|e| {
-                std::fs::read(e.path().join("cmdline"))
-                    .is_ok_and(|c| String::from_utf8_lossy(&c).replace('\0', " ").trim() == marker)
-            });
+            program = processes().into_iter().find(|p| p.cmdline == marker);
             program.is_some()
         });
-        let proc_dir = program.unwrap().path();
+        let proc_dir = Path::new("/proc").join(program.unwrap().pid.to_string());
         let net = std::fs::File::open(proc_dir.join("ns/net")).unwrap();
         let owner = watertight_sys::netns::owner(&net).unwrap();
         let owner_link = std::fs::read_link(format!(
@@ -717,27 +756,6 @@ fn a_step_workers_network_namespaces_are_new_each_step_with_lo_up_and_not_the_sa
     worker.finish();
 }
 
-/// Live (not zombie) processes whose command line contains `word`.
-fn live_processes_with(word: &str) -> Vec<String> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter(|e| {
-            let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
-            let state = stat
-                .rsplit_once(')')
-                .and_then(|(_, r)| r.split_whitespace().next());
-            state.is_some_and(|s| s != "Z")
-                && std::fs::read(e.path().join("cmdline")).is_ok_and(|c| {
-                    String::from_utf8_lossy(&c)
-                        .replace('\0', " ")
-                        .contains(word)
-                })
-        })
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect()
-}
-
 /// Batches that end normally leave no step worker and no helper of one (the helper making the
 /// next network namespace shares the worker's memory, so it shows the worker's command line).
 /// Found by hand: one batch in six left a helper whose parent-death signal was set after the
@@ -748,13 +766,9 @@ fn batches_leave_no_worker_or_helper_behind() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let mut lines = String::new();
-    for i in 0..8 {
-        let job = serde_json::json!({"id": format!("j{i}"), "steps": [{"name": "run", "argv": ["true"]}]});
-        lines.push_str(&format!("{job}\n"));
-    }
-    let jobs = dir.path().join("jobs.jsonl");
-    std::fs::write(&jobs, lines).unwrap();
+    let ids: Vec<String> = (0..8).map(|i| format!("j{i}")).collect();
+    let jobs: Vec<(&str, &[&str])> = ids.iter().map(|id| (id.as_str(), &["true"][..])).collect();
+    let jobs = one_step_jobs(dir.path(), &jobs);
     let mut batches = Vec::new();
     for round in 0..12 {
         let res = dir.path().join(format!("r{round}.jsonl"));
